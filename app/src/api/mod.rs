@@ -1,0 +1,118 @@
+//! Server functions: the typed API shared by the pages (over HTTP from the browser, as direct
+//! calls during server rendering) and by the integration tests. Each one is thin: it resolves
+//! who is asking and where, then calls a backend service, which enforces the rules.
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+use leptos::prelude::*;
+use tessera_domain::dto::{CurrentUser, Member, OrgContext, OrgSummary, ProjectSummary};
+use tessera_domain::AppError;
+
+#[cfg(feature = "ssr")]
+use ssr::{enter, AppResult};
+
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<Option<CurrentUser>, AppError> {
+    let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
+    let user = ssr::backend()?.identity.user(user_id).await.app()?;
+    if user.is_none() {
+        // The account is gone: forget the stale session rather than failing every page.
+        ssr::session()?.flush().await.map_err(ssr::internal)?;
+    }
+    Ok(user)
+}
+
+#[server(endpoint = "sign_up")]
+pub async fn sign_up(email: String, password: String, name: String) -> Result<(), AppError> {
+    let user = ssr::backend()?.identity.sign_up(&email, &password, &name).await.app()?;
+    ssr::start_session(user.id).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(endpoint = "log_in")]
+pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    let user = ssr::backend()?.identity.log_in(&email, &password).await.app()?;
+    ssr::start_session(user.id).await?;
+    leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    Ok(())
+}
+
+#[server(endpoint = "log_out")]
+pub async fn log_out() -> Result<(), AppError> {
+    ssr::session()?.flush().await.map_err(ssr::internal)?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+#[server(endpoint = "my_orgs")]
+pub async fn my_orgs() -> Result<Vec<OrgSummary>, AppError> {
+    let Some(user_id) = ssr::user_id().await? else { return Ok(Vec::new()) };
+    ssr::backend()?.tenancy.organizations_of(user_id).await.app()
+}
+
+#[server(endpoint = "create_org")]
+pub async fn create_org(name: String, slug: String) -> Result<(), AppError> {
+    let user_id = ssr::require_user().await?;
+    let ctx = ssr::backend()?.tenancy.create_tenant(user_id, &name, &slug, ssr::meta()).await.app()?;
+    leptos_axum::redirect(&format!("/t/{}", ctx.tenant.slug));
+    Ok(())
+}
+
+#[server(endpoint = "load_org")]
+pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
+    Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role, project_count, member_count })
+}
+
+#[server(endpoint = "list_projects")]
+pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::projects::list(&backend.tenancy, &ctx).await.app()
+}
+
+#[server(endpoint = "get_project")]
+pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let id = ssr::parse_id(&id, "project")?;
+    tessera_backend::projects::get(&backend.tenancy, &ctx, id).await.app()
+}
+
+#[server(endpoint = "create_project")]
+pub async fn create_project(slug: String, name: String, description: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await.app()?;
+    leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
+    Ok(())
+}
+
+#[server(endpoint = "list_members")]
+pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
+}
+
+#[server(endpoint = "add_member")]
+pub async fn add_member(slug: String, email: String, role: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let role = ssr::parse_role(&role)?;
+    tessera_backend::members::add(&backend.tenancy, &backend.identity, &ctx, &email, role).await.app()?;
+    Ok(())
+}
+
+#[server(endpoint = "change_role")]
+pub async fn change_role(slug: String, user_id: String, role: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let user_id = ssr::parse_id(&user_id, "member")?;
+    let role = ssr::parse_role(&role)?;
+    tessera_backend::members::change_role(&backend.tenancy, &ctx, user_id, role).await.app()
+}
+
+#[server(endpoint = "remove_member")]
+pub async fn remove_member(slug: String, user_id: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let user_id = ssr::parse_id(&user_id, "member")?;
+    tessera_backend::members::remove(&backend.tenancy, &ctx, user_id).await.app()
+}

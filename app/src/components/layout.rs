@@ -1,0 +1,105 @@
+use crate::api::{my_orgs, who_am_i, LogOut};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::use_params_map;
+
+/// Bumped after logging in or out or joining an organization, so the header reloads who you are.
+#[derive(Clone, Copy)]
+pub struct AuthVersion(pub RwSignal<usize>);
+
+impl AuthVersion {
+    pub fn bump(self) {
+        self.0.update(|v| *v += 1);
+    }
+}
+
+#[component]
+pub fn AppHeader() -> impl IntoView {
+    let auth = expect_context::<AuthVersion>();
+    let logout = ServerAction::<LogOut>::new();
+    let user = Resource::new(move || (auth.0.get(), logout.version().get()), |_| who_am_i());
+    view! {
+        <a class="skip-link" href="#main">"Skip to content"</a>
+        <header class="topbar">
+            <a class="brand" href="/">
+                <span class="brand-mark" aria-hidden="true">"◆"</span>
+                " Tessera"
+            </a>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(me)) => {
+                            view! {
+                                <nav class="topbar-nav" aria-label="Account">
+                                    <OrgSwitcher />
+                                    <span class="topbar-user" data-testid="current-user">{me.label().to_string()}</span>
+                                    <ActionForm action=logout attr:class="inline-form">
+                                        <button type="submit" class="btn btn-ghost btn-sm">"Log out"</button>
+                                    </ActionForm>
+                                </nav>
+                            }
+                                .into_any()
+                        }
+                        _ => {
+                            view! {
+                                <nav class="topbar-nav" aria-label="Account">
+                                    <A href="/login" attr:class="btn btn-ghost btn-sm">"Log in"</A>
+                                    <A href="/signup" attr:class="btn btn-primary btn-sm">"Sign up"</A>
+                                </nav>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </header>
+    }
+}
+
+/// The tenant switcher: a disclosure listing every organization you belong to. A plain
+/// `<details>` so it works before the WASM arrives.
+#[component]
+fn OrgSwitcher() -> impl IntoView {
+    let auth = expect_context::<AuthVersion>();
+    let params = use_params_map();
+    let orgs = Resource::new(move || auth.0.get(), |_| my_orgs());
+    let current_slug = move || params.read().get("slug");
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let orgs = orgs.await.unwrap_or_default();
+                let current = current_slug();
+                let label = current
+                    .as_ref()
+                    .and_then(|slug| orgs.iter().find(|o| &o.slug == slug))
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|| "Organizations".to_string());
+                view! {
+                    <details class="switcher" data-testid="org-switcher">
+                        <summary class="btn btn-ghost btn-sm">{label}</summary>
+                        <ul class="switcher-menu" role="list">
+                            {orgs
+                                .into_iter()
+                                .map(|org| {
+                                    let href = format!("/t/{}", org.slug);
+                                    let is_current = current.as_deref() == Some(org.slug.as_str());
+                                    view! {
+                                        <li>
+                                            <a href=href aria-current=is_current.then_some("page")>
+                                                <span>{org.name}</span>
+                                                <span class="badge">{org.role.label()}</span>
+                                            </a>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                            <li class="switcher-new">
+                                <a href="/orgs/new">"+ New organization"</a>
+                            </li>
+                        </ul>
+                    </details>
+                }
+            })}
+        </Transition>
+    }
+}

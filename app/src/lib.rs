@@ -1,0 +1,65 @@
+//! The Tessera UI: one component tree rendered on the server and hydrated in the browser.
+
+pub mod api;
+pub mod components;
+pub mod pages;
+
+use components::layout::{AppHeader, AuthVersion};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+use pages::{auth, home, members, not_found::NotFound, org, projects};
+
+/// The HTML document around the app, rendered only on the server.
+#[cfg(feature = "ssr")]
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    use leptos_meta::MetaTags;
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_context(AuthVersion(RwSignal::new(0)));
+    // Every route renders completely before the response starts, so a page can still set its
+    // status code (a 404 for someone else's organization) after loading its data.
+    view! {
+        <Stylesheet id="tessera" href="/pkg/tessera.css" />
+        <Link rel="icon" href="/favicon.svg" />
+        <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
+        <Title formatter=|title: String| if title.is_empty() { "Tessera".to_string() } else { format!("{title} · Tessera") } />
+        <Router>
+            <AppHeader />
+            <main id="main" class="main">
+                <Routes fallback=|| view! { <NotFound /> }>
+                    <Route path=path!("") view=home::HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view=auth::SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=auth::LogInPage ssr=SsrMode::Async />
+                    <Route path=path!("/orgs/new") view=home::NewOrgPage ssr=SsrMode::Async />
+                    <ParentRoute path=path!("/t/:slug") view=org::OrgLayout ssr=SsrMode::Async>
+                        <Route path=path!("") view=org::Dashboard ssr=SsrMode::Async />
+                        <Route path=path!("/projects") view=projects::ProjectsPage ssr=SsrMode::Async />
+                        <Route path=path!("/projects/new") view=projects::NewProjectPage ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id") view=projects::ProjectPage ssr=SsrMode::Async />
+                        <Route path=path!("/members") view=members::MembersPage ssr=SsrMode::Async />
+                    </ParentRoute>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,82 @@
+use crate::api::{LogIn, SignUp};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::layout::AuthVersion;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use tessera_domain::input::{Email, Password};
+
+fn check_email(s: &str) -> Option<String> {
+    Email::parse(s).err().map(|e| e.message)
+}
+
+fn check_new_password(s: &str) -> Option<String> {
+    Password::parse_new(s).err().map(|e| e.message)
+}
+
+/// After a successful login or sign-up, tell the header to reload who is logged in.
+fn refresh_on_success<S>(action: ServerAction<S>)
+where
+    S: leptos::server_fn::ServerFn<Output = (), Error = tessera_domain::AppError> + Clone + Send + Sync + 'static,
+{
+    let auth = expect_context::<AuthVersion>();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(()))) {
+            auth.bump();
+        }
+    });
+}
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    refresh_on_success(action);
+    let error = last_error(action);
+    view! {
+        <Title text="Create your account" />
+        <section class="auth-card card">
+            <h1>"Create your account"</h1>
+            <p class="muted">"Start a workspace for your team in under a minute."</p>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["email", "password", "name"] />
+                <Field label="Your name" name="name" autocomplete="name" error hint="Optional; shown to your teammates." />
+                <Field label="Work email" name="email" kind="email" autocomplete="email" required=true error check=check_email />
+                <Field
+                    label="Password"
+                    name="password"
+                    kind="password"
+                    autocomplete="new-password"
+                    required=true
+                    error
+                    check=check_new_password
+                    hint="At least 10 characters."
+                />
+                <Submit label="Create account" busy_label="Creating account…" pending=action.pending() />
+            </ActionForm>
+            <p class="muted">"Already have an account? " <a href="/login">"Log in"</a></p>
+        </section>
+    }
+}
+
+#[component]
+pub fn LogInPage() -> impl IntoView {
+    let action = ServerAction::<LogIn>::new();
+    refresh_on_success(action);
+    let error = last_error(action);
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    view! {
+        <Title text="Log in" />
+        <section class="auth-card card">
+            <h1>"Log in to Tessera"</h1>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["email", "password"] />
+                <input type="hidden" name="next" value=next />
+                <Field label="Email" name="email" kind="email" autocomplete="username" required=true error />
+                <Field label="Password" name="password" kind="password" autocomplete="current-password" required=true error />
+                <Submit label="Log in" busy_label="Logging in…" pending=action.pending() />
+            </ActionForm>
+            <p class="muted">"New to Tessera? " <a href="/signup">"Create an account"</a></p>
+        </section>
+    }
+}

@@ -1,0 +1,133 @@
+use crate::api::{my_orgs, CreateOrg};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::layout::AuthVersion;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use tessera_domain::input::{OrgName, OrgSlug};
+
+/// Signed in: your organizations. Signed out: what Tessera is.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let auth = expect_context::<AuthVersion>();
+    let user = Resource::new(move || auth.0.get(), |_| crate::api::who_am_i());
+    let orgs = Resource::new(move || auth.0.get(), |_| my_orgs());
+    view! {
+        <Title text="" />
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => {
+                        let orgs = orgs.await.unwrap_or_default();
+                        view! {
+                            <section class="page">
+                                <header class="page-header">
+                                    <h1>"Your organizations"</h1>
+                                    <a class="btn btn-primary" href="/orgs/new">"New organization"</a>
+                                </header>
+                                {if orgs.is_empty() {
+                                    view! {
+                                        <div class="empty-state card">
+                                            <h2>"You're not in an organization yet"</h2>
+                                            <p>"Create one for your team, or ask an admin to add you to theirs."</p>
+                                            <a class="btn btn-primary" href="/orgs/new">"Create an organization"</a>
+                                        </div>
+                                    }
+                                        .into_any()
+                                } else {
+                                    view! {
+                                        <ul class="card-list" role="list">
+                                            {orgs
+                                                .into_iter()
+                                                .map(|org| {
+                                                    view! {
+                                                        <li class="card card-link">
+                                                            <a href=format!("/t/{}", org.slug)>
+                                                                <strong>{org.name}</strong>
+                                                                <span class="muted">{format!("/t/{}", org.slug)}</span>
+                                                            </a>
+                                                            <span class="badge">{org.role.label()}</span>
+                                                        </li>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </ul>
+                                    }
+                                        .into_any()
+                                }}
+                            </section>
+                        }
+                            .into_any()
+                    }
+                    _ => {
+                        view! {
+                            <section class="hero">
+                                <h1>"Your team's workspace, ready for customer one hundred."</h1>
+                                <p class="lead">
+                                    "Organizations, roles and an audit trail from day one. Every organization's data stays its own."
+                                </p>
+                                <div class="hero-actions">
+                                    <a class="btn btn-primary" href="/signup">"Create an account"</a>
+                                    <a class="btn btn-ghost" href="/login">"Log in"</a>
+                                </div>
+                            </section>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn check_org_name(s: &str) -> Option<String> {
+    OrgName::parse(s).err().map(|e| e.message)
+}
+
+fn check_slug(s: &str) -> Option<String> {
+    OrgSlug::parse(s).err().map(|e| e.message)
+}
+
+#[component]
+pub fn NewOrgPage() -> impl IntoView {
+    let action = ServerAction::<CreateOrg>::new();
+    let auth = expect_context::<AuthVersion>();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(()))) {
+            auth.bump();
+        }
+    });
+    let error = last_error(action);
+    let name = RwSignal::new(String::new());
+    let slug = RwSignal::new(String::new());
+    // Suggest a URL name from the organization name until the person edits it themselves.
+    let slug_edited = RwSignal::new(false);
+    Effect::new(move |_| {
+        let suggestion = OrgSlug::suggest(&name.get());
+        if !slug_edited.get_untracked() {
+            slug.set(suggestion);
+        }
+    });
+    view! {
+        <Title text="New organization" />
+        <section class="auth-card card">
+            <h1>"Create an organization"</h1>
+            <p class="muted">"You'll be its Owner. You can add your team next."</p>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["name", "slug"] />
+                <Field label="Organization name" name="name" required=true error check=check_org_name value=name />
+                <div on:input=move |_| slug_edited.set(true)>
+                    <Field
+                        label="URL name"
+                        name="slug"
+                        required=true
+                        error
+                        check=check_slug
+                        value=slug
+                        hint="Lowercase letters, digits and hyphens; your address becomes /t/your-name."
+                    />
+                </div>
+                <Submit label="Create organization" busy_label="Creating…" pending=action.pending() />
+            </ActionForm>
+        </section>
+    }
+}

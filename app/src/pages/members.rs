@@ -1,0 +1,140 @@
+use crate::api::{list_members, AddMember, ChangeRole, RemoveMember};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::pages::not_found::ErrorPage;
+use crate::pages::org::{use_slug, CurrentOrg};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use tessera_domain::{AppError, Permission, Role};
+
+#[component]
+fn RoleSelect(name: &'static str, selected: Role, allowed: Vec<Role>, #[prop(optional)] id: Option<String>) -> impl IntoView {
+    view! {
+        <select name=name id=id class="input">
+            {allowed
+                .into_iter()
+                .map(|role| view! { <option value=role.as_str() selected=role == selected>{role.label()}</option> })
+                .collect_view()}
+        </select>
+    }
+}
+
+#[component]
+pub fn MembersPage() -> impl IntoView {
+    let slug = use_slug();
+    let CurrentOrg(org) = expect_context::<CurrentOrg>();
+    let add = ServerAction::<AddMember>::new();
+    let change = ServerAction::<ChangeRole>::new();
+    let remove = ServerAction::<RemoveMember>::new();
+    let members = Resource::new(
+        move || (slug.get(), add.version().get(), change.version().get(), remove.version().get()),
+        |(slug, ..)| list_members(slug),
+    );
+    let add_error = last_error(add);
+    let row_error = Signal::derive(move || {
+        let change_err = last_error(change).get();
+        change_err.or_else(|| last_error(remove).get())
+    });
+    view! {
+        <Title text="Members" />
+        <header class="page-header">
+            <h1>"Members"</h1>
+        </header>
+        <Suspense fallback=|| view! { <p class="loading">"Loading members…"</p> }>
+            {move || Suspend::new(async move {
+                let my_role = org.await.map(|o| o.role).unwrap_or(Role::Viewer);
+                let can_manage = my_role.can(Permission::ManageMembers);
+                let assignable: Vec<Role> = Role::ALL.into_iter().filter(|r| my_role.may_assign(*r)).collect();
+                let list = match members.await {
+                    Ok(list) => list,
+                    Err(error) => return view! { <ErrorPage error /> }.into_any(),
+                };
+                view! {
+                    <FormAlert error=row_error fields=&[] />
+                    <table class="table" data-testid="members">
+                        <thead>
+                            <tr>
+                                <th scope="col">"Member"</th>
+                                <th scope="col">"Role"</th>
+                                {can_manage.then(|| view! { <th scope="col"><span class="sr-only">"Actions"</span></th> })}
+                            </tr>
+                        </thead>
+                        <tbody>
+                            {list
+                                .into_iter()
+                                .map(|m| {
+                                    let allowed = assignable.clone();
+                                    let editable = can_manage && my_role.may_assign(m.role);
+                                    let user_id = m.user_id.to_string();
+                                    let select_id = format!("role-{user_id}");
+                                    view! {
+                                        <tr data-testid="member-row">
+                                            <td>
+                                                <strong>{m.display_name.clone().unwrap_or_else(|| m.email.clone())}</strong>
+                                                <br />
+                                                <span class="muted">{m.email.clone()}</span>
+                                            </td>
+                                            <td>
+                                                {if editable {
+                                                    let (slug_value, uid) = (slug.get_untracked(), user_id.clone());
+                                                    view! {
+                                                        <ActionForm action=change attr:class="inline-form">
+                                                            <input type="hidden" name="slug" value=slug_value />
+                                                            <input type="hidden" name="user_id" value=uid />
+                                                            <label class="sr-only" for=select_id.clone()>{format!("Role of {}", m.email)}</label>
+                                                            <RoleSelect name="role" selected=m.role allowed=allowed id=select_id.clone() />
+                                                            <button type="submit" class="btn btn-ghost btn-sm">"Save"</button>
+                                                        </ActionForm>
+                                                    }
+                                                        .into_any()
+                                                } else {
+                                                    view! { <span class="badge">{m.role.label()}</span> }.into_any()
+                                                }}
+                                            </td>
+                                            {can_manage.then(|| {
+                                                let (slug_value, uid) = (slug.get_untracked(), user_id.clone());
+                                                view! {
+                                                    <td class="actions">
+                                                        {editable.then(|| view! {
+                                                            <ActionForm action=remove attr:class="inline-form">
+                                                                <input type="hidden" name="slug" value=slug_value.clone() />
+                                                                <input type="hidden" name="user_id" value=uid.clone() />
+                                                                <button type="submit" class="btn btn-danger btn-sm">"Remove"</button>
+                                                            </ActionForm>
+                                                        })}
+                                                    </td>
+                                                }
+                                            })}
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
+                        </tbody>
+                    </table>
+                    {can_manage.then(|| view! { <AddMemberForm action=add error=add_error assignable=assignable.clone() /> })}
+                }
+                    .into_any()
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AddMemberForm(action: ServerAction<AddMember>, error: Signal<Option<AppError>>, assignable: Vec<Role>) -> impl IntoView {
+    let slug = use_slug();
+    view! {
+        <section class="card form-card">
+            <h2>"Add a member"</h2>
+            <p class="muted">"They need a Tessera account already. Email invitations are on the way."</p>
+            <ActionForm action attr:class="form form-row" attr:novalidate=true>
+                <FormAlert error fields=&["email", "role"] />
+                <input type="hidden" name="slug" value=move || slug.get() />
+                <Field label="Email" name="email" kind="email" required=true error />
+                <div class="field">
+                    <label for="add-role">"Role"</label>
+                    <RoleSelect name="role" selected=Role::Member allowed=assignable id="add-role".to_string() />
+                </div>
+                <Submit label="Add member" busy_label="Adding…" pending=action.pending() />
+            </ActionForm>
+        </section>
+    }
+}

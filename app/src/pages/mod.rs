@@ -1,0 +1,6 @@
+pub mod auth;
+pub mod home;
+pub mod members;
+pub mod not_found;
+pub mod org;
+pub mod projects;

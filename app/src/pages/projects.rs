@@ -1,0 +1,182 @@
+use crate::api::{get_project, list_projects, CreateProject};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::pages::not_found::ErrorPage;
+use crate::pages::org::{use_slug, CurrentOrg};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use tessera_domain::input::{ProjectDescription, ProjectName};
+use tessera_domain::Permission;
+
+fn can_create() -> Signal<bool> {
+    let CurrentOrg(org) = expect_context::<CurrentOrg>();
+    Signal::derive(move || {
+        org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::CreateProject))
+    })
+}
+
+#[component]
+pub fn ProjectsPage() -> impl IntoView {
+    let slug = use_slug();
+    let projects = Resource::new(move || slug.get(), list_projects);
+    let can_create = can_create();
+    // Filtering happens in the browser, instantly, on the rows already loaded.
+    let filter = RwSignal::new(String::new());
+    view! {
+        <Title text="Projects" />
+        <header class="page-header">
+            <h1>"Projects"</h1>
+            <Show when=move || can_create.get()>
+                <a class="btn btn-primary" href=move || format!("/t/{}/projects/new", slug.get())>"New project"</a>
+            </Show>
+        </header>
+        <Suspense fallback=|| view! { <p class="loading">"Loading projects…"</p> }>
+            {move || Suspend::new(async move {
+                match projects.await {
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                    Ok(list) if list.is_empty() => {
+                        view! {
+                            <div class="empty-state card">
+                                <h2>"No projects yet"</h2>
+                                <p>
+                                    {move || if can_create.get() {
+                                        "Create the first one for your team."
+                                    } else {
+                                        "When your team creates projects, they'll show up here."
+                                    }}
+                                </p>
+                            </div>
+                        }
+                            .into_any()
+                    }
+                    Ok(list) => {
+                        let total = list.len();
+                        let rows = StoredValue::new(list);
+                        let visible = move || {
+                            let needle = filter.get().trim().to_lowercase();
+                            rows.get_value()
+                                .into_iter()
+                                .filter(|p| needle.is_empty() || p.name.to_lowercase().contains(&needle) || p.description.to_lowercase().contains(&needle))
+                                .collect::<Vec<_>>()
+                        };
+                        view! {
+                            <div class="toolbar">
+                                <label class="sr-only" for="project-filter">"Filter projects"</label>
+                                <input
+                                    id="project-filter"
+                                    type="search"
+                                    class="input"
+                                    placeholder="Filter projects"
+                                    prop:value=move || filter.get()
+                                    on:input=move |ev| filter.set(event_target_value(&ev))
+                                />
+                                <span class="muted" data-testid="project-count" aria-live="polite">
+                                    {move || {
+                                        let shown = visible().len();
+                                        if shown == total { format!("{total} projects") } else { format!("{shown} of {total} projects") }
+                                    }}
+                                </span>
+                            </div>
+                            <table class="table">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Name"</th>
+                                        <th scope="col">"Description"</th>
+                                        <th scope="col">"Created by"</th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    <For each=visible key=|p| p.id let:project>
+                                        <tr data-testid="project-row">
+                                            <td>
+                                                <a href=format!("/t/{}/projects/{}", slug.get_untracked(), project.id)>{project.name.clone()}</a>
+                                            </td>
+                                            <td class="muted">{project.description.clone()}</td>
+                                            <td>{project.created_by.clone()}</td>
+                                        </tr>
+                                    </For>
+                                </tbody>
+                            </table>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn check_name(s: &str) -> Option<String> {
+    ProjectName::parse(s).err().map(|e| e.message)
+}
+
+fn check_description(s: &str) -> Option<String> {
+    ProjectDescription::parse(s).err().map(|e| e.message)
+}
+
+#[component]
+pub fn NewProjectPage() -> impl IntoView {
+    let slug = use_slug();
+    let action = ServerAction::<CreateProject>::new();
+    let error = last_error(action);
+    let can_create = can_create();
+    view! {
+        <Title text="New project" />
+        <section class="card form-card">
+            <h1>"New project"</h1>
+            <Show
+                when=move || can_create.get()
+                fallback=|| view! { <p class="alert alert-info">"Your role can view projects but not create them. Ask an admin if you need to."</p> }
+            >
+                <ActionForm action attr:class="form" attr:novalidate=true>
+                    <FormAlert error fields=&["name", "description"] />
+                    <input type="hidden" name="slug" value=move || slug.get() />
+                    <Field label="Project name" name="name" required=true error check=check_name />
+                    <Field label="Description" name="description" error check=check_description hint="Optional. What is this project for?" />
+                    <Submit label="Create project" busy_label="Creating…" pending=action.pending() />
+                </ActionForm>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+pub fn ProjectPage() -> impl IntoView {
+    let slug = use_slug();
+    let params = use_params_map();
+    let project = Resource::new(
+        move || (slug.get(), params.read().get("id").unwrap_or_default()),
+        |(slug, id)| get_project(slug, id),
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
+            {move || Suspend::new(async move {
+                match project.await {
+                    Ok(p) => {
+                        view! {
+                            <Title text=p.name.clone() />
+                            <nav class="breadcrumbs" aria-label="Breadcrumb">
+                                <a href=format!("/t/{}/projects", slug.get_untracked())>"Projects"</a>
+                                " / "
+                            </nav>
+                            <article class="card">
+                                <h1 data-testid="project-name">{p.name.clone()}</h1>
+                                <p class="project-description">
+                                    {if p.description.is_empty() { "No description.".to_string() } else { p.description.clone() }}
+                                </p>
+                                <dl class="meta">
+                                    <dt>"Created by"</dt>
+                                    <dd>{p.created_by.clone()}</dd>
+                                    <dt>"Created"</dt>
+                                    <dd><time datetime=p.created_at.clone()>{p.created_at.chars().take(10).collect::<String>()}</time></dd>
+                                </dl>
+                            </article>
+                        }
+                            .into_any()
+                    }
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,39 @@
+//! Audit records, written only from inside a tenant write transaction (see `tenancy`).
+
+use crate::ctx::Ctx;
+use crate::error::Result;
+use sqlx::PgConnection;
+
+/// One auditable change. `changes` maps each changed field to `{ "old": .., "new": .. }`.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub action: &'static str,
+    pub target_type: &'static str,
+    pub target_id: String,
+    pub changes: serde_json::Value,
+}
+
+impl AuditEntry {
+    pub fn new(action: &'static str, target_type: &'static str, target_id: impl ToString, changes: serde_json::Value) -> Self {
+        Self { action, target_type, target_id: target_id.to_string(), changes }
+    }
+}
+
+pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, ip, user_agent, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
+    )
+    .bind(ctx.tenant.id)
+    .bind(ctx.user_id)
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(&entry.target_id)
+    .bind(&entry.changes)
+    .bind(ctx.meta.ip.map(|ip| ip.to_string()))
+    .bind(ctx.meta.user_agent.as_deref())
+    .bind(ctx.meta.request_id.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,46 @@
+use tessera_domain::{input::FieldError, AppError};
+
+/// A service failure: either something to tell the user ([`AppError`]) or a fault of ours.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<FieldError> for Error {
+    fn from(e: FieldError) -> Self {
+        Error::App(AppError::Invalid(e))
+    }
+}
+
+impl Error {
+    /// What the client may see. Internal faults are logged with a reference the user can quote,
+    /// and their details stay in the log.
+    pub fn into_app_error(self) -> AppError {
+        match self {
+            Error::App(e) => e,
+            other => {
+                let reference = uuid::Uuid::new_v4().simple().to_string();
+                let reference = &reference[..12];
+                tracing::error!(error = %other, reference, "internal error");
+                AppError::Internal(format!(
+                    "Something went wrong on our side. Please try again; if it keeps happening, quote reference {reference}."
+                ))
+            }
+        }
+    }
+}
+
+/// The name of the unique constraint or index a failed statement violated, if that was the cause.
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.constraint().unwrap_or_default().to_string()),
+        _ => None,
+    }
+}

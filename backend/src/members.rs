@@ -1,0 +1,142 @@
+//! A tenant's team: who belongs, with which role. Owners and Admins manage it; the last Owner
+//! can never be demoted or removed, so no organization is left without someone in charge.
+
+use crate::audit::AuditEntry;
+use crate::ctx::Ctx;
+use crate::error::Result;
+use crate::{identity::Identity, tenancy::Tenancy};
+use serde_json::json;
+use sqlx::PgConnection;
+use tessera_domain::dto::Member;
+use tessera_domain::input::{Email, FieldError};
+use tessera_domain::{AppError, Permission, Role};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
+    let mut tx = tenancy.read(ctx, Permission::ViewMembers).await?;
+    let rows: Vec<(Uuid, String, Option<String>, String, OffsetDateTime)> = sqlx::query_as(
+        "SELECT u.id, u.email, u.display_name, m.role, m.created_at
+           FROM memberships m JOIN users u ON u.id = m.user_id
+          ORDER BY array_position(ARRAY['owner','admin','member','viewer'], m.role), lower(u.email)",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    rows.into_iter()
+        .map(|(user_id, email, display_name, role, joined)| {
+            Ok(Member { user_id, email, display_name, role: parse_role(&role)?, joined_at: rfc3339(joined) })
+        })
+        .collect()
+}
+
+/// Adds an existing Tessera user to the team by email.
+pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Member> {
+    ctx.require(Permission::ManageMembers)?;
+    let email = Email::parse(email)?;
+    if !ctx.role.may_assign(role) {
+        return Err(AppError::Forbidden("Only an Owner can make someone an Owner.".into()).into());
+    }
+    let Some(user_id) = identity.find_id_by_email(&email).await? else {
+        return Err(AppError::Invalid(FieldError::new(
+            "email",
+            "No Tessera account uses that email yet. Ask them to sign up first, then add them.",
+        ))
+        .into());
+    };
+    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let inserted: Option<OffsetDateTime> = sqlx::query_scalar(
+        "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING created_at",
+    )
+    .bind(ctx.tenant.id)
+    .bind(user_id)
+    .bind(role.as_str())
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(joined) = inserted else {
+        return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
+    };
+    tx.commit(AuditEntry::new(
+        "membership.added",
+        "user",
+        user_id,
+        json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } }),
+    ))
+    .await?;
+    Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
+}
+
+pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: Role) -> Result<()> {
+    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let current = current_role(tx.conn(), user_id).await?;
+    if current == new_role {
+        return Ok(());
+    }
+    if !ctx.role.may_assign(current) || !ctx.role.may_assign(new_role) {
+        return Err(AppError::Forbidden("Only an Owner can change an Owner's role or make someone an Owner.".into()).into());
+    }
+    if current == Role::Owner {
+        ensure_another_owner(tx.conn(), user_id).await?;
+    }
+    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1")
+        .bind(user_id)
+        .bind(new_role.as_str())
+        .execute(tx.conn())
+        .await?;
+    tx.commit(AuditEntry::new(
+        "membership.role_changed",
+        "user",
+        user_id,
+        json!({ "role": { "old": current.as_str(), "new": new_role.as_str() } }),
+    ))
+    .await
+}
+
+pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
+    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let current = current_role(tx.conn(), user_id).await?;
+    if !ctx.role.may_assign(current) {
+        return Err(AppError::Forbidden("Only an Owner can remove an Owner.".into()).into());
+    }
+    if current == Role::Owner {
+        ensure_another_owner(tx.conn(), user_id).await?;
+    }
+    sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
+    tx.commit(AuditEntry::new("membership.removed", "user", user_id, json!({ "role": { "old": current.as_str() } })))
+        .await
+}
+
+async fn current_role(conn: &mut PgConnection, user_id: Uuid) -> Result<Role> {
+    // FOR UPDATE: two admins editing the same person serialize instead of racing.
+    let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1 FOR UPDATE")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    let role = role.ok_or_else(|| AppError::NotFound("That person is not a member of this organization.".into()))?;
+    parse_role(&role)
+}
+
+/// Locks every Owner row, so two concurrent demotions cannot both see "another owner left".
+async fn ensure_another_owner(conn: &mut PgConnection, leaving: Uuid) -> Result<()> {
+    let owners: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
+        .fetch_all(conn)
+        .await?;
+    if owners.iter().any(|o| *o != leaving) {
+        Ok(())
+    } else {
+        Err(AppError::Conflict(FieldError::new(
+            "role",
+            "An organization needs at least one Owner. Make someone else an Owner first.",
+        ))
+        .into())
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    s.parse().map_err(|e: tessera_domain::role::UnknownRole| crate::Error::Internal(e.to_string()))
+}
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}

@@ -1,0 +1,46 @@
+//! The demo organization for `cargo xtask dev`: one user per role, a few projects. It goes
+//! through the same services as the UI, so the seed is audited like any other change.
+
+use crate::{members, projects, Backend, Error, RequestMeta, Result};
+use tessera_domain::{AppError, Role};
+
+pub const DEMO_SLUG: &str = "acme";
+pub const DEMO_PASSWORD: &str = "tessera-demo";
+pub const DEMO_USERS: [(&str, Role); 4] = [
+    ("owner@acme.test", Role::Owner),
+    ("admin@acme.test", Role::Admin),
+    ("member@acme.test", Role::Member),
+    ("viewer@acme.test", Role::Viewer),
+];
+
+/// Creates the demo data unless it is already there.
+pub async fn demo(backend: &Backend) -> Result<()> {
+    let mut ids = Vec::new();
+    for (email, role) in DEMO_USERS {
+        let name = format!("Demo {}", role.label());
+        let user = match backend.identity.sign_up(email, DEMO_PASSWORD, &name).await {
+            Ok(user) => user,
+            Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD).await?,
+            Err(e) => return Err(e),
+        };
+        ids.push((user.id, role));
+    }
+    let owner = ids[0].0;
+    let meta = RequestMeta { request_id: Some("seed".into()), ..Default::default() };
+    let ctx = match backend.tenancy.create_tenant(owner, "Acme Corporation", DEMO_SLUG, meta.clone()).await {
+        Ok(ctx) => ctx,
+        Err(Error::App(AppError::Conflict(_))) => return Ok(()), // seeded before
+        Err(e) => return Err(e),
+    };
+    for (email, role) in DEMO_USERS.iter().skip(1) {
+        members::add(&backend.tenancy, &backend.identity, &ctx, email, *role).await?;
+    }
+    for (name, description) in [
+        ("Website relaunch", "New marketing site with the 2027 brand."),
+        ("Customer portal", "Self-service billing and support for enterprise customers."),
+        ("Data warehouse", "Nightly exports into the analytics warehouse."),
+    ] {
+        projects::create(&backend.tenancy, &ctx, name, description).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! Parse, don't validate: user input becomes one of these types or a message a person can act
+//! on. The same parsers run in the browser (instant feedback) and on the server (the authority).
+
+use serde::{Deserialize, Serialize};
+
+/// A rejected field, with the message shown next to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { field: field.to_string(), message: message.into() }
+    }
+}
+
+fn char_count(s: &str) -> usize {
+    s.chars().count()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim().to_lowercase();
+        let err = |m: &str| Err(FieldError::new("email", m));
+        if email.is_empty() {
+            return err("Enter your email address.");
+        }
+        if email.len() > 254 {
+            return err("That email address is too long (254 characters at most).");
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return err("Enter an email address like name@example.com.");
+        };
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+        let local_ok = !local.is_empty() && local.len() <= 64 && !local.chars().any(|c| c.is_whitespace() || c == '@');
+        if !domain_ok || !local_ok {
+            return err("Enter an email address like name@example.com.");
+        }
+        Ok(Email(email))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_LEN: usize = 10;
+    pub const MAX_LEN: usize = 128;
+
+    /// Rules for a new password. Login does not re-check them, so old passwords keep working.
+    pub fn parse_new(raw: &str) -> Result<Self, FieldError> {
+        let n = char_count(raw);
+        if n < Self::MIN_LEN {
+            return Err(FieldError::new(
+                "password",
+                format!("Use at least {} characters for your password.", Self::MIN_LEN),
+            ));
+        }
+        if n > Self::MAX_LEN {
+            return Err(FieldError::new(
+                "password",
+                format!("Use at most {} characters for your password.", Self::MAX_LEN),
+            ));
+        }
+        if raw.trim().is_empty() {
+            return Err(FieldError::new("password", "A password of only spaces is not allowed."));
+        }
+        Ok(Password(raw.to_string()))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A person's display name: optional, trimmed, bounded.
+pub fn parse_display_name(raw: &str) -> Result<Option<String>, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if char_count(name) > 80 {
+        return Err(FieldError::new("name", "Keep your name to 80 characters or fewer."));
+    }
+    Ok(Some(name.to_string()))
+}
+
+/// The URL name of an organization: `/t/{slug}/…`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgSlug(String);
+
+impl OrgSlug {
+    /// Words that would shadow routes or confuse people if used as an organization URL.
+    const RESERVED: [&'static str; 12] =
+        ["admin", "api", "app", "login", "logout", "new", "pkg", "settings", "signup", "static", "support", "www"];
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let slug = raw.trim().to_lowercase();
+        let err = |m: &str| Err(FieldError::new("slug", m));
+        if slug.len() < 3 || slug.len() > 40 {
+            return err("The URL name needs 3 to 40 characters.");
+        }
+        if !slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return err("Use only lowercase letters, digits and hyphens in the URL name.");
+        }
+        if slug.starts_with('-') || slug.ends_with('-') || slug.contains("--") {
+            return err("The URL name can't start or end with a hyphen or contain two in a row.");
+        }
+        if Self::RESERVED.contains(&slug.as_str()) {
+            return err("That URL name is reserved; pick another.");
+        }
+        Ok(OrgSlug(slug))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A slug suggestion from an organization name ("Acme Inc." → "acme-inc").
+    pub fn suggest(name: &str) -> String {
+        let mut out = String::new();
+        for c in name.trim().to_lowercase().chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+        }
+        out.trim_end_matches('-').chars().take(40).collect::<String>().trim_end_matches('-').to_string()
+    }
+}
+
+fn parse_title(raw: &str, field: &str, what: &str, max: usize) -> Result<String, FieldError> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(FieldError::new(field, format!("Give the {what} a name.")));
+    }
+    if char_count(value) > max {
+        return Err(FieldError::new(field, format!("Keep the {what} name to {max} characters or fewer.")));
+    }
+    if value.chars().any(|c| c.is_control()) {
+        return Err(FieldError::new(field, format!("The {what} name can't contain control characters.")));
+    }
+    Ok(value.to_string())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgName(String);
+
+impl OrgName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_title(raw, "name", "organization", 80).map(OrgName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_title(raw, "name", "project", 100).map(ProjectName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectDescription(String);
+
+impl ProjectDescription {
+    pub const MAX_LEN: usize = 2000;
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let value = raw.trim();
+        if char_count(value) > Self::MAX_LEN {
+            return Err(FieldError::new(
+                "description",
+                format!("Keep the description to {} characters or fewer.", Self::MAX_LEN),
+            ));
+        }
+        Ok(ProjectDescription(value.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@exa..mple.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn short_passwords_are_refused_with_the_rule() {
+        let err = Password::parse_new("short").unwrap_err();
+        assert_eq!(err.field, "password");
+        assert!(err.message.contains("10"));
+        assert!(Password::parse_new("correct horse battery").is_ok());
+    }
+
+    #[test]
+    fn slugs_are_url_safe_and_not_reserved() {
+        assert_eq!(OrgSlug::parse("Acme-2").unwrap().as_str(), "acme-2");
+        for bad in ["ab", "acme inc", "-acme", "acme-", "ac--me", "api", "ünï"] {
+            assert!(OrgSlug::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(OrgSlug::suggest("Acme, Inc."), "acme-inc");
+    }
+
+    #[test]
+    fn project_names_are_trimmed_and_bounded() {
+        assert_eq!(ProjectName::parse("  Apollo ").unwrap().as_str(), "Apollo");
+        assert!(ProjectName::parse("   ").is_err());
+        assert!(ProjectName::parse(&"x".repeat(101)).is_err());
+        assert!(ProjectDescription::parse(&"x".repeat(2001)).is_err());
+    }
+}

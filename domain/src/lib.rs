@@ -1,0 +1,10 @@
+//! Tessera's pure domain: everything here compiles for both the browser (WASM) and the server,
+//! so the UI and the server make the same decisions from the same code.
+
+pub mod dto;
+pub mod error;
+pub mod input;
+pub mod role;
+
+pub use error::AppError;
+pub use role::{Permission, Role};

@@ -1,0 +1,123 @@
+//! Roles and the permission matrix. The UI asks `role.can(..)` to decide what to show; the
+//! server asks the very same question before every mutation, so the two can never disagree.
+
+use serde::{Deserialize, Serialize};
+use std::{fmt, str::FromStr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+}
+
+/// Everything a member can attempt inside an organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ViewProjects,
+    CreateProject,
+    ViewMembers,
+    /// Add existing users and change roles of non-owners.
+    ManageMembers,
+    /// Grant or take away the Owner role.
+    ManageOwners,
+    ViewAudit,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
+
+    pub fn can(self, permission: Permission) -> bool {
+        use Permission::*;
+        match permission {
+            ViewProjects | ViewMembers => true,
+            CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
+            ManageMembers | ViewAudit => matches!(self, Role::Owner | Role::Admin),
+            ManageOwners => self == Role::Owner,
+        }
+    }
+
+    /// Whether a member with this role may give `target` to someone (or take it away).
+    pub fn may_assign(self, target: Role) -> bool {
+        if target == Role::Owner {
+            self.can(Permission::ManageOwners)
+        } else {
+            self.can(Permission::ManageMembers)
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Admin",
+            Role::Member => "Member",
+            Role::Viewer => "Viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Unknown role \"{0}\": choose owner, admin, member or viewer.")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "member" => Ok(Role::Member),
+            "viewer" => Ok(Role::Viewer),
+            _ => Err(UnknownRole(s.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewers_read_but_never_write() {
+        assert!(Role::Viewer.can(Permission::ViewProjects));
+        assert!(!Role::Viewer.can(Permission::CreateProject));
+        assert!(!Role::Viewer.can(Permission::ManageMembers));
+    }
+
+    #[test]
+    fn members_create_projects_but_do_not_manage_the_team() {
+        assert!(Role::Member.can(Permission::CreateProject));
+        assert!(!Role::Member.can(Permission::ManageMembers));
+    }
+
+    #[test]
+    fn only_owners_hand_out_ownership() {
+        assert!(Role::Owner.may_assign(Role::Owner));
+        assert!(!Role::Admin.may_assign(Role::Owner));
+        assert!(Role::Admin.may_assign(Role::Member));
+        assert!(!Role::Member.may_assign(Role::Viewer));
+    }
+
+    #[test]
+    fn roles_parse_case_insensitively_and_reject_garbage() {
+        assert_eq!("Admin".parse::<Role>(), Ok(Role::Admin));
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! A private PostgreSQL cluster (initdb + pg_ctl), for `dev` (kept in a data folder) and for
+//! `test` (ephemeral, on a free port). Roles match production: `tessera_owner` runs migrations,
+//! `tessera_app` serves requests and can't bypass row-level security.
+
+use crate::util::{self, run, step, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Cluster {
+    pub data: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    /// initdb refuses to run as root; then every server command runs as this user.
+    run_as: Option<String>,
+}
+
+impl Cluster {
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", user, "--"]).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    /// Starts the cluster in `data`, creating it first if needed.
+    pub fn start(data: &Path, port: u16, for_tests: bool) -> Result<Cluster> {
+        let bin = find_bin_dir()?;
+        let run_as = util::is_root().then(|| "postgres".to_string());
+        let cluster = Cluster { data: data.to_path_buf(), port, bin, run_as };
+        let fresh = !data.join("PG_VERSION").exists();
+        if fresh {
+            std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+            if let Some(user) = &cluster.run_as {
+                run(Command::new("chown").args(["-R", user]).arg(data))?;
+            }
+            let mut initdb = cluster.command("initdb");
+            initdb.arg("-D").arg(data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+            run(initdb.stdout(std::process::Stdio::null()))?;
+        }
+        // Tests trade durability for speed; the dev cluster keeps the defaults.
+        let mut opts = format!("-p {port} -c listen_addresses=127.0.0.1 -k {}", data.display());
+        if for_tests {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300");
+        }
+        let mut start = cluster.command("pg_ctl");
+        start.arg("-D").arg(data).args(["-o", &opts, "-l"]).arg(data.join("server.log")).args(["-w", "-t", "60", "start"]);
+        run(start.stdout(std::process::Stdio::null()))
+            .map_err(|e| format!("{e}; see {}", data.join("server.log").display()))?;
+        if fresh {
+            cluster.psql("postgres", "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;")?;
+            cluster.psql("postgres", "CREATE DATABASE tessera OWNER tessera_owner;")?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn stop(&self) {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]);
+        let _ = stop.stdout(std::process::Stdio::null()).status();
+    }
+
+    pub fn url(&self, user: &str, database: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn psql(&self, database: &str, sql: &str) -> Result {
+        run(Command::new(self.bin.join("psql"))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string(), "-d", database, "-c", sql])
+            .stdout(std::process::Stdio::null()))
+    }
+}
+
+fn find_bin_dir() -> Result<PathBuf> {
+    let find = || -> Option<PathBuf> {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("initdb").is_file() && bin.join("psql").is_file())
+            .collect();
+        versions.sort();
+        versions.pop().or_else(|| util::which("initdb").and_then(|p| p.parent().map(Path::to_path_buf)))
+    };
+    if let Some(bin) = find() {
+        return Ok(bin);
+    }
+    step("PostgreSQL is not installed; installing Debian's postgresql package");
+    util::apt_install(&["postgresql"])?;
+    find().ok_or_else(|| "PostgreSQL was installed but initdb was not found under /usr/lib/postgresql".into())
+}
