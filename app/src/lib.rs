@@ -4,7 +4,7 @@ pub mod api;
 pub mod components;
 pub mod pages;
 
-use components::layout::{AppHeader, AuthVersion};
+use components::layout::AppHeader;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -35,7 +35,14 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_context(AuthVersion(RwSignal::new(0)));
+    // Effects run only in the browser, after hydration: mark the page as live (the end-to-end
+    // tests wait for this before typing into client-side features).
+    #[cfg(feature = "hydrate")]
+    Effect::new(|_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "");
+        }
+    });
     // Every route renders completely before the response starts, so a page can still set its
     // status code (a 404 for someone else's organization) after loading its data.
     view! {

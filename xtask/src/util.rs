@@ -95,10 +95,14 @@ pub fn free_port() -> Result<u16> {
     listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-pub fn wait_for_http(url: &str, seconds: u64) -> Result {
+/// Waits until `url` answers 200, or fails early if `process` exits first.
+pub fn wait_for_http(url: &str, seconds: u64, process: &mut std::process::Child) -> Result {
     let addr = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = process.try_wait() {
+            return Err(format!("the server exited ({status}) before answering {url}"));
+        }
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
             use std::io::{Read, Write};
             let path = url.splitn(4, '/').nth(3).unwrap_or_default();

@@ -1,23 +1,20 @@
 use crate::api::{my_orgs, who_am_i, LogOut};
 use leptos::prelude::*;
 use leptos_router::components::A;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_location, use_params_map};
 
-/// Bumped after logging in or out or joining an organization, so the header reloads who you are.
-#[derive(Clone, Copy)]
-pub struct AuthVersion(pub RwSignal<usize>);
-
-impl AuthVersion {
-    pub fn bump(self) {
-        self.0.update(|v| *v += 1);
-    }
+/// Changes on every navigation. Logging in or out, signing up and creating an organization all
+/// end in one, so the header reloads who you are and where you belong exactly when it may change.
+fn navigation() -> Memo<String> {
+    let location = use_location();
+    Memo::new(move |_| location.pathname.get())
 }
 
 #[component]
 pub fn AppHeader() -> impl IntoView {
-    let auth = expect_context::<AuthVersion>();
     let logout = ServerAction::<LogOut>::new();
-    let user = Resource::new(move || (auth.0.get(), logout.version().get()), |_| who_am_i());
+    let nav = navigation();
+    let user = Resource::new(move || (nav.get(), logout.version().get()), |_| who_am_i());
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
@@ -60,9 +57,9 @@ pub fn AppHeader() -> impl IntoView {
 /// `<details>` so it works before the WASM arrives.
 #[component]
 fn OrgSwitcher() -> impl IntoView {
-    let auth = expect_context::<AuthVersion>();
     let params = use_params_map();
-    let orgs = Resource::new(move || auth.0.get(), |_| my_orgs());
+    let nav = navigation();
+    let orgs = Resource::new(move || nav.get(), |_| my_orgs());
     let current_slug = move || params.read().get("slug");
     view! {
         <Transition fallback=|| ()>

@@ -1,6 +1,5 @@
 use crate::api::{LogIn, SignUp};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use crate::components::layout::AuthVersion;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -14,23 +13,9 @@ fn check_new_password(s: &str) -> Option<String> {
     Password::parse_new(s).err().map(|e| e.message)
 }
 
-/// After a successful login or sign-up, tell the header to reload who is logged in.
-fn refresh_on_success<S>(action: ServerAction<S>)
-where
-    S: leptos::server_fn::ServerFn<Output = (), Error = tessera_domain::AppError> + Clone + Send + Sync + 'static,
-{
-    let auth = expect_context::<AuthVersion>();
-    Effect::new(move |_| {
-        if matches!(action.value().get(), Some(Ok(()))) {
-            auth.bump();
-        }
-    });
-}
-
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
-    refresh_on_success(action);
     let error = last_error(action);
     view! {
         <Title text="Create your account" />
@@ -61,7 +46,6 @@ pub fn SignUpPage() -> impl IntoView {
 #[component]
 pub fn LogInPage() -> impl IntoView {
     let action = ServerAction::<LogIn>::new();
-    refresh_on_success(action);
     let error = last_error(action);
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();

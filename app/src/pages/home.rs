@@ -1,6 +1,5 @@
 use crate::api::{my_orgs, CreateOrg};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use crate::components::layout::AuthVersion;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use tessera_domain::input::{OrgName, OrgSlug};
@@ -8,9 +7,8 @@ use tessera_domain::input::{OrgName, OrgSlug};
 /// Signed in: your organizations. Signed out: what Tessera is.
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let auth = expect_context::<AuthVersion>();
-    let user = Resource::new(move || auth.0.get(), |_| crate::api::who_am_i());
-    let orgs = Resource::new(move || auth.0.get(), |_| my_orgs());
+    let user = Resource::new(|| (), |_| crate::api::who_am_i());
+    let orgs = Resource::new(|| (), |_| my_orgs());
     view! {
         <Title text="" />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -90,17 +88,13 @@ fn check_slug(s: &str) -> Option<String> {
 #[component]
 pub fn NewOrgPage() -> impl IntoView {
     let action = ServerAction::<CreateOrg>::new();
-    let auth = expect_context::<AuthVersion>();
-    Effect::new(move |_| {
-        if matches!(action.value().get(), Some(Ok(()))) {
-            auth.bump();
-        }
-    });
     let error = last_error(action);
     let name = RwSignal::new(String::new());
     let slug = RwSignal::new(String::new());
     // Suggest a URL name from the organization name until the person edits it themselves.
     let slug_edited = RwSignal::new(false);
+    // Browser only: effects have no executor while the server renders.
+    #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let suggestion = OrgSlug::suggest(&name.get());
         if !slug_edited.get_untracked() {

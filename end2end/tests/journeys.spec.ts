@@ -1,0 +1,133 @@
+import { expect, test, type Page } from "@playwright/test";
+
+const PASSWORD = "correct horse battery";
+const unique = () => `${Date.now()}${Math.floor(Math.random() * 1000)}`;
+
+/** The app marks <html data-hydrated> once the WASM has taken over the page. */
+async function hydrated(page: Page) {
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+}
+
+async function logIn(page: Page, email: string, password: string) {
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page.getByTestId("current-user")).toBeVisible();
+}
+
+test("a founder signs up, creates an organization and a project, and another organization can't see it", async ({ page }) => {
+  const id = unique();
+  const slug = `journey-${id}`;
+
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Your name").fill("Jo Founder");
+  await page.getByLabel("Work email").fill(`jo-${id}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await expect(page.getByTestId("current-user")).toHaveText("Jo Founder");
+
+  await page.getByRole("link", { name: "Create an organization" }).click();
+  await expect(page).toHaveURL(/\/orgs\/new$/);
+  await hydrated(page);
+  // Instant feedback from the shared validation rules, before anything is sent.
+  await page.getByLabel("URL name").fill("not valid!");
+  await expect(page.getByText("Use only lowercase letters, digits and hyphens")).toBeVisible();
+  await page.getByLabel("Organization name").fill(`Journey ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+  await expect(page.getByTestId("my-role")).toHaveText("Owner");
+
+  await page.getByRole("link", { name: "New project" }).click();
+  await page.getByLabel("Project name").fill("Moonshot");
+  await page.getByLabel("Description").fill("Land on the moon by Q3.");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}/projects/[0-9a-f-]{36}$`));
+  await expect(page.getByTestId("project-name")).toHaveText("Moonshot");
+  const projectUrl = page.url();
+
+  // The server renders it on its own: reload, and check the raw HTML too.
+  await page.reload();
+  await expect(page.getByTestId("project-name")).toHaveText("Moonshot");
+  const html = await (await page.request.get(projectUrl)).text();
+  expect(html).toContain("Land on the moon by Q3.");
+
+  // A second project, then the client-side filter proves the page is hydrated and live.
+  await page.goto(`/t/${slug}/projects/new`);
+  await hydrated(page);
+  await page.getByLabel("Project name").fill("Apollo");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await expect(page.getByTestId("project-name")).toHaveText("Apollo");
+  await page.goto(`/t/${slug}/projects`);
+  await expect(page.getByTestId("project-row")).toHaveCount(2);
+  await hydrated(page);
+  await page.getByLabel("Filter projects").fill("moon");
+  await expect(page.getByTestId("project-row")).toHaveCount(1);
+  await expect(page.getByTestId("project-count")).toHaveText("1 of 2 projects");
+
+  // Someone from another organization gets a plain 404 for that URL.
+  await page.getByRole("button", { name: "Log out" }).click();
+  await expect(page).toHaveURL(/\/login$/);
+  await logIn(page, "viewer@acme.test", "tessera-demo");
+  const response = await page.goto(projectUrl);
+  expect(response?.status()).toBe(404);
+  await expect(page.getByTestId("not-found")).toBeVisible();
+  await expect(page.getByText("Moonshot")).toHaveCount(0);
+});
+
+test("a viewer sees projects but no way to create one", async ({ page }) => {
+  await logIn(page, "viewer@acme.test", "tessera-demo");
+  await page.goto("/t/acme/projects");
+  await expect(page.getByTestId("project-row").first()).toBeVisible();
+  await expect(page.getByRole("link", { name: "New project" })).toHaveCount(0);
+  await page.goto("/t/acme/projects/new");
+  await expect(page.getByText("Your role can view projects but not create them")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Create project" })).toHaveCount(0);
+});
+
+test("an admin manages the team from the members page", async ({ page }) => {
+  await logIn(page, "admin@acme.test", "tessera-demo");
+  await page.goto("/t/acme/members");
+  await hydrated(page);
+  const viewerRow = page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" });
+  await viewerRow.getByLabel("Role of viewer@acme.test").selectOption("member");
+  await viewerRow.getByRole("button", { name: "Save" }).click();
+  await page.reload();
+  await expect(page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" }).getByLabel("Role of viewer@acme.test")).toHaveValue("member");
+  // Put it back for the other journeys.
+  const row = page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" });
+  await hydrated(page);
+  await row.getByLabel("Role of viewer@acme.test").selectOption("viewer");
+  await row.getByRole("button", { name: "Save" }).click();
+  await page.reload();
+  await expect(page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" }).getByLabel("Role of viewer@acme.test")).toHaveValue("viewer");
+  // Owners are out of an admin's reach: no role picker on their row.
+  await expect(page.getByTestId("member-row").filter({ hasText: "owner@acme.test" }).locator("select")).toHaveCount(0);
+});
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("forms still work and show the server's errors", async ({ page }) => {
+    await page.goto("/login");
+    await page.getByLabel("Email").fill("member@acme.test");
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect(page.getByText("That email and password don't match an account")).toBeVisible();
+
+    await page.getByLabel("Email").fill("member@acme.test");
+    await page.getByLabel("Password").fill("tessera-demo");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+
+    await page.goto("/t/acme/projects/new");
+    await page.getByLabel("Project name").fill(`No-JS ${unique()}`);
+    await page.getByRole("button", { name: "Create project" }).click();
+    await expect(page).toHaveURL(/\/t\/acme\/projects\/[0-9a-f-]{36}$/);
+    await expect(page.getByTestId("project-name")).toContainText("No-JS");
+  });
+});

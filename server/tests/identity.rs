@@ -1,0 +1,133 @@
+//! Signing up, logging in and out, and the protections around sessions.
+
+mod common;
+use common::TestApp;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn a_person_signs_up_and_is_logged_in() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let r = browser.call("sign_up", &[("email", " Ada@Example.com "), ("password", "correct horse battery"), ("name", "Ada")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let cookie = r.headers.get("set-cookie").expect("a session cookie").to_str().unwrap().to_string();
+    assert!(cookie.starts_with("tessera_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+
+    let me = browser.call("who_am_i", &[]).await.json();
+    assert_eq!(me["email"], "ada@example.com", "emails are stored normalised");
+    assert_eq!(me["display_name"], "Ada");
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&app.inspect).await.unwrap();
+    assert!(hash.starts_with("$argon2id$"), "passwords are stored as argon2id hashes");
+}
+
+#[tokio::test]
+async fn sign_up_mistakes_get_actionable_messages_and_write_nothing() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let cases = [
+        (("not-an-email", "correct horse battery"), "email", "name@example.com"),
+        (("ada@example.com", "short"), "password", "at least 10"),
+        (("", "correct horse battery"), "email", "Enter your email"),
+    ];
+    for ((email, password), field, hint) in cases {
+        let r = browser.call("sign_up", &[("email", email), ("password", password), ("name", "")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{email}/{password}: {}", r.body);
+        assert_eq!(r.error_field().as_deref(), Some(field));
+        assert!(r.error_message().contains(hint), "{:?} should mention {hint:?}", r.error_message());
+    }
+    // A form missing a field entirely is a 400, not a server error.
+    let r = browser.call("sign_up", &[("email", "ada@example.com")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
+}
+
+#[tokio::test]
+async fn an_email_can_only_sign_up_once_whatever_its_case() {
+    let app = TestApp::spawn().await;
+    app.signed_up("ada@example.com").await;
+    let r = app.browser().call("sign_up", &[("email", "ADA@example.com"), ("password", "another good password"), ("name", "")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.error_message().contains("already exists"));
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+}
+
+#[tokio::test]
+async fn log_in_and_log_out() {
+    let app = TestApp::spawn().await;
+    app.signed_up("ada@example.com").await;
+    let browser = app.browser();
+    assert!(browser.call("who_am_i", &[]).await.json().is_null(), "a new browser is anonymous");
+
+    let r = browser.call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(browser.call("who_am_i", &[]).await.json()["email"], "ada@example.com");
+
+    let r = browser.call("log_out", &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(browser.call("who_am_i", &[]).await.json().is_null(), "logged out");
+    assert_eq!(app.count("SELECT count(*) FROM tower_sessions.session").await, 1, "only the signup browser's session remains");
+}
+
+#[tokio::test]
+async fn failed_logins_do_not_reveal_whether_an_account_exists() {
+    let app = TestApp::spawn().await;
+    app.signed_up("ada@example.com").await;
+    let browser = app.browser();
+    let wrong_password = browser.call("log_in", &[("email", "ada@example.com"), ("password", "wrong password!")]).await;
+    let unknown_email = browser.call("log_in", &[("email", "nobody@example.com"), ("password", "wrong password!")]).await;
+    assert_eq!(wrong_password.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong_password.status, unknown_email.status);
+    assert_eq!(wrong_password.body, unknown_email.body);
+    assert!(browser.call("who_am_i", &[]).await.json().is_null());
+}
+
+#[tokio::test]
+async fn after_login_only_local_next_paths_are_followed() {
+    let app = TestApp::spawn().await;
+    app.signed_up("ada@example.com").await;
+    let browser = app.browser();
+    let r = browser
+        .call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("next", "//evil.example/x")])
+        .await;
+    assert_eq!(r.headers.get("location").unwrap(), "/");
+    let r = browser
+        .call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("next", "/t/acme/projects")])
+        .await;
+    assert_eq!(r.headers.get("location").unwrap(), "/t/acme/projects");
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_up("ada@example.com").await;
+    let form = [("name", "Evil Corp"), ("slug", "evil-corp")];
+    let r = browser.call_with_headers("create_org", &form, &[("origin", "https://evil.example")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = browser.call_with_headers("create_org", &form, &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("another site"));
+    assert_eq!(app.count("SELECT count(*) FROM tenants").await, 0);
+
+    // The same request from the app's own pages goes through.
+    let own_origin = app.base.clone();
+    let r = browser.call_with_headers("create_org", &form, &[("origin", &own_origin), ("sec-fetch-site", "same-origin"), ("accept", "application/json")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn pages_render_on_the_server_with_security_headers() {
+    let app = TestApp::spawn().await;
+    let r = app.browser().get("/signup").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("Create your account"));
+    assert!(r.body.contains("<label for=\"field-email\""), "inputs are labelled");
+    assert_eq!(r.headers.get("x-frame-options").unwrap(), "DENY");
+    assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert!(r.headers.get("x-request-id").is_some());
+    let r = app.browser().get("/no/such/page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("Page not found"));
+}

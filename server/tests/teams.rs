@@ -1,0 +1,201 @@
+//! Organizations, roles and the audit trail every change leaves.
+
+mod common;
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test]
+async fn creating_an_organization_makes_you_its_owner() {
+    let app = TestApp::spawn().await;
+    let ada = app.signed_up("ada@example.com").await;
+    let r = ada.call("create_org", &[("name", "Acme Inc."), ("slug", "Acme")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers.get("location").unwrap(), "/t/acme");
+
+    let orgs = ada.call("my_orgs", &[]).await.json();
+    assert_eq!(orgs[0]["slug"], "acme");
+    assert_eq!(orgs[0]["role"], "owner");
+    let org = ada.call("load_org", &[("slug", "acme")]).await.json();
+    assert_eq!(org["name"], "Acme Inc.");
+    assert_eq!(org["member_count"], 1);
+}
+
+#[tokio::test]
+async fn organization_slugs_are_validated_and_unique() {
+    let app = TestApp::spawn().await;
+    let ada = app.owner_of("acme").await;
+    let r = ada.call("create_org", &[("name", "Other"), ("slug", "ACME")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.error_field().as_deref(), Some("slug"));
+    assert!(r.error_message().contains("taken"));
+    for (name, slug, field) in [("Other", "a b", "slug"), ("Other", "api", "slug"), ("   ", "fine-slug", "name")] {
+        let r = ada.call("create_org", &[("name", name), ("slug", slug)]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{slug}");
+        assert_eq!(r.error_field().as_deref(), Some(field));
+    }
+    assert_eq!(app.count("SELECT count(*) FROM tenants").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log").await, 2, "only the first organization's records");
+}
+
+#[tokio::test]
+async fn anonymous_visitors_must_log_in() {
+    let app = TestApp::spawn().await;
+    app.owner_of("acme").await;
+    let r = app.browser().call("list_projects", &[("slug", "acme")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = app.browser().call("create_org", &[("name", "X"), ("slug", "xyz")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.browser().get("/t/acme/projects").await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An organization with one member per role; returns the browsers in Owner, Admin, Member, Viewer order.
+async fn team(app: &TestApp) -> [common::Browser; 4] {
+    let owner = app.owner_of("acme").await;
+    let mut browsers = Vec::new();
+    for role in ["admin", "member", "viewer"] {
+        let email = format!("{role}@acme.test");
+        let browser = app.signed_up(&email).await;
+        let r = owner.call("add_member", &[("slug", "acme"), ("email", &email), ("role", role)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        browsers.push(browser);
+    }
+    let [admin, member, viewer]: [common::Browser; 3] = browsers.try_into().ok().unwrap();
+    [owner, admin, member, viewer]
+}
+
+#[tokio::test]
+async fn viewers_can_look_but_not_create() {
+    let app = TestApp::spawn().await;
+    let [owner, _, member, viewer] = team(&app).await;
+    owner.add_project("acme", "Apollo").await;
+
+    let r = viewer.call("list_projects", &[("slug", "acme")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+
+    let r = viewer.call("create_project", &[("slug", "acme"), ("name", "Sneaky"), ("description", "")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.error_message().contains("role"));
+    assert_eq!(app.count("SELECT count(*) FROM projects").await, 1);
+
+    // The UI agrees: no "New project" for a viewer, one for a member.
+    let page = viewer.get("/t/acme/projects").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Apollo"), "server-rendered list");
+    assert!(!page.body.contains("New project"));
+    assert!(member.get("/t/acme/projects").await.body.contains("New project"));
+}
+
+#[tokio::test]
+async fn project_input_is_validated_and_names_are_unique_per_organization() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    owner.add_project("acme", "Apollo").await;
+    let r = owner.call("create_project", &[("slug", "acme"), ("name", "apollo"), ("description", "")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.error_field().as_deref(), Some("name"));
+    let long = "x".repeat(2001);
+    for (name, description, field) in [("", "", "name"), ("Fine", long.as_str(), "description")] {
+        let r = owner.call("create_project", &[("slug", "acme"), ("name", name), ("description", description)]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.error_field().as_deref(), Some(field));
+    }
+    let r = owner.call("get_project", &[("slug", "acme"), ("id", "not-a-uuid")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("SELECT count(*) FROM projects").await, 1);
+}
+
+#[tokio::test]
+async fn only_owners_and_admins_manage_the_team_and_only_owners_hand_out_ownership() {
+    let app = TestApp::spawn().await;
+    let [_, admin, member, _] = team(&app).await;
+    app.signed_up("newbie@acme.test").await;
+    let viewer_id = app.user_id("viewer@acme.test").await;
+
+    let r = member.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = member.call("change_role", &[("slug", "acme"), ("user_id", &viewer_id), ("role", "member")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = admin.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "owner")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "admins can't create owners");
+    let r = admin.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "superuser")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.error_field().as_deref(), Some("role"));
+    let r = admin.call("add_member", &[("slug", "acme"), ("email", "stranger@nowhere.test"), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.error_message().contains("sign up first"));
+    let r = admin.call("add_member", &[("slug", "acme"), ("email", "viewer@acme.test"), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    let owner_id = app.user_id("owner@acme.test").await;
+    let r = admin.call("change_role", &[("slug", "acme"), ("user_id", &owner_id), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "admins can't demote owners");
+    let r = admin.call("remove_member", &[("slug", "acme"), ("user_id", &owner_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let r = admin.call("change_role", &[("slug", "acme"), ("user_id", &viewer_id), ("role", "member")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM memberships").await, 4);
+}
+
+#[tokio::test]
+async fn the_last_owner_can_be_neither_demoted_nor_removed() {
+    let app = TestApp::spawn().await;
+    let [owner, ..] = team(&app).await;
+    let owner_id = app.user_id("owner@acme.test").await;
+    let r = owner.call("change_role", &[("slug", "acme"), ("user_id", &owner_id), ("role", "admin")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.error_message().contains("at least one Owner"));
+    let r = owner.call("remove_member", &[("slug", "acme"), ("user_id", &owner_id)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // With a second owner, the first may step down.
+    let admin_id = app.user_id("admin@acme.test").await;
+    assert_eq!(owner.call("change_role", &[("slug", "acme"), ("user_id", &admin_id), ("role", "owner")]).await.status, StatusCode::OK);
+    let r = owner.call("change_role", &[("slug", "acme"), ("user_id", &owner_id), ("role", "admin")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 1);
+}
+
+#[tokio::test]
+async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    app.signed_up("bea@acme.test").await;
+    owner.add_project("acme", "Apollo").await;
+    owner.call("add_member", &[("slug", "acme"), ("email", "bea@acme.test"), ("role", "member")]).await;
+    let bea = app.user_id("bea@acme.test").await;
+    owner.call("change_role", &[("slug", "acme"), ("user_id", &bea), ("role", "viewer")]).await;
+    owner.call("remove_member", &[("slug", "acme"), ("user_id", &bea)]).await;
+
+    let rows: Vec<(String, String, Value, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT a.action, a.target_id, a.changes, host(a.ip), a.user_agent, a.request_id,
+                a.actor_id = (SELECT id FROM users WHERE email = 'owner@acme.test') AND a.tenant_id = t.id
+           FROM audit_log a JOIN tenants t ON t.slug = 'acme' ORDER BY a.occurred_at, a.action",
+    )
+    .fetch_all(&app.inspect)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["membership.added", "tenant.created", "project.created", "membership.added", "membership.role_changed", "membership.removed"]
+    );
+    for (action, _, _, ip, agent, request_id, actor_and_tenant_right) in &rows {
+        assert_eq!(ip.as_deref(), Some("127.0.0.1"), "{action}");
+        assert_eq!(agent.as_deref(), Some("tessera-tests/1.0"), "{action}");
+        assert!(request_id.as_ref().is_some_and(|id| id.len() >= 32), "{action} has the request id");
+        assert!(actor_and_tenant_right, "{action} names its actor and tenant");
+    }
+    assert_eq!(rows[2].2["name"]["new"], "Apollo");
+    assert_eq!(rows[4].1, bea);
+    assert_eq!(rows[4].2["role"], serde_json::json!({ "old": "member", "new": "viewer" }));
+
+    // Refused attempts change nothing, so they write no record.
+    let before = app.count("SELECT count(*) FROM audit_log").await;
+    owner.call("create_project", &[("slug", "acme"), ("name", ""), ("description", "")]).await;
+    assert_eq!(app.count("SELECT count(*) FROM audit_log").await, before);
+}
