@@ -4,7 +4,7 @@ mod common;
 use common::TestApp;
 use reqwest::StatusCode;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_and_is_logged_in() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
@@ -23,7 +23,7 @@ async fn a_person_signs_up_and_is_logged_in() {
     assert!(hash.starts_with("$argon2id$"), "passwords are stored as argon2id hashes");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_mistakes_get_actionable_messages_and_write_nothing() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
@@ -44,7 +44,7 @@ async fn sign_up_mistakes_get_actionable_messages_and_write_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_can_only_sign_up_once_whatever_its_case() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
@@ -54,7 +54,7 @@ async fn an_email_can_only_sign_up_once_whatever_its_case() {
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_and_log_out() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
@@ -71,7 +71,7 @@ async fn log_in_and_log_out() {
     assert_eq!(app.count("SELECT count(*) FROM tower_sessions.session").await, 1, "only the signup browser's session remains");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_do_not_reveal_whether_an_account_exists() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
@@ -84,7 +84,7 @@ async fn failed_logins_do_not_reveal_whether_an_account_exists() {
     assert!(browser.call("who_am_i", &[]).await.json().is_null());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_login_only_local_next_paths_are_followed() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
@@ -99,7 +99,7 @@ async fn after_login_only_local_next_paths_are_followed() {
     assert_eq!(r.headers.get("location").unwrap(), "/t/acme/projects");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_posts_are_refused_and_change_nothing() {
     let app = TestApp::spawn().await;
     let browser = app.signed_up("ada@example.com").await;
@@ -117,7 +117,7 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_on_the_server_with_security_headers() {
     let app = TestApp::spawn().await;
     let r = app.browser().get("/signup").await;

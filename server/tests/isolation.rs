@@ -25,7 +25,7 @@ async fn two_tenants() -> TwoTenants {
     TwoTenants { app, alice, bob_project, bob_user }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_function_refuses_the_other_tenants_data() {
     let t = two_tenants().await;
     let p = t.bob_project.as_str();
@@ -63,7 +63,7 @@ async fn every_server_function_refuses_the_other_tenants_data() {
     assert!(!members.contains("bravo"), "{members}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tenant_page_of_the_other_tenant_is_a_404() {
     let t = two_tenants().await;
     let p = &t.bob_project;
@@ -86,7 +86,7 @@ async fn every_tenant_page_of_the_other_tenant_is_a_404() {
     assert!(own.body.contains("Alpha secret"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tenant_context_the_app_role_sees_no_tenant_rows() {
     let t = two_tenants().await;
     let mut conn = PgConnection::connect(&t.app.app_db_url).await.unwrap();
@@ -113,7 +113,7 @@ async fn without_tenant_context_the_app_role_sees_no_tenant_rows() {
     assert_eq!(n, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_role_cannot_switch_security_off_or_rewrite_history() {
     let t = two_tenants().await;
     let mut conn = PgConnection::connect(&t.app.app_db_url).await.unwrap();
@@ -138,7 +138,7 @@ async fn the_app_role_cannot_switch_security_off_or_rewrite_history() {
     tx.rollback().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refuses_to_start_on_a_role_that_could_bypass_security() {
     let t = two_tenants().await;
     // The owner role owns the tables, so it could switch row-level security off.

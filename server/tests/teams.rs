@@ -5,7 +5,7 @@ use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creating_an_organization_makes_you_its_owner() {
     let app = TestApp::spawn().await;
     let ada = app.signed_up("ada@example.com").await;
@@ -21,7 +21,7 @@ async fn creating_an_organization_makes_you_its_owner() {
     assert_eq!(org["member_count"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn organization_slugs_are_validated_and_unique() {
     let app = TestApp::spawn().await;
     let ada = app.owner_of("acme").await;
@@ -38,7 +38,7 @@ async fn organization_slugs_are_validated_and_unique() {
     assert_eq!(app.count("SELECT count(*) FROM audit_log").await, 2, "only the first organization's records");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_visitors_must_log_in() {
     let app = TestApp::spawn().await;
     app.owner_of("acme").await;
@@ -64,7 +64,7 @@ async fn team(app: &TestApp) -> [common::Browser; 4] {
     [owner, admin, member, viewer]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_can_look_but_not_create() {
     let app = TestApp::spawn().await;
     let [owner, _, member, viewer] = team(&app).await;
@@ -87,7 +87,7 @@ async fn viewers_can_look_but_not_create() {
     assert!(member.get("/t/acme/projects").await.body.contains("New project"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_input_is_validated_and_names_are_unique_per_organization() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
@@ -106,7 +106,7 @@ async fn project_input_is_validated_and_names_are_unique_per_organization() {
     assert_eq!(app.count("SELECT count(*) FROM projects").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_owners_and_admins_manage_the_team_and_only_owners_hand_out_ownership() {
     let app = TestApp::spawn().await;
     let [_, admin, member, _] = team(&app).await;
@@ -141,7 +141,7 @@ async fn only_owners_and_admins_manage_the_team_and_only_owners_hand_out_ownersh
     assert_eq!(app.count("SELECT count(*) FROM memberships").await, 4);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_owner_can_be_neither_demoted_nor_removed() {
     let app = TestApp::spawn().await;
     let [owner, ..] = team(&app).await;
@@ -160,7 +160,7 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed() {
     assert_eq!(app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;

@@ -1,7 +1,7 @@
 use crate::api::{my_orgs, who_am_i, LogOut};
 use leptos::prelude::*;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_location, use_params_map};
+use leptos_router::hooks::use_location;
 
 /// Changes on every navigation. Logging in or out, signing up and creating an organization all
 /// end in one, so the header reloads who you are and where you belong exactly when it may change.
@@ -57,10 +57,10 @@ pub fn AppHeader() -> impl IntoView {
 /// `<details>` so it works before the WASM arrives.
 #[component]
 fn OrgSwitcher() -> impl IntoView {
-    let params = use_params_map();
     let nav = navigation();
     let orgs = Resource::new(move || nav.get(), |_| my_orgs());
-    let current_slug = move || params.read().get("slug");
+    // The header sits outside the routes, so it reads the organization from the path itself.
+    let current_slug = move || nav.get().strip_prefix("/t/").and_then(|rest| rest.split('/').next()).map(str::to_string);
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
