@@ -2,6 +2,7 @@ use crate::api::{my_orgs, who_am_i, LogOut};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_location;
+use tessera_domain::dto::OrgSummary;
 
 /// Changes on every navigation. Logging in or out, signing up and creating an organization all
 /// end in one, so the header reloads who you are and where you belong exactly when it may change.
@@ -14,7 +15,16 @@ fn navigation() -> Memo<String> {
 pub fn AppHeader() -> impl IntoView {
     let logout = ServerAction::<LogOut>::new();
     let nav = navigation();
-    let user = Resource::new(move || (nav.get(), logout.version().get()), |_| who_am_i());
+    // One resource and one Transition: nested suspense in the header would make hydration fragile.
+    let session = Resource::new(
+        move || (nav.get(), logout.version().get()),
+        |_| async move {
+            match who_am_i().await? {
+                Some(me) => Ok(Some((me, my_orgs().await?))),
+                None => Ok(None),
+            }
+        },
+    );
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
@@ -24,11 +34,18 @@ pub fn AppHeader() -> impl IntoView {
             </a>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    match user.await {
-                        Ok(Some(me)) => {
+                    let loaded: Result<_, tessera_domain::AppError> = session.await;
+                    match loaded {
+                        Ok(Some((me, orgs))) => {
+                            // The header sits outside the routes, so it reads the organization from the path.
+                            let current = nav
+                                .get_untracked()
+                                .strip_prefix("/t/")
+                                .and_then(|rest| rest.split('/').next())
+                                .map(str::to_string);
                             view! {
                                 <nav class="topbar-nav" aria-label="Account">
-                                    <OrgSwitcher />
+                                    <OrgSwitcher orgs current />
                                     <span class="topbar-user" data-testid="current-user">{me.label().to_string()}</span>
                                     <ActionForm action=logout attr:class="inline-form">
                                         <button type="submit" class="btn btn-ghost btn-sm">"Log out"</button>
@@ -56,47 +73,35 @@ pub fn AppHeader() -> impl IntoView {
 /// The tenant switcher: a disclosure listing every organization you belong to. A plain
 /// `<details>` so it works before the WASM arrives.
 #[component]
-fn OrgSwitcher() -> impl IntoView {
-    let nav = navigation();
-    let orgs = Resource::new(move || nav.get(), |_| my_orgs());
-    // The header sits outside the routes, so it reads the organization from the path itself.
-    let current_slug = move || nav.get().strip_prefix("/t/").and_then(|rest| rest.split('/').next()).map(str::to_string);
+fn OrgSwitcher(orgs: Vec<OrgSummary>, current: Option<String>) -> impl IntoView {
+    let label = current
+        .as_ref()
+        .and_then(|slug| orgs.iter().find(|o| &o.slug == slug))
+        .map(|o| o.name.clone())
+        .unwrap_or_else(|| "Organizations".to_string());
     view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                let orgs = orgs.await.unwrap_or_default();
-                let current = current_slug();
-                let label = current
-                    .as_ref()
-                    .and_then(|slug| orgs.iter().find(|o| &o.slug == slug))
-                    .map(|o| o.name.clone())
-                    .unwrap_or_else(|| "Organizations".to_string());
-                view! {
-                    <details class="switcher" data-testid="org-switcher">
-                        <summary class="btn btn-ghost btn-sm">{label}</summary>
-                        <ul class="switcher-menu" role="list">
-                            {orgs
-                                .into_iter()
-                                .map(|org| {
-                                    let href = format!("/t/{}", org.slug);
-                                    let is_current = current.as_deref() == Some(org.slug.as_str());
-                                    view! {
-                                        <li>
-                                            <a href=href aria-current=is_current.then_some("page")>
-                                                <span>{org.name}</span>
-                                                <span class="badge">{org.role.label()}</span>
-                                            </a>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                            <li class="switcher-new">
-                                <a href="/orgs/new">"+ New organization"</a>
+        <details class="switcher" data-testid="org-switcher">
+            <summary class="btn btn-ghost btn-sm">{label}</summary>
+            <ul class="switcher-menu" role="list">
+                {orgs
+                    .into_iter()
+                    .map(|org| {
+                        let href = format!("/t/{}", org.slug);
+                        let is_current = current.as_deref() == Some(org.slug.as_str());
+                        view! {
+                            <li>
+                                <a href=href aria-current=is_current.then_some("page")>
+                                    <span>{org.name}</span>
+                                    <span class="badge">{org.role.label()}</span>
+                                </a>
                             </li>
-                        </ul>
-                    </details>
-                }
-            })}
-        </Transition>
+                        }
+                    })
+                    .collect_view()}
+                <li class="switcher-new">
+                    <a href="/orgs/new">"+ New organization"</a>
+                </li>
+            </ul>
+        </details>
     }
 }
