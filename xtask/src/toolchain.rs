@@ -107,6 +107,8 @@ fn build_fallback(prefix: &Path) -> Result {
         .current_dir(&krate)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("RUSTC", &rustc)
+        // Debian's rustc has no RUNPATH; rustup would set this for a linked toolchain.
+        .env("LD_LIBRARY_PATH", usr.join("lib"))
         .env("CARGO_TARGET_DIR", krate.join("target"))
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
