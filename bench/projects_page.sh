@@ -24,7 +24,8 @@ trap cleanup EXIT
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres -A trust --no-sync >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200" -l "$WORK/pg.log" -w start >/dev/null
 psql() { "$PGBIN/psql" -q -h 127.0.0.1 -p "$PGPORT" -U postgres "$@"; }
-psql -d postgres -c "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS; CREATE DATABASE tessera OWNER tessera_owner;"
+psql -d postgres -c "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;"
+psql -d postgres -c "CREATE DATABASE tessera OWNER tessera_owner;"
 URL="postgres://tessera_app@127.0.0.1:$PGPORT/tessera"
 DATABASE_URL=$URL DATABASE_OWNER_URL="postgres://tessera_owner@127.0.0.1:$PGPORT/tessera" TESSERA_SEED_DEMO=1 \
   TESSERA_ADDR="127.0.0.1:$HTTPPORT" RUST_LOG=warn "$SERVER" & SERVER_PID=$!
@@ -46,8 +47,10 @@ SELECT set_config('app.tenant_id', '$TENANT', true);
 $QUERY ORDER BY p.created_at DESC, p.id LIMIT 500;
 COMMIT;
 SQL
+# Same statements, so the only difference is the policy: the setting is made but unused.
 cat > "$WORK/norls.sql" <<SQL
 BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
 $QUERY WHERE p.tenant_id = '$TENANT' ORDER BY p.created_at DESC, p.id LIMIT 500;
 COMMIT;
 SQL

@@ -26,12 +26,18 @@ pub fn internal(e: impl std::fmt::Display) -> AppError {
     tessera_backend::Error::Internal(e.to_string()).into_app_error()
 }
 
+/// Outside a request (Leptos renders the app once at start-up to list its routes) there is no
+/// backend or request in context; that is expected, so it is not logged as a fault.
+fn outside_request() -> AppError {
+    AppError::Internal("This can only run while serving a request.".into())
+}
+
 pub fn backend() -> Result<Backend, AppError> {
-    use_context::<Backend>().ok_or_else(|| internal("backend not provided to the Leptos context"))
+    use_context::<Backend>().ok_or_else(outside_request)
 }
 
 fn parts() -> Result<Parts, AppError> {
-    use_context::<Parts>().ok_or_else(|| internal("request parts missing from the Leptos context"))
+    use_context::<Parts>().ok_or_else(outside_request)
 }
 
 pub fn session() -> Result<Session, AppError> {
