@@ -32,6 +32,7 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
 
 /// Adds an existing Tessera user to the team by email.
 pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Member> {
+    // Checked before validating, so a role that may not add members learns that first.
     ctx.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
     if !ctx.role.may_assign(role) {

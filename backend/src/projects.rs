@@ -39,6 +39,7 @@ pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummar
 
 /// Creates a project and returns its id.
 pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str) -> Result<Uuid> {
+    // Checked before validating, so a role that may not create learns that first.
     ctx.require(Permission::CreateProject)?;
     let name = ProjectName::parse(name)?;
     let description = ProjectDescription::parse(description)?;

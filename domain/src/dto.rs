@@ -17,6 +17,13 @@ impl CurrentUser {
     }
 }
 
+/// Who is logged in and where they belong: everything the header and home page need, in one call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub user: CurrentUser,
+    pub orgs: Vec<OrgSummary>,
+}
+
 /// One organization in the tenant switcher.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgSummary {

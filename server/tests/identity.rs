@@ -16,7 +16,7 @@ async fn a_person_signs_up_and_is_logged_in() {
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
 
-    let me = browser.call("who_am_i", &[]).await.json();
+    let me = browser.call("my_session", &[]).await.json()["user"].clone();
     assert_eq!(me["email"], "ada@example.com", "emails are stored normalised");
     assert_eq!(me["display_name"], "Ada");
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&app.inspect).await.unwrap();
@@ -41,6 +41,11 @@ async fn sign_up_mistakes_get_actionable_messages_and_write_nothing() {
     // A form missing a field entirely is a 400, not a server error.
     let r = browser.call("sign_up", &[("email", "ada@example.com")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // So is a body in the wrong format.
+    for (content_type, body) in [("application/json", r#"{"email":"ada@example.com"}"#), ("application/x-www-form-urlencoded", "%%%&&=")] {
+        let r = browser.post_raw("/api/sign_up", content_type, body).await;
+        assert!(r.status.is_client_error(), "{content_type}: {} {}", r.status, r.body);
+    }
     assert_eq!(app.count("SELECT count(*) FROM users").await, 0);
 }
 
@@ -59,15 +64,15 @@ async fn log_in_and_log_out() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
     let browser = app.browser();
-    assert!(browser.call("who_am_i", &[]).await.json().is_null(), "a new browser is anonymous");
+    assert!(browser.call("my_session", &[]).await.json().is_null(), "a new browser is anonymous");
 
     let r = browser.call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(browser.call("who_am_i", &[]).await.json()["email"], "ada@example.com");
+    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email"], "ada@example.com");
 
     let r = browser.call("log_out", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(browser.call("who_am_i", &[]).await.json().is_null(), "logged out");
+    assert!(browser.call("my_session", &[]).await.json().is_null(), "logged out");
     assert_eq!(app.count("SELECT count(*) FROM tower_sessions.session").await, 1, "only the signup browser's session remains");
 }
 
@@ -81,7 +86,7 @@ async fn failed_logins_do_not_reveal_whether_an_account_exists() {
     assert_eq!(wrong_password.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(wrong_password.status, unknown_email.status);
     assert_eq!(wrong_password.body, unknown_email.body);
-    assert!(browser.call("who_am_i", &[]).await.json().is_null());
+    assert!(browser.call("my_session", &[]).await.json().is_null());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

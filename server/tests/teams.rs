@@ -13,7 +13,7 @@ async fn creating_an_organization_makes_you_its_owner() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers.get("location").unwrap(), "/t/acme");
 
-    let orgs = ada.call("my_orgs", &[]).await.json();
+    let orgs = ada.call("my_session", &[]).await.json()["orgs"].clone();
     assert_eq!(orgs[0]["slug"], "acme");
     assert_eq!(orgs[0]["role"], "owner");
     let org = ada.call("load_org", &[("slug", "acme")]).await.json();

@@ -6,21 +6,24 @@
 pub mod ssr;
 
 use leptos::prelude::*;
-use tessera_domain::dto::{CurrentUser, Member, OrgContext, OrgSummary, ProjectSummary};
+use tessera_domain::dto::{Member, OrgContext, ProjectSummary, SessionSummary};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
 use ssr::{enter, AppResult};
 
-#[server(endpoint = "who_am_i")]
-pub async fn who_am_i() -> Result<Option<CurrentUser>, AppError> {
+/// The logged-in user and their organizations, or `None` for an anonymous visitor.
+#[server(endpoint = "my_session")]
+pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
     let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
-    let user = ssr::backend()?.identity.user(user_id).await.app()?;
-    if user.is_none() {
+    let backend = ssr::backend()?;
+    let Some(user) = backend.identity.user(user_id).await.app()? else {
         // The account is gone: forget the stale session rather than failing every page.
         ssr::session()?.flush().await.map_err(ssr::internal)?;
-    }
-    Ok(user)
+        return Ok(None);
+    };
+    let orgs = backend.tenancy.organizations_of(user_id).await.app()?;
+    Ok(Some(SessionSummary { user, orgs }))
 }
 
 #[server(endpoint = "sign_up")]
@@ -44,12 +47,6 @@ pub async fn log_out() -> Result<(), AppError> {
     ssr::session()?.flush().await.map_err(ssr::internal)?;
     leptos_axum::redirect("/login");
     Ok(())
-}
-
-#[server(endpoint = "my_orgs")]
-pub async fn my_orgs() -> Result<Vec<OrgSummary>, AppError> {
-    let Some(user_id) = ssr::user_id().await? else { return Ok(Vec::new()) };
-    ssr::backend()?.tenancy.organizations_of(user_id).await.app()
 }
 
 #[server(endpoint = "create_org")]

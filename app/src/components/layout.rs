@@ -1,8 +1,8 @@
-use crate::api::{my_orgs, who_am_i, LogOut};
+use crate::api::{my_session, LogOut};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_location;
-use tessera_domain::dto::OrgSummary;
+use tessera_domain::dto::{OrgSummary, SessionSummary};
 
 /// Changes on every navigation. Logging in or out, signing up and creating an organization all
 /// end in one, so the header reloads who you are and where you belong exactly when it may change.
@@ -16,15 +16,7 @@ pub fn AppHeader() -> impl IntoView {
     let logout = ServerAction::<LogOut>::new();
     let nav = navigation();
     // One resource and one Transition: nested suspense in the header would make hydration fragile.
-    let session = Resource::new(
-        move || (nav.get(), logout.version().get()),
-        |_| async move {
-            match who_am_i().await? {
-                Some(me) => Ok(Some((me, my_orgs().await?))),
-                None => Ok(None),
-            }
-        },
-    );
+    let session = Resource::new(move || (nav.get(), logout.version().get()), |_| my_session());
     view! {
         <a class="skip-link" href="#main">"Skip to content"</a>
         <header class="topbar">
@@ -34,9 +26,8 @@ pub fn AppHeader() -> impl IntoView {
             </a>
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let loaded: Result<_, tessera_domain::AppError> = session.await;
-                    match loaded {
-                        Ok(Some((me, orgs))) => {
+                    match session.await {
+                        Ok(Some(SessionSummary { user: me, orgs })) => {
                             // The header sits outside the routes, so it reads the organization from the path.
                             let current = nav
                                 .get_untracked()

@@ -1,4 +1,4 @@
-use crate::api::{my_orgs, CreateOrg};
+use crate::api::{my_session, CreateOrg};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -7,15 +7,14 @@ use tessera_domain::input::{OrgName, OrgSlug};
 /// Signed in: your organizations. Signed out: what Tessera is.
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let user = Resource::new(|| (), |_| crate::api::who_am_i());
-    let orgs = Resource::new(|| (), |_| my_orgs());
+    let session = Resource::new(|| (), |_| my_session());
     view! {
         <Title text="" />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => {
-                        let orgs = orgs.await.unwrap_or_default();
+                match session.await {
+                    Ok(Some(session)) => {
+                        let orgs = session.orgs;
                         view! {
                             <section class="page">
                                 <header class="page-header">

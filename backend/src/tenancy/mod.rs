@@ -177,10 +177,6 @@ impl WriteTx {
         &mut self.tx
     }
 
-    pub fn ctx(&self) -> &Ctx {
-        &self.ctx
-    }
-
     /// Writes an extra audit record (a change with several effects) in this transaction.
     pub async fn record(&mut self, entry: AuditEntry) -> Result<()> {
         audit::insert(&mut self.tx, &self.ctx, &entry).await

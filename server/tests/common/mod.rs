@@ -157,6 +157,20 @@ impl Browser {
         read(req.send().await.unwrap()).await
     }
 
+    /// Sends a raw body, as a confused or hostile client might.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         read(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
     }
