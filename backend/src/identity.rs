@@ -62,9 +62,13 @@ impl Identity {
             }
             None => None,
         };
-        let stored_hash = row.as_ref().map(|r| r.3.clone()).unwrap_or_else(|| dummy_hash().to_string());
+        let stored_hash = row.as_ref().map(|r| r.3.clone());
         let password = password.to_string();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        // Hashing (including the one-off dummy hash) stays off the async executor.
+        let matches = tokio::task::spawn_blocking(move || match &stored_hash {
+            Some(hash) => verify_password(&password, hash),
+            None => verify_password(&password, dummy_hash()),
+        })
             .await
             .map_err(|e| crate::Error::Internal(e.to_string()))?;
         match row {
