@@ -37,3 +37,25 @@ pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntr
     .await?;
     Ok(())
 }
+
+/// An audit record for an operator or scheduled action (a move, a purge): no acting user.
+pub(crate) async fn insert_system(
+    conn: &mut PgConnection,
+    tenant_id: uuid::Uuid,
+    entry: &AuditEntry,
+    request_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, request_id)
+         VALUES ($1, NULL, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(&entry.target_id)
+    .bind(&entry.changes)
+    .bind(request_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,3 +1,4 @@
+use crate::tenancy::placement::Placement;
 use std::net::IpAddr;
 use tessera_domain::{AppError, Permission, Role};
 use uuid::Uuid;
@@ -16,6 +17,19 @@ pub struct TenantRef {
     pub id: Uuid,
     pub slug: String,
     pub name: String,
+    /// Where its data lives, read from the control plane when the request entered the tenant.
+    pub placement: Placement,
+    pub status: TenantStatus,
+}
+
+/// The lifecycle states the door cares about (see the `tenants.status` check constraint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    /// Its data is being copied elsewhere: readable, not writable.
+    Moving,
+    /// Scheduled for deletion: readable by its members, not writable, until the purge.
+    Deleting,
 }
 
 /// Who is acting, in which tenant, with which role. Only [`crate::tenancy::Tenancy::enter`]

@@ -25,6 +25,11 @@ impl Error {
     pub fn into_app_error(self) -> AppError {
         match self {
             Error::App(e) => e,
+            // The database being unreachable is an outage to wait out, not a bug to report.
+            Error::Db(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
+                tracing::warn!(error = %e, "database unreachable");
+                AppError::Unavailable("We can't reach the database right now. Please try again in a minute.".into())
+            }
             other => {
                 let reference = uuid::Uuid::new_v4().simple().to_string();
                 let reference = &reference[..12];

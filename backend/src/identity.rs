@@ -1,5 +1,6 @@
 //! Global user identity (control plane): sign-up and password login.
 //! Users are not tenant data; a user reaches a tenant only through a membership.
+//! Every statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
 
 use crate::error::{unique_violation, Result};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -32,15 +33,19 @@ impl Identity {
         let display_name = parse_display_name(display_name)?;
         let hash = hash_password(password).await?;
         let id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(email.as_str())
             .bind(display_name.as_deref())
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match inserted {
-            Ok(_) => Ok(CurrentUser { id, email: email.as_str().to_string(), display_name }),
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(CurrentUser { id, email: email.as_str().to_string(), display_name })
+            }
             Err(e) if unique_violation(&e).is_some() => Err(AppError::Conflict(FieldError::new(
                 "email",
                 "An account with this email already exists. Log in instead, or use another email.",
@@ -55,10 +60,13 @@ impl Identity {
         let email = Email::parse(email).ok();
         let row: Option<UserRow> = match &email {
             Some(email) => {
-                sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE lower(email) = $1")
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query_as("SELECT id, email, display_name, password_hash FROM users WHERE lower(email) = $1")
                     .bind(email.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                row
             }
             None => None,
         };
@@ -78,17 +86,19 @@ impl Identity {
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<CurrentUser>> {
+        let mut tx = self.pool.begin().await?;
         let row: Option<(Uuid, String, Option<String>)> =
-            sqlx::query_as("SELECT id, email, display_name FROM users WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            sqlx::query_as("SELECT id, email, display_name FROM users WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
         Ok(row.map(|(id, email, display_name)| CurrentUser { id, email, display_name }))
     }
 
     /// Looks a user up by email to add them to a team. Returns only the id.
     pub(crate) async fn find_id_by_email(&self, email: &Email) -> Result<Option<Uuid>> {
-        Ok(sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1")
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 }
 

@@ -10,23 +10,34 @@ pub mod identity;
 pub mod members;
 pub mod projects;
 pub mod seed;
+pub mod sessions;
 pub mod tenancy;
 
 pub use ctx::{Ctx, RequestMeta};
 pub use error::{Error, Result};
 
 use sqlx::PgPool;
+use std::sync::Arc;
+use tenancy::topology::{Topology, TopologyConfig};
 
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
 pub struct Backend {
     pub identity: identity::Identity,
     pub tenancy: tenancy::Tenancy,
+    /// How long a deleted organization is kept (read-only, restorable) before it is purged.
+    pub deletion_retention: time::Duration,
 }
 
 impl Backend {
-    /// `pool` must connect as the confined application role (see [`db::check_app_role`]).
-    pub fn new(pool: PgPool) -> Self {
-        Self { identity: identity::Identity::new(pool.clone()), tenancy: tenancy::Tenancy::new(pool) }
+    /// `control` must connect as the confined application role (see [`db::check_app_role`]);
+    /// `topology` says where tenant data lives.
+    pub fn new(control: PgPool, topology: &TopologyConfig) -> Result<Self> {
+        let topology = Arc::new(Topology::new(topology)?);
+        Ok(Self {
+            identity: identity::Identity::new(control.clone()),
+            tenancy: tenancy::Tenancy::new(control, topology),
+            deletion_retention: time::Duration::days(30),
+        })
     }
 }

@@ -1,5 +1,7 @@
 //! A tenant's team: who belongs, with which role. Owners and Admins manage it; the last Owner
 //! can never be demoted or removed, so no organization is left without someone in charge.
+//! Memberships live in the control plane (the tenant switcher needs them across regions), so
+//! this module uses the door's control transactions; their audit records stay beside them.
 
 use crate::audit::AuditEntry;
 use crate::ctx::Ctx;
@@ -15,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
-    let mut tx = tenancy.read(ctx, Permission::ViewMembers).await?;
+    let mut tx = tenancy.control_read(ctx, Permission::ViewMembers).await?;
     let rows: Vec<(Uuid, String, Option<String>, String, OffsetDateTime)> = sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, m.role, m.created_at
            FROM memberships m JOIN users u ON u.id = m.user_id
@@ -45,7 +47,7 @@ pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str,
         ))
         .into());
     };
-    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
     let inserted: Option<OffsetDateTime> = sqlx::query_scalar(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING created_at",
@@ -69,7 +71,7 @@ pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str,
 }
 
 pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: Role) -> Result<()> {
-    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
     let current = current_role(tx.conn(), user_id).await?;
     if current == new_role {
         return Ok(());
@@ -95,7 +97,7 @@ pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: 
 }
 
 pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
-    let mut tx = tenancy.write(ctx, Permission::ManageMembers).await?;
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
     let current = current_role(tx.conn(), user_id).await?;
     if !ctx.role.may_assign(current) {
         return Err(AppError::Forbidden("Only an Owner can remove an Owner.".into()).into());

@@ -12,29 +12,43 @@ use tessera_domain::{AppError, Permission};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-type ProjectRow = (Uuid, String, String, String, OffsetDateTime);
+type ProjectRow = (Uuid, String, String, Uuid, OffsetDateTime);
 
-const SELECT_PROJECT: &str = "SELECT p.id, p.name, p.description, COALESCE(u.display_name, u.email), p.created_at
-                                FROM projects p JOIN users u ON u.id = p.created_by";
+const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at FROM projects";
 
-fn summary((id, name, description, created_by, created_at): ProjectRow) -> ProjectSummary {
-    ProjectSummary { id, name, description, created_by, created_at: rfc3339(created_at) }
+/// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
+/// their names are looked up in one batch.
+async fn summaries(tenancy: &Tenancy, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
+    let names = tenancy.display_names(&ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, description, created_by, created_at)| ProjectSummary {
+            id,
+            name,
+            description,
+            created_by: names.get(&created_by).cloned().unwrap_or_else(|| "a former member".into()),
+            created_at: rfc3339(created_at),
+        })
+        .collect())
 }
 
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ProjectSummary>> {
     let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
     // No tenant filter here on purpose: row-level security supplies it.
-    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY p.created_at DESC, p.id LIMIT 500"))
+    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500"))
         .fetch_all(tx.conn())
         .await?;
-    Ok(rows.into_iter().map(summary).collect())
+    drop(tx);
+    summaries(tenancy, rows).await
 }
 
 pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummary> {
     let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
-    let row: Option<ProjectRow> =
-        sqlx::query_as(&format!("{SELECT_PROJECT} WHERE p.id = $1")).bind(id).fetch_optional(tx.conn()).await?;
-    row.map(summary).ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()).into())
+    let row: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1")).bind(id).fetch_optional(tx.conn()).await?;
+    drop(tx);
+    let row = row.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
+    Ok(summaries(tenancy, vec![row]).await?.remove(0))
 }
 
 /// Creates a project and returns its id.
@@ -78,8 +92,10 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
 
 /// Counts for the dashboard.
 pub async fn overview(tenancy: &Tenancy, ctx: &Ctx) -> Result<(i64, i64)> {
-    let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
-    let counts: (i64, i64) =
-        sqlx::query_as("SELECT (SELECT count(*) FROM projects), (SELECT count(*) FROM memberships)").fetch_one(tx.conn()).await?;
-    Ok(counts)
+    let mut data = tenancy.read(ctx, Permission::ViewProjects).await?;
+    let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(data.conn()).await?;
+    drop(data);
+    let mut control = tenancy.control_read(ctx, Permission::ViewMembers).await?;
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships").fetch_one(control.conn()).await?;
+    Ok((projects, members))
 }

@@ -1,7 +1,9 @@
-//! The demo organization for `cargo xtask dev`: one user per role, a few projects. It goes
+//! The demo organizations for `cargo xtask dev`: one user per role, a few projects, one
+//! organization per tenancy model. It goes
 //! through the same services as the UI, so the seed is audited like any other change.
 
 use crate::{members, projects, Backend, Error, RequestMeta, Result};
+use tessera_domain::placement::TenancyModel;
 use tessera_domain::{AppError, Role};
 
 pub const DEMO_SLUG: &str = "acme";
@@ -27,20 +29,34 @@ pub async fn demo(backend: &Backend) -> Result<()> {
     }
     let owner = ids[0].0;
     let meta = RequestMeta { request_id: Some("seed".into()), ..Default::default() };
-    let ctx = match backend.tenancy.create_tenant(owner, "Acme Corporation", DEMO_SLUG, meta.clone()).await {
-        Ok(ctx) => ctx,
-        Err(Error::App(AppError::Conflict(_))) => return Ok(()), // seeded before
-        Err(e) => return Err(e),
-    };
-    for (email, role) in DEMO_USERS.iter().skip(1) {
-        members::add(&backend.tenancy, &backend.identity, &ctx, email, *role).await?;
-    }
-    for (name, description) in [
-        ("Website relaunch", "New marketing site with the 2027 brand."),
-        ("Customer portal", "Self-service billing and support for enterprise customers."),
-        ("Data warehouse", "Nightly exports into the analytics warehouse."),
-    ] {
-        projects::create(&backend.tenancy, &ctx, name, description).await?;
+    let options = backend.tenancy.placement_options();
+    let last_region = options.regions.last().cloned().unwrap_or_default();
+    // One organization per model (where this deployment offers it), so all three can be seen
+    // and benchmarked side by side; the dedicated one lives in the last configured region.
+    let orgs = [
+        ("Acme Corporation", DEMO_SLUG, TenancyModel::Pooled, options.default_region.clone()),
+        ("Globex", "globex", TenancyModel::Schema, options.default_region.clone()),
+        ("Initech", "initech", TenancyModel::Dedicated, last_region),
+    ];
+    for (name, slug, model, region) in orgs {
+        if backend.tenancy.topology().check_offer(model, &region).is_err() {
+            continue;
+        }
+        let ctx = match backend.tenancy.create_tenant(owner, name, slug, &region, model.as_str(), meta.clone()).await {
+            Ok(ctx) => ctx,
+            Err(Error::App(AppError::Conflict(_))) => continue, // seeded before
+            Err(e) => return Err(e),
+        };
+        for (email, role) in DEMO_USERS.iter().skip(1) {
+            members::add(&backend.tenancy, &backend.identity, &ctx, email, *role).await?;
+        }
+        for (name, description) in [
+            ("Website relaunch", "New marketing site with the 2027 brand."),
+            ("Customer portal", "Self-service billing and support for enterprise customers."),
+            ("Data warehouse", "Nightly exports into the analytics warehouse."),
+        ] {
+            projects::create(&backend.tenancy, &ctx, name, description).await?;
+        }
     }
     Ok(())
 }

@@ -20,6 +20,10 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// This organization's data can't be reached right now (its database is down or slow, it is
+    /// being moved or upgraded). Other organizations are unaffected; trying again later helps.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something broke on our side; the message carries a reference, never internals.
     #[error("{0}")]
     Internal(String),
@@ -34,6 +38,7 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
+            AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,
         }
     }

@@ -4,6 +4,7 @@
 pub mod dto;
 pub mod error;
 pub mod input;
+pub mod placement;
 pub mod role;
 
 pub use error::AppError;

@@ -24,6 +24,10 @@ pub enum Permission {
     /// Grant or take away the Owner role.
     ManageOwners,
     ViewAudit,
+    /// See where the organization's data lives and its other settings.
+    ViewSettings,
+    /// Schedule the organization (and all its data) for deletion, or cancel that.
+    DeleteOrganization,
 }
 
 impl Role {
@@ -34,8 +38,8 @@ impl Role {
         match permission {
             ViewProjects | ViewMembers => true,
             CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageMembers | ViewAudit => matches!(self, Role::Owner | Role::Admin),
-            ManageOwners => self == Role::Owner,
+            ManageMembers | ViewAudit | ViewSettings => matches!(self, Role::Owner | Role::Admin),
+            ManageOwners | DeleteOrganization => self == Role::Owner,
         }
     }
 

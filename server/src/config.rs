@@ -1,13 +1,18 @@
 //! Configuration from the environment; every variable is listed in the README.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+use tessera_backend::tenancy::topology::{RegionConfig, TopologyConfig};
+use tessera_domain::placement::{RegionName, TenancyModel};
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Connection for serving requests, as the confined `tessera_app` role.
+    /// The control plane, as the confined `tessera_app` role.
     pub database_url: String,
-    /// Connection as the schema owner; when given, migrations run at start-up.
+    /// The control plane as the schema owner; when given, migrations run at start-up.
     pub owner_database_url: Option<String>,
+    /// Where tenant data lives: regions, offered models, pool sizes.
+    pub topology: TopologyConfig,
     pub addr: SocketAddr,
     /// Where the WASM bundle, CSS and public assets live (`target/site`).
     pub site_root: String,
@@ -15,35 +20,98 @@ pub struct Config {
     pub secure_cookies: bool,
     pub seed_demo: bool,
     pub db_max_connections: u32,
+    /// How long a deleted organization's data is kept before the purge removes it.
+    pub deletion_retention: Duration,
+    /// How often the purge (and session clean-up) runs; `None` switches the job off.
+    pub maintenance_interval: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
+/// `name=url,name=url` (a comma inside a URL is not expected).
+fn named_urls(var: &str, value: &str) -> Result<Vec<(RegionName, String)>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, url) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("{var}: expected name=postgres://..., got {pair:?}")))?;
+            let name = RegionName::parse(name).map_err(|e| ConfigError(format!("{var}: {}", e.message)))?;
+            Ok((name, url.trim().to_string()))
+        })
+        .collect()
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let flag = |name: &str| var(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
+            match var(name) {
+                Some(v) => v.trim().parse().map_err(|_| ConfigError(format!("{name} {v:?} is not a whole number"))),
+                None => Ok(default),
+            }
+        };
         let database_url = var("DATABASE_URL").ok_or_else(|| {
             ConfigError("DATABASE_URL is not set. Use `cargo xtask dev`, which starts a database for you.".into())
         })?;
+        let owner_database_url = var("DATABASE_OWNER_URL");
         let addr = var("TESSERA_ADDR")
             .or_else(|| var("LEPTOS_SITE_ADDR"))
             .unwrap_or_else(|| "127.0.0.1:3000".into());
         let addr = addr.parse().map_err(|e| ConfigError(format!("TESSERA_ADDR {addr:?} is not host:port ({e})")))?;
-        let db_max_connections = match var("TESSERA_DB_MAX_CONNECTIONS") {
-            Some(v) => v.parse().map_err(|_| ConfigError(format!("TESSERA_DB_MAX_CONNECTIONS {v:?} is not a number")))?,
-            None => 20,
+
+        // Regions default to one called "local" on the control-plane database.
+        let regions = match var("TESSERA_REGIONS") {
+            Some(v) => named_urls("TESSERA_REGIONS", &v)?,
+            None => vec![(RegionName::parse("local").expect("valid"), database_url.clone())],
         };
+        let owners = match var("TESSERA_REGION_OWNER_URLS") {
+            Some(v) => named_urls("TESSERA_REGION_OWNER_URLS", &v)?,
+            None => owner_database_url.iter().map(|u| (regions[0].0.clone(), u.clone())).collect(),
+        };
+        if let Some((unknown, _)) = owners.iter().find(|(n, _)| !regions.iter().any(|(r, _)| r == n)) {
+            return Err(ConfigError(format!("TESSERA_REGION_OWNER_URLS names region {unknown:?}, which TESSERA_REGIONS doesn't list")));
+        }
+        let models = match var("TESSERA_TENANT_MODELS") {
+            Some(v) => v
+                .split(',')
+                .map(|m| TenancyModel::parse(m).map_err(|e| ConfigError(format!("TESSERA_TENANT_MODELS: {}", e.message))))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => TenancyModel::ALL.to_vec(),
+        };
+        let pgbouncer = flag("TESSERA_PGBOUNCER");
+        let topology = TopologyConfig {
+            regions: regions
+                .into_iter()
+                .map(|(name, app_url)| {
+                    let owner_url = owners.iter().find(|(n, _)| *n == name).map(|(_, u)| u.clone());
+                    RegionConfig { name, app_url, owner_url }
+                })
+                .collect(),
+            models,
+            region_pool_size: number("TESSERA_REGION_POOL_SIZE", 10)? as u32,
+            dedicated_pool_size: number("TESSERA_DEDICATED_POOL_SIZE", 3)? as u32,
+            dedicated_pools_max: number("TESSERA_DEDICATED_POOLS_MAX", 50)? as usize,
+            acquire_timeout: Duration::from_millis(number("TESSERA_TENANT_DB_TIMEOUT_MS", 5000)?),
+            pgbouncer,
+        };
+        let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
         Ok(Self {
             database_url,
-            owner_database_url: var("DATABASE_OWNER_URL"),
+            owner_database_url,
+            topology,
             addr,
             site_root: var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
             secure_cookies: flag("TESSERA_SECURE_COOKIES"),
             seed_demo: flag("TESSERA_SEED_DEMO"),
-            db_max_connections,
+            db_max_connections: number("TESSERA_DB_MAX_CONNECTIONS", 20)? as u32,
+            deletion_retention: Duration::from_secs(number("TESSERA_DELETION_RETENTION_DAYS", 30)? * 86_400),
+            maintenance_interval: (maintenance > 0).then(|| Duration::from_secs(maintenance)),
         })
     }
 }

@@ -10,10 +10,12 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use tessera_app::{shell, App};
+use std::time::Duration;
+use tessera_backend::sessions::PgSessionStore;
+use tessera_backend::tenancy::{lifecycle, migrate, topology::Topology};
 use tessera_backend::{db, seed, Backend};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::PostgresStore;
 
 pub fn init_tracing() {
     use tracing_subscriber::{fmt, EnvFilter};
@@ -35,12 +37,30 @@ pub enum StartError {
 
 /// Connects, checks the database role, migrates and seeds as configured, and builds the router.
 pub async fn build(config: &Config) -> Result<Router, StartError> {
+    Ok(build_app(config).await?.0)
+}
+
+/// Like [`build`], also handing back the services (tests drive moves and purges through them).
+pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError> {
     if let Some(owner_url) = &config.owner_database_url {
-        db::migrate(owner_url).await?;
+        let topology = Topology::new(&config.topology)?;
+        let report = migrate::migrate_all(owner_url, &topology, 4, &|_, _, _| {}).await?;
+        for (region, result) in &report.regions {
+            if let Err(e) = result {
+                tracing::warn!(region, error = %e, "region's shared schema was not migrated");
+            }
+        }
+        for t in report.tenants.iter().filter(|t| matches!(t.outcome, migrate::Outcome::Failed(_))) {
+            tracing::warn!(tenant = %t.slug, outcome = ?t.outcome, "tenant was not migrated; it is not served until `tessera-server migrate` succeeds");
+        }
     }
-    let pool = db::connect(&config.database_url, config.db_max_connections).await?;
+    let pool = db::connect(&config.database_url, config.db_max_connections, config.topology.pgbouncer).await?;
     db::check_app_role(&pool).await?;
-    let backend = Backend::new(pool.clone());
+    let mut backend = Backend::new(pool.clone(), &config.topology)?;
+    backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
+    if let Some(every) = config.maintenance_interval {
+        spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);
+    }
     if config.seed_demo {
         seed::demo(&backend).await?;
     }
@@ -52,9 +72,10 @@ pub async fn build(config: &Config) -> Result<Router, StartError> {
         .site_addr(config.addr)
         .build();
     let routes = generate_route_list(App);
+    let services = backend.clone();
     let provide_backend = move || provide_context(backend.clone());
 
-    let sessions = SessionManagerLayer::new(PostgresStore::new(pool))
+    let sessions = SessionManagerLayer::new(PgSessionStore::new(pool))
         .with_name("tessera_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
@@ -69,7 +90,26 @@ pub async fn build(config: &Config) -> Result<Router, StartError> {
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options);
-    Ok(middleware::wrap(router, sessions))
+    Ok((middleware::wrap(router, sessions), services))
+}
+
+/// The scheduled job: purges organizations whose retention period is over and drops expired
+/// sessions. Safe on several servers at once (the purge claims tenants with SKIP LOCKED).
+fn spawn_maintenance(backend: Backend, sessions: PgSessionStore, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            match lifecycle::purge_due(&backend.tenancy).await {
+                Ok(purged) if !purged.is_empty() => tracing::info!(?purged, "purged deleted organizations"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "the purge job failed"),
+            }
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+        }
+    });
 }
 
 /// Serves until Ctrl-C or SIGTERM.

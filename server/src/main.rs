@@ -1,31 +1,146 @@
+use indicatif::{ProgressBar, ProgressStyle};
+use tessera_backend::tenancy::{lifecycle, migrate, relocate, topology::Topology};
+use tessera_backend::{db, Backend};
 use tessera_server::{config::Config, run};
 
-const USAGE: &str = "usage: tessera-server [serve | migrate]
+const USAGE: &str = "usage: tessera-server [command]
 
-  serve     (default) serve HTTP; configuration comes from the environment (see README)
-  migrate   apply database migrations as DATABASE_OWNER_URL and exit
+  serve                   (default) serve HTTP; configuration comes from the environment (see README)
+  migrate [--jobs N]      migrate the control plane, every region's shared schema and every tenant
+                          schema and dedicated database (N at a time, default 8); rerun to resume
+  tenants                 list organizations with their model, region, status and schema version
+  move <slug> --model M [--region R]
+                          move an organization to model M (pooled, schema, dedicated) and/or region R
+  purge                   purge organizations whose deletion retention period is over
 ";
+
+fn usage() -> ! {
+    eprint!("{USAGE}");
+    std::process::exit(2);
+}
+
+/// The value after `--name`, if given.
+fn option(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).map(|i| args.get(i + 1).cloned().unwrap_or_else(|| usage()))
+}
 
 #[tokio::main]
 async fn main() {
     tessera_server::init_tracing();
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
-    let result = match command.as_str() {
-        "serve" => match Config::from_env() {
-            Ok(config) => run(config).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        },
-        "migrate" => match std::env::var("DATABASE_OWNER_URL") {
-            Ok(url) => tessera_backend::db::migrate(&url).await.map_err(|e| e.to_string()),
-            Err(_) => Err("DATABASE_OWNER_URL must name the schema owner's connection".into()),
-        },
-        _ => {
-            eprint!("{USAGE}");
-            std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().cloned().unwrap_or_else(|| "serve".into());
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tessera-server: {e}");
+            std::process::exit(1);
         }
+    };
+    let result = match command.as_str() {
+        "serve" => run(config).await.map_err(|e| e.to_string()),
+        "migrate" => {
+            let jobs = option(&args, "--jobs").map(|j| j.parse().unwrap_or_else(|_| usage())).unwrap_or(8);
+            migrate_command(&config, jobs).await
+        }
+        "tenants" => list_tenants(&config).await,
+        "move" => {
+            let slug = args.get(1).filter(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| usage());
+            let model = option(&args, "--model").unwrap_or_default();
+            let region = option(&args, "--region").unwrap_or_default();
+            move_command(&config, &slug, &model, &region).await
+        }
+        "purge" => purge_command(&config).await,
+        _ => usage(),
     };
     if let Err(e) = result {
         eprintln!("tessera-server: {e}");
         std::process::exit(1);
     }
+}
+
+async fn migrate_command(config: &Config, jobs: usize) -> Result<(), String> {
+    let owner_url = config.owner_database_url.as_deref().ok_or("DATABASE_OWNER_URL must name the control plane's schema owner")?;
+    let topology = Topology::new(&config.topology).map_err(|e| e.to_string())?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tenants  {msg}")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    let report = migrate::migrate_all(owner_url, &topology, jobs, &|done, total, slug| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(slug.to_string());
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    println!("control plane: up to date");
+    for (region, result) in &report.regions {
+        match result {
+            Ok(v) => println!("region {region}: shared schema at version {v}"),
+            Err(e) => println!("region {region}: FAILED: {e}"),
+        }
+    }
+    for t in &report.tenants {
+        let what = match &t.outcome {
+            migrate::Outcome::UpToDate => "up to date".to_string(),
+            migrate::Outcome::Migrated { from } => format!("migrated from {from}"),
+            migrate::Outcome::Failed(e) => format!("FAILED: {e}"),
+        };
+        println!("{:<40} {:<50} version {:<16} {what}", t.slug, t.placement.describe(), t.version);
+    }
+    let failures = report.failures();
+    println!("{} tenants, {failures} failed", report.tenants.len());
+    if failures > 0 {
+        Err(format!("{failures} migration(s) failed; fix the cause and rerun `tessera-server migrate` to finish"))
+    } else {
+        Ok(())
+    }
+}
+
+async fn backend(config: &Config) -> Result<Backend, String> {
+    let pool = db::connect(&config.database_url, 4, config.topology.pgbouncer).await.map_err(|e| e.to_string())?;
+    Backend::new(pool, &config.topology).map_err(|e| e.to_string())
+}
+
+async fn list_tenants(config: &Config) -> Result<(), String> {
+    let pool = db::connect(&config.database_url, 1, config.topology.pgbouncer).await.map_err(|e| e.to_string())?;
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT t.slug, t.model, t.region, t.status,
+                CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END
+           FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region ORDER BY t.slug",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("{:<40} {:<10} {:<12} {:<10} version", "slug", "model", "region", "status");
+    for (slug, model, region, status, version) in rows {
+        println!("{slug:<40} {model:<10} {region:<12} {status:<10} {version}");
+    }
+    Ok(())
+}
+
+async fn move_command(config: &Config, slug: &str, model: &str, region: &str) -> Result<(), String> {
+    let backend = backend(config).await?;
+    let report = relocate::move_tenant(&backend.tenancy, slug, model, region, "cli-move").await.map_err(|e| match e {
+        tessera_backend::Error::App(app) => app.to_string(),
+        other => other.to_string(),
+    })?;
+    println!("moved {}: {} -> {}", report.slug, report.from.describe(), report.to.describe());
+    for t in &report.tables {
+        println!("  {:<24} {:>8} rows  checksum {}", t.table, t.rows, t.checksum);
+    }
+    if let Some(leftover) = report.leftover {
+        println!("warning: {leftover}");
+    }
+    Ok(())
+}
+
+async fn purge_command(config: &Config) -> Result<(), String> {
+    let backend = backend(config).await?;
+    let purged = lifecycle::purge_due(&backend.tenancy).await.map_err(|e| e.to_string())?;
+    println!("purged {} organization(s){}{}", purged.len(), if purged.is_empty() { "" } else { ": " }, purged.join(", "));
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod ssr;
 
 use leptos::prelude::*;
 use tessera_domain::dto::{Member, OrgContext, ProjectSummary, SessionSummary};
+use tessera_domain::placement::{PlacementInfo, PlacementOptions};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
@@ -49,11 +50,49 @@ pub async fn log_out() -> Result<(), AppError> {
     Ok(())
 }
 
+/// The regions and data isolation models a new organization may choose.
+#[server(endpoint = "org_placement_options")]
+pub async fn org_placement_options() -> Result<PlacementOptions, AppError> {
+    ssr::require_user().await?;
+    Ok(ssr::backend()?.tenancy.placement_options())
+}
+
+/// `region` and `model` may be left empty for the defaults (first region, pooled).
 #[server(endpoint = "create_org")]
-pub async fn create_org(name: String, slug: String) -> Result<(), AppError> {
+pub async fn create_org(name: String, slug: String, region: Option<String>, model: Option<String>) -> Result<(), AppError> {
     let user_id = ssr::require_user().await?;
-    let ctx = ssr::backend()?.tenancy.create_tenant(user_id, &name, &slug, ssr::meta()).await.app()?;
+    let ctx = ssr::backend()?
+        .tenancy
+        .create_tenant(user_id, &name, &slug, region.as_deref().unwrap_or(""), model.as_deref().unwrap_or(""), ssr::meta())
+        .await
+        .app()?;
     leptos_axum::redirect(&format!("/t/{}", ctx.tenant.slug));
+    Ok(())
+}
+
+/// Where the organization's data lives, and whether it is scheduled for deletion.
+#[server(endpoint = "org_settings")]
+pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await.app()
+}
+
+/// Schedules the organization for deletion; `confirm` must be its URL name.
+#[server(endpoint = "delete_org")]
+pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention)
+        .await
+        .app()?;
+    leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
+    Ok(())
+}
+
+#[server(endpoint = "cancel_org_deletion")]
+pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::tenancy::lifecycle::cancel_deletion(&backend.tenancy, &ctx).await.app()?;
+    leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
     Ok(())
 }
 

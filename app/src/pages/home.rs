@@ -1,8 +1,10 @@
-use crate::api::{my_session, CreateOrg};
+use crate::api::{my_session, org_placement_options, CreateOrg};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use tessera_domain::input::{OrgName, OrgSlug};
+use tessera_domain::placement::{PlacementOptions, TenancyModel};
+use tessera_domain::AppError;
 
 /// Signed in: your organizations. Signed out: what Tessera is.
 #[component]
@@ -88,6 +90,7 @@ fn check_slug(s: &str) -> Option<String> {
 pub fn NewOrgPage() -> impl IntoView {
     let action = ServerAction::<CreateOrg>::new();
     let error = last_error(action);
+    let options = Resource::new(|| (), |_| org_placement_options());
     let name = RwSignal::new(String::new());
     let slug = RwSignal::new(String::new());
     // Suggest a URL name from the organization name until the person edits it themselves.
@@ -106,7 +109,7 @@ pub fn NewOrgPage() -> impl IntoView {
             <h1>"Create an organization"</h1>
             <p class="muted">"You'll be its Owner. You can add your team next."</p>
             <ActionForm action attr:class="form" attr:novalidate=true>
-                <FormAlert error fields=&["name", "slug"] />
+                <FormAlert error fields=&["name", "slug", "region", "model"] />
                 <Field label="Organization name" name="name" required=true error check=check_org_name value=name />
                 <div on:input=move |_| slug_edited.set(true)>
                     <Field
@@ -119,8 +122,62 @@ pub fn NewOrgPage() -> impl IntoView {
                         hint="Lowercase letters, digits and hyphens; your address becomes /t/your-name."
                     />
                 </div>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        options.await.ok().map(|options| view! { <PlacementChoice options error /> })
+                    })}
+                </Suspense>
                 <Submit label="Create organization" busy_label="Creating…" pending=action.pending() />
             </ActionForm>
         </section>
+    }
+}
+
+/// Where the new organization's data will live: a region (when there is a choice) and how it
+/// is isolated. Plain radio buttons, so the choice works before (and without) hydration.
+#[component]
+fn PlacementChoice(options: PlacementOptions, #[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
+    let field_error = move |field: &'static str| {
+        move || error.get().filter(|e| e.field() == Some(field)).map(|e| view! { <p class="field-error" role="alert">{e.to_string()}</p> })
+    };
+    let default_region = options.default_region.clone();
+    let regions = options.regions.clone();
+    view! {
+        <fieldset class="field choice-group">
+            <legend>"Data region"</legend>
+            <p class="field-hint">"Your organization's data is stored and processed only in this region."</p>
+            {regions
+                .into_iter()
+                .map(|region| {
+                    let checked = region == default_region;
+                    view! {
+                        <label class="choice">
+                            <input type="radio" name="region" value=region.clone() checked=checked />
+                            <span>{region.clone()}</span>
+                        </label>
+                    }
+                })
+                .collect_view()}
+            {field_error("region")}
+        </fieldset>
+        <fieldset class="field choice-group">
+            <legend>"Data isolation"</legend>
+            {options
+                .models
+                .into_iter()
+                .map(|model| {
+                    view! {
+                        <label class="choice">
+                            <input type="radio" name="model" value=model.as_str() checked=model == TenancyModel::Pooled />
+                            <span>
+                                <strong>{model.label()}</strong>
+                                <span class="muted">{model.description()}</span>
+                            </span>
+                        </label>
+                    }
+                })
+                .collect_view()}
+            {field_error("model")}
+        </fieldset>
     }
 }

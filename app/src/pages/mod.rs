@@ -4,3 +4,4 @@ pub mod members;
 pub mod not_found;
 pub mod org;
 pub mod projects;
+pub mod settings;

@@ -45,9 +45,14 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
                 response.set_status(http::StatusCode::from_u16(other.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR));
             }
+            let heading = match other {
+                AppError::Unavailable(_) => "Temporarily unavailable",
+                AppError::Forbidden(_) => "Not allowed",
+                _ => "Something went wrong",
+            };
             view! {
                 <section class="empty-state">
-                    <h1>"Something went wrong"</h1>
+                    <h1>{heading}</h1>
                     <p class="alert alert-error" role="alert">{other.to_string()}</p>
                 </section>
             }

@@ -1,23 +1,44 @@
 //! The one door to tenant data.
 //!
 //! Tenant rows are reachable only through [`ReadTx`] and [`WriteTx`], which this module opens
-//! after a permission check, with `app.tenant_id` set *for this transaction only*
-//! (`set_config(.., true)`): row-level security then filters every statement, and nothing
-//! survives on a pooled connection. A [`WriteTx`] commits only together with the audit record
-//! that describes it, so a mutation without an audit entry cannot be written.
+//! after a permission check. Two kinds exist:
+//!
+//! - **data** transactions ([`Tenancy::read`], [`Tenancy::write`]) run wherever the tenant's data
+//!   lives: its region's shared schema (pooled), its own schema, or its own database. The door
+//!   picks the pool and sets `search_path` and `app.tenant_id` *for this transaction only*
+//!   (`set_config(.., true)`), so the same SQL works in all three models, row-level security
+//!   filters every statement, and nothing survives on a pooled (or PgBouncer) connection.
+//! - **control** transactions ([`Tenancy::control_read`], [`Tenancy::control_write`]) run on the
+//!   control plane for what must be global: memberships and the tenant's lifecycle.
+//!
+//! A [`WriteTx`] commits only together with the audit record that describes it, written in the
+//! same transaction (so in the same database as the change).
+
+pub mod lifecycle;
+pub mod migrate;
+pub mod placement;
+pub mod provision;
+pub mod relocate;
+pub mod topology;
 
 use crate::audit::{self, AuditEntry};
-use crate::ctx::{Ctx, RequestMeta, TenantRef};
-use crate::error::{unique_violation, Result};
+use crate::ctx::{Ctx, RequestMeta, TenantRef, TenantStatus};
+use crate::error::{unique_violation, Error, Result};
+use placement::Placement;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
 use tessera_domain::dto::OrgSummary;
 use tessera_domain::input::{FieldError, OrgName, OrgSlug};
+use tessera_domain::placement::{PlacementOptions, RegionName, TenancyModel};
 use tessera_domain::{AppError, Permission, Role};
+use topology::Topology;
 use uuid::Uuid;
 
 #[derive(Clone)]
 pub struct Tenancy {
-    pool: PgPool,
+    control: PgPool,
+    topology: Arc<Topology>,
 }
 
 /// A read-only transaction inside one tenant.
@@ -31,74 +52,140 @@ pub struct WriteTx {
     ctx: Ctx,
 }
 
+/// The row `enter` reads: the tenant, where it lives, and the caller's role in it.
+type TenantRow = (Uuid, String, String, String, String, String, Option<String>, String, i64, Option<String>);
+
 impl Tenancy {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
+        Self { control, topology }
     }
 
-    async fn begin_in(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The regions and models onboarding may offer.
+    pub fn placement_options(&self) -> PlacementOptions {
+        self.topology.options()
+    }
+
+    async fn begin_data(&self, tenant: &TenantRef, read_only: bool) -> Result<Transaction<'static, Postgres>> {
+        let pool = self.topology.pool_for(&tenant.placement)?;
+        let mut tx = pool.begin().await.map_err(|e| unreachable(tenant, e))?;
         if read_only {
             sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
         }
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(tenant_id.to_string())
+        sqlx::query("SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)")
+            .bind(&tenant.placement.schema)
+            .bind(tenant.id.to_string())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| unreachable(tenant, e))?;
         Ok(tx)
     }
 
-    /// Opens a read-only transaction in the context's tenant, if its role has `permission`.
-    pub async fn read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
-        ctx.require(permission)?;
-        Ok(ReadTx { tx: self.begin_in(ctx.tenant.id, true).await? })
+    async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.control.begin().await?;
+        if read_only {
+            sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+        }
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant_id.to_string()).execute(&mut *tx).await?;
+        Ok(tx)
     }
 
-    /// Opens a write transaction in the context's tenant, if its role has `permission`.
+    /// Opens a read-only transaction on the tenant's data, if its role has `permission`.
+    pub async fn read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
+        ctx.require(permission)?;
+        Ok(ReadTx { tx: self.begin_data(&ctx.tenant, true).await? })
+    }
+
+    /// Opens a write transaction on the tenant's data, if its role has `permission` and the
+    /// tenant is writable.
     pub async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
-        Ok(WriteTx { tx: self.begin_in(ctx.tenant.id, false).await?, ctx: ctx.clone() })
+        writable(&ctx.tenant)?;
+        let mut tx = self.begin_data(&ctx.tenant, false).await?;
+        // A move seals the old place (under the exclusive form of this lock) before copying;
+        // taking the shared lock first means this write either finishes before the seal or
+        // sees it, so no write can land in a place that has already been copied.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
+            .bind(relocate::fence_key(ctx.tenant.id))
+            .execute(&mut *tx)
+            .await?;
+        let sealed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_fence)").fetch_one(&mut *tx).await?;
+        if sealed {
+            return Err(moving_error().into());
+        }
+        Ok(WriteTx { tx, ctx: ctx.clone() })
+    }
+
+    /// A read-only control-plane transaction in the tenant (its team, its lifecycle).
+    pub async fn control_read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
+        ctx.require(permission)?;
+        Ok(ReadTx { tx: self.begin_control(ctx.tenant.id, true).await? })
+    }
+
+    /// A control-plane write in the tenant, committed with its audit record.
+    pub async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+        ctx.require(permission)?;
+        writable(&ctx.tenant)?;
+        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
     }
 
     /// Resolves `/t/{slug}` for a user. A tenant that does not exist and one the user does not
     /// belong to look the same (404), so slugs of other organizations cannot be probed.
     pub async fn enter(&self, user_id: Uuid, slug: &str, meta: RequestMeta) -> Result<Ctx> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.control.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        let tenant: Option<(Uuid, String, String)> =
-            sqlx::query_as("SELECT id, slug, name FROM tenants WHERE slug = $1 AND status = 'active'")
-                .bind(slug.trim().to_lowercase())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((id, slug, name)) = tenant else {
+        // With app.user_id set, the memberships policy shows only this user's own rows: one
+        // query finds the tenant, where it lives, and the caller's role in it.
+        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await?;
+        let row: Option<TenantRow> = sqlx::query_as(
+            "SELECT t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
+                    CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END,
+                    m.role
+               FROM tenants t
+               LEFT JOIN pooled_schemas p ON p.region = t.region
+               LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
+              WHERE t.slug = $1 AND t.status <> 'deleted'",
+        )
+        .bind(slug.trim().to_lowercase())
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some((id, slug, name, status, model, region, database, schema, version, Some(role))) = row else {
             return Err(AppError::not_found().into());
         };
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let role = role.ok_or_else(AppError::not_found)?;
-        let role = role.parse::<Role>().map_err(|e| crate::Error::Internal(e.to_string()))?;
-        Ok(Ctx::new(TenantRef { id, slug, name }, user_id, role, meta))
+        let status = match status.as_str() {
+            "active" => TenantStatus::Active,
+            "moving" => TenantStatus::Moving,
+            "deleting" => TenantStatus::Deleting,
+            "suspended" => {
+                return Err(AppError::Forbidden("This organization is suspended. Its owners can contact support to restore it.".into()).into())
+            }
+            _ => return Err(AppError::not_found().into()),
+        };
+        if version < provision::latest_tenant_version() {
+            return Err(AppError::Unavailable(format!(
+                "{name} is being upgraded to the latest version. This takes a minute or two; please try again shortly."
+            ))
+            .into());
+        }
+        let role = role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?;
+        let placement = Placement::from_row(&model, region, database, schema)?;
+        Ok(Ctx::new(TenantRef { id, slug, name, placement, status }, user_id, role, meta))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
     /// set, which the memberships policy allows to see that user's own rows and nothing else.
     pub async fn organizations_of(&self, user_id: Uuid) -> Result<Vec<OrgSummary>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.control.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        sqlx::query("SELECT set_config('app.user_id', $1, true)")
-            .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT t.slug, t.name, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
-             WHERE m.user_id = $1 AND t.status = 'active' ORDER BY lower(t.name), t.slug",
+             WHERE m.user_id = $1 AND t.status IN ('active', 'moving', 'deleting') ORDER BY lower(t.name), t.slug",
         )
         .bind(user_id)
         .fetch_all(&mut *tx)
@@ -106,31 +193,102 @@ impl Tenancy {
         tx.commit().await?;
         rows.into_iter()
             .map(|(slug, name, role)| {
-                let role = role.parse().map_err(|e: tessera_domain::role::UnknownRole| crate::Error::Internal(e.to_string()))?;
+                let role = role.parse().map_err(|e: tessera_domain::role::UnknownRole| Error::Internal(e.to_string()))?;
                 Ok(OrgSummary { slug, name, role })
             })
             .collect()
     }
 
-    /// Creates an organization with `user_id` as its first Owner, audited in the same transaction.
-    pub async fn create_tenant(&self, user_id: Uuid, name: &str, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+    /// Display names of users (for "created by" columns). Users are global, so this asks the
+    /// control plane; tenant data stores only ids.
+    pub async fn display_names(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut tx = self.control.begin().await?;
+        let rows: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, COALESCE(display_name, email) FROM users WHERE id = ANY($1)").bind(ids).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Creates an organization with `user_id` as its first Owner, its data placed in `region`
+    /// under `model`. The schema or database is made (and migrated) first; if the control-plane
+    /// insert then fails (a slug taken meanwhile), it is removed again.
+    pub async fn create_tenant(
+        &self,
+        user_id: Uuid,
+        name: &str,
+        slug: &str,
+        region: &str,
+        model: &str,
+        meta: RequestMeta,
+    ) -> Result<Ctx> {
         let name = OrgName::parse(name)?;
         let slug = OrgSlug::parse(slug)?;
+        let model = TenancyModel::parse(model)?;
+        let region = if region.trim().is_empty() { self.topology.default_region().clone() } else { RegionName::parse(region)? };
+        self.topology.check_offer(model, region.as_str())?;
+        let taken: bool = {
+            let mut tx = self.control.begin().await?;
+            let taken = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)")
+                .bind(slug.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            taken
+        };
+        if taken {
+            return Err(slug_taken(&slug).into());
+        }
         let id = Uuid::new_v4();
-        let mut tx = self.begin_in(id, false).await?;
-        let inserted = sqlx::query("INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(slug.as_str())
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await;
+        let placement = Placement::new(id, model, region.as_str());
+        let version = provision::create_storage(&self.topology, &placement).await.map_err(|e| {
+            tracing::error!(error = %e, placement = %placement.describe(), "provisioning a new tenant failed");
+            AppError::Unavailable(format!(
+                "We couldn't set up storage for your organization in {region} just now. Nothing was created; please try again in a minute."
+            ))
+        })?;
+        match self.insert_tenant(user_id, id, &name, &slug, &placement, version, meta).await {
+            Ok(ctx) => Ok(ctx),
+            Err(e) => {
+                if let Err(undo) = provision::drop_storage(&self.topology, id, &placement).await {
+                    tracing::error!(error = %undo, placement = %placement.describe(), "could not remove storage of a tenant that was not created");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_tenant(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        name: &OrgName,
+        slug: &OrgSlug,
+        placement: &Placement,
+        version: i64,
+        meta: RequestMeta,
+    ) -> Result<Ctx> {
+        let mut tx = self.begin_control(id, false).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, slug, name, model, region, database, schema_name, schema_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(slug.as_str())
+        .bind(name.as_str())
+        .bind(placement.model.as_str())
+        .bind(&placement.region)
+        .bind(placement.database.as_deref())
+        .bind(&placement.schema)
+        .bind(version)
+        .execute(&mut *tx)
+        .await;
         if let Err(err) = inserted {
             return Err(match unique_violation(&err) {
-                Some(_) => AppError::Conflict(FieldError::new(
-                    "slug",
-                    format!("The URL name \"{}\" is taken. Try another.", slug.as_str()),
-                ))
-                .into(),
+                Some(_) => slug_taken(slug).into(),
                 None => err.into(),
             });
         }
@@ -139,30 +297,81 @@ impl Tenancy {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        let ctx = Ctx::new(
-            TenantRef { id, slug: slug.as_str().to_string(), name: name.as_str().to_string() },
-            user_id,
-            Role::Owner,
-            meta,
-        );
+        let tenant = TenantRef {
+            id,
+            slug: slug.as_str().to_string(),
+            name: name.as_str().to_string(),
+            placement: placement.clone(),
+            status: TenantStatus::Active,
+        };
+        let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
         let mut write = WriteTx { tx, ctx: ctx.clone() };
         write
-            .record(AuditEntry::new(
-                "membership.added",
-                "user",
-                user_id,
-                serde_json::json!({ "role": { "new": "owner" } }),
-            ))
+            .record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } })))
             .await?;
         write
             .commit(AuditEntry::new(
                 "tenant.created",
                 "tenant",
                 id,
-                serde_json::json!({ "name": { "new": name.as_str() }, "slug": { "new": slug.as_str() } }),
+                serde_json::json!({
+                    "name": { "new": name.as_str() },
+                    "slug": { "new": slug.as_str() },
+                    "region": { "new": placement.region },
+                    "model": { "new": placement.model.as_str() },
+                }),
             ))
             .await?;
         Ok(ctx)
+    }
+
+    pub(crate) fn control_pool(&self) -> &PgPool {
+        &self.control
+    }
+}
+
+fn slug_taken(slug: &OrgSlug) -> AppError {
+    AppError::Conflict(FieldError::new("slug", format!("The URL name \"{}\" is taken. Try another.", slug.as_str())))
+}
+
+fn moving_error() -> AppError {
+    AppError::Unavailable(
+        "This organization's data is being moved to its new home. Changes are paused for a moment; please try again shortly.".into(),
+    )
+}
+
+fn writable(tenant: &TenantRef) -> Result<()> {
+    match tenant.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::Moving => Err(moving_error().into()),
+        TenantStatus::Deleting => Err(AppError::Conflict(FieldError::new(
+            "organization",
+            "This organization is scheduled for deletion, so it can't be changed. An Owner can cancel the deletion in Settings.",
+        ))
+        .into()),
+    }
+}
+
+/// A tenant database that can't be reached is that tenant's outage, not a server fault.
+fn unreachable(tenant: &TenantRef, err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            tracing::warn!(tenant = %tenant.slug, placement = %tenant.placement.describe(), error = %err, "tenant database unreachable");
+            AppError::Unavailable(format!(
+                "We can't reach {}'s data right now. Other organizations are not affected; please try again in a minute.",
+                tenant.name
+            ))
+            .into()
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08") || c == "3D000") => {
+            tracing::warn!(tenant = %tenant.slug, placement = %tenant.placement.describe(), error = %db, "tenant database refused");
+            AppError::Unavailable(format!(
+                "We can't reach {}'s data right now. Other organizations are not affected; please try again in a minute.",
+                tenant.name
+            ))
+            .into()
+        }
+        other => other.into(),
     }
 }
 

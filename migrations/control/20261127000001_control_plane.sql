@@ -1,4 +1,6 @@
--- Control plane and the pooled tenant data plane.
+-- The control plane: tenants and where their data lives, users, memberships, sessions.
+-- Tenant data (projects, its audit trail, ...) is in migrations/tenant, applied to every place
+-- tenant data can live.
 --
 -- Migrations run as the owner role. The application connects as `tessera_app`, which owns no
 -- table and cannot bypass row-level security, so the policies below bind it even if a query
@@ -22,12 +24,37 @@ CREATE FUNCTION app_user_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT NULLIF(current_setting('app.user_id', true), '')::uuid $$;
 
+-- Every tenant, and where its data lives. `model` is how it is isolated; `region` names the
+-- PostgreSQL cluster (from configuration) holding its data; `database` is set for a dedicated
+-- tenant; `schema_name` is `shared` for pooled tenants and `t_<id>` otherwise. The door reads
+-- this row on every request, so moving a tenant is one UPDATE away from taking effect.
 CREATE TABLE tenants (
-    id          uuid PRIMARY KEY,
-    slug        text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND length(slug) BETWEEN 3 AND 40),
-    name        text NOT NULL CHECK (length(name) BETWEEN 1 AND 80),
-    status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    id              uuid PRIMARY KEY,
+    slug            text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND length(slug) BETWEEN 3 AND 40),
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 80),
+    status          text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'suspended', 'moving', 'deleting', 'deleted')),
+    model           text NOT NULL DEFAULT 'pooled' CHECK (model IN ('pooled', 'schema', 'dedicated')),
+    region          text NOT NULL CHECK (region ~ '^[a-z][a-z0-9-]{1,30}$'),
+    database        text CHECK (database ~ '^[a-z0-9_]{1,63}$'),
+    schema_name     text NOT NULL DEFAULT 'shared' CHECK (schema_name ~ '^[a-z0-9_]{1,63}$'),
+    -- Tenant migrations applied to a schema/dedicated tenant's own tables (pooled tenants
+    -- follow their region's shared schema, in pooled_schemas).
+    schema_version  bigint NOT NULL DEFAULT 0,
+    delete_after    timestamptz,
+    deleted_at      timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    CHECK ((model = 'dedicated') = (database IS NOT NULL)),
+    CHECK ((model = 'pooled') = (schema_name = 'shared')),
+    CHECK ((status = 'deleting') <= (delete_after IS NOT NULL))
+);
+CREATE INDEX tenants_to_purge ON tenants (delete_after) WHERE status = 'deleting';
+
+-- The tenant-migration version of each region's shared (pooled) schema.
+CREATE TABLE pooled_schemas (
+    region      text PRIMARY KEY,
+    version     bigint NOT NULL,
+    migrated_at timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE users (
@@ -58,25 +85,10 @@ CREATE POLICY memberships_in_tenant ON memberships
 CREATE POLICY memberships_of_user ON memberships FOR SELECT
     USING (user_id = app_user_id());
 
-CREATE TABLE projects (
-    id           uuid PRIMARY KEY,
-    tenant_id    uuid NOT NULL DEFAULT app_tenant_id() REFERENCES tenants (id) ON DELETE CASCADE,
-    name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
-    description  text NOT NULL DEFAULT '' CHECK (length(description) <= 2000),
-    created_by   uuid NOT NULL REFERENCES users (id),
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
-);
-CREATE UNIQUE INDEX projects_name_unique ON projects (tenant_id, lower(name));
-CREATE INDEX projects_recent ON projects (tenant_id, created_at DESC);
-
-ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
-ALTER TABLE projects FORCE ROW LEVEL SECURITY;
-CREATE POLICY projects_in_tenant ON projects
-    USING (tenant_id = app_tenant_id())
-    WITH CHECK (tenant_id = app_tenant_id());
-
--- Append-only: the app role may insert and read, never change or remove history.
+-- Control-plane history: tenant lifecycle (creation, moves, deletion) and team changes. It
+-- lives here, not with the tenant's data, because it must outlive that data (a purge is
+-- recorded after the tenant's own tables are gone) and sits in the same transaction as the
+-- membership change it records. Append-only for the app role.
 CREATE TABLE audit_log (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     tenant_id    uuid NOT NULL DEFAULT app_tenant_id() REFERENCES tenants (id) ON DELETE CASCADE,
@@ -98,18 +110,18 @@ CREATE POLICY audit_log_in_tenant ON audit_log
     USING (tenant_id = app_tenant_id())
     WITH CHECK (tenant_id = app_tenant_id());
 
--- Browser sessions (tower-sessions-sqlx-store's layout, created here so the app role needs no DDL).
-CREATE SCHEMA tower_sessions;
-CREATE TABLE tower_sessions.session (
-    id           text PRIMARY KEY NOT NULL,
-    data         bytea NOT NULL,
-    expiry_date  timestamptz NOT NULL
+-- Browser sessions (tower-sessions records, stored by backend::sessions).
+CREATE TABLE sessions (
+    id          text PRIMARY KEY,
+    data        jsonb NOT NULL,
+    expires_at  timestamptz NOT NULL
 );
-CREATE INDEX session_expiry ON tower_sessions.session (expiry_date);
+CREATE INDEX sessions_expiry ON sessions (expires_at);
 
-GRANT USAGE ON SCHEMA public, tower_sessions TO tessera_app;
+GRANT USAGE ON SCHEMA public TO tessera_app;
 GRANT SELECT, INSERT, UPDATE ON tenants, users TO tessera_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON memberships, projects TO tessera_app;
+GRANT SELECT ON pooled_schemas TO tessera_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO tessera_app;
 GRANT SELECT, INSERT ON audit_log TO tessera_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tower_sessions.session TO tessera_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON sessions TO tessera_app;
 GRANT EXECUTE ON FUNCTION app_tenant_id(), app_user_id() TO tessera_app;

@@ -1,0 +1,111 @@
+//! Organization settings: where its data lives (region and isolation model) and, for Owners,
+//! deleting the organization (scheduled, with a grace period in which it can be cancelled).
+
+use crate::api::{org_settings, CancelOrgDeletion, DeleteOrg};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::pages::not_found::ErrorPage;
+use crate::pages::org::{use_slug, CurrentOrg};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use tessera_domain::Permission;
+
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    let slug = use_slug();
+    let CurrentOrg(org) = expect_context::<CurrentOrg>();
+    let delete = ServerAction::<DeleteOrg>::new();
+    let cancel = ServerAction::<CancelOrgDeletion>::new();
+    let settings = Resource::new(
+        move || (slug.get(), delete.version().get(), cancel.version().get()),
+        |(slug, _, _)| org_settings(slug),
+    );
+    let delete_error = last_error(delete);
+    let cancel_error = last_error(cancel);
+    view! {
+        <Title text="Settings" />
+        <header class="page-header">
+            <h1>"Settings"</h1>
+        </header>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let role = org.await.map(|o| o.role).ok();
+                match settings.await {
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                    Ok(info) => {
+                        let is_owner = role.is_some_and(|r| r.can(Permission::DeleteOrganization));
+                        let slug_now = slug.get_untracked();
+                        view! {
+                            <section class="card" aria-labelledby="data-home">
+                                <h2 id="data-home">"Where your data lives"</h2>
+                                <dl class="facts">
+                                    <dt>"Region"</dt>
+                                    <dd data-testid="data-region">{info.region.clone()}</dd>
+                                    <dt>"Isolation"</dt>
+                                    <dd data-testid="data-model">{info.model.label()}</dd>
+                                    <dt></dt>
+                                    <dd class="muted">{info.model.description()}</dd>
+                                    <dt>"Data version"</dt>
+                                    <dd>{info.schema_version}</dd>
+                                </dl>
+                                <p class="muted">
+                                    "Everything your organization stores is kept in this region only. To move it, contact support."
+                                </p>
+                            </section>
+                            {match (info.delete_after.clone(), is_owner) {
+                                (Some(when), true) => view! {
+                                    <section class="card danger-zone" aria-labelledby="deletion">
+                                        <h2 id="deletion">"Scheduled for deletion"</h2>
+                                        <p data-testid="deletion-date">
+                                            "This organization and all its data will be deleted permanently after "
+                                            <time datetime=when.clone()>{when.clone()}</time>
+                                            ". Until then it is read-only."
+                                        </p>
+                                        <ActionForm action=cancel attr:class="form">
+                                            <FormAlert error=cancel_error fields=&[] />
+                                            <input type="hidden" name="slug" value=slug_now.clone() />
+                                            <Submit label="Cancel deletion" busy_label="Cancelling…" pending=cancel.pending() />
+                                        </ActionForm>
+                                    </section>
+                                }
+                                .into_any(),
+                                (Some(when), false) => view! {
+                                    <section class="card danger-zone">
+                                        <h2>"Scheduled for deletion"</h2>
+                                        <p>"An Owner scheduled this organization for deletion after " {when} ". Until then it is read-only."</p>
+                                    </section>
+                                }
+                                .into_any(),
+                                (None, true) => view! {
+                                    <section class="card danger-zone" aria-labelledby="delete-org">
+                                        <h2 id="delete-org">"Delete this organization"</h2>
+                                        <p>
+                                            "All projects, members and history are deleted for good after a grace period. "
+                                            "Until then an Owner can cancel."
+                                        </p>
+                                        <ActionForm action=delete attr:class="form" attr:novalidate=true>
+                                            <FormAlert error=delete_error fields=&["confirm"] />
+                                            <input type="hidden" name="slug" value=slug_now.clone() />
+                                            <Field
+                                                label="Type the URL name to confirm"
+                                                name="confirm"
+                                                required=true
+                                                error=delete_error
+                                                hint="This is the name in your address bar after /t/."
+                                            />
+                                            <button type="submit" class="btn btn-danger" disabled=move || delete.pending().get()>
+                                                "Delete organization"
+                                            </button>
+                                        </ActionForm>
+                                    </section>
+                                }
+                                .into_any(),
+                                (None, false) => ().into_any(),
+                            }}
+                        }
+                        .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

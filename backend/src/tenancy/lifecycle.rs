@@ -1,0 +1,135 @@
+//! Deleting an organization: an Owner schedules it, the data stays (read-only) for the
+//! retention period in case they change their mind, then a scheduled job removes the data in
+//! whichever model and region it lives and leaves an audited tombstone in the control plane.
+
+use super::placement::Placement;
+use super::provision::drop_storage;
+use super::{Tenancy, TenantStatus};
+use crate::audit::{self, AuditEntry};
+use crate::ctx::Ctx;
+use crate::error::Result;
+use crate::members::rfc3339;
+use sqlx::Connection;
+use tessera_domain::input::FieldError;
+use tessera_domain::placement::PlacementInfo;
+use tessera_domain::{AppError, Permission};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Where the tenant's data lives and its lifecycle state, for its admins.
+pub async fn placement_info(tenancy: &Tenancy, ctx: &Ctx) -> Result<PlacementInfo> {
+    let mut tx = tenancy.control_read(ctx, Permission::ViewSettings).await?;
+    let (status, version, delete_after): (String, i64, Option<OffsetDateTime>) = sqlx::query_as(
+        "SELECT t.status, CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END, t.delete_after
+           FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region WHERE t.id = $1",
+    )
+    .bind(ctx.tenant.id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(PlacementInfo {
+        region: ctx.tenant.placement.region.clone(),
+        model: ctx.tenant.placement.model,
+        schema_version: version,
+        status,
+        delete_after: delete_after.map(rfc3339),
+    })
+}
+
+/// Schedules the organization for deletion after `retention`. The Owner confirms by typing
+/// its URL name, the usual guard against deleting the wrong one.
+pub async fn schedule_deletion(tenancy: &Tenancy, ctx: &Ctx, confirm: &str, retention: time::Duration) -> Result<OffsetDateTime> {
+    ctx.require(Permission::DeleteOrganization)?;
+    if confirm.trim().to_lowercase() != ctx.tenant.slug {
+        return Err(AppError::Invalid(FieldError::new(
+            "confirm",
+            format!("Type the organization's URL name, {}, to confirm.", ctx.tenant.slug),
+        ))
+        .into());
+    }
+    let mut tx = tenancy.control_write(ctx, Permission::DeleteOrganization).await?;
+    let delete_after = OffsetDateTime::now_utc() + retention;
+    let updated = sqlx::query("UPDATE tenants SET status = 'deleting', delete_after = $2 WHERE id = $1 AND status = 'active'")
+        .bind(ctx.tenant.id)
+        .bind(delete_after)
+        .execute(tx.conn())
+        .await?;
+    if updated.rows_affected() != 1 {
+        return Err(AppError::Conflict(FieldError::new("confirm", "This organization can't be deleted right now. Reload and try again.")).into());
+    }
+    tx.commit(AuditEntry::new(
+        "tenant.deletion_scheduled",
+        "tenant",
+        ctx.tenant.id,
+        serde_json::json!({ "status": { "old": "active", "new": "deleting" }, "delete_after": { "new": rfc3339(delete_after) } }),
+    ))
+    .await?;
+    Ok(delete_after)
+}
+
+/// Takes back a scheduled deletion before the purge runs.
+pub async fn cancel_deletion(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
+    ctx.require(Permission::DeleteOrganization)?;
+    if ctx.tenant.status != TenantStatus::Deleting {
+        return Err(AppError::Conflict(FieldError::new("organization", "This organization isn't scheduled for deletion.")).into());
+    }
+    // The one control write allowed while deleting, so it bypasses `control_write`'s guard.
+    let mut tx = tenancy.begin_control(ctx.tenant.id, false).await?;
+    let updated = sqlx::query("UPDATE tenants SET status = 'active', delete_after = NULL WHERE id = $1 AND status = 'deleting'")
+        .bind(ctx.tenant.id)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() != 1 {
+        return Err(AppError::Conflict(FieldError::new("organization", "It's too late to cancel: the deletion has already run.")).into());
+    }
+    let write = super::WriteTx { tx, ctx: ctx.clone() };
+    write
+        .commit(AuditEntry::new(
+            "tenant.deletion_cancelled",
+            "tenant",
+            ctx.tenant.id,
+            serde_json::json!({ "status": { "old": "deleting", "new": "active" } }),
+        ))
+        .await
+}
+
+/// Purges every tenant whose retention period is over; returns their slugs. Safe to run from
+/// several servers at once: each tenant is claimed with `FOR UPDATE SKIP LOCKED`. A tenant
+/// whose data can't be removed stays `deleting` and is retried next time.
+pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
+    let mut purged = Vec::new();
+    let mut failed: Vec<Uuid> = Vec::new();
+    loop {
+        let mut conn = tenancy.control_pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        let due: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, slug, model, region, database, schema_name FROM tenants
+              WHERE status = 'deleting' AND delete_after <= now() AND NOT (id = ANY($1))
+              ORDER BY delete_after LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&failed)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, slug, model, region, database, schema)) = due else {
+            return Ok(purged);
+        };
+        let placement = Placement::from_row(&model, region, database, schema)?;
+        if let Err(e) = drop_storage(tenancy.topology(), id, &placement).await {
+            tracing::error!(tenant = %slug, error = %e, "purging a deleted tenant's data failed; will retry");
+            failed.push(id);
+            continue;
+        }
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE tenants SET status = 'deleted', deleted_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        let entry = AuditEntry::new(
+            "tenant.purged",
+            "tenant",
+            id,
+            serde_json::json!({ "status": { "old": "deleting", "new": "deleted" }, "removed": placement.describe() }),
+        );
+        audit::insert_system(&mut tx, id, &entry, "scheduled-purge").await?;
+        tx.commit().await?;
+        tracing::info!(tenant = %slug, placement = %placement.describe(), "purged a deleted tenant");
+        purged.push(slug);
+    }
+}

@@ -1,0 +1,265 @@
+//! Moving a tenant between models and regions (pooled → schema → dedicated, region A → B, and
+//! back) with its data intact.
+//!
+//! 1. The control plane marks the tenant `moving`: from then on the door serves reads but
+//!    refuses writes. A second move, or a move of a suspended or deleted tenant, is refused here.
+//! 2. The destination is created and migrated (nothing to do for a pooled destination).
+//! 3. The source is *sealed*: a fence row is written under an exclusive advisory lock that every
+//!    write transaction takes in shared mode, so writes already in flight finish first and any
+//!    later one sees the fence and stops.
+//! 4. Every tenant table is streamed with binary COPY into the destination, then row counts and
+//!    checksums are compared inside the destination transaction; a mismatch rolls it back.
+//! 5. One control-plane UPDATE switches the tenant to its new place (audited), and the old copy
+//!    is removed. Any failure before the switch unseals the source and removes the half-made
+//!    destination, leaving the tenant where it was.
+
+use super::placement::Placement;
+use super::provision::{self, create_storage, drop_storage, enter_as_owner, tenant_tables};
+use super::Tenancy;
+use crate::audit::{self, AuditEntry};
+use crate::error::{Error, Result};
+use futures_util::StreamExt;
+use sqlx::{Connection, PgConnection};
+use tessera_domain::input::FieldError;
+use tessera_domain::placement::{RegionName, TenancyModel};
+use tessera_domain::AppError;
+use uuid::Uuid;
+
+/// The advisory-lock key that orders writes against a move's seal.
+pub(crate) fn fence_key(tenant_id: Uuid) -> String {
+    format!("tessera-fence:{tenant_id}")
+}
+
+/// One table's verified copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCopy {
+    pub table: String,
+    pub rows: i64,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MoveReport {
+    pub slug: String,
+    pub from: Placement,
+    pub to: Placement,
+    pub tables: Vec<TableCopy>,
+    /// Set when the old copy could not be removed (the move itself succeeded).
+    pub leftover: Option<String>,
+}
+
+/// Moves the tenant `slug` to `model` in `region` (an empty region keeps its current one).
+pub async fn move_tenant(tenancy: &Tenancy, slug: &str, model: &str, region: &str, request_id: &str) -> Result<MoveReport> {
+    let model = TenancyModel::parse(model)?;
+    let (id, from) = begin_move(tenancy, slug, model, region).await?;
+    let region = if region.trim().is_empty() { from.region.clone() } else { RegionName::parse(region)?.to_string() };
+    let to = Placement::new(id, model, &region);
+    match copy_and_switch(tenancy, slug, id, &from, &to, request_id).await {
+        Ok(mut report) => {
+            if let Err(e) = drop_storage(tenancy.topology(), id, &from).await {
+                tracing::error!(error = %e, placement = %from.describe(), "the old copy of a moved tenant could not be removed");
+                report.leftover = Some(format!("the old copy in {} could not be removed: {e}", from.describe()));
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, tenant = slug, "move failed; undoing");
+            undo(tenancy, id, &from, &to).await;
+            Err(e)
+        }
+    }
+}
+
+/// Validates the request and marks the tenant `moving`, atomically with respect to other moves.
+async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: &str) -> Result<(Uuid, Placement)> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    let row: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, status, model, region, database, schema_name FROM tenants WHERE slug = $1 FOR UPDATE",
+    )
+    .bind(slug.trim().to_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, status, from_model, from_region, database, schema)) = row else {
+        return Err(AppError::NotFound(format!("There is no organization with the URL name \"{slug}\".")).into());
+    };
+    match status.as_str() {
+        "active" => {}
+        "moving" => {
+            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is already being moved. Wait for that move to finish."))).into())
+        }
+        "suspended" => {
+            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is suspended. Restore it before moving it."))).into())
+        }
+        other => {
+            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is {other} and can't be moved."))).into())
+        }
+    }
+    let from = Placement::from_row(&from_model, from_region, database, schema)?;
+    let region = if region.trim().is_empty() { from.region.clone() } else { RegionName::parse(region)?.to_string() };
+    let topology = tenancy.topology();
+    topology.check_offer(model, &region)?;
+    // Copying needs the owner role on both sides: FORCE row-level security and the fence.
+    topology.owner_options(&from.region, None)?;
+    topology.owner_options(&region, None)?;
+    if from.model == model && from.region == region {
+        return Err(AppError::Invalid(FieldError::new(
+            "model",
+            format!("{slug} already lives in {region} as {}. Choose another model or region.", model.label().to_lowercase()),
+        ))
+        .into());
+    }
+    sqlx::query("UPDATE tenants SET status = 'moving' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok((id, from))
+}
+
+async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placement, to: &Placement, request_id: &str) -> Result<MoveReport> {
+    let topology = tenancy.topology();
+    if to.model == TenancyModel::Pooled {
+        // Leftovers of an earlier, interrupted attempt must not be counted as copied rows.
+        drop_storage(topology, id, to).await?;
+    }
+    let version = create_storage(topology, to).await?;
+
+    let mut source = provision::connect(&topology.owner_options(&from.region, from.database.as_deref())?).await?;
+    seal(&mut source, id, &from.schema).await?;
+
+    let mut dest = provision::connect(&topology.owner_options(&to.region, to.database.as_deref())?).await?;
+    let mut read = source.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *read).await?;
+    enter_as_owner(&mut read, &from.schema, id).await?;
+    let mut write = dest.begin().await?;
+    enter_as_owner(&mut write, &to.schema, id).await?;
+
+    let tables = tenant_tables(&mut read, &from.schema).await?;
+    let dest_tables = tenant_tables(&mut write, &to.schema).await?;
+    if tables.iter().collect::<std::collections::BTreeSet<_>>() != dest_tables.iter().collect() {
+        return Err(Error::Internal(format!("source tables {tables:?} and destination tables {dest_tables:?} differ; migrate both first")));
+    }
+    let mut copies = Vec::new();
+    for table in &tables {
+        let columns = column_list(&mut write, &to.schema, table).await?;
+        let stage = format!("move_stage_{table}");
+        sqlx::query(&format!("CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP")).execute(&mut *write).await?;
+        // COPY FROM is not allowed on tables with row-level security; stage, then INSERT.
+        {
+            let mut out = read.copy_out_raw(&format!("COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT binary)")).await?;
+            let conn: &mut PgConnection = &mut write;
+            let mut sink = conn.copy_in_raw(&format!("COPY {stage} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+            while let Some(chunk) = out.next().await {
+                sink.send(chunk?.as_ref()).await?;
+            }
+            sink.finish().await?;
+        }
+        sqlx::query(&format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}")).execute(&mut *write).await?;
+        let source_sum = checksum(&mut read, table, &columns).await?;
+        let dest_sum = checksum(&mut write, table, &columns).await?;
+        if source_sum != dest_sum {
+            return Err(Error::Internal(format!(
+                "verification failed for {table}: source has {} rows ({}), destination {} rows ({})",
+                source_sum.0, source_sum.1, dest_sum.0, dest_sum.1
+            )));
+        }
+        copies.push(TableCopy { table: table.clone(), rows: source_sum.0, checksum: source_sum.1 });
+    }
+    write.commit().await?;
+    read.commit().await?;
+
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
+    let switched = sqlx::query(
+        "UPDATE tenants SET model = $2, region = $3, database = $4, schema_name = $5, schema_version = $6, status = 'active'
+          WHERE id = $1 AND status = 'moving'",
+    )
+    .bind(id)
+    .bind(to.model.as_str())
+    .bind(&to.region)
+    .bind(to.database.as_deref())
+    .bind(&to.schema)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if switched.rows_affected() != 1 {
+        return Err(Error::Internal("the tenant stopped being in the moving state during the move".into()));
+    }
+    let rows: serde_json::Map<String, serde_json::Value> =
+        copies.iter().map(|c| (c.table.clone(), serde_json::json!({ "rows": c.rows, "checksum": c.checksum }))).collect();
+    let entry = AuditEntry::new(
+        "tenant.moved",
+        "tenant",
+        id,
+        serde_json::json!({
+            "model": { "old": from.model.as_str(), "new": to.model.as_str() },
+            "region": { "old": from.region, "new": to.region },
+            "verified": rows,
+        }),
+    );
+    audit::insert_system(&mut tx, id, &entry, request_id).await?;
+    tx.commit().await?;
+    Ok(MoveReport { slug: slug.to_string(), from: from.clone(), to: to.clone(), tables: copies, leftover: None })
+}
+
+/// Writes the fence in the source, waiting for in-flight writes to finish.
+async fn seal(conn: &mut PgConnection, id: Uuid, schema: &str) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    enter_as_owner(&mut tx, schema, id).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(fence_key(id)).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO tenant_fence (tenant_id, reason) VALUES ($1, 'moving')
+         ON CONFLICT (tenant_id) DO UPDATE SET reason = excluded.reason, sealed_at = now()",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts things back after a failed move: the source unsealed, the destination gone, the tenant
+/// active where it was. Best effort; each step is logged if it fails.
+async fn undo(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) {
+    let topology = tenancy.topology();
+    if to != from {
+        if let Err(e) = drop_storage(topology, id, to).await {
+            tracing::error!(error = %e, placement = %to.describe(), "could not remove a failed move's destination");
+        }
+    }
+    let unseal = async {
+        let mut conn = provision::connect(&topology.owner_options(&from.region, from.database.as_deref())?).await?;
+        let mut tx = conn.begin().await?;
+        enter_as_owner(&mut tx, &from.schema, id).await?;
+        sqlx::query("DELETE FROM tenant_fence").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
+    if let Err(e) = unseal.await {
+        tracing::error!(error = %e, placement = %from.describe(), "could not unseal the source of a failed move");
+    }
+    let reactivate = sqlx::query("UPDATE tenants SET status = 'active' WHERE id = $1 AND status = 'moving'").bind(id).execute(tenancy.control_pool());
+    if let Err(e) = reactivate.await {
+        tracing::error!(error = %e, "could not reactivate the tenant after a failed move");
+    }
+}
+
+/// The table's columns in order, quoted, as the destination defines them.
+async fn column_list(conn: &mut PgConnection, schema: &str, table: &str) -> Result<String> {
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT quote_ident(column_name::text) FROM information_schema.columns
+          WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(conn)
+    .await?;
+    Ok(columns.join(", "))
+}
+
+/// Row count and an order-independent digest of the tenant's rows in one table.
+async fn checksum(conn: &mut PgConnection, table: &str, columns: &str) -> Result<(i64, String)> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT count(*), COALESCE(md5(string_agg(r, E'\\n' ORDER BY r)), md5(''))
+           FROM (SELECT ROW({columns})::text AS r FROM {table}) rows"
+    ))
+    .fetch_one(conn)
+    .await?)
+}
