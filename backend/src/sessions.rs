@@ -29,6 +29,12 @@ impl PgSessionStore {
     }
 }
 
+/// MessagePack, as tower-sessions' own stores use: session ids are 128-bit integers, which JSON
+/// can't carry.
+fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
@@ -36,7 +42,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 #[async_trait]
 impl SessionStore for PgSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let data = serde_json::to_value(&*record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let data = encode(record)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
         loop {
@@ -56,7 +62,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_value(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let data = encode(record)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
@@ -73,14 +79,14 @@ impl SessionStore for PgSessionStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let data: Option<serde_json::Value> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
+        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
             .bind(id.to_string())
             .bind(OffsetDateTime::now_utc())
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        data.map(|d| serde_json::from_value(d).map_err(|e| session_store::Error::Decode(e.to_string()))).transpose()
+        data.map(|d| rmp_serde::from_slice(&d).map_err(|e| session_store::Error::Decode(e.to_string()))).transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

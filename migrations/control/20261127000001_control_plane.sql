@@ -113,7 +113,7 @@ CREATE POLICY audit_log_in_tenant ON audit_log
 -- Browser sessions (tower-sessions records, stored by backend::sessions).
 CREATE TABLE sessions (
     id          text PRIMARY KEY,
-    data        jsonb NOT NULL,
+    data        bytea NOT NULL,
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX sessions_expiry ON sessions (expires_at);

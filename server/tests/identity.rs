@@ -73,7 +73,7 @@ async fn log_in_and_log_out() {
     let r = browser.call("log_out", &[]).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(browser.call("my_session", &[]).await.json().is_null(), "logged out");
-    assert_eq!(app.count("SELECT count(*) FROM tower_sessions.session").await, 1, "only the signup browser's session remains");
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1, "only the signup browser's session remains");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
 //! Two organizations side by side: nothing of one is ever reachable from the other, through
-//! any server function or page, and the database itself enforces it.
+//! any server function or page, and the database itself enforces it. Every scenario runs for
+//! pairs of placements that cover the three tenancy models and both regions, including two
+//! pooled tenants sharing tables and tenants on different clusters.
 
 mod common;
 use common::TestApp;
@@ -11,23 +13,47 @@ struct TwoTenants {
     alice: common::Browser,
     bob_project: String,
     bob_user: String,
+    label: String,
 }
 
+/// (model, region) of Alice's "alpha" and Bob's "bravo".
+const PLACEMENTS: [((&str, &str), (&str, &str)); 5] = [
+    (("pooled", "eu"), ("pooled", "eu")),
+    (("schema", "eu"), ("schema", "eu")),
+    (("dedicated", "eu"), ("dedicated", "us")),
+    (("pooled", "us"), ("schema", "us")),
+    (("dedicated", "us"), ("pooled", "eu")),
+];
+
 /// Alice owns "alpha" with project "Alpha secret"; Bob owns "bravo" with "Bravo secret".
-async fn two_tenants() -> TwoTenants {
+async fn two_tenants(alpha: (&str, &str), bravo: (&str, &str)) -> TwoTenants {
     let app = TestApp::spawn().await;
-    let alice = app.owner_of("alpha").await;
+    let alice = app.owner_of_in("alpha", alpha.1, alpha.0).await;
     alice.add_project("alpha", "Alpha secret").await;
-    let bob = app.owner_of("bravo").await;
+    let bob = app.owner_of_in("bravo", bravo.1, bravo.0).await;
     bob.add_project("bravo", "Bravo secret").await;
-    let bob_project = app.project_id("Bravo secret").await;
+    let bob_project = bob.call("list_projects", &[("slug", "bravo")]).await.json()[0]["id"].as_str().unwrap().to_string();
     let bob_user = app.user_id("owner@bravo.test").await;
-    TwoTenants { app, alice, bob_project, bob_user }
+    let label = format!("alpha {} in {}, bravo {} in {}", alpha.0, alpha.1, bravo.0, bravo.1);
+    TwoTenants { app, alice, bob_project, bob_user, label }
+}
+
+async fn each_placement<F, Fut>(scenario: F)
+where
+    F: Fn(TwoTenants) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for (alpha, bravo) in PLACEMENTS {
+        scenario(two_tenants(alpha, bravo).await).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_function_refuses_the_other_tenants_data() {
-    let t = two_tenants().await;
+    each_placement(every_server_function_refuses_the_other_tenants_data_in).await;
+}
+
+async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) {
     let p = t.bob_project.as_str();
     let u = t.bob_user.as_str();
     let attempts: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -47,11 +73,15 @@ async fn every_server_function_refuses_the_other_tenants_data() {
     ];
     for (function, form) in attempts {
         let r = t.alice.call(function, &form).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{function} {form:?}: {}", r.body);
-        assert!(!r.body.contains("Bravo"), "{function} leaked: {}", r.body);
-        assert!(!r.body.contains("bravo.test"), "{function} leaked: {}", r.body);
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}: {function} {form:?}: {}", t.label, r.body);
+        assert!(!r.body.contains("Bravo"), "{}: {function} leaked: {}", t.label, r.body);
+        assert!(!r.body.contains("bravo.test"), "{}: {function} leaked: {}", t.label, r.body);
     }
-    assert_eq!(t.app.count("SELECT count(*) FROM projects").await, 2, "nothing planted");
+    for slug in ["alpha", "bravo"] {
+        let mut conn = t.app.inspect_tenant(slug).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'Planted'").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, 0, "{}: nothing planted in {slug}", t.label);
+    }
     assert_eq!(t.app.count("SELECT count(*) FROM memberships").await, 2, "no membership changed");
     assert_eq!(t.app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 2);
 
@@ -65,7 +95,10 @@ async fn every_server_function_refuses_the_other_tenants_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tenant_page_of_the_other_tenant_is_a_404() {
-    let t = two_tenants().await;
+    each_placement(every_tenant_page_of_the_other_tenant_is_a_404_in).await;
+}
+
+async fn every_tenant_page_of_the_other_tenant_is_a_404_in(t: TwoTenants) {
     let p = &t.bob_project;
     for path in [
         "/t/bravo".to_string(),
@@ -77,8 +110,8 @@ async fn every_tenant_page_of_the_other_tenant_is_a_404() {
         "/t/no-such-org".to_string(),
     ] {
         let r = t.alice.get(&path).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(r.body.contains("Page not found"), "{path}");
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}: {path}", t.label);
+        assert!(r.body.contains("Page not found"), "{}: {path}", t.label);
         assert!(!r.body.contains("Bravo secret") && !r.body.contains("Org bravo"), "{path} leaked");
     }
     let own = t.alice.get("/t/alpha/projects").await;
@@ -88,42 +121,56 @@ async fn every_tenant_page_of_the_other_tenant_is_a_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_tenant_context_the_app_role_sees_no_tenant_rows() {
-    let t = two_tenants().await;
-    let mut conn = PgConnection::connect(&t.app.app_db_url).await.unwrap();
-    for table in ["projects", "memberships", "audit_log"] {
+    each_placement(without_tenant_context_the_app_role_sees_no_tenant_rows_in).await;
+}
+
+async fn without_tenant_context_the_app_role_sees_no_tenant_rows_in(t: TwoTenants) {
+    let alpha = t.app.tenant_id("alpha").await;
+    let bravo = t.app.tenant_id("bravo").await;
+    // Wherever alpha's data lives, as the app role, with search_path at its schema.
+    let mut conn = t.app.app_conn_for("alpha").await;
+    for table in ["projects", "audit_log", "tenant_fence"] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut conn).await.unwrap();
-        assert_eq!(n, 0, "{table} is visible without a tenant");
+        assert_eq!(n, 0, "{}: {table} is visible without a tenant", t.label);
     }
     // With one tenant's context, only that tenant's rows, and no writing into another.
     let mut tx = conn.begin().await.unwrap();
-    let alpha: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'alpha'").fetch_one(&mut *tx).await.unwrap();
-    let bravo: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'bravo'").fetch_one(&mut *tx).await.unwrap();
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(alpha.to_string()).execute(&mut *tx).await.unwrap();
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM projects").fetch_all(&mut *tx).await.unwrap();
-    assert_eq!(names, ["Alpha secret"]);
-    let planted = sqlx::query("INSERT INTO projects (id, tenant_id, name, created_by) SELECT gen_random_uuid(), $1, 'Planted', id FROM users LIMIT 1")
+    assert_eq!(names, ["Alpha secret"], "{}", t.label);
+    let planted = sqlx::query("INSERT INTO projects (id, tenant_id, name, created_by) VALUES (gen_random_uuid(), $1, 'Planted', gen_random_uuid())")
         .bind(bravo)
         .execute(&mut *tx)
         .await;
-    assert!(planted.is_err(), "row-level security refuses rows for another tenant");
+    assert!(planted.is_err(), "{}: row-level security refuses rows for another tenant", t.label);
     tx.rollback().await.unwrap();
 
     // The tenant setting is transaction-local: nothing lingers on the connection.
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut conn).await.unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(n, 0, "{}", t.label);
+
+    // The control plane's memberships and audit are filtered the same way.
+    let mut control = PgConnection::connect(&t.app.app_db_url).await.unwrap();
+    for table in ["memberships", "audit_log"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut control).await.unwrap();
+        assert_eq!(n, 0, "{}: control-plane {table} is visible without a tenant", t.label);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_role_cannot_switch_security_off_or_rewrite_history() {
-    let t = two_tenants().await;
-    let mut conn = PgConnection::connect(&t.app.app_db_url).await.unwrap();
+    each_placement(the_app_role_cannot_switch_security_off_or_rewrite_history_in).await;
+}
+
+async fn the_app_role_cannot_switch_security_off_or_rewrite_history_in(t: TwoTenants) {
+    let mut conn = t.app.app_conn_for("alpha").await;
     for statement in [
         "ALTER TABLE projects DISABLE ROW LEVEL SECURITY",
         "ALTER TABLE projects NO FORCE ROW LEVEL SECURITY",
         "DROP POLICY projects_in_tenant ON projects",
         "SET ROLE tessera_owner",
     ] {
-        assert!(conn.execute(statement).await.is_err(), "{statement} must fail for the app role");
+        assert!(conn.execute(statement).await.is_err(), "{}: {statement} must fail for the app role", t.label);
     }
     // row_security = off makes a filtered query fail instead of silently bypassing the policy.
     conn.execute("SET row_security = off").await.unwrap();
@@ -131,16 +178,18 @@ async fn the_app_role_cannot_switch_security_off_or_rewrite_history() {
     conn.execute("RESET row_security").await.unwrap();
 
     // The audit trail is append-only for the app.
+    let alpha = t.app.tenant_id("alpha").await;
     let mut tx = conn.begin().await.unwrap();
-    let alpha: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = 'alpha'").fetch_one(&mut *tx).await.unwrap();
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(alpha.to_string()).execute(&mut *tx).await.unwrap();
-    assert!(tx.execute("DELETE FROM audit_log").await.is_err());
+    assert!(tx.execute("DELETE FROM audit_log").await.is_err(), "{}", t.label);
+    assert!(tx.execute("INSERT INTO tenant_fence (reason) VALUES ('forged')").await.is_err(), "{}: only a move may seal", t.label);
     tx.rollback().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refuses_to_start_on_a_role_that_could_bypass_security() {
-    let t = two_tenants().await;
+    let (alpha, bravo) = PLACEMENTS[0];
+    let t = two_tenants(alpha, bravo).await;
     // The owner role owns the tables, so it could switch row-level security off.
     let owner = sqlx::PgPool::connect(&t.app.owner_db_url).await.unwrap();
     let err = tessera_backend::db::check_app_role(&owner).await.unwrap_err();

@@ -1,6 +1,7 @@
 //! `cargo xtask dev` runs Tessera locally; `cargo xtask test` runs every test. Both install
 //! what is missing first, so a fresh machine needs nothing but these commands.
 
+mod pgbouncer;
 mod postgres;
 mod site;
 mod toolchain;
@@ -15,7 +16,8 @@ use util::{run, step, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
   dev         build and serve Tessera at http://127.0.0.1:3000 (own PostgreSQL unless DATABASE_URL is set)
-  test        install what is missing, then run every Rust test and the Playwright suite
+  test        install what is missing, then run every Rust test and the Playwright suite, directly
+              and through PgBouncer; `test <filter>` runs only matching Rust tests, directly
   setup       only install the toolchain and tools the other commands need
   bench       build in release mode and load-test the projects page (see README)
 ";
@@ -24,7 +26,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev(),
-        Some("test") => test(),
+        Some("test") => test(&args[1..]),
         Some("setup") => setup().map(|_| ()),
         Some("bench") => bench(),
         _ => {
@@ -58,32 +60,60 @@ fn ignore_ctrl_c() {
     }
 }
 
+/// The two regions `dev` and `test` run, each on its own PostgreSQL cluster.
+const REGION_A: &str = "eu";
+const REGION_B: &str = "us";
+
+/// Environment for a server (or `migrate`) whose control plane and region A share database
+/// `db_a` on cluster `a`, with region B's database `db_b` on cluster `b`. `app_a`/`app_b`
+/// are where the app role connects (the clusters themselves, or PgBouncers in front of them).
+fn region_env(a: &Cluster, db_a: &str, b: &Cluster, db_b: &str, app_a: u16, app_b: u16) -> Vec<(String, String)> {
+    let app = |port: u16, db: &str| format!("postgres://tessera_app@127.0.0.1:{port}/{db}");
+    vec![
+        ("DATABASE_URL".into(), app(app_a, db_a)),
+        ("TESSERA_REGIONS".into(), format!("{REGION_A}={},{REGION_B}={}", app(app_a, db_a), app(app_b, db_b))),
+        (
+            "TESSERA_REGION_OWNER_URLS".into(),
+            format!("{REGION_A}={},{REGION_B}={}", a.url("tessera_owner", db_a), b.url("tessera_owner", db_b)),
+        ),
+    ]
+}
+
 fn dev() -> Result {
     let build = setup()?;
     build.server(false)?;
     build.site(false)?;
     let mut server = Command::new(Build::server_binary(false));
     server.env("LEPTOS_SITE_ROOT", Build::site_root());
-    let cluster = if std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+    let clusters = if std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
         None
     } else {
-        let data = util::root().join(".tessera/pgdata");
         let port = std::env::var("TESSERA_PG_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(54329);
-        step(&format!("Starting PostgreSQL in {} on port {port}", data.display()));
-        let cluster = Cluster::start(&data, port, false)?;
-        server
-            .env("DATABASE_URL", cluster.url("tessera_app", "tessera"))
-            .env("DATABASE_OWNER_URL", cluster.url("tessera_owner", "tessera"))
-            .env("TESSERA_SEED_DEMO", "1");
-        Some(cluster)
+        let data = util::root().join(".tessera");
+        step(&format!("Starting PostgreSQL for region {REGION_A} in {} on port {port}", data.join("pgdata").display()));
+        let a = Cluster::start(&data.join("pgdata"), port, false)?;
+        step(&format!("Starting PostgreSQL for region {REGION_B} in {} on port {}", data.join("pgdata-us").display(), port + 1));
+        let b = match Cluster::start(&data.join("pgdata-us"), port + 1, false) {
+            Ok(b) => b,
+            Err(e) => {
+                a.stop();
+                return Err(e);
+            }
+        };
+        for (k, v) in region_env(&a, "tessera", &b, "tessera", a.port, b.port) {
+            server.env(k, v);
+        }
+        server.env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera")).env("TESSERA_SEED_DEMO", "1");
+        Some((a, b))
     };
     step("Serving Tessera at http://127.0.0.1:3000 (Ctrl-C stops it; demo login: owner@acme.test / tessera-demo)");
     let mut child = server.spawn().map_err(|e| format!("could not start the server: {e}"))?;
     ignore_ctrl_c();
     let status = child.wait();
-    if let Some(cluster) = cluster {
+    if let Some((a, b)) = clusters {
         step("Stopping PostgreSQL");
-        cluster.stop();
+        a.stop();
+        b.stop();
     }
     match status {
         Ok(s) if s.success() || s.code().is_none() => Ok(()),
@@ -94,7 +124,8 @@ fn dev() -> Result {
 
 /// Stops what a test run started, whichever way the run ends.
 struct TestEnv {
-    cluster: Option<Cluster>,
+    clusters: Vec<Cluster>,
+    bouncers: Vec<pgbouncer::PgBouncer>,
     server: Option<Child>,
     dir: PathBuf,
 }
@@ -105,7 +136,8 @@ impl Drop for TestEnv {
             let _ = server.kill();
             let _ = server.wait();
         }
-        if let Some(cluster) = self.cluster.take() {
+        self.bouncers.clear();
+        for cluster in self.clusters.drain(..) {
             cluster.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -124,7 +156,7 @@ fn ensure_browser_and_npm() -> Result {
     Ok(())
 }
 
-fn test() -> Result {
+fn test(filter: &[String]) -> Result {
     let started = std::time::Instant::now();
     let build = setup()?;
     ensure_browser_and_npm()?;
@@ -137,59 +169,93 @@ fn test() -> Result {
     build.site(false)?;
 
     let dir = std::env::temp_dir().join(format!("tessera-test-{}", std::process::id()));
-    let mut env = TestEnv { cluster: None, server: None, dir: dir.clone() };
-    let port = util::free_port()?;
-    step(&format!("Starting an ephemeral PostgreSQL on port {port}"));
-    let cluster = Cluster::start(&dir.join("pg"), port, true)?;
-    cluster.psql("postgres", "CREATE DATABASE tessera_template OWNER tessera_owner")?;
+    let mut env = TestEnv { clusters: Vec::new(), bouncers: Vec::new(), server: None, dir: dir.clone() };
+    for (i, region) in [REGION_A, REGION_B].iter().enumerate() {
+        let port = util::free_port()?;
+        step(&format!("Starting an ephemeral PostgreSQL for region {region} on port {port}"));
+        env.clusters.push(Cluster::start(&dir.join(format!("pg{i}")), port, true)?);
+    }
+    let (a, b) = (&env.clusters[0], &env.clusters[1]);
+    // Templates every test database is cloned from: the control plane plus region A's shared
+    // schema on cluster A, region B's shared schema on cluster B.
+    a.psql("postgres", "CREATE DATABASE tessera_template OWNER tessera_owner")?;
+    b.psql("postgres", "CREATE DATABASE tessera_region_template OWNER tessera_owner")?;
     run(Command::new(Build::server_binary(false))
         .arg("migrate")
-        .env("DATABASE_OWNER_URL", cluster.url("tessera_owner", "tessera_template")))?;
-    let admin_url = cluster.url("tessera_owner", "postgres");
-    env.cluster = Some(cluster);
+        .envs(region_env(a, "tessera_template", b, "tessera_region_template", a.port, b.port))
+        .env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera_template"))
+        .stdout(std::process::Stdio::null()))?;
 
-    step("Running the Rust tests");
-    let rust_ok = util::status(
-        build
-            .cargo()
-            .args(["test", "--workspace", "--exclude", "tessera-frontend", "--no-fail-fast"])
-            .env("TESSERA_TEST_ADMIN_URL", &admin_url)
-            .env("TESSERA_TEST_TEMPLATE", "tessera_template"),
-    )?
-    .success();
+    let mut results = Vec::new();
+    let passes: &[&str] = if filter.is_empty() { &["direct", "pgbouncer"] } else { &["direct"] };
+    for &pass in passes {
+        let (a, b) = (&env.clusters[0], &env.clusters[1]);
+        let (app_a, app_b, pgbouncer) = if pass == "pgbouncer" {
+            step("Starting PgBouncer (transaction pooling) in front of both clusters");
+            let ba = pgbouncer::PgBouncer::start(&dir.join("bouncer-a"), a.port)?;
+            let bb = pgbouncer::PgBouncer::start(&dir.join("bouncer-b"), b.port)?;
+            let ports = (ba.port, bb.port);
+            env.bouncers.extend([ba, bb]);
+            (ports.0, ports.1, "1")
+        } else {
+            (a.port, b.port, "0")
+        };
+        step(&format!("Running the Rust tests ({pass} connections)"));
+        let rust_ok = util::status(
+            build
+                .cargo()
+                .args(["test", "--workspace", "--exclude", "tessera-frontend", "--no-fail-fast", "--"])
+                .args(filter)
+                .env("TESSERA_TEST_ADMIN_URL", a.url("tessera_owner", "postgres"))
+                .env("TESSERA_TEST_REGION_B_ADMIN_URL", b.url("tessera_owner", "postgres"))
+                .env("TESSERA_TEST_TEMPLATE", "tessera_template")
+                .env("TESSERA_TEST_REGION_TEMPLATE", "tessera_region_template")
+                .env("TESSERA_TEST_APP_PORT_A", app_a.to_string())
+                .env("TESSERA_TEST_APP_PORT_B", app_b.to_string())
+                .env("TESSERA_PGBOUNCER", pgbouncer),
+        )?
+        .success();
+        results.push((format!("Rust tests, {pass}"), rust_ok));
+        if !filter.is_empty() {
+            break;
+        }
 
-    step("Running the Playwright suite in Chromium");
-    let cluster = env.cluster.as_ref().expect("started above");
-    cluster.psql("postgres", "CREATE DATABASE tessera_e2e TEMPLATE tessera_template OWNER tessera_owner")?;
-    let http_port = util::free_port()?;
-    let base_url = format!("http://127.0.0.1:{http_port}");
-    let server = Command::new(Build::server_binary(false))
-        .env("DATABASE_URL", cluster.url("tessera_app", "tessera_e2e"))
-        .env("TESSERA_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("LEPTOS_SITE_ROOT", Build::site_root())
-        .env("TESSERA_SEED_DEMO", "1")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .map_err(|e| format!("could not start the server: {e}"))?;
-    let server = env.server.insert(server);
-    util::wait_for_http(&format!("{base_url}/healthz"), 60, server)?;
-    let e2e_ok = util::status(
-        Command::new("npx").args(["playwright", "test"]).current_dir(util::root().join("end2end")).env("BASE_URL", &base_url),
-    )?
-    .success();
+        step(&format!("Running the Playwright suite in Chromium ({pass} connections)"));
+        let db = format!("tessera_e2e_{pass}");
+        a.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_template OWNER tessera_owner"))?;
+        b.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_region_template OWNER tessera_owner"))?;
+        let http_port = util::free_port()?;
+        let base_url = format!("http://127.0.0.1:{http_port}");
+        let server = Command::new(Build::server_binary(false))
+            .envs(region_env(a, &db, b, &db, app_a, app_b))
+            .env("TESSERA_PGBOUNCER", pgbouncer)
+            .env("TESSERA_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("LEPTOS_SITE_ROOT", Build::site_root())
+            .env("TESSERA_SEED_DEMO", "1")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .map_err(|e| format!("could not start the server: {e}"))?;
+        let server = env.server.insert(server);
+        util::wait_for_http(&format!("{base_url}/healthz"), 60, server)?;
+        let e2e_ok = util::status(
+            Command::new("npx").args(["playwright", "test"]).current_dir(util::root().join("end2end")).env("BASE_URL", &base_url),
+        )?
+        .success();
+        if let Some(mut server) = env.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        results.push((format!("Playwright, {pass}"), e2e_ok));
+    }
     drop(env);
 
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    match (rust_ok, e2e_ok) {
-        (true, true) => {
-            step(&format!("All tests passed in {minutes:.1} min"));
-            Ok(())
-        }
-        _ => Err(format!(
-            "tests failed (Rust tests: {}, Playwright: {}) after {minutes:.1} min",
-            if rust_ok { "passed" } else { "FAILED" },
-            if e2e_ok { "passed" } else { "FAILED" }
-        )),
+    let summary: Vec<String> = results.iter().map(|(what, ok)| format!("{what}: {}", if *ok { "passed" } else { "FAILED" })).collect();
+    if results.iter().all(|(_, ok)| *ok) {
+        step(&format!("All tests passed in {minutes:.1} min ({})", summary.join("; ")));
+        Ok(())
+    } else {
+        Err(format!("tests failed after {minutes:.1} min ({})", summary.join("; ")))
     }
 }
 

@@ -55,6 +55,9 @@ impl Cluster {
             cluster.psql("postgres", "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;")?;
             cluster.psql("postgres", "CREATE DATABASE tessera OWNER tessera_owner;")?;
         }
+        // Dropping a dedicated tenant database (purge, move) ends the app's open connections to
+        // it first, which takes this built-in role. Granted every start so older clusters get it.
+        cluster.psql("postgres", "GRANT pg_signal_backend TO tessera_owner;")?;
         Ok(cluster)
     }
 

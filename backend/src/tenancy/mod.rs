@@ -71,17 +71,27 @@ impl Tenancy {
 
     async fn begin_data(&self, tenant: &TenantRef, read_only: bool) -> Result<Transaction<'static, Postgres>> {
         let pool = self.topology.pool_for(&tenant.placement)?;
-        let mut tx = pool.begin().await.map_err(|e| unreachable(tenant, e))?;
-        if read_only {
-            sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+        let open = async {
+            // Any failure to open is about reaching that database, not about the request.
+            let mut tx = pool.begin().await.map_err(|e| unreachable(tenant, e, true))?;
+            if read_only {
+                sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(|e| unreachable(tenant, e, false))?;
+            }
+            sqlx::query("SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)")
+                .bind(&tenant.placement.schema)
+                .bind(tenant.id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| unreachable(tenant, e, false))?;
+            Ok::<_, Error>(tx)
+        };
+        // A slow tenant database (or a PgBouncer queue in front of a dead one) must not hold a
+        // request forever: past the acquire timeout and a grace second it is that tenant's 503.
+        let limit = self.topology.acquire_timeout() + std::time::Duration::from_secs(1);
+        match tokio::time::timeout(limit, open).await {
+            Ok(result) => result,
+            Err(_) => Err(unreachable(tenant, sqlx::Error::PoolTimedOut, true)),
         }
-        sqlx::query("SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)")
-            .bind(&tenant.placement.schema)
-            .bind(tenant.id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unreachable(tenant, e))?;
-        Ok(tx)
     }
 
     async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
@@ -353,26 +363,24 @@ fn writable(tenant: &TenantRef) -> Result<()> {
 }
 
 /// A tenant database that can't be reached is that tenant's outage, not a server fault.
-fn unreachable(tenant: &TenantRef, err: sqlx::Error) -> Error {
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
-            tracing::warn!(tenant = %tenant.slug, placement = %tenant.placement.describe(), error = %err, "tenant database unreachable");
-            AppError::Unavailable(format!(
-                "We can't reach {}'s data right now. Other organizations are not affected; please try again in a minute.",
-                tenant.name
-            ))
-            .into()
-        }
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08") || c == "3D000") => {
-            tracing::warn!(tenant = %tenant.slug, placement = %tenant.placement.describe(), error = %db, "tenant database refused");
-            AppError::Unavailable(format!(
-                "We can't reach {}'s data right now. Other organizations are not affected; please try again in a minute.",
-                tenant.name
-            ))
-            .into()
-        }
-        other => other.into(),
+/// `opening`: the error came from getting a connection, so whatever it is, it is about reaching
+/// the database.
+fn unreachable(tenant: &TenantRef, err: sqlx::Error, opening: bool) -> Error {
+    let outage = opening
+        || match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08") || c == "3D000"),
+            _ => false,
+        };
+    if !outage {
+        return err.into();
     }
+    tracing::warn!(tenant = %tenant.slug, placement = %tenant.placement.describe(), error = %err, "tenant database unreachable");
+    AppError::Unavailable(format!(
+        "We can't reach {}'s data right now. Other organizations are not affected; please try again in a minute.",
+        tenant.name
+    ))
+    .into()
 }
 
 impl ReadTx {

@@ -114,6 +114,10 @@ impl Topology {
         })
     }
 
+    pub fn acquire_timeout(&self) -> Duration {
+        self.acquire_timeout
+    }
+
     pub fn default_region(&self) -> &RegionName {
         &self.regions[0].name
     }

@@ -4,19 +4,29 @@
 
 use reqwest::{header, Client, StatusCode};
 use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::net::SocketAddr;
+use std::time::Duration;
+use tessera_backend::tenancy::topology::{RegionConfig, TopologyConfig};
+use tessera_domain::placement::{RegionName, TenancyModel};
 use tessera_server::config::Config;
 
 pub struct TestApp {
     pub base: String,
-    /// Connected as the superuser, which row-level security doesn't filter (even the table
-    /// owner is bound by FORCE), for looking behind the app's back.
+    /// Region "eu" (cluster A, which also holds the control plane) as the superuser, which
+    /// row-level security doesn't filter, for looking behind the app's back. Its search_path
+    /// is `public, shared`: control-plane tables first, then pooled tenant tables.
     pub inspect: PgPool,
+    /// The same for region "us" (cluster B): only tenant data lives there.
+    pub inspect_b: PgPool,
     /// The schema owner's connection string (migrations run as this role).
     pub owner_db_url: String,
-    /// The confined role's connection string, as the server uses it.
+    /// The confined role's connection string, as the server uses it (direct, not via PgBouncer).
     pub app_db_url: String,
+    /// The services behind the server, for operator actions (moves, purges) in tests.
+    pub backend: tessera_backend::Backend,
+    pub config: Config,
 }
 
 pub struct Response {
@@ -62,36 +72,87 @@ fn with_database(url: &str, user: &str, database: &str) -> String {
     format!("postgres://{user}@{host}/{database}")
 }
 
+fn port_of(url: &str) -> u16 {
+    let rest = url.split_once('@').map(|(_, r)| r).expect("url has user@host");
+    let host = rest.split('/').next().unwrap();
+    host.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("url has a port")
+}
+
+async fn create_database(admin_url: &str, database: &str, template: &str) {
+    let mut admin = PgConnection::connect(admin_url).await.expect("connect as owner");
+    admin
+        .execute(format!("CREATE DATABASE {database} TEMPLATE {template} OWNER tessera_owner").as_str())
+        .await
+        .expect("clone the template database");
+    admin.close().await.ok();
+}
+
+async fn superuser_pool(admin_url: &str, database: &str) -> PgPool {
+    let options: PgConnectOptions = with_database(admin_url, "postgres", database).parse().unwrap();
+    PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with(options.options([("search_path", "public,shared")]))
+        .await
+        .expect("superuser pool")
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A server on fresh databases in both regions (cluster A: control plane + region "eu";
+    /// cluster B: region "us"), with `adjust` applied to its configuration.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let admin_url = env("TESSERA_TEST_ADMIN_URL");
-        let template = env("TESSERA_TEST_TEMPLATE");
+        let admin_b = env("TESSERA_TEST_REGION_B_ADMIN_URL");
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.expect("connect as owner");
-        admin
-            .execute(format!("CREATE DATABASE {database} TEMPLATE {template} OWNER tessera_owner").as_str())
-            .await
-            .expect("clone the template database");
-        admin.close().await.ok();
+        create_database(&admin_url, &database, &env("TESSERA_TEST_TEMPLATE")).await;
+        create_database(&admin_b, &database, &env("TESSERA_TEST_REGION_TEMPLATE")).await;
+        // The app connects where the test command says: straight to PostgreSQL, or via PgBouncer.
+        let app_port_a = std::env::var("TESSERA_TEST_APP_PORT_A").ok().and_then(|p| p.parse().ok()).unwrap_or(port_of(&admin_url));
+        let app_port_b = std::env::var("TESSERA_TEST_APP_PORT_B").ok().and_then(|p| p.parse().ok()).unwrap_or(port_of(&admin_b));
+        let pgbouncer = std::env::var("TESSERA_PGBOUNCER").is_ok_and(|v| v == "1");
+        let app_url = |port: u16| format!("postgres://tessera_app@127.0.0.1:{port}/{database}");
         let owner_url = with_database(&admin_url, "tessera_owner", &database);
-        let app_db_url = with_database(&admin_url, "tessera_app", &database);
-        let config = Config {
-            database_url: app_db_url.clone(),
+        let mut config = Config {
+            database_url: app_url(app_port_a),
             owner_database_url: None,
+            topology: TopologyConfig {
+                regions: vec![
+                    RegionConfig { name: RegionName::parse("eu").unwrap(), app_url: app_url(app_port_a), owner_url: Some(owner_url.clone()) },
+                    RegionConfig {
+                        name: RegionName::parse("us").unwrap(),
+                        app_url: app_url(app_port_b),
+                        owner_url: Some(with_database(&admin_b, "tessera_owner", &database)),
+                    },
+                ],
+                models: TenancyModel::ALL.to_vec(),
+                region_pool_size: 5,
+                dedicated_pool_size: 2,
+                dedicated_pools_max: 20,
+                acquire_timeout: Duration::from_secs(3),
+                pgbouncer,
+            },
             addr: "127.0.0.1:0".parse().unwrap(),
             site_root: "../target/site".into(),
             secure_cookies: false,
             seed_demo: false,
             db_max_connections: 5,
+            deletion_retention: Duration::from_secs(30 * 86_400),
+            maintenance_interval: None,
         };
-        let router = tessera_server::build(&config).await.expect("server builds");
+        adjust(&mut config);
+        let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
-        let inspect = PgPool::connect(&with_database(&admin_url, "postgres", &database)).await.expect("superuser pool");
-        TestApp { base: format!("http://{addr}"), inspect, owner_db_url: owner_url, app_db_url }
+        let inspect = superuser_pool(&admin_url, &database).await;
+        let inspect_b = superuser_pool(&admin_b, &database).await;
+        let app_db_url = with_database(&admin_url, "tessera_app", &database);
+        TestApp { base: format!("http://{addr}"), inspect, inspect_b, owner_db_url: owner_url, app_db_url, backend, config }
     }
 
     pub fn browser(&self) -> Browser {
@@ -112,12 +173,47 @@ impl TestApp {
         browser
     }
 
-    /// A logged-in owner of a new organization.
+    /// A logged-in owner of a new organization (pooled, in the default region).
     pub async fn owner_of(&self, slug: &str) -> Browser {
+        self.owner_of_in(slug, "eu", "pooled").await
+    }
+
+    /// A logged-in owner of a new organization placed in `region` under `model`.
+    pub async fn owner_of_in(&self, slug: &str, region: &str, model: &str) -> Browser {
         let browser = self.signed_up(&format!("owner@{slug}.test")).await;
-        let r = browser.call("create_org", &[("name", &format!("Org {slug}")), ("slug", slug)]).await;
-        assert!(r.status.is_success(), "create org {slug}: {} {}", r.status, r.body);
+        let r = browser
+            .call("create_org", &[("name", &format!("Org {slug}")), ("slug", slug), ("region", region), ("model", model)])
+            .await;
+        assert!(r.status.is_success(), "create org {slug} ({model} in {region}): {} {}", r.status, r.body);
         browser
+    }
+
+    /// A superuser connection to wherever `slug`'s data lives, with search_path at its schema.
+    pub async fn inspect_tenant(&self, slug: &str) -> PgConnection {
+        let (region, database, schema): (String, Option<String>, String) =
+            sqlx::query_as("SELECT region, database, schema_name FROM tenants WHERE slug = $1").bind(slug).fetch_one(&self.inspect).await.unwrap();
+        let admin = if region == "eu" { env("TESSERA_TEST_ADMIN_URL") } else { env("TESSERA_TEST_REGION_B_ADMIN_URL") };
+        let db = match database {
+            Some(db) => db,
+            None => self.config.database_url.rsplit('/').next().unwrap().to_string(),
+        };
+        let options: PgConnectOptions = with_database(&admin, "postgres", &db).parse().unwrap();
+        PgConnection::connect_with(&options.options([("search_path", schema.as_str())])).await.unwrap()
+    }
+
+    /// A connection as the confined app role (direct, not via PgBouncer) to wherever `slug`'s
+    /// data lives, search_path at its schema, and no tenant set.
+    pub async fn app_conn_for(&self, slug: &str) -> PgConnection {
+        let (region, database, schema): (String, Option<String>, String) =
+            sqlx::query_as("SELECT region, database, schema_name FROM tenants WHERE slug = $1").bind(slug).fetch_one(&self.inspect).await.unwrap();
+        let admin = if region == "eu" { env("TESSERA_TEST_ADMIN_URL") } else { env("TESSERA_TEST_REGION_B_ADMIN_URL") };
+        let db = database.unwrap_or_else(|| self.config.database_url.rsplit('/').next().unwrap().to_string());
+        let options: PgConnectOptions = with_database(&admin, "tessera_app", &db).parse().unwrap();
+        PgConnection::connect_with(&options.options([("search_path", schema.as_str())])).await.unwrap()
+    }
+
+    pub async fn tenant_id(&self, slug: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_one(&self.inspect).await.unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -130,7 +226,7 @@ impl TestApp {
     }
 
     pub async fn project_id(&self, name: &str) -> String {
-        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1").bind(name).fetch_one(&self.inspect).await.unwrap();
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM shared.projects WHERE name = $1").bind(name).fetch_one(&self.inspect).await.unwrap();
         id.to_string()
     }
 }
