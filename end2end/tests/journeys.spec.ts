@@ -131,3 +131,49 @@ test.describe("without JavaScript", () => {
     await expect(page.getByTestId("project-name")).toContainText("No-JS");
   });
 });
+
+test("a founder keeps their data in the US in a dedicated database, and the admin sees where it lives", async ({ page }) => {
+  const id = unique();
+  const slug = `residency-${id}`;
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Your name").fill("Rae Resident");
+  await page.getByLabel("Work email").fill(`rae-${id}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+
+  await page.goto("/orgs/new");
+  await hydrated(page);
+  await expect(page.getByRole("radio", { name: "eu" })).toBeChecked();
+  await page.getByLabel("Organization name").fill(`Resident ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("radio", { name: "us" }).check();
+  await page.getByRole("radio", { name: /Dedicated database/ }).check();
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+
+  await page.getByRole("link", { name: "New project" }).click();
+  await page.getByLabel("Project name").fill("Stays in the US");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await expect(page.getByTestId("project-name")).toHaveText("Stays in the US");
+
+  await page.getByRole("link", { name: "Settings" }).click();
+  await expect(page.getByTestId("data-region")).toHaveText("us");
+  await expect(page.getByTestId("data-model")).toHaveText("Dedicated database");
+});
+
+test("the demo owner finds one organization per tenancy model, each with its projects", async ({ page }) => {
+  await logIn(page, "owner@acme.test", "tessera-demo");
+  for (const [slug, model] of [
+    ["acme", "Shared database"],
+    ["globex", "Own schema"],
+    ["initech", "Dedicated database"],
+  ]) {
+    await page.goto(`/t/${slug}/projects`);
+    await expect(page.getByTestId("project-row").filter({ hasText: "Data warehouse" })).toHaveCount(1);
+    expect(await page.getByTestId("project-row").count()).toBeGreaterThanOrEqual(3);
+    await page.goto(`/t/${slug}/settings`);
+    await expect(page.getByTestId("data-model")).toHaveText(model);
+  }
+});

@@ -19,7 +19,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   test        install what is missing, then run every Rust test and the Playwright suite, directly
               and through PgBouncer; `test <filter>` runs only matching Rust tests, directly
   setup       only install the toolchain and tools the other commands need
-  bench       build in release mode and load-test the projects page (see README)
+  bench       build in release mode; load-test one page per tenancy model, measure RLS overhead and migrating 1,000 tenant schemas
 ";
 
 fn main() {
@@ -262,6 +262,6 @@ fn test(filter: &[String]) -> Result {
 fn bench() -> Result {
     let build = setup()?;
     build.server(true)?;
-    let status = util::status(Command::new("bash").arg(util::root().join("bench/projects_page.sh")).env("TESSERA_SERVER_BIN", Build::server_binary(true)))?;
+    let status = util::status(Command::new("bash").arg(util::root().join("bench/tenancy.sh")).env("TESSERA_SERVER_BIN", Build::server_binary(true)))?;
     if status.success() { Ok(()) } else { Err("benchmark failed".into()) }
 }

@@ -37,7 +37,7 @@ impl PgBouncer {
         let config = format!(
             "[databases]\n* = host=127.0.0.1 port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
              auth_type = trust\nauth_file = {users}\npool_mode = transaction\nserver_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n\
-             ignore_startup_parameters = extra_float_digits,search_path\nmax_client_conn = 2000\ndefault_pool_size = 10\nmax_db_connections = 20\n\
+             ignore_startup_parameters = extra_float_digits,search_path\nmax_client_conn = 2000\nserver_login_retry = 1\ndefault_pool_size = 10\nmax_db_connections = 20\n\
              logfile = {log}\npidfile = {pid}\nadmin_users = postgres\n",
             users = users.display(),
             log = dir.join("pgbouncer.log").display(),

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Benchmarks for the tenancy layer (run through `cargo xtask bench`).
+#
+# Starts two private PostgreSQL clusters (regions "eu" and "us") and the release server on
+# loopback with the demo data: Acme (pooled, eu), Globex (own schema, eu) and Initech
+# (dedicated database, us), each with the same three projects. Then:
+#   1. wrk (64 connections) on the same page, /t/<org>/projects, for each of the three;
+#   2. pgbench on the page's query with row-level security on (app role, tenant set per
+#      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
+#   3. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
+# Bounded: every load runs for DURATION seconds against 127.0.0.1 only.
+set -euo pipefail
+DURATION=${DURATION:-15}
+TENANTS=${TENANTS:-1000}
+JOBS=${JOBS:-8}
+SERVER=${TESSERA_SERVER_BIN:?build with cargo xtask bench}
+command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+WORK=$(mktemp -d /tmp/tessera-bench.XXXX)
+chmod 755 "$WORK"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+PORT_EU=$(free_port); PORT_US=$(free_port); HTTPPORT=$(free_port)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  for c in eu us; do as_pg "$PGBIN/pg_ctl" -D "$WORK/$c" -m fast stop >/dev/null 2>&1 || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+start_cluster() { # name port
+  as_pg "$PGBIN/initdb" -D "$WORK/$1" -U postgres -A trust --no-sync >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/$1" -o "-p $2 -k $WORK/$1 -c listen_addresses=127.0.0.1 -c max_connections=200" -l "$WORK/$1.log" -w start >/dev/null
+  "$PGBIN/psql" -q -h 127.0.0.1 -p "$2" -U postgres -d postgres \
+    -c "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;" \
+    -c "GRANT pg_signal_backend TO tessera_owner;" -c "CREATE DATABASE tessera OWNER tessera_owner;"
+}
+start_cluster eu "$PORT_EU"
+start_cluster us "$PORT_US"
+psql() { "$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT_EU" -U postgres "$@"; }
+app() { echo "postgres://tessera_app@127.0.0.1:$1/tessera"; }
+owner() { echo "postgres://tessera_owner@127.0.0.1:$1/tessera"; }
+export DATABASE_URL=$(app "$PORT_EU") DATABASE_OWNER_URL=$(owner "$PORT_EU")
+export TESSERA_REGIONS="eu=$(app "$PORT_EU"),us=$(app "$PORT_US")"
+export TESSERA_REGION_OWNER_URLS="eu=$(owner "$PORT_EU"),us=$(owner "$PORT_US")"
+TESSERA_SEED_DEMO=1 TESSERA_ADDR="127.0.0.1:$HTTPPORT" RUST_LOG=warn "$SERVER" & SERVER_PID=$!
+for _ in $(seq 150); do curl -fs "http://127.0.0.1:$HTTPPORT/healthz" >/dev/null && break; sleep 0.2; done
+curl -fs -c "$WORK/cookies" -H 'accept: application/json' \
+  -d 'email=owner@acme.test&password=tessera-demo' "http://127.0.0.1:$HTTPPORT/api/log_in" >/dev/null
+COOKIE=$(awk '$6=="tessera_session"{print "tessera_session="$7}' "$WORK/cookies")
+
+echo "== wrk: GET /t/<org>/projects, 64 connections, ${DURATION}s each (authenticated, SSR, release build)"
+for org in acme:pooled globex:schema initech:dedicated; do
+  slug=${org%%:*}; model=${org##*:}
+  test "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")" = 200
+  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")
+  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
+  printf '%-10s %-8s %10s req/s   p99 %-9s %s\n' "$model" "$slug" "$rps" "$p99" "${non2xx:+non-2xx: $non2xx}"
+done
+
+TENANT=$(psql -d tessera -At -c "SELECT id FROM tenants WHERE slug='acme'")
+QUERY="SELECT id, name, description, created_by, created_at FROM shared.projects"
+cat > "$WORK/rls.sql" <<SQL
+BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
+$QUERY ORDER BY created_at DESC, id LIMIT 500;
+COMMIT;
+SQL
+# Same statements, so the only difference is the policy: the setting is made but unused.
+cat > "$WORK/norls.sql" <<SQL
+BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
+$QUERY WHERE tenant_id = '$TENANT' ORDER BY created_at DESC, id LIMIT 500;
+COMMIT;
+SQL
+pgb() { "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT_EU" -c 8 -j 2 -T "$DURATION" "$@" tessera | awk '/^tps/{print $3}'; }
+RLS=$(pgb -U tessera_app -f "$WORK/rls.sql")
+NORLS=$(pgb -U postgres -f "$WORK/norls.sql")
+echo "== pgbench: the projects query in the shared schema, 8 clients, ${DURATION}s"
+echo "with RLS (app role, tenant context):   $RLS tps"
+echo "without RLS (superuser, WHERE tenant): $NORLS tps"
+python3 -c "print(f'RLS overhead ratio (no-RLS tps / RLS tps): {float($NORLS)/float($RLS):.3f}')"
+
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+echo "== migrate: $TENANTS tenant schemas registered at version 0, $JOBS at a time"
+psql -d tessera -c "INSERT INTO tenants (id, slug, name, model, region, schema_name, schema_version)
+  SELECT id, 'bench-' || n, 'Bench ' || n, 'schema', 'eu', 't_' || replace(id::text, '-', ''), 0
+    FROM (SELECT gen_random_uuid() AS id, n FROM generate_series(1, $TENANTS) n) s"
+START=$(date +%s.%N)
+"$SERVER" migrate --jobs "$JOBS" > "$WORK/migrate.out"
+END=$(date +%s.%N)
+tail -1 "$WORK/migrate.out"
+MIGRATED=$(grep -c 'migrated from 0' "$WORK/migrate.out" || true)
+python3 -c "print(f'migrated {$MIGRATED} tenant schemas in {$END - $START:.1f} s (target: 1,000 in <= 60 s)')"
