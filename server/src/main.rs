@@ -124,7 +124,9 @@ async fn list_tenants(config: &Config) -> Result<(), String> {
 
 async fn move_command(config: &Config, slug: &str, model: &str, region: &str) -> Result<(), String> {
     let backend = backend(config).await?;
-    let report = relocate::move_tenant(&backend.tenancy, slug, model, region, "cli-move").await.map_err(|e| match e {
+    // The audit record's request id names the operator, as the CLI has no logged-in user.
+    let operator = format!("cli-move by {}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let report = relocate::move_tenant(&backend.tenancy, slug, model, region, &operator).await.map_err(|e| match e {
         tessera_backend::Error::App(app) => app.to_string(),
         other => other.to_string(),
     })?;
