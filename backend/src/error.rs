@@ -25,6 +25,11 @@ impl Error {
     pub fn into_app_error(self) -> AppError {
         match self {
             Error::App(e) => e,
+            // statement_timeout fired: a slow database (or a long lock) is an outage, not a bug.
+            Error::Db(sqlx::Error::Database(db)) if db.code().as_deref() == Some("57014") => {
+                tracing::warn!(error = %db, "statement timed out");
+                AppError::Unavailable("That took too long, so we stopped it. Please try again in a minute.".into())
+            }
             // The database being unreachable is an outage to wait out, not a bug to report.
             Error::Db(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::warn!(error = %e, "database unreachable");

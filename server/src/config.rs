@@ -98,6 +98,7 @@ impl Config {
             dedicated_pool_size: number("TESSERA_DEDICATED_POOL_SIZE", 3)? as u32,
             dedicated_pools_max: number("TESSERA_DEDICATED_POOLS_MAX", 50)? as usize,
             acquire_timeout: Duration::from_millis(number("TESSERA_TENANT_DB_TIMEOUT_MS", 5000)?),
+            statement_timeout: Duration::from_millis(number("TESSERA_TENANT_STATEMENT_TIMEOUT_MS", 15000)?),
             pgbouncer,
         };
         let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;

@@ -190,3 +190,29 @@ async fn dedicated_pools_are_capped_and_a_database_that_is_down_affects_only_its
     }
     assert_eq!(last, None, "the organization is served again once its database is back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_organization_gets_a_503_while_others_are_served() {
+    let app = TestApp::spawn_with(|c| c.topology.statement_timeout = Duration::from_secs(1)).await;
+    let slow = app.owner_of_in("slow-co", "us", "dedicated").await;
+    slow.add_project("slow-co", "Stuck").await;
+    let quick = app.owner_of_in("quick-co", "us", "schema").await;
+    quick.add_project("quick-co", "Flowing").await;
+
+    // Something holds a lock on slow-co's projects table (a long migration, a stuck job...).
+    let mut blocker = app.inspect_tenant("slow-co").await;
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE").execute(&mut blocker).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let (stuck, flowing) =
+        tokio::join!(slow.call("list_projects", &[("slug", "slow-co")]), quick.call("list_projects", &[("slug", "quick-co")]));
+    assert_eq!(stuck.status, StatusCode::SERVICE_UNAVAILABLE, "{}", stuck.body);
+    assert!(stuck.error_message().contains("took too long"), "{}", stuck.error_message());
+    assert!(started.elapsed() < Duration::from_secs(8), "the slow organization's request was cut off");
+    assert_eq!(flowing.status, StatusCode::OK);
+    assert_eq!(flowing.json()[0]["name"], "Flowing");
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    assert_eq!(slow.call("list_projects", &[("slug", "slow-co")]).await.status, StatusCode::OK);
+}

@@ -77,9 +77,13 @@ impl Tenancy {
             if read_only {
                 sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(|e| unreachable(tenant, e, false))?;
             }
-            sqlx::query("SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true)")
+            sqlx::query(
+                "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true),
+                        set_config('statement_timeout', $3, true)",
+            )
                 .bind(&tenant.placement.schema)
                 .bind(tenant.id.to_string())
+                .bind(format!("{}ms", self.topology.statement_timeout().as_millis()))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| unreachable(tenant, e, false))?;

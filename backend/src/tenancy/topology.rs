@@ -41,6 +41,9 @@ pub struct TopologyConfig {
     pub dedicated_pools_max: usize,
     /// How long a request waits for a tenant database connection before answering 503.
     pub acquire_timeout: Duration,
+    /// The longest one statement in a tenant transaction may run (or wait for a lock): a slow
+    /// tenant database then costs its own requests a 503, not every request a stuck connection.
+    pub statement_timeout: Duration,
     /// Connections go through PgBouncer in transaction mode: no server-side statement cache.
     pub pgbouncer: bool,
 }
@@ -59,6 +62,7 @@ impl TopologyConfig {
             dedicated_pool_size: 3,
             dedicated_pools_max: 50,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15),
             pgbouncer: false,
         }
     }
@@ -77,6 +81,7 @@ pub struct Topology {
     dedicated: Mutex<LruCache<(String, String), PgPool>>,
     dedicated_pool_size: u32,
     acquire_timeout: Duration,
+    statement_timeout: Duration,
 }
 
 /// Parses a connection URL, switching off the server-side statement cache behind PgBouncer
@@ -111,11 +116,16 @@ impl Topology {
             dedicated: Mutex::new(LruCache::new(cap)),
             dedicated_pool_size: config.dedicated_pool_size.max(1),
             acquire_timeout: config.acquire_timeout,
+            statement_timeout: config.statement_timeout,
         })
     }
 
     pub fn acquire_timeout(&self) -> Duration {
         self.acquire_timeout
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
     }
 
     pub fn default_region(&self) -> &RegionName {

@@ -132,6 +132,7 @@ impl TestApp {
                 dedicated_pool_size: 2,
                 dedicated_pools_max: 20,
                 acquire_timeout: Duration::from_secs(3),
+                statement_timeout: Duration::from_secs(10),
                 pgbouncer,
             },
             addr: "127.0.0.1:0".parse().unwrap(),
