@@ -177,3 +177,46 @@ test("the demo owner finds one organization per tenancy model, each with its pro
     await expect(page.getByTestId("data-model")).toHaveText(model);
   }
 });
+
+test("an owner schedules their organization for deletion, sees it read-only, and changes their mind", async ({ page }) => {
+  const id = unique();
+  const slug = `farewell-${id}`;
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Your name").fill("Flo Leaving");
+  await page.getByLabel("Work email").fill(`flo-${id}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await page.goto("/orgs/new");
+  await hydrated(page);
+  await page.getByLabel("Organization name").fill(`Farewell ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("radio", { name: /Own schema/ }).check();
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+
+  await page.getByRole("link", { name: "Settings" }).click();
+  await hydrated(page);
+  await expect(page.getByTestId("data-model")).toHaveText("Own schema");
+  // The wrong name is refused in place.
+  await page.getByLabel("Type the URL name to confirm").fill("something-else");
+  await page.getByRole("button", { name: "Delete organization" }).click();
+  await expect(page.getByText(`Type the organization's URL name, ${slug}, to confirm.`)).toBeVisible();
+  await page.getByLabel("Type the URL name to confirm").fill(slug);
+  await page.getByRole("button", { name: "Delete organization" }).click();
+  await expect(page.getByRole("heading", { name: "Scheduled for deletion" })).toBeVisible();
+  await expect(page.getByTestId("deletion-date")).toContainText("deleted permanently after");
+
+  // Read-only meanwhile: creating a project explains why not.
+  await page.goto(`/t/${slug}/projects/new`);
+  await hydrated(page);
+  await page.getByLabel("Project name").fill("One more thing");
+  await page.getByRole("button", { name: "Create project" }).click();
+  await expect(page.getByText("scheduled for deletion")).toBeVisible();
+
+  await page.goto(`/t/${slug}/settings`);
+  await hydrated(page);
+  await page.getByRole("button", { name: "Cancel deletion" }).click();
+  await expect(page.getByRole("heading", { name: "Delete this organization" })).toBeVisible();
+});
