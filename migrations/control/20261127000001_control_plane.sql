@@ -33,7 +33,7 @@ CREATE TABLE tenants (
     slug            text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND length(slug) BETWEEN 3 AND 40),
     name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 80),
     status          text NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'suspended', 'moving', 'deleting', 'deleted')),
+                    CHECK (status IN ('active', 'suspended', 'moving', 'deleting', 'purging', 'deleted')),
     model           text NOT NULL DEFAULT 'pooled' CHECK (model IN ('pooled', 'schema', 'dedicated')),
     region          text NOT NULL CHECK (region ~ '^[a-z][a-z0-9-]{1,30}$'),
     database        text CHECK (database ~ '^[a-z0-9_]{1,63}$'),
@@ -42,11 +42,17 @@ CREATE TABLE tenants (
     -- follow their region's shared schema, in pooled_schemas).
     schema_version  bigint NOT NULL DEFAULT 0,
     delete_after    timestamptz,
+    -- When a purge claimed it (status 'purging'); a stale claim is retried.
+    purge_claimed_at timestamptz,
     deleted_at      timestamptz,
+    -- While 'moving': where to, so an interrupted move can be aborted (`move --abort`).
+    moving_to_model  text CHECK (moving_to_model IN ('pooled', 'schema', 'dedicated')),
+    moving_to_region text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     CHECK ((model = 'dedicated') = (database IS NOT NULL)),
     CHECK ((model = 'pooled') = (schema_name = 'shared')),
-    CHECK ((status = 'deleting') <= (delete_after IS NOT NULL))
+    CHECK ((status = 'deleting') <= (delete_after IS NOT NULL)),
+    CHECK ((status = 'moving') = (moving_to_model IS NOT NULL AND moving_to_region IS NOT NULL))
 );
 CREATE INDEX tenants_to_purge ON tenants (delete_after) WHERE status = 'deleting';
 

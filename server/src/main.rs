@@ -11,6 +11,7 @@ const USAGE: &str = "usage: tessera-server [command]
   tenants                 list organizations with their model, region, status and schema version
   move <slug> --model M [--region R]
                           move an organization to model M (pooled, schema, dedicated) and/or region R
+  move <slug> --abort     undo a move that was interrupted (the tenant goes back to where it was)
   purge                   purge organizations whose deletion retention period is over
 ";
 
@@ -45,9 +46,13 @@ async fn main() {
         "tenants" => list_tenants(&config).await,
         "move" => {
             let slug = args.get(1).filter(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| usage());
-            let model = option(&args, "--model").unwrap_or_default();
-            let region = option(&args, "--region").unwrap_or_default();
-            move_command(&config, &slug, &model, &region).await
+            if args.iter().any(|a| a == "--abort") {
+                abort_command(&config, &slug).await
+            } else {
+                let model = option(&args, "--model").unwrap_or_default();
+                let region = option(&args, "--region").unwrap_or_default();
+                move_command(&config, &slug, &model, &region).await
+            }
         }
         "purge" => purge_command(&config).await,
         _ => usage(),
@@ -137,6 +142,16 @@ async fn move_command(config: &Config, slug: &str, model: &str, region: &str) ->
     if let Some(leftover) = report.leftover {
         println!("warning: {leftover}");
     }
+    Ok(())
+}
+
+async fn abort_command(config: &Config, slug: &str) -> Result<(), String> {
+    let backend = backend(config).await?;
+    let back = relocate::abort_move(&backend.tenancy, slug).await.map_err(|e| match e {
+        tessera_backend::Error::App(app) => app.to_string(),
+        other => other.to_string(),
+    })?;
+    println!("aborted the move of {slug}; it is active again in {}", back.describe());
     Ok(())
 }
 

@@ -92,3 +92,25 @@ async fn the_purge_removes_a_deleted_organizations_data_in_every_model_and_regio
     assert_eq!(keep.call("list_projects", &[("slug", "keeper")]).await.json().as_array().unwrap().len(), 1);
     assert!(purge_due(&app.backend.tenancy).await.unwrap().is_empty(), "running again finds nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_that_died_half_way_is_finished_by_the_next_run_and_cannot_be_cancelled() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of_in("half-done", "us", "dedicated").await;
+    owner.call("delete_org", &[("slug", "half-done"), ("confirm", "half-done")]).await;
+    // Claimed by a purge that then died (its claim is stale).
+    sqlx::query("UPDATE tenants SET status = 'purging', purge_claimed_at = now() - interval '1 hour' WHERE slug = 'half-done'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(owner.call("cancel_org_deletion", &[("slug", "half-done")]).await.status, StatusCode::NOT_FOUND, "too late to cancel");
+    assert_eq!(purge_due(&app.backend.tenancy).await.unwrap(), ["half-done"]);
+    let id = app.tenant_id("half-done").await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(format!("tessera_t_{}", id.simple()))
+        .fetch_one(&app.inspect_b)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(app.count("SELECT count(*) FROM tenants WHERE status = 'deleted'").await, 1);
+}

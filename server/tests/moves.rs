@@ -5,7 +5,9 @@
 mod common;
 use common::TestApp;
 use reqwest::StatusCode;
-use tessera_backend::tenancy::relocate::move_tenant;
+use tessera_backend::tenancy::relocate::{abort_move, move_tenant};
+use tessera_backend::tenancy::topology::RegionConfig;
+use tessera_domain::placement::RegionName;
 use tessera_backend::Error;
 use tessera_domain::AppError;
 
@@ -117,12 +119,22 @@ async fn moves_with_bad_input_are_refused_and_change_nothing() {
     assert_eq!((placement(&app, "acme").await, snapshot(&app, "acme").await), original);
 
     for (status, says) in [("suspended", "suspended"), ("moving", "already being moved")] {
-        sqlx::query("UPDATE tenants SET status = $1 WHERE slug = 'acme'").bind(status).execute(&app.inspect).await.unwrap();
+        sqlx::query(
+            "UPDATE tenants SET status = $1, moving_to_model = CASE WHEN $1 = 'moving' THEN 'pooled' END,
+                    moving_to_region = CASE WHEN $1 = 'moving' THEN 'eu' END WHERE slug = 'acme'",
+        )
+        .bind(status)
+        .execute(&app.inspect)
+        .await
+        .unwrap();
         let e = app_error(move_tenant(tenancy, "acme", "dedicated", "us", "t").await);
         assert!(matches!(e, AppError::Conflict(_)) && e.to_string().contains(says), "{status}: {e}");
         assert_eq!(placement(&app, "acme").await.2, status, "left as it was");
     }
-    sqlx::query("UPDATE tenants SET status = 'active' WHERE slug = 'acme'").execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE tenants SET status = 'active', moving_to_model = NULL, moving_to_region = NULL WHERE slug = 'acme'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
     assert_eq!((placement(&app, "acme").await, snapshot(&app, "acme").await), original);
 
     // Two moves at once: one wins, the other is refused; the data is intact.
@@ -139,7 +151,10 @@ async fn while_moving_an_organization_is_read_only() {
     let owner = app.owner_of_in("acme", "us", "dedicated").await;
     owner.add_project("acme", "Existing").await;
 
-    sqlx::query("UPDATE tenants SET status = 'moving' WHERE slug = 'acme'").execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE tenants SET status = 'moving', moving_to_model = 'pooled', moving_to_region = 'eu' WHERE slug = 'acme'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
     assert_eq!(owner.call("list_projects", &[("slug", "acme")]).await.status, StatusCode::OK, "reads go on");
     let r = owner.call("create_project", &[("slug", "acme"), ("name", "During"), ("description", "")]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
@@ -148,7 +163,10 @@ async fn while_moving_an_organization_is_read_only() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "team changes wait too: {}", r.body);
 
     // A request that entered before the move started still can't write into sealed data.
-    sqlx::query("UPDATE tenants SET status = 'active' WHERE slug = 'acme'").execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE tenants SET status = 'active', moving_to_model = NULL, moving_to_region = NULL WHERE slug = 'acme'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
     let mut there = app.inspect_tenant("acme").await;
     let id = app.tenant_id("acme").await;
     sqlx::query("INSERT INTO tenant_fence (tenant_id, reason) VALUES ($1, 'moving')").bind(id).execute(&mut there).await.unwrap();
@@ -158,4 +176,70 @@ async fn while_moving_an_organization_is_read_only() {
     owner.add_project("acme", "After").await;
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM projects ORDER BY name").fetch_all(&mut there).await.unwrap();
     assert_eq!(names, ["After", "Existing"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vacated_shared_schema_stays_sealed_and_a_move_back_reopens_it() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    owner.add_project("acme", "First").await;
+    let id = app.tenant_id("acme").await;
+    move_tenant(&app.backend.tenancy, "acme", "schema", "eu", "t").await.unwrap();
+    // A request that read the old placement just before the switch can't write into the
+    // shared tables nobody reads any more.
+    let fence: Vec<String> = sqlx::query_scalar("SELECT reason FROM shared.tenant_fence WHERE tenant_id = $1").bind(id).fetch_all(&app.inspect).await.unwrap();
+    assert_eq!(fence, ["vacated"]);
+    owner.add_project("acme", "Second").await;
+    move_tenant(&app.backend.tenancy, "acme", "pooled", "eu", "t").await.unwrap();
+    assert_eq!(app.count(&format!("SELECT count(*) FROM shared.tenant_fence WHERE tenant_id = '{id}'")).await, 0);
+    owner.add_project("acme", "Third").await;
+    assert_eq!(owner.call("list_projects", &[("slug", "acme")]).await.json().as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_move_can_be_aborted() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of_in("acme", "eu", "schema").await;
+    owner.add_project("acme", "Precious").await;
+    let id = app.tenant_id("acme").await;
+    // What a move that died after sealing leaves behind: the tenant `moving`, the source
+    // sealed, a half-made destination database.
+    sqlx::query("UPDATE tenants SET status = 'moving', moving_to_model = 'dedicated', moving_to_region = 'us' WHERE slug = 'acme'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    let mut source = app.inspect_tenant("acme").await;
+    sqlx::query("INSERT INTO tenant_fence (tenant_id, reason) VALUES ($1, 'moving')").bind(id).execute(&mut source).await.unwrap();
+    let db = format!("tessera_t_{}", id.simple());
+    sqlx::Executor::execute(&app.inspect_b, format!("CREATE DATABASE {db} OWNER tessera_owner").as_str()).await.unwrap();
+
+    let back = abort_move(&app.backend.tenancy, "acme").await.unwrap();
+    assert_eq!(back.schema, format!("t_{}", id.simple()));
+    assert_eq!(placement(&app, "acme").await, ("schema".into(), "eu".into(), "active".into()));
+    let leftover: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1").bind(&db).fetch_one(&app.inspect_b).await.unwrap();
+    assert_eq!(leftover, 0, "the half-made destination is gone");
+    owner.add_project("acme", "Writable again").await;
+    let e = app_error(abort_move(&app.backend.tenancy, "acme").await);
+    assert!(e.to_string().contains("not being moved"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_onto_its_own_tables_or_onto_old_shared_tables_is_refused() {
+    // "eu-mirror" is another name for the very same cluster and database as "eu".
+    let app = TestApp::spawn_with(|c| {
+        let eu = c.topology.regions[0].clone();
+        c.topology.regions.push(RegionConfig { name: RegionName::parse("eu-mirror").unwrap(), ..eu });
+    })
+    .await;
+    let owner = app.owner_of("acme").await;
+    owner.add_project("acme", "Only copy").await;
+    let e = app_error(move_tenant(&app.backend.tenancy, "acme", "pooled", "eu-mirror", "t").await);
+    assert!(e.to_string().contains("already lives"), "{e}");
+
+    // A region whose shared tables are behind can't take pooled tenants until migrated.
+    sqlx::query("DELETE FROM pooled_schemas WHERE region = 'us'").execute(&app.inspect).await.unwrap();
+    let e = app_error(move_tenant(&app.backend.tenancy, "acme", "pooled", "us", "t").await);
+    assert!(e.to_string().contains("tessera-server migrate"), "{e}");
+    assert_eq!(placement(&app, "acme").await, ("pooled".into(), "eu".into(), "active".into()));
+    assert_eq!(owner.call("list_projects", &[("slug", "acme")]).await.json()[0]["name"], "Only copy");
 }

@@ -3,13 +3,12 @@
 //! whichever model and region it lives and leaves an audited tombstone in the control plane.
 
 use super::placement::Placement;
-use super::provision::drop_storage;
+use super::provision::{drop_storage, Fence};
 use super::{Tenancy, TenantStatus};
 use crate::audit::{self, AuditEntry};
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::members::rfc3339;
-use sqlx::Connection;
 use tessera_domain::input::FieldError;
 use tessera_domain::placement::PlacementInfo;
 use tessera_domain::{AppError, Permission};
@@ -92,44 +91,62 @@ pub async fn cancel_deletion(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
         .await
 }
 
-/// Purges every tenant whose retention period is over; returns their slugs. Safe to run from
-/// several servers at once: each tenant is claimed with `FOR UPDATE SKIP LOCKED`. A tenant
-/// whose data can't be removed stays `deleting` and is retried next time.
+/// Purges every tenant whose retention period is over; returns their slugs. In two steps, so
+/// no transaction stays open while a database is dropped: first the tenant is claimed
+/// (`purging`: no longer enterable, no longer cancellable) with `FOR UPDATE SKIP LOCKED`, so
+/// several servers can run this at once; then its data is removed (idempotently) and the
+/// tombstone and audit record are written. A claim older than ten minutes is retried, so a
+/// purge that died half-way is finished by the next run.
 pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
     let mut purged = Vec::new();
     let mut failed: Vec<Uuid> = Vec::new();
     loop {
-        let mut conn = tenancy.control_pool().acquire().await?;
-        let mut tx = conn.begin().await?;
-        let due: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, slug, model, region, database, schema_name FROM tenants
-              WHERE status = 'deleting' AND delete_after <= now() AND NOT (id = ANY($1))
-              ORDER BY delete_after LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(&failed)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((id, slug, model, region, database, schema)) = due else {
+        let Some((id, slug, placement)) = claim_next(tenancy, &failed).await? else {
             return Ok(purged);
         };
-        let placement = Placement::from_row(&model, region, database, schema)?;
-        if let Err(e) = drop_storage(tenancy.topology(), id, &placement).await {
+        if let Err(e) = drop_storage(tenancy.topology(), id, &placement, Fence::KeepSealed).await {
             tracing::error!(tenant = %slug, error = %e, "purging a deleted tenant's data failed; will retry");
             failed.push(id);
             continue;
         }
+        let mut tx = tenancy.control_pool().begin().await?;
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE tenants SET status = 'deleted', deleted_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        let entry = AuditEntry::new(
-            "tenant.purged",
-            "tenant",
-            id,
-            serde_json::json!({ "status": { "old": "deleting", "new": "deleted" }, "removed": placement.describe() }),
-        );
-        audit::insert_system(&mut tx, id, &entry, "scheduled-purge").await?;
+        let finished = sqlx::query("UPDATE tenants SET status = 'deleted', deleted_at = now() WHERE id = $1 AND status = 'purging'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if finished.rows_affected() == 1 {
+            sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
+            let entry = AuditEntry::new(
+                "tenant.purged",
+                "tenant",
+                id,
+                serde_json::json!({ "status": { "old": "deleting", "new": "deleted" }, "removed": placement.describe() }),
+            );
+            audit::insert_system(&mut tx, id, &entry, "scheduled-purge").await?;
+            tracing::info!(tenant = %slug, placement = %placement.describe(), "purged a deleted tenant");
+            purged.push(slug);
+        }
         tx.commit().await?;
-        tracing::info!(tenant = %slug, placement = %placement.describe(), "purged a deleted tenant");
-        purged.push(slug);
     }
+}
+
+async fn claim_next(tenancy: &Tenancy, skip: &[Uuid]) -> Result<Option<(Uuid, String, Placement)>> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    let due: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, slug, model, region, database, schema_name FROM tenants
+          WHERE ((status = 'deleting' AND delete_after <= now())
+                 OR (status = 'purging' AND purge_claimed_at < now() - interval '10 minutes'))
+            AND NOT (id = ANY($1))
+          ORDER BY delete_after LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(skip)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, slug, model, region, database, schema)) = due else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE tenants SET status = 'purging', purge_claimed_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(Some((id, slug, Placement::from_row(&model, region, database, schema)?)))
 }

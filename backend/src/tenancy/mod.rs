@@ -266,7 +266,11 @@ impl Tenancy {
         match self.insert_tenant(user_id, id, &name, &slug, &placement, version, meta).await {
             Ok(ctx) => Ok(ctx),
             Err(e) => {
-                if let Err(undo) = provision::drop_storage(&self.topology, id, &placement).await {
+                // A lost connection can hide a commit that happened: only remove the storage
+                // when the tenant row really isn't there.
+                if self.tenant_exists(id).await.unwrap_or(true) {
+                    tracing::error!(error = %e, tenant = %id, "creating a tenant reported an error, but its row may exist; storage kept");
+                } else if let Err(undo) = provision::drop_storage(&self.topology, id, &placement, provision::Fence::Remove).await {
                     tracing::error!(error = %undo, placement = %placement.describe(), "could not remove storage of a tenant that was not created");
                 }
                 Err(e)
@@ -337,6 +341,13 @@ impl Tenancy {
             ))
             .await?;
         Ok(ctx)
+    }
+
+    async fn tenant_exists(&self, id: Uuid) -> Result<bool> {
+        let mut tx = self.control.begin().await?;
+        let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)").bind(id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(exists)
     }
 
     pub(crate) fn control_pool(&self) -> &PgPool {

@@ -39,14 +39,20 @@ pub(crate) async fn connect(options: &PgConnectOptions) -> Result<PgConnection> 
 /// same schema wait for each other.
 pub(crate) async fn migrate_schema(conn: &mut PgConnection, schema: &str) -> Result<i64> {
     check_identifier(schema)?;
-    conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}; GRANT USAGE ON SCHEMA {schema} TO tessera_app; SET search_path TO {schema}").as_str())
-        .await?;
+    // Locked before anything else, so two servers starting at once (or the CLI during a
+    // start-up) don't race on creating the same schema.
     let lock_key = format!("tessera-migrate:{schema}");
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await?;
-    let result = tenant_migrator().run_direct(&mut *conn).await;
+    let result = async {
+        conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}; GRANT USAGE ON SCHEMA {schema} TO tessera_app; SET search_path TO {schema}").as_str())
+            .await?;
+        let migrated = tenant_migrator().run_direct(&mut *conn).await;
+        conn.execute("RESET search_path").await?;
+        migrated.map_err(|e| Error::Internal(format!("migrating schema {schema}: {e}")))
+    }
+    .await;
     sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await?;
-    conn.execute("RESET search_path").await?;
-    result.map_err(|e| Error::Internal(format!("migrating schema {schema}: {e}")))?;
+    result?;
     Ok(latest_tenant_version())
 }
 
@@ -84,19 +90,44 @@ pub(crate) async fn create_storage(topology: &Topology, placement: &Placement) -
     }
 }
 
+/// What happens to the fence when a tenant's pooled rows are removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fence {
+    /// Leave it sealed: the tenant moved away or was purged, and a request still routed here by
+    /// a stale read of the control plane must not write rows nobody will ever read.
+    KeepSealed,
+    /// Remove it too: the tenant is about to live here (clearing leftovers) or never did.
+    Remove,
+}
+
 /// Removes a tenant's data from one place: its schema, its database, or its rows in the shared
 /// schema. Used by the purge after the retention period, by a move (for the old place), and to
-/// undo a half-made tenant.
-pub(crate) async fn drop_storage(topology: &Topology, tenant_id: Uuid, placement: &Placement) -> Result<()> {
+/// undo a half-made tenant. Idempotent.
+pub(crate) async fn drop_storage(topology: &Topology, tenant_id: Uuid, placement: &Placement, fence: Fence) -> Result<()> {
     match placement.model {
         TenancyModel::Pooled => {
             let mut conn = connect(&topology.owner_options(&placement.region, None)?).await?;
             let mut tx = conn.begin().await?;
             enter_as_owner(&mut tx, SHARED_SCHEMA, tenant_id).await?;
+            // The explicit filter is the real guard; RLS (which an owner with BYPASSRLS would
+            // not feel) is the second one.
             for table in tenant_tables(&mut tx, SHARED_SCHEMA).await?.iter().rev() {
-                tx.execute(format!("DELETE FROM {table}").as_str()).await?;
+                sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1")).bind(tenant_id).execute(&mut *tx).await?;
             }
-            sqlx::query("DELETE FROM tenant_fence").execute(&mut *tx).await?;
+            match fence {
+                Fence::Remove => {
+                    sqlx::query("DELETE FROM tenant_fence WHERE tenant_id = $1").bind(tenant_id).execute(&mut *tx).await?;
+                }
+                Fence::KeepSealed => {
+                    sqlx::query(
+                        "INSERT INTO tenant_fence (tenant_id, reason) VALUES ($1, 'vacated')
+                         ON CONFLICT (tenant_id) DO UPDATE SET reason = 'vacated', sealed_at = now()",
+                    )
+                    .bind(tenant_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             tx.commit().await?;
             Ok(())
         }
@@ -131,6 +162,34 @@ pub(crate) async fn enter_as_owner(conn: &mut PgConnection, schema: &str, tenant
 
 /// The tenant tables of a schema (every table with a `tenant_id`, except the fence), parents
 /// before children so rows can be inserted in this order.
+/// The physical place a placement names: (cluster, database, schema). Two region names may
+/// point at the same cluster; comparing this keeps a move from "copying" onto its own source.
+pub(crate) async fn physical_place(topology: &Topology, placement: &Placement) -> Result<(String, String, String)> {
+    let mut conn = connect(&topology.owner_options(&placement.region, None)?).await?;
+    // The postmaster's start time (to the microsecond) tells clusters apart without needing
+    // the superuser-only pg_control_system().
+    let (cluster, region_db): (String, String) =
+        sqlx::query_as("SELECT pg_postmaster_start_time()::text || '@' || COALESCE(inet_server_port(), 0)::text, current_database()::text")
+            .fetch_one(&mut conn)
+            .await?;
+    conn.close().await.ok();
+    Ok((cluster, placement.database.clone().unwrap_or(region_db), placement.schema.clone()))
+}
+
+/// Each column of a table as `name type`, in order: both sides of a move must agree exactly.
+pub(crate) async fn table_shape(conn: &mut PgConnection, schema: &str, table: &str) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(conn)
+    .await?)
+}
+
 pub(crate) async fn tenant_tables(conn: &mut PgConnection, schema: &str) -> Result<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

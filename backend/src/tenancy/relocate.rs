@@ -10,11 +10,13 @@
 //! 4. Every tenant table is streamed with binary COPY into the destination, then row counts and
 //!    checksums are compared inside the destination transaction; a mismatch rolls it back.
 //! 5. One control-plane UPDATE switches the tenant to its new place (audited), and the old copy
-//!    is removed. Any failure before the switch unseals the source and removes the half-made
-//!    destination, leaving the tenant where it was.
+//!    is removed (a vacated shared schema keeps the fence, so a request routed there by a stale
+//!    read still can't write). Any failure before the switch unseals the source and removes the
+//!    half-made destination, leaving the tenant where it was; `abort_move` does the same for a
+//!    move whose process died.
 
 use super::placement::Placement;
-use super::provision::{self, create_storage, drop_storage, enter_as_owner, tenant_tables};
+use super::provision::{self, create_storage, drop_storage, enter_as_owner, tenant_tables, Fence};
 use super::Tenancy;
 use crate::audit::{self, AuditEntry};
 use crate::error::{Error, Result};
@@ -48,30 +50,66 @@ pub struct MoveReport {
     pub leftover: Option<String>,
 }
 
+/// How long the old copy is kept after the switch, so requests that resolved the tenant just
+/// before it finish against the old place instead of finding it gone.
+const SWITCH_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Moves the tenant `slug` to `model` in `region` (an empty region keeps its current one).
 pub async fn move_tenant(tenancy: &Tenancy, slug: &str, model: &str, region: &str, request_id: &str) -> Result<MoveReport> {
     let model = TenancyModel::parse(model)?;
-    let (id, from) = begin_move(tenancy, slug, model, region).await?;
-    let region = if region.trim().is_empty() { from.region.clone() } else { RegionName::parse(region)?.to_string() };
-    let to = Placement::new(id, model, &region);
-    match copy_and_switch(tenancy, slug, id, &from, &to, request_id).await {
-        Ok(mut report) => {
-            if let Err(e) = drop_storage(tenancy.topology(), id, &from).await {
-                tracing::error!(error = %e, placement = %from.describe(), "the old copy of a moved tenant could not be removed");
-                report.leftover = Some(format!("the old copy in {} could not be removed: {e}", from.describe()));
-            }
-            Ok(report)
-        }
+    let (id, from, to) = begin_move(tenancy, slug, model, region).await?;
+    let copies = match copy(tenancy, id, &from, &to).await {
+        Ok(copies) => copies,
         Err(e) => {
-            tracing::warn!(error = %e, tenant = slug, "move failed; undoing");
+            tracing::warn!(error = %e, tenant = slug, "move failed while copying; undoing");
             undo(tenancy, id, &from, &to).await;
-            Err(e)
+            return Err(e);
         }
+    };
+    if let Err(e) = switch(tenancy, id, &from, &to, &copies, request_id).await {
+        // The commit may have happened even though we saw an error (a dropped connection):
+        // undoing then would remove the only live copy. Ask the control plane what is true.
+        if current_placement(tenancy, id).await.ok().flatten().as_ref() != Some(&to) {
+            tracing::warn!(error = %e, tenant = slug, "move failed at the switch; undoing");
+            undo(tenancy, id, &from, &to).await;
+            return Err(e);
+        }
+        tracing::warn!(error = %e, tenant = slug, "the switch reported an error but did commit; finishing the move");
     }
+    tokio::time::sleep(SWITCH_GRACE).await;
+    let mut report = MoveReport { slug: slug.to_string(), from: from.clone(), to, tables: copies, leftover: None };
+    if let Err(e) = drop_storage(tenancy.topology(), id, &from, Fence::KeepSealed).await {
+        tracing::error!(error = %e, placement = %from.describe(), "the old copy of a moved tenant could not be removed");
+        report.leftover = Some(format!("the old copy in {} could not be removed: {e}", from.describe()));
+    }
+    Ok(report)
+}
+
+/// Ends a move that was interrupted (the process died between sealing and switching): removes
+/// the half-made destination, unseals the source and makes the tenant writable where it was.
+pub async fn abort_move(tenancy: &Tenancy, slug: &str) -> Result<Placement> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    let row: Option<(Uuid, String, String, String, Option<String>, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, status, model, region, database, schema_name, moving_to_model, moving_to_region FROM tenants WHERE slug = $1",
+    )
+    .bind(slug.trim().to_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some((id, status, model, region, database, schema, Some(to_model), Some(to_region))) = row else {
+        return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is not being moved; there is nothing to abort."))).into());
+    };
+    if status != "moving" {
+        return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is not being moved; there is nothing to abort."))).into());
+    }
+    let from = Placement::from_row(&model, region, database, schema)?;
+    let to = Placement::new(id, TenancyModel::parse(&to_model)?, &to_region);
+    undo(tenancy, id, &from, &to).await;
+    Ok(from)
 }
 
 /// Validates the request and marks the tenant `moving`, atomically with respect to other moves.
-async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: &str) -> Result<(Uuid, Placement)> {
+async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: &str) -> Result<(Uuid, Placement, Placement)> {
     let mut tx = tenancy.control_pool().begin().await?;
     let row: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
         "SELECT id, status, model, region, database, schema_name FROM tenants WHERE slug = $1 FOR UPDATE",
@@ -82,17 +120,12 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
     let Some((id, status, from_model, from_region, database, schema)) = row else {
         return Err(AppError::NotFound(format!("There is no organization with the URL name \"{slug}\".")).into());
     };
+    let refuse = |why: String| -> Error { AppError::Conflict(FieldError::new("slug", why)).into() };
     match status.as_str() {
         "active" => {}
-        "moving" => {
-            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is already being moved. Wait for that move to finish."))).into())
-        }
-        "suspended" => {
-            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is suspended. Restore it before moving it."))).into())
-        }
-        other => {
-            return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is {other} and can't be moved."))).into())
-        }
+        "moving" => return Err(refuse(format!("{slug} is already being moved. Wait for that move to finish, or abort it."))),
+        "suspended" => return Err(refuse(format!("{slug} is suspended. Restore it before moving it."))),
+        other => return Err(refuse(format!("{slug} is {other} and can't be moved."))),
     }
     let from = Placement::from_row(&from_model, from_region, database, schema)?;
     let region = if region.trim().is_empty() { from.region.clone() } else { RegionName::parse(region)?.to_string() };
@@ -101,25 +134,54 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
     // Copying needs the owner role on both sides: FORCE row-level security and the fence.
     topology.owner_options(&from.region, None)?;
     topology.owner_options(&region, None)?;
-    if from.model == model && from.region == region {
-        return Err(AppError::Invalid(FieldError::new(
-            "model",
-            format!("{slug} already lives in {region} as {}. Choose another model or region.", model.label().to_lowercase()),
-        ))
-        .into());
+    let to = Placement::new(id, model, &region);
+    let same_place = AppError::Invalid(FieldError::new(
+        "model",
+        format!("{slug} already lives in {region} as {}. Choose another model or region.", model.label().to_lowercase()),
+    ));
+    if from == to {
+        return Err(same_place.into());
     }
-    sqlx::query("UPDATE tenants SET status = 'moving' WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    // Two region names can point at one cluster: then "another region" may be the very same
+    // tables, and clearing the destination would delete the source.
+    if provision::physical_place(topology, &from).await? == provision::physical_place(topology, &to).await? {
+        return Err(same_place.into());
+    }
+    if model == TenancyModel::Pooled {
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM pooled_schemas WHERE region = $1")
+            .bind(&region)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if version.unwrap_or(0) < provision::latest_tenant_version() {
+            return Err(refuse(format!("Region {region}'s shared tables are not on the latest version. Run `tessera-server migrate` first.")));
+        }
+    }
+    sqlx::query("UPDATE tenants SET status = 'moving', moving_to_model = $2, moving_to_region = $3 WHERE id = $1")
+        .bind(id)
+        .bind(model.as_str())
+        .bind(&region)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok((id, from))
+    Ok((id, from, to))
 }
 
-async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placement, to: &Placement, request_id: &str) -> Result<MoveReport> {
+async fn current_placement(tenancy: &Tenancy, id: Uuid) -> Result<Option<Placement>> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    let row: Option<(String, String, Option<String>, String)> =
+        sqlx::query_as("SELECT model, region, database, schema_name FROM tenants WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
+    row.map(|(m, r, d, s)| Placement::from_row(&m, r, d, s)).transpose()
+}
+
+/// Seals the source and copies every tenant table into the destination, verified.
+async fn copy(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) -> Result<Vec<TableCopy>> {
     let topology = tenancy.topology();
     if to.model == TenancyModel::Pooled {
         // Leftovers of an earlier, interrupted attempt must not be counted as copied rows.
-        drop_storage(topology, id, to).await?;
+        drop_storage(topology, id, to, Fence::Remove).await?;
     }
-    let version = create_storage(topology, to).await?;
+    create_storage(topology, to).await?;
 
     let mut source = provision::connect(&topology.owner_options(&from.region, from.database.as_deref())?).await?;
     seal(&mut source, id, &from.schema).await?;
@@ -130,6 +192,8 @@ async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placeme
     enter_as_owner(&mut read, &from.schema, id).await?;
     let mut write = dest.begin().await?;
     enter_as_owner(&mut write, &to.schema, id).await?;
+    // A destination reused from an earlier attempt may still carry a fence.
+    sqlx::query("DELETE FROM tenant_fence WHERE tenant_id = $1").bind(id).execute(&mut *write).await?;
 
     let tables = tenant_tables(&mut read, &from.schema).await?;
     let dest_tables = tenant_tables(&mut write, &to.schema).await?;
@@ -138,12 +202,20 @@ async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placeme
     }
     let mut copies = Vec::new();
     for table in &tables {
+        // Same columns, same types, same order, or a column could silently stay behind.
+        let shape = provision::table_shape(&mut read, &from.schema, table).await?;
+        if shape != provision::table_shape(&mut write, &to.schema, table).await? {
+            return Err(Error::Internal(format!("table {table} differs between source and destination; migrate both first")));
+        }
         let columns = column_list(&mut write, &to.schema, table).await?;
         let stage = format!("move_stage_{table}");
         sqlx::query(&format!("CREATE TEMP TABLE {stage} (LIKE {table}) ON COMMIT DROP")).execute(&mut *write).await?;
-        // COPY FROM is not allowed on tables with row-level security; stage, then INSERT.
+        // COPY FROM is not allowed on tables with row-level security; stage, then INSERT. The
+        // tenant filter is explicit (RLS is the second guard: an owner may have BYPASSRLS).
         {
-            let mut out = read.copy_out_raw(&format!("COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT binary)")).await?;
+            let mut out = read
+                .copy_out_raw(&format!("COPY (SELECT {columns} FROM {table} WHERE tenant_id = '{id}') TO STDOUT (FORMAT binary)"))
+                .await?;
             let conn: &mut PgConnection = &mut write;
             let mut sink = conn.copy_in_raw(&format!("COPY {stage} ({columns}) FROM STDIN (FORMAT binary)")).await?;
             while let Some(chunk) = out.next().await {
@@ -152,8 +224,8 @@ async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placeme
             sink.finish().await?;
         }
         sqlx::query(&format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}")).execute(&mut *write).await?;
-        let source_sum = checksum(&mut read, table, &columns).await?;
-        let dest_sum = checksum(&mut write, table, &columns).await?;
+        let source_sum = checksum(&mut read, table, &columns, id).await?;
+        let dest_sum = checksum(&mut write, table, &columns, id).await?;
         if source_sum != dest_sum {
             return Err(Error::Internal(format!(
                 "verification failed for {table}: source has {} rows ({}), destination {} rows ({})",
@@ -164,11 +236,17 @@ async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placeme
     }
     write.commit().await?;
     read.commit().await?;
+    Ok(copies)
+}
 
+/// Points the tenant at its new place, audited with what was verified.
+async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, copies: &[TableCopy], request_id: &str) -> Result<()> {
+    let version = provision::latest_tenant_version();
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
     let switched = sqlx::query(
-        "UPDATE tenants SET model = $2, region = $3, database = $4, schema_name = $5, schema_version = $6, status = 'active'
+        "UPDATE tenants SET model = $2, region = $3, database = $4, schema_name = $5, schema_version = $6, status = 'active',
+                moving_to_model = NULL, moving_to_region = NULL
           WHERE id = $1 AND status = 'moving'",
     )
     .bind(id)
@@ -196,7 +274,7 @@ async fn copy_and_switch(tenancy: &Tenancy, slug: &str, id: Uuid, from: &Placeme
     );
     audit::insert_system(&mut tx, id, &entry, request_id).await?;
     tx.commit().await?;
-    Ok(MoveReport { slug: slug.to_string(), from: from.clone(), to: to.clone(), tables: copies, leftover: None })
+    Ok(())
 }
 
 /// Writes the fence in the source, waiting for in-flight writes to finish.
@@ -215,27 +293,33 @@ async fn seal(conn: &mut PgConnection, id: Uuid, schema: &str) -> Result<()> {
     Ok(())
 }
 
-/// Puts things back after a failed move: the source unsealed, the destination gone, the tenant
+/// Puts things back after a failed move: the destination gone, the source unsealed, the tenant
 /// active where it was. Best effort; each step is logged if it fails.
 async fn undo(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) {
     let topology = tenancy.topology();
-    if to != from {
-        if let Err(e) = drop_storage(topology, id, to).await {
-            tracing::error!(error = %e, placement = %to.describe(), "could not remove a failed move's destination");
-        }
+    if let Err(e) = drop_storage(topology, id, to, Fence::Remove).await {
+        tracing::error!(error = %e, placement = %to.describe(), "could not remove a failed move's destination");
     }
     let unseal = async {
         let mut conn = provision::connect(&topology.owner_options(&from.region, from.database.as_deref())?).await?;
         let mut tx = conn.begin().await?;
         enter_as_owner(&mut tx, &from.schema, id).await?;
-        sqlx::query("DELETE FROM tenant_fence").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM tenant_fence WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok::<_, Error>(())
     };
     if let Err(e) = unseal.await {
         tracing::error!(error = %e, placement = %from.describe(), "could not unseal the source of a failed move");
     }
-    let reactivate = sqlx::query("UPDATE tenants SET status = 'active' WHERE id = $1 AND status = 'moving'").bind(id).execute(tenancy.control_pool());
+    let reactivate = async {
+        let mut tx = tenancy.control_pool().begin().await?;
+        sqlx::query("UPDATE tenants SET status = 'active', moving_to_model = NULL, moving_to_region = NULL WHERE id = $1 AND status = 'moving'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
     if let Err(e) = reactivate.await {
         tracing::error!(error = %e, "could not reactivate the tenant after a failed move");
     }
@@ -255,11 +339,12 @@ async fn column_list(conn: &mut PgConnection, schema: &str, table: &str) -> Resu
 }
 
 /// Row count and an order-independent digest of the tenant's rows in one table.
-async fn checksum(conn: &mut PgConnection, table: &str, columns: &str) -> Result<(i64, String)> {
+async fn checksum(conn: &mut PgConnection, table: &str, columns: &str, tenant_id: Uuid) -> Result<(i64, String)> {
     Ok(sqlx::query_as(&format!(
         "SELECT count(*), COALESCE(md5(string_agg(r, E'\\n' ORDER BY r)), md5(''))
-           FROM (SELECT ROW({columns})::text AS r FROM {table}) rows"
+           FROM (SELECT ROW({columns})::text AS r FROM {table} WHERE tenant_id = $1) rows"
     ))
+    .bind(tenant_id)
     .fetch_one(conn)
     .await?)
 }

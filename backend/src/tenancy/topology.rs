@@ -199,21 +199,17 @@ impl Topology {
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(Duration::from_secs(300))
             .connect_lazy_with(region.app.clone().database(database));
-        if let Some((evicted, old)) = cache.push(key, pool.clone()) {
-            if evicted.1 != *database {
-                tracing::debug!(database = %evicted.1, "closing the least recently used dedicated pool");
-                tokio::spawn(async move { old.close().await });
-            }
+        // The evicted handle is dropped, not closed: requests still holding it finish normally,
+        // and its connections go when the last of them is done.
+        if let Some((evicted, _old)) = cache.push(key, pool.clone()) {
+            tracing::debug!(region = %evicted.0, database = %evicted.1, "dropping the least recently used dedicated pool");
         }
         Ok(pool)
     }
 
-    /// Closes the pool of a dedicated database (before it is dropped or after a move).
+    /// Forgets the pool of a dedicated database (before it is dropped or after a move).
     pub(crate) fn forget_dedicated(&self, region: &str, database: &str) {
-        let removed = self.dedicated.lock().expect("pool cache lock").pop(&(region.to_string(), database.to_string()));
-        if let Some(pool) = removed {
-            tokio::spawn(async move { pool.close().await });
-        }
+        self.dedicated.lock().expect("pool cache lock").pop(&(region.to_string(), database.to_string()));
     }
 
     /// How many dedicated databases currently have an open pool (for metrics and tests).
