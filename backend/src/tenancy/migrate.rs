@@ -46,7 +46,14 @@ impl Report {
 /// Applies the control-plane migrations (as the schema owner).
 pub async fn migrate_control(owner_url: &str) -> Result<()> {
     let pool = PgPoolOptions::new().max_connections(1).connect(owner_url).await?;
-    control_migrator().run(&pool).await.map_err(|e| Error::Internal(format!("control-plane migration failed: {e}")))?;
+    control_migrator().run(&pool).await.map_err(|e| {
+        let hint = if matches!(e, sqlx::migrate::MigrateError::VersionMismatch(_)) {
+            " (a migration file changed after it was applied; a dev database from before 2026-11-28 must be recreated: remove .tessera/)"
+        } else {
+            ""
+        };
+        Error::Internal(format!("control-plane migration failed: {e}{hint}"))
+    })?;
     pool.close().await;
     Ok(())
 }
