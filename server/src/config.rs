@@ -70,6 +70,14 @@ impl Config {
             Some(v) => named_urls("TESSERA_REGIONS", &v)?,
             None => vec![(RegionName::parse("local").expect("valid"), database_url.clone())],
         };
+        let dedicated = named_urls("TESSERA_REGION_DEDICATED_URLS", &var("TESSERA_REGION_DEDICATED_URLS").unwrap_or_default())?;
+        let dedicated_owners =
+            named_urls("TESSERA_REGION_DEDICATED_OWNER_URLS", &var("TESSERA_REGION_DEDICATED_OWNER_URLS").unwrap_or_default())?;
+        for (var_name, list) in [("TESSERA_REGION_DEDICATED_URLS", &dedicated), ("TESSERA_REGION_DEDICATED_OWNER_URLS", &dedicated_owners)] {
+            if let Some((unknown, _)) = list.iter().find(|(n, _)| !regions.iter().any(|(r, _)| r == n)) {
+                return Err(ConfigError(format!("{var_name} names region {unknown:?}, which TESSERA_REGIONS doesn't list")));
+            }
+        }
         let owners = match var("TESSERA_REGION_OWNER_URLS") {
             Some(v) => named_urls("TESSERA_REGION_OWNER_URLS", &v)?,
             None => owner_database_url.iter().map(|u| (regions[0].0.clone(), u.clone())).collect(),
@@ -89,8 +97,14 @@ impl Config {
             regions: regions
                 .into_iter()
                 .map(|(name, app_url)| {
-                    let owner_url = owners.iter().find(|(n, _)| *n == name).map(|(_, u)| u.clone());
-                    RegionConfig { name, app_url, owner_url }
+                    let find = |list: &[(RegionName, String)]| list.iter().find(|(n, _)| *n == name).map(|(_, u)| u.clone());
+                    RegionConfig {
+                        owner_url: find(&owners),
+                        dedicated_app_url: find(&dedicated),
+                        dedicated_owner_url: find(&dedicated_owners),
+                        name,
+                        app_url,
+                    }
                 })
                 .collect(),
             models,

@@ -216,3 +216,35 @@ async fn a_slow_organization_gets_a_503_while_others_are_served() {
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     assert_eq!(slow.call("list_projects", &[("slug", "slow-co")]).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regions_dedicated_databases_can_live_on_another_cluster() {
+    // Region eu keeps its shared tables on cluster A but its dedicated databases on cluster B.
+    let app = TestApp::spawn_with(|c| {
+        let b = c.topology.regions[1].clone();
+        c.topology.regions[0].dedicated_app_url = Some(b.app_url);
+        c.topology.regions[0].dedicated_owner_url = b.owner_url;
+    })
+    .await;
+    let owner = app.owner_of_in("apart", "eu", "dedicated").await;
+    owner.add_project("apart", "On its own cluster").await;
+    let id = app.tenant_id("apart").await;
+    let db = format!("tessera_t_{}", id.simple());
+    let on = |pool: &sqlx::PgPool| {
+        let db = db.clone();
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_database WHERE datname = $1").bind(db).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!((on(&app.inspect).await, on(&app.inspect_b).await), (0, 1), "the database is on cluster B");
+    let settings = owner.call("org_settings", &[("slug", "apart")]).await.json();
+    assert_eq!((settings["region"].as_str(), settings["model"].as_str()), (Some("eu"), Some("Dedicated")));
+
+    // Moving it into the region's own cluster and back keeps its data.
+    tessera_backend::tenancy::relocate::move_tenant(&app.backend.tenancy, "apart", "schema", "eu", "t").await.unwrap();
+    assert_eq!(on(&app.inspect_b).await, 0, "the dedicated database was removed after the move");
+    assert_eq!(owner.call("list_projects", &[("slug", "apart")]).await.json()[0]["name"], "On its own cluster");
+    tessera_backend::tenancy::relocate::move_tenant(&app.backend.tenancy, "apart", "dedicated", "eu", "t").await.unwrap();
+    assert_eq!((on(&app.inspect).await, on(&app.inspect_b).await), (0, 1));
+    owner.add_project("apart", "Still writable").await;
+    assert_eq!(owner.call("list_projects", &[("slug", "apart")]).await.json().as_array().unwrap().len(), 2);
+}

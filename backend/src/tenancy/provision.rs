@@ -70,7 +70,7 @@ pub(crate) async fn create_storage(topology: &Topology, placement: &Placement) -
         TenancyModel::Dedicated => {
             let database = placement.database.as_deref().ok_or_else(|| Error::Internal("dedicated without database".into()))?;
             check_identifier(database)?;
-            let mut conn = connect(&topology.owner_options(&placement.region, None)?).await?;
+            let mut conn = connect(&topology.admin_options(placement)?).await?;
             let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(database)
                 .fetch_one(&mut conn)
@@ -141,7 +141,7 @@ pub(crate) async fn drop_storage(topology: &Topology, tenant_id: Uuid, placement
             let database = placement.database.as_deref().ok_or_else(|| Error::Internal("dedicated without database".into()))?;
             check_identifier(database)?;
             topology.forget_dedicated(&placement.region, database);
-            let mut conn = connect(&topology.owner_options(&placement.region, None)?).await?;
+            let mut conn = connect(&topology.admin_options(placement)?).await?;
             conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str()).await?;
             Ok(())
         }
@@ -160,12 +160,10 @@ pub(crate) async fn enter_as_owner(conn: &mut PgConnection, schema: &str, tenant
     Ok(())
 }
 
-/// The tenant tables of a schema (every table with a `tenant_id`, except the fence), parents
-/// before children so rows can be inserted in this order.
 /// The physical place a placement names: (cluster, database, schema). Two region names may
 /// point at the same cluster; comparing this keeps a move from "copying" onto its own source.
 pub(crate) async fn physical_place(topology: &Topology, placement: &Placement) -> Result<(String, String, String)> {
-    let mut conn = connect(&topology.owner_options(&placement.region, None)?).await?;
+    let mut conn = connect(&topology.admin_options(placement)?).await?;
     // The postmaster's start time (to the microsecond) tells clusters apart without needing
     // the superuser-only pg_control_system().
     let (cluster, region_db): (String, String) =
@@ -190,6 +188,8 @@ pub(crate) async fn table_shape(conn: &mut PgConnection, schema: &str, table: &s
     .await?)
 }
 
+/// The tenant tables of a schema (every table with a `tenant_id`, except the fence), parents
+/// before children so rows can be inserted in this order.
 pub(crate) async fn tenant_tables(conn: &mut PgConnection, schema: &str) -> Result<Vec<String>> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -27,6 +27,11 @@ pub struct RegionConfig {
     /// The same cluster as the owner role: needed to create and drop tenant schemas and
     /// databases and to migrate them. Without it only pooled tenants can be created here.
     pub owner_url: Option<String>,
+    /// Where this region's dedicated databases live, when not on the region's own cluster:
+    /// any database on that cluster as the app role (the name is replaced per tenant) ...
+    pub dedicated_app_url: Option<String>,
+    /// ... and as the owner role (used to create and drop the databases).
+    pub dedicated_owner_url: Option<String>,
 }
 
 /// How tenant data is laid out and reached. The first region is the default.
@@ -56,6 +61,8 @@ impl TopologyConfig {
                 name: RegionName::parse(name).expect("a valid region name"),
                 app_url: app_url.to_string(),
                 owner_url: owner_url.map(str::to_string),
+                dedicated_app_url: None,
+                dedicated_owner_url: None,
             }],
             models: TenancyModel::ALL.to_vec(),
             region_pool_size: 10,
@@ -70,9 +77,11 @@ impl TopologyConfig {
 
 pub(crate) struct Region {
     pub name: RegionName,
-    pub app: PgConnectOptions,
     pub owner: Option<PgConnectOptions>,
     pub pool: PgPool,
+    /// The cluster holding this region's dedicated databases (by default the region's own).
+    pub dedicated_app: PgConnectOptions,
+    pub dedicated_owner: Option<PgConnectOptions>,
 }
 
 pub struct Topology {
@@ -107,7 +116,15 @@ impl Topology {
                 .acquire_timeout(config.acquire_timeout)
                 .connect_lazy_with(app.clone());
             let owner = r.owner_url.as_deref().map(|u| connect_options(u, false)).transpose()?;
-            regions.push(Region { name: r.name.clone(), app, owner, pool });
+            let dedicated_app = match &r.dedicated_app_url {
+                Some(url) => connect_options(url, config.pgbouncer)?,
+                None => app.clone(),
+            };
+            let dedicated_owner = match &r.dedicated_owner_url {
+                Some(url) => Some(connect_options(url, false)?),
+                None => owner.clone(),
+            };
+            regions.push(Region { name: r.name.clone(), owner, pool, dedicated_app, dedicated_owner });
         }
         let cap = NonZeroUsize::new(config.dedicated_pools_max.max(1)).expect("at least one");
         Ok(Topology {
@@ -166,7 +183,8 @@ impl Topology {
             ))
             .into());
         }
-        if model != TenancyModel::Pooled && region.owner.is_none() {
+        let owner = if model == TenancyModel::Dedicated { &region.dedicated_owner } else { &region.owner };
+        if model != TenancyModel::Pooled && owner.is_none() {
             return Err(AppError::Invalid(tessera_domain::input::FieldError::new(
                 "model",
                 format!("Region {} can't host a {} yet. Choose the shared database.", region.name, model.label().to_lowercase()),
@@ -198,7 +216,7 @@ impl Topology {
             .min_connections(0)
             .acquire_timeout(self.acquire_timeout)
             .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(region.app.clone().database(database));
+            .connect_lazy_with(region.dedicated_app.clone().database(database));
         // The evicted handle is dropped, not closed: requests still holding it finish normally,
         // and its connections go when the last of them is done.
         if let Some((evicted, _old)) = cache.push(key, pool.clone()) {
@@ -220,12 +238,28 @@ impl Topology {
     /// Owner-role connection options for a region's database, or one of its dedicated ones.
     pub(crate) fn owner_options(&self, region: &str, database: Option<&str>) -> Result<PgConnectOptions> {
         let region = self.region(region)?;
-        let owner = region.owner.clone().ok_or_else(|| {
-            Error::Internal(format!("region {} has no owner connection configured (TESSERA_REGION_OWNER_URLS)", region.name))
-        })?;
-        Ok(match database {
-            Some(db) => owner.database(db),
-            None => owner,
-        })
+        match database {
+            Some(db) => Ok(dedicated_owner(region)?.database(db)),
+            None => region.owner.clone().ok_or_else(|| {
+                Error::Internal(format!("region {} has no owner connection configured (TESSERA_REGION_OWNER_URLS)", region.name))
+            }),
+        }
     }
+
+    /// The owner connection that creates and drops a placement's database (or schema), and
+    /// whose cluster the placement is on: the dedicated cluster's for a dedicated tenant.
+    pub(crate) fn admin_options(&self, placement: &Placement) -> Result<PgConnectOptions> {
+        let region = self.region(&placement.region)?;
+        if placement.database.is_some() {
+            dedicated_owner(region)
+        } else {
+            self.owner_options(&placement.region, None)
+        }
+    }
+}
+
+fn dedicated_owner(region: &Region) -> Result<PgConnectOptions> {
+    region.dedicated_owner.clone().ok_or_else(|| {
+        Error::Internal(format!("region {} has no owner connection for dedicated databases configured", region.name))
+    })
 }

@@ -120,11 +120,19 @@ impl TestApp {
             owner_database_url: None,
             topology: TopologyConfig {
                 regions: vec![
-                    RegionConfig { name: RegionName::parse("eu").unwrap(), app_url: app_url(app_port_a), owner_url: Some(owner_url.clone()) },
+                    RegionConfig {
+                        name: RegionName::parse("eu").unwrap(),
+                        app_url: app_url(app_port_a),
+                        owner_url: Some(owner_url.clone()),
+                        dedicated_app_url: None,
+                        dedicated_owner_url: None,
+                    },
                     RegionConfig {
                         name: RegionName::parse("us").unwrap(),
                         app_url: app_url(app_port_b),
                         owner_url: Some(with_database(&admin_b, "tessera_owner", &database)),
+                        dedicated_app_url: None,
+                        dedicated_owner_url: None,
                     },
                 ],
                 models: TenancyModel::ALL.to_vec(),
