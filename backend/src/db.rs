@@ -27,7 +27,7 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
             .await?;
     if superuser || bypass {
         return Err(Error::Internal(format!(
-            "refusing to start: database role \"{user}\" is a superuser or has BYPASSRLS; connect DATABASE_URL as the confined role (tessera_app)"
+            "refusing to start: database role \"{user}\" is a superuser or has BYPASSRLS; connect as the confined role (tessera_app)"
         )));
     }
     let owned: i64 = sqlx::query_scalar(

@@ -57,6 +57,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let pool = db::connect(&config.database_url, config.db_max_connections, config.topology.pgbouncer).await?;
     db::check_app_role(&pool).await?;
     let mut backend = Backend::new(pool.clone(), &config.topology)?;
+    backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     if let Some(every) = config.maintenance_interval {
         spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);

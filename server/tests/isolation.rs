@@ -198,3 +198,14 @@ async fn the_server_refuses_to_start_on_a_role_that_could_bypass_security() {
     assert!(err.to_string().contains("superuser"), "{err}");
     tessera_backend::db::check_app_role(&sqlx::PgPool::connect(&t.app.app_db_url).await.unwrap()).await.expect("the app role is confined");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_to_start_when_a_regions_role_could_bypass_security() {
+    let t = TestApp::spawn().await;
+    // Region us configured with the superuser: its tenants' data would not be filtered.
+    let mut config = t.config.clone();
+    let us = &mut config.topology.regions[1];
+    us.app_url = us.owner_url.clone().unwrap().replacen("tessera_owner@", "postgres@", 1);
+    let err = tessera_server::build(&config).await.err().expect("refuses to start").to_string();
+    assert!(err.contains("region us") && err.contains("superuser"), "{err}");
+}

@@ -230,6 +230,27 @@ impl Topology {
         self.dedicated.lock().expect("pool cache lock").pop(&(region.to_string(), database.to_string()));
     }
 
+    /// Applies the start-up guard on the app role to every region (and each region's dedicated
+    /// cluster): a superuser or BYPASSRLS role there would see through row-level security. A
+    /// region that can't be reached is only logged, so one region's outage doesn't keep the
+    /// others from being served; it is checked again the next time the server starts.
+    pub async fn check_app_roles(&self) -> Result<()> {
+        for region in &self.regions {
+            let dedicated = PgPoolOptions::new().max_connections(1).connect_lazy_with(region.dedicated_app.clone());
+            for (what, pool) in [("shared", &region.pool), ("dedicated", &dedicated)] {
+                match tokio::time::timeout(self.acquire_timeout, crate::db::check_app_role(pool)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(Error::Internal(refusal))) => {
+                        return Err(Error::Internal(format!("region {} ({what} databases): {refusal}", region.name)))
+                    }
+                    Ok(Err(e)) => tracing::warn!(region = %region.name, what, error = %e, "could not check the app role; region unreachable?"),
+                    Err(_) => tracing::warn!(region = %region.name, what, "could not check the app role in time; region unreachable?"),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// How many dedicated databases currently have an open pool (for metrics and tests).
     pub fn open_dedicated_pools(&self) -> usize {
         self.dedicated.lock().expect("pool cache lock").len()
