@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod ctx;
 pub mod db;
+pub mod email;
 pub mod error;
 pub mod identity;
 pub mod members;
@@ -32,10 +33,10 @@ pub struct Backend {
 impl Backend {
     /// `control` must connect as the confined application role (see [`db::check_app_role`]);
     /// `topology` says where tenant data lives.
-    pub fn new(control: PgPool, topology: &TopologyConfig) -> Result<Self> {
+    pub fn new(control: PgPool, topology: &TopologyConfig, mailer: Arc<dyn email::Mailer>, public_url: &str) -> Result<Self> {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
-            identity: identity::Identity::new(control.clone()),
+            identity: identity::Identity::new(control.clone(), mailer, public_url),
             tenancy: tenancy::Tenancy::new(control, topology),
             deletion_retention: time::Duration::days(30),
         })

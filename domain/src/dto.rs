@@ -9,6 +9,8 @@ pub struct CurrentUser {
     pub id: Uuid,
     pub email: String,
     pub display_name: Option<String>,
+    /// Whether they followed the confirmation link (or signed in by email link).
+    pub email_verified: bool,
 }
 
 impl CurrentUser {

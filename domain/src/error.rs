@@ -20,6 +20,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Too many attempts in a short time; the message says when to try again.
+    #[error("{0}")]
+    RateLimited(String),
     /// This organization's data can't be reached right now (its database is down or slow, it is
     /// being moved or upgraded). Other organizations are unaffected; trying again later helps.
     #[error("{0}")]
@@ -38,6 +41,7 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
+            AppError::RateLimited(_) => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,
         }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use tessera_backend::email::EmailConfig;
 use tessera_backend::tenancy::topology::{RegionConfig, TopologyConfig};
 use tessera_domain::placement::{RegionName, TenancyModel};
 
@@ -24,6 +25,10 @@ pub struct Config {
     pub deletion_retention: Duration,
     /// How often the purge (and session clean-up) runs; `None` switches the job off.
     pub maintenance_interval: Option<Duration>,
+    /// Where mail goes: SMTP when `TESSERA_SMTP_URL` is set, else files in the data folder.
+    pub email: EmailConfig,
+    /// The address people reach Tessera at, for links in emails.
+    pub public_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +121,12 @@ impl Config {
             pgbouncer,
         };
         let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
+        let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
+        let email = match var("TESSERA_SMTP_URL") {
+            Some(url) => EmailConfig::Smtp { url, from },
+            None => EmailConfig::Files { dir: std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into())).join("mail"), from },
+        };
+        let public_url = var("TESSERA_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
         Ok(Self {
             database_url,
             owner_database_url,
@@ -127,6 +138,8 @@ impl Config {
             db_max_connections: number("TESSERA_DB_MAX_CONNECTIONS", 20)? as u32,
             deletion_retention: Duration::from_secs(number("TESSERA_DELETION_RETENTION_DAYS", 30)? * 86_400),
             maintenance_interval: (maintenance > 0).then(|| Duration::from_secs(maintenance)),
+            email,
+            public_url,
         })
     }
 }

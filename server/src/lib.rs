@@ -56,7 +56,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     }
     let pool = db::connect(&config.database_url, config.db_max_connections, config.topology.pgbouncer).await?;
     db::check_app_role(&pool).await?;
-    let mut backend = Backend::new(pool.clone(), &config.topology)?;
+    let mailer = tessera_backend::email::mailer(&config.email)?;
+    let mut backend = Backend::new(pool.clone(), &config.topology, mailer, &config.public_url)?;
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     if let Some(every) = config.maintenance_interval {
@@ -108,6 +109,9 @@ fn spawn_maintenance(backend: Backend, sessions: PgSessionStore, every: Duration
             }
             if let Err(e) = sessions.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+            if let Err(e) = backend.identity.prune_throttle().await {
+                tracing::warn!(error = %e, "could not prune old rate-limit windows");
             }
         }
     });

@@ -103,7 +103,10 @@ fn dev() -> Result {
         for (k, v) in region_env(&a, "tessera", &b, "tessera", a.port, b.port) {
             server.env(k, v);
         }
-        server.env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera")).env("TESSERA_SEED_DEMO", "1");
+        server
+            .env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera"))
+            .env("TESSERA_SEED_DEMO", "1")
+            .env("TESSERA_DATA_DIR", data.join("data"));
         Some((a, b))
     };
     step("Serving Tessera at http://127.0.0.1:3000 (Ctrl-C stops it; demo login: owner@acme.test / tessera-demo)");
@@ -125,6 +128,8 @@ fn dev() -> Result {
 /// Stops what a test run started, whichever way the run ends.
 struct TestEnv {
     clusters: Vec<Cluster>,
+    /// Stand-ins for outside services (the SMTP catcher).
+    helpers: Vec<Child>,
     bouncers: Vec<pgbouncer::PgBouncer>,
     server: Option<Child>,
     dir: PathBuf,
@@ -137,6 +142,10 @@ impl Drop for TestEnv {
             let _ = server.wait();
         }
         self.bouncers.clear();
+        for mut helper in self.helpers.drain(..) {
+            let _ = helper.kill();
+            let _ = helper.wait();
+        }
         for cluster in self.clusters.drain(..) {
             cluster.stop();
         }
@@ -149,7 +158,7 @@ fn ensure_browser_and_npm() -> Result {
         util::apt_install(&["chromium"])?;
     }
     let e2e = util::root().join("end2end");
-    if !e2e.join("node_modules/@playwright/test").is_dir() {
+    if !e2e.join("node_modules/@playwright/test").is_dir() || !e2e.join("node_modules/.bin/maildev").exists() {
         step("Installing the Playwright test runner (npm ci)");
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
     }
@@ -169,7 +178,7 @@ fn test(filter: &[String]) -> Result {
     build.site(false)?;
 
     let dir = std::env::temp_dir().join(format!("tessera-test-{}", std::process::id()));
-    let mut env = TestEnv { clusters: Vec::new(), bouncers: Vec::new(), server: None, dir: dir.clone() };
+    let mut env = TestEnv { clusters: Vec::new(), helpers: Vec::new(), bouncers: Vec::new(), server: None, dir: dir.clone() };
     for (i, region) in [REGION_A, REGION_B].iter().enumerate() {
         let port = util::free_port()?;
         step(&format!("Starting an ephemeral PostgreSQL for region {region} on port {port}"));
@@ -185,6 +194,19 @@ fn test(filter: &[String]) -> Result {
         .envs(region_env(a, "tessera_template", b, "tessera_region_template", a.port, b.port))
         .env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera_template"))
         .stdout(std::process::Stdio::null()))?;
+
+    // The SMTP catcher every test server sends to; tests read its HTTP API.
+    let (smtp_port, maildev_port) = (util::free_port()?, util::free_port()?);
+    step(&format!("Starting maildev (SMTP {smtp_port}, HTTP {maildev_port})"));
+    let maildev = Command::new(util::root().join("end2end/node_modules/.bin/maildev"))
+        .args(["--smtp", &smtp_port.to_string(), "--web", &maildev_port.to_string(), "--ip", "127.0.0.1", "--web-ip", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start maildev: {e}"))?;
+    let maildev_url = format!("http://127.0.0.1:{maildev_port}");
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    env.helpers.push(maildev);
+    util::wait_for_port(maildev_port, 30)?;
 
     let mut results = Vec::new();
     let passes: &[&str] = if filter.is_empty() { &["direct", "pgbouncer"] } else { &["direct"] };
@@ -212,7 +234,9 @@ fn test(filter: &[String]) -> Result {
                 .env("TESSERA_TEST_REGION_TEMPLATE", "tessera_region_template")
                 .env("TESSERA_TEST_APP_PORT_A", app_a.to_string())
                 .env("TESSERA_TEST_APP_PORT_B", app_b.to_string())
-                .env("TESSERA_PGBOUNCER", pgbouncer),
+                .env("TESSERA_PGBOUNCER", pgbouncer)
+                .env("TESSERA_TEST_SMTP_URL", &smtp_url)
+                .env("TESSERA_TEST_MAILDEV_URL", &maildev_url),
         )?
         .success();
         results.push((format!("Rust tests, {pass}"), rust_ok));
@@ -229,6 +253,8 @@ fn test(filter: &[String]) -> Result {
         let server = Command::new(Build::server_binary(false))
             .envs(region_env(a, &db, b, &db, app_a, app_b))
             .env("TESSERA_PGBOUNCER", pgbouncer)
+            .env("TESSERA_SMTP_URL", &smtp_url)
+            .env("TESSERA_PUBLIC_URL", &base_url)
             .env("TESSERA_ADDR", format!("127.0.0.1:{http_port}"))
             .env("LEPTOS_SITE_ROOT", Build::site_root())
             .env("TESSERA_SEED_DEMO", "1")
@@ -238,7 +264,11 @@ fn test(filter: &[String]) -> Result {
         let server = env.server.insert(server);
         util::wait_for_http(&format!("{base_url}/healthz"), 60, server)?;
         let e2e_ok = util::status(
-            Command::new("npx").args(["playwright", "test"]).current_dir(util::root().join("end2end")).env("BASE_URL", &base_url),
+            Command::new("npx")
+                .args(["playwright", "test"])
+                .current_dir(util::root().join("end2end"))
+                .env("BASE_URL", &base_url)
+                .env("MAILDEV_URL", &maildev_url),
         )?
         .success();
         if let Some(mut server) = env.server.take() {

@@ -117,3 +117,15 @@ pub fn wait_for_http(url: &str, seconds: u64, process: &mut std::process::Child)
     }
     Err(format!("{url} did not answer within {seconds}s"))
 }
+
+/// Waits until something listens on `port` on loopback.
+pub fn wait_for_port(port: u16, seconds: u64) -> Result {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err(format!("nothing listened on port {port} within {seconds} s"))
+}

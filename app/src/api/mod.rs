@@ -37,9 +37,69 @@ pub async fn sign_up(email: String, password: String, name: String) -> Result<()
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.log_in(&email, &password).await.app()?;
+    let user = ssr::backend()?.identity.log_in(&email, &password, ssr::meta().ip).await.app()?;
     ssr::start_session(user.id).await?;
     leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Emails a sign-in link that works only in this browser. Returns the message to show, which
+/// is the same whether or not the address has an account.
+#[server(endpoint = "request_sign_in_link")]
+pub async fn request_sign_in_link(email: String) -> Result<String, AppError> {
+    let browser = ssr::browser_secret().await?;
+    ssr::backend()?.identity.request_magic_link(&email, &browser, ssr::meta().ip).await.app()?;
+    Ok(tessera_backend::identity::LINK_SENT.to_string())
+}
+
+/// The address an emailed link of `purpose` ("magic_link", "reset_password") was sent to, if
+/// the link can still be used. Doesn't use it up.
+#[server(endpoint = "emailed_link")]
+pub async fn emailed_link(purpose: String, token: String) -> Result<String, AppError> {
+    use tessera_backend::identity::links::Purpose;
+    let purpose = match purpose.as_str() {
+        "magic_link" => Purpose::MagicLink,
+        "reset_password" => Purpose::ResetPassword,
+        "verify_email" => Purpose::VerifyEmail,
+        _ => return Err(AppError::BadRequest("Unknown kind of link.".into())),
+    };
+    ssr::backend()?.identity.link_email(purpose, &token).await.app()
+}
+
+#[server(endpoint = "sign_in_with_link")]
+pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
+    let browser = ssr::existing_browser_secret().await?;
+    let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref()).await.app()?;
+    ssr::start_session(user.id).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(endpoint = "verify_email")]
+pub async fn verify_email(token: String) -> Result<(), AppError> {
+    ssr::backend()?.identity.verify_email(&token).await.app()?;
+    leptos_axum::redirect("/?verified=1");
+    Ok(())
+}
+
+#[server(endpoint = "resend_verification")]
+pub async fn resend_verification() -> Result<(), AppError> {
+    let user_id = ssr::require_user().await?;
+    ssr::backend()?.identity.resend_verification(user_id, ssr::meta().ip).await.app()
+}
+
+#[server(endpoint = "request_password_reset")]
+pub async fn request_password_reset(email: String) -> Result<String, AppError> {
+    ssr::backend()?.identity.request_password_reset(&email, ssr::meta().ip).await.app()?;
+    Ok(tessera_backend::identity::LINK_SENT.to_string())
+}
+
+/// Sets a new password from an emailed link, ends every other session, and signs in here.
+#[server(endpoint = "reset_password")]
+pub async fn reset_password(token: String, password: String) -> Result<(), AppError> {
+    let user = ssr::backend()?.identity.reset_password(&token, &password).await.app()?;
+    ssr::start_session(user.id).await?;
+    leptos_axum::redirect("/");
     Ok(())
 }
 

@@ -53,6 +53,24 @@ pub async fn require_user() -> Result<Uuid, AppError> {
 }
 
 /// Logs a user in on this browser. A fresh session id on every login defeats session fixation.
+const BROWSER_SECRET_KEY: &str = "link_secret";
+
+/// A secret kept in this browser's session (created on first use), to bind emailed sign-in
+/// links to the browser that asked for them.
+pub async fn browser_secret() -> Result<String, AppError> {
+    let session = session()?;
+    if let Some(secret) = session.get::<String>(BROWSER_SECRET_KEY).await.map_err(internal)? {
+        return Ok(secret);
+    }
+    let secret = tessera_backend::identity::links::new_secret();
+    session.insert(BROWSER_SECRET_KEY, &secret).await.map_err(internal)?;
+    Ok(secret)
+}
+
+pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
+    session()?.get::<String>(BROWSER_SECRET_KEY).await.map_err(internal)
+}
+
 pub async fn start_session(user_id: Uuid) -> Result<(), AppError> {
     let session = session()?;
     session.cycle_id().await.map_err(internal)?;

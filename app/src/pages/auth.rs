@@ -60,6 +60,11 @@ pub fn LogInPage() -> impl IntoView {
                 <Field label="Password" name="password" kind="password" autocomplete="current-password" required=true error />
                 <Submit label="Log in" busy_label="Logging in…" pending=action.pending() />
             </ActionForm>
+            <p class="muted">
+                <a href="/login/link">"Email me a sign-in link instead"</a>
+                " · "
+                <a href="/forgot">"Forgot your password?"</a>
+            </p>
             <p class="muted">"New to Tessera? " <a href="/signup">"Create an account"</a></p>
         </section>
     }

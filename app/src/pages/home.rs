@@ -1,4 +1,4 @@
-use crate::api::{my_session, org_placement_options, CreateOrg};
+use crate::api::{my_session, org_placement_options, CreateOrg, ResendVerification};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -17,7 +17,9 @@ pub fn HomePage() -> impl IntoView {
                 match session.await {
                     Ok(Some(session)) => {
                         let orgs = session.orgs;
+                        let unverified = (!session.user.email_verified).then(|| session.user.email.clone());
                         view! {
+                            {unverified.map(|email| view! { <VerifyReminder email /> })}
                             <section class="page">
                                 <header class="page-header">
                                     <h1>"Your organizations"</h1>
@@ -75,6 +77,25 @@ pub fn HomePage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Shown until the person follows the confirmation link sent at sign-up.
+#[component]
+fn VerifyReminder(email: String) -> impl IntoView {
+    let resend = ServerAction::<ResendVerification>::new();
+    let error = last_error(resend);
+    let sent = move || matches!(resend.value().get(), Some(Ok(())));
+    view! {
+        <div class="alert alert-info verify-reminder" role="status" data-testid="verify-reminder">
+            <span>"Confirm your email: we sent a link to " <strong>{email}</strong> "."</span>
+            <ActionForm action=resend attr:class="inline-form">
+                <button type="submit" class="btn btn-ghost" disabled=move || resend.pending().get() || sent()>
+                    {move || if sent() { "Sent again" } else { "Resend" }}
+                </button>
+            </ActionForm>
+            <FormAlert error fields=&[] />
+        </div>
     }
 }
 

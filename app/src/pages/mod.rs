@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod email_links;
 pub mod home;
 pub mod members;
 pub mod not_found;

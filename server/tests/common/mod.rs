@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tessera_backend::email::EmailConfig;
 use tessera_backend::tenancy::topology::{RegionConfig, TopologyConfig};
 use tessera_domain::placement::{RegionName, TenancyModel};
 use tessera_server::config::Config;
@@ -115,6 +116,14 @@ impl TestApp {
         let pgbouncer = std::env::var("TESSERA_PGBOUNCER").is_ok_and(|v| v == "1");
         let app_url = |port: u16| format!("postgres://tessera_app@127.0.0.1:{port}/{database}");
         let owner_url = with_database(&admin_url, "tessera_owner", &database);
+        // Bound first: links in emails must carry the server's real address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let from = "Tessera <no-reply@tessera.test>".to_string();
+        let email = match std::env::var("TESSERA_TEST_SMTP_URL") {
+            Ok(url) => EmailConfig::Smtp { url, from },
+            Err(_) => EmailConfig::Files { dir: std::env::temp_dir().join(format!("tessera-mail-{database}")), from },
+        };
         let mut config = Config {
             database_url: app_url(app_port_a),
             owner_database_url: None,
@@ -150,11 +159,11 @@ impl TestApp {
             db_max_connections: 5,
             deletion_retention: Duration::from_secs(30 * 86_400),
             maintenance_interval: None,
+            email,
+            public_url: format!("http://{addr}"),
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
@@ -238,6 +247,49 @@ impl TestApp {
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM shared.projects WHERE name = $1").bind(name).fetch_one(&self.inspect).await.unwrap();
         id.to_string()
     }
+}
+
+/// The SMTP catcher (maildev) the test command runs: every mail the servers send lands there.
+pub struct Inbox;
+
+impl Inbox {
+    /// The newest mail to `to` whose subject contains `subject`, waiting up to ten seconds for
+    /// it (mail is sent in the background).
+    pub async fn latest(to: &str, subject: &str) -> Value {
+        let url = format!("{}/api/email", env("TESSERA_TEST_MAILDEV_URL"));
+        for _ in 0..100 {
+            let all: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            let found = all.as_array().unwrap().iter().rev().find(|m| {
+                let to_matches = m["envelope"]["to"].as_array().is_some_and(|t| t.iter().any(|a| a["address"] == to));
+                to_matches && m["subject"].as_str().is_some_and(|s| s.contains(subject))
+            });
+            if let Some(mail) = found {
+                return mail.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no mail to {to} about {subject:?} arrived");
+    }
+
+    /// How many mails `to` has received.
+    pub async fn count(to: &str) -> usize {
+        let url = format!("{}/api/email", env("TESSERA_TEST_MAILDEV_URL"));
+        let all: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        all.as_array().unwrap().iter().filter(|m| m["envelope"]["to"].as_array().is_some_and(|t| t.iter().any(|a| a["address"] == to))).count()
+    }
+
+    /// The first link in the mail's text body that contains `path`, as a path with query.
+    pub fn link(mail: &Value, path: &str) -> String {
+        let text = mail["text"].as_str().unwrap();
+        let url = text.split_whitespace().find(|w| w.contains(path)).unwrap_or_else(|| panic!("no {path} link in {text}"));
+        let start = url.find(path).unwrap();
+        url[start..].to_string()
+    }
+}
+
+/// The `token` query parameter of a link path.
+pub fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().split('&').next().unwrap().to_string()
 }
 
 impl Browser {

@@ -1,0 +1,100 @@
+//! Sending email. One trait, [`Mailer`], with an SMTP implementation (lettre) and, when nothing
+//! is configured, one that writes each message as an `.eml` file into the data folder and logs
+//! where, so a fresh checkout can follow its own sign-in links without a mail server.
+
+pub mod templates;
+
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One message, with HTML and plain-text bodies.
+#[derive(Clone, Debug)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, email: OutgoingEmail) -> Result<()>;
+}
+
+/// Where mail goes, from configuration.
+#[derive(Clone, Debug)]
+pub enum EmailConfig {
+    /// `smtp://host:port` (plain, for local catchers), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host` (implicit TLS).
+    Smtp { url: String, from: String },
+    /// Write `.eml` files into `dir`.
+    Files { dir: PathBuf, from: String },
+}
+
+pub fn mailer(config: &EmailConfig) -> Result<Arc<dyn Mailer>> {
+    Ok(match config {
+        EmailConfig::Smtp { url, from } => {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map_err(|e| Error::Internal(format!("TESSERA_SMTP_URL: {e}")))?
+                .build();
+            Arc::new(SmtpMailer { transport, from: parse_from(from)? })
+        }
+        EmailConfig::Files { dir, from } => Arc::new(FileMailer { dir: dir.clone(), from: parse_from(from)? }),
+    })
+}
+
+fn parse_from(from: &str) -> Result<Mailbox> {
+    from.parse().map_err(|e| Error::Internal(format!("TESSERA_EMAIL_FROM {from:?}: {e}")))
+}
+
+fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message> {
+    let to: Mailbox = email.to.parse().map_err(|e| Error::Internal(format!("recipient {:?}: {e}", email.to)))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&email.subject)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone()))
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(email.html.clone())),
+        )
+        .map_err(|e| Error::Internal(format!("building an email: {e}")))
+}
+
+struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, email: OutgoingEmail) -> Result<()> {
+        let message = message(&self.from, &email)?;
+        self.transport.send(message).await.map_err(|e| Error::Internal(format!("sending email: {e}")))?;
+        Ok(())
+    }
+}
+
+struct FileMailer {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+#[async_trait]
+impl Mailer for FileMailer {
+    async fn send(&self, email: OutgoingEmail) -> Result<()> {
+        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| Error::Internal(format!("creating {}: {e}", self.dir.display())))?;
+        let message = message(&self.from, &email)?;
+        let id = AsyncFileTransport::<Tokio1Executor>::new(&self.dir)
+            .send(message)
+            .await
+            .map_err(|e| Error::Internal(format!("writing email to {}: {e}", self.dir.display())))?;
+        // The text body's links are what a developer needs; the file has the rest.
+        tracing::info!(to = %email.to, subject = %email.subject, file = %self.dir.join(format!("{id}.eml")).display(), body = %email.text, "email written to the data folder (no SMTP configured)");
+        Ok(())
+    }
+}

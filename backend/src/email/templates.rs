@@ -1,0 +1,90 @@
+//! The emails Tessera sends, each as plain text and as HTML built from one layout.
+
+use super::OutgoingEmail;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// A short message with one call to action; `lines` are paragraphs before the button.
+fn layout(to: &str, subject: &str, lines: &[&str], button: &str, url: &str, footer: &str) -> OutgoingEmail {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(line);
+        text.push_str("\n\n");
+    }
+    text.push_str(&format!("{button}: {url}\n\n{footer}\n"));
+    let paragraphs: String = lines.iter().map(|l| format!("<p style=\"margin:0 0 16px\">{}</p>", escape(l))).collect();
+    let html = format!(
+        "<!doctype html><html><body style=\"margin:0;padding:24px;background:#f7f7fb;font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#1c1b22\">\
+         <div style=\"max-width:480px;margin:0 auto;background:#fff;border:1px solid #e2e1ea;border-radius:8px;padding:32px\">\
+         <p style=\"margin:0 0 24px;font-weight:700;color:#4f46e5\">Tessera</p>{paragraphs}\
+         <p style=\"margin:24px 0\"><a href=\"{url}\" style=\"background:#4f46e5;color:#fff;padding:12px 20px;border-radius:8px;text-decoration:none;font-weight:600\">{button}</a></p>\
+         <p style=\"margin:0 0 16px;font-size:14px;color:#5b5a66\">Or paste this link into your browser: {url}</p>\
+         <p style=\"margin:0;font-size:14px;color:#5b5a66\">{footer}</p></div></body></html>",
+        url = escape(url),
+        button = escape(button),
+        footer = escape(footer),
+    );
+    OutgoingEmail { to: to.to_string(), subject: subject.to_string(), text, html }
+}
+
+pub fn magic_link(to: &str, url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        "Your Tessera sign-in link",
+        &["Use this link to sign in to Tessera. It works once, for 15 minutes, in the browser where you asked for it."],
+        "Sign in",
+        url,
+        "If you didn't ask to sign in, ignore this email: nobody can use the link without your inbox.",
+    )
+}
+
+/// Sent instead of a sign-in link when the address has no account, so the response to the
+/// request itself never reveals whether an account exists.
+pub fn no_account(to: &str, signup_url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        "Signing in to Tessera",
+        &["Someone (hopefully you) asked for a Tessera sign-in link for this address, but there is no account with it."],
+        "Create an account",
+        signup_url,
+        "If it wasn't you, ignore this email.",
+    )
+}
+
+pub fn verify_email(to: &str, url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        "Confirm your email for Tessera",
+        &["Welcome to Tessera! Confirm that this address is yours so we can keep your account safe."],
+        "Confirm email",
+        url,
+        "The link works for 24 hours. If you didn't sign up, ignore this email.",
+    )
+}
+
+pub fn password_reset(to: &str, url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        "Reset your Tessera password",
+        &["Use this link to choose a new password. It works once, for 30 minutes. Other devices will be signed out."],
+        "Choose a new password",
+        url,
+        "If you didn't ask for this, ignore this email: your password stays as it is.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_email_has_the_link_in_both_bodies_and_escapes_html() {
+        let mail = magic_link("ada@example.com", "https://app.test/auth/magic?token=a&b=<c>");
+        assert!(mail.text.contains("https://app.test/auth/magic?token=a&b=<c>"));
+        assert!(mail.html.contains("token=a&amp;b=&lt;c&gt;"));
+        assert!(!mail.html.contains("<c>"));
+        assert_eq!(mail.to, "ada@example.com");
+    }
+}

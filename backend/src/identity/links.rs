@@ -1,0 +1,120 @@
+//! One-time links sent by email (sign-in, email verification, password reset). The token is
+//! 32 random bytes; only its SHA-256 is stored. Redeeming marks it used in the same statement
+//! that checks it, so a link works exactly once even when clicked twice at the same moment.
+
+use crate::error::Result;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use tessera_domain::input::FieldError;
+use tessera_domain::AppError;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    MagicLink,
+    VerifyEmail,
+    ResetPassword,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::MagicLink => "magic_link",
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::ResetPassword => "reset_password",
+        }
+    }
+
+    pub fn lifetime(self) -> time::Duration {
+        match self {
+            Purpose::MagicLink => time::Duration::minutes(15),
+            Purpose::VerifyEmail => time::Duration::hours(24),
+            Purpose::ResetPassword => time::Duration::minutes(30),
+        }
+    }
+}
+
+/// A fresh random secret, URL-safe.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Stores a new link for `user_id` and returns its token. Earlier unused links of the same
+/// purpose stop working: only the newest one in the inbox counts.
+pub(crate) async fn issue(conn: &mut PgConnection, purpose: Purpose, user_id: Uuid, email: &str, browser: Option<&str>) -> Result<String> {
+    sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let token = new_secret();
+    sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(digest(&token))
+    .bind(purpose.as_str())
+    .bind(user_id)
+    .bind(email)
+    .bind(browser.map(digest))
+    .bind(OffsetDateTime::now_utc() + purpose.lifetime())
+    .execute(&mut *conn)
+    .await?;
+    Ok(token)
+}
+
+fn unusable() -> AppError {
+    AppError::Invalid(FieldError::new(
+        "token",
+        "This link has expired or has already been used. Request a new one and use the newest email.",
+    ))
+}
+
+/// Checks a link without using it up (for the page a link opens: mail scanners fetch links,
+/// so only the person's explicit click may redeem it). Returns the address it was sent to.
+pub(crate) async fn peek(conn: &mut PgConnection, purpose: Purpose, token: &str) -> Result<String> {
+    let email: Option<String> = sqlx::query_scalar(
+        "SELECT email FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
+    )
+    .bind(digest(token.trim()))
+    .bind(purpose.as_str())
+    .fetch_optional(conn)
+    .await?;
+    email.ok_or_else(|| unusable().into())
+}
+
+/// Uses a link up and returns whom it was for. A magic link made in one browser session only
+/// works in that session (`browser` is the requester's session secret).
+pub(crate) async fn redeem(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>) -> Result<(Uuid, String)> {
+    let row: Option<(Uuid, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT user_id, email, browser_hash FROM auth_tokens
+          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now() FOR UPDATE",
+    )
+    .bind(digest(token.trim()))
+    .bind(purpose.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((user_id, email, bound_to)) = row else {
+        return Err(unusable().into());
+    };
+    if let Some(bound_to) = bound_to {
+        if browser.map(digest).as_deref() != Some(bound_to.as_slice()) {
+            return Err(AppError::Invalid(FieldError::new(
+                "token",
+                "For your safety this sign-in link only works in the browser where you asked for it. Open it there, or ask for a new link here.",
+            ))
+            .into());
+        }
+    }
+    sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE token_hash = $1").bind(digest(token.trim())).execute(&mut *conn).await?;
+    Ok((user_id, email))
+}

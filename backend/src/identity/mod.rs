@@ -1,0 +1,303 @@
+//! Global user identity (control plane): sign-up and password login.
+//! Users are not tenant data; a user reaches a tenant only through a membership.
+//! Every statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
+
+pub mod links;
+pub mod throttle;
+
+use crate::email::{templates, Mailer};
+use crate::error::{unique_violation, Result};
+use links::Purpose;
+use std::net::IpAddr;
+use std::sync::Arc;
+use throttle::{LINKS_PER_EMAIL, LINKS_PER_IP, LOGINS_PER_IP, LOGIN_FAILURES_PER_EMAIL};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sqlx::PgPool;
+use std::sync::OnceLock;
+use tessera_domain::dto::CurrentUser;
+use tessera_domain::input::{parse_display_name, Email, FieldError, Password};
+use tessera_domain::AppError;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct Identity {
+    pool: PgPool,
+    mailer: Arc<dyn Mailer>,
+    /// The address people reach Tessera at, for links in emails (no trailing slash).
+    public_url: String,
+}
+
+/// The single message for every failed login, so responses never tell whether an email exists.
+pub const LOGIN_FAILED: &str = "That email and password don't match an account. Check both and try again.";
+
+type UserRow = (Uuid, String, Option<String>, String, bool);
+
+/// What a request to email a link says, whether or not an account exists.
+pub const LINK_SENT: &str = "Check your inbox. If that address has an account, a link is on its way; it works for a short time only.";
+
+impl Identity {
+    pub fn new(pool: PgPool, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        Self { pool, mailer, public_url: public_url.trim_end_matches('/').to_string() }
+    }
+
+    /// Sends in the background: the response must not wait on (or reveal, by its timing) the
+    /// mail server, and a mail outage must not fail the request that caused the mail.
+    fn send_later(&self, mail: crate::email::OutgoingEmail) {
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            let (to, subject) = (mail.to.clone(), mail.subject.clone());
+            if let Err(e) = mailer.send(mail).await {
+                tracing::error!(%to, %subject, error = %e, "an email could not be sent");
+            }
+        });
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str) -> Result<CurrentUser> {
+        let email = Email::parse(email)?;
+        let password = Password::parse_new(password)?;
+        let display_name = parse_display_name(display_name)?;
+        let hash = hash_password(password).await?;
+        let id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(email.as_str())
+            .bind(display_name.as_deref())
+            .bind(hash)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {
+                let token = links::issue(&mut tx, Purpose::VerifyEmail, id, email.as_str(), None).await?;
+                tx.commit().await?;
+                self.send_later(templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)));
+                Ok(CurrentUser { id, email: email.as_str().to_string(), display_name, email_verified: false })
+            }
+            Err(e) if unique_violation(&e).is_some() => Err(AppError::Conflict(FieldError::new(
+                "email",
+                "An account with this email already exists. Log in instead, or use another email.",
+            ))
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks a password. Unknown emails cost the same hashing work as wrong passwords. After
+    /// repeated failures for one email (existing or not, so the lock reveals nothing) further
+    /// attempts are refused for the rest of the window, right password or not.
+    pub async fn log_in(&self, email: &str, password: &str, ip: Option<IpAddr>) -> Result<CurrentUser> {
+        let email = Email::parse(email).ok();
+        let email_bucket = format!("login:email:{}", email.as_ref().map(Email::as_str).unwrap_or("-"));
+        let mut tx = self.pool.begin().await?;
+        if let Some(ip) = ip {
+            throttle::hit(&mut tx, &format!("login:ip:{ip}"), LOGINS_PER_IP).await?;
+        }
+        if throttle::exceeded(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await? {
+            tx.commit().await?;
+            return Err(throttle::too_many(LOGIN_FAILURES_PER_EMAIL).into());
+        }
+        let row: Option<UserRow> = match &email {
+            Some(email) => {
+                sqlx::query_as(
+                    "SELECT id, email, display_name, password_hash, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1",
+                )
+                .bind(email.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        let stored_hash = row.as_ref().map(|r| r.3.clone());
+        let password = password.to_string();
+        // Hashing (including the one-off dummy hash) stays off the async executor.
+        let matches = tokio::task::spawn_blocking(move || match &stored_hash {
+            Some(hash) => verify_password(&password, hash),
+            None => verify_password(&password, dummy_hash()),
+        })
+        .await
+        .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        match row {
+            Some((id, email, display_name, _, email_verified)) if matches => Ok(CurrentUser { id, email, display_name, email_verified }),
+            _ => {
+                let mut tx = self.pool.begin().await?;
+                throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
+                tx.commit().await?;
+                Err(AppError::Invalid(FieldError::new("password", LOGIN_FAILED)).into())
+            }
+        }
+    }
+
+    /// Emails a sign-in link bound to the requesting browser session (`browser` is a secret
+    /// kept in that session). The answer is the same whether or not the address has an account.
+    pub async fn request_magic_link(&self, email: &str, browser: &str, ip: Option<IpAddr>) -> Result<()> {
+        let email = Email::parse(email)?;
+        let mut tx = self.pool.begin().await?;
+        throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
+        if let Some(ip) = ip {
+            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
+        }
+        let user: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let mail = match user {
+            Some(user_id) => {
+                let token = links::issue(&mut tx, Purpose::MagicLink, user_id, email.as_str(), Some(browser)).await?;
+                templates::magic_link(email.as_str(), &format!("{}/auth/magic?token={token}", self.public_url))
+            }
+            None => templates::no_account(email.as_str(), &format!("{}/signup", self.public_url)),
+        };
+        tx.commit().await?;
+        self.send_later(mail);
+        Ok(())
+    }
+
+    /// The address a still-valid link was sent to (the landing page shows it before the click).
+    pub async fn link_email(&self, purpose: Purpose, token: &str) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
+        let email = links::peek(&mut tx, purpose, token).await?;
+        tx.commit().await?;
+        Ok(email)
+    }
+
+    /// Signs in with a magic link. Following it also proves the address, so it is verified.
+    pub async fn redeem_magic_link(&self, token: &str, browser: Option<&str>) -> Result<CurrentUser> {
+        let mut tx = self.pool.begin().await?;
+        let (user_id, _) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
+    }
+
+    /// Confirms an address from the link sent at sign-up.
+    pub async fn verify_email(&self, token: &str) -> Result<CurrentUser> {
+        let mut tx = self.pool.begin().await?;
+        let (user_id, email) = links::redeem(&mut tx, Purpose::VerifyEmail, token, None).await?;
+        // Only if the account still has the address the link was sent to.
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1 AND lower(email) = lower($2)")
+            .bind(user_id)
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
+    }
+
+    /// Sends a fresh verification link to a signed-in user who hasn't confirmed yet.
+    pub async fn resend_verification(&self, user_id: Uuid, ip: Option<IpAddr>) -> Result<()> {
+        let user = self.user(user_id).await?.ok_or_else(|| AppError::Unauthenticated)?;
+        if user.email_verified {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        throttle::hit(&mut tx, &format!("link:email:{}", user.email), LINKS_PER_EMAIL).await?;
+        if let Some(ip) = ip {
+            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
+        }
+        let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, None).await?;
+        tx.commit().await?;
+        self.send_later(templates::verify_email(&user.email, &format!("{}/auth/verify?token={token}", self.public_url)));
+        Ok(())
+    }
+
+    /// Emails a password-reset link; same answer whether or not the address has an account.
+    pub async fn request_password_reset(&self, email: &str, ip: Option<IpAddr>) -> Result<()> {
+        let email = Email::parse(email)?;
+        let mut tx = self.pool.begin().await?;
+        throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
+        if let Some(ip) = ip {
+            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
+        }
+        let user: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let mail = match user {
+            Some(user_id) => {
+                let token = links::issue(&mut tx, Purpose::ResetPassword, user_id, email.as_str(), None).await?;
+                Some(templates::password_reset(email.as_str(), &format!("{}/auth/reset?token={token}", self.public_url)))
+            }
+            None => None,
+        };
+        tx.commit().await?;
+        if let Some(mail) = mail {
+            self.send_later(mail);
+        }
+        Ok(())
+    }
+
+    /// Sets a new password from a reset link and signs the user out everywhere else.
+    pub async fn reset_password(&self, token: &str, password: &str) -> Result<CurrentUser> {
+        let password = Password::parse_new(password)?;
+        let hash = hash_password(password).await?;
+        let mut tx = self.pool.begin().await?;
+        let (user_id, _) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
+        sqlx::query("UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
+            .bind(user_id)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        // A reset also clears the lock: the person just proved they own the inbox.
+        sqlx::query("DELETE FROM auth_throttle WHERE bucket = 'login:email:' || (SELECT email FROM users WHERE id = $1)")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
+    }
+
+    /// Drops rate-limit windows that are over (maintenance job).
+    pub async fn prune_throttle(&self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = throttle::prune(&mut tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<Option<CurrentUser>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(Uuid, String, Option<String>, bool)> =
+            sqlx::query_as("SELECT id, email, display_name, email_verified_at IS NOT NULL FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(row.map(|(id, email, display_name, email_verified)| CurrentUser { id, email, display_name, email_verified }))
+    }
+
+    /// Looks a user up by email to add them to a team. Returns only the id.
+    pub(crate) async fn find_id_by_email(&self, email: &Email) -> Result<Option<Uuid>> {
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+pub(crate) async fn hash_password(password: Password) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| crate::Error::Internal(format!("hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| crate::Error::Internal(e.to_string()))?
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
+}
+
+/// A real hash of a random secret, verified against when the email is unknown.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let secret = Uuid::new_v4().to_string();
+        Argon2::default().hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+    })
+}

@@ -1,0 +1,169 @@
+//! Signing in and recovering an account through links sent by email, read from the real SMTP
+//! catcher the test command runs. Links are single-use, short-lived, stored only as hashes,
+//! bound to the browser that asked, rate limited, and never reveal whether an account exists.
+
+mod common;
+use common::{token_of, Inbox, TestApp};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+
+const LINK_SENT: &str = "Check your inbox";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_an_emailed_link_once_in_the_browser_that_asked() {
+    let app = TestApp::spawn().await;
+    let email = format!("ada-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&email).await;
+
+    let browser = app.browser();
+    let r = browser.call("request_sign_in_link", &[("email", &email)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains(LINK_SENT), "{}", r.body);
+    let mail = Inbox::latest(&email, "sign-in link").await;
+    assert!(mail["html"].as_str().unwrap().contains("Sign in"), "an HTML body too");
+    let link = Inbox::link(&mail, "/auth/magic?token=");
+    let token = token_of(&link);
+
+    // Only a hash is stored.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM auth_tokens WHERE purpose = 'magic_link'").fetch_all(&app.inspect).await.unwrap();
+    assert_eq!(stored, [Sha256::digest(token.as_bytes()).to_vec()]);
+
+    // Opening the link (as a mail scanner would) uses nothing up; it shows whose link it is.
+    let page = browser.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&email), "the landing page names the account");
+    // Another browser can't use it, and its attempt doesn't burn the link.
+    let other = app.browser();
+    let r = other.call("sign_in_with_link", &[("token", &token)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.error_message().contains("only works in the browser where you asked"), "{}", r.error_message());
+
+    let r = browser.call("sign_in_with_link", &[("token", &token)]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    let me = browser.call("my_session", &[]).await.json();
+    assert_eq!(me["user"]["email"], email.as_str());
+    assert_eq!(me["user"]["email_verified"], true, "following the link proves the address");
+
+    // Single use.
+    let r = browser.call("sign_in_with_link", &[("token", &token)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.error_message().contains("expired or has already been used"));
+    assert!(browser.get(&link).await.body.contains("expired or has already been used"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_a_link_never_reveals_whether_an_account_exists() {
+    let app = TestApp::spawn().await;
+    let known = format!("known-{}@example.test", uuid::Uuid::new_v4().simple());
+    let unknown = format!("unknown-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&known).await;
+    let a = app.browser().call("request_sign_in_link", &[("email", &known)]).await;
+    let b = app.browser().call("request_sign_in_link", &[("email", &unknown)]).await;
+    assert_eq!((a.status, &a.body), (b.status, &b.body), "identical answers");
+    // The unknown address is told, in its own inbox, that it has no account.
+    let mail = Inbox::latest(&unknown, "Signing in").await;
+    assert!(mail["text"].as_str().unwrap().contains("/signup"));
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM auth_tokens WHERE email = $1").bind(&unknown).fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(tokens, 0, "no link exists for an address without an account");
+    for (function, form) in [("request_sign_in_link", "not-an-email"), ("request_password_reset", "@@")] {
+        let r = app.browser().call(function, &[("email", form)]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{function}");
+        assert_eq!(r.error_field().as_deref(), Some("email"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_expire_and_requests_are_rate_limited() {
+    let app = TestApp::spawn().await;
+    let email = format!("grace-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&email).await;
+    let browser = app.browser();
+    browser.call("request_sign_in_link", &[("email", &email)]).await;
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "sign-in link").await, "/auth/magic?token="));
+    sqlx::query("UPDATE auth_tokens SET expires_at = now() - interval '1 second' WHERE purpose = 'magic_link'").execute(&app.inspect).await.unwrap();
+    let r = browser.call("sign_in_with_link", &[("token", &token)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(browser.call("my_session", &[]).await.json(), serde_json::Value::Null, "not signed in");
+
+    // A new link replaces older ones, and five requests per address per window is the limit.
+    for _ in 0..4 {
+        assert_eq!(browser.call("request_sign_in_link", &[("email", &email)]).await.status, StatusCode::OK);
+    }
+    let r = browser.call("request_sign_in_link", &[("email", &email)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.error_message().contains("wait 15 minutes"), "{}", r.error_message());
+    assert_eq!(app.count("SELECT count(*) FROM auth_tokens WHERE purpose = 'magic_link' AND used_at IS NULL").await, 1, "only the newest link works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_account_confirms_its_email_from_the_welcome_mail() {
+    let app = TestApp::spawn().await;
+    let email = format!("lin-{}@example.test", uuid::Uuid::new_v4().simple());
+    let browser = app.signed_up(&email).await;
+    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], false);
+    assert!(browser.get("/").await.body.contains("Confirm your email"), "a reminder on the home page");
+    let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
+    let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
+    assert!(!browser.get("/").await.body.contains("Confirm your email"));
+    let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "used once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_reset_sets_a_new_password_and_signs_out_other_devices() {
+    let app = TestApp::spawn().await;
+    let email = format!("bo-{}@example.test", uuid::Uuid::new_v4().simple());
+    let laptop = app.signed_up(&email).await;
+    let phone = app.browser();
+    let r = phone.call("request_password_reset", &[("email", &email)]).await;
+    assert!(r.body.contains(LINK_SENT));
+    let link = Inbox::link(&Inbox::latest(&email, "Reset your Tessera password").await, "/auth/reset?token=");
+    let token = token_of(&link);
+    assert!(phone.get(&link).await.body.contains(&email));
+
+    let r = phone.call("reset_password", &[("token", &token), ("password", "short")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.error_field().as_deref(), Some("password"));
+    let r = phone.call("reset_password", &[("token", &token), ("password", "a brand new passphrase")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(phone.call("my_session", &[]).await.json()["user"]["email"], email.as_str(), "signed in here");
+    assert_eq!(laptop.call("my_session", &[]).await.json(), serde_json::Value::Null, "signed out elsewhere");
+
+    let fresh = app.browser();
+    let old = fresh.call("log_in", &[("email", &email), ("password", "correct horse battery")]).await;
+    assert_eq!(old.status, StatusCode::UNPROCESSABLE_ENTITY, "the old password is gone");
+    let new = fresh.call("log_in", &[("email", &email), ("password", "a brand new passphrase")]).await;
+    assert!(new.status.is_success() || new.status.is_redirection());
+    let again = app.browser().call("reset_password", &[("token", &token), ("password", "another new passphrase")]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "the link worked once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_passwords_lock_the_account_for_a_while_whatever_the_address() {
+    let app = TestApp::spawn().await;
+    let email = format!("cy-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&email).await;
+    let attacker = app.browser();
+    for target in [email.as_str(), "nobody-here@example.test"] {
+        for _ in 0..5 {
+            let r = attacker.call("log_in", &[("email", target), ("password", "wrong password!")]).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let r = attacker.call("log_in", &[("email", target), ("password", "correct horse battery")]).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{target}: locked, even with the right password");
+        assert!(r.error_message().contains("wait 15 minutes"));
+    }
+    // Another account is unaffected, and the owner can get back in by resetting the password.
+    let other = format!("dee-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&other).await;
+    let r = app.browser().call("log_in", &[("email", &other), ("password", "correct horse battery")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection());
+    let owner = app.browser();
+    owner.call("request_password_reset", &[("email", &email)]).await;
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "Reset your Tessera password").await, "/auth/reset?token="));
+    owner.call("reset_password", &[("token", &token), ("password", "back in business now")]).await;
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "back in business now")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+}
