@@ -220,3 +220,86 @@ test("an owner schedules their organization for deletion, sees it read-only, and
   await page.getByRole("button", { name: "Cancel deletion" }).click();
   await expect(page.getByRole("heading", { name: "Delete this organization" })).toBeVisible();
 });
+
+/**
+ * The newest mail to `to` received after `since` in the SMTP catcher the test command runs,
+ * and its first link to `path` (the catcher outlives one run of the suite, so older mails to
+ * the same demo address may be there too).
+ */
+async function emailedLink(page: Page, to: string, path: string, since: Date): Promise<string> {
+  const maildev = process.env.MAILDEV_URL;
+  if (!maildev) throw new Error("MAILDEV_URL is not set: run the suite with `cargo xtask test`");
+  let link: string | undefined;
+  await expect
+    .poll(async () => {
+      const mails = (await (await page.request.get(`${maildev}/api/email`)).json()) as Array<{
+        envelope: { to: Array<{ address: string }> };
+        text: string;
+        time: string;
+      }>;
+      const mine = mails.filter(
+        (m) => m.envelope.to.some((t) => t.address === to) && m.text.includes(path) && new Date(m.time) >= since,
+      );
+      link = mine.at(-1)?.text.split(/\s+/).find((word) => word.includes(path));
+      return link;
+    })
+    .toBeTruthy();
+  return new URL(link!).pathname + new URL(link!).search;
+}
+
+test("a member signs in with a link from their inbox, without a password", async ({ page }) => {
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByRole("link", { name: "Email me a sign-in link instead" }).click();
+  await expect(page).toHaveURL(/\/login\/link$/);
+  await hydrated(page);
+  await page.getByLabel("Email").fill("member@acme.test");
+  const asked = new Date(Date.now() - 1000);
+  await page.getByRole("button", { name: "Email me a link" }).click();
+  await expect(page.getByTestId("link-sent")).toContainText("Check your inbox");
+
+  const link = await emailedLink(page, "member@acme.test", "/auth/magic?token=", asked);
+  await page.goto(link);
+  await expect(page.getByTestId("link-email")).toHaveText("member@acme.test");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await expect(page.getByTestId("current-user")).toBeVisible();
+
+  // The link worked once.
+  await page.goto(link);
+  await expect(page.getByText("This link has expired or has already been used")).toBeVisible();
+});
+
+test("someone who forgot their password resets it from the emailed link", async ({ page }) => {
+  const id = unique();
+  const email = `pat-${id}@example.com`;
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Work email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  const start = new Date(Date.now() - 1000);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByTestId("verify-reminder")).toBeVisible();
+  // Confirm the address from the welcome mail.
+  await page.goto(await emailedLink(page, email, "/auth/verify?token=", start));
+  await page.getByRole("button", { name: "Confirm my email" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await expect(page.getByTestId("verify-reminder")).toHaveCount(0);
+  await page.getByRole("button", { name: "Log out" }).click();
+
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByRole("button", { name: "Email me a reset link" }).click();
+  await expect(page.getByTestId("link-sent")).toBeVisible();
+  await page.goto(await emailedLink(page, email, "/auth/reset?token=", start));
+  await hydrated(page);
+  await page.getByLabel("New password").fill("an even better passphrase");
+  await page.getByRole("button", { name: "Save password and sign in" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+
+  await page.getByRole("button", { name: "Log out" }).click();
+  await logIn(page, email, "an even better passphrase");
+});
