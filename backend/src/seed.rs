@@ -22,7 +22,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
         let name = format!("Demo {}", role.label());
         let user = match backend.identity.sign_up(email, DEMO_PASSWORD, &name).await {
             Ok(user) => user,
-            Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD, None).await?,
+            Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?,
             Err(e) => return Err(e),
         };
         ids.push((user.id, role));

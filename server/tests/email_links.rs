@@ -7,6 +7,19 @@ use common::{token_of, Inbox, TestApp};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
+/// The account-level audit trail of one address: (event, ip, user agent), oldest first.
+async fn events(app: &TestApp, email: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    sqlx::query_as("SELECT event, host(ip), user_agent FROM security_events WHERE email = $1 ORDER BY occurred_at, event")
+        .bind(email)
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap()
+}
+
+fn names(events: &[(String, Option<String>, Option<String>)]) -> Vec<&str> {
+    events.iter().map(|e| e.0.as_str()).collect()
+}
+
 const LINK_SENT: &str = "Check your inbox";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,6 +62,12 @@ async fn a_person_signs_in_with_an_emailed_link_once_in_the_browser_that_asked()
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.error_message().contains("expired or has already been used"));
     assert!(browser.get(&link).await.body.contains("expired or has already been used"));
+
+    let trail = events(&app, &email).await;
+    assert_eq!(names(&trail), ["magic_link.requested", "magic_link.used"]);
+    assert!(trail.iter().all(|(_, ip, ua)| ip.as_deref() == Some("127.0.0.1") && ua.as_deref() == Some("tessera-tests/1.0")));
+    let refused = app.count("SELECT count(*) FROM security_events WHERE event = 'link.refused'").await;
+    assert_eq!(refused, 2, "the other browser's attempt and the reuse are on record");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +157,10 @@ async fn a_password_reset_sets_a_new_password_and_signs_out_other_devices() {
     assert!(new.status.is_success() || new.status.is_redirection());
     let again = app.browser().call("reset_password", &[("token", &token), ("password", "another new passphrase")]).await;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "the link worked once");
+    assert_eq!(
+        names(&events(&app, &email).await),
+        ["password.reset_requested", "password.reset", "login.failed", "login.succeeded"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +177,16 @@ async fn repeated_wrong_passwords_lock_the_account_for_a_while_whatever_the_addr
         let r = attacker.call("log_in", &[("email", target), ("password", "correct horse battery")]).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{target}: locked, even with the right password");
         assert!(r.error_message().contains("wait 15 minutes"));
+        let trail = events(&app, target).await;
+        assert_eq!(names(&trail).iter().filter(|e| **e == "login.failed").count(), 5, "{target}");
+        assert_eq!(names(&trail).last(), Some(&"login.locked"), "{target}");
     }
+    let known: i64 = sqlx::query_scalar("SELECT count(*) FROM security_events WHERE email = $1 AND user_id IS NOT NULL AND event = 'login.failed'")
+        .bind(&email)
+        .fetch_one(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(known, 5, "failures against a real account are tied to it");
     // Another account is unaffected, and the owner can get back in by resetting the password.
     let other = format!("dee-{}@example.test", uuid::Uuid::new_v4().simple());
     app.signed_up(&other).await;

@@ -37,7 +37,7 @@ pub async fn sign_up(email: String, password: String, name: String) -> Result<()
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.log_in(&email, &password, ssr::meta().ip).await.app()?;
+    let user = ssr::backend()?.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
     ssr::start_session(user.id).await?;
     leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
     Ok(())
@@ -48,7 +48,7 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
 #[server(endpoint = "request_sign_in_link")]
 pub async fn request_sign_in_link(email: String) -> Result<String, AppError> {
     let browser = ssr::browser_secret().await?;
-    ssr::backend()?.identity.request_magic_link(&email, &browser, ssr::meta().ip).await.app()?;
+    ssr::backend()?.identity.request_magic_link(&email, &browser, &ssr::meta()).await.app()?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }
 
@@ -69,7 +69,7 @@ pub async fn emailed_link(purpose: String, token: String) -> Result<String, AppE
 #[server(endpoint = "sign_in_with_link")]
 pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
     let browser = ssr::existing_browser_secret().await?;
-    let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref()).await.app()?;
+    let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref(), &ssr::meta()).await.app()?;
     ssr::start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(())
@@ -77,7 +77,7 @@ pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
 
 #[server(endpoint = "verify_email")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
-    ssr::backend()?.identity.verify_email(&token).await.app()?;
+    ssr::backend()?.identity.verify_email(&token, &ssr::meta()).await.app()?;
     leptos_axum::redirect("/?verified=1");
     Ok(())
 }
@@ -85,19 +85,19 @@ pub async fn verify_email(token: String) -> Result<(), AppError> {
 #[server(endpoint = "resend_verification")]
 pub async fn resend_verification() -> Result<(), AppError> {
     let user_id = ssr::require_user().await?;
-    ssr::backend()?.identity.resend_verification(user_id, ssr::meta().ip).await.app()
+    ssr::backend()?.identity.resend_verification(user_id, &ssr::meta()).await.app()
 }
 
 #[server(endpoint = "request_password_reset")]
 pub async fn request_password_reset(email: String) -> Result<String, AppError> {
-    ssr::backend()?.identity.request_password_reset(&email, ssr::meta().ip).await.app()?;
+    ssr::backend()?.identity.request_password_reset(&email, &ssr::meta()).await.app()?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }
 
 /// Sets a new password from an emailed link, ends every other session, and signs in here.
 #[server(endpoint = "reset_password")]
 pub async fn reset_password(token: String, password: String) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.reset_password(&token, &password).await.app()?;
+    let user = ssr::backend()?.identity.reset_password(&token, &password, &ssr::meta()).await.app()?;
     ssr::start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(())

@@ -2,13 +2,15 @@
 //! Users are not tenant data; a user reaches a tenant only through a membership.
 //! Every statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
 
+pub mod events;
 pub mod links;
 pub mod throttle;
 
 use crate::email::{templates, Mailer};
 use crate::error::{unique_violation, Result};
 use links::Purpose;
-use std::net::IpAddr;
+use crate::ctx::RequestMeta;
+use events::Event;
 use std::sync::Arc;
 use throttle::{LINKS_PER_EMAIL, LINKS_PER_IP, LOGINS_PER_IP, LOGIN_FAILURES_PER_EMAIL};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -86,14 +88,16 @@ impl Identity {
     /// Checks a password. Unknown emails cost the same hashing work as wrong passwords. After
     /// repeated failures for one email (existing or not, so the lock reveals nothing) further
     /// attempts are refused for the rest of the window, right password or not.
-    pub async fn log_in(&self, email: &str, password: &str, ip: Option<IpAddr>) -> Result<CurrentUser> {
+    pub async fn log_in(&self, email: &str, password: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let email = Email::parse(email).ok();
         let email_bucket = format!("login:email:{}", email.as_ref().map(Email::as_str).unwrap_or("-"));
         let mut tx = self.pool.begin().await?;
-        if let Some(ip) = ip {
+        if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("login:ip:{ip}"), LOGINS_PER_IP).await?;
         }
         if throttle::exceeded(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await? {
+            let typed = email.as_ref().map(Email::as_str);
+            events::record(&mut tx, Event::LoginLocked, None, typed, meta).await?;
             tx.commit().await?;
             return Err(throttle::too_many(LOGIN_FAILURES_PER_EMAIL).into());
         }
@@ -118,11 +122,17 @@ impl Identity {
         })
         .await
         .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         match row {
-            Some((id, email, display_name, _, email_verified)) if matches => Ok(CurrentUser { id, email, display_name, email_verified }),
-            _ => {
-                let mut tx = self.pool.begin().await?;
+            Some((id, email, display_name, _, email_verified)) if matches => {
+                events::record(&mut tx, Event::LoginSucceeded, Some(id), Some(&email), meta).await?;
+                tx.commit().await?;
+                Ok(CurrentUser { id, email, display_name, email_verified })
+            }
+            row => {
                 throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
+                let typed = email.as_ref().map(Email::as_str);
+                events::record(&mut tx, Event::LoginFailed, row.map(|r| r.0), typed, meta).await?;
                 tx.commit().await?;
                 Err(AppError::Invalid(FieldError::new("password", LOGIN_FAILED)).into())
             }
@@ -131,11 +141,11 @@ impl Identity {
 
     /// Emails a sign-in link bound to the requesting browser session (`browser` is a secret
     /// kept in that session). The answer is the same whether or not the address has an account.
-    pub async fn request_magic_link(&self, email: &str, browser: &str, ip: Option<IpAddr>) -> Result<()> {
+    pub async fn request_magic_link(&self, email: &str, browser: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
         let mut tx = self.pool.begin().await?;
         throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = ip {
+        if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
         }
         let user: Option<Uuid> =
@@ -143,6 +153,7 @@ impl Identity {
         let mail = match user {
             Some(user_id) => {
                 let token = links::issue(&mut tx, Purpose::MagicLink, user_id, email.as_str(), Some(browser)).await?;
+                events::record(&mut tx, Event::MagicLinkRequested, Some(user_id), Some(email.as_str()), meta).await?;
                 templates::magic_link(email.as_str(), &format!("{}/auth/magic?token={token}", self.public_url))
             }
             None => templates::no_account(email.as_str(), &format!("{}/signup", self.public_url)),
@@ -161,9 +172,10 @@ impl Identity {
     }
 
     /// Signs in with a magic link. Following it also proves the address, so it is verified.
-    pub async fn redeem_magic_link(&self, token: &str, browser: Option<&str>) -> Result<CurrentUser> {
+    pub async fn redeem_magic_link(&self, token: &str, browser: Option<&str>, meta: &RequestMeta) -> Result<CurrentUser> {
         let mut tx = self.pool.begin().await?;
-        let (user_id, _) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
+        let (user_id, email) = self.redeem(&mut tx, Purpose::MagicLink, token, browser, meta).await?;
+        events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
         sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -173,9 +185,10 @@ impl Identity {
     }
 
     /// Confirms an address from the link sent at sign-up.
-    pub async fn verify_email(&self, token: &str) -> Result<CurrentUser> {
+    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let mut tx = self.pool.begin().await?;
-        let (user_id, email) = links::redeem(&mut tx, Purpose::VerifyEmail, token, None).await?;
+        let (user_id, email) = self.redeem(&mut tx, Purpose::VerifyEmail, token, None, meta).await?;
+        events::record(&mut tx, Event::EmailVerified, Some(user_id), Some(&email), meta).await?;
         // Only if the account still has the address the link was sent to.
         sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1 AND lower(email) = lower($2)")
             .bind(user_id)
@@ -187,14 +200,14 @@ impl Identity {
     }
 
     /// Sends a fresh verification link to a signed-in user who hasn't confirmed yet.
-    pub async fn resend_verification(&self, user_id: Uuid, ip: Option<IpAddr>) -> Result<()> {
+    pub async fn resend_verification(&self, user_id: Uuid, meta: &RequestMeta) -> Result<()> {
         let user = self.user(user_id).await?.ok_or_else(|| AppError::Unauthenticated)?;
         if user.email_verified {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         throttle::hit(&mut tx, &format!("link:email:{}", user.email), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = ip {
+        if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
         }
         let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, None).await?;
@@ -204,11 +217,11 @@ impl Identity {
     }
 
     /// Emails a password-reset link; same answer whether or not the address has an account.
-    pub async fn request_password_reset(&self, email: &str, ip: Option<IpAddr>) -> Result<()> {
+    pub async fn request_password_reset(&self, email: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
         let mut tx = self.pool.begin().await?;
         throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = ip {
+        if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
         }
         let user: Option<Uuid> =
@@ -216,6 +229,7 @@ impl Identity {
         let mail = match user {
             Some(user_id) => {
                 let token = links::issue(&mut tx, Purpose::ResetPassword, user_id, email.as_str(), None).await?;
+                events::record(&mut tx, Event::PasswordResetRequested, Some(user_id), Some(email.as_str()), meta).await?;
                 Some(templates::password_reset(email.as_str(), &format!("{}/auth/reset?token={token}", self.public_url)))
             }
             None => None,
@@ -228,11 +242,12 @@ impl Identity {
     }
 
     /// Sets a new password from a reset link and signs the user out everywhere else.
-    pub async fn reset_password(&self, token: &str, password: &str) -> Result<CurrentUser> {
+    pub async fn reset_password(&self, token: &str, password: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let password = Password::parse_new(password)?;
         let hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
-        let (user_id, _) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
+        let (user_id, email) = self.redeem(&mut tx, Purpose::ResetPassword, token, None, meta).await?;
+        events::record(&mut tx, Event::PasswordReset, Some(user_id), Some(&email), meta).await?;
         sqlx::query("UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
             .bind(user_id)
             .bind(hash)
@@ -246,6 +261,27 @@ impl Identity {
             .await?;
         tx.commit().await?;
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
+    }
+
+    /// Redeems a link; a refused one (expired, used, wrong browser) is recorded on its own,
+    /// since the caller's transaction is about to be rolled back.
+    async fn redeem(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        purpose: Purpose,
+        token: &str,
+        browser: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(Uuid, String)> {
+        match links::redeem(tx, purpose, token, browser).await {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                let mut own = self.pool.begin().await?;
+                events::record(&mut own, Event::LinkRefused, None, None, meta).await?;
+                own.commit().await?;
+                Err(e)
+            }
+        }
     }
 
     /// Drops rate-limit windows that are over (maintenance job).

@@ -1,0 +1,51 @@
+//! Writing the account-level audit trail (`security_events`).
+
+use crate::ctx::RequestMeta;
+use crate::error::Result;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    LoginSucceeded,
+    LoginFailed,
+    LoginLocked,
+    MagicLinkRequested,
+    MagicLinkUsed,
+    LinkRefused,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
+}
+
+impl Event {
+    fn as_str(self) -> &'static str {
+        match self {
+            Event::LoginSucceeded => "login.succeeded",
+            Event::LoginFailed => "login.failed",
+            Event::LoginLocked => "login.locked",
+            Event::MagicLinkRequested => "magic_link.requested",
+            Event::MagicLinkUsed => "magic_link.used",
+            Event::LinkRefused => "link.refused",
+            Event::EmailVerified => "email.verified",
+            Event::PasswordResetRequested => "password.reset_requested",
+            Event::PasswordReset => "password.reset",
+        }
+    }
+}
+
+/// Records one event, in the caller's transaction when there is one to share.
+pub(crate) async fn record(conn: &mut PgConnection, event: Event, user_id: Option<Uuid>, email: Option<&str>, meta: &RequestMeta) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO security_events (user_id, email, event, ip, user_agent, request_id) VALUES ($1, $2, $3, $4::inet, $5, $6)",
+    )
+    .bind(user_id)
+    .bind(email)
+    .bind(event.as_str())
+    .bind(meta.ip.map(|ip| ip.to_string()))
+    .bind(meta.user_agent.as_deref())
+    .bind(meta.request_id.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
