@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
-use pages::{auth, email_links, home, members, not_found::NotFound, org, projects, settings};
+use pages::{account, auth, email_links, home, members, not_found::NotFound, org, projects, settings};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -58,6 +58,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view=auth::SignUpPage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=auth::LogInPage ssr=SsrMode::Async />
                     <Route path=path!("/orgs/new") view=home::NewOrgPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/sessions") view=account::SessionsPage ssr=SsrMode::Async />
                     <Route path=path!("/login/link") view=email_links::SignInLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/magic") view=email_links::MagicLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />

@@ -26,6 +26,8 @@ use tenancy::topology::{Topology, TopologyConfig};
 pub struct Backend {
     pub identity: identity::Identity,
     pub tenancy: tenancy::Tenancy,
+    /// Browser sessions (also the store tower-sessions uses).
+    pub sessions: sessions::PgSessionStore,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
 }
@@ -37,6 +39,7 @@ impl Backend {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
             identity: identity::Identity::new(control.clone(), mailer, public_url),
+            sessions: sessions::PgSessionStore::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),
             deletion_retention: time::Duration::days(30),
         })

@@ -110,6 +110,20 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
         .await
 }
 
+/// Signs a member out of every browser (a lost laptop, someone leaving). Owners and Admins may
+/// do it for the people whose role they may change; audited like any team change.
+pub async fn revoke_sessions(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<u64> {
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    let role = current_role(tx.conn(), user_id).await?;
+    if !ctx.role.may_assign(role) {
+        return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());
+    }
+    let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?.rows_affected();
+    tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } })))
+        .await?;
+    Ok(ended)
+}
+
 async fn current_role(conn: &mut PgConnection, user_id: Uuid) -> Result<Role> {
     // FOR UPDATE: two admins editing the same person serialize instead of racing.
     let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1 FOR UPDATE")

@@ -105,3 +105,74 @@ impl SessionStore for PgSessionStore {
         tx.commit().await.map_err(backend)
     }
 }
+
+/// How long an idle session lives; also how "last active" is derived from its expiry.
+pub const IDLE_LIFETIME: time::Duration = time::Duration::days(14);
+
+/// The keys under which a session records how it was started (see `app::api::ssr`).
+pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
+pub const USER_AGENT_KEY: &str = "user_agent";
+pub const IP_KEY: &str = "ip";
+
+pub fn now_rfc3339() -> String {
+    crate::members::rfc3339(OffsetDateTime::now_utc())
+}
+
+/// The handle shown for a session: a digest of its id, so the list never exposes the cookie.
+pub fn handle_of(session_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(session_id.as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+impl PgSessionStore {
+    /// The user's live sessions, most recently active first. `current` is the asking session's id.
+    pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(String, Vec<u8>, OffsetDateTime)> =
+            sqlx::query_as("SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() ORDER BY expires_at DESC")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let text = |record: &Record, key: &str| record.data.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, data, expires_at)| {
+                let record: Record = rmp_serde::from_slice(&data).ok()?;
+                Some(tessera_domain::dto::DeviceSession {
+                    handle: handle_of(&id),
+                    user_agent: text(&record, USER_AGENT_KEY),
+                    ip: text(&record, IP_KEY),
+                    signed_in_at: text(&record, SIGNED_IN_AT_KEY),
+                    last_active_at: crate::members::rfc3339(expires_at - IDLE_LIFETIME),
+                    current: current == Some(id.as_str()),
+                })
+            })
+            .collect())
+    }
+
+    /// Ends one of the user's sessions by its handle; false if there is no such session.
+    pub async fn revoke(&self, user_id: uuid::Uuid, handle: &str) -> crate::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1").bind(user_id).fetch_all(&mut *tx).await?;
+        let Some(id) = ids.into_iter().find(|id| handle_of(id) == handle) else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2").bind(&id).bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends all of the user's sessions except `keep`; returns how many ended.
+    pub async fn revoke_others(&self, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
+            .bind(user_id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -62,3 +62,18 @@ pub struct Member {
     pub role: Role,
     pub joined_at: String,
 }
+
+/// One signed-in browser of the current user ("Your sessions").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSession {
+    /// An opaque handle for signing it out (never the session id itself, which is a secret).
+    pub handle: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// RFC 3339.
+    pub signed_in_at: Option<String>,
+    /// RFC 3339: the last request it made.
+    pub last_active_at: String,
+    /// The browser looking at the list.
+    pub current: bool,
+}

@@ -6,7 +6,7 @@
 pub mod ssr;
 
 use leptos::prelude::*;
-use tessera_domain::dto::{Member, OrgContext, ProjectSummary, SessionSummary};
+use tessera_domain::dto::{DeviceSession, Member, OrgContext, ProjectSummary, SessionSummary};
 use tessera_domain::placement::{PlacementInfo, PlacementOptions};
 use tessera_domain::AppError;
 
@@ -101,6 +101,38 @@ pub async fn reset_password(token: String, password: String) -> Result<(), AppEr
     ssr::start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(())
+}
+
+/// The signed-in user's sessions (browsers), this one marked.
+#[server(endpoint = "my_sessions")]
+pub async fn my_sessions() -> Result<Vec<DeviceSession>, AppError> {
+    let user_id = ssr::require_user().await?;
+    let current = ssr::session_id()?;
+    ssr::backend()?.sessions.list_for_user(user_id, current.as_deref()).await.app()
+}
+
+#[server(endpoint = "sign_out_session")]
+pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
+    let user_id = ssr::require_user().await?;
+    if !ssr::backend()?.sessions.revoke(user_id, &handle).await.app()? {
+        return Err(AppError::NotFound("That session has already ended.".into()));
+    }
+    Ok(())
+}
+
+#[server(endpoint = "sign_out_other_sessions")]
+pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
+    let user_id = ssr::require_user().await?;
+    let current = ssr::session_id()?;
+    ssr::backend()?.sessions.revoke_others(user_id, current.as_deref()).await.app()
+}
+
+/// An Owner or Admin signs a member out of every browser.
+#[server(endpoint = "sign_out_member")]
+pub async fn sign_out_member(slug: String, user_id: String) -> Result<u64, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let user_id = ssr::parse_id(&user_id, "member")?;
+    tessera_backend::members::revoke_sessions(&backend.tenancy, &ctx, user_id).await.app()
 }
 
 #[server(endpoint = "log_out")]

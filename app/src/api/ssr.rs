@@ -71,10 +71,22 @@ pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
     session()?.get::<String>(BROWSER_SECRET_KEY).await.map_err(internal)
 }
 
+/// Signs this browser in as `user_id`: a new session id (no fixation), plus where and when,
+/// for the user's list of sessions.
 pub async fn start_session(user_id: Uuid) -> Result<(), AppError> {
+    use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
     let session = session()?;
     session.cycle_id().await.map_err(internal)?;
+    let meta = meta();
+    session.insert(SIGNED_IN_AT_KEY, tessera_backend::sessions::now_rfc3339()).await.map_err(internal)?;
+    session.insert(USER_AGENT_KEY, meta.user_agent).await.map_err(internal)?;
+    session.insert(IP_KEY, meta.ip.map(|ip| ip.to_string())).await.map_err(internal)?;
     session.insert(USER_ID_KEY, user_id).await.map_err(internal)
+}
+
+/// This browser's session id, if it has been saved.
+pub fn session_id() -> Result<Option<String>, AppError> {
+    Ok(session()?.id().map(|id| id.to_string()))
 }
 
 pub fn meta() -> RequestMeta {

@@ -1,4 +1,4 @@
-use crate::api::{list_members, AddMember, ChangeRole, RemoveMember};
+use crate::api::{list_members, AddMember, ChangeRole, RemoveMember, SignOutMember};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
@@ -25,6 +25,7 @@ pub fn MembersPage() -> impl IntoView {
     let add = ServerAction::<AddMember>::new();
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
+    let sign_out = ServerAction::<SignOutMember>::new();
     let members = Resource::new(
         move || (slug.get(), add.version().get(), change.version().get(), remove.version().get()),
         |(slug, ..)| list_members(slug),
@@ -32,7 +33,7 @@ pub fn MembersPage() -> impl IntoView {
     let add_error = last_error(add);
     let row_error = Signal::derive(move || {
         let change_err = last_error(change).get();
-        change_err.or_else(|| last_error(remove).get())
+        change_err.or_else(|| last_error(remove).get()).or_else(|| last_error(sign_out).get())
     });
     view! {
         <Title text="Members" />
@@ -94,12 +95,23 @@ pub fn MembersPage() -> impl IntoView {
                                                 let (slug_value, uid) = (slug.get_untracked(), user_id.clone());
                                                 view! {
                                                     <td class="actions">
-                                                        {editable.then(|| view! {
+                                                        {editable.then(|| {
+                                                            let (slug_a, uid_a) = (slug_value.clone(), uid.clone());
+                                                            let (slug_b, uid_b) = (slug_value.clone(), uid.clone());
+                                                            view! {
+                                                            <ActionForm action=sign_out attr:class="inline-form">
+                                                                <input type="hidden" name="slug" value=slug_a />
+                                                                <input type="hidden" name="user_id" value=uid_a />
+                                                                <button type="submit" class="btn btn-ghost btn-sm" title="End all of their sessions, on every device">
+                                                                    "Sign out everywhere"
+                                                                </button>
+                                                            </ActionForm>
                                                             <ActionForm action=remove attr:class="inline-form">
-                                                                <input type="hidden" name="slug" value=slug_value.clone() />
-                                                                <input type="hidden" name="user_id" value=uid.clone() />
+                                                                <input type="hidden" name="slug" value=slug_b />
+                                                                <input type="hidden" name="user_id" value=uid_b />
                                                                 <button type="submit" class="btn btn-danger btn-sm">"Remove"</button>
                                                             </ActionForm>
+                                                            }
                                                         })}
                                                     </td>
                                                 }

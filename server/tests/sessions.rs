@@ -1,0 +1,87 @@
+//! People see where they are signed in and sign browsers out; admins can sign a member out of
+//! every browser. Session ids (the cookie secrets) are never shown, only opaque handles.
+
+mod common;
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn log_in(app: &TestApp, email: &str) -> common::Browser {
+    let browser = app.browser();
+    let r = browser.call("log_in", &[("email", email), ("password", "correct horse battery")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_their_browsers_and_signs_one_out() {
+    let app = TestApp::spawn().await;
+    let laptop = app.signed_up("kim@example.test").await;
+    let phone = log_in(&app, "kim@example.test").await;
+    let tablet = log_in(&app, "kim@example.test").await;
+    let stranger = app.signed_up("lee@example.test").await;
+
+    let list = laptop.call("my_sessions", &[]).await.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1, "this browser is marked");
+    assert!(list.iter().all(|s| s["ip"] == "127.0.0.1" && s["user_agent"] == "tessera-tests/1.0" && s["signed_in_at"].is_string()));
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions").fetch_all(&app.inspect).await.unwrap();
+    let body = laptop.call("my_sessions", &[]).await.body;
+    assert!(ids.iter().all(|id| !body.contains(id.as_str())), "session ids are secrets and never listed");
+
+    // Sign out the phone by its handle, as found from the phone's own list.
+    let phone_handle = phone.call("my_sessions", &[]).await.json().as_array().unwrap().iter().find(|s| s["current"] == true).unwrap()["handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Someone else can't use the handle.
+    assert_eq!(stranger.call("sign_out_session", &[("handle", &phone_handle)]).await.status, StatusCode::NOT_FOUND);
+    assert!(phone.call("my_session", &[]).await.json().is_object(), "still signed in");
+    let r = laptop.call("sign_out_session", &[("handle", &phone_handle)]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(phone.call("my_session", &[]).await.json(), Value::Null, "the phone is signed out");
+    assert_eq!(laptop.call("sign_out_session", &[("handle", &phone_handle)]).await.status, StatusCode::NOT_FOUND, "already ended");
+
+    let r = laptop.call("sign_out_other_sessions", &[]).await;
+    assert_eq!(r.json(), 1, "the tablet");
+    assert_eq!(tablet.call("my_session", &[]).await.json(), Value::Null);
+    assert!(laptop.call("my_session", &[]).await.json().is_object(), "this browser stays signed in");
+    assert!(laptop.get("/account/sessions").await.body.contains("This browser"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_signs_a_member_out_everywhere_but_not_an_owner() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    let admin = app.signed_up("admin@acme.test").await;
+    let member = app.signed_up("member@acme.test").await;
+    let member_phone = log_in(&app, "member@acme.test").await;
+    for (email, role) in [("admin@acme.test", "admin"), ("member@acme.test", "member")] {
+        owner.call("add_member", &[("slug", "acme"), ("email", email), ("role", role)]).await;
+    }
+    let member_id = app.user_id("member@acme.test").await;
+    let owner_id = app.user_id("owner@acme.test").await;
+
+    let r = member.call("sign_out_member", &[("slug", "acme"), ("user_id", &owner_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "members can't");
+    let r = admin.call("sign_out_member", &[("slug", "acme"), ("user_id", &owner_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "an Admin can't sign an Owner out");
+    assert!(owner.call("my_session", &[]).await.json().is_object());
+
+    let r = admin.call("sign_out_member", &[("slug", "acme"), ("user_id", &member_id)]).await;
+    assert_eq!(r.json(), 2, "both of the member's browsers");
+    assert_eq!(member.call("my_session", &[]).await.json(), Value::Null);
+    assert_eq!(member_phone.call("my_session", &[]).await.json(), Value::Null);
+    let audited = app
+        .count(&format!("SELECT count(*) FROM audit_log WHERE action = 'member.sessions_revoked' AND target_id = '{member_id}'"))
+        .await;
+    assert_eq!(audited, 1);
+
+    // Someone outside the organization can't be reached through it.
+    let outsider = app.signed_up("out@else.test").await;
+    let outsider_id = app.user_id("out@else.test").await;
+    let r = admin.call("sign_out_member", &[("slug", "acme"), ("user_id", &outsider_id)]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(outsider.call("my_session", &[]).await.json().is_object());
+}
