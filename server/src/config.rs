@@ -122,9 +122,14 @@ impl Config {
         };
         let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
         let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
-        let email = match var("TESSERA_SMTP_URL") {
-            Some(url) => EmailConfig::Smtp { url, from },
-            None => EmailConfig::Files { dir: std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into())).join("mail"), from },
+        let email = match (var("TESSERA_RESEND_API_KEY"), var("TESSERA_SMTP_URL")) {
+            (Some(api_key), _) => EmailConfig::Resend {
+                api_key,
+                endpoint: var("TESSERA_RESEND_URL").unwrap_or_else(|| "https://api.resend.com/emails".into()),
+                from,
+            },
+            (None, Some(url)) => EmailConfig::Smtp { url, from },
+            (None, None) => EmailConfig::Files { dir: std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into())).join("mail"), from },
         };
         let public_url = var("TESSERA_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
         Ok(Self {

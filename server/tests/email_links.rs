@@ -5,6 +5,7 @@
 mod common;
 use common::{token_of, Inbox, TestApp};
 use reqwest::StatusCode;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The account-level audit trail of one address: (event, ip, user agent), oldest first.
@@ -198,4 +199,51 @@ async fn repeated_wrong_passwords_lock_the_account_for_a_while_whatever_the_addr
     owner.call("reset_password", &[("token", &token), ("password", "back in business now")]).await;
     let r = app.browser().call("log_in", &[("email", &email), ("password", "back in business now")]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_can_go_through_an_http_provider_instead_of_smtp() {
+    use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
+    use std::sync::{Arc, Mutex};
+    // A local stand-in for Resend's API: records what it is sent.
+    type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+    let received: Received = Arc::default();
+    let api = Router::new()
+        .route(
+            "/emails",
+            post(|State(received): State<Received>, headers: HeaderMap, Json(body): Json<Value>| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+                received.lock().unwrap().push((auth, body));
+                Json(serde_json::json!({ "id": "stand-in" }))
+            }),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/emails", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, api).await.unwrap() });
+
+    let app = TestApp::spawn_with(|c| {
+        c.email = tessera_backend::email::EmailConfig::Resend {
+            api_key: "re_test_key".into(),
+            endpoint,
+            from: "Tessera <no-reply@tessera.test>".into(),
+        }
+    })
+    .await;
+    let email = format!("http-{}@example.test", uuid::Uuid::new_v4().simple());
+    app.signed_up(&email).await;
+    app.browser().call("request_password_reset", &[("email", &email)]).await;
+    let mut found = None;
+    for _ in 0..100 {
+        found = received.lock().unwrap().iter().find(|(_, b)| b["subject"] == "Reset your Tessera password").cloned();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (auth, body) = found.expect("the provider received the reset mail");
+    assert_eq!(auth.as_deref(), Some("Bearer re_test_key"));
+    assert_eq!(body["to"], serde_json::json!([email]));
+    assert!(body["text"].as_str().unwrap().contains("/auth/reset?token="));
+    assert!(body["html"].as_str().unwrap().contains("Choose a new password"));
 }

@@ -1,6 +1,7 @@
-//! Sending email. One trait, [`Mailer`], with an SMTP implementation (lettre) and, when nothing
-//! is configured, one that writes each message as an `.eml` file into the data folder and logs
-//! where, so a fresh checkout can follow its own sign-in links without a mail server.
+//! Sending email. One trait, [`Mailer`], with an SMTP implementation (lettre), an HTTP one for
+//! Resend's API, and, when nothing is configured, one that writes each message as an `.eml`
+//! file into the data folder and logs where, so a fresh checkout can follow its own sign-in
+//! links without a mail server.
 
 pub mod templates;
 
@@ -31,6 +32,8 @@ pub enum EmailConfig {
     /// `smtp://host:port` (plain, for local catchers), `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host` (implicit TLS).
     Smtp { url: String, from: String },
+    /// Resend's HTTP API (`endpoint` is `https://api.resend.com/emails` in production).
+    Resend { api_key: String, endpoint: String, from: String },
     /// Write `.eml` files into `dir`.
     Files { dir: PathBuf, from: String },
 }
@@ -42,6 +45,14 @@ pub fn mailer(config: &EmailConfig) -> Result<Arc<dyn Mailer>> {
                 .map_err(|e| Error::Internal(format!("TESSERA_SMTP_URL: {e}")))?
                 .build();
             Arc::new(SmtpMailer { transport, from: parse_from(from)? })
+        }
+        EmailConfig::Resend { api_key, endpoint, from } => {
+            parse_from(from)?;
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .build()
+                .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+            Arc::new(ResendMailer { client, api_key: api_key.clone(), endpoint: endpoint.clone(), from: from.clone() })
         }
         EmailConfig::Files { dir, from } => Arc::new(FileMailer { dir: dir.clone(), from: parse_from(from)? }),
     })
@@ -75,6 +86,40 @@ impl Mailer for SmtpMailer {
     async fn send(&self, email: OutgoingEmail) -> Result<()> {
         let message = message(&self.from, &email)?;
         self.transport.send(message).await.map_err(|e| Error::Internal(format!("sending email: {e}")))?;
+        Ok(())
+    }
+}
+
+struct ResendMailer {
+    client: reqwest::Client,
+    api_key: String,
+    endpoint: String,
+    from: String,
+}
+
+#[async_trait]
+impl Mailer for ResendMailer {
+    async fn send(&self, email: OutgoingEmail) -> Result<()> {
+        let body = serde_json::json!({
+            "from": self.from,
+            "to": [email.to],
+            "subject": email.subject,
+            "html": email.html,
+            "text": email.text,
+        });
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Internal(format!("sending email through Resend: {e}")))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let detail = response.text().await.unwrap_or_default();
+            return Err(Error::Internal(format!("Resend refused an email ({status}): {}", detail.chars().take(300).collect::<String>())));
+        }
         Ok(())
     }
 }
