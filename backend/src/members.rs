@@ -40,13 +40,22 @@ pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str,
     if !ctx.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can make someone an Owner.".into()).into());
     }
-    let Some(user_id) = identity.find_id_by_email(&email).await? else {
+    let Some((user_id, confirmed)) = identity.find_by_email(&email).await? else {
         return Err(AppError::Invalid(FieldError::new(
             "email",
             "No Tessera account uses that email yet. Ask them to sign up first, then add them.",
         ))
         .into());
     };
+    // Anyone can sign up with any address; until its owner has confirmed it, the account may
+    // not be theirs, so it gets no access to anyone's organization.
+    if !confirmed {
+        return Err(AppError::Invalid(FieldError::new(
+            "email",
+            "That person hasn't confirmed their email address yet. Ask them to follow the link we sent, then add them.",
+        ))
+        .into());
+    }
     let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
     let inserted: Option<OffsetDateTime> = sqlx::query_scalar(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)

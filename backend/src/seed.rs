@@ -25,6 +25,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
             Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?,
             Err(e) => return Err(e),
         };
+        backend.identity.confirm_email_directly(user.id).await?;
         ids.push((user.id, role));
     }
     let owner = ids[0].0;

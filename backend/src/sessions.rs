@@ -70,20 +70,19 @@ impl SessionStore for PgSessionStore {
         tx.commit().await.map_err(backend)
     }
 
+    /// Updates only: a session that was signed out (its row deleted) while a request was still
+    /// running must not be written back by that request. New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, user_id = excluded.user_id",
-        )
-        .bind(record.id.to_string())
-        .bind(&data)
-        .bind(record.expiry_date)
-        .bind(user_of(record))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
+            .bind(record.id.to_string())
+            .bind(&data)
+            .bind(record.expiry_date)
+            .bind(user_of(record))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 

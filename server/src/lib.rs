@@ -82,7 +82,10 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies)
-        .with_expiry(Expiry::OnInactivity(time::Duration::days(14)));
+        .with_expiry(Expiry::OnInactivity(tessera_backend::sessions::IDLE_LIFETIME))
+        // Every request moves the expiry on, so "14 days of inactivity" means what it says (and
+        // "last active" in the sessions list is true).
+        .with_always_save(true);
 
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))

@@ -119,7 +119,16 @@ pub fn parse_role(raw: &str) -> Result<Role, AppError> {
 /// Where to go after logging in: only paths on this site, never `//evil.example` or a full URL.
 pub fn safe_next(next: Option<&str>) -> String {
     match next.map(str::trim) {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_string(),
+        // A local path of printable ASCII only: browsers drop tabs and newlines (so "/\t/evil"
+        // would become "//evil"), and control characters can't go in a Location header.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && path.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
+        {
+            path.to_string()
+        }
         _ => "/".to_string(),
     }
 }

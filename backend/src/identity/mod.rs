@@ -95,7 +95,10 @@ impl Identity {
         if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("login:ip:{ip}"), LOGINS_PER_IP).await?;
         }
-        if throttle::exceeded(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await? {
+        // The attempt is counted before the (slow) password check, in the same statement that
+        // reads the count, so a burst of parallel guesses can't all slip under the limit; a
+        // successful login gives its count back.
+        if throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await? > LOGIN_FAILURES_PER_EMAIL.max {
             let typed = email.as_ref().map(Email::as_str);
             events::record(&mut tx, Event::LoginLocked, None, typed, meta).await?;
             tx.commit().await?;
@@ -125,12 +128,12 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         match row {
             Some((id, email, display_name, _, email_verified)) if matches => {
+                throttle::give_back(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
                 events::record(&mut tx, Event::LoginSucceeded, Some(id), Some(&email), meta).await?;
                 tx.commit().await?;
                 Ok(CurrentUser { id, email, display_name, email_verified })
             }
             row => {
-                throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
                 let typed = email.as_ref().map(Email::as_str);
                 events::record(&mut tx, Event::LoginFailed, row.map(|r| r.0), typed, meta).await?;
                 tx.commit().await?;
@@ -174,28 +177,36 @@ impl Identity {
     /// Signs in with a magic link. Following it also proves the address, so it is verified.
     pub async fn redeem_magic_link(&self, token: &str, browser: Option<&str>, meta: &RequestMeta) -> Result<CurrentUser> {
         let mut tx = self.pool.begin().await?;
-        let (user_id, email) = self.redeem(&mut tx, Purpose::MagicLink, token, browser, meta).await?;
-        events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
-        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let result = async {
+            let (user_id, email) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
+            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
+            Ok(user_id)
+        }
+        .await;
+        let user_id = self.finish_link(tx, result, meta).await?;
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 
     /// Confirms an address from the link sent at sign-up.
     pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let mut tx = self.pool.begin().await?;
-        let (user_id, email) = self.redeem(&mut tx, Purpose::VerifyEmail, token, None, meta).await?;
-        events::record(&mut tx, Event::EmailVerified, Some(user_id), Some(&email), meta).await?;
-        // Only if the account still has the address the link was sent to.
-        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1 AND lower(email) = lower($2)")
-            .bind(user_id)
-            .bind(&email)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let result = async {
+            let (user_id, email) = links::redeem(&mut tx, Purpose::VerifyEmail, token, None).await?;
+            // Only if the account still has the address the link was sent to.
+            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1 AND lower(email) = lower($2)")
+                .bind(user_id)
+                .bind(&email)
+                .execute(&mut *tx)
+                .await?;
+            events::record(&mut tx, Event::EmailVerified, Some(user_id), Some(&email), meta).await?;
+            Ok(user_id)
+        }
+        .await;
+        let user_id = self.finish_link(tx, result, meta).await?;
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 
@@ -241,44 +252,47 @@ impl Identity {
         Ok(())
     }
 
-    /// Sets a new password from a reset link and signs the user out everywhere else.
+    /// Sets a new password from a reset link and signs the user out everywhere else. The link
+    /// is checked before the (deliberately slow) hashing, so junk tokens cost nothing.
     pub async fn reset_password(&self, token: &str, password: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let password = Password::parse_new(password)?;
+        self.link_email(Purpose::ResetPassword, token).await?;
         let hash = hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
-        let (user_id, email) = self.redeem(&mut tx, Purpose::ResetPassword, token, None, meta).await?;
-        events::record(&mut tx, Event::PasswordReset, Some(user_id), Some(&email), meta).await?;
-        sqlx::query("UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
-            .bind(user_id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        // A reset also clears the lock: the person just proved they own the inbox.
-        sqlx::query("DELETE FROM auth_throttle WHERE bucket = 'login:email:' || (SELECT email FROM users WHERE id = $1)")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        let result = async {
+            let (user_id, email) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
+            sqlx::query("UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
+                .bind(user_id)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            // A reset also clears the lock: the person just proved they own the inbox.
+            sqlx::query("DELETE FROM auth_throttle WHERE bucket = 'login:email:' || $1").bind(&email).execute(&mut *tx).await?;
+            events::record(&mut tx, Event::PasswordReset, Some(user_id), Some(&email), meta).await?;
+            Ok(user_id)
+        }
+        .await;
+        let user_id = self.finish_link(tx, result, meta).await?;
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 
-    /// Redeems a link; a refused one (expired, used, wrong browser) is recorded on its own,
-    /// since the caller's transaction is about to be rolled back.
-    async fn redeem(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        purpose: Purpose,
-        token: &str,
-        browser: Option<&str>,
-        meta: &RequestMeta,
-    ) -> Result<(Uuid, String)> {
-        match links::redeem(tx, purpose, token, browser).await {
-            Ok(found) => Ok(found),
+    /// Finishes a link redemption: commits on success; on a refused link, records the refusal
+    /// in a transaction of its own, after the first one has ended (so a refusal never holds one
+    /// connection while waiting for another).
+    async fn finish_link<T>(&self, tx: sqlx::Transaction<'static, sqlx::Postgres>, result: Result<T>, meta: &RequestMeta) -> Result<T> {
+        match result {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
             Err(e) => {
-                let mut own = self.pool.begin().await?;
-                events::record(&mut own, Event::LinkRefused, None, None, meta).await?;
-                own.commit().await?;
+                drop(tx);
+                if matches!(&e, crate::Error::App(AppError::Invalid(f)) if f.field == "token") {
+                    let mut own = self.pool.begin().await?;
+                    events::record(&mut own, Event::LinkRefused, None, None, meta).await?;
+                    own.commit().await?;
+                }
                 Err(e)
             }
         }
@@ -303,12 +317,24 @@ impl Identity {
         Ok(row.map(|(id, email, display_name, email_verified)| CurrentUser { id, email, display_name, email_verified }))
     }
 
-    /// Looks a user up by email to add them to a team. Returns only the id.
-    pub(crate) async fn find_id_by_email(&self, email: &Email) -> Result<Option<Uuid>> {
+    /// Looks a user up by email to add them to a team: the id, and whether they have
+    /// confirmed the address.
+    pub(crate) async fn find_by_email(&self, email: &Email) -> Result<Option<(Uuid, bool)>> {
         let mut tx = self.pool.begin().await?;
-        let id = sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let found = sqlx::query_as("SELECT id, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(found)
+    }
+
+    /// Marks an address confirmed without a link (the demo seed's own accounts).
+    pub(crate) async fn confirm_email_directly(&self, user_id: Uuid) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -29,18 +29,6 @@ pub(crate) async fn hit(conn: &mut PgConnection, bucket: &str, limit: Limit) -> 
     Ok(())
 }
 
-/// Whether `bucket` is already over its limit, without counting a hit.
-pub(crate) async fn exceeded(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<bool> {
-    let hits: Option<i32> = sqlx::query_scalar(
-        "SELECT hits FROM auth_throttle WHERE bucket = $1 AND window_start = date_bin(make_interval(mins => $2), now(), 'epoch')",
-    )
-    .bind(bucket)
-    .bind(limit.window_minutes)
-    .fetch_optional(conn)
-    .await?;
-    Ok(hits.unwrap_or(0) >= limit.max)
-}
-
 /// Counts one hit and returns the count in this window.
 pub(crate) async fn record(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<i32> {
     Ok(sqlx::query_scalar(
@@ -55,9 +43,22 @@ pub(crate) async fn record(conn: &mut PgConnection, bucket: &str, limit: Limit) 
     .await?)
 }
 
+/// Takes back one hit (an attempt that turned out fine).
+pub(crate) async fn give_back(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<()> {
+    sqlx::query(
+        "UPDATE auth_throttle SET hits = greatest(hits - 1, 0)
+          WHERE bucket = $1 AND window_start = date_bin(make_interval(mins => $2), now(), 'epoch')",
+    )
+    .bind(bucket)
+    .bind(limit.window_minutes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub(crate) fn too_many(limit: Limit) -> AppError {
     AppError::RateLimited(format!(
-        "Too many attempts. For your account's safety, please wait {} minutes and try again.",
+        "Too many attempts. For your account's safety, please wait up to {} minutes and try again.",
         limit.window_minutes
     ))
 }
