@@ -256,3 +256,23 @@ async fn mail_can_go_through_an_http_provider_instead_of_smtp() {
     assert!(body["text"].as_str().unwrap().contains("/auth/reset?token="));
     assert!(body["html"].as_str().unwrap().contains("Choose a new password"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_sign_in_by_link() {
+    let app = TestApp::spawn().await;
+    let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
+    // An attacker registers the address first and never confirms it.
+    let attacker = app.browser();
+    attacker.call("sign_up", &[("email", &email), ("password", "attacker's password"), ("name", "")]).await;
+    assert!(attacker.call("my_session", &[]).await.json().is_object());
+
+    let owner = app.browser();
+    owner.call("request_sign_in_link", &[("email", &email)]).await;
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "sign-in link").await, "/auth/magic?token="));
+    owner.call("sign_in_with_link", &[("token", &token)]).await;
+    assert_eq!(owner.call("my_session", &[]).await.json()["user"]["email_verified"], true);
+
+    assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+}

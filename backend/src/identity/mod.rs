@@ -179,10 +179,19 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
-            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
+            // The inbox's owner is here. If the address was never confirmed, whoever signed up
+            // with it may have been someone else: their password and sessions stop working.
+            let unconfirmed: bool = sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 FOR UPDATE")
                 .bind(user_id)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            if unconfirmed {
+                sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            }
             events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
             Ok(user_id)
         }
