@@ -5,11 +5,11 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::input::{Email, Password};
 
-fn check_email(s: &str) -> Option<String> {
+pub(crate) fn check_email(s: &str) -> Option<String> {
     Email::parse(s).err().map(|e| e.message)
 }
 
-fn check_new_password(s: &str) -> Option<String> {
+pub(crate) fn check_new_password(s: &str) -> Option<String> {
     Password::parse_new(s).err().map(|e| e.message)
 }
 

@@ -7,15 +7,7 @@ use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use tessera_domain::input::{Email, Password};
-
-fn check_email(s: &str) -> Option<String> {
-    Email::parse(s).err().map(|e| e.message)
-}
-
-fn check_new_password(s: &str) -> Option<String> {
-    Password::parse_new(s).err().map(|e| e.message)
-}
+use crate::pages::auth::{check_email, check_new_password};
 
 fn token_from_query() -> Memo<String> {
     let query = use_query_map();

@@ -147,12 +147,7 @@ impl Identity {
     pub async fn request_magic_link(&self, email: &str, browser: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
         let mut tx = self.pool.begin().await?;
-        throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = meta.ip {
-            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
-        }
-        let user: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let user = link_request(&mut tx, email.as_str(), meta).await?;
         let mail = match user {
             Some(user_id) => {
                 let token = links::issue(&mut tx, Purpose::MagicLink, user_id, email.as_str(), Some(browser)).await?;
@@ -226,10 +221,7 @@ impl Identity {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        throttle::hit(&mut tx, &format!("link:email:{}", user.email), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = meta.ip {
-            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
-        }
+        link_request(&mut tx, &user.email, meta).await?;
         let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, None).await?;
         tx.commit().await?;
         self.send_later(templates::verify_email(&user.email, &format!("{}/auth/verify?token={token}", self.public_url)));
@@ -240,12 +232,7 @@ impl Identity {
     pub async fn request_password_reset(&self, email: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
         let mut tx = self.pool.begin().await?;
-        throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
-        if let Some(ip) = meta.ip {
-            throttle::hit(&mut tx, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
-        }
-        let user: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?;
+        let user = link_request(&mut tx, email.as_str(), meta).await?;
         let mail = match user {
             Some(user_id) => {
                 let token = links::issue(&mut tx, Purpose::ResetPassword, user_id, email.as_str(), None).await?;
@@ -345,6 +332,15 @@ impl Identity {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Counts a request to email a link (per address and per IP) and finds the account, if any.
+async fn link_request(conn: &mut sqlx::PgConnection, email: &str, meta: &RequestMeta) -> Result<Option<Uuid>> {
+    throttle::hit(conn, &format!("link:email:{email}"), LINKS_PER_EMAIL).await?;
+    if let Some(ip) = meta.ip {
+        throttle::hit(conn, &format!("link:ip:{ip}"), LINKS_PER_IP).await?;
+    }
+    Ok(sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email).fetch_optional(conn).await?)
 }
 
 pub(crate) async fn hash_password(password: Password) -> Result<String> {
