@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
-use pages::{account, auth, email_links, home, members, not_found::NotFound, org, projects, settings};
+use pages::{account, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -30,6 +30,18 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// A value for a URL query (`?next=/t/acme`): unreserved characters and `/` kept, the rest
+/// percent-encoded.
+pub(crate) fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[component]
@@ -59,6 +71,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=auth::LogInPage ssr=SsrMode::Async />
                     <Route path=path!("/orgs/new") view=home::NewOrgPage ssr=SsrMode::Async />
                     <Route path=path!("/account/sessions") view=account::SessionsPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/security") view=security::SecurityPage ssr=SsrMode::Async />
+                    <Route path=path!("/login/mfa") view=security::SignInCodePage ssr=SsrMode::Async />
                     <Route path=path!("/login/link") view=email_links::SignInLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/magic") view=email_links::MagicLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />

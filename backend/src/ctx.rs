@@ -11,6 +11,23 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
 }
 
+/// Who is asking, and how they proved it: what the door checks an organization's sign-in
+/// policy against.
+#[derive(Clone, Copy, Debug)]
+pub struct Authn {
+    pub user_id: Uuid,
+    /// This sign-in included a second factor (or set one up).
+    pub mfa: bool,
+    /// Signed in through this organization's own SAML IdP.
+    pub sso_tenant: Option<Uuid>,
+}
+
+impl Authn {
+    pub fn password_only(user_id: Uuid) -> Self {
+        Self { user_id, mfa: false, sso_tenant: None }
+    }
+}
+
 /// The tenant being acted in, as resolved from the URL and the user's membership.
 #[derive(Clone, Debug)]
 pub struct TenantRef {
@@ -20,6 +37,10 @@ pub struct TenantRef {
     /// Where its data lives, read from the control plane when the request entered the tenant.
     pub placement: Placement,
     pub status: TenantStatus,
+    /// Members must have signed in with two-factor authentication.
+    pub require_mfa: bool,
+    /// A sign-in through the organization's own IdP counts as two-factor.
+    pub sso_satisfies_mfa: bool,
 }
 
 /// The lifecycle states the door cares about (see the `tenants.status` check constraint).

@@ -10,11 +10,12 @@ pub mod error;
 pub mod identity;
 pub mod members;
 pub mod projects;
+pub mod secrets;
 pub mod seed;
 pub mod sessions;
 pub mod tenancy;
 
-pub use ctx::{Ctx, RequestMeta};
+pub use ctx::{Authn, Ctx, RequestMeta};
 pub use error::{Error, Result};
 
 use sqlx::PgPool;
@@ -30,18 +31,28 @@ pub struct Backend {
     pub sessions: sessions::PgSessionStore,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
+    /// How recently someone must have proved who they are (password or code) to make a
+    /// sensitive change: two-factor settings, sign-in rules, deleting an organization.
+    pub reauth_window: std::time::Duration,
 }
 
 impl Backend {
     /// `control` must connect as the confined application role (see [`db::check_app_role`]);
     /// `topology` says where tenant data lives.
-    pub fn new(control: PgPool, topology: &TopologyConfig, mailer: Arc<dyn email::Mailer>, public_url: &str) -> Result<Self> {
+    pub fn new(
+        control: PgPool,
+        topology: &TopologyConfig,
+        secret: secrets::SecretKey,
+        mailer: Arc<dyn email::Mailer>,
+        public_url: &str,
+    ) -> Result<Self> {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
-            identity: identity::Identity::new(control.clone(), mailer, public_url),
+            identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),
             deletion_retention: time::Duration::days(30),
+            reauth_window: std::time::Duration::from_secs(10 * 60),
         })
     }
 }

@@ -77,3 +77,32 @@ pub struct DeviceSession {
     /// The browser looking at the list.
     pub current: bool,
 }
+
+/// The signed-in person's two-factor set-up ("Security" page).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaStatus {
+    /// RFC 3339, when the authenticator app was confirmed; `None` while two-factor is off.
+    pub enabled_since: Option<String>,
+    pub recovery_codes_left: i64,
+    /// Accounts created by email link or single sign-on may have no password to re-enter.
+    pub has_password: bool,
+}
+
+/// What the person needs to add Tessera to an authenticator app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaEnrolment {
+    /// Base32, for typing in by hand.
+    pub secret: String,
+    pub otpauth_url: String,
+    /// The otpauth URL as a QR code (SVG made on the server, safe to inline).
+    pub qr_svg: String,
+}
+
+/// How an organization's members must sign in (Settings → Security).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInPolicy {
+    pub require_mfa: bool,
+    pub sso_satisfies_mfa: bool,
+    /// Members who haven't set up two-factor yet (asked to on their next visit if required).
+    pub members_without_mfa: i64,
+}

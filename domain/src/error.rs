@@ -16,6 +16,12 @@ pub enum AppError {
     Unauthenticated,
     #[error("{0}")]
     Forbidden(String),
+    /// A sensitive action needs the person to prove again who they are (password or code).
+    #[error("For your security, confirm it's you before doing this.")]
+    ReauthRequired,
+    /// The organization requires two-factor authentication and this sign-in has none yet.
+    #[error("{0}")]
+    MfaRequired(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -38,7 +44,7 @@ impl AppError {
             AppError::Invalid(_) => 422,
             AppError::Conflict(_) => 409,
             AppError::Unauthenticated => 401,
-            AppError::Forbidden(_) => 403,
+            AppError::Forbidden(_) | AppError::ReauthRequired | AppError::MfaRequired(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
             AppError::RateLimited(_) => 429,

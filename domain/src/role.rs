@@ -28,6 +28,8 @@ pub enum Permission {
     ViewSettings,
     /// Schedule the organization (and all its data) for deletion, or cancel that.
     DeleteOrganization,
+    /// Change how members must sign in: the two-factor requirement, single sign-on.
+    ManageSecurity,
 }
 
 impl Role {
@@ -38,7 +40,7 @@ impl Role {
         match permission {
             ViewProjects | ViewMembers => true,
             CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageMembers | ViewAudit | ViewSettings => matches!(self, Role::Owner | Role::Admin),
+            ManageMembers | ViewAudit | ViewSettings | ManageSecurity => matches!(self, Role::Owner | Role::Admin),
             ManageOwners | DeleteOrganization => self == Role::Owner,
         }
     }

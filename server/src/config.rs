@@ -29,6 +29,11 @@ pub struct Config {
     pub email: EmailConfig,
     /// The address people reach Tessera at, for links in emails.
     pub public_url: String,
+    /// The master secret that signs API tokens and seals stored secrets (`TESSERA_SECRET_KEY`,
+    /// else a key generated once into the data folder).
+    pub secret_key: String,
+    /// How long a sign-in or re-authentication lets someone make sensitive changes.
+    pub reauth_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +126,7 @@ impl Config {
             pgbouncer,
         };
         let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
+        let data_dir = std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into()));
         let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
         let email = match (var("TESSERA_RESEND_API_KEY"), var("TESSERA_SMTP_URL")) {
             (Some(api_key), _) => EmailConfig::Resend {
@@ -129,9 +135,13 @@ impl Config {
                 from,
             },
             (None, Some(url)) => EmailConfig::Smtp { url, from },
-            (None, None) => EmailConfig::Files { dir: std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into())).join("mail"), from },
+            (None, None) => EmailConfig::Files { dir: data_dir.join("mail"), from },
         };
         let public_url = var("TESSERA_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+        let secret_key = match var("TESSERA_SECRET_KEY") {
+            Some(key) => key,
+            None => secret_key_file(&data_dir.join("secret.key"))?,
+        };
         Ok(Self {
             database_url,
             owner_database_url,
@@ -145,6 +155,30 @@ impl Config {
             maintenance_interval: (maintenance > 0).then(|| Duration::from_secs(maintenance)),
             email,
             public_url,
+            secret_key,
+            reauth_window: Duration::from_secs(number("TESSERA_REAUTH_WINDOW_SECS", 600)?),
         })
     }
+}
+
+/// The embedded set-up's key: made once, then reused, so sealed secrets and issued tokens
+/// survive restarts. Production sets `TESSERA_SECRET_KEY` (the same on every server).
+fn secret_key_file(path: &std::path::Path) -> Result<String, ConfigError> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().to_string());
+    }
+    let key = tessera_backend::secrets::SecretKey::generate();
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(path)?, key.as_bytes())
+    };
+    write().map_err(|e| ConfigError(format!("TESSERA_SECRET_KEY is not set and {} could not be written: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "TESSERA_SECRET_KEY is not set; generated a key into the data folder (set it in production)");
+    Ok(key)
 }

@@ -57,9 +57,12 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let pool = db::connect(&config.database_url, config.db_max_connections, config.topology.pgbouncer).await?;
     db::check_app_role(&pool).await?;
     let mailer = tessera_backend::email::mailer(&config.email)?;
-    let mut backend = Backend::new(pool.clone(), &config.topology, mailer, &config.public_url)?;
+    let secret =
+        tessera_backend::secrets::SecretKey::new(config.secret_key.as_bytes()).map_err(|e| tessera_backend::Error::Internal(e.to_string()))?;
+    let mut backend = Backend::new(pool.clone(), &config.topology, secret, mailer, &config.public_url)?;
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
+    backend.reauth_window = config.reauth_window;
     if let Some(every) = config.maintenance_interval {
         spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);
     }

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
+mod security;
+pub use security::*;
 
 use leptos::prelude::*;
 use tessera_domain::dto::{DeviceSession, Member, OrgContext, ProjectSummary, SessionSummary};
@@ -30,7 +32,7 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(email: String, password: String, name: String) -> Result<(), AppError> {
     let user = ssr::backend()?.identity.sign_up(&email, &password, &name).await.app()?;
-    ssr::start_session(user.id).await?;
+    ssr::start_session(user.id, false).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -38,8 +40,8 @@ pub async fn sign_up(email: String, password: String, name: String) -> Result<()
 #[server(endpoint = "log_in")]
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     let user = ssr::backend()?.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
-    ssr::start_session(user.id).await?;
-    leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    let target = ssr::sign_in(user.id, next.as_deref()).await?;
+    leptos_axum::redirect(&target);
     Ok(())
 }
 
@@ -70,8 +72,8 @@ pub async fn emailed_link(purpose: String, token: String) -> Result<String, AppE
 pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
     let browser = ssr::existing_browser_secret().await?;
     let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref(), &ssr::meta()).await.app()?;
-    ssr::start_session(user.id).await?;
-    leptos_axum::redirect("/");
+    let target = ssr::sign_in(user.id, None).await?;
+    leptos_axum::redirect(&target);
     Ok(())
 }
 
@@ -94,12 +96,13 @@ pub async fn request_password_reset(email: String) -> Result<String, AppError> {
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }
 
-/// Sets a new password from an emailed link, ends every other session, and signs in here.
+/// Sets a new password from an emailed link, ends every other session, and signs in here
+/// (after the second factor, for accounts that have one: the inbox alone is not enough).
 #[server(endpoint = "reset_password")]
 pub async fn reset_password(token: String, password: String) -> Result<(), AppError> {
     let user = ssr::backend()?.identity.reset_password(&token, &password, &ssr::meta()).await.app()?;
-    ssr::start_session(user.id).await?;
-    leptos_axum::redirect("/");
+    let target = ssr::sign_in(user.id, None).await?;
+    leptos_axum::redirect(&target);
     Ok(())
 }
 
@@ -173,6 +176,7 @@ pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
 #[server(endpoint = "delete_org")]
 pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
     tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention)
         .await
         .app()?;

@@ -52,7 +52,86 @@ pub async fn require_user() -> Result<Uuid, AppError> {
     user_id().await?.ok_or(AppError::Unauthenticated)
 }
 
-/// Logs a user in on this browser. A fresh session id on every login defeats session fixation.
+/// When this browser last proved who is using it (sign-in or re-authentication), unix seconds.
+const AUTH_AT_KEY: &str = "auth_at";
+/// Whether this sign-in included a second factor (or set one up).
+const MFA_KEY: &str = "mfa";
+/// The organization whose IdP this browser signed in through, if any.
+const SSO_TENANT_KEY: &str = "sso_tenant";
+/// A password (or link) that checked out, waiting for the second factor.
+const PENDING_KEY: &str = "pending_sign_in";
+/// How long the second-factor step may take after the password.
+const PENDING_LIFETIME_SECS: i64 = 10 * 60;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingSignIn {
+    user_id: Uuid,
+    at: i64,
+    next: String,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The signed-in user and how they signed in, as the door needs it.
+pub async fn authn() -> Result<tessera_backend::Authn, AppError> {
+    let session = session()?;
+    let user_id = require_user().await?;
+    let mfa = session.get::<bool>(MFA_KEY).await.map_err(internal)?.unwrap_or(false);
+    let sso_tenant = session.get::<Uuid>(SSO_TENANT_KEY).await.map_err(internal)?;
+    Ok(tessera_backend::Authn { user_id, mfa, sso_tenant })
+}
+
+/// Finishes a first factor (password, emailed link): signs in at once, or, for an account
+/// with two-factor on, parks the sign-in until the code is given. Returns where to go next.
+pub async fn sign_in(user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
+    let next = safe_next(next);
+    if backend()?.identity.mfa_enabled(user_id).await.app()? {
+        let session = session()?;
+        // A new id here too: the half-signed-in session must not be one an attacker planted.
+        session.cycle_id().await.map_err(internal)?;
+        session.remove_value(USER_ID_KEY).await.map_err(internal)?;
+        session.insert(PENDING_KEY, PendingSignIn { user_id, at: now(), next: next.clone() }).await.map_err(internal)?;
+        return Ok(format!("/login/mfa?next={}", crate::query_escape(&next)));
+    }
+    start_session(user_id, false).await?;
+    Ok(next)
+}
+
+/// The sign-in waiting for its second factor, if it hasn't expired.
+pub async fn pending_sign_in() -> Result<(Uuid, String), AppError> {
+    let pending = session()?.get::<PendingSignIn>(PENDING_KEY).await.map_err(internal)?;
+    match pending {
+        Some(p) if now() - p.at <= PENDING_LIFETIME_SECS => Ok((p.user_id, p.next)),
+        _ => Err(AppError::BadRequest("Your sign-in timed out. Please log in again.".into())),
+    }
+}
+
+/// Demands a recent proof of identity before a sensitive action.
+pub async fn require_recent_auth() -> Result<Uuid, AppError> {
+    let user_id = require_user().await?;
+    let at = session()?.get::<i64>(AUTH_AT_KEY).await.map_err(internal)?.unwrap_or(0);
+    if now() - at > backend()?.reauth_window.as_secs() as i64 {
+        return Err(AppError::ReauthRequired);
+    }
+    Ok(user_id)
+}
+
+/// Records that this browser just proved who is using it (with a second factor, or not).
+pub async fn mark_authenticated(with_second_factor: bool) -> Result<(), AppError> {
+    let session = session()?;
+    session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
+    if with_second_factor {
+        session.insert(MFA_KEY, true).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+pub async fn forget_second_factor() -> Result<(), AppError> {
+    session()?.insert(MFA_KEY, false).await.map_err(internal)
+}
+
 const BROWSER_SECRET_KEY: &str = "link_secret";
 
 /// A secret kept in this browser's session (created on first use), to bind emailed sign-in
@@ -72,11 +151,15 @@ pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
 }
 
 /// Signs this browser in as `user_id`: a new session id (no fixation), plus where and when,
-/// for the user's list of sessions.
-pub async fn start_session(user_id: Uuid) -> Result<(), AppError> {
+/// for the user's list of sessions. `mfa`: the sign-in included a second factor.
+pub async fn start_session(user_id: Uuid, mfa: bool) -> Result<(), AppError> {
     use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
     let session = session()?;
     session.cycle_id().await.map_err(internal)?;
+    session.remove_value(PENDING_KEY).await.map_err(internal)?;
+    session.remove_value(SSO_TENANT_KEY).await.map_err(internal)?;
+    session.insert(MFA_KEY, mfa).await.map_err(internal)?;
+    session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
     let meta = meta();
     session.insert(SIGNED_IN_AT_KEY, tessera_backend::sessions::now_rfc3339()).await.map_err(internal)?;
     session.insert(USER_AGENT_KEY, meta.user_agent).await.map_err(internal)?;
@@ -102,8 +185,7 @@ pub fn meta() -> RequestMeta {
 /// Enters the tenant named by `slug` as the logged-in user (404 if they aren't a member).
 pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
     let backend = backend()?;
-    let user_id = require_user().await?;
-    let ctx = backend.tenancy.enter(user_id, slug, meta()).await.app()?;
+    let ctx = backend.tenancy.enter(authn().await?, slug, meta()).await.app()?;
     Ok((backend, ctx))
 }
 

@@ -37,7 +37,7 @@ pub fn AppHeader() -> impl IntoView {
                             view! {
                                 <nav class="topbar-nav" aria-label="Account">
                                     <OrgSwitcher orgs current />
-                                    <a class="topbar-user" href="/account/sessions" data-testid="current-user" title="Your sessions">{me.label().to_string()}</a>
+                                    <a class="topbar-user" href="/account/security" data-testid="current-user" title="Your account">{me.label().to_string()}</a>
                                     <ActionForm action=logout attr:class="inline-form">
                                         <button type="submit" class="btn btn-ghost btn-sm">"Log out"</button>
                                     </ActionForm>

@@ -44,6 +44,7 @@ pub fn SessionsPage() -> impl IntoView {
                 <button type="submit" class="btn btn-ghost">"Sign out all other sessions"</button>
             </ActionForm>
         </header>
+        <crate::pages::security::AccountNav />
         <FormAlert error fields=&[] />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -6,4 +6,5 @@ pub mod members;
 pub mod not_found;
 pub mod org;
 pub mod projects;
+pub mod security;
 pub mod settings;

@@ -40,6 +40,23 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
             }
             .into_any()
         }
+        AppError::MfaRequired(message) => {
+            #[cfg(feature = "ssr")]
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::FORBIDDEN);
+            }
+            let here = leptos_router::hooks::use_location().pathname.get_untracked();
+            let href = format!("/account/security?next={}", crate::query_escape(&here));
+            view! {
+                <section class="empty-state" data-testid="mfa-required">
+                    <h1>"Two-factor authentication required"</h1>
+                    <p>{message}</p>
+                    <a class="btn btn-primary" href=href>"Set up two-factor authentication"</a>
+                    <p class="muted">"Already set up? " <a href="/login">"Sign in again"</a> " with your authenticator code."</p>
+                </section>
+            }
+            .into_any()
+        }
         other => {
             #[cfg(feature = "ssr")]
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
@@ -60,3 +77,4 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
         }
     }
 }
+

@@ -1,7 +1,8 @@
 //! Organization settings: where its data lives (region and isolation model) and, for Owners,
 //! deleting the organization (scheduled, with a grace period in which it can be cancelled).
 
-use crate::api::{org_settings, CancelOrgDeletion, DeleteOrg};
+use crate::api::{org_settings, org_sign_in_policy, CancelOrgDeletion, DeleteOrg, SetOrgSignInPolicy};
+use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
@@ -20,6 +21,7 @@ pub fn SettingsPage() -> impl IntoView {
         |(slug, _, _)| org_settings(slug),
     );
     let delete_error = last_error(delete);
+    let reauthenticated = RwSignal::new(false);
     let cancel_error = last_error(cancel);
     view! {
         <Title text="Settings" />
@@ -33,8 +35,10 @@ pub fn SettingsPage() -> impl IntoView {
                     Err(error) => view! { <ErrorPage error /> }.into_any(),
                     Ok(info) => {
                         let is_owner = role.is_some_and(|r| r.can(Permission::DeleteOrganization));
+                        let manages_security = role.is_some_and(|r| r.can(Permission::ManageSecurity));
                         let slug_now = slug.get_untracked();
                         view! {
+                            {manages_security.then(|| view! { <SignInPolicyCard slug=slug_now.clone() /> })}
                             <section class="card" aria-labelledby="data-home">
                                 <h2 id="data-home">"Where your data lives"</h2>
                                 <dl class="facts">
@@ -96,6 +100,12 @@ pub fn SettingsPage() -> impl IntoView {
                                                 "Delete organization"
                                             </button>
                                         </ActionForm>
+                                        <Show when=move || wants_reauth(delete_error.get())>
+                                            <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
+                                        </Show>
+                                        <Show when=move || reauthenticated.get()>
+                                            <p class="alert alert-info" role="status">"Thanks, confirmed. Press Delete organization again."</p>
+                                        </Show>
                                     </section>
                                 }
                                 .into_any(),
@@ -107,5 +117,59 @@ pub fn SettingsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Owners and Admins: whether members must use two-factor authentication.
+#[component]
+fn SignInPolicyCard(slug: String) -> impl IntoView {
+    let save = ServerAction::<SetOrgSignInPolicy>::new();
+    let error = last_error(save);
+    let form_slug = StoredValue::new(slug.clone());
+    let policy = Resource::new(move || (slug.clone(), save.version().get()), |(slug, _)| org_sign_in_policy(slug));
+    let reauthenticated = RwSignal::new(false);
+    let saved = move || matches!(save.value().get(), Some(Ok(())));
+    view! {
+        <section class="card" aria-labelledby="sign-in-policy">
+            <h2 id="sign-in-policy">"Sign-in security"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    policy.await.ok().map(|p| {
+                        view! {
+                            <ActionForm action=save attr:class="form">
+                                <FormAlert error fields=&[] />
+                                <input type="hidden" name="slug" value=form_slug.get_value() />
+                                <label class="check">
+                                    <input type="checkbox" name="require_mfa" checked=p.require_mfa />
+                                    " Require two-factor authentication for every member"
+                                </label>
+                                <p class="field-error" role="alert">{move || error.get().filter(|e| e.field() == Some("require_mfa")).map(|e| e.to_string())}</p>
+                                <label class="check">
+                                    <input type="checkbox" name="sso_satisfies_mfa" checked=p.sso_satisfies_mfa />
+                                    " Accept sign-ins through our single sign-on provider as two-factor"
+                                </label>
+                                <p class="muted" data-testid="members-without-mfa">
+                                    {match p.members_without_mfa {
+                                        0 => "Every member has two-factor authentication set up.".to_string(),
+                                        1 => "1 member hasn't set up two-factor authentication yet; if required, they'll be asked to on their next visit.".to_string(),
+                                        n => format!("{n} members haven't set up two-factor authentication yet; if required, they'll be asked to on their next visit."),
+                                    }}
+                                </p>
+                                <Submit label="Save" busy_label="Saving…" pending=save.pending() />
+                                <Show when=saved>
+                                    <span class="muted" role="status">" Saved."</span>
+                                </Show>
+                            </ActionForm>
+                            <Show when=move || wants_reauth(error.get()) && !reauthenticated.get()>
+                                <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
+                            </Show>
+                            <Show when=move || reauthenticated.get() && wants_reauth(error.get())>
+                                <p class="alert alert-info" role="status">"Thanks, confirmed. Press Save again."</p>
+                            </Show>
+                        }
+                    })
+                })}
+            </Suspense>
+        </section>
     }
 }

@@ -16,6 +16,15 @@ pub enum Event {
     EmailVerified,
     PasswordResetRequested,
     PasswordReset,
+    MfaEnabled,
+    MfaDisabled,
+    MfaSucceeded,
+    MfaFailed,
+    MfaLocked,
+    MfaRecoveryCodeUsed,
+    MfaRecoveryCodesRegenerated,
+    ReauthSucceeded,
+    ReauthFailed,
 }
 
 impl Event {
@@ -30,6 +39,15 @@ impl Event {
             Event::EmailVerified => "email.verified",
             Event::PasswordResetRequested => "password.reset_requested",
             Event::PasswordReset => "password.reset",
+            Event::MfaEnabled => "mfa.enabled",
+            Event::MfaDisabled => "mfa.disabled",
+            Event::MfaSucceeded => "mfa.succeeded",
+            Event::MfaFailed => "mfa.failed",
+            Event::MfaLocked => "mfa.locked",
+            Event::MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+            Event::MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+            Event::ReauthSucceeded => "reauth.succeeded",
+            Event::ReauthFailed => "reauth.failed",
         }
     }
 }

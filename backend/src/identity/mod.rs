@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod links;
+pub mod mfa;
 pub mod throttle;
 
 use crate::email::{templates, Mailer};
@@ -25,6 +26,7 @@ use uuid::Uuid;
 #[derive(Clone)]
 pub struct Identity {
     pool: PgPool,
+    secret: crate::secrets::SecretKey,
     mailer: Arc<dyn Mailer>,
     /// The address people reach Tessera at, for links in emails (no trailing slash).
     public_url: String,
@@ -39,8 +41,8 @@ type UserRow = (Uuid, String, Option<String>, String, bool);
 pub const LINK_SENT: &str = "Check your inbox. If that address has an account, a link is on its way; it works for a short time only.";
 
 impl Identity {
-    pub fn new(pool: PgPool, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
-        Self { pool, mailer, public_url: public_url.trim_end_matches('/').to_string() }
+    pub fn new(pool: PgPool, secret: crate::secrets::SecretKey, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
+        Self { pool, secret, mailer, public_url: public_url.trim_end_matches('/').to_string() }
     }
 
     /// Sends in the background: the response must not wait on (or reveal, by its timing) the

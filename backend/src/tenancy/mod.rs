@@ -19,10 +19,11 @@ pub mod migrate;
 pub mod placement;
 pub mod provision;
 pub mod relocate;
+pub mod security;
 pub mod topology;
 
 use crate::audit::{self, AuditEntry};
-use crate::ctx::{Ctx, RequestMeta, TenantRef, TenantStatus};
+use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
 use crate::error::{unique_violation, Error, Result};
 use placement::Placement;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -53,7 +54,7 @@ pub struct WriteTx {
 }
 
 /// The row `enter` reads: the tenant, where it lives, and the caller's role in it.
-type TenantRow = (Uuid, String, String, String, String, String, Option<String>, String, i64, Option<String>);
+type TenantRow = (Uuid, String, String, String, String, String, Option<String>, String, i64, Option<String>, bool, bool);
 
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
@@ -148,7 +149,12 @@ impl Tenancy {
 
     /// Resolves `/t/{slug}` for a user. A tenant that does not exist and one the user does not
     /// belong to look the same (404), so slugs of other organizations cannot be probed.
-    pub async fn enter(&self, user_id: Uuid, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+    ///
+    /// An organization that requires two-factor authentication refuses (403, `MfaRequired`)
+    /// a member whose sign-in had none, unless it came through the organization's own IdP and
+    /// the organization trusts its IdP's MFA.
+    pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+        let user_id = authn.user_id;
         let mut tx = self.control.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
         // With app.user_id set, the memberships policy shows only this user's own rows: one
@@ -157,7 +163,7 @@ impl Tenancy {
         let row: Option<TenantRow> = sqlx::query_as(
             "SELECT t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
                     CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END,
-                    m.role
+                    m.role, t.require_mfa, t.sso_satisfies_mfa
                FROM tenants t
                LEFT JOIN pooled_schemas p ON p.region = t.region
                LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
@@ -168,7 +174,7 @@ impl Tenancy {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        let Some((id, slug, name, status, model, region, database, schema, version, Some(role))) = row else {
+        let Some((id, slug, name, status, model, region, database, schema, version, Some(role), require_mfa, sso_satisfies_mfa)) = row else {
             return Err(AppError::not_found().into());
         };
         let status = match status.as_str() {
@@ -186,9 +192,17 @@ impl Tenancy {
             ))
             .into());
         }
+        let through_own_idp = authn.sso_tenant == Some(id) && sso_satisfies_mfa;
+        if require_mfa && !authn.mfa && !through_own_idp {
+            return Err(AppError::MfaRequired(format!(
+                "{name} requires two-factor authentication. Set up an authenticator app to continue; it takes a minute."
+            ))
+            .into());
+        }
         let role = role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?;
         let placement = Placement::from_row(&model, region, database, schema)?;
-        Ok(Ctx::new(TenantRef { id, slug, name, placement, status }, user_id, role, meta))
+        let tenant = TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa };
+        Ok(Ctx::new(tenant, user_id, role, meta))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
@@ -321,6 +335,8 @@ impl Tenancy {
             name: name.as_str().to_string(),
             placement: placement.clone(),
             status: TenantStatus::Active,
+            require_mfa: false,
+            sso_satisfies_mfa: true,
         };
         let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
         let mut write = WriteTx { tx, ctx: ctx.clone() };

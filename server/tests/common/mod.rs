@@ -161,6 +161,8 @@ impl TestApp {
             maintenance_interval: None,
             email,
             public_url: format!("http://{addr}"),
+            secret_key: tessera_backend::secrets::SecretKey::generate(),
+            reauth_window: Duration::from_secs(600),
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");

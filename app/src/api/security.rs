@@ -1,0 +1,99 @@
+//! Two-factor authentication, re-authentication, and an organization's sign-in rules.
+
+use leptos::prelude::*;
+use tessera_domain::dto::{MfaEnrolment, MfaStatus, SignInPolicy};
+use tessera_domain::AppError;
+
+#[cfg(feature = "ssr")]
+use super::ssr::{self, enter, AppResult};
+
+/// The second step of signing in: a code from the authenticator app, or a recovery code.
+#[server(endpoint = "verify_sign_in_code")]
+pub async fn verify_sign_in_code(code: String) -> Result<(), AppError> {
+    use tessera_backend::identity::mfa::CodePurpose;
+    let (user_id, next) = ssr::pending_sign_in().await?;
+    ssr::backend()?.identity.check_second_factor(user_id, &code, CodePurpose::SignIn, &ssr::meta()).await.app()?;
+    ssr::start_session(user_id, true).await?;
+    leptos_axum::redirect(&next);
+    Ok(())
+}
+
+#[server(endpoint = "my_mfa_status")]
+pub async fn my_mfa_status() -> Result<MfaStatus, AppError> {
+    let user_id = ssr::require_user().await?;
+    ssr::backend()?.identity.mfa_status(user_id).await.app()
+}
+
+/// Proves again who is at the keyboard, with the password or a second-factor code, before a
+/// sensitive action.
+#[server(endpoint = "reauthenticate")]
+pub async fn reauthenticate(password: Option<String>, code: Option<String>) -> Result<(), AppError> {
+    use tessera_backend::identity::mfa::CodePurpose;
+    use tessera_domain::input::FieldError;
+    let user_id = ssr::require_user().await?;
+    let identity = ssr::backend()?.identity;
+    let meta = ssr::meta();
+    match (password.filter(|p| !p.is_empty()), code.filter(|c| !c.trim().is_empty())) {
+        (_, Some(code)) => {
+            identity.check_second_factor(user_id, &code, CodePurpose::Reauthenticate, &meta).await.app()?;
+            ssr::mark_authenticated(true).await
+        }
+        (Some(password), None) => {
+            identity.reauthenticate_with_password(user_id, &password, &meta).await.app()?;
+            ssr::mark_authenticated(false).await
+        }
+        (None, None) => Err(AppError::Invalid(FieldError::new("password", "Enter your password, or a code from your authenticator app."))),
+    }
+}
+
+#[server(endpoint = "begin_mfa_enrolment")]
+pub async fn begin_mfa_enrolment() -> Result<MfaEnrolment, AppError> {
+    let user_id = ssr::require_recent_auth().await?;
+    ssr::backend()?.identity.begin_mfa_enrolment(user_id).await.app()
+}
+
+/// Turns two-factor on with the first code from the app; returns the recovery codes (shown
+/// once). This browser counts as signed in with two factors from now on.
+#[server(endpoint = "confirm_mfa_enrolment")]
+pub async fn confirm_mfa_enrolment(code: String) -> Result<Vec<String>, AppError> {
+    let user_id = ssr::require_recent_auth().await?;
+    let codes = ssr::backend()?.identity.confirm_mfa_enrolment(user_id, &code, &ssr::meta()).await.app()?;
+    ssr::mark_authenticated(true).await?;
+    Ok(codes)
+}
+
+#[server(endpoint = "disable_mfa")]
+pub async fn disable_mfa() -> Result<(), AppError> {
+    let user_id = ssr::require_recent_auth().await?;
+    ssr::backend()?.identity.disable_mfa(user_id, &ssr::meta()).await.app()?;
+    ssr::forget_second_factor().await
+}
+
+#[server(endpoint = "regenerate_recovery_codes")]
+pub async fn regenerate_recovery_codes() -> Result<Vec<String>, AppError> {
+    let user_id = ssr::require_recent_auth().await?;
+    ssr::backend()?.identity.regenerate_recovery_codes(user_id, &ssr::meta()).await.app()
+}
+
+#[server(endpoint = "org_sign_in_policy")]
+pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await.app()
+}
+
+/// Checkboxes: present ("on") when ticked, absent otherwise.
+#[server(endpoint = "set_org_sign_in_policy")]
+pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, sso_satisfies_mfa: Option<String>) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
+    let signed_in_with_mfa = ssr::authn().await?.mfa;
+    tessera_backend::tenancy::security::set_policy(
+        &backend.tenancy,
+        &ctx,
+        require_mfa.is_some(),
+        sso_satisfies_mfa.is_some(),
+        signed_in_with_mfa,
+    )
+    .await
+    .app()
+}

@@ -1,0 +1,184 @@
+//! Account security: two-factor authentication (authenticator app + recovery codes), and the
+//! second step of signing in for accounts that have it.
+
+use crate::api::{
+    my_mfa_status, BeginMfaEnrolment, ConfirmMfaEnrolment, DisableMfa, RegenerateRecoveryCodes, VerifySignInCode,
+};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::pages::not_found::ErrorPage;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use tessera_domain::dto::MfaEnrolment;
+
+/// A local path to return to (`?next=`), never another site.
+fn local_next() -> Memo<Option<String>> {
+    let query = use_query_map();
+    Memo::new(move |_| query.read().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')))
+}
+
+/// The links between the account pages.
+#[component]
+pub fn AccountNav() -> impl IntoView {
+    view! {
+        <nav class="tabs" aria-label="Account">
+            <a href="/account/security">"Security"</a>
+            <a href="/account/sessions">"Sessions"</a>
+        </nav>
+    }
+}
+
+/// The second step of signing in.
+#[component]
+pub fn SignInCodePage() -> impl IntoView {
+    let action = ServerAction::<VerifySignInCode>::new();
+    let error = last_error(action);
+    view! {
+        <Title text="Two-factor authentication" />
+        <section class="auth-card card">
+            <h1>"Two-factor authentication"</h1>
+            <p class="muted">"Open your authenticator app and enter the 6-digit code it shows for Tessera."</p>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["code"] />
+                <Field
+                    label="Authentication code"
+                    name="code"
+                    autocomplete="one-time-code"
+                    required=true
+                    error
+                    hint="Lost your phone? Enter one of your recovery codes instead."
+                />
+                <Submit label="Verify" busy_label="Verifying…" pending=action.pending() />
+            </ActionForm>
+            <p class="muted"><a href="/login">"Start over"</a></p>
+        </section>
+    }
+}
+
+#[component]
+fn RecoveryCodes(codes: Vec<String>) -> impl IntoView {
+    view! {
+        <div class="card recovery-codes" data-testid="recovery-codes">
+            <h3>"Your recovery codes"</h3>
+            <p>
+                "Save these somewhere safe, such as a password manager. Each one signs you in once if you lose your "
+                "phone. We won't show them again."
+            </p>
+            <ol class="code-list">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ol>
+        </div>
+    }
+}
+
+#[component]
+fn EnrolmentSteps(enrolment: MfaEnrolment, confirm: ServerAction<ConfirmMfaEnrolment>) -> impl IntoView {
+    let error = last_error(confirm);
+    view! {
+        <div class="enrolment" data-testid="mfa-enrolment">
+            <ol class="steps">
+                <li>"Open an authenticator app (1Password, Google Authenticator, Authy…) and scan this code."</li>
+            </ol>
+            <div class="qr" inner_html=enrolment.qr_svg.clone()></div>
+            <p class="muted">
+                "Can't scan? Enter this key instead: " <code data-testid="totp-secret">{enrolment.secret.clone()}</code>
+            </p>
+            <ActionForm action=confirm attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["code"] />
+                <Field label="Code from the app" name="code" autocomplete="one-time-code" required=true error />
+                <Submit label="Turn on" busy_label="Checking…" pending=confirm.pending() />
+            </ActionForm>
+        </div>
+    }
+}
+
+#[component]
+pub fn SecurityPage() -> impl IntoView {
+    let begin = ServerAction::<BeginMfaEnrolment>::new();
+    let confirm = ServerAction::<ConfirmMfaEnrolment>::new();
+    let disable = ServerAction::<DisableMfa>::new();
+    let regenerate = ServerAction::<RegenerateRecoveryCodes>::new();
+    let status = Resource::new(
+        move || (confirm.version().get(), disable.version().get(), regenerate.version().get()),
+        |_| my_mfa_status(),
+    );
+    let next = local_next();
+    let begin_error = last_error(begin);
+    let disable_error = last_error(disable);
+    let regenerate_error = last_error(regenerate);
+    let new_codes = move || match (confirm.value().get(), regenerate.value().get()) {
+        (_, Some(Ok(codes))) | (Some(Ok(codes)), _) => Some(codes),
+        _ => None,
+    };
+    let enrolment = move || begin.value().get().and_then(Result::ok);
+    view! {
+        <Title text="Security" />
+        <header class="page-header">
+            <div>
+                <h1>"Security"</h1>
+                <p class="muted">"How you sign in to Tessera."</p>
+            </div>
+        </header>
+        <AccountNav />
+        {move || new_codes().map(|codes| view! {
+            <RecoveryCodes codes />
+            {next.get().map(|next| view! { <a class="btn btn-primary" href=next data-testid="continue">"Continue"</a> })}
+        })}
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match status.await {
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                    Ok(status) => match status.enabled_since.clone() {
+                        None => view! {
+                            <section class="card" aria-labelledby="mfa">
+                                <h2 id="mfa">"Two-factor authentication"</h2>
+                                <p data-testid="mfa-state">"Off. Add an authenticator app so a stolen password alone can't get into your account."</p>
+                                {move || match enrolment() {
+                                    Some(enrolment) => view! { <EnrolmentSteps enrolment confirm /> }.into_any(),
+                                    None => view! {
+                                        <ActionForm action=begin attr:class="inline-form">
+                                            <FormAlert error=begin_error fields=&[] />
+                                            <Submit label="Set up authenticator app" busy_label="Preparing…" pending=begin.pending() />
+                                        </ActionForm>
+                                    }
+                                    .into_any(),
+                                }}
+                                <Show when=move || wants_reauth(begin_error.get())>
+                                    <ReauthPrompt on_done=move |_| { begin.dispatch(BeginMfaEnrolment {}); } />
+                                </Show>
+                            </section>
+                        }
+                        .into_any(),
+                        Some(since) => view! {
+                            <section class="card" aria-labelledby="mfa">
+                                <h2 id="mfa">"Two-factor authentication"</h2>
+                                <p data-testid="mfa-state">
+                                    "On since " <time datetime=since.clone()>{since.clone()}</time>
+                                    ". You'll be asked for a code from your authenticator app when you sign in."
+                                </p>
+                                <p data-testid="recovery-codes-left">
+                                    {format!("{} recovery codes left.", status.recovery_codes_left)}
+                                </p>
+                                <div class="button-row">
+                                    <ActionForm action=regenerate attr:class="inline-form">
+                                        <button type="submit" class="btn btn-ghost">"New recovery codes"</button>
+                                    </ActionForm>
+                                    <ActionForm action=disable attr:class="inline-form">
+                                        <button type="submit" class="btn btn-danger">"Turn off two-factor"</button>
+                                    </ActionForm>
+                                </div>
+                                <FormAlert error=Signal::derive(move || disable_error.get().or(regenerate_error.get())) fields=&[] />
+                                <Show when=move || wants_reauth(regenerate_error.get())>
+                                    <ReauthPrompt on_done=move |_| { regenerate.dispatch(RegenerateRecoveryCodes {}); } />
+                                </Show>
+                                <Show when=move || wants_reauth(disable_error.get())>
+                                    <ReauthPrompt on_done=move |_| { disable.dispatch(DisableMfa {}); } />
+                                </Show>
+                            </section>
+                        }
+                        .into_any(),
+                    },
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,63 @@
+//! An organization's sign-in rules: whether members must use two-factor authentication, and
+//! whether a sign-in through the organization's own IdP already counts as two-factor. The rule
+//! is enforced by the door itself ([`super::Tenancy::enter`]), so no page can forget it.
+
+use super::Tenancy;
+use crate::audit::AuditEntry;
+use crate::ctx::Ctx;
+use crate::error::Result;
+use tessera_domain::dto::SignInPolicy;
+use tessera_domain::input::FieldError;
+use tessera_domain::{AppError, Permission};
+
+pub async fn policy(tenancy: &Tenancy, ctx: &Ctx) -> Result<SignInPolicy> {
+    let mut tx = tenancy.control_read(ctx, Permission::ViewSettings).await?;
+    let (require_mfa, sso_satisfies_mfa): (bool, bool) =
+        sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1").bind(ctx.tenant.id).fetch_one(tx.conn()).await?;
+    let members_without_mfa: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM memberships m
+          WHERE m.tenant_id = $1
+            AND NOT EXISTS (SELECT 1 FROM user_totp u WHERE u.user_id = m.user_id AND u.confirmed_at IS NOT NULL)",
+    )
+    .bind(ctx.tenant.id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(SignInPolicy { require_mfa, sso_satisfies_mfa, members_without_mfa })
+}
+
+/// Changes the rules. Requiring two-factor is refused to an admin whose own sign-in has none:
+/// they would be shut out of the organization by their own click.
+pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_satisfies_mfa: bool, actor_signed_in_with_mfa: bool) -> Result<()> {
+    ctx.require(Permission::ManageSecurity)?;
+    if require_mfa && !actor_signed_in_with_mfa {
+        return Err(AppError::Invalid(FieldError::new(
+            "require_mfa",
+            "Turn on two-factor authentication for your own account first (Account → Security), so this doesn't lock you out.",
+        ))
+        .into());
+    }
+    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let (old_require, old_sso): (bool, bool) = sqlx::query_as(
+        "SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1 FOR UPDATE",
+    )
+    .bind(ctx.tenant.id)
+    .fetch_one(tx.conn())
+    .await?;
+    if (old_require, old_sso) == (require_mfa, sso_satisfies_mfa) {
+        return Ok(());
+    }
+    sqlx::query("UPDATE tenants SET require_mfa = $2, sso_satisfies_mfa = $3 WHERE id = $1")
+        .bind(ctx.tenant.id)
+        .bind(require_mfa)
+        .bind(sso_satisfies_mfa)
+        .execute(tx.conn())
+        .await?;
+    let mut changed = serde_json::Map::new();
+    if old_require != require_mfa {
+        changed.insert("require_mfa".into(), serde_json::json!({ "old": old_require, "new": require_mfa }));
+    }
+    if old_sso != sso_satisfies_mfa {
+        changed.insert("sso_satisfies_mfa".into(), serde_json::json!({ "old": old_sso, "new": sso_satisfies_mfa }));
+    }
+    tx.commit(AuditEntry::new("tenant.sign_in_policy_changed", "tenant", ctx.tenant.id, serde_json::Value::Object(changed))).await
+}
