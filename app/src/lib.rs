@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
-use pages::{account, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings};
+use pages::{account, api_keys, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -85,6 +85,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/projects/:id") view=projects::ProjectPage ssr=SsrMode::Async />
                         <Route path=path!("/members") view=members::MembersPage ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=settings::SettingsPage ssr=SsrMode::Async />
+                        <Route path=path!("/api-keys") view=api_keys::ApiKeysPage ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

@@ -21,8 +21,8 @@ impl AuditEntry {
 
 pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntry) -> Result<()> {
     sqlx::query(
-        "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, ip, user_agent, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
+        "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, ip, user_agent, request_id, actor_api_key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10)",
     )
     .bind(ctx.tenant.id)
     .bind(ctx.user_id)
@@ -33,6 +33,7 @@ pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntr
     .bind(ctx.meta.ip.map(|ip| ip.to_string()))
     .bind(ctx.meta.user_agent.as_deref())
     .bind(ctx.meta.request_id.as_deref())
+    .bind(ctx.api_key.as_ref().map(|k| k.id))
     .execute(conn)
     .await?;
     Ok(())

@@ -1,6 +1,6 @@
 use crate::tenancy::placement::Placement;
 use std::net::IpAddr;
-use tessera_domain::{AppError, Permission, Role};
+use tessera_domain::{AppError, Permission, Role, Scope};
 use uuid::Uuid;
 
 /// Where a request came from; copied into every audit record it causes.
@@ -58,18 +58,42 @@ pub enum TenantStatus {
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub tenant: TenantRef,
+    /// The person acting; for an API key, the person who made the key.
     pub user_id: Uuid,
     pub role: Role,
     pub meta: RequestMeta,
+    /// Set when an organization API key is acting: then its scopes, not a role, decide.
+    pub api_key: Option<ApiKeyActor>,
     _sealed: (),
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiKeyActor {
+    pub id: Uuid,
+    pub scopes: Vec<Scope>,
 }
 
 impl Ctx {
     pub(crate) fn new(tenant: TenantRef, user_id: Uuid, role: Role, meta: RequestMeta) -> Self {
-        Self { tenant, user_id, role, meta, _sealed: () }
+        Self { tenant, user_id, role, meta, api_key: None, _sealed: () }
+    }
+
+    pub(crate) fn for_api_key(tenant: TenantRef, created_by: Uuid, key: ApiKeyActor, meta: RequestMeta) -> Self {
+        // The role is never consulted for a key (see `require`); Viewer is the least it could mean.
+        Self { tenant, user_id: created_by, role: Role::Viewer, meta, api_key: Some(key), _sealed: () }
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if let Some(key) = &self.api_key {
+            return match Scope::needed_for(permission) {
+                Some(scope) if key.scopes.contains(&scope) => Ok(()),
+                Some(scope) => Err(AppError::Forbidden(format!(
+                    "This API key doesn't have the {} scope. An admin can create a key that has it.",
+                    scope.as_str()
+                ))),
+                None => Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into())),
+            };
+        }
         if self.role.can(permission) {
             Ok(())
         } else {

@@ -2,6 +2,7 @@
 //! through [`tenancy::Tenancy`], the one door: it checks the permission, opens the transaction
 //! with the tenant context set, and will not commit a write without its audit record.
 
+pub mod api_keys;
 pub mod audit;
 pub mod ctx;
 pub mod db;
@@ -14,6 +15,7 @@ pub mod secrets;
 pub mod seed;
 pub mod sessions;
 pub mod tenancy;
+pub mod tokens;
 
 pub use ctx::{Authn, Ctx, RequestMeta};
 pub use error::{Error, Result};
@@ -29,6 +31,8 @@ pub struct Backend {
     pub tenancy: tenancy::Tenancy,
     /// Browser sessions (also the store tower-sessions uses).
     pub sessions: sessions::PgSessionStore,
+    /// API access tokens and rotating refresh tokens.
+    pub tokens: tokens::Tokens,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
     /// How recently someone must have proved who they are (password or code) to make a
@@ -48,6 +52,7 @@ impl Backend {
     ) -> Result<Self> {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
+            tokens: tokens::Tokens::new(control.clone(), &secret),
             identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),

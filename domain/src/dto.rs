@@ -106,3 +106,36 @@ pub struct SignInPolicy {
     /// Members who haven't set up two-factor yet (asked to on their next visit if required).
     pub members_without_mfa: i64,
 }
+
+/// One of an organization's API keys, as its admins see it (never the key itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeySummary {
+    pub id: Uuid,
+    pub name: String,
+    /// `tsk_<prefix>`: enough to recognise a key in a list or a log, useless on its own.
+    pub prefix: String,
+    pub scopes: Vec<crate::Scope>,
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created: the only time the secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub key: String,
+    pub summary: ApiKeySummary,
+}
+
+/// What an API sign-in or refresh returns (OAuth 2 token response field names).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+}

@@ -14,6 +14,9 @@ pub enum AppError {
     Conflict(FieldError),
     #[error("Log in to continue.")]
     Unauthenticated,
+    /// An API credential (token or key) that is unknown, expired or revoked; says which.
+    #[error("{0}")]
+    BadCredentials(String),
     #[error("{0}")]
     Forbidden(String),
     /// A sensitive action needs the person to prove again who they are (password or code).
@@ -43,7 +46,7 @@ impl AppError {
         match self {
             AppError::Invalid(_) => 422,
             AppError::Conflict(_) => 409,
-            AppError::Unauthenticated => 401,
+            AppError::Unauthenticated | AppError::BadCredentials(_) => 401,
             AppError::Forbidden(_) | AppError::ReauthRequired | AppError::MfaRequired(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,

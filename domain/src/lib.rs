@@ -8,4 +8,4 @@ pub mod placement;
 pub mod role;
 
 pub use error::AppError;
-pub use role::{Permission, Role};
+pub use role::{Permission, Role, Scope};

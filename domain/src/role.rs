@@ -30,6 +30,8 @@ pub enum Permission {
     DeleteOrganization,
     /// Change how members must sign in: the two-factor requirement, single sign-on.
     ManageSecurity,
+    /// Create and revoke the organization's API keys.
+    ManageApiKeys,
 }
 
 impl Role {
@@ -40,7 +42,7 @@ impl Role {
         match permission {
             ViewProjects | ViewMembers => true,
             CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageMembers | ViewAudit | ViewSettings | ManageSecurity => matches!(self, Role::Owner | Role::Admin),
+            ManageMembers | ViewAudit | ViewSettings | ManageSecurity | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
             ManageOwners | DeleteOrganization => self == Role::Owner,
         }
     }
@@ -76,6 +78,52 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
+    }
+}
+
+/// What an organization API key may do. A key never has a role: only these scopes, which map
+/// onto the same permissions the UI and server check for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "projects:read")]
+    ProjectsRead,
+    #[serde(rename = "projects:write")]
+    ProjectsWrite,
+    #[serde(rename = "members:read")]
+    MembersRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::ProjectsRead, Scope::ProjectsWrite, Scope::MembersRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ProjectsRead => "projects:read",
+            Scope::ProjectsWrite => "projects:write",
+            Scope::MembersRead => "members:read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s.trim())
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Scope::ProjectsRead => "List and read projects",
+            Scope::ProjectsWrite => "Create projects",
+            Scope::MembersRead => "List members and their roles",
+        }
+    }
+
+    /// The scope a permission needs, if a key can be given it at all.
+    pub fn needed_for(permission: Permission) -> Option<Scope> {
+        match permission {
+            Permission::ViewProjects => Some(Scope::ProjectsRead),
+            Permission::CreateProject => Some(Scope::ProjectsWrite),
+            Permission::ViewMembers => Some(Scope::MembersRead),
+            _ => None,
+        }
     }
 }
 
@@ -119,6 +167,15 @@ mod tests {
         assert!(!Role::Admin.may_assign(Role::Owner));
         assert!(Role::Admin.may_assign(Role::Member));
         assert!(!Role::Member.may_assign(Role::Viewer));
+    }
+
+    #[test]
+    fn api_key_scopes_cover_only_reading_and_creating_projects_and_reading_members() {
+        assert_eq!(Scope::needed_for(Permission::CreateProject), Some(Scope::ProjectsWrite));
+        assert_eq!(Scope::needed_for(Permission::ManageMembers), None);
+        assert_eq!(Scope::needed_for(Permission::ManageApiKeys), None);
+        assert_eq!(Scope::parse("members:read"), Some(Scope::MembersRead));
+        assert_eq!(Scope::parse("admin"), None);
     }
 
     #[test]

@@ -1,4 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
+import { Secret, TOTP } from "otpauth";
 
 const PASSWORD = "correct horse battery";
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1000)}`;
@@ -302,4 +303,105 @@ test("someone who forgot their password resets it from the emailed link", async 
 
   await page.getByRole("button", { name: "Log out" }).click();
   await logIn(page, email, "an even better passphrase");
+});
+
+/** What an authenticator app shows for `secret` right now (or `steps` 30-second steps on). */
+function totpCode(secret: string, steps = 0): string {
+  const totp = new TOTP({ secret: Secret.fromBase32(secret), algorithm: "SHA1", digits: 6, period: 30 });
+  return totp.generate({ timestamp: Date.now() + steps * 30_000 });
+}
+
+/** From the Security page: scans (reads) the key, confirms with a code, returns the key. */
+async function turnOnTwoFactor(page: Page): Promise<string> {
+  await hydrated(page);
+  await page.getByRole("button", { name: "Set up authenticator app" }).click();
+  await expect(page.locator(".qr svg")).toBeVisible();
+  const secret = (await page.getByTestId("totp-secret").textContent())!.trim();
+  await page.getByLabel("Code from the app").fill(totpCode(secret));
+  await page.getByRole("button", { name: "Turn on" }).click();
+  await expect(page.getByTestId("recovery-codes").locator("li")).toHaveCount(10);
+  return secret;
+}
+
+test("an organization that requires two-factor sends a member to set it up, then lets them in", async ({ page, browser }) => {
+  const id = unique();
+  const slug = `vault-${id}`;
+  const memberEmail = `mo-${id}@example.com`;
+
+  // The future member signs up and confirms their address (so they can be added).
+  const memberContext = await browser.newContext();
+  const member = await memberContext.newPage();
+  await member.goto("/signup");
+  await hydrated(member);
+  await member.getByLabel("Work email").fill(memberEmail);
+  await member.getByLabel("Password").fill(PASSWORD);
+  const start = new Date(Date.now() - 1000);
+  await member.getByRole("button", { name: "Create account" }).click();
+  await expect(member.getByTestId("verify-reminder")).toBeVisible();
+  await member.goto(await emailedLink(member, memberEmail, "/auth/verify?token=", start));
+  await member.getByRole("button", { name: "Confirm my email" }).click();
+  await expect(member.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+
+  // The founder creates the organization and adds them.
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Work email").fill(`founder-${id}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await page.goto("/orgs/new");
+  await hydrated(page);
+  await page.getByLabel("Organization name").fill(`Vault ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+  await page.goto(`/t/${slug}/members`);
+  await hydrated(page);
+  await page.getByLabel("Email").fill(memberEmail);
+  await page.getByRole("button", { name: "Add member" }).click();
+  await expect(page.getByTestId("member-row").filter({ hasText: memberEmail })).toBeVisible();
+
+  // Requiring two-factor is refused until the founder uses it themselves.
+  await page.goto(`/t/${slug}/settings`);
+  await hydrated(page);
+  await page.getByLabel("Require two-factor authentication for every member").check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByText("Turn on two-factor authentication for your own account first")).toBeVisible();
+  await page.getByTestId("current-user").click();
+  await expect(page).toHaveURL(/\/account\/security$/);
+  await turnOnTwoFactor(page);
+  await page.goto(`/t/${slug}/settings`);
+  await hydrated(page);
+  await page.getByLabel("Require two-factor authentication for every member").check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByText("Saved.")).toBeVisible();
+  await expect(page.getByTestId("members-without-mfa")).toContainText("1 member hasn't set up two-factor");
+
+  // The member is stopped at the door and sent to set it up, then brought back.
+  await member.goto(`/t/${slug}/projects`);
+  await expect(member.getByTestId("mfa-required")).toContainText(`Vault ${id} requires two-factor authentication`);
+  await member.getByRole("link", { name: "Set up two-factor authentication" }).click();
+  await expect(member).toHaveURL(new RegExp(`/account/security\\?next=/t/${slug}/projects$`));
+  const secret = await turnOnTwoFactor(member);
+  await member.getByTestId("continue").click();
+  await expect(member).toHaveURL(new RegExp(`/t/${slug}/projects$`));
+  await expect(member.getByRole("heading", { name: "Projects" })).toBeVisible();
+
+  // Next time, the password alone isn't enough: the app's code completes the sign-in.
+  await member.getByRole("button", { name: "Log out" }).click();
+  await member.goto(`/login?next=/t/${slug}`);
+  await hydrated(member);
+  await member.getByLabel("Email").fill(memberEmail);
+  await member.getByLabel("Password").fill(PASSWORD);
+  await member.getByRole("button", { name: "Log in" }).click();
+  await expect(member).toHaveURL(/\/login\/mfa/);
+  await hydrated(member);
+  await member.getByLabel("Authentication code").fill("000000");
+  await member.getByRole("button", { name: "Verify" }).click();
+  await expect(member.getByText("That code didn't work")).toBeVisible();
+  await member.getByLabel("Authentication code").fill(totpCode(secret, 1));
+  await member.getByRole("button", { name: "Verify" }).click();
+  await expect(member).toHaveURL(new RegExp(`/t/${slug}$`));
+  await expect(member.getByTestId("my-role")).toHaveText("Member");
+  await memberContext.close();
 });

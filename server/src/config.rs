@@ -34,6 +34,11 @@ pub struct Config {
     pub secret_key: String,
     /// How long a sign-in or re-authentication lets someone make sensitive changes.
     pub reauth_window: Duration,
+    /// API access tokens' lifetime, refresh tokens' lifetime, and how long a just-rotated
+    /// refresh token still counts as a concurrent refresh rather than a stolen copy.
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub refresh_reuse_overlap: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +162,9 @@ impl Config {
             public_url,
             secret_key,
             reauth_window: Duration::from_secs(number("TESSERA_REAUTH_WINDOW_SECS", 600)?),
+            access_token_lifetime: Duration::from_secs(number("TESSERA_ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_token_lifetime: Duration::from_secs(number("TESSERA_REFRESH_TOKEN_TTL_DAYS", 30)? * 86_400),
+            refresh_reuse_overlap: Duration::from_secs(number("TESSERA_REFRESH_REUSE_OVERLAP_SECS", 10)?),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod middleware;
+mod rest;
 
 use axum::Router;
 use config::Config;
@@ -63,6 +64,9 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     backend.reauth_window = config.reauth_window;
+    backend.tokens.access_lifetime = config.access_token_lifetime;
+    backend.tokens.refresh_lifetime = config.refresh_token_lifetime;
+    backend.tokens.reuse_overlap = config.refresh_reuse_overlap;
     if let Some(every) = config.maintenance_interval {
         spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);
     }
@@ -90,6 +94,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         // "last active" in the sessions list is true).
         .with_always_save(true);
 
+    let rest = rest::router(services.clone());
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .leptos_routes_with_context(&options, routes, provide_backend.clone(), {
@@ -98,7 +103,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options);
-    Ok((middleware::wrap(router, sessions), services))
+    Ok((middleware::wrap(router, sessions).merge(middleware::wrap_api(rest)), services))
 }
 
 /// The scheduled job: purges organizations whose retention period is over and drops expired

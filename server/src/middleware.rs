@@ -39,6 +39,22 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Ro
     )
 }
 
+/// The REST API's layers: request id, tracing, security headers; no sessions (it takes only
+/// bearer credentials) and so no CSRF guard.
+pub fn wrap_api(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("api", method = %req.method(), path = %req.uri().path(), request_id)
+            }))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+    )
+}
+
 /// Refuses state-changing requests that a browser sent on behalf of another site.
 ///
 /// Browsers label every request with `Sec-Fetch-Site` and, for POSTs, `Origin`; a forged

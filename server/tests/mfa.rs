@@ -6,26 +6,16 @@ mod common;
 use common::{Browser, Response, TestApp};
 use reqwest::StatusCode;
 use std::time::Duration;
-use totp_rs::{Algorithm, Secret, TOTP};
+use totp_rs::Secret;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// What the phone app would show for `secret`, `offset_steps` 30-second steps from now.
 fn code(secret: &str, offset_steps: i64) -> String {
-    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, Secret::Encoded(secret.into()).to_bytes().unwrap(), None, "test".into()).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    totp.generate((now + offset_steps * 30) as u64)
+    common::totp_code(secret, offset_steps)
 }
 
-/// Turns two-factor on for the signed-in `browser`; returns the secret and recovery codes.
 async fn enrol(browser: &Browser) -> (String, Vec<String>) {
-    let r = browser.call("begin_mfa_enrolment", &[]).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let secret = r.json()["secret"].as_str().unwrap().to_string();
-    let r = browser.call("confirm_mfa_enrolment", &[("code", &code(&secret, 0))]).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let codes = r.json().as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
-    (secret, codes)
+    browser.enrol_in_mfa().await
 }
 
 async fn log_in(app: &TestApp, email: &str) -> (Browser, Response) {

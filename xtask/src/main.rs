@@ -158,8 +158,15 @@ fn ensure_browser_and_npm() -> Result {
         util::apt_install(&["chromium"])?;
     }
     let e2e = util::root().join("end2end");
-    if !e2e.join("node_modules/@playwright/test").is_dir() || !e2e.join("node_modules/.bin/maildev").exists() {
-        step("Installing the Playwright test runner (npm ci)");
+    // npm records what it installed in node_modules/.package-lock.json; a lockfile newer than
+    // that (a dependency was added since) means installing again.
+    let modified = |p: &str| std::fs::metadata(e2e.join(p)).and_then(|m| m.modified()).ok();
+    let stale = match (modified("package-lock.json"), modified("node_modules/.package-lock.json")) {
+        (Some(lock), Some(installed)) => lock > installed,
+        _ => true,
+    };
+    if stale {
+        step("Installing the Playwright test runner and the test stand-ins (npm ci)");
         run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&e2e).env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"))?;
     }
     Ok(())

@@ -97,3 +97,42 @@ pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, s
     .await
     .app()
 }
+
+#[server(endpoint = "list_api_keys")]
+pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiKeySummary>, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::api_keys::list(&backend.tenancy, &ctx).await.app()
+}
+
+/// Scopes arrive as checkboxes (present when ticked); `expires_in_days` is a number of days
+/// or "never".
+#[server(endpoint = "create_api_key")]
+pub async fn create_api_key(
+    slug: String,
+    name: String,
+    projects_read: Option<String>,
+    projects_write: Option<String>,
+    members_read: Option<String>,
+    expires_in_days: String,
+) -> Result<tessera_domain::dto::NewApiKey, AppError> {
+    use tessera_domain::input::FieldError;
+    use tessera_domain::Scope;
+    let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
+    let scopes: Vec<Scope> = [(projects_read, Scope::ProjectsRead), (projects_write, Scope::ProjectsWrite), (members_read, Scope::MembersRead)]
+        .into_iter()
+        .filter_map(|(ticked, scope)| ticked.map(|_| scope))
+        .collect();
+    let expires = match expires_in_days.trim() {
+        "never" => None,
+        days => Some(days.parse::<u32>().map_err(|_| AppError::Invalid(FieldError::new("expires_in_days", "Choose when the key expires.")))?),
+    };
+    tessera_backend::api_keys::create(&backend.tenancy, &ctx, &name, &scopes, expires).await.app()
+}
+
+#[server(endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(slug: String, id: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let id = ssr::parse_id(&id, "API key")?;
+    tessera_backend::api_keys::revoke(&backend.tenancy, &ctx, id).await.app()
+}

@@ -1,3 +1,4 @@
+pub mod api_keys;
 pub mod account;
 pub mod auth;
 pub mod email_links;

@@ -25,6 +25,9 @@ pub enum Event {
     MfaRecoveryCodesRegenerated,
     ReauthSucceeded,
     ReauthFailed,
+    TokenIssued,
+    TokenRefreshReused,
+    TokenRevoked,
 }
 
 impl Event {
@@ -48,6 +51,9 @@ impl Event {
             Event::MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             Event::ReauthSucceeded => "reauth.succeeded",
             Event::ReauthFailed => "reauth.failed",
+            Event::TokenIssued => "token.issued",
+            Event::TokenRefreshReused => "token.refresh_reused",
+            Event::TokenRevoked => "token.revoked",
         }
     }
 }

@@ -265,6 +265,10 @@ impl Identity {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'password_reset' WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             // A reset also clears the lock: the person just proved they own the inbox.
             sqlx::query("DELETE FROM auth_throttle WHERE bucket = 'login:email:' || $1").bind(&email).execute(&mut *tx).await?;
             events::record(&mut tx, Event::PasswordReset, Some(user_id), Some(&email), meta).await?;

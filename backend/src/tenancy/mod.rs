@@ -54,7 +54,71 @@ pub struct WriteTx {
 }
 
 /// The row `enter` reads: the tenant, where it lives, and the caller's role in it.
-type TenantRow = (Uuid, String, String, String, String, String, Option<String>, String, i64, Option<String>, bool, bool);
+/// The tenant columns the door reads (`t` = tenants, `p` = its region's pooled_schemas row).
+const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
+    CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version,
+    t.require_mfa, t.sso_satisfies_mfa";
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: Uuid,
+    slug: String,
+    name: String,
+    status: String,
+    model: String,
+    region: String,
+    database: Option<String>,
+    schema_name: String,
+    version: i64,
+    require_mfa: bool,
+    sso_satisfies_mfa: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct MembershipRow {
+    #[sqlx(flatten)]
+    tenant: TenantRow,
+    role: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    #[sqlx(flatten)]
+    tenant: TenantRow,
+    key_id: Uuid,
+    scopes: Vec<String>,
+    created_by: Uuid,
+    expires_at: Option<time::OffsetDateTime>,
+    revoked_at: Option<time::OffsetDateTime>,
+    stale: bool,
+}
+
+/// A tenant as the door found it, if it can be served now: suspended organizations are
+/// refused, and one whose data is behind this build's migrations waits for them.
+fn servable(row: TenantRow) -> Result<TenantRef> {
+    let TenantRow { id, slug, name, status, model, region, database, schema_name, version, require_mfa, sso_satisfies_mfa } = row;
+    let status = match status.as_str() {
+        "active" => TenantStatus::Active,
+        "moving" => TenantStatus::Moving,
+        "deleting" => TenantStatus::Deleting,
+        "suspended" => {
+            return Err(AppError::Forbidden("This organization is suspended. Its owners can contact support to restore it.".into()).into())
+        }
+        _ => return Err(AppError::not_found().into()),
+    };
+    if version < provision::latest_tenant_version() {
+        return Err(AppError::Unavailable(format!(
+            "{name} is being upgraded to the latest version. This takes a minute or two; please try again shortly."
+        ))
+        .into());
+    }
+    let placement = Placement::from_row(&model, region, database, schema_name)?;
+    Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
@@ -160,49 +224,77 @@ impl Tenancy {
         // With app.user_id set, the memberships policy shows only this user's own rows: one
         // query finds the tenant, where it lives, and the caller's role in it.
         sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await?;
-        let row: Option<TenantRow> = sqlx::query_as(
-            "SELECT t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
-                    CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END,
-                    m.role, t.require_mfa, t.sso_satisfies_mfa
+        let row: Option<MembershipRow> = sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS}, m.role
                FROM tenants t
                LEFT JOIN pooled_schemas p ON p.region = t.region
                LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
-              WHERE t.slug = $1 AND t.status <> 'deleted'",
-        )
+              WHERE t.slug = $1 AND t.status <> 'deleted'"
+        ))
         .bind(slug.trim().to_lowercase())
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        let Some((id, slug, name, status, model, region, database, schema, version, Some(role), require_mfa, sso_satisfies_mfa)) = row else {
+        let Some(MembershipRow { tenant, role: Some(role) }) = row else {
             return Err(AppError::not_found().into());
         };
-        let status = match status.as_str() {
-            "active" => TenantStatus::Active,
-            "moving" => TenantStatus::Moving,
-            "deleting" => TenantStatus::Deleting,
-            "suspended" => {
-                return Err(AppError::Forbidden("This organization is suspended. Its owners can contact support to restore it.".into()).into())
-            }
-            _ => return Err(AppError::not_found().into()),
-        };
-        if version < provision::latest_tenant_version() {
-            return Err(AppError::Unavailable(format!(
-                "{name} is being upgraded to the latest version. This takes a minute or two; please try again shortly."
-            ))
-            .into());
-        }
-        let through_own_idp = authn.sso_tenant == Some(id) && sso_satisfies_mfa;
-        if require_mfa && !authn.mfa && !through_own_idp {
+        let tenant = servable(tenant)?;
+        let through_own_idp = authn.sso_tenant == Some(tenant.id) && tenant.sso_satisfies_mfa;
+        if tenant.require_mfa && !authn.mfa && !through_own_idp {
             return Err(AppError::MfaRequired(format!(
-                "{name} requires two-factor authentication. Set up an authenticator app to continue; it takes a minute."
+                "{} requires two-factor authentication. Set up an authenticator app to continue; it takes a minute.",
+                tenant.name
             ))
             .into());
         }
         let role = role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?;
-        let placement = Placement::from_row(&model, region, database, schema)?;
-        let tenant = TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa };
         Ok(Ctx::new(tenant, user_id, role, meta))
+    }
+
+    /// Resolves `/t/{slug}` for an organization API key (`tsk_…`). A key that is unknown,
+    /// revoked or expired is refused (401, saying which); a key of another organization finds
+    /// nothing (404), as a non-member would. Marks the key as used (at most once a minute).
+    pub async fn enter_with_api_key(&self, key: &str, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+        let hash = crate::api_keys::digest(key);
+        let mut tx = self.control.begin().await?;
+        // The key's row is visible only to whoever presents the key (see the api_keys policies).
+        sqlx::query("SELECT set_config('app.api_key_hash', $1, true)").bind(hex(&hash)).execute(&mut *tx).await?;
+        let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS},
+                    k.id AS key_id, k.scopes, k.created_by, k.expires_at, k.revoked_at,
+                    (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute') AS stale
+               FROM api_keys k
+               JOIN tenants t ON t.id = k.tenant_id
+               LEFT JOIN pooled_schemas p ON p.region = t.region
+              WHERE k.key_hash = $1 AND t.status <> 'deleted'"
+        ))
+        .bind(&hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(ApiKeyRow { tenant, key_id, scopes, created_by, expires_at, revoked_at, stale }) = row else {
+            return Err(AppError::BadCredentials("This API key isn't valid. Check it was copied whole, or ask an admin for a new one.".into()).into());
+        };
+        if revoked_at.is_some() {
+            return Err(AppError::BadCredentials("This API key was revoked. Ask an admin of the organization for a new one.".into()).into());
+        }
+        if let Some(expired) = expires_at.filter(|at| *at <= time::OffsetDateTime::now_utc()) {
+            return Err(AppError::BadCredentials(format!(
+                "This API key expired on {}. Ask an admin of the organization for a new one.",
+                expired.date()
+            ))
+            .into());
+        }
+        if tenant.slug != slug.trim().to_lowercase() {
+            return Err(AppError::not_found().into());
+        }
+        if stale {
+            sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1").bind(key_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        let tenant = servable(tenant)?;
+        let scopes = scopes.iter().filter_map(|s| tessera_domain::Scope::parse(s)).collect();
+        Ok(Ctx::for_api_key(tenant, created_by, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`

@@ -163,6 +163,9 @@ impl TestApp {
             public_url: format!("http://{addr}"),
             secret_key: tessera_backend::secrets::SecretKey::generate(),
             reauth_window: Duration::from_secs(600),
+            access_token_lifetime: Duration::from_secs(900),
+            refresh_token_lifetime: Duration::from_secs(30 * 86_400),
+            refresh_reuse_overlap: Duration::from_secs(10),
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
@@ -348,4 +351,26 @@ async fn read(r: reqwest::Response) -> Response {
     let headers = r.headers().clone();
     let body = r.text().await.unwrap_or_default();
     Response { status, headers, body }
+}
+
+/// What an authenticator app shows for the base32 `secret`, `offset_steps` 30-second steps
+/// from now.
+pub fn totp_code(secret: &str, offset_steps: i64) -> String {
+    use totp_rs::{Algorithm, Secret, TOTP};
+    let totp = TOTP::new(Algorithm::SHA1, 6, 1, 30, Secret::Encoded(secret.into()).to_bytes().unwrap(), None, "test".into()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    totp.generate((now + offset_steps * 30) as u64)
+}
+
+impl Browser {
+    /// Turns two-factor on for this signed-in browser; returns the secret and recovery codes.
+    pub async fn enrol_in_mfa(&self) -> (String, Vec<String>) {
+        let r = self.call("begin_mfa_enrolment", &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let secret = r.json()["secret"].as_str().unwrap().to_string();
+        let r = self.call("confirm_mfa_enrolment", &[("code", &totp_code(&secret, 0))]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let codes = r.json().as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+        (secret, codes)
+    }
 }

@@ -1,0 +1,131 @@
+//! The REST API under `/api/v1`, for programs rather than browsers. It authenticates with a
+//! bearer credential only: a person's access token (`POST /api/v1/auth/token`) or an
+//! organization's API key (`tsk_…`). Browser cookies are ignored here, so no other site can
+//! make a visitor's browser call it (no CSRF surface). Errors are JSON:
+//! `{"error": {"status": 422, "message": "…", "field": "name"}}`.
+
+mod auth;
+mod orgs;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{header, StatusCode};
+use std::net::SocketAddr;
+use tessera_backend::{Backend, Ctx, RequestMeta};
+use tessera_domain::AppError;
+
+pub fn router(backend: Backend) -> Router {
+    Router::new()
+        .route("/api/v1/auth/token", post(auth::token))
+        .route("/api/v1/auth/refresh", post(auth::refresh))
+        .route("/api/v1/auth/logout", post(auth::logout))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/orgs/{slug}/projects", get(orgs::list_projects).post(orgs::create_project))
+        .route("/api/v1/orgs/{slug}/projects/{id}", get(orgs::get_project))
+        .route("/api/v1/orgs/{slug}/members", get(orgs::list_members))
+        // The pages' router has the app-wide fallback; unknown API paths get a JSON 404 here.
+        .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError(AppError::NotFound("There is no such API endpoint.".into())) }))
+        .with_state(backend)
+}
+
+/// An `AppError` as the API's JSON error body, with its status.
+pub struct ApiError(pub AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<tessera_backend::Error> for ApiError {
+    fn from(e: tessera_backend::Error) -> Self {
+        ApiError(e.into_app_error())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match &self.0 {
+            AppError::Unauthenticated => {
+                "Send a credential: `Authorization: Bearer <access token or API key>`. Get an access token from POST /api/v1/auth/token.".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({ "error": { "status": status.as_u16(), "message": message, "field": self.0.field() } });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"tessera\""));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Where the request came from, for audit records.
+pub struct Meta(pub RequestMeta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+        Ok(Meta(RequestMeta {
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        }))
+    }
+}
+
+/// The bearer credential of the request.
+pub enum Credential {
+    ApiKey(String),
+    AccessToken(String),
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Credential {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError(AppError::Unauthenticated))?;
+        let (scheme, credential) = value.trim().split_once(' ').ok_or(ApiError(AppError::Unauthenticated))?;
+        if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
+            return Err(ApiError(AppError::Unauthenticated));
+        }
+        let credential = credential.trim().to_string();
+        Ok(if credential.starts_with(tessera_backend::api_keys::KEY_PREFIX) {
+            Credential::ApiKey(credential)
+        } else {
+            Credential::AccessToken(credential)
+        })
+    }
+}
+
+/// Enters an organization with whichever credential was sent.
+pub async fn enter(backend: &Backend, credential: Credential, slug: &str, meta: RequestMeta) -> ApiResult<Ctx> {
+    Ok(match credential {
+        Credential::ApiKey(key) => backend.tenancy.enter_with_api_key(&key, slug, meta).await?,
+        Credential::AccessToken(token) => {
+            let authn = backend.tokens.authenticate(&token).await?;
+            backend.tenancy.enter(authn, slug, meta).await?
+        }
+    })
+}
+
+/// A JSON body, refused with a readable 400 (not axum's plain-text rejection) when malformed.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError(AppError::BadRequest("The request body could not be read.".into())))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError(AppError::BadRequest(format!("The body must be a JSON object with the documented fields ({e})."))))
+    }
+}
