@@ -33,6 +33,8 @@ pub struct Backend {
     pub sessions: sessions::PgSessionStore,
     /// API access tokens and rotating refresh tokens.
     pub tokens: tokens::Tokens,
+    /// Outside identity providers (OpenID Connect) people may sign in with.
+    pub oidc: identity::oidc::Oidc,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
     /// How recently someone must have proved who they are (password or code) to make a
@@ -49,10 +51,12 @@ impl Backend {
         secret: secrets::SecretKey,
         mailer: Arc<dyn email::Mailer>,
         public_url: &str,
+        oidc_providers: Vec<identity::oidc::ProviderConfig>,
     ) -> Result<Self> {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
             tokens: tokens::Tokens::new(control.clone(), &secret),
+            oidc: identity::oidc::Oidc::new(oidc_providers, public_url)?,
             identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),

@@ -139,3 +139,22 @@ pub struct TokenPair {
     pub expires_in: u64,
     pub refresh_token: String,
 }
+
+/// An outside account (Google, Microsoft, …) the user can sign in with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    pub id: Uuid,
+    pub provider: String,
+    pub provider_name: String,
+    pub email: Option<String>,
+    /// RFC 3339.
+    pub linked_at: String,
+    pub last_used_at: String,
+}
+
+/// A sign-in button: an outside identity provider configured for this deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInProvider {
+    pub id: String,
+    pub name: String,
+}

@@ -39,6 +39,8 @@ pub struct Config {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub refresh_reuse_overlap: Duration,
+    /// Outside identity providers for "Continue with …" (`TESSERA_OIDC_PROVIDERS`, JSON).
+    pub oidc_providers: Vec<tessera_backend::identity::oidc::ProviderConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,8 +167,27 @@ impl Config {
             access_token_lifetime: Duration::from_secs(number("TESSERA_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_token_lifetime: Duration::from_secs(number("TESSERA_REFRESH_TOKEN_TTL_DAYS", 30)? * 86_400),
             refresh_reuse_overlap: Duration::from_secs(number("TESSERA_REFRESH_REUSE_OVERLAP_SECS", 10)?),
+            oidc_providers: match var("TESSERA_OIDC_PROVIDERS") {
+                Some(json) => oidc_providers(&json)?,
+                None => Vec::new(),
+            },
         })
     }
+}
+
+/// `[{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", "client_id": "…", "client_secret": "…"}]`
+fn oidc_providers(json: &str) -> Result<Vec<tessera_backend::identity::oidc::ProviderConfig>, ConfigError> {
+    let providers: Vec<tessera_backend::identity::oidc::ProviderConfig> = serde_json::from_str(json)
+        .map_err(|e| ConfigError(format!("TESSERA_OIDC_PROVIDERS must be a JSON list of {{id, name, issuer, client_id, client_secret}}: {e}")))?;
+    for p in &providers {
+        if p.id.is_empty() || !p.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(ConfigError(format!("TESSERA_OIDC_PROVIDERS: id {:?} must be lowercase letters, digits and hyphens", p.id)));
+        }
+        if providers.iter().filter(|q| q.id == p.id).count() > 1 {
+            return Err(ConfigError(format!("TESSERA_OIDC_PROVIDERS: id {:?} is listed twice", p.id)));
+        }
+    }
+    Ok(providers)
 }
 
 /// The embedded set-up's key: made once, then reused, so sealed secrets and issued tokens

@@ -3,6 +3,7 @@
 
 pub mod config;
 mod middleware;
+mod oidc;
 mod rest;
 
 use axum::Router;
@@ -60,7 +61,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let mailer = tessera_backend::email::mailer(&config.email)?;
     let secret =
         tessera_backend::secrets::SecretKey::new(config.secret_key.as_bytes()).map_err(|e| tessera_backend::Error::Internal(e.to_string()))?;
-    let mut backend = Backend::new(pool.clone(), &config.topology, secret, mailer, &config.public_url)?;
+    let mut backend = Backend::new(pool.clone(), &config.topology, secret, mailer, &config.public_url, config.oidc_providers.clone())?;
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     backend.reauth_window = config.reauth_window;
@@ -102,7 +103,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
-        .with_state(options);
+        .with_state(options)
+        .merge(oidc::router(services.clone()));
     Ok((middleware::wrap(router, sessions).merge(middleware::wrap_api(rest)), services))
 }
 

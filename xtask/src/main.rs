@@ -215,9 +215,31 @@ fn test(filter: &[String]) -> Result {
     env.helpers.push(maildev);
     util::wait_for_port(maildev_port, 30)?;
 
-    let mut results = Vec::new();
+    // The OpenID provider stand-in. Integration tests register their own clients with it; the
+    // Playwright server (one port per pass, chosen now) uses a static client.
     let passes: &[&str] = if filter.is_empty() { &["direct", "pgbouncer"] } else { &["direct"] };
-    for &pass in passes {
+    let e2e_ports = passes.iter().map(|_| util::free_port()).collect::<std::result::Result<Vec<_>, _>>()?;
+    let oidc_port = util::free_port()?;
+    let oidc_issuer = format!("http://127.0.0.1:{oidc_port}");
+    let e2e_client_secret = "e2e-client-secret-not-for-production";
+    let redirect_uris: Vec<String> = e2e_ports.iter().map(|p| format!("\"http://127.0.0.1:{p}/auth/oidc/testidp/callback\"")).collect();
+    step(&format!("Starting the OpenID Connect provider stand-in ({oidc_issuer})"));
+    let oidc = Command::new("node")
+        .arg(util::root().join("end2end/stand-ins/oidc-provider.mjs"))
+        .env("OIDC_PORT", oidc_port.to_string())
+        .env(
+            "OIDC_CLIENTS",
+            format!(r#"[{{"client_id":"tessera-e2e","client_secret":"{e2e_client_secret}","redirect_uris":[{}]}}]"#, redirect_uris.join(",")),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start the OpenID provider stand-in: {e}"))?;
+    env.helpers.push(oidc);
+    util::wait_for_port(oidc_port, 30)?;
+
+    let mut results = Vec::new();
+    for (&pass, &http_port) in passes.iter().zip(&e2e_ports) {
         let (a, b) = (&env.clusters[0], &env.clusters[1]);
         let (app_a, app_b, pgbouncer) = if pass == "pgbouncer" {
             step("Starting PgBouncer (transaction pooling) in front of both clusters");
@@ -243,7 +265,8 @@ fn test(filter: &[String]) -> Result {
                 .env("TESSERA_TEST_APP_PORT_B", app_b.to_string())
                 .env("TESSERA_PGBOUNCER", pgbouncer)
                 .env("TESSERA_TEST_SMTP_URL", &smtp_url)
-                .env("TESSERA_TEST_MAILDEV_URL", &maildev_url),
+                .env("TESSERA_TEST_MAILDEV_URL", &maildev_url)
+                .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer),
         )?
         .success();
         results.push((format!("Rust tests, {pass}"), rust_ok));
@@ -255,7 +278,6 @@ fn test(filter: &[String]) -> Result {
         let db = format!("tessera_e2e_{pass}");
         a.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_template OWNER tessera_owner"))?;
         b.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_region_template OWNER tessera_owner"))?;
-        let http_port = util::free_port()?;
         let base_url = format!("http://127.0.0.1:{http_port}");
         let server = Command::new(Build::server_binary(false))
             .envs(region_env(a, &db, b, &db, app_a, app_b))
@@ -265,6 +287,12 @@ fn test(filter: &[String]) -> Result {
             .env("TESSERA_ADDR", format!("127.0.0.1:{http_port}"))
             .env("LEPTOS_SITE_ROOT", Build::site_root())
             .env("TESSERA_SEED_DEMO", "1")
+            .env(
+                "TESSERA_OIDC_PROVIDERS",
+                format!(
+                    r#"[{{"id":"testidp","name":"Test IdP","issuer":"{oidc_issuer}","client_id":"tessera-e2e","client_secret":"{e2e_client_secret}"}}]"#
+                ),
+            )
             .env("RUST_LOG", "warn")
             .spawn()
             .map_err(|e| format!("could not start the server: {e}"))?;

@@ -136,3 +136,50 @@ pub async fn revoke_api_key(slug: String, id: String) -> Result<(), AppError> {
     let id = ssr::parse_id(&id, "API key")?;
     tessera_backend::api_keys::revoke(&backend.tenancy, &ctx, id).await.app()
 }
+
+/// The outside identity providers this deployment offers ("Continue with …").
+#[server(endpoint = "sign_in_providers")]
+pub async fn sign_in_providers() -> Result<Vec<tessera_domain::dto::SignInProvider>, AppError> {
+    Ok(ssr::backend()?
+        .oidc
+        .providers()
+        .into_iter()
+        .map(|(id, name)| tessera_domain::dto::SignInProvider { id, name })
+        .collect())
+}
+
+/// The message a redirected sign-in flow left for this page, once.
+#[server(endpoint = "take_sign_in_problem")]
+pub async fn take_sign_in_problem() -> Result<Option<String>, AppError> {
+    ssr::session()?.remove::<String>(ssr::SIGN_IN_PROBLEM_KEY).await.map_err(ssr::internal)
+}
+
+#[server(endpoint = "my_identities")]
+pub async fn my_identities() -> Result<Vec<tessera_domain::dto::LinkedIdentity>, AppError> {
+    let user_id = ssr::require_user().await?;
+    let backend = ssr::backend()?;
+    backend.identity.identities_of(user_id, &backend.oidc).await.app()
+}
+
+/// Starts connecting an outside account to the signed-in user (after confirming it's them);
+/// returns where to send the browser to begin.
+#[server(endpoint = "connect_identity")]
+pub async fn connect_identity(provider: String) -> Result<String, AppError> {
+    ssr::require_recent_auth().await?;
+    let backend = ssr::backend()?;
+    if !backend.oidc.providers().iter().any(|(id, _)| *id == provider) {
+        return Err(AppError::NotFound("That sign-in provider isn't set up here.".into()));
+    }
+    ssr::session()?
+        .insert(ssr::LINK_INTENT_KEY, ssr::LinkIntent { provider: provider.clone(), at: ssr::now() })
+        .await
+        .map_err(ssr::internal)?;
+    Ok(format!("/auth/oidc/{provider}/start?next=/account/security"))
+}
+
+#[server(endpoint = "disconnect_identity")]
+pub async fn disconnect_identity(id: String) -> Result<(), AppError> {
+    let user_id = ssr::require_recent_auth().await?;
+    let id = ssr::parse_id(&id, "connection")?;
+    ssr::backend()?.identity.unlink_external(user_id, id, &ssr::meta()).await.app()
+}

@@ -63,6 +63,21 @@ const PENDING_KEY: &str = "pending_sign_in";
 /// How long the second-factor step may take after the password.
 const PENDING_LIFETIME_SECS: i64 = 10 * 60;
 
+/// A message for the next page to show, from a flow that ended in a redirect (the OpenID
+/// Connect callback): kept server-side so no URL can put words on our pages.
+pub const SIGN_IN_PROBLEM_KEY: &str = "sign_in_problem";
+/// Set (with the time) when a signed-in, recently re-authenticated user asked to connect an
+/// outside account; the start of the OpenID flow checks it.
+pub const LINK_INTENT_KEY: &str = "oidc_link_intent";
+/// What the OpenID flow keeps while the browser is at the provider.
+pub const OIDC_PENDING_KEY: &str = "oidc_pending";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct LinkIntent {
+    pub provider: String,
+    pub at: i64,
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PendingSignIn {
     user_id: Uuid,
@@ -70,7 +85,7 @@ struct PendingSignIn {
     next: String,
 }
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -86,16 +101,20 @@ pub async fn authn() -> Result<tessera_backend::Authn, AppError> {
 /// Finishes a first factor (password, emailed link): signs in at once, or, for an account
 /// with two-factor on, parks the sign-in until the code is given. Returns where to go next.
 pub async fn sign_in(user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
+    sign_in_on(&session()?, &backend()?, &meta(), user_id, next).await
+}
+
+/// [`sign_in`] for handlers outside server functions (the OpenID Connect callback).
+pub async fn sign_in_on(session: &Session, backend: &Backend, meta: &RequestMeta, user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
     let next = safe_next(next);
-    if backend()?.identity.mfa_enabled(user_id).await.app()? {
-        let session = session()?;
+    if backend.identity.mfa_enabled(user_id).await.app()? {
         // A new id here too: the half-signed-in session must not be one an attacker planted.
         session.cycle_id().await.map_err(internal)?;
         session.remove_value(USER_ID_KEY).await.map_err(internal)?;
         session.insert(PENDING_KEY, PendingSignIn { user_id, at: now(), next: next.clone() }).await.map_err(internal)?;
         return Ok(format!("/login/mfa?next={}", crate::query_escape(&next)));
     }
-    start_session(user_id, false).await?;
+    start_session_on(session, meta, user_id, false).await?;
     Ok(next)
 }
 
@@ -111,8 +130,7 @@ pub async fn pending_sign_in() -> Result<(Uuid, String), AppError> {
 /// Demands a recent proof of identity before a sensitive action.
 pub async fn require_recent_auth() -> Result<Uuid, AppError> {
     let user_id = require_user().await?;
-    let at = session()?.get::<i64>(AUTH_AT_KEY).await.map_err(internal)?.unwrap_or(0);
-    if now() - at > backend()?.reauth_window.as_secs() as i64 {
+    if !recently_authenticated_on(&session()?, &backend()?).await? {
         return Err(AppError::ReauthRequired);
     }
     Ok(user_id)
@@ -153,18 +171,30 @@ pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
 /// Signs this browser in as `user_id`: a new session id (no fixation), plus where and when,
 /// for the user's list of sessions. `mfa`: the sign-in included a second factor.
 pub async fn start_session(user_id: Uuid, mfa: bool) -> Result<(), AppError> {
+    start_session_on(&session()?, &meta(), user_id, mfa).await
+}
+
+pub async fn start_session_on(session: &Session, meta: &RequestMeta, user_id: Uuid, mfa: bool) -> Result<(), AppError> {
     use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
-    let session = session()?;
     session.cycle_id().await.map_err(internal)?;
     session.remove_value(PENDING_KEY).await.map_err(internal)?;
     session.remove_value(SSO_TENANT_KEY).await.map_err(internal)?;
     session.insert(MFA_KEY, mfa).await.map_err(internal)?;
     session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
-    let meta = meta();
     session.insert(SIGNED_IN_AT_KEY, tessera_backend::sessions::now_rfc3339()).await.map_err(internal)?;
-    session.insert(USER_AGENT_KEY, meta.user_agent).await.map_err(internal)?;
+    session.insert(USER_AGENT_KEY, meta.user_agent.clone()).await.map_err(internal)?;
     session.insert(IP_KEY, meta.ip.map(|ip| ip.to_string())).await.map_err(internal)?;
     session.insert(USER_ID_KEY, user_id).await.map_err(internal)
+}
+
+/// Whether this browser proved who is using it within the re-authentication window.
+pub async fn recently_authenticated_on(session: &Session, backend: &Backend) -> Result<bool, AppError> {
+    let at = session.get::<i64>(AUTH_AT_KEY).await.map_err(internal)?.unwrap_or(0);
+    Ok(now() - at <= backend.reauth_window.as_secs() as i64)
+}
+
+pub async fn user_id_on(session: &Session) -> Result<Option<Uuid>, AppError> {
+    session.get::<Uuid>(USER_ID_KEY).await.map_err(internal)
 }
 
 /// This browser's session id, if it has been saved.

@@ -1,4 +1,5 @@
-use crate::api::{LogIn, SignUp};
+use crate::api::{sign_in_providers, LogIn, SignUp};
+use crate::pages::security::ProblemNote;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -53,6 +54,7 @@ pub fn LogInPage() -> impl IntoView {
         <Title text="Log in" />
         <section class="auth-card card">
             <h1>"Log in to Tessera"</h1>
+            <ProblemNote />
             <ActionForm action attr:class="form" attr:novalidate=true>
                 <FormAlert error fields=&["email", "password"] />
                 <input type="hidden" name="next" value=next />
@@ -60,6 +62,7 @@ pub fn LogInPage() -> impl IntoView {
                 <Field label="Password" name="password" kind="password" autocomplete="current-password" required=true error />
                 <Submit label="Log in" busy_label="Logging in…" pending=action.pending() />
             </ActionForm>
+            <ProviderButtons next=Signal::derive(next) />
             <p class="muted">
                 <a href="/login/link">"Email me a sign-in link instead"</a>
                 " · "
@@ -67,5 +70,34 @@ pub fn LogInPage() -> impl IntoView {
             </p>
             <p class="muted">"New to Tessera? " <a href="/signup">"Create an account"</a></p>
         </section>
+    }
+}
+
+/// "Continue with …" for each outside identity provider configured.
+#[component]
+fn ProviderButtons(#[prop(into)] next: Signal<String>) -> impl IntoView {
+    let providers = Resource::new(|| (), |_| sign_in_providers());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let providers = providers.await.unwrap_or_default();
+                (!providers.is_empty()).then(|| view! {
+                    <div class="providers">
+                        <p class="muted divider">"or"</p>
+                        {providers.into_iter().map(|p| {
+                            let href = move || {
+                                let next = next.get();
+                                if next.is_empty() {
+                                    format!("/auth/oidc/{}/start", p.id)
+                                } else {
+                                    format!("/auth/oidc/{}/start?next={}", p.id, crate::query_escape(&next))
+                                }
+                            };
+                            view! { <a class="btn btn-ghost btn-block" href=href>{format!("Continue with {}", p.name)}</a> }
+                        }).collect_view()}
+                    </div>
+                })
+            })}
+        </Suspense>
     }
 }

@@ -2,7 +2,8 @@
 //! second step of signing in for accounts that have it.
 
 use crate::api::{
-    my_mfa_status, BeginMfaEnrolment, ConfirmMfaEnrolment, DisableMfa, RegenerateRecoveryCodes, VerifySignInCode,
+    my_identities, my_mfa_status, sign_in_providers, take_sign_in_problem, BeginMfaEnrolment, ConfirmMfaEnrolment, ConnectIdentity,
+    DisableMfa, DisconnectIdentity, RegenerateRecoveryCodes, VerifySignInCode,
 };
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
@@ -119,6 +120,7 @@ pub fn SecurityPage() -> impl IntoView {
             </div>
         </header>
         <AccountNav />
+        <ProblemNote />
         {move || new_codes().map(|codes| view! {
             <RecoveryCodes codes />
             {next.get().map(|next| view! { <a class="btn btn-primary" href=next data-testid="continue">"Continue"</a> })}
@@ -178,6 +180,101 @@ pub fn SecurityPage() -> impl IntoView {
                         .into_any(),
                     },
                 }
+            })}
+        </Suspense>
+        <ConnectedAccounts />
+    }
+}
+
+/// A message left by a sign-in or connect flow that ended in a redirect back here.
+#[component]
+pub fn ProblemNote() -> impl IntoView {
+    let problem = Resource::new(|| (), |_| take_sign_in_problem());
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                problem.await.ok().flatten().map(|message| view! {
+                    <div class="alert alert-error" role="alert" data-testid="sign-in-problem">{message}</div>
+                })
+            })}
+        </Suspense>
+    }
+}
+
+/// Outside accounts (Google, Microsoft, …) that can sign in to this Tessera account.
+#[component]
+fn ConnectedAccounts() -> impl IntoView {
+    let connect = ServerAction::<ConnectIdentity>::new();
+    let disconnect = ServerAction::<DisconnectIdentity>::new();
+    let identities = Resource::new(move || disconnect.version().get(), |_| my_identities());
+    let providers = Resource::new(|| (), |_| sign_in_providers());
+    let connect_error = last_error(connect);
+    let disconnect_error = last_error(disconnect);
+    let retry = RwSignal::new(None::<String>);
+    // Off to the provider once the server has armed the connection.
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(Ok(url)) = connect.value().get() {
+            let _ = window().location().set_href(&url);
+        }
+    });
+    let query = use_query_map();
+    let connected = move || query.read().get("connected").is_some();
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let providers = providers.await.unwrap_or_default();
+                if providers.is_empty() {
+                    return ().into_any();
+                }
+                let linked = identities.await.unwrap_or_default();
+                let unlinked: Vec<_> = providers.into_iter().filter(|p| !linked.iter().any(|l| l.provider == p.id)).collect();
+                view! {
+                    <section class="card" aria-labelledby="connected">
+                        <h2 id="connected">"Connected accounts"</h2>
+                        <Show when=connected>
+                            <p class="alert alert-info" role="status">"Connected. You can now sign in with it."</p>
+                        </Show>
+                        <FormAlert error=Signal::derive(move || connect_error.get().or(disconnect_error.get())) fields=&["provider"] />
+                        <ul class="card-list" role="list">
+                            {linked.into_iter().map(|identity| view! {
+                                <li class="session-row" data-testid="linked-identity">
+                                    <div>
+                                        <strong>{identity.provider_name.clone()}</strong>
+                                        <p class="muted">{identity.email.clone().unwrap_or_default()} " · connected " {identity.linked_at.get(..10).unwrap_or_default().to_string()}</p>
+                                    </div>
+                                    <ActionForm action=disconnect attr:class="inline-form">
+                                        <input type="hidden" name="id" value=identity.id.to_string() />
+                                        <button type="submit" class="btn btn-ghost btn-sm">"Disconnect"</button>
+                                    </ActionForm>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                        <div class="button-row">
+                            {unlinked.into_iter().map(|p| {
+                                let label = format!("Connect {}", p.name);
+                                let id = p.id.clone();
+                                view! {
+                                    <ActionForm action=connect attr:class="inline-form">
+                                        <input type="hidden" name="provider" value=p.id.clone() />
+                                        <button type="submit" class="btn btn-ghost" on:click=move |_| retry.set(Some(id.clone()))>{label}</button>
+                                    </ActionForm>
+                                }
+                            }).collect_view()}
+                        </div>
+                        <Show when=move || wants_reauth(connect_error.get())>
+                            <ReauthPrompt on_done=move |_| {
+                                if let Some(provider) = retry.get_untracked() {
+                                    connect.dispatch(ConnectIdentity { provider });
+                                }
+                            } />
+                        </Show>
+                        <Show when=move || wants_reauth(disconnect_error.get())>
+                            <ReauthPrompt on_done=move |_| {} />
+                        </Show>
+                    </section>
+                }
+                .into_any()
             })}
         </Suspense>
     }

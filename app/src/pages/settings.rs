@@ -137,7 +137,7 @@ fn SignInPolicyCard(slug: String) -> impl IntoView {
                     policy.await.ok().map(|p| {
                         view! {
                             <ActionForm action=save attr:class="form">
-                                <FormAlert error fields=&[] />
+                                <FormAlert error fields=&["require_mfa"] />
                                 <input type="hidden" name="slug" value=form_slug.get_value() />
                                 <label class="check">
                                     <input type="checkbox" name="require_mfa" checked=p.require_mfa />

@@ -28,6 +28,12 @@ pub enum Event {
     TokenIssued,
     TokenRefreshReused,
     TokenRevoked,
+    /// Signed in with an outside identity provider (OpenID Connect).
+    ExternalSignIn,
+    ExternalLinked,
+    ExternalUnlinked,
+    /// The provider vouched for an address it hasn't verified, or the account is taken.
+    ExternalRefused,
 }
 
 impl Event {
@@ -54,6 +60,10 @@ impl Event {
             Event::TokenIssued => "token.issued",
             Event::TokenRefreshReused => "token.refresh_reused",
             Event::TokenRevoked => "token.revoked",
+            Event::ExternalSignIn => "oidc.signed_in",
+            Event::ExternalLinked => "oidc.linked",
+            Event::ExternalUnlinked => "oidc.unlinked",
+            Event::ExternalRefused => "oidc.refused",
         }
     }
 }

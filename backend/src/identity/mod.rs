@@ -5,6 +5,7 @@
 pub mod events;
 pub mod links;
 pub mod mfa;
+pub mod oidc;
 pub mod throttle;
 
 use crate::email::{templates, Mailer};

@@ -79,6 +79,27 @@ fn port_of(url: &str) -> u16 {
     host.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("url has a port")
 }
 
+/// Registers this test server as a client of the stand-in OpenID provider (open dynamic
+/// registration), as provider "test".
+async fn register_oidc_client(issuer: &str, base: &str) -> tessera_backend::identity::oidc::ProviderConfig {
+    let r: Value = Client::new()
+        .post(format!("{issuer}/reg"))
+        .json(&serde_json::json!({ "redirect_uris": [format!("{base}/auth/oidc/test/callback")] }))
+        .send()
+        .await
+        .expect("the OpenID provider stand-in is running")
+        .json()
+        .await
+        .unwrap();
+    tessera_backend::identity::oidc::ProviderConfig {
+        id: "test".into(),
+        name: "Test IdP".into(),
+        issuer: issuer.to_string(),
+        client_id: r["client_id"].as_str().unwrap().to_string(),
+        client_secret: r["client_secret"].as_str().unwrap().to_string(),
+    }
+}
+
 async fn create_database(admin_url: &str, database: &str, template: &str) {
     let mut admin = PgConnection::connect(admin_url).await.expect("connect as owner");
     admin
@@ -118,6 +139,10 @@ impl TestApp {
         let owner_url = with_database(&admin_url, "tessera_owner", &database);
         // Bound first: links in emails must carry the server's real address.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let oidc_providers = match std::env::var("TESSERA_TEST_OIDC_ISSUER") {
+            Ok(issuer) => vec![register_oidc_client(&issuer, &format!("http://{}", listener.local_addr().unwrap())).await],
+            Err(_) => Vec::new(),
+        };
         let addr = listener.local_addr().unwrap();
         let from = "Tessera <no-reply@tessera.test>".to_string();
         let email = match std::env::var("TESSERA_TEST_SMTP_URL") {
@@ -166,6 +191,7 @@ impl TestApp {
             access_token_lifetime: Duration::from_secs(900),
             refresh_token_lifetime: Duration::from_secs(30 * 86_400),
             refresh_reuse_overlap: Duration::from_secs(10),
+            oidc_providers,
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
@@ -372,5 +398,71 @@ impl Browser {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let codes = r.json().as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
         (secret, codes)
+    }
+}
+
+/// Who signs in at the stand-in OpenID provider's login form.
+pub struct IdpLogin<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub email_verified: bool,
+    /// The provider's stable id for the person; derived from the email when `None`.
+    pub sub: Option<&'a str>,
+}
+
+impl Browser {
+    /// Follows one redirect chain from `path` the way a browser would, posting `login` to the
+    /// provider's form when it shows up; returns the first response that isn't a redirect to
+    /// the provider, i.e. where Tessera finally sends the browser.
+    pub async fn through_idp(&self, path: &str, login: &IdpLogin<'_>) -> Response {
+        match self.walk_idp(path, login, false).await {
+            Ok(response) => response,
+            Err(callback) => panic!("stopped at {callback}"),
+        }
+    }
+
+    /// Like [`Browser::through_idp`], but stops before Tessera's callback and returns its URL.
+    pub async fn idp_callback_url(&self, path: &str, login: &IdpLogin<'_>) -> String {
+        match self.walk_idp(path, login, true).await {
+            Err(callback) => callback,
+            Ok(r) => panic!("never reached the callback: {} {}", r.status, r.body),
+        }
+    }
+
+    async fn walk_idp(&self, path: &str, login: &IdpLogin<'_>, stop_at_callback: bool) -> Result<Response, String> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.base)).unwrap();
+        let mut posted = false;
+        for _ in 0..20 {
+            let r = self.client.get(url.clone()).send().await.unwrap();
+            let r = if r.status() == StatusCode::OK && url.path().starts_with("/interaction/") && !posted {
+                posted = true;
+                let mut form = vec![("email", login.email), ("name", login.name)];
+                if login.email_verified {
+                    form.push(("email_verified", "true"));
+                }
+                if let Some(sub) = login.sub {
+                    form.push(("sub", sub));
+                }
+                self.client.post(url.clone()).form(&form).send().await.unwrap()
+            } else {
+                r
+            };
+            let location = r.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
+            match location {
+                Some(next) if r.status().is_redirection() => {
+                    let next = url.join(&next).unwrap();
+                    // Back at Tessera after the callback: stop, so the test sees where it lands.
+                    if next.as_str().starts_with(&self.base) && !next.path().starts_with("/auth/oidc/") {
+                        return Ok(read(r).await);
+                    }
+                    if stop_at_callback && next.as_str().starts_with(&self.base) && next.path().ends_with("/callback") {
+                        return Err(next.as_str()[self.base.len()..].to_string());
+                    }
+                    url = next;
+                }
+                _ => return Ok(read(r).await),
+            }
+        }
+        panic!("too many redirects from {path}");
     }
 }
