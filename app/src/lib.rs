@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
-use pages::{account, api_keys, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings};
+use pages::{account, api_keys, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings, sso};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -73,6 +73,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/sessions") view=account::SessionsPage ssr=SsrMode::Async />
                     <Route path=path!("/account/security") view=security::SecurityPage ssr=SsrMode::Async />
                     <Route path=path!("/login/mfa") view=security::SignInCodePage ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso") view=sso::SsoSignInPage ssr=SsrMode::Async />
                     <Route path=path!("/login/link") view=email_links::SignInLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/magic") view=email_links::MagicLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />
@@ -86,6 +87,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/members") view=members::MembersPage ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=settings::SettingsPage ssr=SsrMode::Async />
                         <Route path=path!("/api-keys") view=api_keys::ApiKeysPage ssr=SsrMode::Async />
+                        <Route path=path!("/sso") view=sso::SsoPage ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

@@ -20,20 +20,34 @@ impl AuditEntry {
 }
 
 pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntry) -> Result<()> {
+    let key = ctx.api_key.as_ref().map(|k| k.id);
+    insert_as(conn, ctx.tenant.id, Some(ctx.user_id), key, &ctx.meta, entry).await
+}
+
+/// An audit record for an action taken before there is a [`Ctx`] (a sign-in through the
+/// organization's IdP, say), by `actor` if known.
+pub(crate) async fn insert_as(
+    conn: &mut PgConnection,
+    tenant_id: uuid::Uuid,
+    actor: Option<uuid::Uuid>,
+    api_key: Option<uuid::Uuid>,
+    meta: &crate::RequestMeta,
+    entry: &AuditEntry,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, ip, user_agent, request_id, actor_api_key_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9, $10)",
     )
-    .bind(ctx.tenant.id)
-    .bind(ctx.user_id)
+    .bind(tenant_id)
+    .bind(actor)
     .bind(entry.action)
     .bind(entry.target_type)
     .bind(&entry.target_id)
     .bind(&entry.changes)
-    .bind(ctx.meta.ip.map(|ip| ip.to_string()))
-    .bind(ctx.meta.user_agent.as_deref())
-    .bind(ctx.meta.request_id.as_deref())
-    .bind(ctx.api_key.as_ref().map(|k| k.id))
+    .bind(meta.ip.map(|ip| ip.to_string()))
+    .bind(meta.user_agent.as_deref())
+    .bind(meta.request_id.as_deref())
+    .bind(api_key)
     .execute(conn)
     .await?;
     Ok(())

@@ -41,6 +41,8 @@ pub struct TenantRef {
     pub require_mfa: bool,
     /// A sign-in through the organization's own IdP counts as two-factor.
     pub sso_satisfies_mfa: bool,
+    /// Members (but Owners) must have signed in through the organization's IdP.
+    pub require_sso: bool,
 }
 
 /// The lifecycle states the door cares about (see the `tenants.status` check constraint).

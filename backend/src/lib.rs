@@ -14,6 +14,7 @@ pub mod projects;
 pub mod secrets;
 pub mod seed;
 pub mod sessions;
+pub mod sso;
 pub mod tenancy;
 pub mod tokens;
 
@@ -35,6 +36,8 @@ pub struct Backend {
     pub tokens: tokens::Tokens,
     /// Outside identity providers (OpenID Connect) people may sign in with.
     pub oidc: identity::oidc::Oidc,
+    /// Organizations' own SAML identity providers and verified domains.
+    pub sso: sso::Sso,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
     /// How recently someone must have proved who they are (password or code) to make a
@@ -52,11 +55,13 @@ impl Backend {
         mailer: Arc<dyn email::Mailer>,
         public_url: &str,
         oidc_providers: Vec<identity::oidc::ProviderConfig>,
+        dns_server: Option<std::net::SocketAddr>,
     ) -> Result<Self> {
         let topology = Arc::new(Topology::new(topology)?);
         Ok(Self {
             tokens: tokens::Tokens::new(control.clone(), &secret),
             oidc: identity::oidc::Oidc::new(oidc_providers, public_url)?,
+            sso: sso::Sso::new(public_url, dns_server)?,
             identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),

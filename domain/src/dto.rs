@@ -158,3 +158,43 @@ pub struct SignInProvider {
     pub id: String,
     pub name: String,
 }
+
+/// An organization's single sign-on set-up, as its admins see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoSettings {
+    /// What to enter in the IdP: our entity id (also our metadata URL) and ACS URL.
+    pub sp_entity_id: String,
+    pub sp_acs_url: String,
+    pub sp_metadata_url: String,
+    /// Where members start signing in (SP-initiated).
+    pub login_url: String,
+    pub idp_entity_id: Option<String>,
+    pub idp_sso_url: Option<String>,
+    pub idp_metadata_url: Option<String>,
+    /// `None` until an IdP is connected.
+    pub mapping: Option<SsoMapping>,
+    pub domains: Vec<SsoDomain>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoMapping {
+    /// Empty: the NameID, when it is an email address.
+    pub email_attribute: String,
+    pub name_attribute: String,
+    pub groups_attribute: String,
+    /// `group = role` lines.
+    pub group_roles: String,
+    pub default_role: crate::Role,
+    pub jit_provisioning: bool,
+    pub allow_idp_initiated: bool,
+    pub require_sso: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoDomain {
+    pub domain: String,
+    pub verified: bool,
+    /// The DNS TXT record that proves ownership.
+    pub txt_name: String,
+    pub txt_value: String,
+}

@@ -25,6 +25,9 @@ pub enum AppError {
     /// The organization requires two-factor authentication and this sign-in has none yet.
     #[error("{0}")]
     MfaRequired(String),
+    /// The organization requires its single sign-on and this sign-in didn't come through it.
+    #[error("{0}")]
+    SsoRequired(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -47,7 +50,7 @@ impl AppError {
             AppError::Invalid(_) => 422,
             AppError::Conflict(_) => 409,
             AppError::Unauthenticated | AppError::BadCredentials(_) => 401,
-            AppError::Forbidden(_) | AppError::ReauthRequired | AppError::MfaRequired(_) => 403,
+            AppError::Forbidden(_) | AppError::ReauthRequired | AppError::MfaRequired(_) | AppError::SsoRequired(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
             AppError::RateLimited(_) => 429,

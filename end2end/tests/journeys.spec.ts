@@ -374,7 +374,9 @@ test("an organization that requires two-factor sends a member to set it up, then
   await hydrated(page);
   await page.getByLabel("Require two-factor authentication for every member").check();
   await page.getByRole("button", { name: "Save" }).click();
-  await expect(page.getByText("Saved.")).toBeVisible();
+  await expect(page.getByTestId("policy-saved")).toBeVisible();
+  await page.reload();
+  await expect(page.getByLabel("Require two-factor authentication for every member")).toBeChecked();
   await expect(page.getByTestId("members-without-mfa")).toContainText("1 member hasn't set up two-factor");
 
   // The member is stopped at the door and sent to set it up, then brought back.
@@ -404,4 +406,36 @@ test("an organization that requires two-factor sends a member to set it up, then
   await expect(member).toHaveURL(new RegExp(`/t/${slug}$`));
   await expect(member.getByTestId("my-role")).toHaveText("Member");
   await memberContext.close();
+});
+
+test("a newcomer continues with their identity provider, lands signed in, and sees the connection", async ({ page }) => {
+  const id = unique();
+  const email = `oidc-${id}@example.com`;
+  await page.goto("/login?next=/orgs/new");
+  await hydrated(page);
+  await page.getByRole("link", { name: "Continue with Test IdP" }).click();
+
+  // The provider's own sign-in page.
+  await expect(page).toHaveTitle("Test identity provider");
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Name").fill("Oli Dee");
+  await page.getByRole("button", { name: "Sign in" }).click();
+
+  // Back in Tessera, signed in, where they were heading.
+  await expect(page).toHaveURL(/\/orgs\/new$/);
+  await expect(page.getByTestId("current-user")).toHaveText("Oli Dee");
+  await page.getByTestId("current-user").click();
+  await expect(page.getByTestId("linked-identity")).toContainText("Test IdP");
+  await expect(page.getByTestId("linked-identity")).toContainText(email);
+
+  // An unverified address at the provider is refused, with the reason on the sign-in page.
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.goto("/login");
+  await hydrated(page);
+  await page.getByRole("link", { name: "Continue with Test IdP" }).click();
+  await page.getByLabel("Email", { exact: true }).fill(`unverified-${id}@example.com`);
+  await page.getByLabel("Email verified").uncheck();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/login\?problem=1$/);
+  await expect(page.getByTestId("sign-in-problem")).toContainText("isn't verified");
 });

@@ -41,6 +41,9 @@ pub struct Config {
     pub refresh_reuse_overlap: Duration,
     /// Outside identity providers for "Continue with …" (`TESSERA_OIDC_PROVIDERS`, JSON).
     pub oidc_providers: Vec<tessera_backend::identity::oidc::ProviderConfig>,
+    /// The DNS server for domain verification (`TESSERA_DNS_SERVER`, ip:port); the system's
+    /// resolver when unset.
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,10 @@ impl Config {
             access_token_lifetime: Duration::from_secs(number("TESSERA_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_token_lifetime: Duration::from_secs(number("TESSERA_REFRESH_TOKEN_TTL_DAYS", 30)? * 86_400),
             refresh_reuse_overlap: Duration::from_secs(number("TESSERA_REFRESH_REUSE_OVERLAP_SECS", 10)?),
+            dns_server: match var("TESSERA_DNS_SERVER") {
+                Some(v) => Some(v.trim().parse().map_err(|_| ConfigError(format!("TESSERA_DNS_SERVER {v:?} is not ip:port")))?),
+                None => None,
+            },
             oidc_providers: match var("TESSERA_OIDC_PROVIDERS") {
                 Some(json) => oidc_providers(&json)?,
                 None => Vec::new(),

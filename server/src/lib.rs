@@ -5,6 +5,7 @@ pub mod config;
 mod middleware;
 mod oidc;
 mod rest;
+mod sso;
 
 use axum::Router;
 use config::Config;
@@ -61,7 +62,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let mailer = tessera_backend::email::mailer(&config.email)?;
     let secret =
         tessera_backend::secrets::SecretKey::new(config.secret_key.as_bytes()).map_err(|e| tessera_backend::Error::Internal(e.to_string()))?;
-    let mut backend = Backend::new(pool.clone(), &config.topology, secret, mailer, &config.public_url, config.oidc_providers.clone())?;
+    let mut backend =
+        Backend::new(pool.clone(), &config.topology, secret, mailer, &config.public_url, config.oidc_providers.clone(), config.dns_server)?;
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     backend.reauth_window = config.reauth_window;
@@ -105,7 +107,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options)
         .merge(oidc::router(services.clone()));
-    Ok((middleware::wrap(router, sessions).merge(middleware::wrap_api(rest)), services))
+    let sso = middleware::wrap_sso(sso::router(services.clone()), sessions.clone());
+    Ok((middleware::wrap(router, sessions).merge(middleware::wrap_api(rest)).merge(sso), services))
 }
 
 /// The scheduled job: purges organizations whose retention period is over and drops expired

@@ -108,7 +108,8 @@ async fn backend(config: &Config) -> Result<Backend, String> {
     let pool = db::connect(&config.database_url, 4, config.topology.pgbouncer).await.map_err(|e| e.to_string())?;
     let mailer = tessera_backend::email::mailer(&config.email).map_err(|e| e.to_string())?;
     let secret = tessera_backend::secrets::SecretKey::new(config.secret_key.as_bytes()).map_err(|e| e.to_string())?;
-    Backend::new(pool, &config.topology, secret, mailer, &config.public_url, config.oidc_providers.clone()).map_err(|e| e.to_string())
+    Backend::new(pool, &config.topology, secret, mailer, &config.public_url, config.oidc_providers.clone(), config.dns_server)
+        .map_err(|e| e.to_string())
 }
 
 async fn list_tenants(config: &Config) -> Result<(), String> {

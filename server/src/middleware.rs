@@ -55,6 +55,24 @@ pub fn wrap_api(router: Router) -> Router {
     )
 }
 
+/// The SAML endpoints' layers: like the pages' (sessions included, to sign the browser in),
+/// but without the CSRF guard, because an IdP posts to the ACS from its own site.
+pub fn wrap_sso(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("sso", method = %req.method(), path = %req.uri().path(), request_id)
+            }))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(sessions),
+    )
+}
+
 /// Refuses state-changing requests that a browser sent on behalf of another site.
 ///
 /// Browsers label every request with `Sec-Fetch-Site` and, for POSTs, `Origin`; a forged

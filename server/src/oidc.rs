@@ -103,7 +103,7 @@ async fn callback(
         Ok(user) => user,
         Err(e) => return problem(&session, false, e.into_app_error()).await,
     };
-    match ssr::sign_in_on(&session, &backend, &meta, user.id, Some(&pending.next)).await {
+    match ssr::sign_in_on(&session, &backend, &meta, user.id, Some(&pending.next), None).await {
         Ok(target) => Redirect::to(&target).into_response(),
         Err(e) => problem(&session, false, e).await,
     }

@@ -41,9 +41,29 @@ fn main() {
 }
 
 fn setup() -> Result<Build> {
+    ensure_native_libraries()?;
     let toolchain = toolchain::ensure_wasm_toolchain()?;
     let wasm_bindgen = toolchain::ensure_wasm_bindgen()?;
     Ok(Build { toolchain, wasm_bindgen })
+}
+
+/// SAML signature checking (samael) links libxmlsec1 and libxml2 and generates its bindings
+/// with libclang; these Debian packages provide them.
+fn ensure_native_libraries() -> Result {
+    const PACKAGES: [&str; 6] = ["libxmlsec1-dev", "libxml2-dev", "libxslt1-dev", "libssl-dev", "pkg-config", "libclang-dev"];
+    let installed = |package: &str| {
+        Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", package])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+    };
+    let missing: Vec<&str> = PACKAGES.into_iter().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        util::apt_install(&missing)
+    }
 }
 
 /// Keeps the terminal's Ctrl-C from killing this process, so it can stop PostgreSQL after the
@@ -238,6 +258,32 @@ fn test(filter: &[String]) -> Result {
     env.helpers.push(oidc);
     util::wait_for_port(oidc_port, 30)?;
 
+    // A DNS server whose TXT records tests set over HTTP (domain verification), and a SAML IdP
+    // (saml-idp) for organizations' single sign-on.
+    let (dns_port, dns_http_port, saml_port) = (util::free_port()?, util::free_port()?, util::free_port()?);
+    step(&format!("Starting the DNS stand-in (udp {dns_port}) and the SAML IdP stand-in (http {saml_port})"));
+    let dns = Command::new("node")
+        .arg(util::root().join("end2end/stand-ins/dns-server.mjs"))
+        .env("DNS_PORT", dns_port.to_string())
+        .env("DNS_HTTP_PORT", dns_http_port.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start the DNS stand-in: {e}"))?;
+    env.helpers.push(dns);
+    let saml_idp = Command::new("node")
+        .arg(util::root().join("end2end/stand-ins/saml-idp.mjs"))
+        .env("SAML_IDP_PORT", saml_port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start the SAML IdP stand-in: {e}"))?;
+    env.helpers.push(saml_idp);
+    util::wait_for_port(dns_http_port, 30)?;
+    util::wait_for_port(saml_port, 30)?;
+    let dns_server = format!("127.0.0.1:{dns_port}");
+    let dns_api = format!("http://127.0.0.1:{dns_http_port}");
+    let saml_idp_url = format!("http://127.0.0.1:{saml_port}");
+
     let mut results = Vec::new();
     for (&pass, &http_port) in passes.iter().zip(&e2e_ports) {
         let (a, b) = (&env.clusters[0], &env.clusters[1]);
@@ -266,7 +312,10 @@ fn test(filter: &[String]) -> Result {
                 .env("TESSERA_PGBOUNCER", pgbouncer)
                 .env("TESSERA_TEST_SMTP_URL", &smtp_url)
                 .env("TESSERA_TEST_MAILDEV_URL", &maildev_url)
-                .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer),
+                .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer)
+                .env("TESSERA_TEST_DNS_SERVER", &dns_server)
+                .env("TESSERA_TEST_DNS_API", &dns_api)
+                .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url),
         )?
         .success();
         results.push((format!("Rust tests, {pass}"), rust_ok));
@@ -287,6 +336,7 @@ fn test(filter: &[String]) -> Result {
             .env("TESSERA_ADDR", format!("127.0.0.1:{http_port}"))
             .env("LEPTOS_SITE_ROOT", Build::site_root())
             .env("TESSERA_SEED_DEMO", "1")
+            .env("TESSERA_DNS_SERVER", &dns_server)
             .env(
                 "TESSERA_OIDC_PROVIDERS",
                 format!(
@@ -303,7 +353,9 @@ fn test(filter: &[String]) -> Result {
                 .args(["playwright", "test"])
                 .current_dir(util::root().join("end2end"))
                 .env("BASE_URL", &base_url)
-                .env("MAILDEV_URL", &maildev_url),
+                .env("MAILDEV_URL", &maildev_url)
+                .env("DNS_API_URL", &dns_api)
+                .env("SAML_IDP_URL", &saml_idp_url),
         )?
         .success();
         if let Some(mut server) = env.server.take() {

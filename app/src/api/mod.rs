@@ -5,7 +5,9 @@
 #[cfg(feature = "ssr")]
 pub mod ssr;
 mod security;
+mod sso;
 pub use security::*;
+pub use sso::*;
 
 use leptos::prelude::*;
 use tessera_domain::dto::{DeviceSession, Member, OrgContext, ProjectSummary, SessionSummary};
@@ -39,7 +41,15 @@ pub async fn sign_up(email: String, password: String, name: String) -> Result<()
 
 #[server(endpoint = "log_in")]
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
+    let backend = ssr::backend()?;
+    // People at a domain whose organization requires its SSO go there (its Owners keep their
+    // password, so a broken IdP set-up can still be fixed).
+    if let Some((slug, name, true)) = tessera_backend::sso::domains::organization_for_email(&backend.tenancy, &email).await.app()? {
+        if !tessera_backend::sso::domains::is_owner(&backend.tenancy, &slug, &email).await.app()? {
+            return Err(AppError::SsoRequired(format!("{name} signs its people in with single sign-on. Use \"Sign in with SSO\" below.")));
+        }
+    }
+    let user = backend.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
     let target = ssr::sign_in(user.id, next.as_deref()).await?;
     leptos_axum::redirect(&target);
     Ok(())

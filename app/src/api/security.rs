@@ -11,9 +11,9 @@ use super::ssr::{self, enter, AppResult};
 #[server(endpoint = "verify_sign_in_code")]
 pub async fn verify_sign_in_code(code: String) -> Result<(), AppError> {
     use tessera_backend::identity::mfa::CodePurpose;
-    let (user_id, next) = ssr::pending_sign_in().await?;
+    let (user_id, next, sso_tenant) = ssr::pending_sign_in().await?;
     ssr::backend()?.identity.check_second_factor(user_id, &code, CodePurpose::SignIn, &ssr::meta()).await.app()?;
-    ssr::start_session(user_id, true).await?;
+    ssr::start_session_on(&ssr::session()?, &ssr::meta(), user_id, true, sso_tenant).await?;
     leptos_axum::redirect(&next);
     Ok(())
 }

@@ -83,6 +83,9 @@ struct PendingSignIn {
     user_id: Uuid,
     at: i64,
     next: String,
+    /// Came through this organization's IdP (kept through the second-factor step).
+    #[serde(default)]
+    sso_tenant: Option<Uuid>,
 }
 
 pub fn now() -> i64 {
@@ -101,28 +104,37 @@ pub async fn authn() -> Result<tessera_backend::Authn, AppError> {
 /// Finishes a first factor (password, emailed link): signs in at once, or, for an account
 /// with two-factor on, parks the sign-in until the code is given. Returns where to go next.
 pub async fn sign_in(user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
-    sign_in_on(&session()?, &backend()?, &meta(), user_id, next).await
+    sign_in_on(&session()?, &backend()?, &meta(), user_id, next, None).await
 }
 
 /// [`sign_in`] for handlers outside server functions (the OpenID Connect callback).
-pub async fn sign_in_on(session: &Session, backend: &Backend, meta: &RequestMeta, user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
+/// `sso_tenant`: the sign-in came through that organization's IdP.
+pub async fn sign_in_on(
+    session: &Session,
+    backend: &Backend,
+    meta: &RequestMeta,
+    user_id: Uuid,
+    next: Option<&str>,
+    sso_tenant: Option<Uuid>,
+) -> Result<String, AppError> {
     let next = safe_next(next);
     if backend.identity.mfa_enabled(user_id).await.app()? {
         // A new id here too: the half-signed-in session must not be one an attacker planted.
         session.cycle_id().await.map_err(internal)?;
         session.remove_value(USER_ID_KEY).await.map_err(internal)?;
-        session.insert(PENDING_KEY, PendingSignIn { user_id, at: now(), next: next.clone() }).await.map_err(internal)?;
+        session.insert(PENDING_KEY, PendingSignIn { user_id, at: now(), next: next.clone(), sso_tenant }).await.map_err(internal)?;
         return Ok(format!("/login/mfa?next={}", crate::query_escape(&next)));
     }
-    start_session_on(session, meta, user_id, false).await?;
+    start_session_on(session, meta, user_id, false, sso_tenant).await?;
     Ok(next)
 }
 
-/// The sign-in waiting for its second factor, if it hasn't expired.
-pub async fn pending_sign_in() -> Result<(Uuid, String), AppError> {
+/// The sign-in waiting for its second factor, if it hasn't expired: who, where to, and the
+/// organization whose IdP it came through, if any.
+pub async fn pending_sign_in() -> Result<(Uuid, String, Option<Uuid>), AppError> {
     let pending = session()?.get::<PendingSignIn>(PENDING_KEY).await.map_err(internal)?;
     match pending {
-        Some(p) if now() - p.at <= PENDING_LIFETIME_SECS => Ok((p.user_id, p.next)),
+        Some(p) if now() - p.at <= PENDING_LIFETIME_SECS => Ok((p.user_id, p.next, p.sso_tenant)),
         _ => Err(AppError::BadRequest("Your sign-in timed out. Please log in again.".into())),
     }
 }
@@ -171,14 +183,19 @@ pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
 /// Signs this browser in as `user_id`: a new session id (no fixation), plus where and when,
 /// for the user's list of sessions. `mfa`: the sign-in included a second factor.
 pub async fn start_session(user_id: Uuid, mfa: bool) -> Result<(), AppError> {
-    start_session_on(&session()?, &meta(), user_id, mfa).await
+    start_session_on(&session()?, &meta(), user_id, mfa, None).await
 }
 
-pub async fn start_session_on(session: &Session, meta: &RequestMeta, user_id: Uuid, mfa: bool) -> Result<(), AppError> {
+pub async fn start_session_on(session: &Session, meta: &RequestMeta, user_id: Uuid, mfa: bool, sso_tenant: Option<Uuid>) -> Result<(), AppError> {
     use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
     session.cycle_id().await.map_err(internal)?;
     session.remove_value(PENDING_KEY).await.map_err(internal)?;
-    session.remove_value(SSO_TENANT_KEY).await.map_err(internal)?;
+    match sso_tenant {
+        Some(tenant) => session.insert(SSO_TENANT_KEY, tenant).await.map_err(internal)?,
+        None => {
+            session.remove_value(SSO_TENANT_KEY).await.map_err(internal)?;
+        }
+    }
     session.insert(MFA_KEY, mfa).await.map_err(internal)?;
     session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
     session.insert(SIGNED_IN_AT_KEY, tessera_backend::sessions::now_rfc3339()).await.map_err(internal)?;

@@ -63,6 +63,7 @@ pub fn LogInPage() -> impl IntoView {
                 <Submit label="Log in" busy_label="Logging in…" pending=action.pending() />
             </ActionForm>
             <ProviderButtons next=Signal::derive(next) />
+            <a class="btn btn-ghost btn-block" href=move || format!("/login/sso?next={}", crate::query_escape(&next()))>"Sign in with SSO"</a>
             <p class="muted">
                 <a href="/login/link">"Email me a sign-in link instead"</a>
                 " · "
@@ -93,7 +94,8 @@ fn ProviderButtons(#[prop(into)] next: Signal<String>) -> impl IntoView {
                                     format!("/auth/oidc/{}/start?next={}", p.id, crate::query_escape(&next))
                                 }
                             };
-                            view! { <a class="btn btn-ghost btn-block" href=href>{format!("Continue with {}", p.name)}</a> }
+                            // rel="external": a full page load (to our server, then the provider), not an in-app route.
+                            view! { <a class="btn btn-ghost btn-block" href=href rel="external">{format!("Continue with {}", p.name)}</a> }
                         }).collect_view()}
                     </div>
                 })

@@ -9,3 +9,4 @@ pub mod org;
 pub mod projects;
 pub mod security;
 pub mod settings;
+pub mod sso;

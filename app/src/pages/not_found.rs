@@ -57,6 +57,23 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
             }
             .into_any()
         }
+        AppError::SsoRequired(message) => {
+            #[cfg(feature = "ssr")]
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::FORBIDDEN);
+            }
+            let here = leptos_router::hooks::use_location().pathname.get_untracked();
+            let slug = here.strip_prefix("/t/").and_then(|rest| rest.split('/').next()).unwrap_or_default().to_string();
+            let href = format!("/sso/{slug}/login?next={}", crate::query_escape(&here));
+            view! {
+                <section class="empty-state" data-testid="sso-required">
+                    <h1>"Single sign-on required"</h1>
+                    <p>{message}</p>
+                    <a class="btn btn-primary" href=href rel="external">"Continue with SSO"</a>
+                </section>
+            }
+            .into_any()
+        }
         other => {
             #[cfg(feature = "ssr")]
             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {

@@ -37,6 +37,9 @@ pub fn OrgLayout() -> impl IntoView {
                                     <A href=base.clone() exact=true>"Overview"</A>
                                     <A href=format!("{base}/projects")>"Projects"</A>
                                     <A href=format!("{base}/members")>"Members"</A>
+                                    {org.role.can(Permission::ManageSecurity).then(|| view! {
+                                        <A href=format!("{base}/sso")>"Single sign-on"</A>
+                                    })}
                                     {org.role.can(Permission::ManageApiKeys).then(|| view! {
                                         <A href=format!("{base}/api-keys")>"API keys"</A>
                                     })}

@@ -156,9 +156,6 @@ fn SignInPolicyCard(slug: String) -> impl IntoView {
                                     }}
                                 </p>
                                 <Submit label="Save" busy_label="Saving…" pending=save.pending() />
-                                <Show when=saved>
-                                    <span class="muted" role="status">" Saved."</span>
-                                </Show>
                             </ActionForm>
                             <Show when=move || wants_reauth(error.get()) && !reauthenticated.get()>
                                 <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
@@ -170,6 +167,9 @@ fn SignInPolicyCard(slug: String) -> impl IntoView {
                     })
                 })}
             </Suspense>
+            <Show when=saved>
+                <p class="muted" role="status" data-testid="policy-saved">"Saved."</p>
+            </Show>
         </section>
     }
 }

@@ -57,7 +57,7 @@ pub struct WriteTx {
 /// The tenant columns the door reads (`t` = tenants, `p` = its region's pooled_schemas row).
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
     CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version,
-    t.require_mfa, t.sso_satisfies_mfa";
+    t.require_mfa, t.sso_satisfies_mfa, t.require_sso";
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -72,6 +72,7 @@ struct TenantRow {
     version: i64,
     require_mfa: bool,
     sso_satisfies_mfa: bool,
+    require_sso: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -96,7 +97,7 @@ struct ApiKeyRow {
 /// A tenant as the door found it, if it can be served now: suspended organizations are
 /// refused, and one whose data is behind this build's migrations waits for them.
 fn servable(row: TenantRow) -> Result<TenantRef> {
-    let TenantRow { id, slug, name, status, model, region, database, schema_name, version, require_mfa, sso_satisfies_mfa } = row;
+    let TenantRow { id, slug, name, status, model, region, database, schema_name, version, require_mfa, sso_satisfies_mfa, require_sso } = row;
     let status = match status.as_str() {
         "active" => TenantStatus::Active,
         "moving" => TenantStatus::Moving,
@@ -113,7 +114,7 @@ fn servable(row: TenantRow) -> Result<TenantRef> {
         .into());
     }
     let placement = Placement::from_row(&model, region, database, schema_name)?;
-    Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa })
+    Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa, require_sso })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -163,7 +164,7 @@ impl Tenancy {
         }
     }
 
-    async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
+    pub(crate) async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.control.begin().await?;
         if read_only {
             sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
@@ -249,6 +250,13 @@ impl Tenancy {
             .into());
         }
         let role = role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?;
+        if tenant.require_sso && authn.sso_tenant != Some(tenant.id) && role != Role::Owner {
+            return Err(AppError::SsoRequired(format!(
+                "{} requires signing in through its single sign-on provider. Continue with SSO to get in.",
+                tenant.name
+            ))
+            .into());
+        }
         Ok(Ctx::new(tenant, user_id, role, meta))
     }
 
@@ -429,6 +437,7 @@ impl Tenancy {
             status: TenantStatus::Active,
             require_mfa: false,
             sso_satisfies_mfa: true,
+            require_sso: false,
         };
         let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
         let mut write = WriteTx { tx, ctx: ctx.clone() };

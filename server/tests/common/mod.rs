@@ -2,6 +2,8 @@
 //! that `cargo xtask test` prepares, driven over HTTP like a browser or API client would.
 #![allow(dead_code)]
 
+pub mod saml_idp;
+
 use reqwest::{header, Client, StatusCode};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -192,6 +194,7 @@ impl TestApp {
             refresh_token_lifetime: Duration::from_secs(30 * 86_400),
             refresh_reuse_overlap: Duration::from_secs(10),
             oidc_providers,
+            dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
@@ -345,6 +348,13 @@ impl Browser {
             req = req.header(*k, *v);
         }
         read(req.send().await.unwrap()).await
+    }
+
+    /// Posts a form to a plain route (not a server function), from another site, as an IdP's
+    /// auto-submitting page does.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let r = self.client.post(format!("{}{path}", self.base)).header("origin", "https://idp.example").form(form).send().await.unwrap();
+        read(r).await
     }
 
     /// Sends a raw body, as a confused or hostile client might.

@@ -1,0 +1,99 @@
+//! An organization's single sign-on set-up (admins), and finding one's SSO by email.
+
+use leptos::prelude::*;
+use tessera_domain::dto::SsoSettings;
+use tessera_domain::AppError;
+
+#[cfg(feature = "ssr")]
+use super::ssr::{self, enter, AppResult};
+
+#[server(endpoint = "org_sso_settings")]
+pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await.app()
+}
+
+/// Connects the IdP from pasted metadata XML, or from the URL it is published at.
+#[server(endpoint = "save_sso_idp")]
+pub async fn save_sso_idp(slug: String, metadata_xml: String, metadata_url: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
+    tessera_backend::sso::save_idp(&backend.tenancy, &backend.sso, &ctx, &metadata_xml, &metadata_url).await.app()
+}
+
+/// Checkboxes arrive only when ticked.
+#[allow(clippy::too_many_arguments)]
+#[server(endpoint = "save_sso_mapping")]
+pub async fn save_sso_mapping(
+    slug: String,
+    email_attribute: String,
+    name_attribute: String,
+    groups_attribute: String,
+    group_roles: String,
+    default_role: String,
+    jit_provisioning: Option<String>,
+    allow_idp_initiated: Option<String>,
+    require_sso: Option<String>,
+) -> Result<(), AppError> {
+    use tessera_domain::dto::SsoMapping;
+    let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
+    let mut default = ssr::parse_role(&default_role)?;
+    if default_role.trim().is_empty() {
+        default = tessera_domain::Role::Member;
+    }
+    let mapping = SsoMapping {
+        email_attribute,
+        name_attribute,
+        groups_attribute,
+        group_roles: group_roles.clone(),
+        default_role: default,
+        jit_provisioning: jit_provisioning.is_some(),
+        allow_idp_initiated: allow_idp_initiated.is_some(),
+        require_sso: require_sso.is_some(),
+    };
+    tessera_backend::sso::save_mapping(&backend.tenancy, &ctx, &mapping, &group_roles).await.app()
+}
+
+#[server(endpoint = "remove_sso_idp")]
+pub async fn remove_sso_idp(slug: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    ssr::require_recent_auth().await?;
+    tessera_backend::sso::remove_idp(&backend.tenancy, &ctx).await.app()
+}
+
+#[server(endpoint = "add_sso_domain")]
+pub async fn add_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::sso::domains::add(&backend.tenancy, &ctx, &domain).await.app()
+}
+
+#[server(endpoint = "verify_sso_domain")]
+pub async fn verify_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::sso::domains::verify(&backend.tenancy, &backend.sso, &ctx, &domain).await.app()
+}
+
+#[server(endpoint = "remove_sso_domain")]
+pub async fn remove_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    tessera_backend::sso::domains::remove(&backend.tenancy, &ctx, &domain).await.app()
+}
+
+/// Where to start signing in with the SSO of the organization that owns this address's
+/// domain. Says so plainly when there is none (domains with SSO are not secret: the IdP's
+/// sign-in page is the next step anyway).
+#[server(endpoint = "find_sso")]
+pub async fn find_sso(email: String, next: Option<String>) -> Result<String, AppError> {
+    use tessera_domain::input::{Email, FieldError};
+    let email = Email::parse(&email)?;
+    let found = tessera_backend::sso::domains::organization_for_email(&ssr::backend()?.tenancy, email.as_str()).await.app()?;
+    let Some((slug, _, _)) = found else {
+        return Err(AppError::Invalid(FieldError::new(
+            "email",
+            "No organization has set up single sign-on for that address's domain. Log in with your password or an email link.",
+        )));
+    };
+    let next = ssr::safe_next(next.as_deref());
+    Ok(format!("/sso/{slug}/login?next={}", crate::query_escape(&next)))
+}

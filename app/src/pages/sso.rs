@@ -1,0 +1,241 @@
+//! Single sign-on, for an organization's Owners and Admins: connect the SAML IdP, prove the
+//! email domains, map attributes and groups, require SSO. And, for everyone, "Sign in with SSO".
+
+use crate::api::{
+    find_sso, org_sso_settings, AddSsoDomain, FindSso, RemoveSsoDomain, RemoveSsoIdp, SaveSsoIdp, SaveSsoMapping, VerifySsoDomain,
+};
+use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::pages::not_found::ErrorPage;
+use crate::pages::org::use_slug;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use tessera_domain::dto::{SsoDomain, SsoMapping};
+use tessera_domain::Role;
+
+#[component]
+pub fn SsoPage() -> impl IntoView {
+    let slug = use_slug();
+    let save_idp = ServerAction::<SaveSsoIdp>::new();
+    let remove_idp = ServerAction::<RemoveSsoIdp>::new();
+    let save_mapping = ServerAction::<SaveSsoMapping>::new();
+    let add_domain = ServerAction::<AddSsoDomain>::new();
+    let verify_domain = ServerAction::<VerifySsoDomain>::new();
+    let remove_domain = ServerAction::<RemoveSsoDomain>::new();
+    let settings = Resource::new(
+        move || {
+            (
+                slug.get(),
+                save_idp.version().get(),
+                remove_idp.version().get(),
+                save_mapping.version().get(),
+                add_domain.version().get() + verify_domain.version().get() + remove_domain.version().get(),
+            )
+        },
+        |(slug, ..)| org_sso_settings(slug),
+    );
+    let idp_error = last_error(save_idp);
+    let remove_error = last_error(remove_idp);
+    let mapping_error = last_error(save_mapping);
+    let domain_error = Signal::derive(move || {
+        last_error(add_domain).get().or(last_error(verify_domain).get()).or(last_error(remove_domain).get())
+    });
+    let needs_reauth =
+        Signal::derive(move || wants_reauth(idp_error.get()) || wants_reauth(mapping_error.get()) || wants_reauth(remove_error.get()));
+    let reauthenticated = RwSignal::new(false);
+    view! {
+        <Title text="Single sign-on" />
+        <header class="page-header">
+            <div>
+                <h1>"Single sign-on"</h1>
+                <p class="muted">"Let your team sign in through your identity provider (Okta, Entra ID, Google Workspace…) with SAML."</p>
+            </div>
+        </header>
+        <Show when=move || needs_reauth.get() && !reauthenticated.get()>
+            <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
+        </Show>
+        <Show when=move || needs_reauth.get() && reauthenticated.get()>
+            <p class="alert alert-info" role="status">"Thanks, confirmed. Save again."</p>
+        </Show>
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match settings.await {
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                    Ok(s) => {
+                        view! {
+                            <section class="card" aria-labelledby="sp">
+                                <h2 id="sp">"1. Tessera's details for your IdP"</h2>
+                                <dl class="facts">
+                                    <dt>"Entity ID / metadata URL"</dt>
+                                    <dd><code data-testid="sp-entity-id">{s.sp_entity_id.clone()}</code></dd>
+                                    <dt>"ACS (reply) URL"</dt>
+                                    <dd><code data-testid="sp-acs-url">{s.sp_acs_url.clone()}</code></dd>
+                                    <dt>"Sign-in URL"</dt>
+                                    <dd><code>{s.login_url.clone()}</code></dd>
+                                </dl>
+                                <p class="muted">"Send the email address as the NameID (or an \"email\" attribute), and sign responses or assertions with SHA-256."</p>
+                            </section>
+                            <section class="card" aria-labelledby="idp">
+                                <h2 id="idp">"2. Your identity provider"</h2>
+                                {s.idp_entity_id.clone().map(|entity| view! {
+                                    <p data-testid="idp-connected">"Connected: " <code>{entity}</code> " · " {s.idp_sso_url.clone().unwrap_or_default()}</p>
+                                })}
+                                <ActionForm action=save_idp attr:class="form" attr:novalidate=true>
+                                    <FormAlert error=idp_error fields=&["metadata_xml", "metadata_url"] />
+                                    <input type="hidden" name="slug" value=move || slug.get() />
+                                    <Field label="Metadata URL" name="metadata_url" error=idp_error hint="Where your IdP publishes its SAML metadata." />
+                                    <div class="field">
+                                        <label for="metadata-xml">"…or paste the metadata XML"</label>
+                                        <textarea id="metadata-xml" name="metadata_xml" rows="4"></textarea>
+                                        <p class="field-error" role="alert">{move || idp_error.get().filter(|e| e.field() == Some("metadata_xml")).map(|e| e.to_string())}</p>
+                                    </div>
+                                    <Submit label="Save identity provider" busy_label="Checking…" pending=save_idp.pending() />
+                                </ActionForm>
+                                {s.idp_entity_id.is_some().then(|| view! {
+                                    <ActionForm action=remove_idp attr:class="inline-form">
+                                        <input type="hidden" name="slug" value=move || slug.get() />
+                                        <button type="submit" class="btn btn-ghost btn-sm">"Disconnect identity provider"</button>
+                                    </ActionForm>
+                                })}
+                            </section>
+                            <section class="card" aria-labelledby="domains">
+                                <h2 id="domains">"3. Your email domains"</h2>
+                                <p class="muted">"Only people with addresses at your verified domains can sign in through your IdP. Prove a domain with a DNS TXT record."</p>
+                                <FormAlert error=domain_error fields=&[] />
+                                <ul class="card-list" role="list">
+                                    {s.domains.clone().into_iter().map(|d| view! { <DomainRow domain=d slug=slug.get_untracked() verify=verify_domain remove=remove_domain /> }).collect_view()}
+                                </ul>
+                                <ActionForm action=add_domain attr:class="form form-row" attr:novalidate=true>
+                                    <input type="hidden" name="slug" value=move || slug.get() />
+                                    <Field label="Domain" name="domain" error=domain_error hint="e.g. acme.com" />
+                                    <Submit label="Add domain" busy_label="Adding…" pending=add_domain.pending() />
+                                </ActionForm>
+                            </section>
+                            {s.mapping.clone().map(|m| view! { <MappingForm mapping=m slug=slug.get_untracked() action=save_mapping /> })}
+                        }
+                        .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn DomainRow(domain: SsoDomain, slug: String, verify: ServerAction<VerifySsoDomain>, remove: ServerAction<RemoveSsoDomain>) -> impl IntoView {
+    let slug = StoredValue::new(slug);
+    let name = StoredValue::new(domain.domain.clone());
+    view! {
+        <li class="session-row" data-testid="sso-domain">
+            <div>
+                <strong>{domain.domain.clone()}</strong>
+                {if domain.verified {
+                    view! { <span class="badge">"Verified"</span> }.into_any()
+                } else {
+                    view! {
+                        <p class="muted">
+                            "Add a TXT record named " <code data-testid="txt-name">{domain.txt_name.clone()}</code>
+                            " with the value " <code data-testid="txt-value">{domain.txt_value.clone()}</code> ", then verify."
+                        </p>
+                    }
+                    .into_any()
+                }}
+            </div>
+            <div class="button-row">
+                {(!domain.verified).then(|| view! {
+                    <ActionForm action=verify attr:class="inline-form">
+                        <input type="hidden" name="slug" value=slug.get_value() />
+                        <input type="hidden" name="domain" value=name.get_value() />
+                        <button type="submit" class="btn btn-primary btn-sm">"Verify"</button>
+                    </ActionForm>
+                })}
+                <ActionForm action=remove attr:class="inline-form">
+                    <input type="hidden" name="slug" value=slug.get_value() />
+                    <input type="hidden" name="domain" value=name.get_value() />
+                    <button type="submit" class="btn btn-ghost btn-sm">"Remove"</button>
+                </ActionForm>
+            </div>
+        </li>
+    }
+}
+
+#[component]
+fn MappingForm(mapping: SsoMapping, slug: String, action: ServerAction<SaveSsoMapping>) -> impl IntoView {
+    let error = last_error(action);
+    let saved = move || matches!(action.value().get(), Some(Ok(())));
+    let field_error = move |name: &'static str| move || error.get().filter(|e| e.field() == Some(name)).map(|e| e.to_string());
+    view! {
+        <section class="card" aria-labelledby="mapping">
+            <h2 id="mapping">"4. Who gets in, and as what"</h2>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["group_roles", "default_role", "require_sso"] />
+                <input type="hidden" name="slug" value=slug />
+                <div class="field">
+                    <label for="email-attribute">"Email attribute"</label>
+                    <input id="email-attribute" name="email_attribute" value=mapping.email_attribute.clone() placeholder="(the NameID)" />
+                </div>
+                <div class="field">
+                    <label for="name-attribute">"Name attribute"</label>
+                    <input id="name-attribute" name="name_attribute" value=mapping.name_attribute.clone() placeholder="e.g. displayName" />
+                </div>
+                <div class="field">
+                    <label for="groups-attribute">"Groups attribute"</label>
+                    <input id="groups-attribute" name="groups_attribute" value=mapping.groups_attribute.clone() placeholder="e.g. groups" />
+                </div>
+                <div class="field">
+                    <label for="group-roles">"Groups to roles"</label>
+                    <textarea id="group-roles" name="group_roles" rows="3" placeholder="engineering = admin">{mapping.group_roles.clone()}</textarea>
+                    <p class="field-hint">"One per line: group = admin, member or viewer. The highest role matched wins; Owners are never changed."</p>
+                    <p class="field-error" role="alert">{field_error("group_roles")}</p>
+                </div>
+                <div class="field">
+                    <label for="default-role">"Role for new people"</label>
+                    <select id="default-role" name="default_role">
+                        {[Role::Admin, Role::Member, Role::Viewer].into_iter().map(|r| view! {
+                            <option value=r.as_str() selected=r == mapping.default_role>{r.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+                <label class="check"><input type="checkbox" name="jit_provisioning" checked=mapping.jit_provisioning /> " Create accounts for new people on their first sign-in"</label>
+                <label class="check"><input type="checkbox" name="allow_idp_initiated" checked=mapping.allow_idp_initiated /> " Allow signing in from the IdP's app launcher"</label>
+                <label class="check"><input type="checkbox" name="require_sso" checked=mapping.require_sso /> " Require members to sign in with SSO (Owners can still use their password)"</label>
+                <p class="field-error" role="alert">{field_error("require_sso")}</p>
+                <Submit label="Save sign-in rules" busy_label="Saving…" pending=action.pending() />
+            </ActionForm>
+            <Show when=saved>
+                <p class="muted" role="status" data-testid="mapping-saved">"Saved."</p>
+            </Show>
+        </section>
+    }
+}
+
+/// "Sign in with SSO": find the organization by the address's domain and go to its IdP.
+#[component]
+pub fn SsoSignInPage() -> impl IntoView {
+    let action = ServerAction::<FindSso>::new();
+    let error = last_error(action);
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        if let Some(Ok(url)) = action.value().get() {
+            let _ = window().location().set_href(&url);
+        }
+    });
+    let _ = find_sso;
+    view! {
+        <Title text="Sign in with SSO" />
+        <section class="auth-card card">
+            <h1>"Sign in with SSO"</h1>
+            <p class="muted">"Enter your work email; we'll take you to your organization's sign-in page."</p>
+            <ActionForm action attr:class="form" attr:novalidate=true>
+                <FormAlert error fields=&["email"] />
+                <input type="hidden" name="next" value=next />
+                <Field label="Work email" name="email" kind="email" autocomplete="username" required=true error />
+                <Submit label="Continue" busy_label="Finding your organization…" pending=action.pending() />
+            </ActionForm>
+            <p class="muted"><a href="/login">"Back to other ways to log in"</a></p>
+        </section>
+    }
+}

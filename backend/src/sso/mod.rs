@@ -1,0 +1,227 @@
+//! Single sign-on per organization: each organization can connect its own SAML 2.0 identity
+//! provider, prove which email domains it owns, map the IdP's attributes and groups onto
+//! Tessera accounts and roles, and require its members to come in through the IdP.
+//!
+//! Trust is narrow on purpose. An organization's IdP may only sign in people whose address
+//! is at one of that organization's verified domains, so configuring an IdP can never let one
+//! organization speak for another's accounts.
+
+pub mod domains;
+pub mod saml;
+
+use crate::audit::AuditEntry;
+use crate::ctx::Ctx;
+use crate::error::Result;
+use crate::tenancy::Tenancy;
+use std::time::Duration;
+use tessera_domain::dto::{SsoDomain, SsoMapping, SsoSettings};
+use tessera_domain::input::FieldError;
+use tessera_domain::{AppError, Permission, Role};
+
+/// What SSO needs beyond the database: our public address (for SP URLs), a DNS resolver
+/// (domain verification) and an HTTP client (IdP metadata by URL).
+#[derive(Clone)]
+pub struct Sso {
+    public_url: String,
+    http: reqwest::Client,
+    resolver: domains::Resolver,
+}
+
+impl Sso {
+    pub fn new(public_url: &str, dns_server: Option<std::net::SocketAddr>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        Ok(Self { public_url: public_url.trim_end_matches('/').to_string(), http, resolver: domains::Resolver::new(dns_server)? })
+    }
+
+    /// The organization's SAML service provider entity id (its metadata URL).
+    pub fn sp_entity_id(&self, slug: &str) -> String {
+        format!("{}/sso/{slug}/metadata", self.public_url)
+    }
+
+    pub fn acs_url(&self, slug: &str) -> String {
+        format!("{}/sso/{slug}/acs", self.public_url)
+    }
+}
+
+type SsoRow = (Option<String>, String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool, bool);
+
+/// Everything an admin sees on the organization's single sign-on page.
+pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSettings> {
+    let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
+    let row: Option<SsoRow> = sqlx::query_as(
+        "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_url, s.email_attribute, s.name_attribute, s.groups_attribute,
+                s.group_roles, s.default_role, s.jit_provisioning, s.allow_idp_initiated, t.require_sso
+           FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    let domains: Vec<(String, String, Option<time::OffsetDateTime>)> =
+        sqlx::query_as("SELECT domain, verification_token, verified_at FROM tenant_domains ORDER BY domain").fetch_all(tx.conn()).await?;
+    let slug = &ctx.tenant.slug;
+    Ok(SsoSettings {
+        sp_entity_id: sso.sp_entity_id(slug),
+        sp_acs_url: sso.acs_url(slug),
+        sp_metadata_url: sso.sp_entity_id(slug),
+        login_url: format!("{}/sso/{slug}/login", sso.public_url),
+        idp_entity_id: row.as_ref().map(|r| r.1.clone()),
+        idp_sso_url: row.as_ref().map(|r| r.2.clone()),
+        idp_metadata_url: row.as_ref().and_then(|r| r.0.clone()),
+        mapping: row.map(|(_, _, _, email, name, groups, roles, default_role, jit, idp_initiated, require_sso)| SsoMapping {
+            email_attribute: email.unwrap_or_default(),
+            name_attribute: name.unwrap_or_default(),
+            groups_attribute: groups.unwrap_or_default(),
+            group_roles: group_roles_text(&roles),
+            default_role: default_role.parse().unwrap_or(Role::Member),
+            jit_provisioning: jit,
+            allow_idp_initiated: idp_initiated,
+            require_sso,
+        }),
+        domains: domains
+            .into_iter()
+            .map(|(domain, token, verified_at)| SsoDomain {
+                txt_name: domains::challenge_name(&domain),
+                txt_value: domains::challenge_value(&token),
+                domain,
+                verified: verified_at.is_some(),
+            })
+            .collect(),
+    })
+}
+
+/// `{"engineering": "admin"}` as the lines an admin edits: `engineering = admin`.
+fn group_roles_text(roles: &serde_json::Value) -> String {
+    roles.as_object().map(|m| m.iter().map(|(g, r)| format!("{g} = {}", r.as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+}
+
+/// Parses `group = role` lines. Owner can't be granted by an IdP: ownership stays a human act.
+fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut map = serde_json::Map::new();
+    for (n, line) in text.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty()) {
+        let bad = || AppError::Invalid(FieldError::new("group_roles", format!("Line {}: write it as `group = role` (role: admin, member or viewer).", n + 1)));
+        let (group, role) = line.split_once('=').ok_or_else(bad)?;
+        let role: Role = role.trim().parse().map_err(|_| bad())?;
+        if role == Role::Owner {
+            return Err(AppError::Invalid(FieldError::new("group_roles", format!("Line {}: single sign-on can't make anyone an Owner.", n + 1))).into());
+        }
+        let group = group.trim();
+        if group.is_empty() {
+            return Err(bad().into());
+        }
+        map.insert(group.to_string(), serde_json::Value::String(role.as_str().to_string()));
+    }
+    Ok(map)
+}
+
+/// Connects (or replaces) the organization's IdP from its metadata: pasted XML, or a URL we
+/// fetch. The metadata must name the IdP, offer an HTTP-Redirect sign-on endpoint and carry a
+/// signing certificate (without one nothing could be verified, so it is refused).
+pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &str, metadata_url: &str) -> Result<()> {
+    ctx.require(Permission::ManageSecurity)?;
+    let (xml, url) = match (metadata_xml.trim(), metadata_url.trim()) {
+        ("", "") => {
+            return Err(AppError::Invalid(FieldError::new("metadata_xml", "Paste your IdP's metadata XML, or give the URL it is published at.")).into())
+        }
+        ("", url) => (saml::fetch_metadata(sso, url).await?, Some(url.to_string())),
+        (xml, _) => (xml.to_string(), None),
+    };
+    let idp = saml::IdpMetadata::parse(&xml)?;
+    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let old: Option<(String, String)> = sqlx::query_as("SELECT idp_entity_id, idp_sso_url FROM tenant_sso FOR UPDATE").fetch_optional(tx.conn()).await?;
+    sqlx::query(
+        "INSERT INTO tenant_sso (idp_metadata_xml, idp_metadata_url, idp_entity_id, idp_sso_url) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id) DO UPDATE SET idp_metadata_xml = EXCLUDED.idp_metadata_xml, idp_metadata_url = EXCLUDED.idp_metadata_url,
+            idp_entity_id = EXCLUDED.idp_entity_id, idp_sso_url = EXCLUDED.idp_sso_url, updated_at = now()",
+    )
+    .bind(&xml)
+    .bind(url.as_deref())
+    .bind(&idp.entity_id)
+    .bind(&idp.sso_url)
+    .execute(tx.conn())
+    .await?;
+    tx.commit(AuditEntry::new(
+        "sso.idp_configured",
+        "tenant",
+        ctx.tenant.id,
+        serde_json::json!({
+            "idp_entity_id": { "old": old.as_ref().map(|o| &o.0), "new": idp.entity_id },
+            "idp_sso_url": { "old": old.as_ref().map(|o| &o.1), "new": idp.sso_url },
+            "signing_certificates": { "new": idp.certificates },
+        }),
+    ))
+    .await
+}
+
+/// Attribute mapping, roles and the rules for signing in through the IdP.
+pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, group_roles: &str) -> Result<()> {
+    ctx.require(Permission::ManageSecurity)?;
+    let roles = parse_group_roles(group_roles)?;
+    if mapping.default_role == Role::Owner {
+        return Err(AppError::Invalid(FieldError::new("default_role", "New members from single sign-on can be admins, members or viewers.")).into());
+    }
+    let clean = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let old: Option<SsoRow> = sqlx::query_as(
+        "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_url, s.email_attribute, s.name_attribute, s.groups_attribute,
+                s.group_roles, s.default_role, s.jit_provisioning, s.allow_idp_initiated, t.require_sso
+           FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id FOR UPDATE OF s",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(old) = old else {
+        return Err(AppError::Conflict(FieldError::new("metadata_xml", "Connect your identity provider first.")).into());
+    };
+    if mapping.require_sso {
+        let verified: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_domains WHERE verified_at IS NOT NULL").fetch_one(tx.conn()).await?;
+        if verified == 0 {
+            return Err(AppError::Invalid(FieldError::new(
+                "require_sso",
+                "Verify at least one email domain first: only addresses at your verified domains can sign in through your IdP.",
+            ))
+            .into());
+        }
+    }
+    sqlx::query(
+        "UPDATE tenant_sso SET email_attribute = $1, name_attribute = $2, groups_attribute = $3, group_roles = $4, default_role = $5,
+                jit_provisioning = $6, allow_idp_initiated = $7, updated_at = now()",
+    )
+    .bind(clean(&mapping.email_attribute))
+    .bind(clean(&mapping.name_attribute))
+    .bind(clean(&mapping.groups_attribute))
+    .bind(serde_json::Value::Object(roles.clone()))
+    .bind(mapping.default_role.as_str())
+    .bind(mapping.jit_provisioning)
+    .bind(mapping.allow_idp_initiated)
+    .execute(tx.conn())
+    .await?;
+    sqlx::query("UPDATE tenants SET require_sso = $2 WHERE id = $1").bind(ctx.tenant.id).bind(mapping.require_sso).execute(tx.conn()).await?;
+    let mut changed = serde_json::Map::new();
+    let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
+        if old != new {
+            changed.insert(field.into(), serde_json::json!({ "old": old, "new": new }));
+        }
+    };
+    note("email_attribute", old.3.clone().into(), clean(&mapping.email_attribute).into());
+    note("name_attribute", old.4.clone().into(), clean(&mapping.name_attribute).into());
+    note("groups_attribute", old.5.clone().into(), clean(&mapping.groups_attribute).into());
+    note("group_roles", old.6.clone(), serde_json::Value::Object(roles));
+    note("default_role", old.7.clone().into(), mapping.default_role.as_str().into());
+    note("jit_provisioning", old.8.into(), mapping.jit_provisioning.into());
+    note("allow_idp_initiated", old.9.into(), mapping.allow_idp_initiated.into());
+    note("require_sso", old.10.into(), mapping.require_sso.into());
+    tx.commit(AuditEntry::new("sso.settings_changed", "tenant", ctx.tenant.id, serde_json::Value::Object(changed))).await
+}
+
+/// Disconnects the IdP (and stops requiring it).
+pub async fn remove_idp(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
+    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let removed: Option<String> = sqlx::query_scalar("DELETE FROM tenant_sso RETURNING idp_entity_id").fetch_optional(tx.conn()).await?;
+    let Some(entity_id) = removed else {
+        return Err(AppError::NotFound("No identity provider is connected.".into()).into());
+    };
+    sqlx::query("UPDATE tenants SET require_sso = false WHERE id = $1").bind(ctx.tenant.id).execute(tx.conn()).await?;
+    tx.commit(AuditEntry::new("sso.idp_removed", "tenant", ctx.tenant.id, serde_json::json!({ "idp_entity_id": { "old": entity_id } }))).await
+}

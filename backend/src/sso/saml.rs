@@ -1,0 +1,512 @@
+//! SAML 2.0 sign-in for one organization: our service provider metadata, the AuthnRequest
+//! (SP-initiated), and the assertion consumer service, which accepts a response only if
+//!
+//! - every signature in it verifies against the IdP's certificate, and only the signed parts
+//!   are read (samael prunes the rest, which defeats signature-wrapping);
+//! - it is addressed to this organization: Destination/Recipient are its ACS URL and the
+//!   audience is its entity id (an audience restriction is required);
+//! - it is in date (conditions and subject confirmation, with a little clock skew);
+//! - it answers a request we sent and haven't seen answered, or, where the organization
+//!   allows IdP-initiated sign-in, answers no request at all;
+//! - its assertion id hasn't been seen before (no replay);
+//! - the person's address is at one of the organization's verified domains.
+//!
+//! Every refusal is recorded in the organization's audit log with the reason.
+
+use super::Sso;
+use crate::audit::{self, AuditEntry};
+use crate::ctx::RequestMeta;
+use crate::error::Result;
+use crate::tenancy::Tenancy;
+use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
+use samael::schema::Assertion;
+use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
+use samael::traits::ToXml;
+use tessera_domain::input::{Email, FieldError};
+use tessera_domain::{AppError, Role};
+use uuid::Uuid;
+
+/// How long a sign-in may take at the IdP.
+const REQUEST_LIFETIME_MINUTES: i32 = 10;
+/// The longest a seen assertion id is remembered when the assertion doesn't say.
+const REPLAY_MEMORY_MINUTES: i64 = 60;
+
+/// The parts of an IdP's metadata Tessera needs, checked when an admin connects it.
+pub struct IdpMetadata {
+    pub entity_id: String,
+    pub sso_url: String,
+    pub certificates: usize,
+}
+
+fn invalid_metadata(message: impl Into<String>) -> crate::Error {
+    AppError::Invalid(FieldError::new("metadata_xml", message)).into()
+}
+
+impl IdpMetadata {
+    pub fn parse(xml: &str) -> Result<Self> {
+        let descriptor: EntityDescriptor =
+            xml.parse().map_err(|_| invalid_metadata("That isn't SAML metadata: it should be an XML EntityDescriptor from your IdP."))?;
+        let entity_id = descriptor
+            .entity_id
+            .clone()
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| invalid_metadata("The metadata doesn't give the IdP's entityID."))?;
+        let sp = ServiceProviderBuilder::default()
+            .entity_id("urn:tessera:metadata-check".to_string())
+            .acs_url("urn:tessera:metadata-check".to_string())
+            .idp_metadata(descriptor)
+            .build()
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let sso_url = sp
+            .sso_binding_location(HTTP_REDIRECT_BINDING)
+            .ok_or_else(|| invalid_metadata("The metadata has no single sign-on endpoint with the HTTP-Redirect binding, which Tessera uses."))?;
+        let certificates = match sp.idp_signing_certs() {
+            Ok(Some(certs)) if !certs.is_empty() => certs.len(),
+            Ok(_) => return Err(invalid_metadata("The metadata has no signing certificate, so responses from this IdP couldn't be verified.")),
+            Err(_) => return Err(invalid_metadata("A signing certificate in the metadata couldn't be read.")),
+        };
+        Ok(Self { entity_id, sso_url, certificates })
+    }
+}
+
+/// Fetches metadata an IdP publishes (http or https only).
+pub async fn fetch_metadata(sso: &Sso, url: &str) -> Result<String> {
+    let bad = |why: &str| AppError::Invalid(FieldError::new("metadata_url", format!("Couldn't load metadata from that URL: {why}.")));
+    let parsed = reqwest::Url::parse(url).map_err(|_| bad("it isn't a valid URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only http and https URLs work").into());
+    }
+    let response = sso.http.get(parsed).send().await.map_err(|_| bad("the server didn't answer"))?;
+    if !response.status().is_success() {
+        return Err(bad(&format!("the server answered {}", response.status())).into());
+    }
+    let body = response.text().await.map_err(|_| bad("the answer couldn't be read"))?;
+    if body.len() > 1 << 20 {
+        return Err(bad("the document is larger than 1 MB").into());
+    }
+    Ok(body)
+}
+
+/// An organization's SSO set-up, as the sign-in endpoints need it.
+struct Connection {
+    tenant_id: Uuid,
+    slug: String,
+    name: String,
+    metadata_xml: String,
+    sso_url: String,
+    email_attribute: Option<String>,
+    name_attribute: Option<String>,
+    groups_attribute: Option<String>,
+    group_roles: serde_json::Value,
+    default_role: Role,
+    jit_provisioning: bool,
+    allow_idp_initiated: bool,
+    sso_satisfies_mfa: bool,
+}
+
+fn not_set_up() -> crate::Error {
+    AppError::NotFound("This organization hasn't set up single sign-on. Sign in with your email instead.".into()).into()
+}
+
+async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, String, bool)> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let found: Option<(Uuid, String, String, bool)> = sqlx::query_as(
+        "SELECT id, slug, name, sso_satisfies_mfa FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')",
+    )
+    .bind(slug.trim().to_lowercase())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    found.ok_or_else(not_set_up)
+}
+
+async fn connection(tenancy: &Tenancy, slug: &str) -> Result<Connection> {
+    let (tenant_id, slug, name, sso_satisfies_mfa) = tenant_by_slug(tenancy, slug).await?;
+    let mut tx = tenancy.begin_control(tenant_id, true).await?;
+    type Row = (String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT idp_metadata_xml, idp_sso_url, email_attribute, name_attribute, groups_attribute, group_roles, default_role,
+                jit_provisioning, allow_idp_initiated
+           FROM tenant_sso",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (metadata_xml, sso_url, email_attribute, name_attribute, groups_attribute, group_roles, default_role, jit_provisioning, allow_idp_initiated) =
+        row.ok_or_else(not_set_up)?;
+    Ok(Connection {
+        tenant_id,
+        slug,
+        name,
+        metadata_xml,
+        sso_url,
+        email_attribute,
+        name_attribute,
+        groups_attribute,
+        group_roles,
+        default_role: default_role.parse().unwrap_or(Role::Member),
+        jit_provisioning,
+        allow_idp_initiated,
+        sso_satisfies_mfa,
+    })
+}
+
+fn service_provider(sso: &Sso, slug: &str, idp_metadata: Option<EntityDescriptor>, allow_idp_initiated: bool) -> Result<ServiceProvider> {
+    use samael::crypto::AllowedSignatureAlgorithm as Alg;
+    let mut builder = ServiceProviderBuilder::default();
+    builder
+        .entity_id(sso.sp_entity_id(slug))
+        .metadata_url(sso.sp_entity_id(slug))
+        .acs_url(sso.acs_url(slug))
+        .slo_url(format!("{}/sso/{slug}/logout", sso.public_url))
+        .allow_idp_initiated(allow_idp_initiated)
+        // SHA-1 signatures are forgeable in practice; modern IdPs all sign with SHA-256 or better.
+        .allowed_signature_algorithms(vec![Alg::RsaSha256, Alg::RsaSha512, Alg::EcdsaSha256, Alg::EcdsaSha512]);
+    if let Some(idp) = idp_metadata {
+        builder.idp_metadata(idp);
+    }
+    builder.build().map_err(|e| crate::Error::Internal(format!("SAML service provider: {e}")))
+}
+
+/// This organization's service provider metadata, for importing into its IdP.
+pub async fn sp_metadata(tenancy: &Tenancy, sso: &Sso, slug: &str) -> Result<String> {
+    let (_, slug, _, _) = tenant_by_slug(tenancy, slug).await?;
+    let sp = service_provider(sso, &slug, None, false)?;
+    sp.metadata().and_then(|m| m.to_string()).map_err(|e| crate::Error::Internal(format!("SP metadata: {e}")))
+}
+
+/// Starts an SP-initiated sign-in: remembers the request, and returns the IdP URL to send
+/// the browser to.
+pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str) -> Result<String> {
+    let conn = connection(tenancy, slug).await?;
+    let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| crate::Error::Internal("stored IdP metadata no longer parses".into()))?;
+    let sp = service_provider(sso, &conn.slug, Some(idp), false)?;
+    let mut request = sp.make_authentication_request(&conn.sso_url).map_err(|e| crate::Error::Internal(format!("AuthnRequest: {e}")))?;
+    // samael's default id has 32 random bits; a request id is a one-time secret, so use 122.
+    request.id = format!("id-{}", Uuid::new_v4().simple());
+    let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+    sqlx::query("INSERT INTO saml_requests (id, tenant_id, next_path) VALUES ($1, $2, $3)")
+        .bind(&request.id)
+        .bind(conn.tenant_id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let url = request
+        .redirect("")
+        .map_err(|e| crate::Error::Internal(format!("AuthnRequest redirect: {e}")))?
+        .ok_or_else(|| crate::Error::Internal("AuthnRequest without destination".into()))?;
+    Ok(url.to_string())
+}
+
+/// A person signed in through their organization's IdP.
+#[derive(Debug)]
+pub struct SsoSignIn {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub slug: String,
+    /// Where to go: the page they started from, or the organization.
+    pub next: String,
+    /// The organization counts its IdP's sign-in as two-factor.
+    pub counts_as_mfa: bool,
+}
+
+/// Why a response was refused: what the person is told, and what the audit log keeps.
+struct Refusal {
+    reason: String,
+}
+
+fn refuse(reason: impl Into<String>) -> Refusal {
+    Refusal { reason: reason.into() }
+}
+
+/// Checks a response with samael, off the async executor (libxml2 and RSA are blocking work;
+/// samael's errors aren't `Send`, so they become text here).
+async fn verify(sso: &Sso, conn: &Connection, response: String, request_ids: Vec<String>, allow_idp_initiated: bool) -> std::result::Result<Assertion, (bool, String)> {
+    let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, "the stored IdP metadata no longer parses".to_string()))?;
+    let sp = service_provider(sso, &conn.slug, Some(idp), allow_idp_initiated).map_err(|e| (false, e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let ids: Vec<&str> = request_ids.iter().map(String::as_str).collect();
+        let compact: String = response.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        sp.parse_base64_response(&compact, Some(&ids)).map_err(|e| {
+            use samael::service_provider::Error as E;
+            let unsolicited = matches!(
+                e.downcast_ref::<E>(),
+                Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. })
+            );
+            let reason = match e.downcast_ref::<E>() {
+                Some(E::FailedToValidateSignature) => "its signature didn't verify against the IdP's certificate".to_string(),
+                Some(E::DestinationValidationError { .. }) => "it was addressed to another destination".to_string(),
+                Some(E::AssertionRecipientMismatch { .. }) => "it was meant for another recipient".to_string(),
+                Some(E::AssertionConditionAudienceRestrictionFailed { .. }) => "it was meant for another service (audience)".to_string(),
+                Some(E::AssertionConditionExpired { .. } | E::AssertionSubjectConfirmationExpired { .. } | E::AssertionExpired { .. } | E::ResponseExpired { .. }) => {
+                    "it has expired".to_string()
+                }
+                Some(E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. }) => "it isn't valid yet".to_string(),
+                Some(E::AssertionIssuerMismatch { .. } | E::ResponseIssuerMismatch { .. }) => "it came from another IdP".to_string(),
+                Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }) => {
+                    "it doesn't answer a sign-in started here (or that sign-in was already completed)".to_string()
+                }
+                Some(E::ResponseBadStatusCode { .. }) => "the IdP reported that the sign-in failed".to_string(),
+                Some(other) => format!("it isn't a valid response ({other})"),
+                None => format!("it couldn't be read ({e})"),
+            };
+            (unsolicited, reason)
+        })
+    })
+    .await
+    .map_err(|_| (false, "it couldn't be processed".to_string()))?
+}
+
+fn attribute_values<'a>(assertion: &'a Assertion, name: &str) -> Vec<&'a str> {
+    assertion
+        .attribute_statements
+        .iter()
+        .flatten()
+        .flat_map(|s| &s.attributes)
+        .filter(|a| a.name.as_deref() == Some(name) || a.friendly_name.as_deref() == Some(name))
+        .flat_map(|a| a.values.iter().filter_map(|v| v.value.as_deref()))
+        .collect()
+}
+
+/// Common attribute names for an address, tried when the admin named none and NameID isn't one.
+const EMAIL_ATTRIBUTES: [&str; 4] = ["email", "mail", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "urn:oid:0.9.2342.19200300.100.1.3"];
+
+/// Accepts a response posted to the organization's ACS. `relay_state` is only a hint of
+/// where to go (a local path) for IdP-initiated sign-ins.
+pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &str, relay_state: Option<&str>, meta: &RequestMeta) -> Result<SsoSignIn> {
+    let conn = connection(tenancy, slug).await?;
+    match accept(tenancy, sso, &conn, saml_response, relay_state, meta).await {
+        Ok(Ok(sign_in)) => Ok(sign_in),
+        Ok(Err(Refusal { reason })) => {
+            tracing::warn!(tenant = %conn.slug, %reason, "refused a SAML response");
+            let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+            let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason } }));
+            audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
+            tx.commit().await?;
+            Err(AppError::Forbidden(format!(
+                "We couldn't sign you in to {} through its identity provider: {reason}. Try signing in again; if it keeps happening, tell your IT team.",
+                conn.name
+            ))
+            .into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn accept(
+    tenancy: &Tenancy,
+    sso: &Sso,
+    conn: &Connection,
+    saml_response: &str,
+    relay_state: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<std::result::Result<SsoSignIn, Refusal>> {
+    let outstanding: Vec<String> = {
+        let mut tx = tenancy.begin_control(conn.tenant_id, true).await?;
+        let ids = sqlx::query_scalar("SELECT id FROM saml_requests WHERE used_at IS NULL AND created_at > now() - make_interval(mins => $1)")
+            .bind(REQUEST_LIFETIME_MINUTES)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        ids
+    };
+    let assertion = match verify(sso, conn, saml_response.to_string(), outstanding.clone(), false).await {
+        Ok(assertion) => assertion,
+        // Not an answer to one of our requests: acceptable only as a genuinely unsolicited
+        // (IdP-initiated) response, and only where the organization allows those.
+        Err((true, _)) if conn.allow_idp_initiated => match verify(sso, conn, saml_response.to_string(), Vec::new(), true).await {
+            Ok(assertion) => assertion,
+            Err((_, reason)) => return Ok(Err(refuse(reason))),
+        },
+        Err((_, reason)) => return Ok(Err(refuse(reason))),
+    };
+    let answered: Option<String> = assertion
+        .subject
+        .as_ref()
+        .and_then(|s| s.subject_confirmations.as_ref())
+        .and_then(|c| c.iter().find_map(|c| c.subject_confirmation_data.as_ref().and_then(|d| d.in_response_to.clone())));
+    if let Some(request_id) = &answered {
+        if !outstanding.contains(request_id) {
+            return Ok(Err(refuse("it answers a sign-in that wasn't started here, or was already completed")));
+        }
+    }
+    let audience_ok = assertion
+        .conditions
+        .as_ref()
+        .and_then(|c| c.audience_restrictions.as_ref())
+        .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r.audience.iter().any(|a| *a == sso.sp_entity_id(&conn.slug))));
+    if !audience_ok {
+        return Ok(Err(refuse("it doesn't say it is meant for this organization (no matching audience)")));
+    }
+    if assertion.id.trim().is_empty() {
+        return Ok(Err(refuse("its assertion has no id")));
+    }
+
+    let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref()).map(|n| n.value.trim().to_string()).filter(|v| !v.is_empty());
+    let Some(name_id) = name_id else {
+        return Ok(Err(refuse("it doesn't name the person (no NameID)")));
+    };
+    let email = match &conn.email_attribute {
+        Some(attribute) => attribute_values(&assertion, attribute).first().map(|v| v.to_string()),
+        None if Email::parse(&name_id).is_ok() => Some(name_id.clone()),
+        None => EMAIL_ATTRIBUTES.iter().find_map(|a| attribute_values(&assertion, a).first().map(|v| v.to_string())),
+    };
+    let Some(email) = email.and_then(|e| Email::parse(&e).ok()) else {
+        return Ok(Err(refuse("it carries no email address Tessera can use (check the email attribute in the SSO settings)")));
+    };
+    let display_name = conn.name_attribute.as_deref().and_then(|a| attribute_values(&assertion, a).first().map(|v| v.trim().chars().take(100).collect::<String>()));
+    let groups: Vec<String> = conn.groups_attribute.as_deref().map(|a| attribute_values(&assertion, a).into_iter().map(str::to_string).collect()).unwrap_or_default();
+    let mapped_role = groups
+        .iter()
+        .filter_map(|g| conn.group_roles.get(g).and_then(|r| r.as_str()).and_then(|r| r.parse::<Role>().ok()))
+        .filter(|r| *r != Role::Owner)
+        // Role's order is Owner < Admin < Member < Viewer: the smallest is the most powerful.
+        .min();
+    let domain = email.as_str().rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+
+    let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+    let result = async {
+        let domain_ok: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_domains WHERE domain = $1 AND verified_at IS NOT NULL)")
+            .bind(&domain)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !domain_ok {
+            return Ok(Err(refuse(format!("{} isn't at one of the organization's verified email domains", email.as_str()))));
+        }
+        let expires = assertion
+            .conditions
+            .as_ref()
+            .and_then(|c| c.not_on_or_after)
+            .map(|t| t.timestamp())
+            .unwrap_or_else(|| chrono::Utc::now().timestamp() + REPLAY_MEMORY_MINUTES * 60);
+        let fresh = sqlx::query(
+            "INSERT INTO saml_assertions_seen (tenant_id, assertion_id, expires_at) VALUES ($1, $2, to_timestamp($3)) ON CONFLICT DO NOTHING",
+        )
+        .bind(conn.tenant_id)
+        .bind(&assertion.id)
+        .bind(expires as f64)
+        .execute(&mut *tx)
+        .await?;
+        if fresh.rows_affected() == 0 {
+            return Ok(Err(refuse("it was already used (a replayed response)")));
+        }
+        let mut next = None;
+        if let Some(request_id) = &answered {
+            next = sqlx::query_scalar("UPDATE saml_requests SET used_at = now() WHERE id = $1 AND used_at IS NULL RETURNING next_path")
+                .bind(request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if next.is_none() {
+                return Ok(Err(refuse("it answers a sign-in that was already completed")));
+            }
+        }
+        let provider = format!("saml:{}", conn.tenant_id);
+        let linked: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE user_identities SET last_used_at = now(), email = $3 WHERE provider = $1 AND subject = $2 RETURNING user_id",
+        )
+        .bind(&provider)
+        .bind(&name_id)
+        .bind(email.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let user_id = match linked {
+            Some(user_id) => user_id,
+            None => {
+                let existing: Option<(Uuid, bool)> = sqlx::query_as("SELECT id, email_verified_at IS NULL FROM users WHERE lower(email) = $1 FOR UPDATE")
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let user_id = match existing {
+                    Some((user_id, unconfirmed)) => {
+                        // The organization owns the domain; whoever registered this address
+                        // without confirming it is shut out, as with a magic link.
+                        if unconfirmed {
+                            sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+                            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                        }
+                        user_id
+                    }
+                    None if conn.jit_provisioning => {
+                        let user_id = Uuid::new_v4();
+                        sqlx::query("INSERT INTO users (id, email, display_name, password_hash, email_verified_at) VALUES ($1, $2, $3, '!unusable', now())")
+                            .bind(user_id)
+                            .bind(email.as_str())
+                            .bind(display_name.as_deref().filter(|n| !n.is_empty()))
+                            .execute(&mut *tx)
+                            .await?;
+                        user_id
+                    }
+                    None => return Ok(Err(refuse(format!("{} has no account yet and this organization adds people by invitation only", email.as_str())))),
+                };
+                sqlx::query("INSERT INTO user_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, provider) DO UPDATE SET subject = EXCLUDED.subject, email = EXCLUDED.email, last_used_at = now()")
+                    .bind(user_id)
+                    .bind(&provider)
+                    .bind(&name_id)
+                    .bind(email.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                user_id
+            }
+        };
+        let current: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE")
+            .bind(conn.tenant_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let sso_meta = meta.clone();
+        match current.map(|r| r.parse::<Role>().unwrap_or(Role::Viewer)) {
+            None if !conn.jit_provisioning => {
+                return Ok(Err(refuse(format!("{} isn't a member and this organization adds people by invitation only", email.as_str()))));
+            }
+            None => {
+                let role = mapped_role.unwrap_or(conn.default_role);
+                sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
+                    .bind(conn.tenant_id)
+                    .bind(user_id)
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let entry = AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": role.as_str() }, "via": { "new": "sso" } }));
+                audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, &sso_meta, &entry).await?;
+            }
+            // Groups keep roles in step with the IdP, but never touch an Owner.
+            Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {
+                let role = mapped_role.expect("checked");
+                sqlx::query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(conn.tenant_id)
+                    .bind(user_id)
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                let entry = AuditEntry::new(
+                    "membership.role_changed",
+                    "user",
+                    user_id,
+                    serde_json::json!({ "role": { "old": old.as_str(), "new": role.as_str() }, "via": { "new": "sso groups" } }),
+                );
+                audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, &sso_meta, &entry).await?;
+            }
+            Some(_) => {}
+        }
+        let entry = AuditEntry::new(
+            "sso.login",
+            "user",
+            user_id,
+            serde_json::json!({ "email": { "new": email.as_str() }, "initiated_by": { "new": if answered.is_some() { "sp" } else { "idp" } } }),
+        );
+        audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, meta, &entry).await?;
+        let fallback = format!("/t/{}", conn.slug);
+        let next = next.or_else(|| relay_state.filter(|r| r.starts_with('/') && !r.starts_with("//")).map(str::to_string)).unwrap_or(fallback);
+        Ok::<_, crate::Error>(Ok(SsoSignIn { user_id, tenant_id: conn.tenant_id, slug: conn.slug.clone(), next, counts_as_mfa: conn.sso_satisfies_mfa }))
+    }
+    .await?;
+    match result {
+        Ok(sign_in) => {
+            tx.commit().await?;
+            Ok(Ok(sign_in))
+        }
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}

@@ -1,0 +1,362 @@
+//! Single sign-on per organization with SAML: admins connect their IdP and prove their email
+//! domains; people sign in through the IdP (started here or at the IdP) and land in the
+//! organization with the role their groups map to; every forged, stale, replayed or
+//! misdirected response is refused and recorded.
+
+mod common;
+use common::saml_idp::{encode, Mint, Signing, TestIdp};
+use common::{Browser, Response, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::io::Read;
+
+fn location(r: &Response) -> String {
+    r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// Publishes the TXT record that proves `domain` in the DNS stand-in.
+async fn publish_txt(name: &str, value: &str) {
+    let api = std::env::var("TESSERA_TEST_DNS_API").expect("run with `cargo xtask test` (it starts the DNS stand-in)");
+    let r = reqwest::Client::new().put(format!("{api}/records/{name}")).json(&json!({ "txt": [value] })).send().await.unwrap();
+    assert!(r.status().is_success());
+}
+
+struct SsoOrg {
+    slug: String,
+    domain: String,
+    owner: Browser,
+    idp: TestIdp,
+    entity_id: String,
+    acs: String,
+}
+
+/// An organization with a verified domain and a connected IdP, mapping `groups` to roles.
+async fn sso_org(app: &TestApp, slug: &str) -> SsoOrg {
+    let owner = app.owner_of(slug).await;
+    let domain = format!("{slug}-{}.test", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let r = owner.call("add_sso_domain", &[("slug", slug), ("domain", &domain)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let settings = owner.call("org_sso_settings", &[("slug", slug)]).await.json();
+    let record = &settings["domains"][0];
+    publish_txt(record["txt_name"].as_str().unwrap(), record["txt_value"].as_str().unwrap()).await;
+    let r = owner.call("verify_sso_domain", &[("slug", slug), ("domain", &domain)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let idp = TestIdp::new(&format!("https://idp.{domain}/saml"));
+    let r = owner.call("save_sso_idp", &[("slug", slug), ("metadata_xml", &idp.metadata("https://idp.example/sso")), ("metadata_url", "")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = owner
+        .call(
+            "save_sso_mapping",
+            &[
+                ("slug", slug),
+                ("email_attribute", ""),
+                ("name_attribute", "displayName"),
+                ("groups_attribute", "groups"),
+                ("group_roles", "admins = admin\nreaders = viewer"),
+                ("default_role", "member"),
+                ("jit_provisioning", "on"),
+                ("allow_idp_initiated", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let entity_id = settings["sp_entity_id"].as_str().unwrap().to_string();
+    let acs = settings["sp_acs_url"].as_str().unwrap().to_string();
+    SsoOrg { slug: slug.to_string(), domain, owner, idp, entity_id, acs }
+}
+
+/// Starts an SP-initiated sign-in in `browser`; returns the AuthnRequest's id.
+async fn start(browser: &Browser, org: &SsoOrg, next: &str) -> String {
+    let r = browser.get(&format!("/sso/{}/login?next={next}", org.slug)).await;
+    let to = location(&r);
+    assert!(to.starts_with("https://idp.example/sso?SAMLRequest="), "{to}");
+    let url = reqwest::Url::parse(&to).unwrap();
+    let encoded = url.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.to_string();
+    let deflated = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..]).read_to_string(&mut xml).unwrap();
+    assert!(xml.contains(&format!("AssertionConsumerServiceURL=\"{}\"", org.acs)) && xml.contains(&org.entity_id), "{xml}");
+    xml.split("ID=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+}
+
+async fn post_acs(browser: &Browser, slug: &str, saml_response: &str) -> Response {
+    browser.post_form(&format!("/sso/{slug}/acs"), &[("SAMLResponse", saml_response), ("RelayState", "")]).await
+}
+
+async fn refusals(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.login_refused'").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_mapped_role() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "acme").await;
+    let email = format!("ada@{}", org.domain);
+
+    // Our metadata, for the IdP admin to import.
+    let metadata = app.browser().get("/sso/acme/metadata").await;
+    assert!(metadata.body.contains(&format!("entityID=\"{}\"", org.entity_id)) && metadata.body.contains(&org.acs));
+    assert_eq!(app.browser().get("/sso/nobody/metadata").await.status, StatusCode::NOT_FOUND);
+
+    let browser = app.browser();
+    let request = start(&browser, &org, "/t/acme/projects").await;
+    let attrs = [("displayName", "Ada Lovelace"), ("groups", "admins")];
+    let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
+    let r = post_acs(&browser, "acme", &org.idp.response(&mint)).await;
+    assert_eq!(location(&r), "/t/acme/projects", "{} {}", r.status, r.body);
+    let me = browser.call("my_session", &[]).await.json();
+    assert_eq!((me["user"]["email"].as_str(), me["user"]["display_name"].as_str()), (Some(email.as_str()), Some("Ada Lovelace")));
+    assert_eq!(browser.call("load_org", &[("slug", "acme")]).await.json()["role"], "admin", "the admins group maps to Admin");
+
+    // Next time the IdP says she's only in "readers": the role follows (and is audited).
+    let again = app.browser();
+    let request = start(&again, &org, "/").await;
+    let attrs = [("displayName", "Ada Lovelace"), ("groups", "readers")];
+    let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
+    let r = post_acs(&again, "acme", &org.idp.response(&mint)).await;
+    assert_eq!(location(&r), "/t/acme", "a bare sign-in lands in the organization");
+    assert_eq!(again.call("load_org", &[("slug", "acme")]).await.json()["role"], "viewer");
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 2, "the same account both times (plus the owner)");
+
+    // Only the assertion signed (as some IdPs do) is fine too.
+    let third = app.browser();
+    let request = start(&third, &org, "/").await;
+    let mint = Mint { signing: Signing::Assertion, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
+    let r = post_acs(&third, "acme", &org.idp.response(&mint)).await;
+    assert_eq!(location(&r), "/t/acme", "{}", r.body);
+
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'sso.%' OR action LIKE 'membership.%' ORDER BY occurred_at")
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap();
+    for expected in ["sso.idp_configured", "sso.settings_changed", "membership.added", "sso.login", "membership.role_changed"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_it() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "tiles").await;
+    let email = format!("ida@{}", org.domain);
+    let browser = app.browser();
+    let r = post_acs(&browser, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
+    assert_eq!(location(&r), "/t/tiles", "{}", r.body);
+    assert_eq!(browser.call("load_org", &[("slug", "tiles")]).await.json()["role"], "member", "no group: the default role");
+
+    let r = org
+        .owner
+        .call(
+            "save_sso_mapping",
+            &[("slug", "tiles"), ("email_attribute", ""), ("name_attribute", ""), ("groups_attribute", ""), ("group_roles", ""), ("default_role", "member"), ("jit_provisioning", "on")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let other = app.browser();
+    let r = post_acs(&other, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
+    assert_eq!(location(&r), "/login?problem=1");
+    assert!(other.call("take_sign_in_problem", &[]).await.json().as_str().unwrap().contains("doesn't answer a sign-in started here"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorded() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "fort").await;
+    let other = sso_org(&app, "elsewhere").await;
+    let victim = format!("vic@{}", org.domain);
+    let users_before = app.count("SELECT count(*) FROM users").await;
+
+    struct Case {
+        what: &'static str,
+        response: String,
+        expect: &'static str,
+    }
+    let browser = app.browser();
+    let mut cases = Vec::new();
+    let request = start(&browser, &org, "/").await;
+    let good = |mint: Mint| org.idp.response(&mint);
+    let base = || Mint::new(&victim, &org.entity_id, &org.acs, Some(&request));
+    cases.push(Case { what: "unsigned", response: good(Mint { signing: Signing::Nothing, ..base() }), expect: "signature" });
+    cases.push(Case { what: "signed by another IdP's key", response: TestIdp::new(&org.idp.entity_id).response(&base()), expect: "signature" });
+    cases.push(Case {
+        what: "another organization's IdP",
+        response: other.idp.response(&Mint::new(&victim, &org.entity_id, &org.acs, Some(&request))),
+        expect: "signature",
+    });
+    cases.push(Case { what: "wrong audience", response: good(Mint { audience: &other.entity_id, ..base() }), expect: "audience" });
+    cases.push(Case { what: "wrong destination", response: good(Mint { acs_url: &other.acs, ..base() }), expect: "destination" });
+    cases.push(Case { what: "expired", response: good(Mint { valid_for_secs: -600, ..base() }), expect: "expired" });
+    cases.push(Case {
+        what: "answers a request never made",
+        response: good(Mint::new(&victim, &org.entity_id, &org.acs, Some("id-never-sent"))),
+        expect: "sign-in that wasn't started here",
+    });
+    cases.push(Case {
+        what: "address outside the verified domains",
+        response: good(Mint::new("ceo@bank.example", &org.entity_id, &org.acs, Some(&request))),
+        expect: "verified email domains",
+    });
+    // Tampering with signed content: swap the person after signing.
+    let signed = org.idp.response_xml(&base());
+    cases.push(Case { what: "tampered NameID", response: encode(&signed.replace(&victim, &format!("admin@{}", org.domain))), expect: "signature" });
+    // Signature wrapping: an unsigned evil assertion beside (before) the signed one.
+    let evil_assertion = {
+        let start = signed.find("<saml2:Assertion").or_else(|| signed.find("<saml:Assertion")).expect("assertion element");
+        let end_tag = if signed.contains("</saml2:Assertion>") { "</saml2:Assertion>" } else { "</saml:Assertion>" };
+        let end = signed.find(end_tag).unwrap() + end_tag.len();
+        signed[start..end].replace(&victim, &format!("mallory@{}", org.domain)).replace("ID=\"_", "ID=\"_evil")
+    };
+    let xsw_before = signed.replacen("<saml2:Assertion", &format!("{evil_assertion}<saml2:Assertion"), 1);
+    cases.push(Case { what: "XSW: evil assertion first", response: encode(&xsw_before), expect: "" });
+    let xsw_extensions = signed.replacen("<saml2:Assertion", &format!("<samlp:Extensions>{evil_assertion}</samlp:Extensions><saml2:Assertion"), 1);
+    cases.push(Case { what: "XSW: evil assertion in Extensions", response: encode(&xsw_extensions), expect: "" });
+    cases.push(Case { what: "not base64", response: "%%%not base64%%%".into(), expect: "couldn't be read" });
+    cases.push(Case { what: "not XML", response: encode("hello"), expect: "" });
+
+    for (n, case) in cases.iter().enumerate() {
+        let attacker = app.browser();
+        let r = post_acs(&attacker, "fort", &case.response).await;
+        assert_eq!(location(&r), "/login?problem=1", "{}: {} {}", case.what, r.status, r.body);
+        let problem = attacker.call("take_sign_in_problem", &[]).await.json();
+        assert!(problem.as_str().unwrap_or_default().contains(case.expect), "{}: {problem}", case.what);
+        assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "{}: nobody signed in", case.what);
+        assert_eq!(refusals(&app).await, n as i64 + 1, "{}: recorded", case.what);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM users").await, users_before, "no account was made by any of them");
+    let reasons: Vec<Value> = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.login_refused'").fetch_all(&app.inspect).await.unwrap();
+    assert!(reasons.iter().all(|c| c["reason"]["new"].is_string()));
+
+    // The genuine response still works once; replayed, it is refused.
+    let genuine = org.idp.response(&base());
+    let r = post_acs(&browser, "fort", &genuine).await;
+    assert_eq!(location(&r), "/t/fort", "{}", r.body);
+    let replayer = app.browser();
+    let r = post_acs(&replayer, "fort", &genuine).await;
+    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(replayer.call("my_session", &[]).await.json(), Value::Null);
+
+    // A response for this organization posted to another organization's ACS goes nowhere.
+    let request = start(&browser, &org, "/").await;
+    let r = post_acs(&app.browser(), "elsewhere", &org.idp.response(&Mint::new(&victim, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(location(&r), "/login?problem=1");
+    // And the ACS without a response explains itself rather than failing.
+    let r = app.browser().post_form("/sso/fort/acs", &[("nothing", "here")]).await;
+    assert_eq!(location(&r), "/login?problem=1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("setup").await;
+    let member = app.signed_up("mem@example.test").await;
+    owner.call("add_member", &[("slug", "setup"), ("email", "mem@example.test"), ("role", "member")]).await;
+    assert_eq!(member.call("org_sso_settings", &[("slug", "setup")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(member.call("add_sso_domain", &[("slug", "setup"), ("domain", "setup.test")]).await.status, StatusCode::FORBIDDEN);
+
+    let idp_error = |r: &Response| (r.status, r.error_field());
+    for (xml, url, field) in [
+        ("", "", "metadata_xml"),
+        ("<html>not metadata</html>", "", "metadata_xml"),
+        (r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#, "", "metadata_xml"),
+        ("", "http://127.0.0.1:9/metadata", "metadata_url"),
+        ("", "ftp://idp.example/metadata", "metadata_url"),
+    ] {
+        let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", xml), ("metadata_url", url)]).await;
+        assert_eq!(idp_error(&r), (StatusCode::UNPROCESSABLE_ENTITY, Some(field.to_string())), "{xml}{url}: {}", r.body);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM tenant_sso").await, 0);
+
+    // Metadata by URL, from the real saml-idp stand-in.
+    let saml_idp = std::env::var("TESSERA_TEST_SAML_IDP_URL").expect("run with `cargo xtask test`");
+    let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", ""), ("metadata_url", &format!("{saml_idp}/metadata"))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let settings = owner.call("org_sso_settings", &[("slug", "setup")]).await.json();
+    assert_eq!(settings["idp_entity_id"], format!("{saml_idp}/metadata"));
+    assert!(settings["idp_sso_url"].as_str().unwrap().starts_with(&saml_idp));
+
+    // Requiring SSO needs a verified domain; mappings must make sense.
+    let mapping = |extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![("slug", "setup"), ("email_attribute", "email"), ("name_attribute", ""), ("groups_attribute", ""), ("default_role", "member")];
+        form.extend_from_slice(extra);
+        form
+    };
+    let r = owner.call("save_sso_mapping", &mapping(&[("group_roles", ""), ("require_sso", "on")])).await;
+    assert_eq!(idp_error(&r), (StatusCode::UNPROCESSABLE_ENTITY, Some("require_sso".into())));
+    let r = owner.call("save_sso_mapping", &mapping(&[("group_roles", "admins = owner")])).await;
+    assert_eq!(idp_error(&r), (StatusCode::UNPROCESSABLE_ENTITY, Some("group_roles".into())));
+    let r = owner.call("save_sso_mapping", &mapping(&[("group_roles", "just words")])).await;
+    assert_eq!(idp_error(&r), (StatusCode::UNPROCESSABLE_ENTITY, Some("group_roles".into())));
+
+    // Domains: proved by DNS, and one organization's only.
+    assert_eq!(idp_error(&owner.call("add_sso_domain", &[("slug", "setup"), ("domain", "not a domain")]).await).1.as_deref(), Some("domain"));
+    let domain = format!("setup-{}.test", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    assert_eq!(owner.call("add_sso_domain", &[("slug", "setup"), ("domain", &format!("@{}", domain.to_uppercase()))]).await.status, StatusCode::OK);
+    let r = owner.call("verify_sso_domain", &[("slug", "setup"), ("domain", &domain)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.error_message().contains("_tessera-challenge."), "{}", r.body);
+    publish_txt(&format!("_tessera-challenge.{domain}"), "tessera-verification=wrong-token").await;
+    assert_eq!(owner.call("verify_sso_domain", &[("slug", "setup"), ("domain", &domain)]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let settings = owner.call("org_sso_settings", &[("slug", "setup")]).await.json();
+    publish_txt(settings["domains"][0]["txt_name"].as_str().unwrap(), settings["domains"][0]["txt_value"].as_str().unwrap()).await;
+    assert_eq!(owner.call("verify_sso_domain", &[("slug", "setup"), ("domain", &domain)]).await.status, StatusCode::OK);
+    assert_eq!(owner.call("org_sso_settings", &[("slug", "setup")]).await.json()["domains"][0]["verified"], true);
+    let rival = app.owner_of("rival").await;
+    let r = rival.call("add_sso_domain", &[("slug", "rival"), ("domain", &domain)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'domain.%' OR action LIKE 'sso.%' ORDER BY occurred_at")
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(actions, ["sso.idp_configured", "domain.added", "domain.verified"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "strict").await;
+    let pat = format!("pat@{}", org.domain);
+    let browser = app.signed_up(&pat).await;
+    org.owner.call("add_member", &[("slug", "strict"), ("email", &pat), ("role", "member")]).await;
+    assert_eq!(browser.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK, "not required yet");
+
+    let r = org
+        .owner
+        .call(
+            "save_sso_mapping",
+            &[("slug", "strict"), ("email_attribute", ""), ("name_attribute", ""), ("groups_attribute", ""), ("group_roles", ""), ("default_role", "member"), ("jit_provisioning", "on"), ("allow_idp_initiated", "on"), ("require_sso", "on")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The password session no longer gets in; the page says how to.
+    let r = browser.call("list_projects", &[("slug", "strict")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("SsoRequired"), "{}", r.body);
+    let page = browser.get("/t/strict/projects").await;
+    assert!(page.body.contains("Single sign-on required") && page.body.contains("/sso/strict/login?next=/t/strict/projects"));
+    // Nor does a fresh password login for that domain; the SSO finder points the way.
+    let r = app.browser().call("log_in", &[("email", &pat), ("password", "correct horse battery")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.browser().call("find_sso", &[("email", &pat), ("next", "/t/strict")]).await;
+    assert_eq!(r.json(), json!("/sso/strict/login?next=/t/strict"));
+    assert_eq!(app.browser().call("find_sso", &[("email", "who@nowhere.test")]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The Owner (whose address is elsewhere) still gets in with a password.
+    assert_eq!(org.owner.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK);
+
+    // Through the IdP, Pat is in.
+    let sso = app.browser();
+    let request = start(&sso, &org, "/t/strict/projects").await;
+    let r = post_acs(&sso, "strict", &org.idp.response(&Mint::new(&pat, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(location(&r), "/t/strict/projects");
+    assert_eq!(sso.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK);
+
+    // With two-factor required too, the IdP's sign-in counts, unless the organization says not.
+    org.owner.enrol_in_mfa().await;
+    let r = org.owner.call("set_org_sign_in_policy", &[("slug", "strict"), ("require_mfa", "on"), ("sso_satisfies_mfa", "on")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(sso.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK);
+    org.owner.call("set_org_sign_in_policy", &[("slug", "strict"), ("require_mfa", "on")]).await;
+    let r = sso.call("list_projects", &[("slug", "strict")]).await;
+    assert!(r.body.contains("MfaRequired"), "{}", r.body);
+}
