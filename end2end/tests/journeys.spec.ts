@@ -374,7 +374,7 @@ test("an organization that requires two-factor sends a member to set it up, then
   await hydrated(page);
   await page.getByLabel("Require two-factor authentication for every member").check();
   await page.getByRole("button", { name: "Save" }).click();
-  await expect(page.getByTestId("policy-saved")).toBeVisible();
+  await page.waitForLoadState("networkidle");
   await page.reload();
   await expect(page.getByLabel("Require two-factor authentication for every member")).toBeChecked();
   await expect(page.getByTestId("members-without-mfa")).toContainText("1 member hasn't set up two-factor");
@@ -387,7 +387,7 @@ test("an organization that requires two-factor sends a member to set it up, then
   const secret = await turnOnTwoFactor(member);
   await member.getByTestId("continue").click();
   await expect(member).toHaveURL(new RegExp(`/t/${slug}/projects$`));
-  await expect(member.getByRole("heading", { name: "Projects" })).toBeVisible();
+  await expect(member.getByRole("heading", { name: "Projects", level: 1 })).toBeVisible();
 
   // Next time, the password alone isn't enough: the app's code completes the sign-in.
   await member.getByRole("button", { name: "Log out" }).click();
@@ -408,7 +408,7 @@ test("an organization that requires two-factor sends a member to set it up, then
   await memberContext.close();
 });
 
-test("a newcomer continues with their identity provider, lands signed in, and sees the connection", async ({ page }) => {
+test("a newcomer continues with their identity provider, lands signed in, and sees the connection", async ({ page, browser }) => {
   const id = unique();
   const email = `oidc-${id}@example.com`;
   await page.goto("/login?next=/orgs/new");
@@ -429,7 +429,9 @@ test("a newcomer continues with their identity provider, lands signed in, and se
   await expect(page.getByTestId("linked-identity")).toContainText(email);
 
   // An unverified address at the provider is refused, with the reason on the sign-in page.
-  await page.getByRole("button", { name: "Log out" }).click();
+  // (A new browser: this one is still signed in at the provider, which would skip its form.)
+  await page.context().close();
+  page = await (await browser.newContext()).newPage();
   await page.goto("/login");
   await hydrated(page);
   await page.getByRole("link", { name: "Continue with Test IdP" }).click();
@@ -438,4 +440,74 @@ test("a newcomer continues with their identity provider, lands signed in, and se
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/login\?problem=1$/);
   await expect(page.getByTestId("sign-in-problem")).toContainText("isn't verified");
+});
+
+test("an admin connects their SAML IdP and proves their domain; a colleague signs in through it with the mapped role", async ({ page, browser }) => {
+  const id = unique();
+  const slug = `sso-${id}`;
+  const domain = `corp${id}.test`;
+  const dnsApi = process.env.DNS_API_URL;
+  const samlIdp = process.env.SAML_IDP_URL;
+  if (!dnsApi || !samlIdp) throw new Error("DNS_API_URL and SAML_IDP_URL are set by `cargo xtask test`");
+
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Work email").fill(`it-${id}@example.com`);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await page.goto("/orgs/new");
+  await hydrated(page);
+  await page.getByLabel("Organization name").fill(`Corp ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+  await page.getByRole("link", { name: "Single sign-on" }).click();
+  await expect(page.getByRole("heading", { name: "Single sign-on", level: 1 })).toBeVisible();
+  await hydrated(page);
+
+  // Prove the domain: publish the TXT record the page asks for, then verify.
+  await page.getByRole("textbox", { name: "Domain" }).fill(domain);
+  await page.getByRole("button", { name: "Add domain" }).click();
+  const txtName = (await page.getByTestId("txt-name").textContent())!;
+  const txtValue = (await page.getByTestId("txt-value").textContent())!;
+  await page.request.put(`${dnsApi}/records/${txtName}`, { data: { txt: [txtValue] } });
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByTestId("sso-domain")).toContainText("Verified");
+
+  // Connect the IdP by its metadata URL, and map its "admins" group to Admin.
+  await page.getByLabel("Metadata URL").fill(`${samlIdp}/metadata`);
+  await page.getByRole("button", { name: "Save identity provider" }).click();
+  await expect(page.getByTestId("idp-connected")).toContainText(`${samlIdp}/metadata`);
+  await page.getByLabel("Groups attribute").fill("groups");
+  await page.getByLabel("Groups to roles").fill("admins = admin");
+  await page.getByRole("button", { name: "Save sign-in rules" }).click();
+  await expect(page.getByTestId("mapping-saved")).toBeVisible();
+
+  // A colleague, new to Tessera, signs in with SSO from the login page.
+  const colleague = await (await browser.newContext()).newPage();
+  await colleague.goto("/login");
+  await hydrated(colleague);
+  await colleague.getByRole("link", { name: "Sign in with SSO" }).click();
+  await hydrated(colleague);
+  await colleague.getByLabel("Work email").fill(`ada@${domain}`);
+  await colleague.getByRole("button", { name: "Continue" }).click();
+
+  // The IdP's own sign-in page.
+  await expect(colleague.locator("#userName")).toBeVisible();
+  await colleague.locator("#userName").fill(`ada@${domain}`);
+  await colleague.locator("#email").fill(`ada@${domain}`);
+  await colleague.locator("#firstName").fill("Ada");
+  await colleague.locator("#lastName").fill("Lovelace");
+  await colleague.locator("#displayName").fill("Ada Lovelace");
+  await colleague.locator("#groups").evaluate((el, v) => {
+    (el as HTMLInputElement).value = v;
+  }, "admins");
+  await colleague.getByRole("button", { name: "Sign in" }).click();
+
+  // Back in Tessera, in the organization, as an Admin.
+  await expect(colleague).toHaveURL(new RegExp(`/t/${slug}$`));
+  await expect(colleague.getByTestId("my-role")).toHaveText("Admin");
+  await expect(colleague.getByTestId("current-user")).toHaveText(`ada@${domain}`);
+  await colleague.context().close();
 });

@@ -17,7 +17,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   dev         build and serve Tessera at http://127.0.0.1:3000 (own PostgreSQL unless DATABASE_URL is set)
   test        install what is missing, then run every Rust test and the Playwright suite, directly
-              and through PgBouncer; `test <filter>` runs only matching Rust tests, directly
+              and through PgBouncer; `test <filter>…` runs only matching Rust tests, directly;
+              `test --e2e [pattern]` runs only the Playwright journeys (matching pattern), directly
   setup       only install the toolchain and tools the other commands need
   bench       build in release mode; load-test one page per tenancy model, measure RLS overhead and migrating 1,000 tenant schemas
 ";
@@ -192,7 +193,9 @@ fn ensure_browser_and_npm() -> Result {
     Ok(())
 }
 
-fn test(filter: &[String]) -> Result {
+fn test(args: &[String]) -> Result {
+    let e2e_only = args.first().is_some_and(|a| a == "--e2e");
+    let (filter, e2e_grep): (&[String], Option<&String>) = if e2e_only { (&[], args.get(1)) } else { (args, None) };
     let started = std::time::Instant::now();
     let build = setup()?;
     ensure_browser_and_npm()?;
@@ -237,7 +240,7 @@ fn test(filter: &[String]) -> Result {
 
     // The OpenID provider stand-in. Integration tests register their own clients with it; the
     // Playwright server (one port per pass, chosen now) uses a static client.
-    let passes: &[&str] = if filter.is_empty() { &["direct", "pgbouncer"] } else { &["direct"] };
+    let passes: &[&str] = if filter.is_empty() && !e2e_only { &["direct", "pgbouncer"] } else { &["direct"] };
     let e2e_ports = passes.iter().map(|_| util::free_port()).collect::<std::result::Result<Vec<_>, _>>()?;
     let oidc_port = util::free_port()?;
     let oidc_issuer = format!("http://127.0.0.1:{oidc_port}");
@@ -297,6 +300,7 @@ fn test(filter: &[String]) -> Result {
         } else {
             (a.port, b.port, "0")
         };
+        if !e2e_only {
         step(&format!("Running the Rust tests ({pass} connections)"));
         let rust_ok = util::status(
             build
@@ -321,6 +325,7 @@ fn test(filter: &[String]) -> Result {
         results.push((format!("Rust tests, {pass}"), rust_ok));
         if !filter.is_empty() {
             break;
+        }
         }
 
         step(&format!("Running the Playwright suite in Chromium ({pass} connections)"));
@@ -351,6 +356,7 @@ fn test(filter: &[String]) -> Result {
         let e2e_ok = util::status(
             Command::new("npx")
                 .args(["playwright", "test"])
+                .args(e2e_grep.map(|g| ["--grep".to_string(), g.clone()]).into_iter().flatten())
                 .current_dir(util::root().join("end2end"))
                 .env("BASE_URL", &base_url)
                 .env("MAILDEV_URL", &maildev_url)
