@@ -4,6 +4,15 @@ import { Secret, TOTP } from "otpauth";
 const PASSWORD = "correct horse battery";
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1000)}`;
 
+// Browser-side failures (a panic during hydration, a failed fetch) go to the test output, so a
+// journey that stalls says why.
+test.beforeEach(({ page }) => {
+  page.on("pageerror", (error) => console.log(`[page error] ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") console.log(`[console error] ${message.text()}`);
+  });
+});
+
 /** The app marks <html data-hydrated> once the WASM has taken over the page. */
 async function hydrated(page: Page) {
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);

@@ -28,6 +28,9 @@ pub fn SettingsPage() -> impl IntoView {
         <header class="page-header">
             <h1>"Settings"</h1>
         </header>
+        // Created here, not inside the Suspense below: a resource made after an await gets a
+        // creation order the browser can't reproduce, and hydration breaks.
+        <SignInPolicyCard slug />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let role = org.await.map(|o| o.role).ok();
@@ -35,10 +38,8 @@ pub fn SettingsPage() -> impl IntoView {
                     Err(error) => view! { <ErrorPage error /> }.into_any(),
                     Ok(info) => {
                         let is_owner = role.is_some_and(|r| r.can(Permission::DeleteOrganization));
-                        let manages_security = role.is_some_and(|r| r.can(Permission::ManageSecurity));
                         let slug_now = slug.get_untracked();
                         view! {
-                            {manages_security.then(|| view! { <SignInPolicyCard slug=slug_now.clone() /> })}
                             <section class="card" aria-labelledby="data-home">
                                 <h2 id="data-home">"Where your data lives"</h2>
                                 <dl class="facts">
@@ -120,25 +121,25 @@ pub fn SettingsPage() -> impl IntoView {
     }
 }
 
-/// Owners and Admins: whether members must use two-factor authentication.
+/// Owners and Admins: whether members must use two-factor authentication. (Others get a 403
+/// for the policy and see nothing.)
 #[component]
-fn SignInPolicyCard(slug: String) -> impl IntoView {
+fn SignInPolicyCard(slug: Memo<String>) -> impl IntoView {
     let save = ServerAction::<SetOrgSignInPolicy>::new();
     let error = last_error(save);
-    let form_slug = StoredValue::new(slug.clone());
-    let policy = Resource::new(move || (slug.clone(), save.version().get()), |(slug, _)| org_sign_in_policy(slug));
+    let policy = Resource::new(move || (slug.get(), save.version().get()), |(slug, _)| org_sign_in_policy(slug));
     let reauthenticated = RwSignal::new(false);
     let saved = move || matches!(save.value().get(), Some(Ok(())));
     view! {
-        <section class="card" aria-labelledby="sign-in-policy">
-            <h2 id="sign-in-policy">"Sign-in security"</h2>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    policy.await.ok().map(|p| {
-                        view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                policy.await.ok().map(|p| {
+                    view! {
+                        <section class="card" aria-labelledby="sign-in-policy">
+                            <h2 id="sign-in-policy">"Sign-in security"</h2>
                             <ActionForm action=save attr:class="form">
                                 <FormAlert error fields=&["require_mfa"] />
-                                <input type="hidden" name="slug" value=form_slug.get_value() />
+                                <input type="hidden" name="slug" value=move || slug.get() />
                                 <label class="check">
                                     <input type="checkbox" name="require_mfa" checked=p.require_mfa />
                                     " Require two-factor authentication for every member"
@@ -163,13 +164,13 @@ fn SignInPolicyCard(slug: String) -> impl IntoView {
                             <Show when=move || reauthenticated.get() && wants_reauth(error.get())>
                                 <p class="alert alert-info" role="status">"Thanks, confirmed. Press Save again."</p>
                             </Show>
-                        }
-                    })
-                })}
-            </Suspense>
-            <Show when=saved>
-                <p class="muted" role="status" data-testid="policy-saved">"Saved."</p>
-            </Show>
-        </section>
+                            <Show when=saved>
+                                <p class="muted" role="status" data-testid="policy-saved">"Saved."</p>
+                            </Show>
+                        </section>
+                    }
+                })
+            })}
+        </Suspense>
     }
 }
