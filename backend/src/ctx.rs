@@ -3,6 +3,11 @@ use std::net::IpAddr;
 use tessera_domain::{AppError, Permission, Role, Scope};
 use uuid::Uuid;
 
+/// The address a request came from, as worked out by the server's client-IP layer (the
+/// socket peer, or the client named by a trusted reverse proxy in `X-Forwarded-For`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
 /// Where a request came from; copied into every audit record it causes.
 #[derive(Clone, Debug, Default)]
 pub struct RequestMeta {

@@ -18,7 +18,7 @@ pub mod sso;
 pub mod tenancy;
 pub mod tokens;
 
-pub use ctx::{Authn, Ctx, RequestMeta};
+pub use ctx::{Authn, ClientIp, Ctx, RequestMeta};
 pub use error::{Error, Result};
 
 use sqlx::PgPool;

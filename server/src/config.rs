@@ -44,6 +44,9 @@ pub struct Config {
     /// The DNS server for domain verification (`TESSERA_DNS_SERVER`, ip:port); the system's
     /// resolver when unset.
     pub dns_server: Option<std::net::SocketAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`TESSERA_TRUSTED_PROXIES`:
+    /// addresses or CIDR ranges, comma-separated). None by default: the socket peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +173,17 @@ impl Config {
             access_token_lifetime: Duration::from_secs(number("TESSERA_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_token_lifetime: Duration::from_secs(number("TESSERA_REFRESH_TOKEN_TTL_DAYS", 30)? * 86_400),
             refresh_reuse_overlap: Duration::from_secs(number("TESSERA_REFRESH_REUSE_OVERLAP_SECS", 10)?),
+            trusted_proxies: var("TESSERA_TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| ConfigError(format!("TESSERA_TRUSTED_PROXIES: {p:?} is not an address or CIDR range")))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             dns_server: match var("TESSERA_DNS_SERVER") {
                 Some(v) => Some(v.trim().parse().map_err(|_| ConfigError(format!("TESSERA_DNS_SERVER {v:?} is not ip:port")))?),
                 None => None,

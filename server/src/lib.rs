@@ -107,8 +107,9 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options)
         .merge(oidc::router(services.clone()));
-    let sso = middleware::wrap_sso(sso::router(services.clone()), sessions.clone());
-    Ok((middleware::wrap(router, sessions).merge(middleware::wrap_api(rest)).merge(sso), services))
+    let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
+    let sso = middleware::wrap_sso(sso::router(services.clone()), sessions.clone(), &proxies);
+    Ok((middleware::wrap(router, sessions, &proxies).merge(middleware::wrap_api(rest, &proxies)).merge(sso), services))
 }
 
 /// The scheduled job: purges organizations whose retention period is over and drops expired

@@ -17,7 +17,7 @@ use tessera_backend::sessions::PgSessionStore;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Router {
+pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxies: &TrustedProxies) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
@@ -25,6 +25,7 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Ro
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(axum::middleware::from_fn_with_state(proxies.clone(), client_ip))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(trace)
             .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
@@ -41,10 +42,11 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Ro
 
 /// The REST API's layers: request id, tracing, security headers; no sessions (it takes only
 /// bearer credentials) and so no CSRF guard.
-pub fn wrap_api(router: Router) -> Router {
+pub fn wrap_api(router: Router, proxies: &TrustedProxies) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(axum::middleware::from_fn_with_state(proxies.clone(), client_ip))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -57,10 +59,11 @@ pub fn wrap_api(router: Router) -> Router {
 
 /// The SAML endpoints' layers: like the pages' (sessions included, to sign the browser in),
 /// but without the CSRF guard, because an IdP posts to the ACS from its own site.
-pub fn wrap_sso(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -> Router {
+pub fn wrap_sso(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxies: &TrustedProxies) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(axum::middleware::from_fn_with_state(proxies.clone(), client_ip))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -71,6 +74,47 @@ pub fn wrap_sso(router: Router, sessions: SessionManagerLayer<PgSessionStore>) -
             .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .layer(sessions),
     )
+}
+
+/// Reverse proxies whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`).
+#[derive(Clone, Default, Debug)]
+pub struct TrustedProxies(pub std::sync::Arc<Vec<ipnet::IpNet>>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the socket peer, unless that is a trusted proxy; then the
+    /// right-most `X-Forwarded-For` entry that isn't one (entries further left were written
+    /// by the client itself and prove nothing).
+    pub fn client_ip(&self, peer: std::net::IpAddr, forwarded_for: Option<&str>) -> std::net::IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let Some(chain) = forwarded_for else { return peer };
+        let mut client = peer;
+        for hop in chain.rsplit(',').map(str::trim) {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) if self.trusts(ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+}
+
+/// Works out the client address once per request (see [`TrustedProxies::client_ip`]) for
+/// rate limits, audit records and "your sessions".
+pub async fn client_ip(axum::extract::State(proxies): axum::extract::State<TrustedProxies>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    if let Some(peer) = peer {
+        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let ip = proxies.client_ip(peer, forwarded.as_deref());
+        req.extensions_mut().insert(tessera_backend::ClientIp(ip));
+    }
+    next.run(req).await
 }
 
 /// Refuses state-changing requests that a browser sent on behalf of another site.
@@ -118,4 +162,22 @@ async fn server_fn_error_status(response: Response) -> Response {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrustedProxies;
+    use std::sync::Arc;
+
+    #[test]
+    fn only_a_trusted_proxys_forwarded_for_is_believed_and_only_its_last_untrusted_hop() {
+        let proxies = TrustedProxies(Arc::new(vec!["10.0.0.0/8".parse().unwrap(), "127.0.0.1/32".parse().unwrap()]));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(proxies.client_ip(ip("203.0.113.7"), Some("1.2.3.4")), ip("203.0.113.7"), "an untrusted peer can't claim an address");
+        assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("198.51.100.9")), ip("198.51.100.9"));
+        assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("6.6.6.6, 198.51.100.9, 10.1.2.3")), ip("198.51.100.9"), "a client-written entry is ignored");
+        assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("garbage, 10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(proxies.client_ip(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        assert_eq!(TrustedProxies::default().client_ip(ip("127.0.0.1"), Some("198.51.100.9")), ip("127.0.0.1"), "no proxies trusted by default");
+    }
 }

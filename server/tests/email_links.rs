@@ -111,7 +111,7 @@ async fn links_expire_and_requests_are_rate_limited() {
     }
     let r = browser.call("request_sign_in_link", &[("email", &email)]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    assert!(r.error_message().contains("wait up to 15 minutes"), "{}", r.error_message());
+    assert_wait_is_exact(&r.error_message());
     assert_eq!(app.count("SELECT count(*) FROM auth_tokens WHERE purpose = 'magic_link' AND used_at IS NULL").await, 1, "only the newest link works");
 }
 
@@ -186,7 +186,7 @@ async fn repeated_wrong_passwords_lock_the_account_for_a_while_whatever_the_addr
         }
         let r = attacker.call("log_in", &[("email", target), ("password", "correct horse battery")]).await;
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{target}: locked, even with the right password");
-        assert!(r.error_message().contains("wait up to 15 minutes"));
+        assert_wait_is_exact(&r.error_message());
         let trail = events(&app, target).await;
         assert_eq!(names(&trail).iter().filter(|e| **e == "login.failed").count(), 5, "{target}");
         assert_eq!(names(&trail).last(), Some(&"login.locked"), "{target}");
@@ -275,4 +275,17 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_sign_in_by
     assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
     let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+}
+
+/// A 429 says when to try again: the minutes left in the current 15-minute window.
+fn assert_wait_is_exact(message: &str) {
+    let minutes: i64 = message
+        .split("try again in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait time in {message:?}"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let left = 15 * 60 - now % (15 * 60);
+    assert!((minutes - (left + 59) / 60).abs() <= 1, "{message:?}: {left} s are left in the window");
 }

@@ -85,3 +85,27 @@ async fn an_admin_signs_a_member_out_everywhere_but_not_an_owner() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(outsider.call("my_session", &[]).await.json().is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded_and_otherwise_ignored() {
+    let proxied = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    proxied.signed_up("ivy@example.test").await;
+    let browser = proxied.browser();
+    let forwarded = [("x-forwarded-for", "6.6.6.6, 198.51.100.23")];
+    let r = browser
+        .call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded)
+        .await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
+    let ip: String = sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&proxied.inspect).await.unwrap();
+    assert_eq!(ip, "198.51.100.23", "the proxy's view of the client, not what the client wrote");
+
+    // Without a trusted proxy configured, the header is just a claim, and ignored.
+    let direct = TestApp::spawn().await;
+    direct.signed_up("ivy@example.test").await;
+    direct
+        .browser()
+        .call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded)
+        .await;
+    let ip: String = sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&direct.inspect).await.unwrap();
+    assert_eq!(ip, "127.0.0.1");
+}

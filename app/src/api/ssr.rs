@@ -223,7 +223,11 @@ pub fn meta() -> RequestMeta {
     let Ok(parts) = parts() else { return RequestMeta::default() };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
     RequestMeta {
-        ip: parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+        ip: parts
+            .extensions
+            .get::<tessera_backend::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
         user_agent: header("user-agent"),
         request_id: header("x-request-id"),
     }

@@ -187,10 +187,11 @@ impl Identity {
     pub async fn check_second_factor(&self, user_id: Uuid, code: &str, purpose: CodePurpose, meta: &RequestMeta) -> Result<Factor> {
         let bucket = format!("mfa:user:{user_id}");
         let mut tx = self.pool.begin().await?;
-        if throttle::record(&mut tx, &bucket, CODE_FAILURES_PER_USER).await? > CODE_FAILURES_PER_USER.max {
+        let count = throttle::record(&mut tx, &bucket, CODE_FAILURES_PER_USER).await?;
+        if count.over(CODE_FAILURES_PER_USER) {
             events::record(&mut tx, Event::MfaLocked, Some(user_id), None, meta).await?;
             tx.commit().await?;
-            return Err(throttle::too_many(CODE_FAILURES_PER_USER).into());
+            return Err(throttle::too_many(count.seconds_left).into());
         }
         let totp: Option<(Vec<u8>, i64)> =
             sqlx::query_as("SELECT secret_sealed, last_step FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL FOR UPDATE")

@@ -101,11 +101,12 @@ impl Identity {
         // The attempt is counted before the (slow) password check, in the same statement that
         // reads the count, so a burst of parallel guesses can't all slip under the limit; a
         // successful login gives its count back.
-        if throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await? > LOGIN_FAILURES_PER_EMAIL.max {
+        let count = throttle::record(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
+        if count.over(LOGIN_FAILURES_PER_EMAIL) {
             let typed = email.as_ref().map(Email::as_str);
             events::record(&mut tx, Event::LoginLocked, None, typed, meta).await?;
             tx.commit().await?;
-            return Err(throttle::too_many(LOGIN_FAILURES_PER_EMAIL).into());
+            return Err(throttle::too_many(count.seconds_left).into());
         }
         let row: Option<UserRow> = match &email {
             Some(email) => {

@@ -22,25 +22,39 @@ pub const LINKS_PER_IP: Limit = Limit { max: 20, window_minutes: 15 };
 
 /// Counts one hit on `bucket`; refuses (429) once the limit is passed in this window.
 pub(crate) async fn hit(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<()> {
-    let hits = record(conn, bucket, limit).await?;
-    if hits > limit.max {
-        return Err(too_many(limit).into());
+    let count = record(conn, bucket, limit).await?;
+    if count.hits > limit.max {
+        return Err(too_many(count.seconds_left).into());
     }
     Ok(())
 }
 
+/// A bucket's count in the current window, and how long until the window ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Count {
+    pub hits: i32,
+    pub seconds_left: i32,
+}
+
+impl Count {
+    pub fn over(self, limit: Limit) -> bool {
+        self.hits > limit.max
+    }
+}
+
 /// Counts one hit and returns the count in this window.
-pub(crate) async fn record(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<i32> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn record(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<Count> {
+    let (hits, seconds_left): (i32, i32) = sqlx::query_as(
         "INSERT INTO auth_throttle (bucket, window_start, hits)
          VALUES ($1, date_bin(make_interval(mins => $2), now(), 'epoch'), 1)
          ON CONFLICT (bucket, window_start) DO UPDATE SET hits = auth_throttle.hits + 1
-         RETURNING hits",
+         RETURNING hits, ceil(extract(epoch FROM window_start + make_interval(mins => $2) - now()))::int",
     )
     .bind(bucket)
     .bind(limit.window_minutes)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(Count { hits, seconds_left })
 }
 
 /// Takes back one hit (an attempt that turned out fine).
@@ -56,10 +70,12 @@ pub(crate) async fn give_back(conn: &mut PgConnection, bucket: &str, limit: Limi
     Ok(())
 }
 
-pub(crate) fn too_many(limit: Limit) -> AppError {
+/// The 429 for a window that ends in `seconds_left`: says when to try again, to the minute.
+pub(crate) fn too_many(seconds_left: i32) -> AppError {
+    let minutes = (seconds_left.max(1) + 59) / 60;
     AppError::RateLimited(format!(
-        "Too many attempts. For your account's safety, please wait up to {} minutes and try again.",
-        limit.window_minutes
+        "Too many attempts. For your account's safety, please try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
     ))
 }
 

@@ -74,7 +74,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
         Ok(Meta(RequestMeta {
-            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            ip: parts
+                .extensions
+                .get::<tessera_backend::ClientIp>()
+                .map(|c| c.0)
+                .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
         }))

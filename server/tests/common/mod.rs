@@ -194,6 +194,7 @@ impl TestApp {
             refresh_token_lifetime: Duration::from_secs(30 * 86_400),
             refresh_reuse_overlap: Duration::from_secs(10),
             oidc_providers,
+            trusted_proxies: Vec::new(),
             dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
         };
         adjust(&mut config);
