@@ -198,3 +198,14 @@ pub struct SsoDomain {
     pub txt_name: String,
     pub txt_value: String,
 }
+
+/// One entry of the signed-in person's account activity (sign-ins, two-factor changes, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEvent {
+    /// `login.succeeded`, `mfa.enabled`, …
+    pub event: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// RFC 3339.
+    pub occurred_at: String,
+}

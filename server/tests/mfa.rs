@@ -103,6 +103,12 @@ async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery
     for expected in ["mfa.enabled", "mfa.failed", "mfa.succeeded", "mfa.recovery_code_used"] {
         assert!(trail.iter().any(|e| e == expected), "{expected} in {trail:?}");
     }
+    // The person sees the same trail, newest first, with where it came from.
+    let activity = laptop.call("my_account_activity", &[]).await.json();
+    let shown: Vec<&str> = activity.as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(shown.first(), Some(&"mfa.failed"), "the reused recovery code, last: {shown:?}");
+    assert!(shown.contains(&"mfa.enabled") && activity[0]["ip"] == "127.0.0.1");
+    assert_eq!(app.browser().call("my_account_activity", &[]).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

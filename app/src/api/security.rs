@@ -183,3 +183,10 @@ pub async fn disconnect_identity(id: String) -> Result<(), AppError> {
     let id = ssr::parse_id(&id, "connection")?;
     ssr::backend()?.identity.unlink_external(user_id, id, &ssr::meta()).await.app()
 }
+
+/// The signed-in person's recent account activity.
+#[server(endpoint = "my_account_activity")]
+pub async fn my_account_activity() -> Result<Vec<tessera_domain::dto::AccountEvent>, AppError> {
+    let user_id = ssr::require_user().await?;
+    ssr::backend()?.identity.recent_activity(user_id).await.app()
+}

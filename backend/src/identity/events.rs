@@ -83,3 +83,21 @@ pub(crate) async fn record(conn: &mut PgConnection, event: Event, user_id: Optio
     .await?;
     Ok(())
 }
+
+/// The latest events of one account, newest first ("Recent activity" on the security page).
+pub async fn recent(pool: &sqlx::PgPool, user_id: Uuid, limit: i64) -> Result<Vec<tessera_domain::dto::AccountEvent>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let rows: Vec<(String, Option<String>, Option<String>, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT event, host(ip), user_agent, occurred_at FROM security_events WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(event, ip, user_agent, at)| tessera_domain::dto::AccountEvent { event, ip, user_agent, occurred_at: crate::members::rfc3339(at) })
+        .collect())
+}

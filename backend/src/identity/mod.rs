@@ -302,6 +302,11 @@ impl Identity {
         }
     }
 
+    /// The account's latest security events, newest first.
+    pub async fn recent_activity(&self, user_id: Uuid) -> Result<Vec<tessera_domain::dto::AccountEvent>> {
+        events::recent(&self.pool, user_id, 30).await
+    }
+
     /// Drops rate-limit windows that are over (maintenance job).
     pub async fn prune_throttle(&self) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
