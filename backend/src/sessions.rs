@@ -171,6 +171,11 @@ impl PgSessionStore {
             .bind(keep)
             .execute(&mut *tx)
             .await?;
+        // "Everywhere else" includes programs signed in with API tokens.
+        sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }

@@ -146,7 +146,13 @@ impl Tokens {
         }
         if let Some(rotated_at) = rotated_at {
             let since = OffsetDateTime::now_utc() - rotated_at;
-            if since > self.reuse_overlap {
+            // One racing refresh is a client retrying; more is someone else using a copy.
+            let successors: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE family_id = $1 AND created_at >= $2")
+                .bind(family)
+                .bind(rotated_at)
+                .fetch_one(&mut *tx)
+                .await?;
+            if since > self.reuse_overlap || successors >= 2 {
                 sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'reuse' WHERE id = $1")
                     .bind(family)
                     .execute(&mut *tx)

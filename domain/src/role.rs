@@ -28,7 +28,7 @@ pub enum Permission {
     ViewSettings,
     /// Schedule the organization (and all its data) for deletion, or cancel that.
     DeleteOrganization,
-    /// Change how members must sign in: the two-factor requirement, single sign-on.
+    /// Change how members must sign in: the two-factor requirement, single sign-on (Owners).
     ManageSecurity,
     /// Create and revoke the organization's API keys.
     ManageApiKeys,
@@ -42,8 +42,10 @@ impl Role {
         match permission {
             ViewProjects | ViewMembers => true,
             CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageMembers | ViewAudit | ViewSettings | ManageSecurity | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
-            ManageOwners | DeleteOrganization => self == Role::Owner,
+            ManageMembers | ViewAudit | ViewSettings | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
+            // Whoever controls the IdP or the sign-in rules can sign in as anyone at the
+            // organization's domains, Owners included: so only Owners may.
+            ManageOwners | DeleteOrganization | ManageSecurity => self == Role::Owner,
         }
     }
 

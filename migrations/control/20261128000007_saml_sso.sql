@@ -4,14 +4,17 @@
 -- Email domains an organization has proved it owns (a DNS TXT record). A domain belongs to at
 -- most one organization; only addresses at its verified domains may sign in through its IdP,
 -- so an organization's IdP can never speak for anyone else's account.
+-- Any organization may claim a domain (so nobody can squat on one by claiming it first); only
+-- one can have it verified.
 CREATE TABLE tenant_domains (
-    domain             text PRIMARY KEY CHECK (domain = lower(domain)),
+    domain             text NOT NULL CHECK (domain = lower(domain)),
     tenant_id          uuid NOT NULL DEFAULT app_tenant_id() REFERENCES tenants (id) ON DELETE CASCADE,
     verification_token text NOT NULL,
     verified_at        timestamptz,
-    created_at         timestamptz NOT NULL DEFAULT now()
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, domain)
 );
-CREATE INDEX tenant_domains_by_tenant ON tenant_domains (tenant_id);
+CREATE UNIQUE INDEX tenant_domains_verified_once ON tenant_domains (domain) WHERE verified_at IS NOT NULL;
 
 CREATE TABLE tenant_sso (
     tenant_id          uuid PRIMARY KEY DEFAULT app_tenant_id() REFERENCES tenants (id) ON DELETE CASCADE,
@@ -29,8 +32,9 @@ CREATE TABLE tenant_sso (
     default_role       text NOT NULL DEFAULT 'member' CHECK (default_role IN ('admin', 'member', 'viewer')),
     -- Create accounts and memberships on first sign-in (just-in-time provisioning).
     jit_provisioning   boolean NOT NULL DEFAULT true,
-    -- Accept responses the IdP sends on its own (a tile in the IdP's app launcher).
-    allow_idp_initiated boolean NOT NULL DEFAULT true,
+    -- Accept responses the IdP sends on its own (a tile in the IdP's app launcher). Off by
+    -- default: an unsolicited response can't be tied to the browser it arrives in.
+    allow_idp_initiated boolean NOT NULL DEFAULT false,
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 

@@ -147,6 +147,12 @@ async fn a_refresh_token_used_twice_revokes_its_whole_family_but_racing_refreshe
     assert!(events(&app, "owner@rotor.test").await.iter().any(|e| e == "token.refresh_reused"));
     // A separate sign-in (another device) is untouched.
     assert_eq!(api.get("/api/v1/me", &other_access).await.status, StatusCode::OK);
+
+    // The overlap forgives one racing refresh, not a copy used again and again inside it.
+    let (_, start) = api.sign_in("owner@rotor.test").await;
+    assert_eq!(api.refresh(&start).await.status, StatusCode::OK);
+    assert_eq!(api.refresh(&start).await.status, StatusCode::OK, "one retry");
+    assert_eq!(api.refresh(&start).await.status, StatusCode::UNAUTHORIZED, "a third use is a copy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

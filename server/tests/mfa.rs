@@ -149,7 +149,9 @@ async fn sensitive_changes_ask_to_confirm_its_you_after_a_while() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(browser.call("disable_mfa", &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(browser.call("regenerate_recovery_codes", &[]).await.status, StatusCode::FORBIDDEN);
-    // An authenticator code confirms it too.
+    // With two-factor on, the password alone no longer confirms it's you; a code does.
+    let r = browser.call("reauthenticate", &[("password", PASSWORD)]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("code")));
     assert_eq!(browser.call("reauthenticate", &[("code", &code(&secret, 1))]).await.status, StatusCode::OK);
     let r = browser.call("regenerate_recovery_codes", &[]).await;
     assert_eq!(r.json().as_array().map(Vec::len), Some(10), "{}", r.body);

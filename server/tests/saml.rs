@@ -252,6 +252,11 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
     owner.call("add_member", &[("slug", "setup"), ("email", "mem@example.test"), ("role", "member")]).await;
     assert_eq!(member.call("org_sso_settings", &[("slug", "setup")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(member.call("add_sso_domain", &[("slug", "setup"), ("domain", "setup.test")]).await.status, StatusCode::FORBIDDEN);
+    // Nor may an Admin: whoever controls the IdP can sign in as anyone at the domain, Owners too.
+    let admin = app.signed_up("adm@example.test").await;
+    owner.call("add_member", &[("slug", "setup"), ("email", "adm@example.test"), ("role", "admin")]).await;
+    assert_eq!(admin.call("org_sso_settings", &[("slug", "setup")]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(admin.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", "<x/>"), ("metadata_url", "")]).await.status, StatusCode::FORBIDDEN);
 
     let idp_error = |r: &Response| (r.status, r.error_field());
     for (xml, url, field) in [
@@ -300,15 +305,20 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
     publish_txt(settings["domains"][0]["txt_name"].as_str().unwrap(), settings["domains"][0]["txt_value"].as_str().unwrap()).await;
     assert_eq!(owner.call("verify_sso_domain", &[("slug", "setup"), ("domain", &domain)]).await.status, StatusCode::OK);
     assert_eq!(owner.call("org_sso_settings", &[("slug", "setup")]).await.json()["domains"][0]["verified"], true);
+    // Another organization may claim it (nobody can squat on a domain by claiming it first),
+    // but not verify it: even with its own record published, it is taken.
     let rival = app.owner_of("rival").await;
-    let r = rival.call("add_sso_domain", &[("slug", "rival"), ("domain", &domain)]).await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(rival.call("add_sso_domain", &[("slug", "rival"), ("domain", &domain)]).await.status, StatusCode::OK);
+    let theirs = rival.call("org_sso_settings", &[("slug", "rival")]).await.json();
+    publish_txt(theirs["domains"][0]["txt_name"].as_str().unwrap(), theirs["domains"][0]["txt_value"].as_str().unwrap()).await;
+    let r = rival.call("verify_sso_domain", &[("slug", "rival"), ("domain", &domain)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
 
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'domain.%' OR action LIKE 'sso.%' ORDER BY occurred_at")
         .fetch_all(&app.inspect)
         .await
         .unwrap();
-    assert_eq!(actions, ["sso.idp_configured", "domain.added", "domain.verified"]);
+    assert_eq!(actions, ["sso.idp_configured", "domain.added", "domain.verified", "domain.added"], "the last: the rival's claim");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

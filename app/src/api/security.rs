@@ -38,6 +38,10 @@ pub async fn reauthenticate(password: Option<String>, code: Option<String>) -> R
             identity.check_second_factor(user_id, &code, CodePurpose::Reauthenticate, &meta).await.app()?;
             ssr::mark_authenticated(true).await
         }
+        (Some(_), None) if identity.mfa_enabled(user_id).await.app()? => Err(AppError::Invalid(FieldError::new(
+            "code",
+            "Your account uses two-factor authentication: enter a code from your authenticator app (or a recovery code).",
+        ))),
         (Some(password), None) => {
             identity.reauthenticate_with_password(user_id, &password, &meta).await.app()?;
             ssr::mark_authenticated(false).await
@@ -165,8 +169,11 @@ pub async fn my_identities() -> Result<Vec<tessera_domain::dto::LinkedIdentity>,
 /// returns where to send the browser to begin.
 #[server(endpoint = "connect_identity")]
 pub async fn connect_identity(provider: String) -> Result<String, AppError> {
-    ssr::require_recent_auth().await?;
+    let user_id = ssr::require_recent_auth().await?;
     let backend = ssr::backend()?;
+    if !backend.identity.user(user_id).await.app()?.is_some_and(|u| u.email_verified) {
+        return Err(AppError::Forbidden("Confirm your email address first (use the link we sent you), then connect other accounts.".into()));
+    }
     if !backend.oidc.providers().iter().any(|(id, _)| *id == provider) {
         return Err(AppError::NotFound("That sign-in provider isn't set up here.".into()));
     }

@@ -38,10 +38,7 @@ pub async fn save_sso_mapping(
     use tessera_domain::dto::SsoMapping;
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    let mut default = ssr::parse_role(&default_role)?;
-    if default_role.trim().is_empty() {
-        default = tessera_domain::Role::Member;
-    }
+    let default = if default_role.trim().is_empty() { tessera_domain::Role::Member } else { ssr::parse_role(&default_role)? };
     let mapping = SsoMapping {
         email_attribute,
         name_attribute,

@@ -36,8 +36,9 @@ pub fn ReauthPrompt(
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
                     let status = status.await.ok();
-                    let has_password = status.as_ref().is_none_or(|s| s.has_password);
                     let has_code = status.as_ref().is_some_and(|s| s.enabled_since.is_some());
+                    // With two-factor on, a password alone doesn't confirm it's you.
+                    let has_password = !has_code && status.as_ref().is_none_or(|s| s.has_password);
                     view! {
                         <ActionForm action attr:class="form" attr:novalidate=true>
                             <FormAlert error fields=&["password", "code"] />

@@ -110,6 +110,9 @@ impl Identity {
     /// secret that was never confirmed (a QR code scanned into the wrong app, say).
     pub async fn begin_mfa_enrolment(&self, user_id: Uuid) -> Result<MfaEnrolment> {
         let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
+        if !user.email_verified {
+            return Err(AppError::Forbidden("Confirm your email address first (use the link we sent you), then set up two-factor authentication.".into()).into());
+        }
         let mut secret = vec![0u8; 20];
         rand::thread_rng().fill_bytes(&mut secret);
         let sealed = self.secret.seal(KeyPurpose::TotpSeal, &secret);

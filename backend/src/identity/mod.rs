@@ -185,11 +185,7 @@ impl Identity {
                 .fetch_one(&mut *tx)
                 .await?;
             if unconfirmed {
-                sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                evict_unconfirmed_registrant(&mut tx, user_id).await?;
             }
             events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
             Ok(user_id)
@@ -345,6 +341,22 @@ impl Identity {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The owner of an address has just proved it, and the account was never confirmed: whoever
+/// registered it may have been someone else. Everything that person could have set up to get
+/// back in goes: password, sessions, second factor, connected accounts, API tokens.
+pub(crate) async fn evict_unconfirmed_registrant(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM user_totp WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM user_identities WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Counts a request to email a link (per address and per IP) and finds the account, if any.

@@ -255,11 +255,7 @@ impl Identity {
                 let user_id = match existing {
                     Some((user_id, unconfirmed)) => {
                         if unconfirmed {
-                            sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1")
-                                .bind(user_id)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                            super::evict_unconfirmed_registrant(&mut tx, user_id).await?;
                         }
                         user_id
                     }

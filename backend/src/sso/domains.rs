@@ -90,9 +90,8 @@ pub async fn add(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
         .await;
     match inserted {
         Ok(_) => {}
-        // Whether another organization has it is not ours to reveal; either way it can't be added.
         Err(e) if unique_violation(&e).is_some() => {
-            return Err(AppError::Conflict(FieldError::new("domain", "That domain has already been added, here or by another organization.")).into())
+            return Err(AppError::Conflict(FieldError::new("domain", "You've already added that domain.")).into())
         }
         Err(e) => return Err(e.into()),
     }
@@ -129,14 +128,35 @@ pub async fn verify(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, raw: &str) -> Resul
         .into());
     }
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    sqlx::query("UPDATE tenant_domains SET verified_at = now() WHERE domain = $1 AND verified_at IS NULL").bind(&domain).execute(tx.conn()).await?;
+    let verified = sqlx::query("UPDATE tenant_domains SET verified_at = now() WHERE domain = $1 AND verified_at IS NULL").bind(&domain).execute(tx.conn()).await;
+    match verified {
+        Ok(_) => {}
+        Err(e) if unique_violation(&e).is_some() => {
+            return Err(AppError::Conflict(FieldError::new("domain", "Another organization has already verified this domain. Contact support if it is yours.")).into())
+        }
+        Err(e) => return Err(e.into()),
+    }
     tx.commit(AuditEntry::new("domain.verified", "domain", &domain, serde_json::json!({ "verified": { "old": false, "new": true } }))).await
 }
 
 pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
     let domain = parse_domain(raw)?;
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let removed = sqlx::query("DELETE FROM tenant_domains WHERE domain = $1").bind(&domain).execute(tx.conn()).await?;
+    let (required, others): (bool, i64) = sqlx::query_as(
+        "SELECT t.require_sso, (SELECT count(*) FROM tenant_domains WHERE verified_at IS NOT NULL AND domain <> $1) FROM tenants t WHERE t.id = $2",
+    )
+    .bind(&domain)
+    .bind(ctx.tenant.id)
+    .fetch_one(tx.conn())
+    .await?;
+    if required && others == 0 {
+        return Err(AppError::Conflict(FieldError::new(
+            "domain",
+            "Single sign-on is required and this is your last verified domain: nobody could sign in. Stop requiring SSO first.",
+        ))
+        .into());
+    }
+    let removed = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $2 AND domain = $1").bind(&domain).bind(ctx.tenant.id).execute(tx.conn()).await?;
     if removed.rows_affected() == 0 {
         return Err(AppError::NotFound("That domain isn't on the list.".into()).into());
     }

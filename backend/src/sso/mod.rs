@@ -30,7 +30,8 @@ pub struct Sso {
 impl Sso {
     pub fn new(public_url: &str, dns_server: Option<std::net::SocketAddr>) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could steer the fetch of an IdP's metadata somewhere internal.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| crate::Error::Internal(e.to_string()))?;

@@ -76,15 +76,19 @@ pub async fn fetch_metadata(sso: &Sso, url: &str) -> Result<String> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https URLs work").into());
     }
-    let response = sso.http.get(parsed).send().await.map_err(|_| bad("the server didn't answer"))?;
+    let mut response = sso.http.get(parsed).send().await.map_err(|_| bad("the server didn't answer"))?;
     if !response.status().is_success() {
-        return Err(bad(&format!("the server answered {}", response.status())).into());
+        return Err(bad("the server didn't return a document there").into());
     }
-    let body = response.text().await.map_err(|_| bad("the answer couldn't be read"))?;
-    if body.len() > 1 << 20 {
-        return Err(bad("the document is larger than 1 MB").into());
+    // Read at most 1 MB, whatever the server claims or sends.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|_| bad("the answer couldn't be read"))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > 1 << 20 {
+            return Err(bad("the document is larger than 1 MB").into());
+        }
     }
-    Ok(body)
+    String::from_utf8(body).map_err(|_| bad("the document isn't text").into())
 }
 
 /// An organization's SSO set-up, as the sign-in endpoints need it.
@@ -423,8 +427,7 @@ async fn accept(
                         // The organization owns the domain; whoever registered this address
                         // without confirming it is shut out, as with a magic link.
                         if unconfirmed {
-                            sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
-                            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+                            crate::identity::evict_unconfirmed_registrant(&mut tx, user_id).await?;
                         }
                         user_id
                     }
@@ -440,6 +443,14 @@ async fn accept(
                     }
                     None => return Ok(Err(refuse(format!("{} has no account yet and this organization adds people by invitation only", email.as_str())))),
                 };
+                let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM user_identities WHERE provider = $1 AND subject = $2)")
+                    .bind(&provider)
+                    .bind(&name_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if taken {
+                    return Ok(Err(refuse("its NameID already belongs to another account here")));
+                }
                 sqlx::query("INSERT INTO user_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, provider) DO UPDATE SET subject = EXCLUDED.subject, email = EXCLUDED.email, last_used_at = now()")
                     .bind(user_id)
                     .bind(&provider)

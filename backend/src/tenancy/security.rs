@@ -11,7 +11,7 @@ use tessera_domain::input::FieldError;
 use tessera_domain::{AppError, Permission};
 
 pub async fn policy(tenancy: &Tenancy, ctx: &Ctx) -> Result<SignInPolicy> {
-    let mut tx = tenancy.control_read(ctx, Permission::ViewSettings).await?;
+    let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
     let (require_mfa, sso_satisfies_mfa): (bool, bool) =
         sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1").bind(ctx.tenant.id).fetch_one(tx.conn()).await?;
     let members_without_mfa: i64 = sqlx::query_scalar(
