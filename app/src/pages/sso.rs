@@ -2,7 +2,7 @@
 //! email domains, map attributes and groups, require SSO. And, for everyone, "Sign in with SSO".
 
 use crate::api::{
-    find_sso, org_sso_settings, AddSsoDomain, FindSso, RemoveSsoDomain, RemoveSsoIdp, SaveSsoIdp, SaveSsoMapping, VerifySsoDomain,
+    org_sso_settings, AddSsoDomain, FindSso, RemoveSsoDomain, RemoveSsoIdp, SaveSsoIdp, SaveSsoMapping, VerifySsoDomain,
 };
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
@@ -223,7 +223,6 @@ pub fn SsoSignInPage() -> impl IntoView {
             let _ = window().location().set_href(&url);
         }
     });
-    let _ = find_sso;
     view! {
         <Title text="Sign in with SSO" />
         <section class="auth-card card">
