@@ -57,13 +57,6 @@ fn message(r: &Reply) -> String {
     r.body["error"]["message"].as_str().unwrap_or_default().to_string()
 }
 
-async fn events(app: &TestApp, email: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT e.event FROM security_events e JOIN users u ON u.id = e.user_id WHERE u.email = $1 ORDER BY e.occurred_at")
-        .bind(email)
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_client_signs_in_works_in_its_organization_refreshes_and_signs_out() {
@@ -117,7 +110,7 @@ async fn an_api_client_signs_in_works_in_its_organization_refreshes_and_signs_ou
     // The browser session is a different sign-in and carries on.
     assert_eq!(owner.call("list_projects", &[("slug", "apiland")]).await.status, StatusCode::OK);
 
-    let trail = events(&app, "owner@apiland.test").await;
+    let trail = app.security_events("owner@apiland.test").await;
     assert!(trail.iter().filter(|e| *e == "token.issued").count() == 2 && trail.iter().any(|e| e == "token.revoked"), "{trail:?}");
 }
 
@@ -144,7 +137,7 @@ async fn a_refresh_token_used_twice_revokes_its_whole_family_but_racing_refreshe
     assert_eq!(api.get("/api/v1/me", &racing_access).await.status, StatusCode::UNAUTHORIZED);
     let reason: String = sqlx::query_scalar("SELECT revoked_reason FROM token_families WHERE revoked_at IS NOT NULL").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(reason, "reuse");
-    assert!(events(&app, "owner@rotor.test").await.iter().any(|e| e == "token.refresh_reused"));
+    assert!(app.security_events("owner@rotor.test").await.iter().any(|e| e == "token.refresh_reused"));
     // A separate sign-in (another device) is untouched.
     assert_eq!(api.get("/api/v1/me", &other_access).await.status, StatusCode::OK);
 

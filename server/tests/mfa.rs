@@ -28,13 +28,6 @@ fn location(r: &Response) -> String {
     r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
-async fn events(app: &TestApp, email: &str) -> Vec<String> {
-    sqlx::query_scalar("SELECT e.event FROM security_events e JOIN users u ON u.id = e.user_id WHERE u.email = $1 ORDER BY e.occurred_at")
-        .bind(email)
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery_code() {
@@ -99,7 +92,7 @@ async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery
     let r = app.browser().call("verify_sign_in_code", &[("code", &code(&secret, 1))]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
-    let trail = events(&app, "ana@example.test").await;
+    let trail = app.security_events("ana@example.test").await;
     for expected in ["mfa.enabled", "mfa.failed", "mfa.succeeded", "mfa.recovery_code_used"] {
         assert!(trail.iter().any(|e| e == expected), "{expected} in {trail:?}");
     }
@@ -123,7 +116,7 @@ async fn guessing_codes_locks_the_second_step() {
     let r = phone.call("verify_sign_in_code", &[("code", &code(&secret, 1))]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "locked even for the right code: {}", r.body);
     assert_eq!(phone.call("my_session", &[]).await.json(), serde_json::Value::Null);
-    assert!(events(&app, "bo@example.test").await.iter().any(|e| e == "mfa.locked"));
+    assert!(app.security_events("bo@example.test").await.iter().any(|e| e == "mfa.locked"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +152,7 @@ async fn sensitive_changes_ask_to_confirm_its_you_after_a_while() {
     assert_eq!(browser.call("my_mfa_status", &[]).await.json()["enabled_since"], serde_json::Value::Null);
     assert_eq!(app.count("SELECT count(*) FROM recovery_codes").await, 0);
 
-    let trail = events(&app, "owner@cairo.test").await;
+    let trail = app.security_events("owner@cairo.test").await;
     for expected in ["reauth.failed", "reauth.succeeded", "mfa.recovery_codes_regenerated", "mfa.disabled"] {
         assert!(trail.iter().any(|e| e == expected), "{expected} in {trail:?}");
     }

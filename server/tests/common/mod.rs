@@ -271,6 +271,15 @@ impl TestApp {
         sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_one(&self.inspect).await.unwrap()
     }
 
+    /// The account audit trail of `email`, oldest first (event names).
+    pub async fn security_events(&self, email: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT e.event FROM security_events e JOIN users u ON u.id = e.user_id WHERE u.email = $1 ORDER BY e.occurred_at")
+            .bind(email)
+            .fetch_all(&self.inspect)
+            .await
+            .unwrap()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.inspect).await.unwrap()
     }
