@@ -257,6 +257,21 @@ async function emailedLink(page: Page, to: string, path: string, since: Date): P
   return new URL(link!).pathname + new URL(link!).search;
 }
 
+// Signs up with a password and confirms the address from the welcome mail.
+async function signUpConfirmed(page: Page, email: string) {
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Work email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  const start = new Date(Date.now() - 1000);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page.getByTestId("verify-reminder")).toBeVisible();
+  await page.goto(await emailedLink(page, email, "/auth/verify?token=", start));
+  await page.getByRole("button", { name: "Confirm my email" }).click();
+  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await expect(page.getByTestId("verify-reminder")).toHaveCount(0);
+}
+
 test("a member signs in with a link from their inbox, without a password", async ({ page }) => {
   await page.goto("/login");
   await hydrated(page);
@@ -283,18 +298,7 @@ test("a member signs in with a link from their inbox, without a password", async
 test("someone who forgot their password resets it from the emailed link", async ({ page }) => {
   const id = unique();
   const email = `pat-${id}@example.com`;
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Work email").fill(email);
-  await page.getByLabel("Password").fill(PASSWORD);
-  const start = new Date(Date.now() - 1000);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByTestId("verify-reminder")).toBeVisible();
-  // Confirm the address from the welcome mail.
-  await page.goto(await emailedLink(page, email, "/auth/verify?token=", start));
-  await page.getByRole("button", { name: "Confirm my email" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
-  await expect(page.getByTestId("verify-reminder")).toHaveCount(0);
+  await signUpConfirmed(page, email);
   await page.getByRole("button", { name: "Log out" }).click();
 
   await page.goto("/login");
@@ -302,9 +306,10 @@ test("someone who forgot their password resets it from the emailed link", async 
   await page.getByRole("link", { name: "Forgot your password?" }).click();
   await hydrated(page);
   await page.getByLabel("Email").fill(email);
+  const asked = new Date(Date.now() - 1000);
   await page.getByRole("button", { name: "Email me a reset link" }).click();
   await expect(page.getByTestId("link-sent")).toBeVisible();
-  await page.goto(await emailedLink(page, email, "/auth/reset?token=", start));
+  await page.goto(await emailedLink(page, email, "/auth/reset?token=", asked));
   await hydrated(page);
   await page.getByLabel("New password").fill("an even better passphrase");
   await page.getByRole("button", { name: "Save password and sign in" }).click();
@@ -340,29 +345,11 @@ test("an organization that requires two-factor sends a member to set it up, then
   // The future member signs up and confirms their address (so they can be added).
   const memberContext = await browser.newContext();
   const member = await memberContext.newPage();
-  await member.goto("/signup");
-  await hydrated(member);
-  await member.getByLabel("Work email").fill(memberEmail);
-  await member.getByLabel("Password").fill(PASSWORD);
-  const start = new Date(Date.now() - 1000);
-  await member.getByRole("button", { name: "Create account" }).click();
-  await expect(member.getByTestId("verify-reminder")).toBeVisible();
-  await member.goto(await emailedLink(member, memberEmail, "/auth/verify?token=", start));
-  await member.getByRole("button", { name: "Confirm my email" }).click();
-  await expect(member.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await signUpConfirmed(member, memberEmail);
 
   // The founder creates the organization and adds them.
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Work email").fill(`founder-${id}@example.com`);
-  await page.getByLabel("Password").fill(PASSWORD);
-  const founderStart = new Date(Date.now() - 1000);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
-  // Two-factor can only be set up on a confirmed address.
-  await page.goto(await emailedLink(page, `founder-${id}@example.com`, "/auth/verify?token=", founderStart));
-  await page.getByRole("button", { name: "Confirm my email" }).click();
-  await expect(page.getByTestId("verify-reminder")).toHaveCount(0);
+  // (Two-factor can only be set up on a confirmed address.)
+  await signUpConfirmed(page, `founder-${id}@example.com`);
   await page.goto("/orgs/new");
   await hydrated(page);
   await page.getByLabel("Organization name").fill(`Vault ${id}`);
@@ -454,6 +441,35 @@ test("a newcomer continues with their identity provider, lands signed in, and se
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/login\?problem=1$/);
   await expect(page.getByTestId("sign-in-problem")).toContainText("isn't verified");
+});
+
+test("a developer connects GitHub on their security page, then signs in with it", async ({ page, browser }) => {
+  const id = unique();
+  const email = `dev-${id}@example.com`;
+  const githubEmail = `octo-${id}@users.example.com`;
+  await signUpConfirmed(page, email);
+
+  await page.goto("/account/security");
+  await hydrated(page);
+  await page.getByRole("button", { name: "Connect GitHub" }).click();
+  // GitHub's own page (the stand-in); any address of theirs will do, they are signed in.
+  await expect(page).toHaveTitle("Sign in to GitHub stand-in");
+  await page.getByLabel("Email", { exact: true }).fill(githubEmail);
+  await page.getByRole("button", { name: "Authorize" }).click();
+  await expect(page).toHaveURL(/\/account\/security\?connected=1$/);
+  await expect(page.getByText("Connected. You can now sign in with it.")).toBeVisible();
+  await expect(page.getByTestId("linked-identity")).toContainText("GitHub");
+  await expect(page.getByTestId("linked-identity")).toContainText(githubEmail);
+
+  // Another browser: "Continue with GitHub" finds their account.
+  const laptop = await (await browser.newContext()).newPage();
+  await laptop.goto("/login");
+  await hydrated(laptop);
+  await laptop.getByRole("link", { name: "Continue with GitHub" }).click();
+  await laptop.getByLabel("Email", { exact: true }).fill(githubEmail);
+  await laptop.getByRole("button", { name: "Authorize" }).click();
+  await expect(laptop.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await expect(laptop.getByTestId("current-user")).toHaveText(email);
 });
 
 test("an admin connects their SAML IdP and proves their domain; a colleague signs in through it with the mapped role", async ({ page, browser }) => {

@@ -196,13 +196,17 @@ impl Config {
     }
 }
 
-/// `[{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", "client_id": "…", "client_secret": "…"}]`
+/// `[{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", "client_id": "…", "client_secret": "…"},
+///   {"id": "github", "name": "GitHub", "kind": "github", "client_id": "…", "client_secret": "…"}]`
 fn oidc_providers(json: &str) -> Result<Vec<tessera_backend::identity::oidc::ProviderConfig>, ConfigError> {
     let providers: Vec<tessera_backend::identity::oidc::ProviderConfig> = serde_json::from_str(json)
-        .map_err(|e| ConfigError(format!("TESSERA_OIDC_PROVIDERS must be a JSON list of {{id, name, issuer, client_id, client_secret}}: {e}")))?;
+        .map_err(|e| ConfigError(format!("TESSERA_OIDC_PROVIDERS must be a JSON list of {{id, name, issuer, client_id, client_secret}} (GitHub: {{id, name, \"kind\": \"github\", client_id, client_secret}}): {e}")))?;
     for p in &providers {
         if p.id.is_empty() || !p.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(ConfigError(format!("TESSERA_OIDC_PROVIDERS: id {:?} must be lowercase letters, digits and hyphens", p.id)));
+        }
+        if let Some(problem) = p.problem() {
+            return Err(ConfigError(format!("TESSERA_OIDC_PROVIDERS: {problem}")));
         }
         if providers.iter().filter(|q| q.id == p.id).count() > 1 {
             return Err(ConfigError(format!("TESSERA_OIDC_PROVIDERS: id {:?} is listed twice", p.id)));
@@ -231,4 +235,36 @@ fn secret_key_file(path: &std::path::Path) -> Result<String, ConfigError> {
     write().map_err(|e| ConfigError(format!("TESSERA_SECRET_KEY is not set and {} could not be written: {e}", path.display())))?;
     tracing::warn!(path = %path.display(), "TESSERA_SECRET_KEY is not set; generated a key into the data folder (set it in production)");
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oidc_providers;
+
+    fn refused(json: &str) -> String {
+        oidc_providers(json).expect_err(json).0
+    }
+
+    #[test]
+    fn outside_providers_are_read_with_their_kind() {
+        let providers = oidc_providers(
+            r#"[{"id": "google", "name": "Google", "issuer": "https://accounts.google.com", "client_id": "a", "client_secret": "b"},
+                {"id": "github", "name": "GitHub", "kind": "github", "client_id": "c", "client_secret": "d"},
+                {"id": "ghe", "name": "GitHub at Acme", "kind": "github", "server_url": "https://github.acme.test", "client_id": "e", "client_secret": "f"}]"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = providers.iter().map(|p| format!("{:?}", p.kind)).collect();
+        assert_eq!(kinds, ["Oidc", "Github", "Github"]);
+    }
+
+    #[test]
+    fn a_mistyped_provider_is_refused_with_what_to_change() {
+        assert!(refused(r#"[{"id": "okta", "name": "Okta", "client_id": "a", "client_secret": "b"}]"#).contains("needs an \"issuer\""));
+        assert!(refused(r#"[{"id": "gh", "name": "GitHub", "kind": "github", "issuer": "https://github.com", "client_id": "a", "client_secret": "b"}]"#)
+            .contains("GitHub has no issuer"));
+        assert!(refused(r#"[{"id": "gh", "name": "GitHub", "kind": "gitlab", "client_id": "a", "client_secret": "b"}]"#).contains("unknown variant"));
+        assert!(refused(r#"[{"id": "g", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b", "secret": "c"}]"#)
+            .contains("unknown field"));
+        assert!(refused(r#"[{"id": "G!", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b"}]"#).contains("lowercase"));
+    }
 }

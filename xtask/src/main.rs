@@ -261,6 +261,24 @@ fn test(args: &[String]) -> Result {
     env.helpers.push(oidc);
     util::wait_for_port(oidc_port, 30)?;
 
+    // GitHub (plain OAuth 2 plus its REST API), laid out like an Enterprise Server.
+    let github_port = util::free_port()?;
+    let github_url = format!("http://127.0.0.1:{github_port}");
+    let github_redirects: Vec<String> = e2e_ports.iter().map(|p| format!("\"http://127.0.0.1:{p}/auth/oidc/github/callback\"")).collect();
+    step(&format!("Starting the GitHub OAuth stand-in ({github_url})"));
+    let github = Command::new("node")
+        .arg(util::root().join("end2end/stand-ins/github-oauth.mjs"))
+        .env("GITHUB_PORT", github_port.to_string())
+        .env(
+            "GITHUB_CLIENTS",
+            format!(r#"[{{"client_id":"tessera-e2e","client_secret":"{e2e_client_secret}","redirect_uris":[{}]}}]"#, github_redirects.join(",")),
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start the GitHub stand-in: {e}"))?;
+    env.helpers.push(github);
+    util::wait_for_port(github_port, 30)?;
+
     // A DNS server whose TXT records tests set over HTTP (domain verification), and a SAML IdP
     // (saml-idp) for organizations' single sign-on.
     let (dns_port, dns_http_port, saml_port) = (util::free_port()?, util::free_port()?, util::free_port()?);
@@ -317,6 +335,7 @@ fn test(args: &[String]) -> Result {
                 .env("TESSERA_TEST_SMTP_URL", &smtp_url)
                 .env("TESSERA_TEST_MAILDEV_URL", &maildev_url)
                 .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer)
+                .env("TESSERA_TEST_GITHUB_URL", &github_url)
                 .env("TESSERA_TEST_DNS_SERVER", &dns_server)
                 .env("TESSERA_TEST_DNS_API", &dns_api)
                 .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url),
@@ -345,7 +364,8 @@ fn test(args: &[String]) -> Result {
             .env(
                 "TESSERA_OIDC_PROVIDERS",
                 format!(
-                    r#"[{{"id":"testidp","name":"Test IdP","issuer":"{oidc_issuer}","client_id":"tessera-e2e","client_secret":"{e2e_client_secret}"}}]"#
+                    r#"[{{"id":"testidp","name":"Test IdP","issuer":"{oidc_issuer}","client_id":"tessera-e2e","client_secret":"{e2e_client_secret}"}},
+                        {{"id":"github","name":"GitHub","kind":"github","server_url":"{github_url}","client_id":"tessera-e2e","client_secret":"{e2e_client_secret}"}}]"#
                 ),
             )
             .env("RUST_LOG", "warn")

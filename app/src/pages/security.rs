@@ -211,7 +211,9 @@ fn ConnectedAccounts() -> impl IntoView {
     let providers = Resource::new(|| (), |_| sign_in_providers());
     let connect_error = last_error(connect);
     let disconnect_error = last_error(disconnect);
+    // What to try again once the person has confirmed it's them.
     let retry = RwSignal::new(None::<String>);
+    let retry_disconnect = RwSignal::new(None::<String>);
     // Off to the provider once the server has armed the connection.
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
@@ -238,18 +240,22 @@ fn ConnectedAccounts() -> impl IntoView {
                         </Show>
                         <FormAlert error=Signal::derive(move || connect_error.get().or(disconnect_error.get())) fields=&["provider"] />
                         <ul class="card-list" role="list">
-                            {linked.into_iter().map(|identity| view! {
+                            {linked.into_iter().map(|identity| {
+                                let id = identity.id.to_string();
+                                view! {
                                 <li class="session-row" data-testid="linked-identity">
                                     <div>
                                         <strong>{identity.provider_name.clone()}</strong>
                                         <p class="muted">{identity.email.clone().unwrap_or_default()} " · connected " {identity.linked_at.get(..10).unwrap_or_default().to_string()}</p>
                                     </div>
                                     <ActionForm action=disconnect attr:class="inline-form">
-                                        <input type="hidden" name="id" value=identity.id.to_string() />
-                                        <button type="submit" class="btn btn-ghost btn-sm">"Disconnect"</button>
+                                        <input type="hidden" name="id" value=id.clone() />
+                                        <button type="submit" class="btn btn-ghost btn-sm" on:click=move |_| retry_disconnect.set(Some(id.clone()))>
+                                            "Disconnect"
+                                        </button>
                                     </ActionForm>
                                 </li>
-                            }).collect_view()}
+                            }}).collect_view()}
                         </ul>
                         <div class="button-row">
                             {unlinked.into_iter().map(|p| {
@@ -271,7 +277,11 @@ fn ConnectedAccounts() -> impl IntoView {
                             } />
                         </Show>
                         <Show when=move || wants_reauth(disconnect_error.get())>
-                            <ReauthPrompt on_done=move |_| {} />
+                            <ReauthPrompt on_done=move |_| {
+                                if let Some(id) = retry_disconnect.get_untracked() {
+                                    disconnect.dispatch(DisconnectIdentity { id });
+                                }
+                            } />
                         </Show>
                     </section>
                 }

@@ -3,6 +3,7 @@
 //! Every statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
 
 pub mod events;
+pub mod github;
 pub mod links;
 pub mod mfa;
 pub mod oidc;

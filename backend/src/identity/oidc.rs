@@ -1,5 +1,6 @@
-//! Signing in with outside identity providers over OpenID Connect (Google, Microsoft, Okta,
-//! any provider with discovery): authorization code flow with PKCE, `state` and `nonce`.
+//! Signing in with outside identity providers: over OpenID Connect (Google, Microsoft, Okta,
+//! any provider with discovery), authorization code flow with PKCE, `state` and `nonce`; and
+//! GitHub, which is plain OAuth 2 with the same code flow (see `github.rs`).
 //!
 //! Accounts are matched by the provider's subject id once linked. A first sign-in is linked to
 //! an existing account only through an address the provider says it has verified; otherwise
@@ -23,16 +24,50 @@ use tessera_domain::AppError;
 use uuid::Uuid;
 
 /// One configured provider (`TESSERA_OIDC_PROVIDERS`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Short name in URLs: `/auth/oidc/<id>/callback`.
     pub id: String,
     /// What the button says: "Continue with <name>".
     pub name: String,
-    /// Exactly as the provider states it in its discovery document.
-    pub issuer: String,
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// OpenID Connect: exactly as the provider states it in its discovery document.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// GitHub: an Enterprise Server's address (`https://github.example.com`); github.com if absent.
+    #[serde(default)]
+    pub server_url: Option<String>,
     pub client_id: String,
     pub client_secret: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    #[default]
+    Oidc,
+    Github,
+}
+
+impl ProviderConfig {
+    /// What's wrong with this entry, in words for whoever set the variable.
+    pub fn problem(&self) -> Option<String> {
+        let is_http = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        match self.kind {
+            ProviderKind::Oidc => match self.issuer.as_deref() {
+                None => Some(format!("provider {:?} needs an \"issuer\" (or \"kind\": \"github\")", self.id)),
+                Some(issuer) if !is_http(issuer) => Some(format!("provider {:?}: issuer {issuer:?} must be an http(s) URL", self.id)),
+                _ => self.server_url.as_ref().map(|_| format!("provider {:?}: \"server_url\" is only for \"kind\": \"github\"", self.id)),
+            },
+            ProviderKind::Github => match (&self.issuer, self.server_url.as_deref()) {
+                (Some(_), _) => Some(format!("provider {:?}: GitHub has no issuer; use \"server_url\" for an Enterprise Server", self.id)),
+                (None, Some(url)) if !is_http(url) => Some(format!("provider {:?}: server_url {url:?} must be an http(s) URL", self.id)),
+                _ => None,
+            },
+        }
+    }
 }
 
 type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
@@ -73,7 +108,7 @@ pub struct ExternalIdentity {
     pub name: Option<String>,
 }
 
-fn unavailable(name: &str) -> crate::Error {
+pub(super) fn unavailable(name: &str) -> crate::Error {
     AppError::Unavailable(format!("Signing in with {name} isn't working right now. Try again in a few minutes, or use your email.")).into()
 }
 
@@ -118,7 +153,8 @@ impl Oidc {
         let metadata = match cached {
             Some(metadata) => metadata,
             None => {
-                let issuer = IssuerUrl::new(provider.issuer.clone()).map_err(|e| crate::Error::Internal(format!("issuer URL: {e}")))?;
+                let issuer = IssuerUrl::new(provider.issuer.clone().unwrap_or_default())
+                    .map_err(|e| crate::Error::Internal(format!("issuer URL: {e}")))?;
                 let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| {
                     tracing::warn!(provider = %provider.id, error = %e, "OpenID Connect discovery failed");
                     unavailable(&provider.name)
@@ -127,15 +163,33 @@ impl Oidc {
                 metadata
             }
         };
-        let redirect = RedirectUrl::new(format!("{}/auth/oidc/{}/callback", self.public_url, provider.id))
-            .map_err(|e| crate::Error::Internal(format!("redirect URL: {e}")))?;
         Ok(CoreClient::from_provider_metadata(metadata, ClientId::new(provider.client_id.clone()), Some(ClientSecret::new(provider.client_secret.clone())))
-            .set_redirect_uri(redirect))
+            .set_redirect_uri(self.redirect_url(provider)?))
+    }
+
+    fn redirect_url(&self, provider: &ProviderConfig) -> Result<RedirectUrl> {
+        RedirectUrl::new(format!("{}/auth/oidc/{}/callback", self.public_url, provider.id))
+            .map_err(|e| crate::Error::Internal(format!("redirect URL: {e}")))
     }
 
     /// Where to send the browser, and what to keep in its session until it comes back.
     pub async fn start(&self, provider_id: &str, next: String, link_user: Option<Uuid>) -> Result<(String, PendingAuthorization)> {
         let provider = self.provider(provider_id)?;
+        let started_at = time::OffsetDateTime::now_utc().unix_timestamp();
+        if provider.kind == ProviderKind::Github {
+            let (url, state, verifier) = super::github::authorize_url(&super::github::client(provider, self.redirect_url(provider)?)?);
+            let pending = PendingAuthorization {
+                provider: provider.id.clone(),
+                state: state.secret().clone(),
+                // Plain OAuth 2 has no ID token to carry a nonce; `state` and PKCE bind the flow.
+                nonce: String::new(),
+                pkce_verifier: verifier.secret().clone(),
+                next,
+                link_user,
+                started_at,
+            };
+            return Ok((url, pending));
+        }
         let client = self.client(provider).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -151,7 +205,7 @@ impl Oidc {
             pkce_verifier: verifier.secret().clone(),
             next,
             link_user,
-            started_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            started_at,
         };
         Ok((url.to_string(), pending))
     }
@@ -169,6 +223,10 @@ impl Oidc {
                 provider.name
             ))
             .into());
+        }
+        if provider.kind == ProviderKind::Github {
+            let client = super::github::client(provider, self.redirect_url(provider)?)?;
+            return super::github::finish(&self.http, provider, &client, code, &pending.pkce_verifier).await;
         }
         let client = self.client(provider).await?;
         let token = client

@@ -96,9 +96,32 @@ async fn register_oidc_client(issuer: &str, base: &str) -> tessera_backend::iden
     tessera_backend::identity::oidc::ProviderConfig {
         id: "test".into(),
         name: "Test IdP".into(),
-        issuer: issuer.to_string(),
+        issuer: Some(issuer.to_string()),
         client_id: r["client_id"].as_str().unwrap().to_string(),
         client_secret: r["client_secret"].as_str().unwrap().to_string(),
+        ..Default::default()
+    }
+}
+
+/// An OAuth app on the GitHub stand-in, as provider "github".
+async fn register_github_app(server_url: &str, base: &str) -> tessera_backend::identity::oidc::ProviderConfig {
+    let r: Value = Client::new()
+        .post(format!("{server_url}/_stand-in/clients"))
+        .json(&serde_json::json!({ "redirect_uris": [format!("{base}/auth/oidc/github/callback")] }))
+        .send()
+        .await
+        .expect("the GitHub stand-in is running")
+        .json()
+        .await
+        .unwrap();
+    tessera_backend::identity::oidc::ProviderConfig {
+        id: "github".into(),
+        name: "GitHub".into(),
+        kind: tessera_backend::identity::oidc::ProviderKind::Github,
+        server_url: Some(server_url.to_string()),
+        client_id: r["client_id"].as_str().unwrap().to_string(),
+        client_secret: r["client_secret"].as_str().unwrap().to_string(),
+        ..Default::default()
     }
 }
 
@@ -141,10 +164,14 @@ impl TestApp {
         let owner_url = with_database(&admin_url, "tessera_owner", &database);
         // Bound first: links in emails must carry the server's real address.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let oidc_providers = match std::env::var("TESSERA_TEST_OIDC_ISSUER") {
-            Ok(issuer) => vec![register_oidc_client(&issuer, &format!("http://{}", listener.local_addr().unwrap())).await],
-            Err(_) => Vec::new(),
-        };
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut oidc_providers = Vec::new();
+        if let Ok(issuer) = std::env::var("TESSERA_TEST_OIDC_ISSUER") {
+            oidc_providers.push(register_oidc_client(&issuer, &base).await);
+        }
+        if let Ok(server_url) = std::env::var("TESSERA_TEST_GITHUB_URL") {
+            oidc_providers.push(register_github_app(&server_url, &base).await);
+        }
         let addr = listener.local_addr().unwrap();
         let from = "Tessera <no-reply@tessera.test>".to_string();
         let email = match std::env::var("TESSERA_TEST_SMTP_URL") {
@@ -428,6 +455,8 @@ pub struct IdpLogin<'a> {
     pub email_verified: bool,
     /// The provider's stable id for the person; derived from the email when `None`.
     pub sub: Option<&'a str>,
+    /// Another address the provider has verified (the GitHub stand-in's form has one).
+    pub secondary_email: Option<&'a str>,
 }
 
 impl Browser {
@@ -454,7 +483,8 @@ impl Browser {
         let mut posted = false;
         for _ in 0..20 {
             let r = self.client.get(url.clone()).send().await.unwrap();
-            let r = if r.status() == StatusCode::OK && url.path().starts_with("/interaction/") && !posted {
+            let at_login_form = url.path().starts_with("/interaction/") || url.path() == "/login/oauth/authorize";
+            let r = if r.status() == StatusCode::OK && at_login_form && !posted {
                 posted = true;
                 let mut form = vec![("email", login.email), ("name", login.name)];
                 if login.email_verified {
@@ -462,6 +492,9 @@ impl Browser {
                 }
                 if let Some(sub) = login.sub {
                     form.push(("sub", sub));
+                }
+                if let Some(secondary) = login.secondary_email {
+                    form.push(("secondary_email", secondary));
                 }
                 self.client.post(url.clone()).form(&form).send().await.unwrap()
             } else {
