@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
-use pages::{account, api_keys, auth, email_links, home, members, not_found::NotFound, org, projects, security, settings, sso};
+use pages::{account, api_keys, auth, email_links, home, invitations, members, not_found::NotFound, org, projects, security, settings, sso};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />
                     <Route path=path!("/forgot") view=email_links::ForgotPasswordPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/reset") view=email_links::ResetPasswordPage ssr=SsrMode::Async />
+                    <Route path=path!("/invite") view=invitations::InvitationPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("/t/:slug") view=org::OrgLayout ssr=SsrMode::Async>
                         <Route path=path!("") view=org::Dashboard ssr=SsrMode::Async />
                         <Route path=path!("/projects") view=projects::ProjectsPage ssr=SsrMode::Async />

@@ -63,6 +63,42 @@ pub struct Member {
     pub joined_at: String,
 }
 
+/// An invitation still waiting for its answer, as the organization's admins see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    /// Who sent it (name or address), if their account still exists.
+    pub invited_by: Option<String>,
+    pub sent_at: String,
+    pub expires_at: String,
+    pub expired: bool,
+}
+
+/// Where an invitation stands, as its recipient sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvitationState {
+    Pending,
+    Expired,
+    Accepted,
+    Declined,
+    Withdrawn,
+}
+
+/// An invitation as its recipient sees it: who asks them to join what, as which role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationPreview {
+    pub id: Uuid,
+    pub organization: String,
+    pub slug: String,
+    pub inviter: Option<String>,
+    pub email: String,
+    pub role: Role,
+    pub expires_at: String,
+    pub state: InvitationState,
+}
+
 /// One signed-in browser of the current user ("Your sessions").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSession {

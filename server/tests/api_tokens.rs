@@ -192,8 +192,8 @@ async fn accounts_with_two_factor_need_a_code_for_tokens_and_organizations_rules
     let (secret, _) = owner.enrol_in_mfa().await;
     let r = owner.call("set_org_sign_in_policy", &[("slug", "strict"), ("require_mfa", "on")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    app.signed_up("plain@example.test").await;
-    owner.call("add_member", &[("slug", "strict"), ("email", "plain@example.test"), ("role", "member")]).await;
+    let plain = app.signed_up("plain@example.test").await;
+    owner.invite_and_accept("strict", "plain@example.test", "member", &plain).await;
     let api = Api::new(&app);
 
     let r = api.post("/api/v1/auth/token", None, json!({ "email": "owner@strict.test", "password": PASSWORD })).await;
@@ -219,7 +219,7 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
     owner.add_project("keyed", "Widgets").await;
     app.owner_of("neighbour").await;
     let member = app.signed_up("mem@example.test").await;
-    owner.call("add_member", &[("slug", "keyed"), ("email", "mem@example.test"), ("role", "member")]).await;
+    owner.invite_and_accept("keyed", "mem@example.test", "member", &member).await;
     let api = Api::new(&app);
 
     // Only admins make keys, and a key needs a name and at least one scope.

@@ -13,7 +13,7 @@ async fn only_an_owner_who_types_the_name_can_schedule_deletion_and_it_can_be_ca
     let owner = app.owner_of("acme").await;
     owner.add_project("acme", "Roadmap").await;
     let admin = app.signed_up("admin@acme.test").await;
-    owner.call("add_member", &[("slug", "acme"), ("email", "admin@acme.test"), ("role", "admin")]).await;
+    owner.invite_and_accept("acme", "admin@acme.test", "admin", &admin).await;
 
     let r = admin.call("delete_org", &[("slug", "acme"), ("confirm", "acme")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

@@ -122,20 +122,22 @@ async fn a_new_account_confirms_its_email_from_the_welcome_mail() {
     let browser = app.browser();
     browser.call("sign_up", &[("email", &email), ("password", "correct horse battery"), ("name", "")]).await;
     assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], false);
-    // Until confirmed, nobody can add the account to an organization: anyone can sign up with
-    // any address.
+    // Until confirmed, invitations to that address don't show up for the account, nor can it
+    // accept one by id: anyone can sign up with any address.
     let owner = app.owner_of("acme").await;
-    let r = owner.call("add_member", &[("slug", "acme"), ("email", &email), ("role", "member")]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.error_message().contains("hasn't confirmed"), "{}", r.error_message());
+    let r = owner.call("invite_member", &[("slug", "acme"), ("email", &email), ("role", "member")]).await;
+    let invitation = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(browser.call("my_invitations", &[]).await.json(), serde_json::json!([]));
+    assert_eq!(browser.call("accept_invitation", &[("id", &invitation)]).await.status, StatusCode::NOT_FOUND);
     assert!(browser.get("/").await.body.contains("Confirm your email"), "a reminder on the home page");
     let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
     let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
     assert!(!browser.get("/").await.body.contains("Confirm your email"));
-    let r = owner.call("add_member", &[("slug", "acme"), ("email", &email), ("role", "member")]).await;
-    assert!(r.status.is_success(), "confirmed accounts can be added: {}", r.body);
+    assert_eq!(browser.call("my_invitations", &[]).await.json()[0]["organization"], "Org acme");
+    let r = browser.call("accept_invitation", &[("id", &invitation)]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "confirmed, they can join: {}", r.body);
     let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "used once");
 }

@@ -63,7 +63,8 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
         ("get_project", vec![("slug", "bravo"), ("id", p)]),
         ("create_project", vec![("slug", "bravo"), ("name", "Planted"), ("description", "")]),
         ("list_members", vec![("slug", "bravo")]),
-        ("add_member", vec![("slug", "bravo"), ("email", "owner@alpha.test"), ("role", "owner")]),
+        ("invite_member", vec![("slug", "bravo"), ("email", "owner@alpha.test"), ("role", "owner")]),
+        ("org_invitations", vec![("slug", "bravo")]),
         ("change_role", vec![("slug", "bravo"), ("user_id", u), ("role", "viewer")]),
         ("remove_member", vec![("slug", "bravo"), ("user_id", u)]),
         // Bob's ids smuggled into Alice's own organization.

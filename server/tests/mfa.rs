@@ -166,8 +166,7 @@ async fn an_organization_can_require_two_factor_of_every_member() {
     let owner = app.owner_of("vault").await;
     owner.add_project("vault", "Ledger").await;
     let member = app.signed_up("mo@example.test").await;
-    let r = owner.call("add_member", &[("slug", "vault"), ("email", "mo@example.test"), ("role", "member")]).await;
-    assert!(r.status.is_success(), "{}", r.body);
+    owner.invite_and_accept("vault", "mo@example.test", "member", &member).await;
 
     // The owner can't require what they don't use themselves (they'd lock themselves out).
     let r = owner.call("set_org_sign_in_policy", &[("slug", "vault"), ("require_mfa", "on"), ("sso_satisfies_mfa", "on")]).await;

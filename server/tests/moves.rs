@@ -159,7 +159,7 @@ async fn while_moving_an_organization_is_read_only() {
     let r = owner.call("create_project", &[("slug", "acme"), ("name", "During"), ("description", "")]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     assert!(r.error_message().contains("being moved"), "{}", r.error_message());
-    let r = owner.call("add_member", &[("slug", "acme"), ("email", "owner@acme.test"), ("role", "viewer")]).await;
+    let r = owner.call("invite_member", &[("slug", "acme"), ("email", "new@acme.test"), ("role", "viewer")]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "team changes wait too: {}", r.body);
 
     // A request that entered before the move started still can't write into sealed data.

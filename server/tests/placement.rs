@@ -108,8 +108,7 @@ async fn only_admins_see_where_the_data_lives() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of_in("acme", "eu", "schema").await;
     let member = app.signed_up("member@acme.test").await;
-    let r = owner.call("add_member", &[("slug", "acme"), ("email", "member@acme.test"), ("role", "member")]).await;
-    assert!(r.status.is_success(), "{}", r.body);
+    owner.invite_and_accept("acme", "member@acme.test", "member", &member).await;
     assert_eq!(member.call("org_settings", &[("slug", "acme")]).await.status, StatusCode::FORBIDDEN);
     let page = member.get("/t/acme").await;
     assert!(!page.body.contains("/t/acme/settings"), "members get no Settings link");

@@ -249,12 +249,12 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
     let app = TestApp::spawn().await;
     let owner = app.owner_of("setup").await;
     let member = app.signed_up("mem@example.test").await;
-    owner.call("add_member", &[("slug", "setup"), ("email", "mem@example.test"), ("role", "member")]).await;
+    owner.invite_and_accept("setup", "mem@example.test", "member", &member).await;
     assert_eq!(member.call("org_sso_settings", &[("slug", "setup")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(member.call("add_sso_domain", &[("slug", "setup"), ("domain", "setup.test")]).await.status, StatusCode::FORBIDDEN);
     // Nor may an Admin: whoever controls the IdP can sign in as anyone at the domain, Owners too.
     let admin = app.signed_up("adm@example.test").await;
-    owner.call("add_member", &[("slug", "setup"), ("email", "adm@example.test"), ("role", "admin")]).await;
+    owner.invite_and_accept("setup", "adm@example.test", "admin", &admin).await;
     assert_eq!(admin.call("org_sso_settings", &[("slug", "setup")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(admin.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", "<x/>"), ("metadata_url", "")]).await.status, StatusCode::FORBIDDEN);
 
@@ -327,7 +327,7 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
     let org = sso_org(&app, "strict").await;
     let pat = format!("pat@{}", org.domain);
     let browser = app.signed_up(&pat).await;
-    org.owner.call("add_member", &[("slug", "strict"), ("email", &pat), ("role", "member")]).await;
+    org.owner.invite_and_accept("strict", &pat, "member", &browser).await;
     assert_eq!(browser.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK, "not required yet");
 
     let r = org

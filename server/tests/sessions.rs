@@ -57,9 +57,8 @@ async fn an_admin_signs_a_member_out_everywhere_but_not_an_owner() {
     let admin = app.signed_up("admin@acme.test").await;
     let member = app.signed_up("member@acme.test").await;
     let member_phone = log_in(&app, "member@acme.test").await;
-    for (email, role) in [("admin@acme.test", "admin"), ("member@acme.test", "member")] {
-        owner.call("add_member", &[("slug", "acme"), ("email", email), ("role", role)]).await;
-    }
+    owner.invite_and_accept("acme", "admin@acme.test", "admin", &admin).await;
+    owner.invite_and_accept("acme", "member@acme.test", "member", &member).await;
     let member_id = app.user_id("member@acme.test").await;
     let owner_id = app.user_id("owner@acme.test").await;
 

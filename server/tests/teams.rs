@@ -56,8 +56,7 @@ async fn team(app: &TestApp) -> [common::Browser; 4] {
     for role in ["admin", "member", "viewer"] {
         let email = format!("{role}@acme.test");
         let browser = app.signed_up(&email).await;
-        let r = owner.call("add_member", &[("slug", "acme"), ("email", &email), ("role", role)]).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        owner.invite_and_accept("acme", &email, role, &browser).await;
         browsers.push(browser);
     }
     let [admin, member, viewer]: [common::Browser; 3] = browsers.try_into().ok().unwrap();
@@ -113,21 +112,22 @@ async fn only_owners_and_admins_manage_the_team_and_only_owners_hand_out_ownersh
     app.signed_up("newbie@acme.test").await;
     let viewer_id = app.user_id("viewer@acme.test").await;
 
-    let r = member.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "viewer")]).await;
+    let r = member.call("invite_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "viewer")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = member.call("change_role", &[("slug", "acme"), ("user_id", &viewer_id), ("role", "member")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    let r = admin.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "owner")]).await;
+    let r = admin.call("invite_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "owner")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "admins can't create owners");
-    let r = admin.call("add_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "superuser")]).await;
+    let r = admin.call("invite_member", &[("slug", "acme"), ("email", "newbie@acme.test"), ("role", "superuser")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_field().as_deref(), Some("role"));
-    let r = admin.call("add_member", &[("slug", "acme"), ("email", "stranger@nowhere.test"), ("role", "viewer")]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.error_message().contains("sign up first"));
-    let r = admin.call("add_member", &[("slug", "acme"), ("email", "viewer@acme.test"), ("role", "viewer")]).await;
+    let r = admin.call("invite_member", &[("slug", "acme"), ("email", "not an address"), ("role", "viewer")]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("email")));
+    let r = admin.call("invite_member", &[("slug", "acme"), ("email", "viewer@acme.test"), ("role", "viewer")]).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.error_message().contains("already a member"), "{}", r.error_message());
+    assert_eq!(app.count("SELECT count(*) FROM invitations WHERE accepted_at IS NULL").await, 0, "nothing was sent");
 
     let owner_id = app.user_id("owner@acme.test").await;
     let r = admin.call("change_role", &[("slug", "acme"), ("user_id", &owner_id), ("role", "viewer")]).await;
@@ -164,18 +164,18 @@ async fn the_last_owner_can_be_neither_demoted_nor_removed() {
 async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    app.signed_up("bea@acme.test").await;
+    let bea_browser = app.signed_up("bea@acme.test").await;
     owner.add_project("acme", "Apollo").await;
-    owner.call("add_member", &[("slug", "acme"), ("email", "bea@acme.test"), ("role", "member")]).await;
+    owner.invite_and_accept("acme", "bea@acme.test", "member", &bea_browser).await;
     let bea = app.user_id("bea@acme.test").await;
     owner.call("change_role", &[("slug", "acme"), ("user_id", &bea), ("role", "viewer")]).await;
     owner.call("remove_member", &[("slug", "acme"), ("user_id", &bea)]).await;
 
     // Team and lifecycle changes are recorded in the control plane, changes to the tenant's
     // data beside that data (here the pooled `shared` schema); together they are the history.
-    let rows: Vec<(String, String, Value, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+    let rows: Vec<(String, String, Value, Option<String>, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
         "SELECT a.action, a.target_id, a.changes, host(a.ip), a.user_agent, a.request_id,
-                a.actor_id = (SELECT id FROM users WHERE email = 'owner@acme.test') AND a.tenant_id = t.id
+                (SELECT email FROM users WHERE id = a.actor_id), a.tenant_id = t.id
            FROM (SELECT * FROM public.audit_log UNION ALL SELECT * FROM shared.audit_log) a
            JOIN tenants t ON t.slug = 'acme' ORDER BY a.occurred_at, a.action",
     )
@@ -185,17 +185,31 @@ async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
     let actions: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         actions,
-        ["membership.added", "tenant.created", "project.created", "membership.added", "membership.role_changed", "membership.removed"]
+        [
+            "membership.added",
+            "tenant.created",
+            "project.created",
+            "invitation.sent",
+            // Bea's own acts: she accepted, and so joined.
+            "invitation.accepted",
+            "membership.added",
+            "membership.role_changed",
+            "membership.removed"
+        ]
     );
-    for (action, _, _, ip, agent, request_id, actor_and_tenant_right) in &rows {
+    for (i, (action, _, _, ip, agent, request_id, actor, right_tenant)) in rows.iter().enumerate() {
         assert_eq!(ip.as_deref(), Some("127.0.0.1"), "{action}");
         assert_eq!(agent.as_deref(), Some("tessera-tests/1.0"), "{action}");
         assert!(request_id.as_ref().is_some_and(|id| id.len() >= 32), "{action} has the request id");
-        assert!(actor_and_tenant_right, "{action} names its actor and tenant");
+        let expected_actor = if i == 4 || i == 5 { "bea@acme.test" } else { "owner@acme.test" };
+        assert_eq!(actor.as_deref(), Some(expected_actor), "{action} names its actor");
+        assert!(right_tenant, "{action} is in the organization's trail");
     }
     assert_eq!(rows[2].2["name"]["new"], "Apollo");
-    assert_eq!(rows[4].1, bea);
-    assert_eq!(rows[4].2["role"], serde_json::json!({ "old": "member", "new": "viewer" }));
+    assert_eq!(rows[3].2["role"]["new"], "member");
+    assert_eq!(rows[5].2["via"]["new"], "invitation");
+    assert_eq!(rows[6].1, bea);
+    assert_eq!(rows[6].2["role"], serde_json::json!({ "old": "member", "new": "viewer" }));
 
     // Refused attempts change nothing, so they write no record.
     let total = "SELECT (SELECT count(*) FROM public.audit_log) + (SELECT count(*) FROM shared.audit_log)";

@@ -4,8 +4,10 @@
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
+mod invitations;
 mod security;
 mod sso;
+pub use invitations::*;
 pub use security::*;
 pub use sso::*;
 
@@ -32,10 +34,10 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
 }
 
 #[server(endpoint = "sign_up")]
-pub async fn sign_up(email: String, password: String, name: String) -> Result<(), AppError> {
+pub async fn sign_up(email: String, password: String, name: String, next: Option<String>) -> Result<(), AppError> {
     let user = ssr::backend()?.identity.sign_up(&email, &password, &name).await.app()?;
     ssr::start_session(user.id, false).await?;
-    leptos_axum::redirect("/");
+    leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
     Ok(())
 }
 
@@ -234,14 +236,6 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
     let (backend, ctx) = enter(&slug).await?;
     tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
-}
-
-#[server(endpoint = "add_member")]
-pub async fn add_member(slug: String, email: String, role: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let role = ssr::parse_role(&role)?;
-    tessera_backend::members::add(&backend.tenancy, &backend.identity, &ctx, &email, role).await.app()?;
-    Ok(())
 }
 
 #[server(endpoint = "change_role")]

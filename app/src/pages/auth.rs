@@ -18,6 +18,11 @@ pub(crate) fn check_new_password(s: &str) -> Option<String> {
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = last_error(action);
+    // From an invitation: the invited address filled in, and back to the invitation after.
+    let query = use_query_map();
+    let email = RwSignal::new(query.read_untracked().get("email").unwrap_or_default());
+    let next = move || query.read().get("next").unwrap_or_default();
+    let login = move || if next().is_empty() { "/login".to_string() } else { format!("/login?next={}", crate::query_escape(&next())) };
     view! {
         <Title text="Create your account" />
         <section class="auth-card card">
@@ -26,7 +31,8 @@ pub fn SignUpPage() -> impl IntoView {
             <ActionForm action attr:class="form" attr:novalidate=true>
                 <FormAlert error fields=&["email", "password", "name"] />
                 <Field label="Your name" name="name" autocomplete="name" error hint="Optional; shown to your teammates." />
-                <Field label="Work email" name="email" kind="email" autocomplete="email" required=true error check=check_email />
+                <input type="hidden" name="next" value=next />
+                <Field label="Work email" name="email" kind="email" autocomplete="email" required=true error check=check_email value=email />
                 <Field
                     label="Password"
                     name="password"
@@ -39,7 +45,7 @@ pub fn SignUpPage() -> impl IntoView {
                 />
                 <Submit label="Create account" busy_label="Creating account…" pending=action.pending() />
             </ActionForm>
-            <p class="muted">"Already have an account? " <a href="/login">"Log in"</a></p>
+            <p class="muted">"Already have an account? " <a href=login>"Log in"</a></p>
         </section>
     }
 }

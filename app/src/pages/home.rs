@@ -1,4 +1,5 @@
-use crate::api::{my_session, org_placement_options, CreateOrg, ResendVerification};
+use crate::api::{my_invitations, my_session, org_placement_options, AcceptInvitation, CreateOrg, DeclineInvitation, ResendVerification};
+use crate::pages::invitations::InvitationsCard;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,6 +11,9 @@ use tessera_domain::AppError;
 #[component]
 pub fn HomePage() -> impl IntoView {
     let session = Resource::new(|| (), |_| my_session());
+    let accept = ServerAction::<AcceptInvitation>::new();
+    let decline = ServerAction::<DeclineInvitation>::new();
+    let invitations = Resource::new(move || decline.version().get(), |_| my_invitations());
     view! {
         <Title text="" />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -20,6 +24,7 @@ pub fn HomePage() -> impl IntoView {
                         let unverified = (!session.user.email_verified).then(|| session.user.email.clone());
                         view! {
                             {unverified.map(|email| view! { <VerifyReminder email /> })}
+                            <InvitationsCard invitations accept decline />
                             <section class="page">
                                 <header class="page-header">
                                     <h1>"Your organizations"</h1>
@@ -29,7 +34,7 @@ pub fn HomePage() -> impl IntoView {
                                     view! {
                                         <div class="empty-state card">
                                             <h2>"You're not in an organization yet"</h2>
-                                            <p>"Create one for your team, or ask an admin to add you to theirs."</p>
+                                            <p>"Create one for your team, or ask an admin of theirs to invite you."</p>
                                             <a class="btn btn-primary" href="/orgs/new">"Create an organization"</a>
                                         </div>
                                     }

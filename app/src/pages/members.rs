@@ -1,4 +1,4 @@
-use crate::api::{list_members, AddMember, ChangeRole, RemoveMember, SignOutMember};
+use crate::api::{list_members, org_invitations, ChangeRole, InviteMember, RemoveMember, ResendInvitation, SignOutMember, WithdrawInvitation};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
@@ -22,15 +22,22 @@ fn RoleSelect(name: &'static str, selected: Role, allowed: Vec<Role>, #[prop(opt
 pub fn MembersPage() -> impl IntoView {
     let slug = use_slug();
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
-    let add = ServerAction::<AddMember>::new();
+    let invite = ServerAction::<InviteMember>::new();
+    let resend = ServerAction::<ResendInvitation>::new();
+    let withdraw = ServerAction::<WithdrawInvitation>::new();
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let sign_out = ServerAction::<SignOutMember>::new();
     let members = Resource::new(
-        move || (slug.get(), add.version().get(), change.version().get(), remove.version().get()),
+        move || (slug.get(), change.version().get(), remove.version().get()),
         |(slug, ..)| list_members(slug),
     );
-    let add_error = last_error(add);
+    // Only Owners and Admins may see invitations; for others this is a 403 the page ignores.
+    let invitations = Resource::new(
+        move || (slug.get(), invite.version().get(), resend.version().get(), withdraw.version().get()),
+        |(slug, ..)| org_invitations(slug),
+    );
+    let invite_error = last_error(invite);
     let row_error = Signal::derive(move || {
         let change_err = last_error(change).get();
         change_err.or_else(|| last_error(remove).get()).or_else(|| last_error(sign_out).get())
@@ -122,7 +129,10 @@ pub fn MembersPage() -> impl IntoView {
                                 .collect_view()}
                         </tbody>
                     </table>
-                    {can_manage.then(|| view! { <AddMemberForm action=add error=add_error assignable=assignable.clone() /> })}
+                    {can_manage.then(|| view! {
+                        <InviteForm action=invite error=invite_error assignable=assignable.clone() />
+                        <PendingInvitations invitations resend withdraw my_role />
+                    })}
                 }
                     .into_any()
             })}
@@ -131,22 +141,99 @@ pub fn MembersPage() -> impl IntoView {
 }
 
 #[component]
-fn AddMemberForm(action: ServerAction<AddMember>, error: Signal<Option<AppError>>, assignable: Vec<Role>) -> impl IntoView {
+fn InviteForm(action: ServerAction<InviteMember>, error: Signal<Option<AppError>>, assignable: Vec<Role>) -> impl IntoView {
     let slug = use_slug();
+    let sent = move || action.value().get().and_then(Result::ok);
     view! {
-        <section class="card form-card">
-            <h2>"Add a member"</h2>
-            <p class="muted">"They need a Tessera account already. Email invitations are on the way."</p>
+        <section class="card form-card" aria-labelledby="invite-title">
+            <h2 id="invite-title">"Invite someone"</h2>
+            <p class="muted">"We email them a link. They join when they accept; if they don't have an account yet, they create one on the way."</p>
+            {move || sent().map(|invitation| view! {
+                <p class="alert alert-info" role="status" data-testid="invitation-sent">
+                    {format!("Invitation sent to {}. It works until {}.", invitation.email, day(&invitation.expires_at))}
+                </p>
+            })}
             <ActionForm action attr:class="form form-row" attr:novalidate=true>
                 <FormAlert error fields=&["email", "role"] />
                 <input type="hidden" name="slug" value=move || slug.get() />
                 <Field label="Email" name="email" kind="email" required=true error />
                 <div class="field">
-                    <label for="add-role">"Role"</label>
-                    <RoleSelect name="role" selected=Role::Member allowed=assignable id="add-role".to_string() />
+                    <label for="invite-role">"Role"</label>
+                    <RoleSelect name="role" selected=Role::Member allowed=assignable id="invite-role".to_string() />
                 </div>
-                <Submit label="Add member" busy_label="Adding…" pending=action.pending() />
+                <Submit label="Send invitation" busy_label="Sending…" pending=action.pending() />
             </ActionForm>
         </section>
+    }
+}
+
+/// The date part of an RFC 3339 timestamp.
+fn day(timestamp: &str) -> String {
+    timestamp.get(..10).unwrap_or(timestamp).to_string()
+}
+
+#[component]
+fn PendingInvitations(
+    invitations: Resource<Result<Vec<tessera_domain::dto::Invitation>, AppError>>,
+    resend: ServerAction<ResendInvitation>,
+    withdraw: ServerAction<WithdrawInvitation>,
+    my_role: Role,
+) -> impl IntoView {
+    let slug = use_slug();
+    let error = Signal::derive(move || last_error(resend).get().or_else(|| last_error(withdraw).get()));
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = invitations.await.unwrap_or_default();
+                if list.is_empty() {
+                    return ().into_any();
+                }
+                view! {
+                    <section class="card" aria-labelledby="pending-title">
+                        <h2 id="pending-title">"Pending invitations"</h2>
+                        <FormAlert error fields=&[] />
+                        <ul class="card-list" role="list">
+                            {list.into_iter().map(|invitation| {
+                                let id = invitation.id.to_string();
+                                let (slug_a, id_a) = (slug.get_untracked(), id.clone());
+                                let (slug_b, id_b) = (slug.get_untracked(), id);
+                                let manageable = my_role.may_assign(invitation.role);
+                                let by = invitation.invited_by.clone().map(|b| format!(" by {b}")).unwrap_or_default();
+                                let when = if invitation.expired {
+                                    format!("Sent{by} on {}; expired {}", day(&invitation.sent_at), day(&invitation.expires_at))
+                                } else {
+                                    format!("Sent{by} on {}; works until {}", day(&invitation.sent_at), day(&invitation.expires_at))
+                                };
+                                view! {
+                                    <li class="session-row" data-testid="invitation-row">
+                                        <div>
+                                            <strong>{invitation.email.clone()}</strong> " "
+                                            <span class="badge">{invitation.role.label()}</span>
+                                            {invitation.expired.then(|| view! { " " <span class="badge badge-warning">"Expired"</span> })}
+                                            <p class="muted">{when}</p>
+                                        </div>
+                                        {manageable.then(|| view! {
+                                            <div class="button-row">
+                                                <ActionForm action=resend attr:class="inline-form">
+                                                    <input type="hidden" name="slug" value=slug_a />
+                                                    <input type="hidden" name="id" value=id_a />
+                                                    <button type="submit" class="btn btn-ghost btn-sm">"Resend"</button>
+                                                </ActionForm>
+                                                <ActionForm action=withdraw attr:class="inline-form">
+                                                    <input type="hidden" name="slug" value=slug_b />
+                                                    <input type="hidden" name="id" value=id_b />
+                                                    <button type="submit" class="btn btn-danger btn-sm">"Withdraw"</button>
+                                                </ActionForm>
+                                            </div>
+                                        })}
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    </section>
+                }
+                .into_any()
+            })}
+        </Suspense>
     }
 }

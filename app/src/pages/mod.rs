@@ -3,6 +3,7 @@ pub mod account;
 pub mod auth;
 pub mod email_links;
 pub mod home;
+pub mod invitations;
 pub mod members;
 pub mod not_found;
 pub mod org;

@@ -75,6 +75,22 @@ pub fn password_reset(to: &str, url: &str) -> OutgoingEmail {
     )
 }
 
+/// An invitation to join an organization. `role` is the role's name ("Admin").
+pub fn invitation(to: &str, inviter: &str, organization: &str, role: &str, url: &str, expires_on: &str) -> OutgoingEmail {
+    let article = if role.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    layout(
+        to,
+        &format!("{inviter} invited you to join {organization} on Tessera"),
+        &[
+            &format!("{inviter} invited you to join {organization} on Tessera as {article} {role}."),
+            "If you don't have a Tessera account yet, you can create one with this address when you open the invitation.",
+        ],
+        "Open the invitation",
+        url,
+        &format!("The invitation expires on {expires_on}. If you weren't expecting it, ignore this email: nothing happens unless you accept."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

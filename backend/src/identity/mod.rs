@@ -47,9 +47,14 @@ impl Identity {
         Self { pool, secret, mailer, public_url: public_url.trim_end_matches('/').to_string() }
     }
 
+    /// The address people reach Tessera at (no trailing slash), for links in emails.
+    pub(crate) fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// Sends in the background: the response must not wait on (or reveal, by its timing) the
     /// mail server, and a mail outage must not fail the request that caused the mail.
-    fn send_later(&self, mail: crate::email::OutgoingEmail) {
+    pub(crate) fn send_later(&self, mail: crate::email::OutgoingEmail) {
         let mailer = self.mailer.clone();
         tokio::spawn(async move {
             let (to, subject) = (mail.to.clone(), mail.subject.clone());

@@ -412,6 +412,17 @@ impl Browser {
         read(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
     }
 
+    /// Brings `email` into `slug` as `role` the way people join: this browser (an Owner or
+    /// Admin) invites them, and `invitee` (signed in, address confirmed) accepts from their
+    /// home page. `invitations.rs` tests the emailed link itself.
+    pub async fn invite_and_accept(&self, slug: &str, email: &str, role: &str, invitee: &Browser) {
+        let r = self.call("invite_member", &[("slug", slug), ("email", email), ("role", role)]).await;
+        assert!(r.status.is_success(), "invite {email}: {} {}", r.status, r.body);
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        let r = invitee.call("accept_invitation", &[("id", &id)]).await;
+        assert!(r.status.is_success() || r.status.is_redirection(), "accept as {email}: {} {}", r.status, r.body);
+    }
+
     /// The project, in a tenant, the way members reach it.
     pub async fn add_project(&self, slug: &str, name: &str) {
         let r = self.call("create_project", &[("slug", slug), ("name", name), ("description", "")]).await;

@@ -2,6 +2,9 @@
 //! can never be demoted or removed, so no organization is left without someone in charge.
 //! Memberships live in the control plane (the tenant switcher needs them across regions), so
 //! this module uses the door's control transactions; their audit records stay beside them.
+//! People join by accepting an invitation (`invitations`).
+
+pub mod invitations;
 
 use crate::audit::AuditEntry;
 use crate::ctx::Ctx;
@@ -32,8 +35,9 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
         .collect()
 }
 
-/// Adds an existing Tessera user to the team by email.
-pub async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Member> {
+/// Adds an existing, confirmed Tessera user to the team by email, without asking them: only
+/// for the operator's demo seed. People join by invitation.
+pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Member> {
     // Checked before validating, so a role that may not add members learns that first.
     ctx.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
@@ -163,7 +167,7 @@ async fn ensure_another_owner(conn: &mut PgConnection, leaving: Uuid) -> Result<
     }
 }
 
-fn parse_role(s: &str) -> Result<Role> {
+pub(crate) fn parse_role(s: &str) -> Result<Role> {
     s.parse().map_err(|e: tessera_domain::role::UnknownRole| crate::Error::Internal(e.to_string()))
 }
 

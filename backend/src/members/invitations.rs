@@ -1,0 +1,437 @@
+//! Joining an organization takes the person's consent. Owners and Admins invite an address
+//! with a role; the person accepts from the emailed link, or from their home page once they
+//! have confirmed that address. Until then they are not a member: nobody can put them in an
+//! organization, sign them out in its name, or show them its data.
+//!
+//! The token is 32 random bytes, only its SHA-256 is stored, and an invitation can be found
+//! without being inside the organization only by presenting the token, or by the confirmed
+//! address it was sent to (see the `invitations` policies).
+
+use crate::audit::{self, AuditEntry};
+use crate::ctx::{Ctx, RequestMeta};
+use crate::error::Result;
+use crate::identity::links::{digest, new_secret};
+use crate::identity::throttle::{self, Limit};
+use crate::identity::{events, Identity};
+use crate::tenancy::Tenancy;
+use serde_json::json;
+use sqlx::PgConnection;
+use tessera_domain::dto::{CurrentUser, Invitation, InvitationPreview, InvitationState};
+use tessera_domain::input::{Email, FieldError};
+use tessera_domain::{AppError, Permission, Role};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How long an invitation can wait for its answer.
+pub const LIFETIME: time::Duration = time::Duration::days(7);
+/// Invitations (and resends) an organization may send: enough for onboarding a whole
+/// department, too few to turn Tessera into a spam relay.
+const INVITATIONS_PER_TENANT: Limit = Limit { max: 100, window_minutes: 60 };
+
+/// How the recipient points at an invitation: the emailed token, or (signed in with the
+/// confirmed address it was sent to) its id.
+#[derive(Clone, Debug)]
+pub enum InvitationKey {
+    Token(String),
+    Id(Uuid),
+}
+
+/// Invites `email` to the organization as `role`; inviting an address that already has an
+/// open invitation sends it again (with a new link and the new role).
+pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Invitation> {
+    // Checked before validating, so a role that may not invite learns that first.
+    ctx.require(Permission::ManageMembers)?;
+    let email = Email::parse(email)?;
+    if !ctx.role.may_assign(role) {
+        return Err(AppError::Forbidden("Only an Owner can invite someone as an Owner.".into()).into());
+    }
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    let already_member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = $1)",
+    )
+    .bind(email.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    if already_member {
+        return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
+    }
+    count_sending(tx.conn(), ctx.tenant.id).await?;
+    let token = new_secret();
+    let expires_at = OffsetDateTime::now_utc() + LIFETIME;
+    let previous: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, role FROM invitations WHERE email = $1 AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL FOR UPDATE",
+    )
+    .bind(email.as_str())
+    .fetch_optional(tx.conn())
+    .await?;
+    let (id, entry) = match previous {
+        Some((id, old_role)) => {
+            sqlx::query("UPDATE invitations SET role = $2, token_hash = $3, sent_at = now(), expires_at = $4, invited_by = $5 WHERE id = $1")
+                .bind(id)
+                .bind(role.as_str())
+                .bind(digest(&token))
+                .bind(expires_at)
+                .bind(ctx.user_id)
+                .execute(tx.conn())
+                .await?;
+            (id, AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "old": old_role, "new": role.as_str() } })))
+        }
+        None => {
+            let id: Uuid = sqlx::query_scalar(
+                "INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(ctx.tenant.id)
+            .bind(email.as_str())
+            .bind(role.as_str())
+            .bind(digest(&token))
+            .bind(ctx.user_id)
+            .bind(expires_at)
+            .fetch_one(tx.conn())
+            .await?;
+            (id, AuditEntry::new("invitation.sent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
+        }
+    };
+    let inviter = inviter_label(tx.conn(), ctx.user_id).await?;
+    tx.commit(entry).await?;
+    send(identity, email.as_str(), &inviter, &ctx.tenant.name, role, &token, expires_at);
+    Ok(Invitation {
+        id,
+        email: email.as_str().to_string(),
+        role,
+        invited_by: Some(inviter),
+        sent_at: super::rfc3339(OffsetDateTime::now_utc()),
+        expires_at: super::rfc3339(expires_at),
+        expired: false,
+    })
+}
+
+/// The organization's open invitations, newest first (expired ones too, so they can be resent).
+pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
+    let mut tx = tenancy.control_read(ctx, Permission::ManageMembers).await?;
+    let rows: Vec<(Uuid, String, String, Option<String>, OffsetDateTime, OffsetDateTime, bool)> = sqlx::query_as(
+        "SELECT i.id, i.email, i.role, COALESCE(u.display_name, u.email), i.sent_at, i.expires_at, i.expires_at <= now()
+           FROM invitations i LEFT JOIN users u ON u.id = i.invited_by
+          WHERE i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL
+          ORDER BY i.sent_at DESC",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    rows.into_iter()
+        .map(|(id, email, role, invited_by, sent_at, expires_at, expired)| {
+            Ok(Invitation {
+                id,
+                email,
+                role: super::parse_role(&role)?,
+                invited_by,
+                sent_at: super::rfc3339(sent_at),
+                expires_at: super::rfc3339(expires_at),
+                expired,
+            })
+        })
+        .collect()
+}
+
+/// Sends an open invitation again: a new link (the old one stops working), a fresh week.
+pub async fn resend(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, id: Uuid) -> Result<()> {
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    let role = open_invitation_role(tx.conn(), id).await?;
+    if !ctx.role.may_assign(role) {
+        return Err(AppError::Forbidden("Only an Owner can resend an invitation to become an Owner.".into()).into());
+    }
+    count_sending(tx.conn(), ctx.tenant.id).await?;
+    let token = new_secret();
+    let expires_at = OffsetDateTime::now_utc() + LIFETIME;
+    let email: String = sqlx::query_scalar("UPDATE invitations SET token_hash = $2, sent_at = now(), expires_at = $3 WHERE id = $1 RETURNING email")
+        .bind(id)
+        .bind(digest(&token))
+        .bind(expires_at)
+        .fetch_one(tx.conn())
+        .await?;
+    let inviter = inviter_label(tx.conn(), ctx.user_id).await?;
+    tx.commit(AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": &email } }))).await?;
+    send(identity, &email, &inviter, &ctx.tenant.name, role, &token, expires_at);
+    Ok(())
+}
+
+/// Withdraws an open invitation: its link stops working at once.
+pub async fn revoke(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
+    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    let role = open_invitation_role(tx.conn(), id).await?;
+    if !ctx.role.may_assign(role) {
+        return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
+    }
+    let email: String = sqlx::query_scalar("UPDATE invitations SET revoked_at = now() WHERE id = $1 RETURNING email")
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?;
+    tx.commit(AuditEntry::new("invitation.revoked", "invitation", id, json!({ "email": { "old": email } }))).await
+}
+
+/// What an emailed link invites to. Anyone holding the link may see this: it went to the
+/// invited inbox, and the token can't be guessed.
+pub async fn preview(tenancy: &Tenancy, token: &str) -> Result<InvitationPreview> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    present_token(&mut tx, token).await?;
+    let found = previews(&mut tx, "i.token_hash = $1", Some(digest(token))).await?.into_iter().next();
+    tx.commit().await?;
+    found.ok_or_else(invalid_link)
+}
+
+/// The open invitations sent to a signed-in person's confirmed address (their home page).
+pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<InvitationPreview>> {
+    if !user.email_verified {
+        return Ok(Vec::new());
+    }
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    confirmed_address(&mut tx, user).await?;
+    let open = previews(&mut tx, "i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()", None).await?;
+    tx.commit().await?;
+    Ok(open)
+}
+
+/// Accepts an invitation for the signed-in `user`, who must be the person it was sent to.
+/// Returns the organization's slug. Accepting through the emailed link also confirms the
+/// address (the link could only be read in that inbox).
+pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, meta: &RequestMeta) -> Result<String> {
+    let (id, tenant_id) = locate(tenancy, Some(user), key).await?;
+    let mut tx = tenancy.begin_control(tenant_id, false).await?;
+    let invitation = open_for_answer(&mut tx, id).await?;
+    if invitation.accepted_by == Some(user.id) {
+        // A second click on "Accept" (or the link opened again): already done.
+        return Ok(invitation.slug);
+    }
+    invitation.ensure_open()?;
+    if invitation.email != user.email.to_lowercase() {
+        return Err(AppError::Forbidden(format!(
+            "This invitation is for {}, but you're signed in as {}. Sign out, then open the invitation again and sign in (or sign up) with {}.",
+            invitation.email, user.email, invitation.email
+        ))
+        .into());
+    }
+    if invitation.tenant_status != "active" {
+        return Err(AppError::Conflict(FieldError::new(
+            "invitation",
+            format!("{} can't take new members right now (it is being moved or deleted). Try again later.", invitation.organization),
+        ))
+        .into());
+    }
+    if !user.email_verified && matches!(key, InvitationKey::Token(_)) {
+        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1").bind(user.id).execute(&mut *tx).await?;
+        events::record(&mut tx, events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
+    }
+    let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
+        .bind(tenant_id)
+        .bind(user.id)
+        .bind(&invitation.role)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    sqlx::query("UPDATE invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1").bind(id).bind(user.id).execute(&mut *tx).await?;
+    let accepted = AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }));
+    audit::insert_as(&mut tx, tenant_id, Some(user.id), None, meta, &accepted).await?;
+    if joined {
+        let added = AuditEntry::new(
+            "membership.added",
+            "user",
+            user.id,
+            json!({ "email": { "new": &invitation.email }, "role": { "new": &invitation.role }, "via": { "new": "invitation" } }),
+        );
+        audit::insert_as(&mut tx, tenant_id, Some(user.id), None, meta, &added).await?;
+    }
+    tx.commit().await?;
+    Ok(invitation.slug)
+}
+
+/// Declines an invitation. With the emailed link anyone holding it may (it reached the
+/// invited inbox); by id, only the signed-in person it was sent to.
+pub async fn decline(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey, meta: &RequestMeta) -> Result<()> {
+    let (id, tenant_id) = locate(tenancy, user, key).await?;
+    let mut tx = tenancy.begin_control(tenant_id, false).await?;
+    let invitation = open_for_answer(&mut tx, id).await?;
+    if invitation.declined {
+        return Ok(());
+    }
+    invitation.ensure_open()?;
+    sqlx::query("UPDATE invitations SET declined_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    let entry = AuditEntry::new("invitation.declined", "invitation", id, json!({ "email": { "old": &invitation.email } }));
+    audit::insert_as(&mut tx, tenant_id, user.map(|u| u.id), None, meta, &entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn invalid_link() -> crate::Error {
+    AppError::NotFound("This invitation link isn't valid. Check it was copied whole, or ask for a new invitation.".into()).into()
+}
+
+/// Counts one invitation sent by the organization this hour; refuses past the limit.
+async fn count_sending(conn: &mut PgConnection, tenant_id: Uuid) -> Result<()> {
+    let count = throttle::record(conn, &format!("invite:tenant:{tenant_id}"), INVITATIONS_PER_TENANT).await?;
+    if count.over(INVITATIONS_PER_TENANT) {
+        let minutes = (count.seconds_left.max(1) + 59) / 60;
+        return Err(AppError::RateLimited(format!(
+            "This organization has sent {} invitations in the last hour, the most it can. Try again in {minutes} minute{}.",
+            INVITATIONS_PER_TENANT.max,
+            if minutes == 1 { "" } else { "s" }
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+async fn inviter_label(conn: &mut PgConnection, user_id: Uuid) -> Result<String> {
+    let (email, name): (String, Option<String>) =
+        sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1").bind(user_id).fetch_one(conn).await?;
+    Ok(match name.filter(|n| !n.trim().is_empty()) {
+        Some(name) => format!("{name} ({email})"),
+        None => email,
+    })
+}
+
+fn send(identity: &Identity, to: &str, inviter: &str, organization: &str, role: Role, token: &str, expires_at: OffsetDateTime) {
+    let url = format!("{}/invite?token={token}", identity.public_url());
+    let expires_on = format!("{} {} {}", expires_at.day(), expires_at.month(), expires_at.year());
+    identity.send_later(crate::email::templates::invitation(to, inviter, organization, role.label(), &url, &expires_on));
+}
+
+async fn open_invitation_role(conn: &mut PgConnection, id: Uuid) -> Result<Role> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM invitations WHERE id = $1 AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    super::parse_role(&role.ok_or_else(|| AppError::NotFound("That invitation isn't open any more (it was answered or withdrawn).".into()))?)
+}
+
+async fn present_token(conn: &mut PgConnection, token: &str) -> Result<()> {
+    sqlx::query("SELECT set_config('app.invitation_hash', $1, true)").bind(hex(&digest(token))).execute(conn).await?;
+    Ok(())
+}
+
+async fn confirmed_address(conn: &mut PgConnection, user: &CurrentUser) -> Result<()> {
+    sqlx::query("SELECT set_config('app.confirmed_email', $1, true)").bind(user.email.to_lowercase()).execute(conn).await?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Finds which invitation (and organization) the recipient means, through the policies that
+/// let only the token's holder, or the confirmed address, see it.
+async fn locate(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey) -> Result<(Uuid, Uuid)> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let found: Option<(Uuid, Uuid)> = match key {
+        InvitationKey::Token(token) => {
+            present_token(&mut tx, token).await?;
+            sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE token_hash = $1").bind(digest(token)).fetch_optional(&mut *tx).await?
+        }
+        InvitationKey::Id(id) => match user.filter(|u| u.email_verified) {
+            Some(user) => {
+                confirmed_address(&mut tx, user).await?;
+                sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?
+            }
+            None => None,
+        },
+    };
+    tx.commit().await?;
+    found.ok_or_else(invalid_link)
+}
+
+struct Answerable {
+    email: String,
+    role: String,
+    slug: String,
+    organization: String,
+    tenant_status: String,
+    expires_at: OffsetDateTime,
+    accepted_by: Option<Uuid>,
+    accepted: bool,
+    declined: bool,
+    revoked: bool,
+}
+
+impl Answerable {
+    fn ensure_open(&self) -> Result<()> {
+        let closed = |m: String| -> Result<()> { Err(AppError::Conflict(FieldError::new("invitation", m)).into()) };
+        if self.revoked {
+            return closed(format!("This invitation to {} was withdrawn. Ask them for a new one if you still need access.", self.organization));
+        }
+        if self.accepted {
+            return closed("This invitation was already accepted by another account.".into());
+        }
+        if self.declined {
+            return closed(format!("This invitation to {} was declined. Ask them for a new one if you changed your mind.", self.organization));
+        }
+        if self.expires_at <= OffsetDateTime::now_utc() {
+            return closed(format!(
+                "This invitation to {} expired on {} {} {}. Ask whoever invited you to send it again.",
+                self.organization,
+                self.expires_at.day(),
+                self.expires_at.month(),
+                self.expires_at.year()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Locks the invitation inside its organization's control transaction.
+async fn open_for_answer(conn: &mut PgConnection, id: Uuid) -> Result<Answerable> {
+    type Row = (String, String, String, String, String, OffsetDateTime, Option<Uuid>, bool, bool, bool);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT i.email, i.role, t.slug, t.name, t.status, i.expires_at, i.accepted_by,
+                i.accepted_at IS NOT NULL, i.declined_at IS NOT NULL, i.revoked_at IS NOT NULL
+           FROM invitations i JOIN tenants t ON t.id = i.tenant_id
+          WHERE i.id = $1 AND t.status <> 'deleted'
+            FOR UPDATE OF i",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    let (email, role, slug, organization, tenant_status, expires_at, accepted_by, accepted, declined, revoked) = row.ok_or_else(invalid_link)?;
+    Ok(Answerable { email, role, slug, organization, tenant_status, expires_at, accepted_by, accepted, declined, revoked })
+}
+
+async fn previews(conn: &mut PgConnection, condition: &str, hash: Option<Vec<u8>>) -> Result<Vec<InvitationPreview>> {
+    type Row = (Uuid, String, String, Option<String>, String, String, OffsetDateTime, bool, bool, bool);
+    let sql = format!(
+        "SELECT i.id, t.name, t.slug, CASE WHEN u.id IS NULL THEN NULL
+                                            WHEN coalesce(u.display_name, '') = '' THEN u.email
+                                            ELSE u.display_name || ' (' || u.email || ')' END,
+                i.email, i.role, i.expires_at, i.accepted_at IS NOT NULL, i.declined_at IS NOT NULL, i.revoked_at IS NOT NULL
+           FROM invitations i
+           JOIN tenants t ON t.id = i.tenant_id AND t.status <> 'deleted'
+           LEFT JOIN users u ON u.id = i.invited_by
+          WHERE {condition}
+          ORDER BY i.sent_at DESC"
+    );
+    let mut query = sqlx::query_as::<_, Row>(&sql);
+    if let Some(hash) = hash {
+        query = query.bind(hash);
+    }
+    let now = OffsetDateTime::now_utc();
+    query
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|(id, organization, slug, inviter, email, role, expires_at, accepted, declined, revoked)| {
+            let state = if accepted {
+                InvitationState::Accepted
+            } else if declined {
+                InvitationState::Declined
+            } else if revoked {
+                InvitationState::Withdrawn
+            } else if expires_at <= now {
+                InvitationState::Expired
+            } else {
+                InvitationState::Pending
+            };
+            Ok(InvitationPreview { id, organization, slug, inviter, email, role: super::parse_role(&role)?, expires_at: super::rfc3339(expires_at), state })
+        })
+        .collect()
+}
