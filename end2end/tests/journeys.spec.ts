@@ -359,7 +359,14 @@ test("an organization that requires two-factor sends a member to set it up, then
   await page.goto(`/t/${slug}/members`);
   await hydrated(page);
   await page.getByLabel("Email").fill(memberEmail);
-  await page.getByRole("button", { name: "Add member" }).click();
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await expect(page.getByTestId("invitation-row").filter({ hasText: memberEmail })).toBeVisible();
+  // The member accepts from their home page (their address is confirmed).
+  await member.goto("/");
+  await hydrated(member);
+  await member.getByTestId("invitation-for-me").filter({ hasText: `Vault ${id}` }).getByRole("button", { name: "Accept" }).click();
+  await expect(member).toHaveURL(new RegExp(`/t/${slug}$`));
+  await page.reload();
   await expect(page.getByTestId("member-row").filter({ hasText: memberEmail })).toBeVisible();
 
   // Requiring two-factor is refused until the founder uses it themselves.
@@ -441,6 +448,44 @@ test("a newcomer continues with their identity provider, lands signed in, and se
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page).toHaveURL(/\/login\?problem=1$/);
   await expect(page.getByTestId("sign-in-problem")).toContainText("isn't verified");
+});
+
+test("an admin invites a newcomer by email; they create their account from the link and land in the organization", async ({ page, browser }) => {
+  const id = unique();
+  const email = `newcomer-${id}@example.com`;
+  await logIn(page, "admin@acme.test", "tessera-demo");
+  await page.goto("/t/acme/members");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Role", { exact: true }).selectOption("viewer");
+  const sent = new Date(Date.now() - 1000);
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await expect(page.getByTestId("invitation-sent")).toContainText(`Invitation sent to ${email}`);
+  await expect(page.getByTestId("invitation-row").filter({ hasText: email })).toContainText("Viewer");
+
+  // The newcomer opens the mail in their own browser: no account yet.
+  const newcomer = await (await browser.newContext()).newPage();
+  await newcomer.goto(await emailedLink(newcomer, email, "/invite?token=", sent));
+  await expect(newcomer.getByRole("heading", { name: "Join Acme Corporation" })).toBeVisible();
+  await expect(newcomer.getByTestId("invited-line")).toContainText("Demo Admin (admin@acme.test) invited you to join Acme Corporation as a Viewer.");
+  await hydrated(newcomer);
+  await newcomer.getByRole("link", { name: "Create an account" }).click();
+  await hydrated(newcomer);
+  await expect(newcomer.getByLabel("Work email")).toHaveValue(email);
+  await newcomer.getByLabel("Password").fill(PASSWORD);
+  await newcomer.getByRole("button", { name: "Create account" }).click();
+
+  // Back at the invitation, signed in as the invited address.
+  await expect(newcomer).toHaveURL(/\/invite\?token=/);
+  await hydrated(newcomer);
+  await newcomer.getByRole("button", { name: "Accept and join" }).click();
+  await expect(newcomer).toHaveURL(/\/t\/acme$/);
+  await expect(newcomer.getByTestId("my-role")).toHaveText("Viewer");
+
+  // The admin sees them on the team, and no longer among the pending invitations.
+  await page.reload();
+  await expect(page.getByTestId("member-row").filter({ hasText: email })).toBeVisible();
+  await expect(page.getByTestId("invitation-row").filter({ hasText: email })).toHaveCount(0);
 });
 
 test("a developer connects GitHub on their security page, then signs in with it", async ({ page, browser }) => {
