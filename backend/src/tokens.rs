@@ -209,15 +209,17 @@ impl Tokens {
             Err(_) => return Err(bad("This access token isn't valid. Sign in again to get a new one.")),
         };
         let mut tx = self.pool.begin().await?;
-        let live: Option<bool> = sqlx::query_scalar("SELECT revoked_at IS NULL FROM token_families WHERE id = $1 AND user_id = $2")
+        // The family decides, not the token alone: it may have been revoked, or lost its
+        // two-factor standing (two-factor turned off) since this token was issued.
+        let family: Option<(bool, bool)> = sqlx::query_as("SELECT revoked_at IS NULL, mfa FROM token_families WHERE id = $1 AND user_id = $2")
             .bind(claims.sid)
             .bind(claims.sub)
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        if live != Some(true) {
+        let Some((true, family_mfa)) = family else {
             return Err(bad("This sign-in has ended (signed out, or revoked for safety). Sign in again."));
-        }
-        Ok(Authn { user_id: claims.sub, mfa: claims.mfa, sso_tenant: None })
+        };
+        Ok(Authn { user_id: claims.sub, mfa: claims.mfa && family_mfa, sso_tenant: None })
     }
 }

@@ -127,8 +127,11 @@ fn spawn_maintenance(backend: Backend, sessions: PgSessionStore, every: Duration
             if let Err(e) = sessions.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
             }
-            if let Err(e) = backend.identity.prune_throttle().await {
-                tracing::warn!(error = %e, "could not prune old rate-limit windows");
+            if let Err(e) = backend.identity.prune_expired().await {
+                tracing::warn!(error = %e, "could not prune expired rate-limit windows, links and tokens");
+            }
+            if let Err(e) = tessera_backend::sso::prune_expired(&backend.tenancy).await {
+                tracing::warn!(error = %e, "could not prune expired SAML requests");
             }
         }
     });

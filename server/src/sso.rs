@@ -42,10 +42,16 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login(State(backend): State<Backend>, session: Session, Path(slug): Path<String>, Query(query): Query<LoginQuery>) -> Response {
+async fn login(
+    State(backend): State<Backend>,
+    session: Session,
+    Meta(meta): Meta,
+    Path(slug): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     let next = ssr::safe_next(query.next.as_deref());
     let next = if next == "/" { format!("/t/{}", slug.trim().to_lowercase()) } else { next };
-    match saml::start_login(&backend.tenancy, &backend.sso, &slug, &next).await {
+    match saml::start_login(&backend.tenancy, &backend.sso, &slug, &next, &meta).await {
         Ok(url) => Redirect::to(&url).into_response(),
         Err(e) => problem(&session, e.into_app_error()).await,
     }

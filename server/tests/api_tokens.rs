@@ -293,3 +293,27 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'api_key.%' ORDER BY occurred_at").fetch_all(&app.inspect).await.unwrap();
     assert_eq!(actions, ["api_key.created", "api_key.created", "api_key.revoked"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_by_someone_who_leaves_the_organization_stop_working() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("keyed").await;
+    owner.add_project("keyed", "Widgets").await;
+    let admin = app.signed_up("ada@example.test").await;
+    owner.invite_and_accept("keyed", "ada@example.test", "admin", &admin).await;
+    let r = admin.call("create_api_key", &[("slug", "keyed"), ("name", "Ada's script"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let owners = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let owners_key = owners.json()["key"].as_str().unwrap().to_string();
+    let api = Api::new(&app);
+    assert_eq!(api.get("/api/v1/orgs/keyed/projects", &key).await.status, StatusCode::OK);
+
+    let ada = app.user_id("ada@example.test").await;
+    assert_eq!(owner.call("remove_member", &[("slug", "keyed"), ("user_id", &ada)]).await.status, StatusCode::OK);
+    let r = api.get("/api/v1/orgs/keyed/projects", &key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(message(&r).contains("revoked"), "{}", r.body);
+    assert_eq!(api.get("/api/v1/orgs/keyed/projects", &owners_key).await.status, StatusCode::OK, "other keys are untouched");
+    let changes: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(changes["api_keys"], json!({ "old": 1, "new": 0 }));
+}

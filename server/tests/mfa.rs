@@ -195,7 +195,7 @@ async fn an_organization_can_require_two_factor_of_every_member() {
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("Two-factor authentication required") && page.body.contains("/account/security?next=/t/vault/projects"));
     // Their own account pages still work, so they can set it up.
-    let (secret, _) = enrol(&member).await;
+    let (secret, recovery) = enrol(&member).await;
     assert_eq!(member.call("list_projects", &[("slug", "vault")]).await.status, StatusCode::OK, "in, right after setting it up");
 
     // Next time they sign in with password and code.
@@ -204,11 +204,29 @@ async fn an_organization_can_require_two_factor_of_every_member() {
     phone.call("verify_sign_in_code", &[("code", &code(&secret, 1))]).await;
     assert_eq!(phone.call("list_projects", &[("slug", "vault")]).await.status, StatusCode::OK);
 
-    // Turning two-factor off shuts them out again; other organizations don't care.
+    // An API sign-in with the code counts as two-factor too.
+    let api = reqwest::Client::new();
+    let tokens: serde_json::Value = api
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&serde_json::json!({ "email": "mo@example.test", "password": PASSWORD, "code": recovery[0] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().expect("tokens").to_string();
+    let api_projects = || api.get(format!("{}/api/v1/orgs/vault/projects", app.base)).bearer_auth(&access).send();
+    assert_eq!(api_projects().await.unwrap().status(), StatusCode::OK);
+
+    // Turning two-factor off shuts them out again, everywhere they had signed in with it;
+    // other organizations don't care.
     let elsewhere = "mo-own";
     let r = member.call("create_org", &[("name", "Mo's own"), ("slug", elsewhere), ("region", ""), ("model", "")]).await;
     assert!(r.status.is_success(), "{}", r.body);
     assert_eq!(member.call("disable_mfa", &[]).await.status, StatusCode::OK);
     assert_eq!(member.call("list_projects", &[("slug", "vault")]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(member.call("list_projects", &[("slug", elsewhere)]).await.status, StatusCode::OK);
+    assert_eq!(phone.call("my_session", &[]).await.json(), serde_json::Value::Null, "the phone's two-factor sign-in ended");
+    assert_eq!(api_projects().await.unwrap().status(), StatusCode::FORBIDDEN, "the API token no longer counts as two-factor");
 }

@@ -370,3 +370,27 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
     let r = sso.call("list_projects", &[("slug", "strict")]).await;
     assert!(r.body.contains("MfaRequired"), "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_that_keeps_posting_bad_responses_is_turned_away_before_they_are_checked() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "acme").await;
+    let email = format!("ada@{}", org.domain);
+    let bucket = "sso:refused:ip:127.0.0.1";
+    let hits_sql = format!("SELECT coalesce(sum(hits), 0)::bigint FROM auth_throttle WHERE bucket = '{bucket}'");
+
+    // A refused response counts against the address it came from.
+    let browser = app.browser();
+    post_acs(&browser, "acme", "bm90IHhtbA==").await;
+    assert_eq!((app.count(&hits_sql).await, refusals(&app).await), (1, 1));
+
+    // Past the limit, even a genuine response is turned away unread, with a clear reason.
+    sqlx::query("UPDATE auth_throttle SET hits = 30 WHERE bucket = $1").bind(bucket).execute(&app.inspect).await.unwrap();
+    let request = start(&browser, &org, "/").await;
+    let r = post_acs(&browser, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(location(&r), "/login?problem=1");
+    let problem = browser.call("take_sign_in_problem", &[]).await.json();
+    assert!(problem.as_str().unwrap().contains("Too many sign-ins from your network"), "{problem}");
+    assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null);
+    assert_eq!(refusals(&app).await, 1, "not even looked at");
+}

@@ -69,7 +69,8 @@ pub async fn confirm_mfa_enrolment(code: String) -> Result<Vec<String>, AppError
 #[server(endpoint = "disable_mfa")]
 pub async fn disable_mfa() -> Result<(), AppError> {
     let user_id = ssr::require_recent_auth().await?;
-    ssr::backend()?.identity.disable_mfa(user_id, &ssr::meta()).await.app()?;
+    let this_session = ssr::session_id()?;
+    ssr::backend()?.identity.disable_mfa(user_id, this_session.as_deref(), &ssr::meta()).await.app()?;
     ssr::forget_second_factor().await
 }
 

@@ -165,9 +165,12 @@ pub fn SecurityPage() -> impl IntoView {
                                         <button type="submit" class="btn btn-ghost">"New recovery codes"</button>
                                     </ActionForm>
                                     <ActionForm action=disable attr:class="inline-form">
-                                        <button type="submit" class="btn btn-danger">"Turn off two-factor"</button>
+                                        <button type="submit" class="btn btn-danger" title="Your other devices will be signed out">
+                                            "Turn off two-factor"
+                                        </button>
                                     </ActionForm>
                                 </div>
+                                <p class="muted">"Turning it off signs out your other devices."</p>
                                 <FormAlert error=Signal::derive(move || disable_error.get().or(regenerate_error.get())) fields=&[] />
                                 <Show when=move || wants_reauth(regenerate_error.get())>
                                     <ReauthPrompt on_done=move |_| { regenerate.dispatch(RegenerateRecoveryCodes {}); } />

@@ -247,13 +247,18 @@ impl Identity {
     }
 
     /// Turns two-factor authentication off (the caller has just re-authenticated).
-    pub async fn disable_mfa(&self, user_id: Uuid, meta: &RequestMeta) -> Result<()> {
+    /// Turns two-factor off. Other browsers were signed in with it and would keep counting as
+    /// "signed in with two factors" (which organizations requiring it accept), so they are
+    /// signed out; API tokens keep working, but no longer count as two-factor sign-ins.
+    pub async fn disable_mfa(&self, user_id: Uuid, this_session: Option<&str>, meta: &RequestMeta) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let removed = sqlx::query("DELETE FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL").bind(user_id).execute(&mut *tx).await?;
         if removed.rows_affected() == 0 {
             return Err(AppError::BadRequest("Two-factor authentication is already off.".into()).into());
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session).execute(&mut *tx).await?;
+        sqlx::query("UPDATE token_families SET mfa = false WHERE user_id = $1 AND mfa").bind(user_id).execute(&mut *tx).await?;
         events::record(&mut tx, Event::MfaDisabled, Some(user_id), None, meta).await?;
         tx.commit().await?;
         Ok(())

@@ -309,10 +309,22 @@ impl Identity {
         events::recent(&self.pool, user_id, 30).await
     }
 
-    /// Drops rate-limit windows that are over (maintenance job).
-    pub async fn prune_throttle(&self) -> Result<u64> {
+    /// Forgets what can no longer be used (maintenance job): rate-limit windows that are over,
+    /// emailed links and refresh tokens a day past expiry, and token families left empty.
+    /// Rotated refresh tokens stay until they would have expired: until then, presenting one
+    /// again must still be recognised as reuse.
+    pub async fn prune_expired(&self) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let n = throttle::prune(&mut tx).await?;
+        let mut n = throttle::prune(&mut tx).await?;
+        n += sqlx::query("DELETE FROM auth_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
+        n += sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
+        n += sqlx::query(
+            "DELETE FROM token_families f WHERE f.created_at < now() - interval '1 day'
+                AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.id)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(n)
     }

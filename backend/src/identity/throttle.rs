@@ -19,6 +19,11 @@ pub const LOGINS_PER_IP: Limit = Limit { max: 50, window_minutes: 15 };
 /// Emailed links (sign-in, reset) per address, and per requesting IP.
 pub const LINKS_PER_EMAIL: Limit = Limit { max: 5, window_minutes: 15 };
 pub const LINKS_PER_IP: Limit = Limit { max: 20, window_minutes: 15 };
+/// SSO sign-ins started from one address: generous, since a whole office may sit behind one.
+pub const SSO_STARTS_PER_IP: Limit = Limit { max: 300, window_minutes: 15 };
+/// Refused SAML responses from one address before its ACS posts are turned away unread
+/// (checking a response is costly XML and RSA work).
+pub const SSO_REFUSALS_PER_IP: Limit = Limit { max: 30, window_minutes: 15 };
 
 /// Counts one hit on `bucket`; refuses (429) once the limit is passed in this window.
 pub(crate) async fn hit(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<()> {
@@ -77,6 +82,18 @@ pub(crate) fn too_many(seconds_left: i32) -> AppError {
         "Too many attempts. For your account's safety, please try again in {minutes} minute{}.",
         if minutes == 1 { "" } else { "s" }
     ))
+}
+
+/// A bucket's hits in the current window, without counting one.
+pub(crate) async fn current(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<i32> {
+    let hits: Option<i32> = sqlx::query_scalar(
+        "SELECT hits FROM auth_throttle WHERE bucket = $1 AND window_start = date_bin(make_interval(mins => $2), now(), 'epoch')",
+    )
+    .bind(bucket)
+    .bind(limit.window_minutes)
+    .fetch_optional(conn)
+    .await?;
+    Ok(hits.unwrap_or(0))
 }
 
 /// Forgets windows that are over (run by the maintenance job).

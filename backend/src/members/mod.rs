@@ -119,8 +119,17 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
         ensure_another_owner(tx.conn(), user_id).await?;
     }
     sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
-    tx.commit(AuditEntry::new("membership.removed", "user", user_id, json!({ "role": { "old": current.as_str() } })))
-        .await
+    // Keys they made act in their name (the audit trail says so): they leave with them.
+    let keys = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    let mut changes = json!({ "role": { "old": current.as_str() } });
+    if keys > 0 {
+        changes["api_keys"] = json!({ "old": keys, "new": 0 });
+    }
+    tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
 }
 
 /// Signs a member out of every browser (a lost laptop, someone leaving). Owners and Admins may

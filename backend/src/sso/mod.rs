@@ -217,6 +217,17 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
 }
 
 /// Disconnects the IdP (and stops requiring it).
+/// Forgets SAML requests and replay-cache entries that are past use, in every organization
+/// (maintenance job; see the `*_prune` policies).
+pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SELECT set_config('app.maintenance', 'prune', true)").execute(&mut *tx).await?;
+    let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
+    n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(n)
+}
+
 pub async fn remove_idp(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
     let removed: Option<String> = sqlx::query_scalar("DELETE FROM tenant_sso RETURNING idp_entity_id").fetch_optional(tx.conn()).await?;

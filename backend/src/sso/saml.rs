@@ -17,6 +17,7 @@ use super::Sso;
 use crate::audit::{self, AuditEntry};
 use crate::ctx::RequestMeta;
 use crate::error::Result;
+use crate::identity::throttle;
 use crate::tenancy::Tenancy;
 use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::Assertion;
@@ -182,7 +183,7 @@ pub async fn sp_metadata(tenancy: &Tenancy, sso: &Sso, slug: &str) -> Result<Str
 
 /// Starts an SP-initiated sign-in: remembers the request, and returns the IdP URL to send
 /// the browser to.
-pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str) -> Result<String> {
+pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, meta: &RequestMeta) -> Result<String> {
     let conn = connection(tenancy, slug).await?;
     let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| crate::Error::Internal("stored IdP metadata no longer parses".into()))?;
     let sp = service_provider(sso, &conn.slug, Some(idp), false)?;
@@ -190,6 +191,9 @@ pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str) -
     // samael's default id has 32 random bits; a request id is a one-time secret, so use 122.
     request.id = format!("id-{}", Uuid::new_v4().simple());
     let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+    if let Some(ip) = meta.ip {
+        throttle::hit(&mut tx, &format!("sso:start:ip:{ip}"), throttle::SSO_STARTS_PER_IP).await?;
+    }
     sqlx::query("INSERT INTO saml_requests (id, tenant_id, next_path) VALUES ($1, $2, $3)")
         .bind(&request.id)
         .bind(conn.tenant_id)
@@ -281,11 +285,26 @@ const EMAIL_ATTRIBUTES: [&str; 4] = ["email", "mail", "http://schemas.xmlsoap.or
 /// where to go (a local path) for IdP-initiated sign-ins.
 pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &str, relay_state: Option<&str>, meta: &RequestMeta) -> Result<SsoSignIn> {
     let conn = connection(tenancy, slug).await?;
+    let refusals = meta.ip.map(|ip| format!("sso:refused:ip:{ip}"));
+    if let Some(bucket) = &refusals {
+        let mut tx = tenancy.control_pool().begin().await?;
+        let hits = throttle::current(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
+        tx.commit().await?;
+        if hits >= throttle::SSO_REFUSALS_PER_IP.max {
+            return Err(AppError::RateLimited(
+                "Too many sign-ins from your network were refused just now. Wait 15 minutes, then sign in again from your identity provider.".into(),
+            )
+            .into());
+        }
+    }
     match accept(tenancy, sso, &conn, saml_response, relay_state, meta).await {
         Ok(Ok(sign_in)) => Ok(sign_in),
         Ok(Err(Refusal { reason })) => {
             tracing::warn!(tenant = %conn.slug, %reason, "refused a SAML response");
             let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+            if let Some(bucket) = &refusals {
+                throttle::record(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
+            }
             let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason } }));
             audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
             tx.commit().await?;
