@@ -47,6 +47,10 @@ pub struct Config {
     /// Reverse proxies whose `X-Forwarded-For` names the client (`TESSERA_TRUSTED_PROXIES`:
     /// addresses or CIDR ranges, comma-separated). None by default: the socket peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether an IdP's metadata URL may point at a private or local address
+    /// (`TESSERA_SSO_PRIVATE_METADATA_HOSTS`): for an IdP on your own network. Off by default,
+    /// so an Owner can't make the server fetch from internal services.
+    pub sso_private_metadata_hosts: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +167,7 @@ impl Config {
             site_root: var("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
             secure_cookies: flag("TESSERA_SECURE_COOKIES"),
             seed_demo: flag("TESSERA_SEED_DEMO"),
+            sso_private_metadata_hosts: flag("TESSERA_SSO_PRIVATE_METADATA_HOSTS"),
             db_max_connections: number("TESSERA_DB_MAX_CONNECTIONS", 20)? as u32,
             deletion_retention: Duration::from_secs(number("TESSERA_DELETION_RETENTION_DAYS", 30)? * 86_400),
             maintenance_interval: (maintenance > 0).then(|| Duration::from_secs(maintenance)),

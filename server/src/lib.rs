@@ -67,6 +67,9 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     backend.tenancy.topology().check_app_roles().await?;
     backend.deletion_retention = time::Duration::try_from(config.deletion_retention).unwrap_or(time::Duration::days(30));
     backend.reauth_window = config.reauth_window;
+    if config.sso_private_metadata_hosts {
+        backend.sso.allow_private_metadata_hosts()?;
+    }
     backend.tokens.access_lifetime = config.access_token_lifetime;
     backend.tokens.refresh_lifetime = config.refresh_token_lifetime;
     backend.tokens.reuse_overlap = config.refresh_reuse_overlap;

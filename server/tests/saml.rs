@@ -394,3 +394,25 @@ async fn a_network_that_keeps_posting_bad_responses_is_turned_away_before_they_a
     assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null);
     assert_eq!(refusals(&app).await, 1, "not even looked at");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_url_cannot_make_the_server_fetch_from_its_own_network() {
+    // As deployed: private addresses are off limits (the other tests allow them for the
+    // stand-in IdP on loopback).
+    let app = TestApp::spawn_with(|c| c.sso_private_metadata_hosts = false).await;
+    let owner = app.owner_of("setup").await;
+    let saml_idp = std::env::var("TESSERA_TEST_SAML_IDP_URL").expect("run with `cargo xtask test`");
+    let port = reqwest::Url::parse(&saml_idp).unwrap().port().unwrap();
+    for url in [
+        format!("{saml_idp}/metadata"),
+        format!("http://localhost:{port}/metadata"),
+        format!("http://[::ffff:127.0.0.1]:{port}/metadata"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/metadata".to_string(),
+    ] {
+        let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", ""), ("metadata_url", &url)]).await;
+        assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("metadata_url")), "{url}: {}", r.body);
+        assert!(r.error_message().contains("private or local address"), "{url}: {}", r.error_message());
+    }
+    assert_eq!(app.count("SELECT count(*) FROM tenant_sso").await, 0);
+}

@@ -7,6 +7,7 @@
 //! organization speak for another's accounts.
 
 pub mod domains;
+pub mod outbound;
 pub mod saml;
 
 use crate::audit::AuditEntry;
@@ -25,17 +26,30 @@ pub struct Sso {
     public_url: String,
     http: reqwest::Client,
     resolver: domains::Resolver,
+    /// Whether metadata URLs may point at private addresses (a local IdP in development and
+    /// tests); off in production, see `outbound.rs`.
+    private_metadata_hosts: bool,
 }
 
 impl Sso {
     pub fn new(public_url: &str, dns_server: Option<std::net::SocketAddr>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            // A redirect could steer the fetch of an IdP's metadata somewhere internal.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
-        Ok(Self { public_url: public_url.trim_end_matches('/').to_string(), http, resolver: domains::Resolver::new(dns_server)? })
+        Ok(Self {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            http: metadata_client(false)?,
+            resolver: domains::Resolver::new(dns_server)?,
+            private_metadata_hosts: false,
+        })
+    }
+
+    /// Lets metadata URLs reach private addresses (`TESSERA_SSO_PRIVATE_METADATA_HOSTS`).
+    pub fn allow_private_metadata_hosts(&mut self) -> Result<()> {
+        self.http = metadata_client(true)?;
+        self.private_metadata_hosts = true;
+        Ok(())
+    }
+
+    pub(crate) fn private_metadata_hosts(&self) -> bool {
+        self.private_metadata_hosts
     }
 
     /// The organization's SAML service provider entity id (its metadata URL).
@@ -46,6 +60,19 @@ impl Sso {
     pub fn acs_url(&self, slug: &str) -> String {
         format!("{}/sso/{slug}/acs", self.public_url)
     }
+}
+
+fn metadata_client(private_hosts: bool) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        // A redirect could steer the fetch of an IdP's metadata somewhere internal.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        // No proxy from the environment: it would resolve names where we can't check them.
+        .no_proxy();
+    if !private_hosts {
+        builder = builder.dns_resolver(std::sync::Arc::new(outbound::PublicOnly));
+    }
+    builder.build().map_err(|e| crate::Error::Internal(e.to_string()))
 }
 
 type SsoRow = (Option<String>, String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool, bool);

@@ -77,7 +77,24 @@ pub async fn fetch_metadata(sso: &Sso, url: &str) -> Result<String> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https URLs work").into());
     }
-    let mut response = sso.http.get(parsed).send().await.map_err(|_| bad("the server didn't answer"))?;
+    // Names are checked by the client's resolver; an address written out is checked here.
+    let literal = parsed.host_str().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().ok());
+    let private = |why: String| AppError::Invalid(FieldError::new("metadata_url", format!("Tessera doesn't fetch metadata from {why}. Use the IdP's public metadata URL, or paste the XML.")));
+    if !sso.private_metadata_hosts() && literal.is_some_and(|ip| !super::outbound::is_public(ip)) {
+        return Err(private("private or local addresses".into()).into());
+    }
+    let mut response = sso.http.get(parsed).send().await.map_err(|e| {
+        let not_public = std::error::Error::source(&e).and_then(|mut cause| loop {
+            if let Some(found) = cause.downcast_ref::<super::outbound::NotPublic>() {
+                return Some(found.0.clone());
+            }
+            cause = cause.source()?;
+        });
+        match not_public {
+            Some(host) => private(format!("{host}, which is a private or local address")),
+            None => bad("the server didn't answer"),
+        }
+    })?;
     if !response.status().is_success() {
         return Err(bad("the server didn't return a document there").into());
     }

@@ -222,6 +222,8 @@ impl TestApp {
             refresh_reuse_overlap: Duration::from_secs(10),
             oidc_providers,
             trusted_proxies: Vec::new(),
+            // The SAML IdP stand-in serves its metadata on loopback.
+            sso_private_metadata_hosts: true,
             dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
         };
         adjust(&mut config);
