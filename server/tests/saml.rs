@@ -416,3 +416,37 @@ async fn a_metadata_url_cannot_make_the_server_fetch_from_its_own_network() {
     }
     assert_eq!(app.count("SELECT count(*) FROM tenant_sso").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_published_at_a_url_is_read_again_each_day_but_may_not_switch_idps() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("setup").await;
+    let saml_idp = std::env::var("TESSERA_TEST_SAML_IDP_URL").expect("run with `cargo xtask test`");
+    let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", ""), ("metadata_url", &format!("{saml_idp}/metadata"))]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let refresh = || tessera_backend::sso::refresh_metadata(&app.backend.tenancy, &app.backend.sso);
+    assert_eq!(refresh().await.unwrap(), 0, "just read: not due");
+
+    // A day on, and the IdP has published something new (a certificate rollover, say).
+    sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours', idp_metadata_xml = idp_metadata_xml || '<!-- before rollover -->'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(refresh().await.unwrap(), 1);
+    let stored: String = sqlx::query_scalar("SELECT idp_metadata_xml FROM tenant_sso").fetch_one(&app.inspect).await.unwrap();
+    assert!(!stored.contains("before rollover") && stored.contains("X509Certificate"), "the published metadata is in use");
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.metadata_refreshed' AND actor_id IS NULL").await, 1);
+
+    // Metadata at that URL naming another IdP is not taken: the connection stays as it was.
+    sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours', idp_entity_id = 'https://idp.before.example'")
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(refresh().await.unwrap(), 0);
+    let (entity, still): (String, String) = sqlx::query_as("SELECT idp_entity_id, idp_metadata_xml FROM tenant_sso").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!((entity.as_str(), still == stored), ("https://idp.before.example", true));
+    let reason: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").fetch_one(&app.inspect).await.unwrap();
+    assert!(reason["reason"]["new"].as_str().unwrap().contains("names another IdP"), "{reason}");
+    assert_eq!(refresh().await.unwrap(), 0, "checked: not due again today");
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").await, 1);
+}

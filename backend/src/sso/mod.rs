@@ -10,7 +10,7 @@ pub mod domains;
 pub mod outbound;
 pub mod saml;
 
-use crate::audit::AuditEntry;
+use crate::audit::{self, AuditEntry};
 use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::tenancy::Tenancy;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use tessera_domain::dto::{SsoDomain, SsoMapping, SsoSettings};
 use tessera_domain::input::FieldError;
 use tessera_domain::{AppError, Permission, Role};
+use uuid::Uuid;
 
 /// What SSO needs beyond the database: our public address (for SP URLs), a DNS resolver
 /// (domain verification) and an HTTP client (IdP metadata by URL).
@@ -244,6 +245,70 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
 }
 
 /// Disconnects the IdP (and stops requiring it).
+/// Reads again the metadata of IdPs connected by URL, once a day each (maintenance job), so
+/// a certificate rollover the IdP announces in its metadata reaches us before it happens.
+/// The IdP must keep its entity id: metadata naming another IdP is refused and audited, and
+/// the connection stays as it was. Returns how many connections changed.
+pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso) -> Result<u64> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    sqlx::query("SELECT set_config('app.maintenance', 'refresh', true)").execute(&mut *tx).await?;
+    let due: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT tenant_id, idp_metadata_url, idp_entity_id, idp_metadata_xml FROM tenant_sso
+          WHERE idp_metadata_url IS NOT NULL AND metadata_checked_at < now() - interval '1 day'
+          ORDER BY metadata_checked_at LIMIT 100",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut changed = 0;
+    for (tenant_id, url, entity_id, stored) in due {
+        let fetched = match saml::fetch_metadata(sso, &url).await {
+            Ok(xml) => saml::IdpMetadata::parse(&xml).map(|idp| (xml, idp)),
+            Err(e) => Err(e),
+        };
+        let (entry, update) = match fetched {
+            Ok((_, idp)) if idp.entity_id != entity_id => {
+                let reason = format!("the metadata at {url} now names another IdP ({})", idp.entity_id);
+                (Some(refresh_failed(tenant_id, &reason)), None)
+            }
+            Ok((xml, _)) if xml == stored => (None, None),
+            Ok((xml, idp)) => {
+                let entry = AuditEntry::new(
+                    "sso.metadata_refreshed",
+                    "tenant",
+                    tenant_id,
+                    serde_json::json!({ "idp_sso_url": { "new": &idp.sso_url }, "signing_certificates": { "new": idp.certificates } }),
+                );
+                (Some(entry), Some((xml, idp.sso_url)))
+            }
+            Err(e) => (Some(refresh_failed(tenant_id, &e.to_string())), None),
+        };
+        let mut tx = tenancy.begin_control(tenant_id, false).await?;
+        if let Some((xml, sso_url)) = &update {
+            sqlx::query("UPDATE tenant_sso SET idp_metadata_xml = $1, idp_sso_url = $2, updated_at = now() WHERE idp_metadata_url = $3")
+                .bind(xml)
+                .bind(sso_url)
+                .bind(&url)
+                .execute(&mut *tx)
+                .await?;
+            changed += 1;
+        }
+        sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(&mut *tx).await?;
+        if let Some(entry) = entry {
+            if update.is_none() {
+                tracing::warn!(tenant = %tenant_id, changes = %entry.changes, "could not refresh an IdP's metadata");
+            }
+            audit::insert_system(&mut tx, tenant_id, &entry, "maintenance").await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(changed)
+}
+
+fn refresh_failed(tenant_id: Uuid, reason: &str) -> AuditEntry {
+    AuditEntry::new("sso.metadata_refresh_failed", "tenant", tenant_id, serde_json::json!({ "reason": { "new": reason } }))
+}
+
 /// Forgets SAML requests and replay-cache entries that are past use, in every organization
 /// (maintenance job; see the `*_prune` policies).
 pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
