@@ -21,8 +21,8 @@
 //
 // Strict where GitHub is strict, so a client bug shows up in tests: the
 // redirect_uri must be one registered for the client, codes are single-use and
-// live 10 minutes, a code_challenge sent at authorize must be met by the
-// verifier (S256 only), client credentials go in the body, API calls need a
+// live 10 minutes, PKCE (S256) is required and the verifier must meet the
+// challenge, client credentials go in the body, API calls need a
 // User-Agent and a bearer (or `token`) Authorization header.
 //
 // The form's fields: email (the primary address), email_verified (checkbox),
@@ -151,9 +151,10 @@ function authorizeRequest(url, res) {
     errorPage(res, 400, 'The redirect_uri is not associated with this application.');
     return null;
   }
-  const method = q.get('code_challenge_method') ?? (q.has('code_challenge') ? 'plain' : null);
-  if (q.has('code_challenge') && method !== 'S256') {
-    errorPage(res, 400, 'Only code_challenge_method=S256 is supported.');
+  // Stricter than GitHub, which still accepts requests without PKCE: a client that stopped
+  // sending it should fail its tests.
+  if (!q.get('code_challenge') || q.get('code_challenge_method') !== 'S256') {
+    errorPage(res, 400, 'This stand-in requires PKCE: code_challenge with code_challenge_method=S256.');
     return null;
   }
   const scopes = (q.get('scope') ?? '').split(/[\s,]+/).filter(Boolean);

@@ -271,5 +271,10 @@ mod tests {
         assert!(refused(r#"[{"id": "g", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b", "secret": "c"}]"#)
             .contains("unknown field"));
         assert!(refused(r#"[{"id": "G!", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b"}]"#).contains("lowercase"));
+        // Secrets and codes travel to these addresses: https, unless it is this machine.
+        assert!(refused(r#"[{"id": "ghe", "name": "GHE", "kind": "github", "server_url": "http://github.acme.test", "client_id": "a", "client_secret": "b"}]"#)
+            .contains("must be an https URL"));
+        assert!(refused(r#"[{"id": "g", "name": "G", "issuer": "http://idp.acme.test", "client_id": "a", "client_secret": "b"}]"#).contains("https"));
+        assert!(oidc_providers(r#"[{"id": "g", "name": "G", "issuer": "http://127.0.0.1:4000", "client_id": "a", "client_secret": "b"}]"#).is_ok());
     }
 }

@@ -48,7 +48,7 @@ async fn a_developer_signs_up_with_github_and_stays_the_same_account_after_chang
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_addresses_github_has_verified_lead_into_an_existing_account() {
+async fn only_the_primary_address_github_has_verified_leads_into_an_existing_account() {
     let app = TestApp::spawn().await;
     app.signed_up("sam@example.test").await;
 
@@ -62,11 +62,17 @@ async fn only_addresses_github_has_verified_lead_into_an_existing_account() {
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
     assert_eq!(app.count("SELECT count(*) FROM user_identities").await, 0);
 
-    // Sam's own GitHub account: the primary is a new, unverified address, but Sam's address
-    // is verified there too. That one is used.
-    let sam = app.browser();
+    // A secondary address GitHub once verified doesn't vouch either: it may have changed
+    // hands since. (Sam would sign in with email and connect GitHub on the security page.)
+    let old_address = app.browser();
     let login = IdpLogin { email: "sam@new.test", name: "Sam", email_verified: false, sub: Some("2002"), secondary_email: Some("sam@example.test") };
-    let r = sam.through_idp(START, &login).await;
+    let r = old_address.through_idp(START, &login).await;
+    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(old_address.call("my_session", &[]).await.json(), Value::Null);
+
+    // Sam's GitHub account with Sam's address as its verified primary: linked, not a new account.
+    let sam = app.browser();
+    let r = sam.through_idp(START, &github("sam@example.test", "2002")).await;
     assert_eq!(location(&r), "/", "{}", problem(&sam).await);
     assert_eq!(sam.call("my_session", &[]).await.json()["user"]["email"], "sam@example.test");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 1, "linked, not a second account");

@@ -234,3 +234,63 @@ async fn an_organization_can_send_only_so_many_invitations_an_hour() {
     let other: Value = app.owner_of("other").await.call("invite_member", &[("slug", "other"), ("email", "x@example.test"), ("role", "member")]).await.json();
     assert!(other["id"].is_string(), "other organizations are unaffected: {other}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_speaks_for_its_sender_and_lapses_with_their_rights() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    let admin = app.signed_up("admin@acme.test").await;
+    owner.invite_and_accept("acme", "admin@acme.test", "admin", &admin).await;
+
+    // An Admin can't rewrite an Owner's invitation to ownership by inviting the address again.
+    let heir = unique("heir");
+    invite(&owner, &heir, "owner").await;
+    let r = invite(&admin, &heir, "admin").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM invitations WHERE role = 'owner' AND revoked_at IS NULL").await, 1);
+
+    // The admin invites an accomplice, and is removed before it is accepted: the invitation
+    // goes with them.
+    let accomplice = unique("accomplice");
+    invite(&admin, &accomplice, "admin").await;
+    let token = emailed_token(&accomplice).await;
+    let admin_id = app.user_id("admin@acme.test").await;
+    assert_eq!(owner.call("remove_member", &[("slug", "acme"), ("user_id", &admin_id)]).await.status, StatusCode::OK);
+    let accomplice_browser = app.signed_up(&accomplice).await;
+    assert_eq!(accomplice_browser.call("open_invitation", &[("token", &token)]).await.json()["state"], "Withdrawn");
+    let changes: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(changes["open_invitations"], serde_json::json!({ "old": 1, "new": 0 }));
+
+    // And should the withdrawal be missed, accepting checks the sender's rights again.
+    sqlx::query("UPDATE invitations SET revoked_at = NULL WHERE email = $1").bind(&accomplice).execute(&app.inspect).await.unwrap();
+    let r = accomplice_browser.call("accept_invitation", &[("token", &token)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.error_message().contains("no longer valid"), "{}", r.error_message());
+    assert_eq!(accomplice_browser.call("list_projects", &[("slug", "acme")]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_confirmed_people_invite_and_nobody_is_flooded_with_invitations() {
+    let app = TestApp::spawn().await;
+    // Someone who never confirmed their address makes an organization: they can't send mail
+    // in its name.
+    let stranger = app.browser();
+    stranger.call("sign_up", &[("email", &unique("stranger")), ("password", "correct horse battery"), ("name", "")]).await;
+    let r = stranger.call("create_org", &[("name", "Totally Legit Bank"), ("slug", "legit"), ("region", ""), ("model", "")]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = stranger.call("invite_member", &[("slug", "legit"), ("email", "victim@example.test"), ("role", "member")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.error_message().contains("Confirm your own email address first"), "{}", r.error_message());
+
+    // One address gets at most five invitation mails a day from one organization.
+    let owner = app.owner_of("acme").await;
+    let pat = unique("pat");
+    let id = invite(&owner, &pat, "member").await.json()["id"].as_str().unwrap().to_string();
+    for _ in 0..4 {
+        assert_eq!(owner.call("resend_invitation", &[("slug", "acme"), ("id", &id)]).await.status, StatusCode::OK);
+    }
+    let r = owner.call("resend_invitation", &[("slug", "acme"), ("id", &id)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.error_message().contains("Try again tomorrow"), "{}", r.error_message());
+    assert_eq!(invite(&owner, &unique("someone-else"), "member").await.status, StatusCode::OK, "others can still be invited");
+}

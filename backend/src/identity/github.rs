@@ -87,13 +87,19 @@ pub async fn finish(http: &reqwest::Client, provider: &ProviderConfig, client: &
         .request_async(http)
         .await
         .map_err(|e| {
-            // GitHub answers a bad or spent code with 200 and an `error` field, which lands here
-            // as a response that isn't a token.
             tracing::warn!(provider = %provider.id, error = %e, "GitHub code exchange failed");
-            tessera_domain::AppError::BadRequest(format!(
-                "{} didn't accept this sign-in (the link may have been used already). Please start again.",
-                provider.name
-            ))
+            match e {
+                // GitHub answers a bad or spent code with 200 and an `error` field, which lands
+                // here as a response that isn't a token.
+                oauth2::RequestTokenError::ServerResponse(_) | oauth2::RequestTokenError::Parse(..) => {
+                    tessera_domain::AppError::BadRequest(format!(
+                        "{} didn't accept this sign-in (the link may have been used already). Please start again.",
+                        provider.name
+                    ))
+                    .into()
+                }
+                _ => super::oidc::unavailable(&provider.name),
+            }
         })?;
     let access = token.access_token().secret();
     let api = endpoints(provider).api;
@@ -102,14 +108,14 @@ pub async fn finish(http: &reqwest::Client, provider: &ProviderConfig, client: &
     Ok(identity_from(provider, user, &emails))
 }
 
-/// The primary address when GitHub verified it, else the first verified one: any verified
-/// address is one the person controls, and linking only ever happens through verified ones.
+/// Only the primary address vouches for the person, and only once GitHub has verified it.
+/// GitHub never un-verifies an address: a secondary one confirmed years ago may since have
+/// changed hands (a reassigned work address, a lapsed domain), while the primary is the one
+/// GitHub actually mails. Someone whose Tessera address is a secondary one signs in with their
+/// email and connects GitHub from their security page.
 fn identity_from(provider: &ProviderConfig, user: User, emails: &[Email]) -> ExternalIdentity {
-    let chosen = emails
-        .iter()
-        .find(|e| e.primary && e.verified)
-        .or_else(|| emails.iter().find(|e| e.verified))
-        .or_else(|| emails.iter().find(|e| e.primary));
+    // GitHub's no-reply addresses can't receive mail, so they can't be an account's address.
+    let chosen = emails.iter().find(|e| e.primary && !e.email.ends_with("@users.noreply.github.com"));
     ExternalIdentity {
         provider: provider.id.clone(),
         // The numeric id, because a login can be renamed (and then claimed by someone else).
@@ -135,8 +141,18 @@ async fn get<T: serde::de::DeserializeOwned>(http: &reqwest::Client, provider: &
             tracing::warn!(provider = %provider.id, error = %e, url, "GitHub API request failed");
             unavailable()
         })?;
-    if !response.status().is_success() {
-        tracing::warn!(provider = %provider.id, status = %response.status(), url, "GitHub API refused the request");
+    let status = response.status();
+    if matches!(status.as_u16(), 401 | 403 | 404) {
+        // Not an outage: the app lacks the email permission (a GitHub App, or a changed scope).
+        tracing::error!(provider = %provider.id, %status, url, "GitHub refused the API call: check the app's permissions (it needs the user's email addresses)");
+        return Err(tessera_domain::AppError::Forbidden(format!(
+            "{} didn't share your email addresses with Tessera, so we can't sign you in with it. Sign in with your email instead.",
+            provider.name
+        ))
+        .into());
+    }
+    if !status.is_success() {
+        tracing::warn!(provider = %provider.id, %status, url, "GitHub API request failed");
         return Err(unavailable());
     }
     response.json().await.map_err(|e| {
@@ -169,9 +185,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unverified_primary_gives_way_to_a_verified_address() {
-        let ext = identity_from(&provider(), user(), &[email("new@example.test", false, true), email("work@example.test", true, false)]);
-        assert_eq!((ext.email.as_deref(), ext.email_verified), (Some("work@example.test"), true));
+    fn a_verified_secondary_address_does_not_vouch_for_the_person() {
+        let ext = identity_from(&provider(), user(), &[email("new@example.test", false, true), email("old-job@example.test", true, false)]);
+        assert_eq!((ext.email.as_deref(), ext.email_verified), (Some("new@example.test"), false));
+        let ext = identity_from(&provider(), user(), &[email("42+octo@users.noreply.github.com", true, true)]);
+        assert_eq!((ext.email, ext.email_verified), (None, false), "a no-reply address is no address");
     }
 
     #[test]

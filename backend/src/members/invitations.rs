@@ -27,6 +27,8 @@ pub const LIFETIME: time::Duration = time::Duration::days(7);
 /// Invitations (and resends) an organization may send: enough for onboarding a whole
 /// department, too few to turn Tessera into a spam relay.
 const INVITATIONS_PER_TENANT: Limit = Limit { max: 100, window_minutes: 60 };
+/// Invitation mails one address may receive from one organization in a day, resends included.
+const INVITATIONS_PER_ADDRESS: Limit = Limit { max: 5, window_minutes: 24 * 60 };
 
 /// How the recipient points at an invitation: the emailed token, or (signed in with the
 /// confirmed address it was sent to) its id.
@@ -46,6 +48,7 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
         return Err(AppError::Forbidden("Only an Owner can invite someone as an Owner.".into()).into());
     }
     let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    ensure_confirmed_inviter(tx.conn(), ctx.user_id).await?;
     let already_member: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = $1)",
     )
@@ -55,7 +58,7 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     if already_member {
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     }
-    count_sending(tx.conn(), ctx.tenant.id).await?;
+    count_sending(tx.conn(), ctx.tenant.id, email.as_str()).await?;
     let token = new_secret();
     let expires_at = OffsetDateTime::now_utc() + LIFETIME;
     let previous: Option<(Uuid, String)> = sqlx::query_as(
@@ -66,6 +69,10 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     .await?;
     let (id, entry) = match previous {
         Some((id, old_role)) => {
+            // Inviting again replaces the open invitation, so it takes the right to withdraw it.
+            if !ctx.role.may_assign(super::parse_role(&old_role)?) {
+                return Err(AppError::Forbidden("That person has an open invitation to become an Owner; only an Owner can change it.".into()).into());
+            }
             sqlx::query("UPDATE invitations SET role = $2, token_hash = $3, sent_at = now(), expires_at = $4, invited_by = $5 WHERE id = $1")
                 .bind(id)
                 .bind(role.as_str())
@@ -77,8 +84,11 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
             (id, AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "old": old_role, "new": role.as_str() } })))
         }
         None => {
+            // Two admins inviting the same address at once: the second finds the first's row.
             let id: Uuid = sqlx::query_scalar(
-                "INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO invitations (tenant_id, email, role, token_hash, invited_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (tenant_id, email) WHERE accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL DO NOTHING
+                 RETURNING id",
             )
             .bind(ctx.tenant.id)
             .bind(email.as_str())
@@ -86,8 +96,9 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
             .bind(digest(&token))
             .bind(ctx.user_id)
             .bind(expires_at)
-            .fetch_one(tx.conn())
-            .await?;
+            .fetch_optional(tx.conn())
+            .await?
+            .ok_or_else(|| AppError::Conflict(FieldError::new("email", "Someone else invited that address just now. Check the pending invitations.")))?;
             (id, AuditEntry::new("invitation.sent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         }
     };
@@ -134,11 +145,13 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
 /// Sends an open invitation again: a new link (the old one stops working), a fresh week.
 pub async fn resend(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, id: Uuid) -> Result<()> {
     let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    ensure_confirmed_inviter(tx.conn(), ctx.user_id).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
     if !ctx.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can resend an invitation to become an Owner.".into()).into());
     }
-    count_sending(tx.conn(), ctx.tenant.id).await?;
+    let to: String = sqlx::query_scalar("SELECT email FROM invitations WHERE id = $1").bind(id).fetch_one(tx.conn()).await?;
+    count_sending(tx.conn(), ctx.tenant.id, &to).await?;
     let token = new_secret();
     let expires_at = OffsetDateTime::now_utc() + LIFETIME;
     let email: String = sqlx::query_scalar("UPDATE invitations SET token_hash = $2, sent_at = now(), expires_at = $3 WHERE id = $1 RETURNING email")
@@ -186,7 +199,12 @@ pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<Invit
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
     confirmed_address(&mut tx, user).await?;
-    let open = previews(&mut tx, "i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()", None).await?;
+    let open = previews(
+        &mut tx,
+        "i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now() AND t.status = 'active'",
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(open)
 }
@@ -197,7 +215,7 @@ pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<Invit
 pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, meta: &RequestMeta) -> Result<String> {
     let (id, tenant_id) = locate(tenancy, Some(user), key).await?;
     let mut tx = tenancy.begin_control(tenant_id, false).await?;
-    let invitation = open_for_answer(&mut tx, id).await?;
+    let invitation = open_for_answer(&mut tx, id, key).await?;
     if invitation.accepted_by == Some(user.id) {
         // A second click on "Accept" (or the link opened again): already done.
         return Ok(invitation.slug);
@@ -210,10 +228,35 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         ))
         .into());
     }
-    if invitation.tenant_status != "active" {
+    match invitation.tenant_status.as_str() {
+        "active" => {}
+        "moving" => {
+            return Err(AppError::Unavailable(format!(
+                "{} is being moved to another database right now. Try again in a minute.",
+                invitation.organization
+            ))
+            .into())
+        }
+        _ => {
+            return Err(AppError::Conflict(FieldError::new(
+                "invitation",
+                format!("{} isn't taking new members (it is suspended or being deleted).", invitation.organization),
+            ))
+            .into())
+        }
+    }
+    // The invitation speaks for whoever sent it: if they have since left, or may no longer
+    // give this role, it is void (so nobody can invite themselves back in on the way out).
+    let inviter = invitation.inviter_role.as_deref().and_then(|r| r.parse::<Role>().ok());
+    let invited_as = invitation.role().ok_or_else(|| crate::Error::Internal(format!("invitation {id} has role {:?}", invitation.role)))?;
+    if !inviter.is_some_and(|r| r.may_assign(invited_as)) {
         return Err(AppError::Conflict(FieldError::new(
             "invitation",
-            format!("{} can't take new members right now (it is being moved or deleted). Try again later.", invitation.organization),
+            format!(
+                "This invitation to {} is no longer valid: whoever sent it can't invite people as {} any more. Ask an admin for a new one.",
+                invitation.organization,
+                invited_as.label()
+            ),
         ))
         .into());
     }
@@ -250,7 +293,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
 pub async fn decline(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey, meta: &RequestMeta) -> Result<()> {
     let (id, tenant_id) = locate(tenancy, user, key).await?;
     let mut tx = tenancy.begin_control(tenant_id, false).await?;
-    let invitation = open_for_answer(&mut tx, id).await?;
+    let invitation = open_for_answer(&mut tx, id, key).await?;
     if invitation.declined {
         return Ok(());
     }
@@ -266,8 +309,25 @@ fn invalid_link() -> crate::Error {
     AppError::NotFound("This invitation link isn't valid. Check it was copied whole, or ask for a new invitation.".into()).into()
 }
 
-/// Counts one invitation sent by the organization this hour; refuses past the limit.
-async fn count_sending(conn: &mut PgConnection, tenant_id: Uuid) -> Result<()> {
+/// Only someone whose own address is confirmed may send mail in the organization's name.
+async fn ensure_confirmed_inviter(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+    let confirmed: bool = sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1").bind(user_id).fetch_one(conn).await?;
+    if !confirmed {
+        return Err(AppError::Forbidden("Confirm your own email address first (we sent you a link); then you can invite people.".into()).into());
+    }
+    Ok(())
+}
+
+/// Counts one invitation mail: per organization per hour, and per address per day.
+async fn count_sending(conn: &mut PgConnection, tenant_id: Uuid, to: &str) -> Result<()> {
+    let per_address = throttle::record(conn, &format!("invite:email:{tenant_id}:{to}"), INVITATIONS_PER_ADDRESS).await?;
+    if per_address.over(INVITATIONS_PER_ADDRESS) {
+        return Err(AppError::RateLimited(format!(
+            "{to} has been sent {} invitations from this organization today, the most it can get. Try again tomorrow.",
+            INVITATIONS_PER_ADDRESS.max
+        ))
+        .into());
+    }
     let count = throttle::record(conn, &format!("invite:tenant:{tenant_id}"), INVITATIONS_PER_TENANT).await?;
     if count.over(INVITATIONS_PER_TENANT) {
         let minutes = (count.seconds_left.max(1) + 59) / 60;
@@ -345,6 +405,8 @@ async fn locate(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationK
 struct Answerable {
     email: String,
     role: String,
+    /// The inviter's role in the organization now (None if they left or were deleted).
+    inviter_role: Option<String>,
     slug: String,
     organization: String,
     tenant_status: String,
@@ -356,6 +418,10 @@ struct Answerable {
 }
 
 impl Answerable {
+    fn role(&self) -> Option<Role> {
+        self.role.parse().ok()
+    }
+
     fn ensure_open(&self) -> Result<()> {
         let closed = |m: String| -> Result<()> { Err(AppError::Conflict(FieldError::new("invitation", m)).into()) };
         if self.revoked {
@@ -380,21 +446,55 @@ impl Answerable {
     }
 }
 
-/// Locks the invitation inside its organization's control transaction.
-async fn open_for_answer(conn: &mut PgConnection, id: Uuid) -> Result<Answerable> {
-    type Row = (String, String, String, String, String, OffsetDateTime, Option<Uuid>, bool, bool, bool);
+/// Locks the invitation (and, shared, its organization's row, so a deletion or move can't
+/// slip in between) inside the organization's control transaction. With a token, the token
+/// must still be the invitation's: a resend replaces it.
+async fn open_for_answer(conn: &mut PgConnection, id: Uuid, key: &InvitationKey) -> Result<Answerable> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        email: String,
+        role: String,
+        inviter_role: Option<String>,
+        slug: String,
+        name: String,
+        status: String,
+        expires_at: OffsetDateTime,
+        accepted_by: Option<Uuid>,
+        accepted: bool,
+        declined: bool,
+        revoked: bool,
+    }
+    let hash = match key {
+        InvitationKey::Token(token) => Some(digest(token)),
+        InvitationKey::Id(_) => None,
+    };
     let row: Option<Row> = sqlx::query_as(
-        "SELECT i.email, i.role, t.slug, t.name, t.status, i.expires_at, i.accepted_by,
-                i.accepted_at IS NOT NULL, i.declined_at IS NOT NULL, i.revoked_at IS NOT NULL
-           FROM invitations i JOIN tenants t ON t.id = i.tenant_id
-          WHERE i.id = $1 AND t.status <> 'deleted'
-            FOR UPDATE OF i",
+        "SELECT i.email, i.role, m.role AS inviter_role, t.slug, t.name, t.status, i.expires_at, i.accepted_by,
+                i.accepted_at IS NOT NULL AS accepted, i.declined_at IS NOT NULL AS declined, i.revoked_at IS NOT NULL AS revoked
+           FROM invitations i
+           JOIN tenants t ON t.id = i.tenant_id
+           LEFT JOIN memberships m ON m.tenant_id = i.tenant_id AND m.user_id = i.invited_by
+          WHERE i.id = $1 AND t.status <> 'deleted' AND ($2::bytea IS NULL OR i.token_hash = $2)
+            FOR UPDATE OF i FOR SHARE OF t",
     )
     .bind(id)
+    .bind(hash)
     .fetch_optional(conn)
     .await?;
-    let (email, role, slug, organization, tenant_status, expires_at, accepted_by, accepted, declined, revoked) = row.ok_or_else(invalid_link)?;
-    Ok(Answerable { email, role, slug, organization, tenant_status, expires_at, accepted_by, accepted, declined, revoked })
+    let row = row.ok_or_else(invalid_link)?;
+    Ok(Answerable {
+        email: row.email,
+        role: row.role,
+        inviter_role: row.inviter_role,
+        slug: row.slug,
+        organization: row.name,
+        tenant_status: row.status,
+        expires_at: row.expires_at,
+        accepted_by: row.accepted_by,
+        accepted: row.accepted,
+        declined: row.declined,
+        revoked: row.revoked,
+    })
 }
 
 async fn previews(conn: &mut PgConnection, condition: &str, hash: Option<Vec<u8>>) -> Result<Vec<InvitationPreview>> {

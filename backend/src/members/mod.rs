@@ -100,13 +100,13 @@ pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: 
         .bind(new_role.as_str())
         .execute(tx.conn())
         .await?;
-    tx.commit(AuditEntry::new(
-        "membership.role_changed",
-        "user",
-        user_id,
-        json!({ "role": { "old": current.as_str(), "new": new_role.as_str() } }),
-    ))
-    .await
+    let mut changes = json!({ "role": { "old": current.as_str(), "new": new_role.as_str() } });
+    let still_theirs: Vec<&str> = Role::ALL.into_iter().filter(|r| new_role.may_assign(*r)).map(Role::as_str).collect();
+    let voided = withdraw_invitations_of(tx.conn(), user_id, &still_theirs).await?;
+    if voided > 0 {
+        changes["open_invitations"] = json!({ "old": voided, "new": 0 });
+    }
+    tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await
 }
 
 pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
@@ -129,6 +129,10 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
     if keys > 0 {
         changes["api_keys"] = json!({ "old": keys, "new": 0 });
     }
+    let voided = withdraw_invitations_of(tx.conn(), user_id, &[]).await?;
+    if voided > 0 {
+        changes["open_invitations"] = json!({ "old": voided, "new": 0 });
+    }
     tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
 }
 
@@ -148,6 +152,20 @@ pub async fn revoke_sessions(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Res
     tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } })))
         .await?;
     Ok(ended)
+}
+
+/// Withdraws the open invitations someone sent, except those for roles in `keep`: an
+/// invitation speaks for its sender (accepting also checks this, as a second line).
+async fn withdraw_invitations_of(conn: &mut PgConnection, user_id: Uuid, keep: &[&str]) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE invitations SET revoked_at = now()
+          WHERE invited_by = $1 AND accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL AND role <> ALL($2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 async fn current_role(conn: &mut PgConnection, user_id: Uuid) -> Result<Role> {
