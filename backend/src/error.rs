@@ -30,6 +30,18 @@ impl Error {
                 tracing::warn!(error = %db, "statement timed out");
                 AppError::Unavailable("That took too long, so we stopped it. Please try again in a minute.".into())
             }
+            // Two requests raced (the same address registered twice at once, say) and the
+            // database kept its rules: nothing was written, so trying again is right. Known
+            // constraints get their own messages where they are written; this is the fallback.
+            Error::Db(sqlx::Error::Database(db))
+                if db.is_unique_violation() || matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
+            {
+                tracing::warn!(error = %db, "a request lost a race");
+                AppError::Conflict(FieldError::new(
+                    "request",
+                    "Someone (or another tab) changed the same thing at the same moment. Nothing was saved; please try again.",
+                ))
+            }
             // The database being unreachable is an outage to wait out, not a bug to report.
             Error::Db(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::warn!(error = %e, "database unreachable");

@@ -60,6 +60,19 @@ async fn an_email_can_only_sign_up_once_whatever_its_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_a_race_is_a_conflict_to_retry_never_a_server_error() {
+    let app = TestApp::spawn().await;
+    // What two first sign-ins of the same new person at the same moment would hit: the
+    // unique address. (Known constraints have their own messages; this is the fallback.)
+    let insert = "INSERT INTO users (id, email, password_hash) VALUES (gen_random_uuid(), 'twin@example.test', '!unusable')";
+    sqlx::query(insert).execute(&app.inspect).await.unwrap();
+    let lost = sqlx::query(insert).execute(&app.inspect).await.unwrap_err();
+    let error = tessera_backend::Error::from(lost).into_app_error();
+    assert_eq!(error.status(), 409, "{error}");
+    assert!(error.to_string().contains("please try again"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_and_log_out() {
     let app = TestApp::spawn().await;
     app.signed_up("ada@example.com").await;
