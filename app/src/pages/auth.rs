@@ -69,13 +69,18 @@ pub fn LogInPage() -> impl IntoView {
                 <Submit label="Log in" busy_label="Logging in…" pending=action.pending() />
             </ActionForm>
             <ProviderButtons next=Signal::derive(next) />
-            <a class="btn btn-ghost btn-block" href=move || format!("/login/sso?next={}", crate::query_escape(&next()))>"Sign in with SSO"</a>
+            <a class="btn btn-ghost btn-block sso-button" href=move || format!("/login/sso?next={}", crate::query_escape(&next()))>"Sign in with SSO"</a>
             <p class="muted">
                 <a href="/login/link">"Email me a sign-in link instead"</a>
                 " · "
                 <a href="/forgot">"Forgot your password?"</a>
             </p>
-            <p class="muted">"New to Tessera? " <a href="/signup">"Create an account"</a></p>
+            <p class="muted">
+                "New to Tessera? "
+                <a href=move || if next().is_empty() { "/signup".to_string() } else { format!("/signup?next={}", crate::query_escape(&next())) }>
+                    "Create an account"
+                </a>
+            </p>
         </section>
     }
 }

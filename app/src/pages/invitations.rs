@@ -36,7 +36,7 @@ pub fn InvitationPage() -> impl IntoView {
     let error = Signal::derive(move || last_error(accept).get().or_else(|| last_error(decline).get()));
     view! {
         <Title text="Invitation" />
-        <section class="auth-card card" data-testid="invitation">
+        <section class="auth-card card invitation" data-testid="invitation">
             <Suspense fallback=|| view! { <p class="loading">"Opening the invitation…"</p> }>
                 {move || Suspend::new(async move {
                     let invitation = match invitation.await {
@@ -113,8 +113,9 @@ pub fn InvitationPage() -> impl IntoView {
                                             <a class="btn btn-primary" href=login>"Sign in to accept"</a>
                                             <a class="btn btn-ghost" href=signup>"Create an account"</a>
                                         </div>
-                                        <ActionForm action=decline attr:class="inline-form">
+                                        <ActionForm action=decline>
                                             <input type="hidden" name="token" value=token.get_untracked() />
+                                            <span class="muted">"Not for you? "</span>
                                             <button type="submit" class="btn btn-link">"Decline the invitation"</button>
                                         </ActionForm>
                                     }
