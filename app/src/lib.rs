@@ -44,6 +44,11 @@ pub(crate) fn query_escape(value: &str) -> String {
         .collect()
 }
 
+/// The date of an RFC 3339 timestamp from the server (`2026-12-05`), as the UI shows it.
+pub(crate) fn date_of(timestamp: &str) -> String {
+    timestamp.get(..10).unwrap_or(timestamp).to_string()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

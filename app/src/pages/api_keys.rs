@@ -104,7 +104,7 @@ pub fn ApiKeysPage() -> impl IntoView {
 #[component]
 fn KeyRow(key: ApiKeySummary, revoke: ServerAction<RevokeApiKey>, slug: String) -> impl IntoView {
     let scopes = key.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
+    let day = crate::date_of;
     view! {
         <tr data-testid="api-key-row">
             <td>{key.name.clone()}</td>

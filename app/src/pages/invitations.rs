@@ -14,10 +14,6 @@ fn with_article(role: Role) -> String {
     format!("{article} {}", role.label())
 }
 
-fn day(timestamp: &str) -> String {
-    timestamp.get(..10).unwrap_or(timestamp).to_string()
-}
-
 /// "Ana (ana@acme.test) invited you to join Acme as a Member."
 fn invited_line(invitation: &InvitationPreview) -> String {
     let who = invitation.inviter.clone().unwrap_or_else(|| "Someone".into());
@@ -68,7 +64,7 @@ pub fn InvitationPage() -> impl IntoView {
                         .into_any(),
                         InvitationState::Expired => view! {
                             <p data-testid="invitation-state">
-                                {format!("This invitation expired on {}. Ask whoever invited you to send it again.", day(&invitation.expires_at))}
+                                {format!("This invitation expired on {}. Ask whoever invited you to send it again.", crate::date_of(&invitation.expires_at))}
                             </p>
                         }
                         .into_any(),
@@ -123,7 +119,7 @@ pub fn InvitationPage() -> impl IntoView {
                                 }
                             };
                             view! {
-                                <p class="muted">{format!("It works until {}.", day(&invitation.expires_at))}</p>
+                                <p class="muted">{format!("It works until {}.", crate::date_of(&invitation.expires_at))}</p>
                                 {answer}
                             }
                             .into_any()

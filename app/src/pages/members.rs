@@ -150,7 +150,7 @@ fn InviteForm(action: ServerAction<InviteMember>, error: Signal<Option<AppError>
             <p class="muted">"We email them a link. They join when they accept; if they don't have an account yet, they create one on the way."</p>
             {move || sent().map(|invitation| view! {
                 <p class="alert alert-info" role="status" data-testid="invitation-sent">
-                    {format!("Invitation sent to {}. It works until {}.", invitation.email, day(&invitation.expires_at))}
+                    {format!("Invitation sent to {}. It works until {}.", invitation.email, crate::date_of(&invitation.expires_at))}
                 </p>
             })}
             <ActionForm action attr:class="form form-row" attr:novalidate=true>
@@ -165,11 +165,6 @@ fn InviteForm(action: ServerAction<InviteMember>, error: Signal<Option<AppError>
             </ActionForm>
         </section>
     }
-}
-
-/// The date part of an RFC 3339 timestamp.
-fn day(timestamp: &str) -> String {
-    timestamp.get(..10).unwrap_or(timestamp).to_string()
 }
 
 #[component]
@@ -200,9 +195,9 @@ fn PendingInvitations(
                                 let manageable = my_role.may_assign(invitation.role);
                                 let by = invitation.invited_by.clone().map(|b| format!(" by {b}")).unwrap_or_default();
                                 let when = if invitation.expired {
-                                    format!("Sent{by} on {}; expired {}", day(&invitation.sent_at), day(&invitation.expires_at))
+                                    format!("Sent{by} on {}; expired {}", crate::date_of(&invitation.sent_at), crate::date_of(&invitation.expires_at))
                                 } else {
-                                    format!("Sent{by} on {}; works until {}", day(&invitation.sent_at), day(&invitation.expires_at))
+                                    format!("Sent{by} on {}; works until {}", crate::date_of(&invitation.sent_at), crate::date_of(&invitation.expires_at))
                                 };
                                 view! {
                                     <li class="session-row" data-testid="invitation-row">

@@ -249,7 +249,7 @@ fn ConnectedAccounts() -> impl IntoView {
                                 <li class="session-row" data-testid="linked-identity">
                                     <div>
                                         <strong>{identity.provider_name.clone()}</strong>
-                                        <p class="muted">{identity.email.clone().unwrap_or_default()} " · connected " {identity.linked_at.get(..10).unwrap_or_default().to_string()}</p>
+                                        <p class="muted">{identity.email.clone().unwrap_or_default()} " · connected " {crate::date_of(&identity.linked_at)}</p>
                                     </div>
                                     <ActionForm action=disconnect attr:class="inline-form">
                                         <input type="hidden" name="id" value=id.clone() />
