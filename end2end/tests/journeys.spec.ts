@@ -105,14 +105,15 @@ test("an admin manages the team from the members page", async ({ page }) => {
   await hydrated(page);
   const viewerRow = page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" });
   await viewerRow.getByLabel("Role of viewer@acme.test").selectOption("member");
-  await viewerRow.getByRole("button", { name: "Save" }).click();
+  // Reload only once the server has answered: a reload would cancel the request in flight.
+  await Promise.all([page.waitForResponse((r) => r.url().includes("change_role")), viewerRow.getByRole("button", { name: "Save" }).click()]);
   await page.reload();
   await expect(page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" }).getByLabel("Role of viewer@acme.test")).toHaveValue("member");
   // Put it back for the other journeys.
   const row = page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" });
   await hydrated(page);
   await row.getByLabel("Role of viewer@acme.test").selectOption("viewer");
-  await row.getByRole("button", { name: "Save" }).click();
+  await Promise.all([page.waitForResponse((r) => r.url().includes("change_role")), row.getByRole("button", { name: "Save" }).click()]);
   await page.reload();
   await expect(page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" }).getByLabel("Role of viewer@acme.test")).toHaveValue("viewer");
   // Owners are out of an admin's reach: no role picker on their row.

@@ -27,15 +27,8 @@ async fn the_maintenance_job_forgets_spent_sign_in_state_and_keeps_what_is_still
             .unwrap();
     }
     // Two API sign-ins; one of them long expired.
-    let api = reqwest::Client::new();
     for _ in 0..2 {
-        let r = api
-            .post(format!("{}/api/v1/auth/token", app.base))
-            .json(&serde_json::json!({ "email": "owner@acme.test", "password": "correct horse battery" }))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        app.api_access_token("owner@acme.test", "correct horse battery", None).await;
     }
     sqlx::query(
         "UPDATE refresh_tokens SET expires_at = now() - interval '2 days' WHERE family_id = (SELECT id FROM token_families ORDER BY created_at LIMIT 1)",

@@ -206,16 +206,7 @@ async fn an_organization_can_require_two_factor_of_every_member() {
 
     // An API sign-in with the code counts as two-factor too.
     let api = reqwest::Client::new();
-    let tokens: serde_json::Value = api
-        .post(format!("{}/api/v1/auth/token", app.base))
-        .json(&serde_json::json!({ "email": "mo@example.test", "password": PASSWORD, "code": recovery[0] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = tokens["access_token"].as_str().expect("tokens").to_string();
+    let access = app.api_access_token("mo@example.test", PASSWORD, Some(&recovery[0])).await;
     let api_projects = || api.get(format!("{}/api/v1/orgs/vault/projects", app.base)).bearer_auth(&access).send();
     assert_eq!(api_projects().await.unwrap().status(), StatusCode::OK);
 

@@ -81,16 +81,7 @@ async fn someone_who_registered_your_address_first_is_shut_out_when_you_arrive_v
     // address, and the API tokens they take are ended when the owner arrives.
     assert_eq!(squatter.call("begin_mfa_enrolment", &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(squatter.call("connect_identity", &[("provider", "test")]).await.status, StatusCode::FORBIDDEN);
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/auth/token", app.base))
-        .json(&serde_json::json!({ "email": "vic@example.test", "password": "squatters password" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let squatter_token = tokens["access_token"].as_str().unwrap().to_string();
+    let squatter_token = app.api_access_token("vic@example.test", "squatters password", None).await;
 
     let victim = app.browser();
     victim.through_idp("/auth/oidc/test/start", &verified("vic@example.test", "Vic")).await;

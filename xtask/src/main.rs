@@ -174,6 +174,19 @@ impl Drop for TestEnv {
     }
 }
 
+/// Starts one of `end2end/stand-ins/` under node; its output stays out of the test log, and
+/// so does stderr for the chatty ones (`oidc-provider` and `saml-idp` warn about dev keys).
+fn stand_in(script: &str, envs: &[(&str, String)]) -> std::result::Result<std::process::Child, String> {
+    let chatty = matches!(script, "oidc-provider.mjs" | "saml-idp.mjs");
+    Command::new("node")
+        .arg(util::root().join("end2end/stand-ins").join(script))
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(if chatty { std::process::Stdio::null() } else { std::process::Stdio::inherit() })
+        .spawn()
+        .map_err(|e| format!("could not start the stand-in {script}: {e}"))
+}
+
 fn ensure_browser_and_npm() -> Result {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         util::apt_install(&["chromium"])?;
@@ -245,60 +258,28 @@ fn test(args: &[String]) -> Result {
     let oidc_port = util::free_port()?;
     let oidc_issuer = format!("http://127.0.0.1:{oidc_port}");
     let e2e_client_secret = "e2e-client-secret-not-for-production";
-    let redirect_uris: Vec<String> = e2e_ports.iter().map(|p| format!("\"http://127.0.0.1:{p}/auth/oidc/testidp/callback\"")).collect();
+    // The Playwright server's static client, with one redirect URI per pass.
+    let e2e_client = |provider: &str| {
+        let uris: Vec<String> = e2e_ports.iter().map(|p| format!("\"http://127.0.0.1:{p}/auth/oidc/{provider}/callback\"")).collect();
+        format!(r#"[{{"client_id":"tessera-e2e","client_secret":"{e2e_client_secret}","redirect_uris":[{}]}}]"#, uris.join(","))
+    };
     step(&format!("Starting the OpenID Connect provider stand-in ({oidc_issuer})"));
-    let oidc = Command::new("node")
-        .arg(util::root().join("end2end/stand-ins/oidc-provider.mjs"))
-        .env("OIDC_PORT", oidc_port.to_string())
-        .env(
-            "OIDC_CLIENTS",
-            format!(r#"[{{"client_id":"tessera-e2e","client_secret":"{e2e_client_secret}","redirect_uris":[{}]}}]"#, redirect_uris.join(",")),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start the OpenID provider stand-in: {e}"))?;
-    env.helpers.push(oidc);
+    env.helpers.push(stand_in("oidc-provider.mjs", &[("OIDC_PORT", oidc_port.to_string()), ("OIDC_CLIENTS", e2e_client("testidp"))])?);
     util::wait_for_port(oidc_port, 30)?;
 
     // GitHub (plain OAuth 2 plus its REST API), laid out like an Enterprise Server.
     let github_port = util::free_port()?;
     let github_url = format!("http://127.0.0.1:{github_port}");
-    let github_redirects: Vec<String> = e2e_ports.iter().map(|p| format!("\"http://127.0.0.1:{p}/auth/oidc/github/callback\"")).collect();
     step(&format!("Starting the GitHub OAuth stand-in ({github_url})"));
-    let github = Command::new("node")
-        .arg(util::root().join("end2end/stand-ins/github-oauth.mjs"))
-        .env("GITHUB_PORT", github_port.to_string())
-        .env(
-            "GITHUB_CLIENTS",
-            format!(r#"[{{"client_id":"tessera-e2e","client_secret":"{e2e_client_secret}","redirect_uris":[{}]}}]"#, github_redirects.join(",")),
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start the GitHub stand-in: {e}"))?;
-    env.helpers.push(github);
+    env.helpers.push(stand_in("github-oauth.mjs", &[("GITHUB_PORT", github_port.to_string()), ("GITHUB_CLIENTS", e2e_client("github"))])?);
     util::wait_for_port(github_port, 30)?;
 
     // A DNS server whose TXT records tests set over HTTP (domain verification), and a SAML IdP
     // (saml-idp) for organizations' single sign-on.
     let (dns_port, dns_http_port, saml_port) = (util::free_port()?, util::free_port()?, util::free_port()?);
     step(&format!("Starting the DNS stand-in (udp {dns_port}) and the SAML IdP stand-in (http {saml_port})"));
-    let dns = Command::new("node")
-        .arg(util::root().join("end2end/stand-ins/dns-server.mjs"))
-        .env("DNS_PORT", dns_port.to_string())
-        .env("DNS_HTTP_PORT", dns_http_port.to_string())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start the DNS stand-in: {e}"))?;
-    env.helpers.push(dns);
-    let saml_idp = Command::new("node")
-        .arg(util::root().join("end2end/stand-ins/saml-idp.mjs"))
-        .env("SAML_IDP_PORT", saml_port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start the SAML IdP stand-in: {e}"))?;
-    env.helpers.push(saml_idp);
+    env.helpers.push(stand_in("dns-server.mjs", &[("DNS_PORT", dns_port.to_string()), ("DNS_HTTP_PORT", dns_http_port.to_string())])?);
+    env.helpers.push(stand_in("saml-idp.mjs", &[("SAML_IDP_PORT", saml_port.to_string())])?);
     util::wait_for_port(dns_http_port, 30)?;
     util::wait_for_port(saml_port, 30)?;
     let dns_server = format!("127.0.0.1:{dns_port}");

@@ -309,6 +309,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// An API sign-in (`POST /api/v1/auth/token`); returns its access token.
+    pub async fn api_access_token(&self, email: &str, password: &str, code: Option<&str>) -> String {
+        let mut body = serde_json::json!({ "email": email, "password": password });
+        if let Some(code) = code {
+            body["code"] = code.into();
+        }
+        let r = Client::new().post(format!("{}/api/v1/auth/token", self.base)).json(&body).send().await.unwrap();
+        assert!(r.status().is_success(), "API sign-in as {email}: {}", r.status());
+        let tokens: Value = r.json().await.unwrap();
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.inspect).await.unwrap()
     }
