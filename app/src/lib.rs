@@ -6,7 +6,8 @@ pub mod pages;
 
 use components::layout::AppHeader;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet, Title};
+use components::raw_text::DocumentTitle;
+use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 use pages::{account, api_keys, auth, email_links, home, invitations, members, not_found::NotFound, org, projects, security, settings, sso};
@@ -66,7 +67,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="tessera" href="/pkg/tessera.css" />
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
-        <Title formatter=|title: String| if title.is_empty() { "Tessera".to_string() } else { format!("{title} · Tessera") } />
+        <DocumentTitle />
         <Router>
             <AppHeader />
             <main id="main" class="main">

@@ -4,7 +4,7 @@ use crate::api::{my_sessions, SignOutOtherSessions, SignOutSession};
 use crate::components::form::{last_error, FormAlert};
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::dto::DeviceSession;
 
 /// "Firefox on Linux" from a user agent, good enough to recognise one's own devices.
@@ -34,7 +34,7 @@ pub fn SessionsPage() -> impl IntoView {
     let sessions = Resource::new(move || (sign_out.version().get(), sign_out_others.version().get()), |_| my_sessions());
     let error = Signal::derive(move || last_error(sign_out).get().or_else(|| last_error(sign_out_others).get()));
     view! {
-        <Title text="Your sessions" />
+        <PageTitle text="Your sessions" />
         <header class="page-header">
             <div>
                 <h1>"Your sessions"</h1>

@@ -7,7 +7,7 @@ use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::dto::ApiKeySummary;
 use tessera_domain::Scope;
 
@@ -22,7 +22,7 @@ pub fn ApiKeysPage() -> impl IntoView {
     let reauthenticated = RwSignal::new(false);
     let new_key = move || create.value().get().and_then(Result::ok);
     view! {
-        <Title text="API keys" />
+        <PageTitle text="API keys" />
         <header class="page-header">
             <div>
                 <h1>"API keys"</h1>

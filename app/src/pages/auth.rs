@@ -2,7 +2,7 @@ use crate::api::{sign_in_providers, LogIn, SignUp};
 use crate::pages::security::ProblemNote;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::input::{Email, Password};
 
@@ -24,7 +24,7 @@ pub fn SignUpPage() -> impl IntoView {
     let next = move || query.read().get("next").unwrap_or_default();
     let login = move || if next().is_empty() { "/login".to_string() } else { format!("/login?next={}", crate::query_escape(&next())) };
     view! {
-        <Title text="Create your account" />
+        <PageTitle text="Create your account" />
         <section class="auth-card card">
             <h1>"Create your account"</h1>
             <p class="muted">"Start a workspace for your team in under a minute."</p>
@@ -57,7 +57,7 @@ pub fn LogInPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
     view! {
-        <Title text="Log in" />
+        <PageTitle text="Log in" />
         <section class="auth-card card">
             <h1>"Log in to Tessera"</h1>
             <ProblemNote />

@@ -5,7 +5,7 @@
 use crate::api::{emailed_link, RequestPasswordReset, RequestSignInLink, ResetPassword, SignInWithLink, VerifyEmail};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_query_map;
 use crate::pages::auth::{check_email, check_new_password};
 
@@ -32,7 +32,7 @@ pub fn SignInLinkPage() -> impl IntoView {
     let error = last_error(action);
     let sent = Signal::derive(move || action.value().get().and_then(|r| r.ok()));
     view! {
-        <Title text="Sign in with an email link" />
+        <PageTitle text="Sign in with an email link" />
         <section class="auth-card card">
             <h1>"Sign in with an email link"</h1>
             <p class="muted">"No password needed: we email you a link that signs you in, in this browser."</p>
@@ -60,7 +60,7 @@ fn LinkLanding(
     let target = Resource::new(move || token.get(), move |token| emailed_link(purpose.to_string(), token));
     let children = StoredValue::new(children);
     view! {
-        <Title text=title />
+        <PageTitle text=title />
         <section class="auth-card card">
             <h1>{title}</h1>
             <Suspense fallback=|| view! { <p class="loading">"Checking your link…"</p> }>
@@ -121,7 +121,7 @@ pub fn ForgotPasswordPage() -> impl IntoView {
     let error = last_error(action);
     let sent = Signal::derive(move || action.value().get().and_then(|r| r.ok()));
     view! {
-        <Title text="Reset your password" />
+        <PageTitle text="Reset your password" />
         <section class="auth-card card">
             <h1>"Reset your password"</h1>
             <p class="muted">"We'll email you a link to choose a new one."</p>

@@ -2,7 +2,7 @@ use crate::api::{my_invitations, my_session, org_placement_options, AcceptInvita
 use crate::pages::invitations::InvitationsCard;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::input::{OrgName, OrgSlug};
 use tessera_domain::placement::{PlacementOptions, TenancyModel};
 use tessera_domain::AppError;
@@ -15,7 +15,7 @@ pub fn HomePage() -> impl IntoView {
     let decline = ServerAction::<DeclineInvitation>::new();
     let invitations = Resource::new(move || decline.version().get(), |_| my_invitations());
     view! {
-        <Title text="" />
+        <PageTitle text="" />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match session.await {
@@ -130,7 +130,7 @@ pub fn NewOrgPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text="New organization" />
+        <PageTitle text="New organization" />
         <section class="auth-card card">
             <h1>"Create an organization"</h1>
             <p class="muted">"You'll be its Owner. You can add your team next."</p>

@@ -4,7 +4,7 @@
 use crate::api::{my_session, open_invitation, AcceptInvitation, DeclineInvitation, LogOut};
 use crate::components::form::{last_error, FormAlert, Submit};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::{InvitationPreview, InvitationState};
 use tessera_domain::Role;
@@ -31,7 +31,7 @@ pub fn InvitationPage() -> impl IntoView {
     let session = Resource::new(move || logout.version().get(), |_| my_session());
     let error = Signal::derive(move || last_error(accept).get().or_else(|| last_error(decline).get()));
     view! {
-        <Title text="Invitation" />
+        <PageTitle text="Invitation" />
         <section class="auth-card card invitation" data-testid="invitation">
             <Suspense fallback=|| view! { <p class="loading">"Opening the invitation…"</p> }>
                 {move || Suspend::new(async move {

@@ -3,7 +3,7 @@ use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::{AppError, Permission, Role};
 
 #[component]
@@ -43,7 +43,7 @@ pub fn MembersPage() -> impl IntoView {
         change_err.or_else(|| last_error(remove).get()).or_else(|| last_error(sign_out).get())
     });
     view! {
-        <Title text="Members" />
+        <PageTitle text="Members" />
         <header class="page-header">
             <h1>"Members"</h1>
         </header>

@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::AppError;
 
 /// Also shown for organizations and records you can't access: from outside, "not yours" and
@@ -11,7 +11,7 @@ pub fn NotFound() -> impl IntoView {
         response.set_status(http::StatusCode::NOT_FOUND);
     }
     view! {
-        <Title text="Page not found" />
+        <PageTitle text="Page not found" />
         <section class="empty-state" data-testid="not-found">
             <p class="eyebrow">"404"</p>
             <h1>"Page not found"</h1>

@@ -4,7 +4,7 @@
 use crate::api::load_org;
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::components::{Outlet, A};
 use leptos_router::hooks::use_params_map;
 use tessera_domain::dto::OrgContext;
@@ -72,7 +72,7 @@ pub fn Dashboard() -> impl IntoView {
                     .map(|org| {
                         let base = format!("/t/{}", org.slug);
                         view! {
-                            <Title text=org.name.clone() />
+                            <PageTitle text=org.name.clone() />
                             <header class="page-header">
                                 <div>
                                     <h1>{org.name.clone()}</h1>

@@ -3,7 +3,7 @@ use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_params_map;
 use tessera_domain::input::{ProjectDescription, ProjectName};
 use tessera_domain::Permission;
@@ -23,7 +23,7 @@ pub fn ProjectsPage() -> impl IntoView {
     // Filtering happens in the browser, instantly, on the rows already loaded.
     let filter = RwSignal::new(String::new());
     view! {
-        <Title text="Projects" />
+        <PageTitle text="Projects" />
         <header class="page-header">
             <h1>"Projects"</h1>
             <Show when=move || can_create.get()>
@@ -121,7 +121,7 @@ pub fn NewProjectPage() -> impl IntoView {
     let error = last_error(action);
     let can_create = can_create();
     view! {
-        <Title text="New project" />
+        <PageTitle text="New project" />
         <section class="card form-card">
             <h1>"New project"</h1>
             <Show
@@ -154,7 +154,7 @@ pub fn ProjectPage() -> impl IntoView {
                 match project.await {
                     Ok(p) => {
                         view! {
-                            <Title text=p.name.clone() />
+                            <PageTitle text=p.name.clone() />
                             <nav class="breadcrumbs" aria-label="Breadcrumb">
                                 <a href=format!("/t/{}/projects", slug.get_untracked())>"Projects"</a>
                                 " / "

@@ -9,7 +9,7 @@ use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::MfaEnrolment;
 
@@ -36,7 +36,7 @@ pub fn SignInCodePage() -> impl IntoView {
     let action = ServerAction::<VerifySignInCode>::new();
     let error = last_error(action);
     view! {
-        <Title text="Two-factor authentication" />
+        <PageTitle text="Two-factor authentication" />
         <section class="auth-card card">
             <h1>"Two-factor authentication"</h1>
             <p class="muted">"Open your authenticator app and enter the 6-digit code it shows for Tessera."</p>
@@ -112,7 +112,7 @@ pub fn SecurityPage() -> impl IntoView {
     };
     let enrolment = move || begin.value().get().and_then(Result::ok);
     view! {
-        <Title text="Security" />
+        <PageTitle text="Security" />
         <header class="page-header">
             <div>
                 <h1>"Security"</h1>

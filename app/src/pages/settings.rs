@@ -7,7 +7,7 @@ use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::PageTitle;
 use tessera_domain::Permission;
 
 #[component]
@@ -24,7 +24,7 @@ pub fn SettingsPage() -> impl IntoView {
     let reauthenticated = RwSignal::new(false);
     let cancel_error = last_error(cancel);
     view! {
-        <Title text="Settings" />
+        <PageTitle text="Settings" />
         <header class="page-header">
             <h1>"Settings"</h1>
         </header>

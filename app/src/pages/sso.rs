@@ -9,7 +9,7 @@ use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
-use leptos_meta::Title;
+use crate::components::raw_text::{PageTitle, TextArea};
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::{SsoDomain, SsoMapping};
 use tessera_domain::Role;
@@ -45,7 +45,7 @@ pub fn SsoPage() -> impl IntoView {
         Signal::derive(move || wants_reauth(idp_error.get()) || wants_reauth(mapping_error.get()) || wants_reauth(remove_error.get()));
     let reauthenticated = RwSignal::new(false);
     view! {
-        <Title text="Single sign-on" />
+        <PageTitle text="Single sign-on" />
         <header class="page-header">
             <div>
                 <h1>"Single sign-on"</h1>
@@ -87,7 +87,7 @@ pub fn SsoPage() -> impl IntoView {
                                     <Field label="Metadata URL" name="metadata_url" error=idp_error hint="Where your IdP publishes its SAML metadata." />
                                     <div class="field">
                                         <label for="metadata-xml">"…or paste the metadata XML"</label>
-                                        <textarea id="metadata-xml" name="metadata_xml" rows="4"></textarea>
+                                        <TextArea id="metadata-xml" name="metadata_xml" rows=4 />
                                         <p class="field-error" role="alert">{move || idp_error.get().filter(|e| e.field() == Some("metadata_xml")).map(|e| e.to_string())}</p>
                                     </div>
                                     <Submit label="Save identity provider" busy_label="Checking…" pending=save_idp.pending() />
@@ -185,7 +185,7 @@ fn MappingForm(mapping: SsoMapping, slug: String, action: ServerAction<SaveSsoMa
                 </div>
                 <div class="field">
                     <label for="group-roles">"Groups to roles"</label>
-                    <textarea id="group-roles" name="group_roles" rows="3" placeholder="engineering = admin">{mapping.group_roles.clone()}</textarea>
+                    <TextArea id="group-roles" name="group_roles" rows=3 placeholder="engineering = admin" value=mapping.group_roles.clone() />
                     <p class="field-hint">"One per line: group = admin, member or viewer. The highest role matched wins; Owners are never changed."</p>
                     <p class="field-error" role="alert">{field_error("group_roles")}</p>
                 </div>
@@ -224,7 +224,7 @@ pub fn SsoSignInPage() -> impl IntoView {
         }
     });
     view! {
-        <Title text="Sign in with SSO" />
+        <PageTitle text="Sign in with SSO" />
         <section class="auth-card card">
             <h1>"Sign in with SSO"</h1>
             <p class="muted">"Enter your work email; we'll take you to your organization's sign-in page."</p>

@@ -238,10 +238,15 @@ impl TestApp {
     }
 
     pub fn browser(&self) -> Browser {
+        self.browser_with_agent("tessera-tests/1.0")
+    }
+
+    /// A browser that sends `user_agent` (shown to people on their sessions page).
+    pub fn browser_with_agent(&self, user_agent: &str) -> Browser {
         let client = Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent("tessera-tests/1.0")
+            .user_agent(user_agent)
             .build()
             .unwrap();
         Browser { base: self.base.clone(), client }
