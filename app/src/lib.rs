@@ -16,6 +16,7 @@ use pages::{account, api_keys, auth, email_links, home, invitations, members, no
 #[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     use leptos_meta::MetaTags;
+    send_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -30,6 +31,23 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App />
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy. Only scripts carrying this response's nonce run (Leptos
+/// puts it on its hydration and resource scripts; leptos_axum makes one per response), and what
+/// they load (`strict-dynamic`): so markup that ever slipped into a page still couldn't run.
+/// `wasm-unsafe-eval` lets the hydration bundle compile; styles come only from our stylesheet.
+#[cfg(feature = "ssr")]
+fn send_content_security_policy() {
+    let Some(nonce) = leptos::nonce::use_nonce() else { return };
+    let Some(response) = use_context::<leptos_axum::ResponseOptions>() else { return };
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
+         font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
@@ -80,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/security") view=security::SecurityPage ssr=SsrMode::Async />
                     <Route path=path!("/login/mfa") view=security::SignInCodePage ssr=SsrMode::Async />
                     <Route path=path!("/login/sso") view=sso::SsoSignInPage ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso/confirm") view=sso::SsoConfirmPage ssr=SsrMode::Async />
                     <Route path=path!("/login/link") view=email_links::SignInLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/magic") view=email_links::MagicLinkPage ssr=SsrMode::Async />
                     <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />

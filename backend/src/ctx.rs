@@ -85,21 +85,31 @@ impl Ctx {
         Self { tenant, user_id, role, meta, api_key: None, _sealed: () }
     }
 
-    pub(crate) fn for_api_key(tenant: TenantRef, created_by: Uuid, key: ApiKeyActor, meta: RequestMeta) -> Self {
-        // The role is never consulted for a key (see `require`); Viewer is the least it could mean.
-        Self { tenant, user_id: created_by, role: Role::Viewer, meta, api_key: Some(key), _sealed: () }
+    /// `creator_role`: the role its creator has now. A key never does more than its creator
+    /// still may: demoting the creator narrows the key too (see `require`).
+    pub(crate) fn for_api_key(tenant: TenantRef, created_by: Uuid, creator_role: Role, key: ApiKeyActor, meta: RequestMeta) -> Self {
+        Self { tenant, user_id: created_by, role: creator_role, meta, api_key: Some(key), _sealed: () }
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if let Some(key) = &self.api_key {
-            return match Scope::needed_for(permission) {
-                Some(scope) if key.scopes.contains(&scope) => Ok(()),
-                Some(scope) => Err(AppError::Forbidden(format!(
+            let Some(scope) = Scope::needed_for(permission) else {
+                return Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into()));
+            };
+            if !key.scopes.contains(&scope) {
+                return Err(AppError::Forbidden(format!(
                     "This API key doesn't have the {} scope. An admin can create a key that has it.",
                     scope.as_str()
-                ))),
-                None => Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into())),
-            };
+                )));
+            }
+            if !self.role.can(permission) {
+                let article = if matches!(self.role, Role::Admin | Role::Owner) { "an" } else { "a" };
+                return Err(AppError::Forbidden(format!(
+                    "The person who made this API key is now {article} {} and can't do that, so neither can the key. An admin can make a new key.",
+                    self.role.label()
+                )));
+            }
+            return Ok(());
         }
         if self.role.can(permission) {
             Ok(())

@@ -42,6 +42,12 @@ impl Error {
                     "Someone (or another tab) changed the same thing at the same moment. Nothing was saved; please try again.",
                 ))
             }
+            // Text PostgreSQL can't store (a NUL character). The input types refuse control
+            // characters at the edge; this keeps a field they don't cover a 400, not a 500.
+            Error::Db(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                tracing::warn!(error = %db, "refused text the database can't store");
+                AppError::BadRequest("Text can't contain NUL characters. Remove them and try again.".into())
+            }
             // The database being unreachable is an outage to wait out, not a bug to report.
             Error::Db(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::warn!(error = %e, "database unreachable");

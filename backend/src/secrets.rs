@@ -4,7 +4,7 @@
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 #[derive(Clone)]
 pub struct SecretKey(Vec<u8>);
@@ -36,12 +36,25 @@ pub enum SecretError {
     TooShort,
     #[error("sealed data could not be opened: it was made with another TESSERA_SECRET_KEY, or it was altered")]
     Unseal,
+    #[error("this TESSERA_SECRET_KEY is public: it was committed to Tessera's repository (data/secret.key) until 2026-12-02. Generate a new one, e.g. `openssl rand -base64 48`; people then sign in again and set up two-factor again")]
+    Published,
+}
+
+/// SHA-256 digests of keys that were ever public (committed to the repository), refused at start.
+const PUBLISHED_KEYS: [&str; 1] = ["0ad7fb10a093bfd0201851c068776d7756172c9cbbeec4a321e65e44e0aadd45"];
+
+fn is_listed(master: &[u8], digests: &[&str]) -> bool {
+    let digest: String = Sha256::digest(master).iter().map(|b| format!("{b:02x}")).collect();
+    digests.contains(&digest.as_str())
 }
 
 impl SecretKey {
     pub fn new(master: &[u8]) -> Result<Self, SecretError> {
         if master.len() < 32 {
             return Err(SecretError::TooShort);
+        }
+        if is_listed(master, &PUBLISHED_KEYS) {
+            return Err(SecretError::Published);
         }
         Ok(Self(master.to_vec()))
     }
@@ -89,6 +102,17 @@ impl std::fmt::Debug for SecretKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key that was ever public is refused however it is given; listed by digest only.
+    #[test]
+    fn published_keys_are_recognised_by_their_digest() {
+        let published = "a key that somebody once committed to a repository";
+        let digest: String = Sha256::digest(published.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        assert!(is_listed(published.as_bytes(), &[digest.as_str()]));
+        assert!(!is_listed(b"another key of at least thirty-two characters", &[digest.as_str()]));
+        let fresh = SecretKey::generate();
+        assert!(!is_listed(fresh.as_bytes(), &PUBLISHED_KEYS) && SecretKey::new(fresh.as_bytes()).is_ok());
+    }
 
     #[test]
     fn sealed_data_opens_only_with_the_same_key_and_purpose() {

@@ -20,7 +20,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
     let mut ids = Vec::new();
     for (email, role) in DEMO_USERS {
         let name = format!("Demo {}", role.label());
-        let user = match backend.identity.sign_up(email, DEMO_PASSWORD, &name).await {
+        let user = match backend.identity.sign_up(email, DEMO_PASSWORD, &name, &crate::RequestMeta::default()).await {
             Ok(user) => user,
             Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?,
             Err(e) => return Err(e),

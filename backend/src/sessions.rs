@@ -20,19 +20,30 @@ impl PgSessionStore {
         Self { pool }
     }
 
-    /// Removes expired sessions; run periodically.
+    /// Removes expired sessions (idle too long, or past their absolute lifetime); run periodically.
     pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < now()").execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at < now() OR created_at < $1")
+            .bind(OffsetDateTime::now_utc() - ABSOLUTE_LIFETIME)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
 }
 
-/// MessagePack, as tower-sessions' own stores use: session ids are 128-bit integers, which JSON
-/// can't carry.
+/// MessagePack, as tower-sessions' own stores use. The record's id (the cookie itself) is
+/// blanked first: the row keeps only its digest (`stored_id`), and [`decode`] puts back the id
+/// the request presented.
 fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
-    rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+    let without_id = Record { id: Id(0), data: record.data.clone(), expiry_date: record.expiry_date };
+    rmp_serde::to_vec(&without_id).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+fn decode(data: &[u8], id: Id) -> session_store::Result<Record> {
+    let mut record: Record = rmp_serde::from_slice(data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+    record.id = id;
+    Ok(record)
 }
 
 /// The signed-in user, copied into its own column so all of a user's sessions can be found
@@ -55,7 +66,7 @@ impl SessionStore for PgSessionStore {
             let inserted = sqlx::query(
                 "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
             )
-                .bind(record.id.to_string())
+                    .bind(stored_id(&record.id.to_string()))
                 .bind(&data)
                 .bind(record.expiry_date)
                 .bind(user_of(record))
@@ -76,7 +87,7 @@ impl SessionStore for PgSessionStore {
         let data = encode(record)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
-            .bind(record.id.to_string())
+            .bind(stored_id(&record.id.to_string()))
             .bind(&data)
             .bind(record.expiry_date)
             .bind(user_of(record))
@@ -88,25 +99,38 @@ impl SessionStore for PgSessionStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2")
-            .bind(id.to_string())
-            .bind(OffsetDateTime::now_utc())
+        let now = OffsetDateTime::now_utc();
+        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
+            .bind(stored_id(&id.to_string()))
+            .bind(now)
+            .bind(now - ABSOLUTE_LIFETIME)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        data.map(|d| rmp_serde::from_slice(&d).map_err(|e| session_store::Error::Decode(e.to_string()))).transpose()
+        data.map(|d| decode(&d, *id)).transpose()
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.to_string()).execute(&mut *tx).await.map_err(backend)?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 }
 
 /// How long an idle session lives; also how "last active" is derived from its expiry.
 pub const IDLE_LIFETIME: time::Duration = time::Duration::days(14);
+
+/// How long any session lives, however active: a stolen cookie stops working after this, and
+/// everyone proves who they are again at least this often.
+pub const ABSOLUTE_LIFETIME: time::Duration = time::Duration::days(30);
+
+/// What the `sessions` table keeps for a session id: its SHA-256, so a copy of the table (a
+/// backup, a read replica, an injection) holds no cookie that signs anyone in.
+pub fn stored_id(session_id: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(session_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// The keys under which a session records how it was started (see `app::api::ssr`).
 pub const SIGNED_IN_AT_KEY: &str = "signed_in_at";
@@ -117,11 +141,10 @@ pub fn now_rfc3339() -> String {
     crate::members::rfc3339(OffsetDateTime::now_utc())
 }
 
-/// The handle shown for a session: a digest of its id, so the list never exposes the cookie.
-pub fn handle_of(session_id: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(session_id.as_bytes());
-    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+/// The handle shown for a session: the start of its stored digest, so the list never exposes
+/// the cookie.
+fn handle_of(stored: &str) -> &str {
+    stored.get(..24).unwrap_or(stored)
 }
 
 impl PgSessionStore {
@@ -129,8 +152,9 @@ impl PgSessionStore {
     pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<(String, Vec<u8>, OffsetDateTime)> =
-            sqlx::query_as("SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() ORDER BY expires_at DESC")
+            sqlx::query_as("SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() AND created_at > $2 ORDER BY expires_at DESC")
                 .bind(user_id)
+                .bind(OffsetDateTime::now_utc() - ABSOLUTE_LIFETIME)
                 .fetch_all(&mut *tx)
                 .await?;
         tx.commit().await?;
@@ -140,12 +164,12 @@ impl PgSessionStore {
             .filter_map(|(id, data, expires_at)| {
                 let record: Record = rmp_serde::from_slice(&data).ok()?;
                 Some(tessera_domain::dto::DeviceSession {
-                    handle: handle_of(&id),
+                    handle: handle_of(&id).to_string(),
                     user_agent: text(&record, USER_AGENT_KEY),
                     ip: text(&record, IP_KEY),
                     signed_in_at: text(&record, SIGNED_IN_AT_KEY),
                     last_active_at: crate::members::rfc3339(expires_at - IDLE_LIFETIME),
-                    current: current == Some(id.as_str()),
+                    current: current.map(stored_id).as_deref() == Some(id.as_str()),
                 })
             })
             .collect())
@@ -168,7 +192,7 @@ impl PgSessionStore {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
             .bind(user_id)
-            .bind(keep)
+            .bind(keep.map(stored_id))
             .execute(&mut *tx)
             .await?;
         // "Everywhere else" includes programs signed in with API tokens.

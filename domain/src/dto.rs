@@ -86,6 +86,14 @@ pub enum InvitationState {
     Withdrawn,
 }
 
+/// A sign-in an organization's IdP started (IdP-initiated SAML), waiting for the person to
+/// confirm on our own page that they mean to continue as this account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoHandoffPreview {
+    pub email: String,
+    pub organization: String,
+}
+
 /// An invitation as its recipient sees it: who asks them to join what, as which role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvitationPreview {

@@ -21,6 +21,12 @@ fn char_count(s: &str) -> usize {
     s.chars().count()
 }
 
+/// Control characters (NUL, escape, line breaks…) belong in no single-line field: PostgreSQL
+/// refuses NUL outright, and the rest hide text or split headers and logs.
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -34,15 +40,21 @@ impl Email {
         if email.len() > 254 {
             return err("That email address is too long (254 characters at most).");
         }
-        let Some((local, domain)) = email.split_once('@') else {
+        if has_control(&email) {
+            return err("An email address can't contain control characters (such as NUL or a line break).");
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
             return err("Enter an email address like name@example.com.");
         };
         let domain_ok = domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-        let local_ok = !local.is_empty() && local.len() <= 64 && !local.chars().any(|c| c.is_whitespace() || c == '@');
+            && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+            && email_address::EmailAddress::is_valid_domain(domain);
+        // Plain (ASCII) local parts only: SMTP servers without SMTPUTF8 refuse the others, and an
+        // address we accept must be one we can send to.
+        let local_ok = local.len() <= 64 && local.is_ascii() && email_address::EmailAddress::is_valid_local_part(local) && !local.starts_with('"');
         if !domain_ok || !local_ok {
             return err("Enter an email address like name@example.com.");
         }
@@ -50,6 +62,14 @@ impl Email {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// An address typed to sign in to an existing account, normalised as accounts are stored.
+    /// Looser than [`Email::parse`], so accounts made under older, looser rules still sign in;
+    /// still never a control character (PostgreSQL refuses NUL).
+    pub fn for_lookup(raw: &str) -> Option<Self> {
+        let email = raw.trim().to_lowercase();
+        (email.len() <= 254 && email.contains('@') && !has_control(&email)).then_some(Email(email))
     }
 }
 
@@ -99,6 +119,9 @@ pub fn parse_display_name(raw: &str) -> Result<Option<String>, FieldError> {
     }
     if char_count(name) > 80 {
         return Err(FieldError::new("name", "Keep your name to 80 characters or fewer."));
+    }
+    if has_control(name) {
+        return Err(FieldError::new("name", "Your name can't contain control characters (such as a line break)."));
     }
     Ok(Some(name.to_string()))
 }
@@ -155,7 +178,7 @@ fn parse_title(raw: &str, field: &str, what: &str, max: usize) -> Result<String,
     if char_count(value) > max {
         return Err(FieldError::new(field, format!("Keep the {what} name to {max} characters or fewer.")));
     }
-    if value.chars().any(|c| c.is_control()) {
+    if has_control(value) {
         return Err(FieldError::new(field, format!("The {what} name can't contain control characters.")));
     }
     Ok(value.to_string())
@@ -191,18 +214,31 @@ pub struct ProjectDescription(String);
 impl ProjectDescription {
     pub const MAX_LEN: usize = 2000;
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let value = raw.trim();
-        if char_count(value) > Self::MAX_LEN {
+        // Browsers submit a textarea's line breaks as CRLF; one form is stored.
+        let value = raw.trim().replace("\r\n", "\n");
+        if char_count(&value) > Self::MAX_LEN {
             return Err(FieldError::new(
                 "description",
                 format!("Keep the description to {} characters or fewer.", Self::MAX_LEN),
             ));
         }
-        Ok(ProjectDescription(value.to_string()))
+        if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(FieldError::new("description", "The description can't contain control characters other than line breaks and tabs."));
+        }
+        Ok(ProjectDescription(value))
     }
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A path on this site to send someone to after an action (`?next=`), never another site:
+/// a local path of printable ASCII only. Browsers drop tabs and newlines from URLs (so
+/// "/\t/evil" would become "//evil") and treat `\` like `/`, and control characters can't go in
+/// a Location header. Shared by the server's redirects and the pages' links.
+pub fn local_path(next: &str) -> Option<&str> {
+    let path = next.trim();
+    (path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && path.bytes().all(|b| (0x21..=0x7e).contains(&b))).then_some(path)
 }
 
 #[cfg(test)]
@@ -214,6 +250,31 @@ mod tests {
         assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
         for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@exa..mple.com"] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn control_characters_and_undeliverable_addresses_are_refused() {
+        for bad in ["ada\0@example.com", "ada@exam\0ple.com", "ada@example.com\r\nBcc: x@y.z", "<script>@example.com", "a\"b@example.com", "\"a b\"@example.com", "adä@example.com", "a..b@example.com", ".ada@example.com", "ada@-example.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["ada.lovelace+tessera@example.com", "o'brien@example.co.uk", "ada@bücher.example"] {
+            assert!(Email::parse(good).is_ok(), "{good:?} should be accepted");
+        }
+        assert!(parse_display_name("Ada\r\nLovelace").is_err());
+        assert!(parse_display_name("Ada\0").is_err());
+        assert_eq!(parse_display_name("  Ada Lovelace ").unwrap().as_deref(), Some("Ada Lovelace"));
+        assert!(OrgName::parse("Acme\0").is_err() && ProjectName::parse("Apollo\u{1b}[31m").is_err());
+        assert!(ProjectDescription::parse("one\0two").is_err());
+        assert_eq!(ProjectDescription::parse("one\r\ntwo\tthree").unwrap().as_str(), "one\ntwo\tthree");
+        assert!(OrgSlug::parse("ac\0me").is_err());
+    }
+
+    #[test]
+    fn only_local_paths_are_places_to_go_next() {
+        assert_eq!(local_path(" /t/acme?x=1 "), Some("/t/acme?x=1"));
+        for bad in ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "/a b", "/\n/evil", ""] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
         }
     }
 

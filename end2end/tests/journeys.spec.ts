@@ -5,12 +5,19 @@ const PASSWORD = "correct horse battery";
 const unique = () => `${Date.now()}${Math.floor(Math.random() * 1000)}`;
 
 // Browser-side failures (a panic during hydration, a failed fetch) go to the test output, so a
-// journey that stalls says why.
+// journey that stalls says why. A Content-Security-Policy violation fails the journey: every
+// script the pages need must carry the response's nonce.
+const cspViolations: string[] = [];
 test.beforeEach(({ page }) => {
+  cspViolations.length = 0;
   page.on("pageerror", (error) => console.log(`[page error] ${error.message}`));
   page.on("console", (message) => {
     if (message.type() === "error") console.log(`[console error] ${message.text()}`);
+    if (/Content[- ]Security[- ]Policy/i.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
   });
+});
+test.afterEach(() => {
+  expect(cspViolations, "Content-Security-Policy violations").toEqual([]);
 });
 
 /** The app marks <html data-hydrated> once the WASM has taken over the page. */
@@ -31,13 +38,7 @@ test("a founder signs up, creates an organization and a project, and another org
   const id = unique();
   const slug = `journey-${id}`;
 
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Your name").fill("Jo Founder");
-  await page.getByLabel("Work email").fill(`jo-${id}@example.com`);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await signUpConfirmed(page, `jo-${id}@example.com`, "Jo Founder");
   await expect(page.getByTestId("current-user")).toHaveText("Jo Founder");
 
   await page.getByRole("link", { name: "Create an organization" }).click();
@@ -146,13 +147,7 @@ test.describe("without JavaScript", () => {
 test("a founder keeps their data in the US in a dedicated database, and the admin sees where it lives", async ({ page }) => {
   const id = unique();
   const slug = `residency-${id}`;
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Your name").fill("Rae Resident");
-  await page.getByLabel("Work email").fill(`rae-${id}@example.com`);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await signUpConfirmed(page, `rae-${id}@example.com`, "Rae Resident");
 
   await page.goto("/orgs/new");
   await hydrated(page);
@@ -192,13 +187,7 @@ test("the demo owner finds one organization per tenancy model, each with its pro
 test("an owner schedules their organization for deletion, sees it read-only, and changes their mind", async ({ page }) => {
   const id = unique();
   const slug = `farewell-${id}`;
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Your name").fill("Flo Leaving");
-  await page.getByLabel("Work email").fill(`flo-${id}@example.com`);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await signUpConfirmed(page, `flo-${id}@example.com`, "Flo Leaving");
   await page.goto("/orgs/new");
   await hydrated(page);
   await page.getByLabel("Organization name").fill(`Farewell ${id}`);
@@ -258,10 +247,12 @@ async function emailedLink(page: Page, to: string, path: string, since: Date): P
   return new URL(link!).pathname + new URL(link!).search;
 }
 
-// Signs up with a password and confirms the address from the welcome mail.
-async function signUpConfirmed(page: Page, email: string) {
+// Signs up with a password and confirms the address from the welcome mail (creating an
+// organization takes a confirmed address).
+async function signUpConfirmed(page: Page, email: string, name?: string) {
   await page.goto("/signup");
   await hydrated(page);
+  if (name) await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Work email").fill(email);
   await page.getByLabel("Password").fill(PASSWORD);
   const start = new Date(Date.now() - 1000);
@@ -526,12 +517,7 @@ test("an admin connects their SAML IdP and proves their domain; a colleague sign
   const samlIdp = process.env.SAML_IDP_URL;
   if (!dnsApi || !samlIdp) throw new Error("DNS_API_URL and SAML_IDP_URL are set by `cargo xtask test`");
 
-  await page.goto("/signup");
-  await hydrated(page);
-  await page.getByLabel("Work email").fill(`it-${id}@example.com`);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page.getByRole("heading", { name: "Your organizations" })).toBeVisible();
+  await signUpConfirmed(page, `it-${id}@example.com`);
   await page.goto("/orgs/new");
   await hydrated(page);
   await page.getByLabel("Organization name").fill(`Corp ${id}`);

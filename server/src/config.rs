@@ -141,6 +141,7 @@ impl Config {
             acquire_timeout: Duration::from_millis(number("TESSERA_TENANT_DB_TIMEOUT_MS", 5000)?),
             statement_timeout: Duration::from_millis(number("TESSERA_TENANT_STATEMENT_TIMEOUT_MS", 15000)?),
             pgbouncer,
+            dedicated_tenants_max: number("TESSERA_DEDICATED_TENANTS_MAX", 100)?,
         };
         let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
         let data_dir = std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into()));
@@ -155,10 +156,7 @@ impl Config {
             (None, None) => EmailConfig::Files { dir: data_dir.join("mail"), from },
         };
         let public_url = var("TESSERA_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
-        let secret_key = match var("TESSERA_SECRET_KEY") {
-            Some(key) => key,
-            None => secret_key_file(&data_dir.join("secret.key"))?,
-        };
+        let secret_key = secret_key(var("TESSERA_SECRET_KEY"), &public_url, &data_dir)?;
         Ok(Self {
             database_url,
             owner_database_url,
@@ -220,6 +218,21 @@ fn oidc_providers(json: &str) -> Result<Vec<tessera_backend::identity::oidc::Pro
     Ok(providers)
 }
 
+/// The configured master secret. Without one, a deployment served over https (production) is
+/// refused: a generated key lives on one machine's disk, so tokens and sealed secrets would
+/// break on the next server or the next fresh disk, and nothing in git may be the fallback.
+fn secret_key(configured: Option<String>, public_url: &str, data_dir: &std::path::Path) -> Result<String, ConfigError> {
+    match configured {
+        Some(key) => Ok(key),
+        None if crate::middleware::is_https(public_url) => Err(ConfigError(
+            "TESSERA_SECRET_KEY must be set when TESSERA_PUBLIC_URL is https (a production deployment): give every server the same \
+             random value of 32 characters or more, e.g. from `openssl rand -base64 48`"
+                .into(),
+        )),
+        None => secret_key_file(&data_dir.join("secret.key")),
+    }
+}
+
 /// The embedded set-up's key: made once, then reused, so sealed secrets and issued tokens
 /// survive restarts. Production sets `TESSERA_SECRET_KEY` (the same on every server).
 fn secret_key_file(path: &std::path::Path) -> Result<String, ConfigError> {
@@ -244,7 +257,23 @@ fn secret_key_file(path: &std::path::Path) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::oidc_providers;
+    use super::{oidc_providers, secret_key};
+
+    #[test]
+    fn production_refuses_to_start_without_a_configured_key_and_development_makes_one_outside_git() {
+        let dir = std::env::temp_dir().join(format!("tessera-key-{}", std::process::id()));
+        let refused = secret_key(None, "https://app.example.com", &dir).unwrap_err().0;
+        assert!(refused.contains("TESSERA_SECRET_KEY must be set"), "{refused}");
+        assert!(!dir.exists(), "no key was generated for production");
+        assert_eq!(secret_key(Some("k".repeat(40)), "https://app.example.com", &dir).unwrap(), "k".repeat(40));
+        let made = secret_key(None, "http://127.0.0.1:3000", &dir).unwrap();
+        assert!(made.len() >= 32);
+        assert_eq!(secret_key(None, "http://127.0.0.1:3000", &dir).unwrap(), made, "the same key on the next start");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The data folder is not source: git ignores it, and no key is tracked.
+        let gitignore = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../.gitignore")).unwrap();
+        assert!(gitignore.lines().any(|l| l.trim() == "/data"), ".gitignore lists /data");
+    }
 
     fn refused(json: &str) -> String {
         oidc_providers(json).expect_err(json).0

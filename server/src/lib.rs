@@ -2,6 +2,7 @@
 //! behind request ids, security headers, CSRF checks and browser sessions.
 
 pub mod config;
+mod input_guard;
 mod middleware;
 mod oidc;
 mod rest;
@@ -90,11 +91,15 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let services = backend.clone();
     let provide_backend = move || provide_context(backend.clone());
 
+    // Served over https (production), the cookie is `Secure` and `__Host-` prefixed: browsers
+    // then refuse it over http and refuse any subdomain's attempt to set or scope it.
+    let https = middleware::is_https(&config.public_url);
     let sessions = SessionManagerLayer::new(PgSessionStore::new(pool))
-        .with_name("tessera_session")
+        .with_name(if https { "__Host-tessera_session" } else { "tessera_session" })
+        .with_path("/")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(config.secure_cookies)
+        .with_secure(https || config.secure_cookies)
         .with_expiry(Expiry::OnInactivity(tessera_backend::sessions::IDLE_LIFETIME))
         // Every request moves the expiry on, so "14 days of inactivity" means what it says (and
         // "last active" in the sessions list is true).
@@ -111,8 +116,9 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .with_state(options)
         .merge(oidc::router(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
-    let sso = middleware::wrap_sso(sso::router(services.clone()), sessions.clone(), &proxies);
-    Ok((middleware::wrap(router, sessions, &proxies).merge(middleware::wrap_api(rest, &proxies)).merge(sso), services))
+    let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
+    let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies)).merge(middleware::wrap_api(rest, &proxies)).merge(sso);
+    Ok((middleware::harden(app, https), services))
 }
 
 /// The scheduled job: purges organizations whose retention period is over and drops expired

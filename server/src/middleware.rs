@@ -17,7 +17,7 @@ use tessera_backend::sessions::PgSessionStore;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxies: &TrustedProxies) -> Router {
+pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxies: &TrustedProxies, scheme: PublicScheme) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
@@ -34,7 +34,9 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxi
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("strict-origin-when-cross-origin"),
             ))
-            .layer(from_fn(csrf_guard))
+            .layer(from_fn(crate::input_guard::explain_empty_errors))
+            .layer(axum::middleware::from_fn_with_state(scheme, csrf_guard))
+            .layer(from_fn(crate::input_guard::refuse_unstorable_text))
             .layer(sessions)
             .layer(map_response(server_fn_error_status)),
     )
@@ -53,7 +55,9 @@ pub fn wrap_api(router: Router, proxies: &TrustedProxies) -> Router {
                 tracing::info_span!("api", method = %req.method(), path = %req.uri().path(), request_id)
             }))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(from_fn(crate::input_guard::explain_empty_errors))
+            .layer(from_fn(crate::input_guard::refuse_unstorable_text)),
     )
 }
 
@@ -72,8 +76,46 @@ pub fn wrap_sso(router: Router, sessions: SessionManagerLayer<PgSessionStore>, p
             .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
             .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(from_fn(crate::input_guard::explain_empty_errors))
+            .layer(from_fn(crate::input_guard::refuse_unstorable_text))
             .layer(sessions),
     )
+}
+
+/// Whether people reach the site over https (`TESSERA_PUBLIC_URL`): production.
+pub fn is_https(public_url: &str) -> bool {
+    public_url.trim_start().to_ascii_lowercase().starts_with("https://")
+}
+
+/// Headers every response carries, whichever router answered: HSTS when served over https, a
+/// Permissions-Policy that turns off powerful features nothing here uses, framing refused
+/// (`frame-ancestors`, with X-Frame-Options for old browsers), and `no-store` on everything but
+/// the static assets, since pages and server function answers carry personal data and, at
+/// times, secrets shown once (new API keys, recovery codes, authenticator secrets).
+pub fn harden(router: Router, https: bool) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(https, hardening_headers))
+}
+
+async fn hardening_headers(axum::extract::State(https): axum::extract::State<bool>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let asset = path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/favicon.ico";
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    if https {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    }
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), browsing-topics=()"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'; base-uri 'self'; object-src 'none'"));
+    }
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    if !asset {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Reverse proxies whose `X-Forwarded-For` is believed (`TESSERA_TRUSTED_PROXIES`).
@@ -117,6 +159,18 @@ pub async fn client_ip(axum::extract::State(proxies): axum::extract::State<Trust
     next.run(req).await
 }
 
+/// The scheme people reach the site by: an `Origin` must carry it, so a page on `http://` can't
+/// post to the `https://` site of the same host and port. https when `TESSERA_PUBLIC_URL` is,
+/// or when `TESSERA_SECURE_COOKIES` says a TLS-terminating proxy serves it over https.
+#[derive(Clone, Copy)]
+pub struct PublicScheme(&'static str);
+
+impl PublicScheme {
+    pub fn of(public_url: &str, secure_cookies: bool) -> Self {
+        PublicScheme(if is_https(public_url) || secure_cookies { "https" } else { "http" })
+    }
+}
+
 /// Refuses state-changing requests that a browser sent on behalf of another site.
 ///
 /// Browsers label every request with `Sec-Fetch-Site` and, for POSTs, `Origin`; a forged
@@ -124,7 +178,7 @@ pub async fn client_ip(axum::extract::State(proxies): axum::extract::State<Trust
 /// neither come from non-browser clients, which cannot be tricked into sending a victim's
 /// cookies, so they pass. Together with `SameSite=Lax` cookies this closes CSRF without
 /// threading a token through every form.
-async fn csrf_guard(req: Request, next: Next) -> Response {
+async fn csrf_guard(axum::extract::State(scheme): axum::extract::State<PublicScheme>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -133,7 +187,9 @@ async fn csrf_guard(req: Request, next: Next) -> Response {
     let fetch_site_ok = text("sec-fetch-site").is_none_or(|site| matches!(site, "same-origin" | "none"));
     let origin_ok = match (text("origin"), text("host")) {
         (None, _) => true,
-        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(origin_scheme, authority)| origin_scheme.eq_ignore_ascii_case(scheme.0) && authority.eq_ignore_ascii_case(host)),
         (Some(_), None) => false,
     };
     if fetch_site_ok && origin_ok {

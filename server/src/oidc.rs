@@ -2,8 +2,9 @@
 //! end on the sign-in (or security) page with a message kept in the session, so no URL can
 //! put words on our pages.
 
+use crate::input_guard::TextPath;
 use crate::rest::Meta;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tessera_app::api::ssr::{self, LinkIntent, LINK_INTENT_KEY, OIDC_PENDING_KEY, SIGN_IN_PROBLEM_KEY};
@@ -32,7 +33,7 @@ async fn problem(session: &Session, linking: bool, error: AppError) -> Response 
     Redirect::to(if linking { "/account/security?problem=1" } else { "/login?problem=1" }).into_response()
 }
 
-async fn start(State(backend): State<Backend>, session: Session, Path(provider): Path<String>, Query(query): Query<StartQuery>) -> Response {
+async fn start(State(backend): State<Backend>, session: Session, TextPath(provider): TextPath<String>, Query(query): Query<StartQuery>) -> Response {
     // Connecting an account to a signed-in user needs the intent armed by `connect_identity`
     // (which demanded a recent re-authentication); otherwise this is a sign-in.
     let intent = session.remove::<LinkIntent>(LINK_INTENT_KEY).await.ok().flatten();
@@ -62,7 +63,7 @@ async fn callback(
     State(backend): State<Backend>,
     session: Session,
     Meta(meta): Meta,
-    Path(provider): Path<String>,
+    TextPath(provider): TextPath<String>,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     // Single use: whatever happens next, this browser's pending sign-in is spent.

@@ -317,3 +317,30 @@ async fn keys_made_by_someone_who_leaves_the_organization_stop_working() {
     let changes: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(changes["api_keys"], json!({ "old": 1, "new": 0 }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_never_does_more_than_its_creator_still_may() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("keyed").await;
+    let admin = app.signed_up("adm@example.test").await;
+    owner.invite_and_accept("keyed", "adm@example.test", "admin", &admin).await;
+    let r = admin
+        .call("create_api_key", &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let api = Api::new(&app);
+    assert_eq!(api.post("/api/v1/orgs/keyed/projects", Some(&key), json!({ "name": "Before" })).await.status, StatusCode::CREATED);
+
+    // Demoted to Viewer: the key still reads, but no longer writes.
+    let admin_id = app.user_id("adm@example.test").await;
+    let r = owner.call("change_role", &[("slug", "keyed"), ("user_id", &admin_id), ("role", "viewer")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(api.get("/api/v1/orgs/keyed/projects", &key).await.status, StatusCode::OK);
+    let r = api.post("/api/v1/orgs/keyed/projects", Some(&key), json!({ "name": "After" })).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(message(&r).contains("now a Viewer"), "{}", r.body);
+    let mut tenant = app.inspect_tenant("keyed").await;
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'After'").fetch_one(&mut tenant).await.unwrap();
+    assert_eq!(after, 0);
+}

@@ -291,3 +291,41 @@ fn assert_wait_is_exact(message: &str) {
     let left = 15 * 60 - now % (15 * 60);
     assert!((minutes - (left + 59) / 60).abs() <= 1, "{message:?}: {left} s are left in the window");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_confirm_it_from_the_welcome_mail() {
+    let app = TestApp::spawn().await;
+    let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
+    // An attacker registers the address first; while it is unconfirmed the account gets no API
+    // credentials either.
+    let attacker = app.browser();
+    attacker.call("sign_up", &[("email", &email), ("password", "attacker's password"), ("name", "")]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&serde_json::json!({ "email": email, "password": "attacker's password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no API tokens for an unconfirmed account");
+    assert!(r.text().await.unwrap().contains("Confirm your email address"));
+
+    // The address's owner gets the welcome mail and confirms it in their own browser. That signs
+    // nobody in (a confirmation link isn't bound to a browser, so it mustn't work as a sign-in
+    // link): the login page says what happened, and the owner signs in by a link of their own.
+    let owner = app.browser();
+    let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
+    let r = owner.call("verify_email", &[("token", &token_of(&link))]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(owner.call("my_session", &[]).await.json(), Value::Null, "not signed in by the confirmation");
+    let problem = owner.call("take_sign_in_problem", &[]).await.json();
+    assert!(problem.as_str().unwrap().contains("Your address is confirmed"), "{problem}");
+    owner.call("request_sign_in_link", &[("email", &email)]).await;
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "sign-in link").await, "/auth/magic?token="));
+    owner.call("sign_in_with_link", &[("token", &token)]).await;
+    let session = owner.call("my_session", &[]).await.json();
+    assert_eq!((session["user"]["email"].as_str(), &session["user"]["email_verified"]), (Some(email.as_str()), &Value::Bool(true)));
+
+    assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+}

@@ -129,6 +129,11 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
     let r = browser.call_with_headers("create_org", &form, &[("sec-fetch-site", "cross-site")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body.contains("another site"));
+    // Same host and port, another scheme: a page served over https can't post to the http site
+    // (nor, in production, an http page to the https site).
+    let other_scheme = app.base.replacen("http://", "https://", 1);
+    let r = browser.call_with_headers("create_org", &form, &[("origin", &other_scheme)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "an Origin of another scheme is another site");
     assert_eq!(app.count("SELECT count(*) FROM tenants").await, 0);
 
     // The same request from the app's own pages goes through.
@@ -147,7 +152,47 @@ async fn pages_render_on_the_server_with_security_headers() {
     assert_eq!(r.headers.get("x-frame-options").unwrap(), "DENY");
     assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
     assert!(r.headers.get("x-request-id").is_some());
+    // Scripts run only with this response's nonce, and every script of the page carries it.
+    let csp = r.headers.get("content-security-policy").unwrap().to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("a script nonce").to_string();
+    let scripts = r.body.matches("<script").count();
+    assert!(scripts > 0 && r.body.matches(&format!("nonce=\"{nonce}\"")).count() >= scripts, "{scripts} scripts, not all with the nonce");
+    let again = app.browser().get("/signup").await;
+    assert!(!again.headers.get("content-security-policy").unwrap().to_str().unwrap().contains(&nonce), "a new nonce per response");
+    assert!(r.headers.get("permissions-policy").unwrap().to_str().unwrap().contains("camera=()"));
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store", "pages carry personal data");
+    assert!(r.headers.get("strict-transport-security").is_none(), "no HSTS on plain http (development)");
+    let r = app.browser().call("begin_mfa_enrolment", &[]).await;
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store", "server function answers too");
+    let r = app.browser().get("/pkg/tessera.css").await;
+    assert_ne!(r.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "static assets may be cached");
     let r = app.browser().get("/no/such/page").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("Page not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_over_https_the_session_cookie_is_secure_and_host_only_and_hsts_is_on() {
+    let app = TestApp::spawn_with(|c| c.public_url = "https://app.tessera.test".into()).await;
+    let r = app.browser().call("sign_up", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("name", "")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    let cookie = r.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.contains("tessera_session")).unwrap().to_string();
+    assert!(cookie.starts_with("__Host-tessera_session="), "{cookie}");
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("Path=/") && !cookie.contains("Domain"), "{cookie}");
+    assert!(r.headers.get("strict-transport-security").unwrap().to_str().unwrap().contains("max-age="));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_can_create_only_so_many_accounts_in_a_quarter_hour() {
+    let app = TestApp::spawn().await;
+    common::within_one_window(15, 120).await;
+    for i in 0..20 {
+        let r = app.browser().call("sign_up", &[("email", &format!("person{i}@example.com")), ("password", "correct horse battery"), ("name", "")]).await;
+        assert!(r.status.is_success() || r.status.is_redirection(), "sign-up {i}: {} {}", r.status, r.body);
+    }
+    let r = app.browser().call("sign_up", &[("email", "one-more@example.com"), ("password", "correct horse battery"), ("name", "")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.error_message().contains("try again in"), "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 20, "the 21st account wasn't made");
 }

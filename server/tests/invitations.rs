@@ -272,12 +272,18 @@ async fn an_invitation_speaks_for_its_sender_and_lapses_with_their_rights() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_confirmed_people_invite_and_nobody_is_flooded_with_invitations() {
     let app = TestApp::spawn().await;
-    // Someone who never confirmed their address makes an organization: they can't send mail
-    // in its name.
+    // Someone who never confirmed their address can't make an organization...
     let stranger = app.browser();
-    stranger.call("sign_up", &[("email", &unique("stranger")), ("password", "correct horse battery"), ("name", "")]).await;
-    let r = stranger.call("create_org", &[("name", "Totally Legit Bank"), ("slug", "legit"), ("region", ""), ("model", "")]).await;
-    assert!(r.status.is_success(), "{}", r.body);
+    let stranger_email = unique("stranger");
+    stranger.call("sign_up", &[("email", &stranger_email), ("password", "correct horse battery"), ("name", "")]).await;
+    let org = [("name", "Totally Legit Bank"), ("slug", "legit"), ("region", ""), ("model", "")];
+    let r = stranger.call("create_org", &org).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // ...and should they hold one while unconfirmed (made before, say), they can't send mail in
+    // its name.
+    sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(&stranger_email).execute(&app.inspect).await.unwrap();
+    assert!(stranger.call("create_org", &org).await.status.is_success());
+    sqlx::query("UPDATE users SET email_verified_at = NULL WHERE email = $1").bind(&stranger_email).execute(&app.inspect).await.unwrap();
     let r = stranger.call("invite_member", &[("slug", "legit"), ("email", "victim@example.test"), ("role", "member")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.error_message().contains("Confirm your own email address first"), "{}", r.error_message());

@@ -57,7 +57,8 @@ async fn assert_inert(browser: &Browser, path: &str, shown: &[char]) {
 async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     let app = TestApp::spawn().await;
 
-    // The owner's display name (n) and user agent (u); the organization's name (o).
+    // The owner's display name (n) and user agent (u: pages show only a device name made from
+    // it, but it must not break them); the organization's name (o).
     let owner = app.browser_with_agent(&payload('u'));
     let r = owner.call("sign_up", &[("email", "owner@inject.test"), ("password", "correct horse battery"), ("name", &payload('n'))]).await;
     assert!(r.status.is_success(), "{}", r.body);
@@ -86,12 +87,15 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     // A member whose display name is markup (m) joins; an address made of markup may be refused,
     // but if it is taken it must be shown as text.
     let member = app.browser();
-    let r = member.call("sign_up", &[("email", "member@inject.test"), ("password", "correct horse battery"), ("name", &payload('m'))]).await;
+    // A fresh address: the mail catcher is shared by every test run, and an older invitation
+    // to the same address must not be read instead of this one.
+    let member_email = format!("member-{}@inject.test", uuid::Uuid::new_v4().simple());
+    let r = member.call("sign_up", &[("email", member_email.as_str()), ("password", "correct horse battery"), ("name", &payload('m'))]).await;
     assert!(r.status.is_success(), "{}", r.body);
-    sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = 'member@inject.test'").execute(&app.inspect).await.unwrap();
-    let r = owner.call("invite_member", &[("slug", "inject"), ("email", "member@inject.test"), ("role", "member")]).await;
+    sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(&member_email).execute(&app.inspect).await.unwrap();
+    let r = owner.call("invite_member", &[("slug", "inject"), ("email", member_email.as_str()), ("role", "member")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let mail = Inbox::latest("member@inject.test", "invited you to join").await;
+    let mail = Inbox::latest(&member_email, "invited you to join").await;
     let invite_link = Inbox::link(&mail, "/invite?token=");
     let mail_html = mail["html"].as_str().unwrap();
     assert!(live_markup(mail_html).is_empty() && mail_html.contains("xss(o)") && mail_html.contains("xss(n)"), "the invitation mail shows names as text");
@@ -128,6 +132,10 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     // Every page that shows any of it.
     assert_inert(&owner, "/", &['o']).await;
     assert_inert(&owner, "/t/inject", &['o']).await;
+    // Escaped once, not twice: the tab shows the name exactly as typed.
+    let page = Html::parse_document(&owner.get("/t/inject").await.body);
+    let title: String = page.select(&scraper::Selector::parse("title").unwrap()).next().unwrap().text().collect();
+    assert_eq!(title, format!("{} · Tessera", payload('o')));
     assert_inert(&owner, "/t/inject/projects", &['o', 'p', 'r']).await;
     assert_inert(&owner, &format!("/t/inject/projects/{project}"), &['p', 'd']).await;
     assert_inert(&owner, &format!("/t/inject/projects/{rest_project}"), &['r', 's']).await;

@@ -221,3 +221,30 @@ async fn an_organization_can_require_two_factor_of_every_member() {
     assert_eq!(phone.call("my_session", &[]).await.json(), serde_json::Value::Null, "the phone's two-factor sign-in ended");
     assert_eq!(api_projects().await.unwrap().status(), StatusCode::FORBIDDEN, "the API token no longer counts as two-factor");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_two_factor_on_signs_out_every_other_browser_and_api_sign_in() {
+    let app = TestApp::spawn().await;
+    let laptop = app.signed_up("ana@example.test").await;
+    let (phone, r) = log_in(&app, "ana@example.test").await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&serde_json::json!({ "email": "ana@example.test", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: serde_json::Value = r.json().await.unwrap();
+
+    enrol(&laptop).await;
+    assert!(laptop.call("my_session", &[]).await.json().is_object(), "the browser that turned it on stays");
+    assert_eq!(phone.call("my_session", &[]).await.json(), serde_json::Value::Null, "the other browser was let in on the password alone");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/refresh", app.base))
+        .json(&serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "and so was the API sign-in");
+}

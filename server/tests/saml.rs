@@ -79,8 +79,27 @@ async fn start(browser: &Browser, org: &SsoOrg, next: &str) -> String {
     xml.split("ID=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
 }
 
+/// Posts a response to the ACS as the IdP's page does, then goes where the ACS sends the
+/// browser, as a browser would: to finish an SP-initiated sign-in in this same browser. Returns
+/// the last response (for an IdP-initiated sign-in, the redirect to the confirmation page).
 async fn post_acs(browser: &Browser, slug: &str, saml_response: &str) -> Response {
-    browser.post_form(&format!("/sso/{slug}/acs"), &[("SAMLResponse", saml_response), ("RelayState", "")]).await
+    let r = browser.post_form(&format!("/sso/{slug}/acs"), &[("SAMLResponse", saml_response), ("RelayState", "")]).await;
+    let to = location(&r);
+    if to.starts_with(&format!("/sso/{slug}/continue?")) {
+        return browser.get(&to).await;
+    }
+    r
+}
+
+/// Confirms an IdP-initiated sign-in on our page, as the person would after reading it;
+/// `r` is the ACS's answer. Returns the confirmation's answer.
+async fn confirm_on_our_page(browser: &Browser, r: &Response, email: &str) -> Response {
+    let to = location(r);
+    assert!(to.starts_with("/login/sso/confirm?token="), "an IdP-initiated sign-in asks first: {to}");
+    let page = browser.get(&to).await;
+    assert!(page.body.contains(email), "the page says who would be signed in");
+    assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null, "nobody is signed in before the person confirms");
+    browser.call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await
 }
 
 async fn refusals(app: &TestApp) -> i64 {
@@ -96,7 +115,12 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     // Our metadata, for the IdP admin to import.
     let metadata = app.browser().get("/sso/acme/metadata").await;
     assert!(metadata.body.contains(&format!("entityID=\"{}\"", org.entity_id)) && metadata.body.contains(&org.acs));
-    assert_eq!(app.browser().get("/sso/nobody/metadata").await.status, StatusCode::NOT_FOUND);
+    // Any well-formed name gets its document, so the endpoint can't be used to find out which
+    // organizations exist; a malformed one is not found.
+    let other = app.browser().get("/sso/nobody/metadata").await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert!(other.body.contains("/sso/nobody/acs"));
+    assert_eq!(app.browser().get("/sso/no%20body/metadata").await.status, StatusCode::NOT_FOUND);
 
     let browser = app.browser();
     let request = start(&browser, &org, "/t/acme/projects").await;
@@ -141,6 +165,7 @@ async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_i
     let email = format!("ida@{}", org.domain);
     let browser = app.browser();
     let r = post_acs(&browser, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
+    let r = confirm_on_our_page(&browser, &r, &email).await;
     assert_eq!(location(&r), "/t/tiles", "{}", r.body);
     assert_eq!(browser.call("load_org", &[("slug", "tiles")]).await.json()["role"], "member", "no group: the default role");
 
@@ -207,11 +232,11 @@ async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorde
         signed[start..end].replace(&victim, &format!("mallory@{}", org.domain)).replace("ID=\"_", "ID=\"_evil")
     };
     let xsw_before = signed.replacen("<saml2:Assertion", &format!("{evil_assertion}<saml2:Assertion"), 1);
-    cases.push(Case { what: "XSW: evil assertion first", response: encode(&xsw_before), expect: "" });
+    cases.push(Case { what: "XSW: evil assertion first", response: encode(&xsw_before), expect: "signature didn't verify" });
     let xsw_extensions = signed.replacen("<saml2:Assertion", &format!("<samlp:Extensions>{evil_assertion}</samlp:Extensions><saml2:Assertion"), 1);
-    cases.push(Case { what: "XSW: evil assertion in Extensions", response: encode(&xsw_extensions), expect: "" });
+    cases.push(Case { what: "XSW: evil assertion in Extensions", response: encode(&xsw_extensions), expect: "signature didn't verify" });
     cases.push(Case { what: "not base64", response: "%%%not base64%%%".into(), expect: "couldn't be read" });
-    cases.push(Case { what: "not XML", response: encode("hello"), expect: "" });
+    cases.push(Case { what: "not XML", response: encode("hello"), expect: "signature didn't verify" });
 
     for (n, case) in cases.iter().enumerate() {
         let attacker = app.browser();
@@ -348,6 +373,23 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
     // Nor does a fresh password login for that domain; the SSO finder points the way.
     let r = app.browser().call("log_in", &[("email", &pat), ("password", "correct horse battery")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Nor any other first factor: an emailed link, a reset, the API, another provider.
+    for function in ["request_sign_in_link", "request_password_reset"] {
+        let r = app.browser().call(function, &[("email", &pat)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{function}: {}", r.body);
+        assert!(r.body.contains("single sign-on"), "{}", r.body);
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .json(&json!({ "email": pat, "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "API sign-in");
+    let elsewhere = app.browser();
+    let login = common::IdpLogin { email: &pat, name: "Pat", email_verified: true, sub: None, secondary_email: None };
+    elsewhere.through_idp("/auth/oidc/test/start", &login).await;
+    assert_eq!(elsewhere.call("my_session", &[]).await.json(), Value::Null, "OpenID Connect doesn't get around it");
     let r = app.browser().call("find_sso", &[("email", &pat), ("next", "/t/strict")]).await;
     assert_eq!(r.json(), json!("/sso/strict/login?next=/t/strict"));
     assert_eq!(app.browser().call("find_sso", &[("email", "who@nowhere.test")]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -405,7 +447,7 @@ async fn a_metadata_url_cannot_make_the_server_fetch_from_its_own_network() {
     let port = reqwest::Url::parse(&saml_idp).unwrap().port().unwrap();
     for url in [
         format!("{saml_idp}/metadata"),
-        format!("http://localhost:{port}/metadata"),
+        format!("https://localhost:{port}/metadata"),
         format!("http://[::ffff:127.0.0.1]:{port}/metadata"),
         "http://169.254.169.254/latest/meta-data/".to_string(),
         "http://10.0.0.1/metadata".to_string(),
@@ -414,6 +456,11 @@ async fn a_metadata_url_cannot_make_the_server_fetch_from_its_own_network() {
         assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("metadata_url")), "{url}: {}", r.body);
         assert!(r.error_message().contains("private or local address"), "{url}: {}", r.error_message());
     }
+    // A public host must serve it over https: the certificates in it are what every sign-in
+    // is checked against.
+    let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", ""), ("metadata_url", "http://idp.example.com/metadata")]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("metadata_url")), "{}", r.body);
+    assert!(r.error_message().contains("https"), "{}", r.error_message());
     assert_eq!(app.count("SELECT count(*) FROM tenant_sso").await, 0);
 }
 
@@ -449,4 +496,63 @@ async fn metadata_published_at_a_url_is_read_again_each_day_but_may_not_switch_i
     assert!(reason["reason"]["new"].as_str().unwrap().contains("names another IdP"), "{reason}");
     assert_eq!(refresh().await.unwrap(), 0, "checked: not due again today");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_domain_ends_the_idps_say_over_the_accounts_it_linked_there() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "acme").await;
+    let email = format!("ada@{}", org.domain);
+    let browser = app.browser();
+    let request = start(&browser, &org, "/").await;
+    let r = post_acs(&browser, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(location(&r), "/t/acme", "{} {}", r.status, r.body);
+    assert_eq!(app.count("SELECT count(*) FROM user_identities WHERE provider LIKE 'saml:%'").await, 1);
+
+    let r = org.owner.call("remove_sso_domain", &[("slug", "acme"), ("domain", &org.domain)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM user_identities WHERE provider LIKE 'saml:%'").await, 0, "the link went with the domain");
+
+    // The same NameID, even asserted with an address the IdP doesn't own, signs nobody in.
+    let later = app.browser();
+    let request = start(&later, &org, "/").await;
+    let r = post_acs(&later, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_ne!(location(&r), "/t/acme");
+    assert_eq!(later.call("my_session", &[]).await.json(), Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_can_only_sign_in_the_browser_that_started_it() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "bound").await;
+    // The attacker starts a sign-in for their own account and gets a genuine response...
+    let mallory = format!("mallory@{}", org.domain);
+    let attacker = app.browser();
+    let request = start(&attacker, &org, "/t/bound").await;
+    let response = org.idp.response(&Mint::new(&mallory, &org.entity_id, &org.acs, Some(&request)));
+    // ...and has the victim's browser post it (a hidden auto-submitting form on any site).
+    let victim = app.browser();
+    let r = post_acs(&victim, "bound", &response).await;
+    assert_eq!(location(&r), "/login?problem=1", "{} {}", r.status, r.body);
+    assert!(victim.call("take_sign_in_problem", &[]).await.json().as_str().unwrap().contains("started in another browser"));
+    assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null, "the victim's browser is not signed in as the attacker");
+
+    // An unsolicited response posted from the victim's browser stops at our page, which names
+    // the account; nothing happens unless the person chooses to continue.
+    let r = post_acs(&victim, "bound", &org.idp.response(&Mint::new(&mallory, &org.entity_id, &org.acs, None))).await;
+    let to = location(&r);
+    assert!(to.starts_with("/login/sso/confirm?token="), "{to}");
+    let page = victim.get(&to).await;
+    assert!(page.body.contains(&mallory) && page.body.contains("Continue to"), "{}", page.body);
+    assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null);
+    // The SP-initiated finish can't be used to skip the question.
+    let skipped = victim.get(&format!("/sso/bound/continue?token={}", common::token_of(&to))).await;
+    assert_eq!(location(&skipped), "/login?problem=1");
+    assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null);
+    // Only choosing to continue signs in, and a handoff works once.
+    let r = victim.call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(victim.call("my_session", &[]).await.json()["user"]["email"], mallory.as_str());
+    let r = app.browser().call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "spent: {}", r.body);
 }

@@ -108,3 +108,61 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded_and_oth
     let ip: String = sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&direct.inspect).await.unwrap();
     assert_eq!(ip, "127.0.0.1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_keeps_only_a_digest_of_each_session_and_no_session_outlives_thirty_days() {
+    let app = TestApp::spawn().await;
+    app.signed_up("kim@example.test").await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/log_in", app.base))
+        .header("accept", "application/json")
+        .form(&[("email", "kim@example.test"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("tessera_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("a session cookie");
+    let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE id = $1").bind(&cookie).fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(raw, 0, "the cookie itself is nowhere in the table");
+    let digest: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE id = encode(sha256(convert_to($1, 'UTF8')), 'hex')")
+        .bind(&cookie)
+        .fetch_one(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(digest, 1, "its SHA-256 is");
+    // Nor is the session id inside the stored record, in either byte order.
+    let id: [u8; 16] = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &cookie).unwrap().try_into().unwrap();
+    let mut big_endian = id;
+    big_endian.reverse();
+    let inside: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE position($1 in data) > 0 OR position($2 in data) > 0")
+        .bind(id.to_vec())
+        .bind(big_endian.to_vec())
+        .fetch_one(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(inside, 0, "the stored record doesn't hold the session id");
+
+    let me = |cookie: String| {
+        let base = app.base.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/my_session"))
+                .header("accept", "application/json")
+                .header("cookie", format!("tessera_session={cookie}"))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert!(me(cookie.clone()).await.is_object(), "the cookie signs in");
+    // Active every day, but signed in 31 days ago: over.
+    sqlx::query("UPDATE sessions SET created_at = now() - interval '31 days'").execute(&app.inspect).await.unwrap();
+    assert_eq!(me(cookie).await, Value::Null, "a session ends 30 days after sign-in, however active");
+}

@@ -217,3 +217,33 @@ async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
     owner.call("create_project", &[("slug", "acme"), ("name", ""), ("description", "")]).await;
     assert_eq!(app.count(total).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_organizations_takes_a_confirmed_address_and_is_limited() {
+    let app = TestApp::spawn_with(|c| c.topology.dedicated_tenants_max = 1).await;
+    common::within_one_window(24 * 60, 120).await;
+    let fresh = app.browser();
+    let r = fresh.call("sign_up", &[("email", "new@example.com"), ("password", "correct horse battery"), ("name", "")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
+    let r = fresh.call("create_org", &[("name", "Spam"), ("slug", "spam")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.error_message().contains("Confirm your email"), "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM tenants").await, 0);
+
+    // Databases of their own are capped for the deployment; the refusal points at the others.
+    let ada = app.signed_up("ada@example.com").await;
+    let r = ada.call("create_org", &[("name", "Own DB"), ("slug", "own-db"), ("model", "dedicated")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = ada.call("create_org", &[("name", "Second DB"), ("slug", "second-db"), ("model", "dedicated")]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("model")), "{}", r.body);
+    assert!(r.error_message().contains("own schema"), "{}", r.body);
+
+    // Ten a day per person.
+    for i in 2..=10 {
+        let r = ada.call("create_org", &[("name", &format!("Org {i}")), ("slug", &format!("org-{i}"))]).await;
+        assert_eq!(r.status, StatusCode::OK, "org {i}: {}", r.body);
+    }
+    let r = ada.call("create_org", &[("name", "One more"), ("slug", "one-more")]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM tenants").await, 10);
+}

@@ -35,7 +35,9 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
 
 #[server(endpoint = "sign_up")]
 pub async fn sign_up(email: String, password: String, name: String, next: Option<String>) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.sign_up(&email, &password, &name).await.app()?;
+    let backend = ssr::backend()?;
+    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
+    let user = backend.identity.sign_up(&email, &password, &name, &ssr::meta()).await.app()?;
     ssr::start_session(user.id, false).await?;
     leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
     Ok(())
@@ -44,13 +46,8 @@ pub async fn sign_up(email: String, password: String, name: String, next: Option
 #[server(endpoint = "log_in")]
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     let backend = ssr::backend()?;
-    // People at a domain whose organization requires its SSO go there (its Owners keep their
-    // password, so a broken IdP set-up can still be fixed).
-    if let Some((slug, name, true)) = tessera_backend::sso::domains::organization_for_email(&backend.tenancy, &email).await.app()? {
-        if !tessera_backend::sso::domains::is_owner(&backend.tenancy, &slug, &email).await.app()? {
-            return Err(AppError::SsoRequired(format!("{name} signs its people in with single sign-on. Use \"Sign in with SSO\" below.")));
-        }
-    }
+    // Said before the password is checked; `sign_in` applies the same rule to every first factor.
+    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
     let user = backend.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
     let target = ssr::sign_in(user.id, next.as_deref()).await?;
     leptos_axum::redirect(&target);
@@ -61,6 +58,7 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
 /// is the same whether or not the address has an account.
 #[server(endpoint = "request_sign_in_link")]
 pub async fn request_sign_in_link(email: String) -> Result<String, AppError> {
+    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await.app()?;
     let browser = ssr::browser_secret().await?;
     ssr::backend()?.identity.request_magic_link(&email, &browser, &ssr::meta()).await.app()?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
@@ -91,8 +89,26 @@ pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
 
 #[server(endpoint = "verify_email")]
 pub async fn verify_email(token: String) -> Result<(), AppError> {
-    ssr::backend()?.identity.verify_email(&token, &ssr::meta()).await.app()?;
-    leptos_axum::redirect("/?verified=1");
+    use tessera_backend::identity::Verified;
+    let signed_in_as = ssr::user_id().await?;
+    let (_, outcome) = ssr::backend()?.identity.verify_email(&token, signed_in_as, &ssr::meta()).await.app()?;
+    match outcome {
+        // Confirmed from a browser not signed in to the account: whoever registered the address
+        // is out, and the inbox's owner signs in by a way bound to their own browser (see
+        // `Identity::verify_email`). The login page says so.
+        Verified::RegistrantEvicted => {
+            ssr::session()?
+                .insert(
+                    ssr::SIGN_IN_PROBLEM_KEY,
+                    "Your address is confirmed. For your security, the password chosen when this account was created no longer works and its \
+                     other sign-ins were ended: sign in with an emailed link, or reset your password.",
+                )
+                .await
+                .map_err(ssr::internal)?;
+            leptos_axum::redirect("/login?problem=1");
+        }
+        Verified::Confirmed => leptos_axum::redirect("/?verified=1"),
+    }
     Ok(())
 }
 
@@ -104,6 +120,7 @@ pub async fn resend_verification() -> Result<(), AppError> {
 
 #[server(endpoint = "request_password_reset")]
 pub async fn request_password_reset(email: String) -> Result<String, AppError> {
+    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await.app()?;
     ssr::backend()?.identity.request_password_reset(&email, &ssr::meta()).await.app()?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }

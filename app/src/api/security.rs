@@ -61,7 +61,8 @@ pub async fn begin_mfa_enrolment() -> Result<MfaEnrolment, AppError> {
 #[server(endpoint = "confirm_mfa_enrolment")]
 pub async fn confirm_mfa_enrolment(code: String) -> Result<Vec<String>, AppError> {
     let user_id = ssr::require_recent_auth().await?;
-    let codes = ssr::backend()?.identity.confirm_mfa_enrolment(user_id, &code, &ssr::meta()).await.app()?;
+    let this_session = ssr::session_id()?;
+    let codes = ssr::backend()?.identity.confirm_mfa_enrolment(user_id, &code, this_session.as_deref(), &ssr::meta()).await.app()?;
     ssr::mark_authenticated(true).await?;
     Ok(codes)
 }

@@ -94,3 +94,21 @@ pub async fn find_sso(email: String, next: Option<String>) -> Result<String, App
     let next = ssr::safe_next(next.as_deref());
     Ok(format!("/sso/{slug}/login?next={}", crate::query_escape(&next)))
 }
+
+/// Who an IdP-initiated sign-in would sign in, for the page that asks the person to confirm.
+#[server(endpoint = "sso_handoff")]
+pub async fn sso_handoff(token: String) -> Result<tessera_domain::dto::SsoHandoffPreview, AppError> {
+    tessera_backend::sso::saml::preview_handoff(&ssr::backend()?.tenancy, &token).await.app()
+}
+
+/// The person confirmed, on our own page (a same-origin POST, so no other site can send it),
+/// that they mean to sign in as the account their IdP named.
+#[server(endpoint = "confirm_sso_handoff")]
+pub async fn confirm_sso_handoff(token: String) -> Result<(), AppError> {
+    use tessera_backend::sso::saml::{redeem_handoff, Redeemer};
+    let backend = ssr::backend()?;
+    let sign_in = redeem_handoff(&backend.tenancy, &token, Redeemer::Confirmed).await.app()?;
+    let target = ssr::sign_in_on(&ssr::session()?, &backend, &ssr::meta(), sign_in.user_id, Some(&sign_in.next), Some(sign_in.tenant_id)).await?;
+    leptos_axum::redirect(&target);
+    Ok(())
+}

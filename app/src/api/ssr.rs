@@ -118,6 +118,12 @@ pub async fn sign_in_on(
     sso_tenant: Option<Uuid>,
 ) -> Result<String, AppError> {
     let next = safe_next(next);
+    // Every first factor but the organization's own IdP ends here, so the domain's "sign in
+    // with our SSO" rule is applied once, for all of them.
+    if sso_tenant.is_none() {
+        let user = backend.identity.user(user_id).await.app()?.ok_or(AppError::Unauthenticated)?;
+        tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &user.email).await.app()?;
+    }
     if backend.identity.mfa_enabled(user_id).await.app()? {
         // A new id here too: the half-signed-in session must not be one an attacker planted.
         session.cycle_id().await.map_err(internal)?;
@@ -251,17 +257,5 @@ pub fn parse_role(raw: &str) -> Result<Role, AppError> {
 
 /// Where to go after logging in: only paths on this site, never `//evil.example` or a full URL.
 pub fn safe_next(next: Option<&str>) -> String {
-    match next.map(str::trim) {
-        // A local path of printable ASCII only: browsers drop tabs and newlines (so "/\t/evil"
-        // would become "//evil"), and control characters can't go in a Location header.
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && path.bytes().all(|b| (0x21..=0x7e).contains(&b)) =>
-        {
-            path.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    next.and_then(tessera_domain::input::local_path).unwrap_or("/").to_string()
 }

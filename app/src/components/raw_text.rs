@@ -8,8 +8,8 @@
 //! both are set through the DOM, as text, so the escaping happens on the server only; what the
 //! browser parses from the server's HTML is then exactly the string hydration expects.
 //!
-//! Pages never use `<Title>` or `<textarea>` directly: `app/src/components/raw_text.rs` is the
-//! only place they appear, which a test in this module enforces.
+//! Pages never use `<Title>` or `<textarea>` directly (nor `<script>`, `<style>`, `<noscript>` or
+//! `inner_html`): this module is the only place they appear, which a test here enforces.
 
 use leptos::prelude::*;
 
@@ -77,8 +77,11 @@ mod tests {
                     stack.push(path);
                 } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("components/raw_text.rs") {
                     let code = std::fs::read_to_string(&path).unwrap();
-                    for needle in ["<textarea", "<Title", "leptos_meta::Title", "<script", "<style", "<noscript"] {
-                        if code.contains(needle) {
+                    for needle in ["<textarea", "<Title", "leptos_meta::Title", "<script", "<style", "<noscript", "inner_html"] {
+                        // The one reviewed `inner_html`: the QR code, an SVG drawn by the server
+                        // from modules alone (no text in it).
+                        let reviewed = needle == "inner_html" && path.ends_with("pages/security.rs") && code.matches("inner_html").count() == 1;
+                        if code.contains(needle) && !reviewed {
                             offenders.push(format!("{} uses {needle}", path.display()));
                         }
                     }

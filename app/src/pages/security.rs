@@ -16,7 +16,7 @@ use tessera_domain::dto::MfaEnrolment;
 /// A local path to return to (`?next=`), never another site.
 fn local_next() -> Memo<Option<String>> {
     let query = use_query_map();
-    Memo::new(move |_| query.read().get("next").filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')))
+    Memo::new(move |_| query.read().get("next").and_then(|n| tessera_domain::input::local_path(&n).map(str::to_string)))
 }
 
 /// The links between the account pages.

@@ -2,7 +2,8 @@
 //! email domains, map attributes and groups, require SSO. And, for everyone, "Sign in with SSO".
 
 use crate::api::{
-    org_sso_settings, AddSsoDomain, FindSso, RemoveSsoDomain, RemoveSsoIdp, SaveSsoIdp, SaveSsoMapping, VerifySsoDomain,
+    org_sso_settings, sso_handoff, AddSsoDomain, ConfirmSsoHandoff, FindSso, RemoveSsoDomain, RemoveSsoIdp, SaveSsoIdp, SaveSsoMapping,
+    VerifySsoDomain,
 };
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
@@ -235,6 +236,52 @@ pub fn SsoSignInPage() -> impl IntoView {
                 <Submit label="Continue" busy_label="Finding your organization…" pending=action.pending() />
             </ActionForm>
             <p class="muted"><a href="/login">"Back to other ways to log in"</a></p>
+        </section>
+    }
+}
+
+/// An IdP-initiated sign-in, confirmed here before anyone is signed in: without this, a page
+/// anywhere could post someone else's valid response to our ACS and sign this browser in as
+/// them (login CSRF). The person sees which account and organization, and chooses.
+#[component]
+pub fn SsoConfirmPage() -> impl IntoView {
+    let query = use_query_map();
+    let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
+    let preview = Resource::new(move || token.get(), sso_handoff);
+    let confirm = ServerAction::<ConfirmSsoHandoff>::new();
+    let error = last_error(confirm);
+    view! {
+        <PageTitle text="Continue with single sign-on" />
+        <section class="auth-card card" data-testid="sso-confirm">
+            <Suspense fallback=|| view! { <p class="loading">"Checking the sign-in…"</p> }>
+                {move || Suspend::new(async move {
+                    match preview.await {
+                        Ok(preview) => view! {
+                            <h1>{format!("Continue to {}?", preview.organization)}</h1>
+                            <p>
+                                {format!("Your identity provider is signing you in to {} as ", preview.organization)}
+                                <strong data-testid="sso-confirm-email">{preview.email.clone()}</strong>"."
+                            </p>
+                            <p class="muted">"If you didn't just choose Tessera in your identity provider, don't continue."</p>
+                            <ActionForm action=confirm attr:class="form">
+                                <FormAlert error fields=&[] />
+                                <input type="hidden" name="token" value=token.get_untracked() />
+                                <div class="button-row">
+                                    <Submit label="Continue" busy_label="Signing in…" pending=confirm.pending() />
+                                    <a class="btn btn-ghost" href="/login">"Cancel"</a>
+                                </div>
+                            </ActionForm>
+                        }
+                        .into_any(),
+                        Err(error) => view! {
+                            <h1>"This sign-in can't continue"</h1>
+                            <p role="alert">{error.to_string()}</p>
+                            <a class="btn btn-ghost" href="/login">"Go to the sign-in page"</a>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }

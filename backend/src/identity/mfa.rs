@@ -141,7 +141,11 @@ impl Identity {
 
     /// Finishes enrolment with a first code from the app; hands back the recovery codes, which
     /// are shown this once and stored only hashed.
-    pub async fn confirm_mfa_enrolment(&self, user_id: Uuid, code: &str, meta: &RequestMeta) -> Result<Vec<String>> {
+    ///
+    /// Other browsers and API sign-ins were let in on a password alone, and turning two-factor
+    /// on is what someone does who fears that password is known: they are signed out (this
+    /// browser, `this_session`, stays).
+    pub async fn confirm_mfa_enrolment(&self, user_id: Uuid, code: &str, this_session: Option<&str>, meta: &RequestMeta) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         let pending: Option<(Vec<u8>, Option<time::OffsetDateTime>)> =
             sqlx::query_as("SELECT secret_sealed, confirmed_at FROM user_totp WHERE user_id = $1 FOR UPDATE")
@@ -166,6 +170,11 @@ impl Identity {
             .execute(&mut *tx)
             .await?;
         let codes = replace_recovery_codes(&mut tx, user_id).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session.map(crate::sessions::stored_id)).execute(&mut *tx).await?;
+        sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         events::record(&mut tx, Event::MfaEnabled, Some(user_id), None, meta).await?;
         tx.commit().await?;
         Ok(codes)
@@ -257,7 +266,7 @@ impl Identity {
             return Err(AppError::BadRequest("Two-factor authentication is already off.".into()).into());
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session.map(crate::sessions::stored_id)).execute(&mut *tx).await?;
         sqlx::query("UPDATE token_families SET mfa = false WHERE user_id = $1 AND mfa").bind(user_id).execute(&mut *tx).await?;
         events::record(&mut tx, Event::MfaDisabled, Some(user_id), None, meta).await?;
         tx.commit().await?;

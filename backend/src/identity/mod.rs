@@ -64,10 +64,16 @@ impl Identity {
         });
     }
 
-    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str) -> Result<CurrentUser> {
+    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str, meta: &RequestMeta) -> Result<CurrentUser> {
         let email = Email::parse(email)?;
         let password = Password::parse_new(password)?;
         let display_name = parse_display_name(display_name)?;
+        if let Some(ip) = meta.ip {
+            // Counted in its own transaction: a refused or failed sign-up still counts.
+            let mut tx = self.pool.begin().await?;
+            throttle::hit(&mut tx, &format!("signup:ip:{ip}"), throttle::SIGN_UPS_PER_IP).await?;
+            tx.commit().await?;
+        }
         let hash = hash_password(password).await?;
         let id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
@@ -98,7 +104,7 @@ impl Identity {
     /// repeated failures for one email (existing or not, so the lock reveals nothing) further
     /// attempts are refused for the rest of the window, right password or not.
     pub async fn log_in(&self, email: &str, password: &str, meta: &RequestMeta) -> Result<CurrentUser> {
-        let email = Email::parse(email).ok();
+        let email = Email::for_lookup(email);
         let email_bucket = format!("login:email:{}", email.as_ref().map(Email::as_str).unwrap_or("-"));
         let mut tx = self.pool.begin().await?;
         if let Some(ip) = meta.ip {
@@ -201,23 +207,45 @@ impl Identity {
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 
-    /// Confirms an address from the link sent at sign-up.
-    pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<CurrentUser> {
+    /// Confirms an address from the link sent at sign-up. `signed_in_as`: the account this
+    /// browser is signed in to, if any.
+    ///
+    /// Whoever follows the link owns the inbox, but the account may have been registered by
+    /// someone else, waiting for the owner to confirm it (pre-account hijack). So unless the
+    /// link is followed in the browser signed in to that very account, confirming an
+    /// unconfirmed account evicts its registrant, exactly as a magic link does
+    /// ([`Verified::RegistrantEvicted`]). Nobody is signed in by it: a confirmation link isn't
+    /// bound to a browser, so signing in here would let anyone sign a victim's browser in to an
+    /// account of theirs by sending them its link (login CSRF).
+    pub async fn verify_email(&self, token: &str, signed_in_as: Option<Uuid>, meta: &RequestMeta) -> Result<(CurrentUser, Verified)> {
         let mut tx = self.pool.begin().await?;
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::VerifyEmail, token, None).await?;
             // Only if the account still has the address the link was sent to.
-            sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1 AND lower(email) = lower($2)")
-                .bind(user_id)
-                .bind(&email)
-                .execute(&mut *tx)
-                .await?;
+            let unconfirmed: Option<bool> =
+                sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 AND lower(email) = lower($2) FOR UPDATE")
+                    .bind(user_id)
+                    .bind(&email)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let outcome = match unconfirmed {
+                Some(true) if signed_in_as != Some(user_id) => {
+                    evict_unconfirmed_registrant(&mut tx, user_id).await?;
+                    Verified::RegistrantEvicted
+                }
+                Some(true) => {
+                    sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+                    Verified::Confirmed
+                }
+                _ => Verified::Confirmed,
+            };
             events::record(&mut tx, Event::EmailVerified, Some(user_id), Some(&email), meta).await?;
-            Ok(user_id)
+            Ok((user_id, outcome))
         }
         .await;
-        let user_id = self.finish_link(tx, result, meta).await?;
-        self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
+        let (user_id, outcome) = self.finish_link(tx, result, meta).await?;
+        let user = self.user(user_id).await?.ok_or_else(|| AppError::not_found())?;
+        Ok((user, outcome))
     }
 
     /// Sends a fresh verification link to a signed-in user who hasn't confirmed yet.
@@ -361,6 +389,32 @@ impl Identity {
     }
 }
 
+#[cfg(test)]
+mod password_tests {
+    use super::{dummy_hash, hash_to_check, verify_password};
+
+    /// An account without a password costs a full Argon2 check to refuse, as a wrong password
+    /// does: otherwise the response time would tell which addresses have passwords.
+    #[test]
+    fn an_account_without_a_password_is_checked_against_a_real_hash_and_refused() {
+        let (checked, real) = hash_to_check("!unusable");
+        assert!(!real);
+        assert_eq!(checked.map(|h| h.to_string()), Some(dummy_hash().to_string()));
+        assert!(!verify_password("anything", "!unusable"));
+    }
+}
+
+/// What confirming an address did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The address is confirmed; nothing else changed.
+    Confirmed,
+    /// The account was unconfirmed and the link was followed elsewhere: its registrant's
+    /// password, sessions, second factor and tokens are gone. The inbox's owner signs in with
+    /// an emailed link (or resets the password).
+    RegistrantEvicted,
+}
+
 /// The owner of an address has just proved it, and the account was never confirmed: whoever
 /// registered it may have been someone else. Everything that person could have set up to get
 /// back in goes: password, sessions, second factor, connected accounts, API tokens.
@@ -398,8 +452,21 @@ pub(crate) async fn hash_password(password: Password) -> Result<String> {
     .map_err(|e| crate::Error::Internal(e.to_string()))?
 }
 
+/// Always spends one Argon2 verification, so an account without a password (a marker such as
+/// `!unusable` instead of a hash) answers in the same time as one with a wrong password.
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()).unwrap_or(false)
+    let (checked, real) = hash_to_check(hash);
+    let matches = checked.is_some_and(|checked| Argon2::default().verify_password(password.as_bytes(), &checked).is_ok());
+    matches && real
+}
+
+/// The hash a password is checked against: the stored one, or the dummy when none is stored
+/// (`false`: a match then means nothing).
+fn hash_to_check(stored: &str) -> (Option<PasswordHash<'_>>, bool) {
+    match PasswordHash::new(stored) {
+        Ok(parsed) => (Some(parsed), true),
+        Err(_) => (PasswordHash::new(dummy_hash()).ok(), false),
+    }
 }
 
 /// A real hash of a random secret, verified against when the email is unknown.

@@ -19,6 +19,13 @@ pub const LOGINS_PER_IP: Limit = Limit { max: 50, window_minutes: 15 };
 /// Emailed links (sign-in, reset) per address, and per requesting IP.
 pub const LINKS_PER_EMAIL: Limit = Limit { max: 5, window_minutes: 15 };
 pub const LINKS_PER_IP: Limit = Limit { max: 20, window_minutes: 15 };
+/// Accounts created from one address (each sends a mail): enough for an office signing up
+/// together, not for a script filling the table or someone's inbox.
+pub const SIGN_UPS_PER_IP: Limit = Limit { max: 20, window_minutes: 15 };
+/// Organizations one person, or one network, may create in a day: each is a schema or a whole
+/// database, so creating them is not free for the operator.
+pub const ORGS_PER_USER: Limit = Limit { max: 10, window_minutes: 24 * 60 };
+pub const ORGS_PER_IP: Limit = Limit { max: 20, window_minutes: 24 * 60 };
 /// SSO sign-ins started from one address: generous, since a whole office may sit behind one.
 pub const SSO_STARTS_PER_IP: Limit = Limit { max: 300, window_minutes: 15 };
 /// Refused SAML responses from one address before its ACS posts are turned away unread

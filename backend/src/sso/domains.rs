@@ -160,7 +160,25 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
     if removed.rows_affected() == 0 {
         return Err(AppError::NotFound("That domain isn't on the list.".into()).into());
     }
-    tx.commit(AuditEntry::new("domain.removed", "domain", &domain, serde_json::json!({ "domain": { "old": domain } }))).await
+    // The domain was what let this organization's IdP speak for these addresses: the accounts
+    // it linked there stop answering to it (they sign in as before by other means).
+    let unlinked = sqlx::query(
+        "DELETE FROM user_identities i USING users u
+          WHERE u.id = i.user_id AND i.provider = $1
+            AND (lower(split_part(u.email, '@', 2)) = $2 OR lower(split_part(i.email, '@', 2)) = $2)",
+    )
+    .bind(format!("saml:{}", ctx.tenant.id))
+    .bind(&domain)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    tx.commit(AuditEntry::new(
+        "domain.removed",
+        "domain",
+        &domain,
+        serde_json::json!({ "domain": { "old": domain }, "sso_links_removed": unlinked }),
+    ))
+    .await
 }
 
 /// The organization (slug, name) that verified the domain of `email` and has an IdP
@@ -203,11 +221,32 @@ mod tests {
     }
 }
 
+/// The rule for every way of signing in except the organization's own IdP (password, emailed
+/// link, password reset, OpenID Connect, GitHub, API sign-in, sign-up): an address at a domain
+/// whose organization requires its single sign-on must use it. That organization's Owners keep
+/// their other ways in, so a broken IdP set-up can still be fixed.
+pub async fn check_first_factor(tenancy: &Tenancy, email: &str) -> Result<()> {
+    if let Some((slug, name, true)) = organization_for_email(tenancy, email).await? {
+        if !is_owner(tenancy, &slug, email).await? {
+            return Err(AppError::SsoRequired(format!(
+                "{name} signs its people in with single sign-on: use \"Sign in with SSO\" with this address."
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Whether `email`'s account is an Owner of the organization `slug`.
 pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool> {
+    let Ok(slug) = crate::tenancy::known_slug(slug) else { return Ok(false) };
+    // The lookup form, not the sign-up rules: an Owner whose address predates today's rules
+    // must keep this way in.
+    let Some(email) = tessera_domain::input::Email::for_lookup(email) else { return Ok(false) };
+    let email = email.as_str();
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug).fetch_optional(&mut *tx).await?;
+    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?;
     let Some(tenant) = tenant else {
         tx.commit().await?;
         return Ok(false);

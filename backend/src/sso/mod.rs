@@ -316,6 +316,7 @@ pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
     sqlx::query("SELECT set_config('app.maintenance', 'prune', true)").execute(&mut *tx).await?;
     let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
     n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
+    n += sqlx::query("DELETE FROM sso_handoffs WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(n)
 }

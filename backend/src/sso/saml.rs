@@ -74,14 +74,21 @@ impl IdpMetadata {
 pub async fn fetch_metadata(sso: &Sso, url: &str) -> Result<String> {
     let bad = |why: &str| AppError::Invalid(FieldError::new("metadata_url", format!("Couldn't load metadata from that URL: {why}.")));
     let parsed = reqwest::Url::parse(url).map_err(|_| bad("it isn't a valid URL"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(bad("only http and https URLs work").into());
-    }
     // Names are checked by the client's resolver; an address written out is checked here.
     let literal = parsed.host_str().and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().ok());
+    // The metadata carries the certificates every sign-in is checked against: over plain http,
+    // anyone on the path could swap in their own. Only a local IdP (a development or test
+    // stand-in, where private hosts are allowed) may serve it over http.
+    let local_http = sso.private_metadata_hosts() && (literal.is_some_and(|ip| !super::outbound::is_public(ip)) || parsed.host_str() == Some("localhost"));
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("only https URLs work").into());
+    }
     let private = |why: String| AppError::Invalid(FieldError::new("metadata_url", format!("Tessera doesn't fetch metadata from {why}. Use the IdP's public metadata URL, or paste the XML.")));
     if !sso.private_metadata_hosts() && literal.is_some_and(|ip| !super::outbound::is_public(ip)) {
         return Err(private("private or local addresses".into()).into());
+    }
+    if parsed.scheme() == "http" && !local_http {
+        return Err(bad("it must be an https URL, so the certificates in it can't be swapped on the way").into());
     }
     let mut response = sso.http.get(parsed).send().await.map_err(|e| {
         let not_public = std::error::Error::source(&e).and_then(|mut cause| loop {
@@ -123,20 +130,20 @@ struct Connection {
     default_role: Role,
     jit_provisioning: bool,
     allow_idp_initiated: bool,
-    sso_satisfies_mfa: bool,
 }
 
 fn not_set_up() -> crate::Error {
     AppError::NotFound("This organization hasn't set up single sign-on. Sign in with your email instead.".into()).into()
 }
 
-async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, String, bool)> {
+async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, String)> {
+    let slug = crate::tenancy::known_slug(slug).map_err(|_| not_set_up())?;
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    let found: Option<(Uuid, String, String, bool)> = sqlx::query_as(
-        "SELECT id, slug, name, sso_satisfies_mfa FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')",
+    let found: Option<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, slug, name FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')",
     )
-    .bind(slug.trim().to_lowercase())
+    .bind(slug.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -144,7 +151,7 @@ async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, 
 }
 
 async fn connection(tenancy: &Tenancy, slug: &str) -> Result<Connection> {
-    let (tenant_id, slug, name, sso_satisfies_mfa) = tenant_by_slug(tenancy, slug).await?;
+    let (tenant_id, slug, name) = tenant_by_slug(tenancy, slug).await?;
     let mut tx = tenancy.begin_control(tenant_id, true).await?;
     type Row = (String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool);
     let row: Option<Row> = sqlx::query_as(
@@ -170,7 +177,6 @@ async fn connection(tenancy: &Tenancy, slug: &str) -> Result<Connection> {
         default_role: default_role.parse().unwrap_or(Role::Member),
         jit_provisioning,
         allow_idp_initiated,
-        sso_satisfies_mfa,
     })
 }
 
@@ -192,15 +198,24 @@ fn service_provider(sso: &Sso, slug: &str, idp_metadata: Option<EntityDescriptor
 }
 
 /// This organization's service provider metadata, for importing into its IdP.
-pub async fn sp_metadata(tenancy: &Tenancy, sso: &Sso, slug: &str) -> Result<String> {
-    let (_, slug, _, _) = tenant_by_slug(tenancy, slug).await?;
-    let sp = service_provider(sso, &slug, None, false)?;
+///
+/// The document depends only on the URL name, so it is served for any well-formed name without
+/// a lookup: the answer can't tell which organizations exist.
+pub async fn sp_metadata(sso: &Sso, slug: &str) -> Result<String> {
+    let slug = crate::tenancy::known_slug(slug).map_err(|_| not_set_up())?;
+    let sp = service_provider(sso, slug.as_str(), None, false)?;
     sp.metadata().and_then(|m| m.to_string()).map_err(|e| crate::Error::Internal(format!("SP metadata: {e}")))
 }
 
-/// Starts an SP-initiated sign-in: remembers the request, and returns the IdP URL to send
-/// the browser to.
-pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, meta: &RequestMeta) -> Result<String> {
+/// An SP-initiated sign-in on its way to the IdP: where to send the browser, and the nonce to
+/// leave in a cookie of that browser (the sign-in can only be finished where it is presented).
+pub struct StartedLogin {
+    pub idp_url: String,
+    pub browser_nonce: String,
+}
+
+/// Starts an SP-initiated sign-in: remembers the request, bound to a new browser nonce.
+pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, meta: &RequestMeta) -> Result<StartedLogin> {
     let conn = connection(tenancy, slug).await?;
     let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| crate::Error::Internal("stored IdP metadata no longer parses".into()))?;
     let sp = service_provider(sso, &conn.slug, Some(idp), false)?;
@@ -211,10 +226,12 @@ pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, m
     if let Some(ip) = meta.ip {
         throttle::hit(&mut tx, &format!("sso:start:ip:{ip}"), throttle::SSO_STARTS_PER_IP).await?;
     }
-    sqlx::query("INSERT INTO saml_requests (id, tenant_id, next_path) VALUES ($1, $2, $3)")
+    let browser_nonce = crate::identity::links::new_secret();
+    sqlx::query("INSERT INTO saml_requests (id, tenant_id, next_path, browser_hash) VALUES ($1, $2, $3, $4)")
         .bind(&request.id)
         .bind(conn.tenant_id)
         .bind(next)
+        .bind(crate::identity::links::digest(&browser_nonce))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -222,20 +239,29 @@ pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, m
         .redirect("")
         .map_err(|e| crate::Error::Internal(format!("AuthnRequest redirect: {e}")))?
         .ok_or_else(|| crate::Error::Internal("AuthnRequest without destination".into()))?;
-    Ok(url.to_string())
+    Ok(StartedLogin { idp_url: url.to_string(), browser_nonce })
 }
 
-/// A person signed in through their organization's IdP.
+/// A person signed in through their organization's IdP, handed to the browser to finish.
 #[derive(Debug)]
 pub struct SsoSignIn {
     pub user_id: Uuid,
     pub tenant_id: Uuid,
-    pub slug: String,
     /// Where to go: the page they started from, or the organization.
     pub next: String,
-    /// The organization counts its IdP's sign-in as two-factor.
-    pub counts_as_mfa: bool,
 }
+
+/// A checked response, waiting for its browser: the single-use token it redeems, and whether
+/// the sign-in was started here (then the browser's nonce must match; otherwise the person
+/// confirms first).
+#[derive(Debug)]
+pub struct Handoff {
+    pub token: String,
+    pub started_here: bool,
+}
+
+/// How long the browser has to come back for a checked response.
+const HANDOFF_LIFETIME_MINUTES: i32 = 5;
 
 /// Why a response was refused: what the person is told, and what the audit log keeps.
 struct Refusal {
@@ -300,7 +326,7 @@ const EMAIL_ATTRIBUTES: [&str; 4] = ["email", "mail", "http://schemas.xmlsoap.or
 
 /// Accepts a response posted to the organization's ACS. `relay_state` is only a hint of
 /// where to go (a local path) for IdP-initiated sign-ins.
-pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &str, relay_state: Option<&str>, meta: &RequestMeta) -> Result<SsoSignIn> {
+pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &str, relay_state: Option<&str>, meta: &RequestMeta) -> Result<Handoff> {
     let conn = connection(tenancy, slug).await?;
     let refusals = meta.ip.map(|ip| format!("sso:refused:ip:{ip}"));
     if let Some(bucket) = &refusals {
@@ -315,7 +341,7 @@ pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &s
         }
     }
     match accept(tenancy, sso, &conn, saml_response, relay_state, meta).await {
-        Ok(Ok(sign_in)) => Ok(sign_in),
+        Ok(Ok(handoff)) => Ok(handoff),
         Ok(Err(Refusal { reason })) => {
             tracing::warn!(tenant = %conn.slug, %reason, "refused a SAML response");
             let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
@@ -342,7 +368,7 @@ async fn accept(
     saml_response: &str,
     relay_state: Option<&str>,
     meta: &RequestMeta,
-) -> Result<std::result::Result<SsoSignIn, Refusal>> {
+) -> Result<std::result::Result<Handoff, Refusal>> {
     let outstanding: Vec<String> = {
         let mut tx = tenancy.begin_control(conn.tenant_id, true).await?;
         let ids = sqlx::query_scalar("SELECT id FROM saml_requests WHERE used_at IS NULL AND created_at > now() - make_interval(mins => $1)")
@@ -433,14 +459,20 @@ async fn accept(
             return Ok(Err(refuse("it was already used (a replayed response)")));
         }
         let mut next = None;
+        let mut browser_hash: Option<Vec<u8>> = None;
         if let Some(request_id) = &answered {
-            next = sqlx::query_scalar("UPDATE saml_requests SET used_at = now() WHERE id = $1 AND used_at IS NULL RETURNING next_path")
-                .bind(request_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if next.is_none() {
+            let request: Option<(String, Option<Vec<u8>>)> =
+                sqlx::query_as("UPDATE saml_requests SET used_at = now() WHERE id = $1 AND used_at IS NULL RETURNING next_path, browser_hash")
+                    .bind(request_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((path, hash)) = request else {
                 return Ok(Err(refuse("it answers a sign-in that was already completed")));
-            }
+            };
+            next = Some(path);
+            // Requests from before browsers were bound have no nonce: such a sign-in is
+            // confirmed on our page instead, like an IdP-initiated one.
+            browser_hash = hash;
         }
         let provider = format!("saml:{}", conn.tenant_id);
         let linked: Option<Uuid> = sqlx::query_scalar(
@@ -545,8 +577,22 @@ async fn accept(
         );
         audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, meta, &entry).await?;
         let fallback = format!("/t/{}", conn.slug);
-        let next = next.or_else(|| relay_state.filter(|r| r.starts_with('/') && !r.starts_with("//")).map(str::to_string)).unwrap_or(fallback);
-        Ok::<_, crate::Error>(Ok(SsoSignIn { user_id, tenant_id: conn.tenant_id, slug: conn.slug.clone(), next, counts_as_mfa: conn.sso_satisfies_mfa }))
+        let next = next.or_else(|| relay_state.and_then(tessera_domain::input::local_path).map(str::to_string)).unwrap_or(fallback);
+        let token = crate::identity::links::new_secret();
+        sqlx::query(
+            "INSERT INTO sso_handoffs (token_hash, tenant_id, user_id, email, browser_hash, next_path, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(mins => $7))",
+        )
+        .bind(crate::identity::links::digest(&token))
+        .bind(conn.tenant_id)
+        .bind(user_id)
+        .bind(email.as_str())
+        .bind(&browser_hash)
+        .bind(&next)
+        .bind(HANDOFF_LIFETIME_MINUTES)
+        .execute(&mut *tx)
+        .await?;
+        Ok::<_, crate::Error>(Ok(Handoff { token, started_here: browser_hash.is_some() }))
     }
     .await?;
     match result {
@@ -556,4 +602,67 @@ async fn accept(
         }
         Err(refusal) => Ok(Err(refusal)),
     }
+}
+
+
+fn handoff_gone() -> crate::Error {
+    AppError::BadRequest("This sign-in has expired or was already used. Start again from the sign-in page.".into()).into()
+}
+
+/// Opens a transaction in which the handoff `token` (and only it) is visible.
+async fn handoff_tx(tenancy: &Tenancy, token: &str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = tenancy.control_pool().begin().await?;
+    let hash: String = crate::identity::links::digest(token).iter().map(|b| format!("{b:02x}")).collect();
+    sqlx::query("SELECT set_config('app.sso_handoff', $1, true)").bind(hash).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Who an IdP-initiated sign-in would sign in, and where, for the confirmation page.
+pub async fn preview_handoff(tenancy: &Tenancy, token: &str) -> Result<tessera_domain::dto::SsoHandoffPreview> {
+    let mut tx = handoff_tx(tenancy, token).await?;
+    let found: Option<(String, String)> = sqlx::query_as(
+        "SELECT h.email, t.name FROM sso_handoffs h JOIN tenants t ON t.id = h.tenant_id
+          WHERE h.used_at IS NULL AND h.expires_at > now() AND h.browser_hash IS NULL",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (email, organization) = found.ok_or_else(handoff_gone)?;
+    Ok(tessera_domain::dto::SsoHandoffPreview { email, organization })
+}
+
+/// How the browser redeeming a handoff shows it is the right one.
+pub enum Redeemer<'a> {
+    /// The nonce cookie left when the sign-in started here (SP-initiated).
+    Nonce(Option<&'a str>),
+    /// The person confirmed on our own page that they mean to continue (IdP-initiated).
+    Confirmed,
+}
+
+/// Redeems a handoff, once. An SP-initiated sign-in needs the nonce of the browser that started
+/// it; an IdP-initiated one needs the person's confirmation.
+pub async fn redeem_handoff(tenancy: &Tenancy, token: &str, redeemer: Redeemer<'_>) -> Result<SsoSignIn> {
+    let mut tx = handoff_tx(tenancy, token).await?;
+    let found: Option<(Uuid, Uuid, Option<Vec<u8>>, String)> = sqlx::query_as(
+        "UPDATE sso_handoffs SET used_at = now() WHERE used_at IS NULL AND expires_at > now()
+         RETURNING tenant_id, user_id, browser_hash, next_path",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (tenant_id, user_id, browser_hash, next) = found.ok_or_else(handoff_gone)?;
+    match (&browser_hash, redeemer) {
+        (Some(expected), Redeemer::Nonce(Some(nonce))) if crate::identity::links::digest(nonce) == *expected => {}
+        (Some(_), _) => {
+            return Err(AppError::Forbidden(
+                "This sign-in was started in another browser, so it can't be finished here. Start again from the sign-in page in this browser.".into(),
+            )
+            .into())
+        }
+        (None, Redeemer::Confirmed) => {}
+        (None, Redeemer::Nonce(_)) => {
+            return Err(AppError::BadRequest("Confirm this sign-in on the page that asks for it.".into()).into());
+        }
+    }
+    tx.commit().await?;
+    Ok(SsoSignIn { user_id, tenant_id, next })
 }

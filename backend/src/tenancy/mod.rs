@@ -220,6 +220,7 @@ impl Tenancy {
     /// the organization trusts its IdP's MFA.
     pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Ctx> {
         let user_id = authn.user_id;
+        let slug = known_slug(slug)?;
         let mut tx = self.control.begin().await?;
         sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
         // With app.user_id set, the memberships policy shows only this user's own rows: one
@@ -232,7 +233,7 @@ impl Tenancy {
                LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
               WHERE t.slug = $1 AND t.status <> 'deleted'"
         ))
-        .bind(slug.trim().to_lowercase())
+        .bind(slug.as_str())
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -293,16 +294,29 @@ impl Tenancy {
             ))
             .into());
         }
-        if tenant.slug != slug.trim().to_lowercase() {
+        if known_slug(slug)?.as_str() != tenant.slug {
             return Err(AppError::not_found().into());
         }
+        // The creator's role now: a key never does more than its creator still may.
+        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(created_by.to_string()).execute(&mut *tx).await?;
+        let creator_role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.id)
+            .bind(created_by)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(creator_role) = creator_role.and_then(|r| r.parse::<Role>().ok()) else {
+            return Err(AppError::BadCredentials(
+                "The person who made this API key is no longer in the organization, so the key no longer works. Ask an admin for a new one.".into(),
+            )
+            .into());
+        };
         if stale {
             sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1").bind(key_id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         let tenant = servable(tenant)?;
         let scopes = scopes.iter().filter_map(|s| tessera_domain::Scope::parse(s)).collect();
-        Ok(Ctx::for_api_key(tenant, created_by, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta))
+        Ok(Ctx::for_api_key(tenant, created_by, creator_role, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
@@ -369,6 +383,8 @@ impl Tenancy {
         if taken {
             return Err(slug_taken(&slug).into());
         }
+        // After the cheap checks, so a taken name or a typo doesn't use up the day's allowance.
+        self.admit_new_organization(user_id, model, &meta).await?;
         let id = Uuid::new_v4();
         let placement = Placement::new(id, model, region.as_str());
         let version = provision::create_storage(&self.topology, &placement).await.map_err(|e| {
@@ -390,6 +406,39 @@ impl Tenancy {
                 Err(e)
             }
         }
+    }
+
+    /// Creating an organization costs the operator real resources (a schema, or a whole
+    /// database), so only people who proved their address may, at most so many a day per
+    /// person and per network, and dedicated databases are capped for the deployment.
+    async fn admit_new_organization(&self, user_id: Uuid, model: TenancyModel, meta: &RequestMeta) -> Result<()> {
+        use crate::identity::throttle;
+        let mut tx = self.control.begin().await?;
+        let confirmed: Option<bool> =
+            sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx).await?;
+        if confirmed != Some(true) {
+            return Err(AppError::Forbidden(
+                "Confirm your email address first (follow the link in the welcome mail), then create your organization.".into(),
+            )
+            .into());
+        }
+        throttle::hit(&mut tx, &format!("org:create:user:{user_id}"), throttle::ORGS_PER_USER).await?;
+        if let Some(ip) = meta.ip {
+            throttle::hit(&mut tx, &format!("org:create:ip:{ip}"), throttle::ORGS_PER_IP).await?;
+        }
+        if model == TenancyModel::Dedicated {
+            let dedicated: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM tenants WHERE model = 'dedicated' AND status <> 'deleted'").fetch_one(&mut *tx).await?;
+            if dedicated as u64 >= self.topology.dedicated_tenants_max() {
+                return Err(AppError::Invalid(FieldError::new(
+                    "model",
+                    "This deployment has no room for another organization with its own database right now. Choose shared tables or an own schema (you can move later).",
+                ))
+                .into());
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -537,4 +586,11 @@ impl WriteTx {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// An organization's URL name as a request gave it. Anything that can't be one (control
+/// characters, spaces, a reserved word) names no organization: not found, like a slug nobody
+/// took, and it never reaches a query.
+pub(crate) fn known_slug(raw: &str) -> Result<tessera_domain::input::OrgSlug> {
+    tessera_domain::input::OrgSlug::parse(raw).map_err(|_| AppError::not_found().into())
 }

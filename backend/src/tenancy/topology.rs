@@ -51,6 +51,9 @@ pub struct TopologyConfig {
     pub statement_timeout: Duration,
     /// Connections go through PgBouncer in transaction mode: no server-side statement cache.
     pub pgbouncer: bool,
+    /// At most this many organizations may have a database of their own (each is a `CREATE
+    /// DATABASE` on a region's cluster); past it, onboarding offers the other models.
+    pub dedicated_tenants_max: u64,
 }
 
 impl TopologyConfig {
@@ -71,6 +74,7 @@ impl TopologyConfig {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(15),
             pgbouncer: false,
+            dedicated_tenants_max: 100,
         }
     }
 }
@@ -91,6 +95,7 @@ pub struct Topology {
     dedicated_pool_size: u32,
     acquire_timeout: Duration,
     statement_timeout: Duration,
+    dedicated_tenants_max: u64,
 }
 
 /// Parses a connection URL, switching off the server-side statement cache behind PgBouncer
@@ -134,7 +139,12 @@ impl Topology {
             dedicated_pool_size: config.dedicated_pool_size.max(1),
             acquire_timeout: config.acquire_timeout,
             statement_timeout: config.statement_timeout,
+            dedicated_tenants_max: config.dedicated_tenants_max,
         })
+    }
+
+    pub fn dedicated_tenants_max(&self) -> u64 {
+        self.dedicated_tenants_max
     }
 
     pub fn acquire_timeout(&self) -> Duration {

@@ -128,8 +128,28 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError(AppError::BadRequest("The request body could not be read.".into())))?;
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(|e| ApiError(AppError::BadRequest(format!("The body must be a JSON object with the documented fields ({e})."))))
+        let malformed = |e: serde_json::Error| ApiError(AppError::BadRequest(format!("The body must be a JSON object with the documented fields ({e}).")));
+        // Parsed to a value first (serde_json refuses invalid UTF-8 and nesting deeper than 128
+        // levels), so a NUL anywhere in it is refused with its field before any handler runs.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(malformed)?;
+        if let Some(field) = field_with_nul(&value, "") {
+            let field = if field.is_empty() { "body".to_string() } else { field };
+            return Err(ApiError(AppError::Invalid(tessera_domain::input::FieldError::new(
+                &field,
+                format!("`{field}` contains a NUL character (\\u0000), which no field accepts."),
+            ))));
+        }
+        serde_json::from_value(value).map(Body).map_err(malformed)
+    }
+}
+
+/// The path (`name`, `items.2.name`) of the first string in `value` holding a NUL character.
+fn field_with_nul(value: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
+    match value {
+        serde_json::Value::String(s) => s.contains('\0').then(|| path.to_string()),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| field_with_nul(v, &join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| if k.contains('\0') { Some(join(k)) } else { field_with_nul(v, &join(k)) }),
+        _ => None,
     }
 }

@@ -3,7 +3,8 @@
 //! tenant isolation and audit records apply.
 
 use super::{enter, ApiResult, Body, Credential, Meta};
-use axum::extract::{Path, State};
+use crate::input_guard::TextPath;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -12,7 +13,7 @@ use tessera_domain::dto::{Member, ProjectSummary};
 use tessera_domain::AppError;
 use uuid::Uuid;
 
-pub async fn list_projects(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, Path(slug): Path<String>) -> ApiResult<Json<Vec<ProjectSummary>>> {
+pub async fn list_projects(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, TextPath(slug): TextPath<String>) -> ApiResult<Json<Vec<ProjectSummary>>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     Ok(Json(projects::list(&backend.tenancy, &ctx).await?))
 }
@@ -21,7 +22,7 @@ pub async fn get_project(
     State(backend): State<Backend>,
     Meta(meta): Meta,
     credential: Credential,
-    Path((slug, id)): Path<(String, String)>,
+    TextPath((slug, id)): TextPath<(String, String)>,
 ) -> ApiResult<Json<ProjectSummary>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
@@ -39,7 +40,7 @@ pub async fn create_project(
     State(backend): State<Backend>,
     Meta(meta): Meta,
     credential: Credential,
-    Path(slug): Path<String>,
+    TextPath(slug): TextPath<String>,
     Body(body): Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectSummary>)> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
@@ -47,7 +48,7 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(projects::get(&backend.tenancy, &ctx, id).await?)))
 }
 
-pub async fn list_members(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, Path(slug): Path<String>) -> ApiResult<Json<Vec<Member>>> {
+pub async fn list_members(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, TextPath(slug): TextPath<String>) -> ApiResult<Json<Vec<Member>>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     Ok(Json(members::list(&backend.tenancy, &ctx).await?))
 }

@@ -205,6 +205,7 @@ impl TestApp {
                 acquire_timeout: Duration::from_secs(3),
                 statement_timeout: Duration::from_secs(10),
                 pgbouncer,
+                dedicated_tenants_max: 100,
             },
             addr: "127.0.0.1:0".parse().unwrap(),
             site_root: "../target/site".into(),
@@ -547,5 +548,16 @@ impl Browser {
             }
         }
         panic!("too many redirects from {path}");
+    }
+}
+
+/// Waits, if need be, until the current fixed rate-limit window (`minutes` long, aligned to the
+/// epoch as the limiter aligns them) has at least `margin_secs` left, so a test that fills a
+/// window isn't split across two of them.
+pub async fn within_one_window(minutes: u64, margin_secs: u64) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let left = minutes * 60 - now % (minutes * 60);
+    if left < margin_secs {
+        tokio::time::sleep(Duration::from_secs(left + 1)).await;
     }
 }
