@@ -5,8 +5,8 @@ pub mod components;
 pub mod pages;
 
 use components::layout::AppHeader;
-use leptos::prelude::*;
 use components::raw_text::DocumentTitle;
+use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};

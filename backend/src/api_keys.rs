@@ -53,9 +53,8 @@ const SELECT_KEYS: &str = "SELECT k.id, k.name, k.prefix, k.scopes, COALESCE(u.d
 
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ApiKeySummary>> {
     let mut tx = tenancy.control_read(ctx, Permission::ManageApiKeys).await?;
-    let rows: Vec<KeyRow> = sqlx::query_as(&format!("{SELECT_KEYS} ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC"))
-        .fetch_all(tx.conn())
-        .await?;
+    let rows: Vec<KeyRow> =
+        sqlx::query_as(&format!("{SELECT_KEYS} ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC")).fetch_all(tx.conn()).await?;
     Ok(rows.into_iter().map(summary).collect())
 }
 

@@ -54,12 +54,7 @@ pub(crate) async fn insert_as(
 }
 
 /// An audit record for an operator or scheduled action (a move, a purge): no acting user.
-pub(crate) async fn insert_system(
-    conn: &mut PgConnection,
-    tenant_id: uuid::Uuid,
-    entry: &AuditEntry,
-    request_id: &str,
-) -> Result<()> {
+pub(crate) async fn insert_system(conn: &mut PgConnection, tenant_id: uuid::Uuid, entry: &AuditEntry, request_id: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (tenant_id, actor_id, action, target_type, target_id, changes, request_id)
          VALUES ($1, NULL, $2, $3, $4, $5, $6)",

@@ -62,6 +62,9 @@ pub enum TenantStatus {
 
 /// Who is acting, in which tenant, with which role. Only [`crate::tenancy::Tenancy::enter`]
 /// makes one, after checking the membership, so holding a `Ctx` means the membership is real.
+// The private `_sealed` field keeps construction inside this module (`#[non_exhaustive]` would
+// still allow it anywhere in the crate).
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct Ctx {
     pub tenant: TenantRef,

@@ -22,9 +22,7 @@ pub async fn connect(url: &str, max_connections: u32, pgbouncer: bool) -> Result
 pub async fn check_app_role(pool: &PgPool) -> Result<()> {
     let mut tx = pool.begin().await?;
     let (user, superuser, bypass): (String, bool, bool) =
-        sqlx::query_as("SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query_as("SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetch_one(&mut *tx).await?;
     if superuser || bypass {
         return Err(Error::Internal(format!(
             "refusing to start: database role \"{user}\" is a superuser or has BYPASSRLS; connect as the confined role (tessera_app)"

@@ -33,9 +33,7 @@ impl Error {
             // Two requests raced (the same address registered twice at once, say) and the
             // database kept its rules: nothing was written, so trying again is right. Known
             // constraints get their own messages where they are written; this is the fallback.
-            Error::Db(sqlx::Error::Database(db))
-                if db.is_unique_violation() || matches!(db.code().as_deref(), Some("40001" | "40P01")) =>
-            {
+            Error::Db(sqlx::Error::Database(db)) if db.is_unique_violation() || matches!(db.code().as_deref(), Some("40001" | "40P01")) => {
                 tracing::warn!(error = %db, "a request lost a race");
                 AppError::Conflict(FieldError::new(
                     "request",
@@ -57,9 +55,7 @@ impl Error {
                 let reference = uuid::Uuid::new_v4().simple().to_string();
                 let reference = &reference[..12];
                 tracing::error!(error = %other, reference, "internal error");
-                AppError::Internal(format!(
-                    "Something went wrong on our side. Please try again; if it keeps happening, quote reference {reference}."
-                ))
+                AppError::Internal(format!("Something went wrong on our side. Please try again; if it keeps happening, quote reference {reference}."))
             }
         }
     }

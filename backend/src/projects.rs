@@ -36,9 +36,7 @@ async fn summaries(tenancy: &Tenancy, rows: Vec<ProjectRow>) -> Result<Vec<Proje
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ProjectSummary>> {
     let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
     // No tenant filter here on purpose: row-level security supplies it.
-    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500"))
-        .fetch_all(tx.conn())
-        .await?;
+    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500")).fetch_all(tx.conn()).await?;
     drop(tx);
     summaries(tenancy, rows).await
 }
@@ -59,16 +57,14 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
     let description = ProjectDescription::parse(description)?;
     let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
     let id = Uuid::new_v4();
-    let created = sqlx::query(
-        "INSERT INTO projects (id, tenant_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(ctx.tenant.id)
-    .bind(name.as_str())
-    .bind(description.as_str())
-    .bind(ctx.user_id)
-    .execute(tx.conn())
-    .await;
+    let created = sqlx::query("INSERT INTO projects (id, tenant_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(ctx.tenant.id)
+        .bind(name.as_str())
+        .bind(description.as_str())
+        .bind(ctx.user_id)
+        .execute(tx.conn())
+        .await;
     match created {
         Ok(_) => {}
         Err(e) if unique_violation(&e).is_some() => {

@@ -8,12 +8,8 @@ use tessera_domain::{AppError, Role};
 
 pub const DEMO_SLUG: &str = "acme";
 pub const DEMO_PASSWORD: &str = "tessera-demo";
-pub const DEMO_USERS: [(&str, Role); 4] = [
-    ("owner@acme.test", Role::Owner),
-    ("admin@acme.test", Role::Admin),
-    ("member@acme.test", Role::Member),
-    ("viewer@acme.test", Role::Viewer),
-];
+pub const DEMO_USERS: [(&str, Role); 4] =
+    [("owner@acme.test", Role::Owner), ("admin@acme.test", Role::Admin), ("member@acme.test", Role::Member), ("viewer@acme.test", Role::Viewer)];
 
 /// Creates the demo data unless it is already there.
 pub async fn demo(backend: &Backend) -> Result<()> {

@@ -63,10 +63,8 @@ impl SessionStore for PgSessionStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
         loop {
-            let inserted = sqlx::query(
-                "INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-            )
-                    .bind(stored_id(&record.id.to_string()))
+            let inserted = sqlx::query("INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+                .bind(stored_id(&record.id.to_string()))
                 .bind(&data)
                 .bind(record.expiry_date)
                 .bind(user_of(record))
@@ -151,12 +149,13 @@ impl PgSessionStore {
     /// The user's live sessions, most recently active first. `current` is the asking session's id.
     pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(String, Vec<u8>, OffsetDateTime)> =
-            sqlx::query_as("SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() AND created_at > $2 ORDER BY expires_at DESC")
-                .bind(user_id)
-                .bind(OffsetDateTime::now_utc() - ABSOLUTE_LIFETIME)
-                .fetch_all(&mut *tx)
-                .await?;
+        let rows: Vec<(String, Vec<u8>, OffsetDateTime)> = sqlx::query_as(
+            "SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() AND created_at > $2 ORDER BY expires_at DESC",
+        )
+        .bind(user_id)
+        .bind(OffsetDateTime::now_utc() - ABSOLUTE_LIFETIME)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let text = |record: &Record, key: &str| record.data.get(key).and_then(|v| v.as_str()).map(str::to_string);
         Ok(rows

@@ -93,9 +93,7 @@ impl server_fn::error::FromServerFnError for AppError {
             E::Args(m) | E::MissingArg(m) => {
                 AppError::BadRequest(format!("The form was incomplete or malformed ({m}). Reload the page and try again."))
             }
-            E::Request(_) | E::Response(_) => {
-                AppError::Internal("We couldn't reach the server. Check your connection and try again.".into())
-            }
+            E::Request(_) | E::Response(_) => AppError::Internal("We couldn't reach the server. Check your connection and try again.".into()),
             other => AppError::Internal(other.to_string()),
         }
     }

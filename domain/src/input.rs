@@ -84,16 +84,10 @@ impl Password {
     pub fn parse_new(raw: &str) -> Result<Self, FieldError> {
         let n = char_count(raw);
         if n < Self::MIN_LEN {
-            return Err(FieldError::new(
-                "password",
-                format!("Use at least {} characters for your password.", Self::MIN_LEN),
-            ));
+            return Err(FieldError::new("password", format!("Use at least {} characters for your password.", Self::MIN_LEN)));
         }
         if n > Self::MAX_LEN {
-            return Err(FieldError::new(
-                "password",
-                format!("Use at most {} characters for your password.", Self::MAX_LEN),
-            ));
+            return Err(FieldError::new("password", format!("Use at most {} characters for your password.", Self::MAX_LEN)));
         }
         if raw.trim().is_empty() {
             return Err(FieldError::new("password", "A password of only spaces is not allowed."));
@@ -132,8 +126,7 @@ pub struct OrgSlug(String);
 
 impl OrgSlug {
     /// Words that would shadow routes or confuse people if used as an organization URL.
-    const RESERVED: [&'static str; 12] =
-        ["admin", "api", "app", "login", "logout", "new", "pkg", "settings", "signup", "static", "support", "www"];
+    const RESERVED: [&'static str; 12] = ["admin", "api", "app", "login", "logout", "new", "pkg", "settings", "signup", "static", "support", "www"];
 
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let slug = raw.trim().to_lowercase();
@@ -217,10 +210,7 @@ impl ProjectDescription {
         // Browsers submit a textarea's line breaks as CRLF; one form is stored.
         let value = raw.trim().replace("\r\n", "\n");
         if char_count(&value) > Self::MAX_LEN {
-            return Err(FieldError::new(
-                "description",
-                format!("Keep the description to {} characters or fewer.", Self::MAX_LEN),
-            ));
+            return Err(FieldError::new("description", format!("Keep the description to {} characters or fewer.", Self::MAX_LEN)));
         }
         if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
             return Err(FieldError::new("description", "The description can't contain control characters other than line breaks and tabs."));
@@ -255,7 +245,18 @@ mod tests {
 
     #[test]
     fn control_characters_and_undeliverable_addresses_are_refused() {
-        for bad in ["ada\0@example.com", "ada@exam\0ple.com", "ada@example.com\r\nBcc: x@y.z", "<script>@example.com", "a\"b@example.com", "\"a b\"@example.com", "adä@example.com", "a..b@example.com", ".ada@example.com", "ada@-example.com"] {
+        for bad in [
+            "ada\0@example.com",
+            "ada@exam\0ple.com",
+            "ada@example.com\r\nBcc: x@y.z",
+            "<script>@example.com",
+            "a\"b@example.com",
+            "\"a b\"@example.com",
+            "adä@example.com",
+            "a..b@example.com",
+            ".ada@example.com",
+            "ada@-example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
         for good in ["ada.lovelace+tessera@example.com", "o'brien@example.co.uk", "ada@bücher.example"] {

@@ -48,10 +48,7 @@ impl TenancyModel {
             "" | "pooled" => Ok(TenancyModel::Pooled),
             "schema" => Ok(TenancyModel::Schema),
             "dedicated" => Ok(TenancyModel::Dedicated),
-            other => Err(FieldError::new(
-                "model",
-                format!("\"{other}\" is not a data isolation option. Choose pooled, schema or dedicated."),
-            )),
+            other => Err(FieldError::new("model", format!("\"{other}\" is not a data isolation option. Choose pooled, schema or dedicated."))),
         }
     }
 }

@@ -64,9 +64,7 @@ fn named_urls(var: &str, value: &str) -> Result<Vec<(RegionName, String)>, Confi
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| {
-            let (name, url) = pair
-                .split_once('=')
-                .ok_or_else(|| ConfigError(format!("{var}: expected name=postgres://..., got {pair:?}")))?;
+            let (name, url) = pair.split_once('=').ok_or_else(|| ConfigError(format!("{var}: expected name=postgres://..., got {pair:?}")))?;
             let name = RegionName::parse(name).map_err(|e| ConfigError(format!("{var}: {}", e.message)))?;
             Ok((name, url.trim().to_string()))
         })
@@ -83,13 +81,10 @@ impl Config {
                 None => Ok(default),
             }
         };
-        let database_url = var("DATABASE_URL").ok_or_else(|| {
-            ConfigError("DATABASE_URL is not set. Use `cargo xtask dev`, which starts a database for you.".into())
-        })?;
+        let database_url = var("DATABASE_URL")
+            .ok_or_else(|| ConfigError("DATABASE_URL is not set. Use `cargo xtask dev`, which starts a database for you.".into()))?;
         let owner_database_url = var("DATABASE_OWNER_URL");
-        let addr = var("TESSERA_ADDR")
-            .or_else(|| var("LEPTOS_SITE_ADDR"))
-            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let addr = var("TESSERA_ADDR").or_else(|| var("LEPTOS_SITE_ADDR")).unwrap_or_else(|| "127.0.0.1:3000".into());
         let addr = addr.parse().map_err(|e| ConfigError(format!("TESSERA_ADDR {addr:?} is not host:port ({e})")))?;
 
         // Regions default to one called "local" on the control-plane database.
@@ -98,8 +93,7 @@ impl Config {
             None => vec![(RegionName::parse("local").expect("valid"), database_url.clone())],
         };
         let dedicated = named_urls("TESSERA_REGION_DEDICATED_URLS", &var("TESSERA_REGION_DEDICATED_URLS").unwrap_or_default())?;
-        let dedicated_owners =
-            named_urls("TESSERA_REGION_DEDICATED_OWNER_URLS", &var("TESSERA_REGION_DEDICATED_OWNER_URLS").unwrap_or_default())?;
+        let dedicated_owners = named_urls("TESSERA_REGION_DEDICATED_OWNER_URLS", &var("TESSERA_REGION_DEDICATED_OWNER_URLS").unwrap_or_default())?;
         for (var_name, list) in [("TESSERA_REGION_DEDICATED_URLS", &dedicated), ("TESSERA_REGION_DEDICATED_OWNER_URLS", &dedicated_owners)] {
             if let Some((unknown, _)) = list.iter().find(|(n, _)| !regions.iter().any(|(r, _)| r == n)) {
                 return Err(ConfigError(format!("{var_name} names region {unknown:?}, which TESSERA_REGIONS doesn't list")));
@@ -147,11 +141,9 @@ impl Config {
         let data_dir = std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into()));
         let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
         let email = match (var("TESSERA_RESEND_API_KEY"), var("TESSERA_SMTP_URL")) {
-            (Some(api_key), _) => EmailConfig::Resend {
-                api_key,
-                endpoint: var("TESSERA_RESEND_URL").unwrap_or_else(|| "https://api.resend.com/emails".into()),
-                from,
-            },
+            (Some(api_key), _) => {
+                EmailConfig::Resend { api_key, endpoint: var("TESSERA_RESEND_URL").unwrap_or_else(|| "https://api.resend.com/emails".into()), from }
+            }
             (None, Some(url)) => EmailConfig::Smtp { url, from },
             (None, None) => EmailConfig::Files { dir: data_dir.join("mail"), from },
         };
@@ -294,15 +286,19 @@ mod tests {
     #[test]
     fn a_mistyped_provider_is_refused_with_what_to_change() {
         assert!(refused(r#"[{"id": "okta", "name": "Okta", "client_id": "a", "client_secret": "b"}]"#).contains("needs an \"issuer\""));
-        assert!(refused(r#"[{"id": "gh", "name": "GitHub", "kind": "github", "issuer": "https://github.com", "client_id": "a", "client_secret": "b"}]"#)
-            .contains("GitHub has no issuer"));
+        assert!(refused(
+            r#"[{"id": "gh", "name": "GitHub", "kind": "github", "issuer": "https://github.com", "client_id": "a", "client_secret": "b"}]"#
+        )
+        .contains("GitHub has no issuer"));
         assert!(refused(r#"[{"id": "gh", "name": "GitHub", "kind": "gitlab", "client_id": "a", "client_secret": "b"}]"#).contains("unknown variant"));
         assert!(refused(r#"[{"id": "g", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b", "secret": "c"}]"#)
             .contains("unknown field"));
         assert!(refused(r#"[{"id": "G!", "name": "G", "issuer": "https://g.test", "client_id": "a", "client_secret": "b"}]"#).contains("lowercase"));
         // Secrets and codes travel to these addresses: https, unless it is this machine.
-        assert!(refused(r#"[{"id": "ghe", "name": "GHE", "kind": "github", "server_url": "http://github.acme.test", "client_id": "a", "client_secret": "b"}]"#)
-            .contains("must be an https URL"));
+        assert!(refused(
+            r#"[{"id": "ghe", "name": "GHE", "kind": "github", "server_url": "http://github.acme.test", "client_id": "a", "client_secret": "b"}]"#
+        )
+        .contains("must be an https URL"));
         assert!(refused(r#"[{"id": "g", "name": "G", "issuer": "http://idp.acme.test", "client_id": "a", "client_secret": "b"}]"#).contains("https"));
         assert!(oidc_providers(r#"[{"id": "g", "name": "G", "issuer": "http://127.0.0.1:4000", "client_id": "a", "client_secret": "b"}]"#).is_ok());
     }

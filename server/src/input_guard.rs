@@ -79,18 +79,16 @@ pub async fn refuse_unstorable_text(req: Request, next: Next) -> Response {
     }
     // Server functions decode any body as a form, whatever its Content-Type says, so theirs are
     // all checked; elsewhere only bodies labelled as forms are forms.
-    let server_function = path.starts_with("/api/") && !path.starts_with("/api/v1/");
-    if !is_form(&req) && !(server_function && req.method() == http::Method::POST) {
+    let server_function_call = path.starts_with("/api/") && !path.starts_with("/api/v1/") && req.method() == http::Method::POST;
+    let checked = is_form(&req) || server_function_call;
+    if !checked {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match to_bytes(body, MAX_FORM_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return refusal(
-                &path,
-                AppError::BadRequest(format!("This form is larger than {} MiB, so nothing was done.", MAX_FORM_BYTES >> 20)),
-            )
+            return refusal(&path, AppError::BadRequest(format!("This form is larger than {} MiB, so nothing was done.", MAX_FORM_BYTES >> 20)))
         }
     };
     if let Some(error) = first_problem(&bytes) {

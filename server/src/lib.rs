@@ -13,8 +13,8 @@ use config::Config;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
-use tessera_app::{shell, App};
 use std::time::Duration;
+use tessera_app::{shell, App};
 use tessera_backend::sessions::PgSessionStore;
 use tessera_backend::tenancy::{lifecycle, migrate, topology::Topology};
 use tessera_backend::{db, seed, Backend};
@@ -81,12 +81,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         seed::demo(&backend).await?;
     }
 
-    let options = LeptosOptions::builder()
-        .output_name("tessera")
-        .site_root(config.site_root.as_str())
-        .site_pkg_dir("pkg")
-        .site_addr(config.addr)
-        .build();
+    let options =
+        LeptosOptions::builder().output_name("tessera").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.addr).build();
     let routes = generate_route_list(App);
     let services = backend.clone();
     let provide_backend = move || provide_context(backend.clone());
@@ -117,7 +113,9 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .merge(oidc::router(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
-    let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies)).merge(middleware::wrap_api(rest, &proxies)).merge(sso);
+    let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies))
+        .merge(middleware::wrap_api(rest, &proxies))
+        .merge(sso);
     Ok((middleware::harden(app, https), services))
 }
 

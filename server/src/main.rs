@@ -68,9 +68,7 @@ async fn migrate_command(config: &Config, jobs: usize) -> Result<(), String> {
     let topology = Topology::new(&config.topology).map_err(|e| e.to_string())?;
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tenants  {msg}")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} tenants  {msg}").map_err(|e| e.to_string())?.progress_chars("=> "),
     );
     let report = migrate::migrate_all(owner_url, &topology, jobs, &|done, total, slug| {
         bar.set_length(total as u64);

@@ -7,13 +7,13 @@ use axum::middleware::{from_fn, map_response, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use tessera_backend::sessions::PgSessionStore;
 use tessera_domain::AppError;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::SessionManagerLayer;
-use tessera_backend::sessions::PgSessionStore;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -30,10 +30,7 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxi
             .layer(trace)
             .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
             .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("strict-origin-when-cross-origin"),
-            ))
+            .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")))
             .layer(from_fn(crate::input_guard::explain_empty_errors))
             .layer(axum::middleware::from_fn_with_state(scheme, csrf_guard))
             .layer(from_fn(crate::input_guard::refuse_unstorable_text))
@@ -196,8 +193,7 @@ async fn csrf_guard(axum::extract::State(scheme): axum::extract::State<PublicSch
         next.run(req).await
     } else {
         tracing::warn!(path = %req.uri().path(), "refused a cross-site state-changing request");
-        (StatusCode::FORBIDDEN, "This request came from another site and was refused. Reload the page and try again.")
-            .into_response()
+        (StatusCode::FORBIDDEN, "This request came from another site and was refused. Reload the page and try again.").into_response()
     }
 }
 
@@ -231,7 +227,11 @@ mod tests {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         assert_eq!(proxies.client_ip(ip("203.0.113.7"), Some("1.2.3.4")), ip("203.0.113.7"), "an untrusted peer can't claim an address");
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("198.51.100.9")), ip("198.51.100.9"));
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("6.6.6.6, 198.51.100.9, 10.1.2.3")), ip("198.51.100.9"), "a client-written entry is ignored");
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), Some("6.6.6.6, 198.51.100.9, 10.1.2.3")),
+            ip("198.51.100.9"),
+            "a client-written entry is ignored"
+        );
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), Some("garbage, 10.1.2.3")), ip("10.1.2.3"));
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), None), ip("127.0.0.1"));
         assert_eq!(TrustedProxies::default().client_ip(ip("127.0.0.1"), Some("198.51.100.9")), ip("127.0.0.1"), "no proxies trusted by default");

@@ -79,7 +79,10 @@ async fn callback(
             let message = if error == "access_denied" {
                 format!("Signing in with {name} was cancelled.")
             } else {
-                format!("{name} couldn't complete the sign-in ({}). Please try again.", error.chars().filter(char::is_ascii_alphanumeric).take(40).collect::<String>())
+                format!(
+                    "{name} couldn't complete the sign-in ({}). Please try again.",
+                    error.chars().filter(char::is_ascii_alphanumeric).take(40).collect::<String>()
+                )
             };
             return problem(&session, linking, AppError::BadRequest(message)).await;
         }

@@ -98,9 +98,17 @@ struct AcsForm {
     relay_state: Option<String>,
 }
 
-async fn acs(State(backend): State<Backend>, session: Session, Meta(meta): Meta, TextPath(slug): TextPath<String>, form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>) -> Response {
+async fn acs(
+    State(backend): State<Backend>,
+    session: Session,
+    Meta(meta): Meta,
+    TextPath(slug): TextPath<String>,
+    form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let Ok(Form(AcsForm { saml_response: Some(response), relay_state })) = form else {
-        let e = tessera_domain::AppError::BadRequest("This address receives sign-ins from your identity provider; there was no SAML response in the request.".into());
+        let e = tessera_domain::AppError::BadRequest(
+            "This address receives sign-ins from your identity provider; there was no SAML response in the request.".into(),
+        );
         return problem(&session, e).await;
     };
     // A checked response signs nobody in here: this POST comes from the IdP's page and carries

@@ -57,7 +57,6 @@ fn message(r: &Reply) -> String {
     r.body["error"]["message"].as_str().unwrap_or_default().to_string()
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_client_signs_in_works_in_its_organization_refreshes_and_signs_out() {
     let app = TestApp::spawn().await;
@@ -135,7 +134,8 @@ async fn a_refresh_token_used_twice_revokes_its_whole_family_but_racing_refreshe
     assert!(message(&replay).contains("already used"), "{}", replay.body);
     assert_eq!(api.refresh(&second).await.status, StatusCode::UNAUTHORIZED, "the legitimate successor is revoked too");
     assert_eq!(api.get("/api/v1/me", &racing_access).await.status, StatusCode::UNAUTHORIZED);
-    let reason: String = sqlx::query_scalar("SELECT revoked_reason FROM token_families WHERE revoked_at IS NOT NULL").fetch_one(&app.inspect).await.unwrap();
+    let reason: String =
+        sqlx::query_scalar("SELECT revoked_reason FROM token_families WHERE revoked_at IS NOT NULL").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(reason, "reuse");
     assert!(app.security_events("owner@rotor.test").await.iter().any(|e| e == "token.refresh_reused"));
     // A separate sign-in (another device) is untouched.
@@ -261,17 +261,21 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
 
     // A writer key creates, and the audit trail names the key.
     let r = owner
-        .call("create_api_key", &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "never")])
+        .call(
+            "create_api_key",
+            &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "never")],
+        )
         .await;
     let writer = r.json()["key"].as_str().unwrap().to_string();
     let writer_id = r.json()["summary"]["id"].as_str().unwrap().to_string();
     let r = api.post("/api/v1/orgs/keyed/projects", Some(&writer), json!({ "name": "Imported", "description": "by a script" })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let mut tenant = app.inspect_tenant("keyed").await;
-    let actor_key: Option<uuid::Uuid> = sqlx::query_scalar("SELECT actor_api_key_id FROM audit_log WHERE action = 'project.created' ORDER BY occurred_at DESC LIMIT 1")
-        .fetch_one(&mut tenant)
-        .await
-        .unwrap();
+    let actor_key: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT actor_api_key_id FROM audit_log WHERE action = 'project.created' ORDER BY occurred_at DESC LIMIT 1")
+            .fetch_one(&mut tenant)
+            .await
+            .unwrap();
     assert_eq!(actor_key.map(|k| k.to_string()), Some(writer_id.clone()));
 
     // Revoked and expired keys are refused and say why; an unknown key too.
@@ -290,7 +294,8 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
     assert!(message(&r).contains("expired"), "{}", r.body);
     assert_eq!(api.get("/api/v1/orgs/keyed/projects", "tsk_AAAAAAAA_notarealkeyatall0000000000000").await.status, StatusCode::UNAUTHORIZED);
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'api_key.%' ORDER BY occurred_at").fetch_all(&app.inspect).await.unwrap();
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'api_key.%' ORDER BY occurred_at").fetch_all(&app.inspect).await.unwrap();
     assert_eq!(actions, ["api_key.created", "api_key.created", "api_key.revoked"]);
 }
 
@@ -314,7 +319,8 @@ async fn keys_made_by_someone_who_leaves_the_organization_stop_working() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(message(&r).contains("revoked"), "{}", r.body);
     assert_eq!(api.get("/api/v1/orgs/keyed/projects", &owners_key).await.status, StatusCode::OK, "other keys are untouched");
-    let changes: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
+    let changes: Value =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(changes["api_keys"], json!({ "old": 1, "new": 0 }));
 }
 
@@ -325,7 +331,10 @@ async fn an_api_key_never_does_more_than_its_creator_still_may() {
     let admin = app.signed_up("adm@example.test").await;
     owner.invite_and_accept("keyed", "adm@example.test", "admin", &admin).await;
     let r = admin
-        .call("create_api_key", &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")])
+        .call(
+            "create_api_key",
+            &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let key = r.json()["key"].as_str().unwrap().to_string();

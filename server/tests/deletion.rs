@@ -41,12 +41,10 @@ async fn only_an_owner_who_types_the_name_can_schedule_deletion_and_it_can_be_ca
     let r = owner.call("cancel_org_deletion", &[("slug", "acme")]).await;
     assert!(r.status.is_success(), "{}", r.body);
     owner.add_project("acme", "Back in business").await;
-    let actions: Vec<String> = sqlx::query_scalar(
-        "SELECT action FROM audit_log WHERE action LIKE 'tenant.deletion%' ORDER BY occurred_at",
-    )
-    .fetch_all(&app.inspect)
-    .await
-    .unwrap();
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'tenant.deletion%' ORDER BY occurred_at")
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap();
     assert_eq!(actions, ["tenant.deletion_scheduled", "tenant.deletion_cancelled"]);
 }
 

@@ -39,7 +39,8 @@ async fn a_person_signs_in_with_an_emailed_link_once_in_the_browser_that_asked()
     let token = token_of(&link);
 
     // Only a hash is stored.
-    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM auth_tokens WHERE purpose = 'magic_link'").fetch_all(&app.inspect).await.unwrap();
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT token_hash FROM auth_tokens WHERE purpose = 'magic_link'").fetch_all(&app.inspect).await.unwrap();
     assert_eq!(stored, [Sha256::digest(token.as_bytes()).to_vec()]);
 
     // Opening the link (as a mail scanner would) uses nothing up; it shows whose link it is.
@@ -169,10 +170,7 @@ async fn a_password_reset_sets_a_new_password_and_signs_out_other_devices() {
     assert!(new.status.is_success() || new.status.is_redirection());
     let again = app.browser().call("reset_password", &[("token", &token), ("password", "another new passphrase")]).await;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "the link worked once");
-    assert_eq!(
-        names(&events(&app, &email).await),
-        ["password.reset_requested", "password.reset", "login.failed", "login.succeeded"]
-    );
+    assert_eq!(names(&events(&app, &email).await), ["password.reset_requested", "password.reset", "login.failed", "login.succeeded"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,11 +232,8 @@ async fn mail_can_go_through_an_http_provider_instead_of_smtp() {
     tokio::spawn(async move { axum::serve(listener, api).await.unwrap() });
 
     let app = TestApp::spawn_with(|c| {
-        c.email = tessera_backend::email::EmailConfig::Resend {
-            api_key: "re_test_key".into(),
-            endpoint,
-            from: "Tessera <no-reply@tessera.test>".into(),
-        }
+        c.email =
+            tessera_backend::email::EmailConfig::Resend { api_key: "re_test_key".into(), endpoint, from: "Tessera <no-reply@tessera.test>".into() }
     })
     .await;
     let email = format!("http-{}@example.test", uuid::Uuid::new_v4().simple());

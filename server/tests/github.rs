@@ -91,7 +91,10 @@ async fn the_github_callback_refuses_forged_state_spent_codes_and_cancellations(
     // "Cancel" on GitHub's page.
     let start = browser.get(START).await;
     let authorize = reqwest::Url::parse(&location(&start)).unwrap();
-    let cancelled = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    let cancelled = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
         .post(authorize.clone())
         .form(&[("decision", "cancel")])
         .send()

@@ -56,7 +56,8 @@ fn optional_fields(function: &str) -> &'static [&'static str] {
 
 /// Server functions that would sign the fuzzing browser in or out as someone else: they get a
 /// fresh browser each time.
-const ANONYMOUS: &[&str] = &["sign_up", "log_in", "log_out", "request_sign_in_link", "request_password_reset", "sign_in_with_link", "reset_password", "verify_email"];
+const ANONYMOUS: &[&str] =
+    &["sign_up", "log_in", "log_out", "request_sign_in_link", "request_password_reset", "sign_in_with_link", "reset_password", "verify_email"];
 
 /// The hostile values every field gets, with whether a refusal (4xx) is required.
 fn hostile_values() -> Vec<(&'static str, Vec<u8>, bool)> {
@@ -209,7 +210,17 @@ async fn every_rest_route_answers_hostile_bodies_and_paths_with_a_clear_4xx() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("fuzz").await;
     let r = owner
-        .call("create_api_key", &[("slug", "fuzz"), ("name", "Fuzzer"), ("projects_read", "on"), ("projects_write", "on"), ("members_read", "on"), ("expires_in_days", "30")])
+        .call(
+            "create_api_key",
+            &[
+                ("slug", "fuzz"),
+                ("name", "Fuzzer"),
+                ("projects_read", "on"),
+                ("projects_write", "on"),
+                ("members_read", "on"),
+                ("expires_in_days", "30"),
+            ],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let key = r.json()["key"].as_str().unwrap().to_string();
@@ -279,7 +290,13 @@ async fn every_rest_route_answers_hostile_bodies_and_paths_with_a_clear_4xx() {
     }
 
     // Paths: an organization or id that can't be one is simply not found.
-    for path in ["/api/v1/orgs/%00/projects", "/api/v1/orgs/fu%00zz/members", "/api/v1/orgs/%FF/projects", "/api/v1/orgs/fuzz/projects/%00", "/api/v1/orgs/fuzz/projects/not-an-id"] {
+    for path in [
+        "/api/v1/orgs/%00/projects",
+        "/api/v1/orgs/fu%00zz/members",
+        "/api/v1/orgs/%FF/projects",
+        "/api/v1/orgs/fuzz/projects/%00",
+        "/api/v1/orgs/fuzz/projects/not-an-id",
+    ] {
         let r = rest.send(reqwest::Method::GET, path, &key, None).await;
         humane(&r, path);
         assert!(r.status == StatusCode::NOT_FOUND || r.status == StatusCode::BAD_REQUEST, "{path}: {}", r.status);
@@ -298,6 +315,9 @@ async fn every_rest_route_answers_hostile_bodies_and_paths_with_a_clear_4xx() {
     // Nothing hostile was stored.
     let mut tenant = app.inspect_tenant("fuzz").await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut tenant).await.unwrap();
-    let long: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE length(name) > 100 OR length(description) > 2000").fetch_one(&mut tenant).await.unwrap();
+    let long: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE length(name) > 100 OR length(description) > 2000")
+        .fetch_one(&mut tenant)
+        .await
+        .unwrap();
     assert_eq!(long, 0, "of {stored} projects, none holds an over-long field");
 }

@@ -113,9 +113,7 @@ async fn after_login_only_local_next_paths_are_followed() {
         let r = browser.call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("next", next)]).await;
         assert_eq!(r.headers.get("location").map(|l| l.to_str().unwrap()), Some("/"), "{next:?}: {} {}", r.status, r.body);
     }
-    let r = browser
-        .call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("next", "/t/acme/projects")])
-        .await;
+    let r = browser.call("log_in", &[("email", "ada@example.com"), ("password", "correct horse battery"), ("next", "/t/acme/projects")]).await;
     assert_eq!(r.headers.get("location").unwrap(), "/t/acme/projects");
 }
 
@@ -138,7 +136,9 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
 
     // The same request from the app's own pages goes through.
     let own_origin = app.base.clone();
-    let r = browser.call_with_headers("create_org", &form, &[("origin", &own_origin), ("sec-fetch-site", "same-origin"), ("accept", "application/json")]).await;
+    let r = browser
+        .call_with_headers("create_org", &form, &[("origin", &own_origin), ("sec-fetch-site", "same-origin"), ("accept", "application/json")])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
@@ -188,7 +188,8 @@ async fn one_network_can_create_only_so_many_accounts_in_a_quarter_hour() {
     let app = TestApp::spawn().await;
     common::within_one_window(15, 120).await;
     for i in 0..20 {
-        let r = app.browser().call("sign_up", &[("email", &format!("person{i}@example.com")), ("password", "correct horse battery"), ("name", "")]).await;
+        let r =
+            app.browser().call("sign_up", &[("email", &format!("person{i}@example.com")), ("password", "correct horse battery"), ("name", "")]).await;
         assert!(r.status.is_success() || r.status.is_redirection(), "sign-up {i}: {} {}", r.status, r.body);
     }
     let r = app.browser().call("sign_up", &[("email", "one-more@example.com"), ("password", "correct horse battery"), ("name", "")]).await;

@@ -41,7 +41,10 @@ async fn a_newcomer_signs_up_from_the_invitation_email_and_lands_in_the_organiza
     // The link shows what it is before anyone signs in.
     let visitor = app.browser();
     let preview = visitor.call("open_invitation", &[("token", &token)]).await.json();
-    assert_eq!((preview["organization"].as_str(), preview["role"].as_str(), preview["state"].as_str()), (Some("Org acme"), Some("admin"), Some("Pending")));
+    assert_eq!(
+        (preview["organization"].as_str(), preview["role"].as_str(), preview["state"].as_str()),
+        (Some("Org acme"), Some("admin"), Some("Pending"))
+    );
     let page = visitor.get(&format!("/invite?token={token}")).await;
     assert!(page.body.contains("Join Org acme") && page.body.contains("Sign in to accept"), "{}", page.body);
 
@@ -178,7 +181,11 @@ async fn admins_resend_and_withdraw_invitations_and_people_decline_or_find_them_
     let r = invite(&owner, &old_email, "member").await;
     let old_id = r.json()["id"].as_str().unwrap().to_string();
     let old_token = emailed_token(&old_email).await;
-    sqlx::query("UPDATE invitations SET expires_at = now() - interval '1 day' WHERE email = $1").bind(&old_email).execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE invitations SET expires_at = now() - interval '1 day' WHERE email = $1")
+        .bind(&old_email)
+        .execute(&app.inspect)
+        .await
+        .unwrap();
     let old = app.signed_up(&old_email).await;
     let r = old.call("accept_invitation", &[("token", &old_token)]).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
@@ -188,8 +195,10 @@ async fn admins_resend_and_withdraw_invitations_and_people_decline_or_find_them_
     owner.call("resend_invitation", &[("slug", "acme"), ("id", &old_id)]).await;
     assert!(joined(&old.call("accept_invitation", &[("id", &old_id)]).await));
 
-    let actions: Vec<String> =
-        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'invitation.%' ORDER BY occurred_at").fetch_all(&app.inspect).await.unwrap();
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'invitation.%' ORDER BY occurred_at")
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap();
     for expected in ["invitation.sent", "invitation.resent", "invitation.revoked", "invitation.declined", "invitation.accepted"] {
         assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
     }
@@ -220,18 +229,17 @@ async fn an_organization_can_send_only_so_many_invitations_an_hour() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
     let tenant = app.tenant_id("acme").await;
-    sqlx::query(
-        "INSERT INTO auth_throttle (bucket, window_start, hits) VALUES ($1, date_bin(interval '60 minutes', now(), 'epoch'), 100)",
-    )
-    .bind(format!("invite:tenant:{tenant}"))
-    .execute(&app.inspect)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO auth_throttle (bucket, window_start, hits) VALUES ($1, date_bin(interval '60 minutes', now(), 'epoch'), 100)")
+        .bind(format!("invite:tenant:{tenant}"))
+        .execute(&app.inspect)
+        .await
+        .unwrap();
     let r = invite(&owner, "one-too-many@example.test", "member").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.error_message().contains("Try again in"), "{}", r.error_message());
     assert_eq!(app.count("SELECT count(*) FROM invitations").await, 0, "nothing half-done");
-    let other: Value = app.owner_of("other").await.call("invite_member", &[("slug", "other"), ("email", "x@example.test"), ("role", "member")]).await.json();
+    let other: Value =
+        app.owner_of("other").await.call("invite_member", &[("slug", "other"), ("email", "x@example.test"), ("role", "member")]).await.json();
     assert!(other["id"].is_string(), "other organizations are unaffected: {other}");
 }
 
@@ -258,7 +266,8 @@ async fn an_invitation_speaks_for_its_sender_and_lapses_with_their_rights() {
     assert_eq!(owner.call("remove_member", &[("slug", "acme"), ("user_id", &admin_id)]).await.status, StatusCode::OK);
     let accomplice_browser = app.signed_up(&accomplice).await;
     assert_eq!(accomplice_browser.call("open_invitation", &[("token", &token)]).await.json()["state"], "Withdrawn");
-    let changes: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
+    let changes: Value =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.removed'").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(changes["open_invitations"], serde_json::json!({ "old": 1, "new": 0 }));
 
     // And should the withdrawal be missed, accepting checks the sender's rights again.

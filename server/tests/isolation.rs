@@ -16,8 +16,11 @@ struct TwoTenants {
     label: String,
 }
 
+/// (model, region)
+type Placement = (&'static str, &'static str);
+
 /// (model, region) of Alice's "alpha" and Bob's "bravo".
-const PLACEMENTS: [((&str, &str), (&str, &str)); 5] = [
+const PLACEMENTS: [(Placement, Placement); 5] = [
     (("pooled", "eu"), ("pooled", "eu")),
     (("schema", "eu"), ("schema", "eu")),
     (("dedicated", "eu"), ("dedicated", "us")),
@@ -207,6 +210,7 @@ async fn the_server_refuses_to_start_when_a_regions_role_could_bypass_security()
     let mut config = t.config.clone();
     let us = &mut config.topology.regions[1];
     us.app_url = us.owner_url.clone().unwrap().replacen("tessera_owner@", "postgres@", 1);
-    let err = tessera_server::build(&config).await.err().expect("refuses to start").to_string();
+    let Err(err) = tessera_server::build(&config).await else { panic!("it must refuse to start") };
+    let err = err.to_string();
     assert!(err.contains("region us") && err.contains("superuser"), "{err}");
 }

@@ -70,7 +70,10 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     owner.call("create_project", &[("slug", "inject"), ("name", &payload('p')), ("description", &payload('d'))]).await;
     let project = app.project_id(&payload('p')).await;
     let r = owner
-        .call("create_api_key", &[("slug", "inject"), ("name", &payload('k')), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")])
+        .call(
+            "create_api_key",
+            &[("slug", "inject"), ("name", &payload('k')), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let key = r.json()["key"].as_str().unwrap().to_string();
@@ -98,7 +101,10 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     let mail = Inbox::latest(&member_email, "invited you to join").await;
     let invite_link = Inbox::link(&mail, "/invite?token=");
     let mail_html = mail["html"].as_str().unwrap();
-    assert!(live_markup(mail_html).is_empty() && mail_html.contains("xss(o)") && mail_html.contains("xss(n)"), "the invitation mail shows names as text");
+    assert!(
+        live_markup(mail_html).is_empty() && mail_html.contains("xss(o)") && mail_html.contains("xss(n)"),
+        "the invitation mail shows names as text"
+    );
     assert_eq!(member.get(&invite_link).await.status, StatusCode::OK);
     assert_inert(&member, &invite_link, &['o', 'n']).await;
     assert_inert(&member, "/", &['o']).await;

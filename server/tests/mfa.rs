@@ -28,7 +28,6 @@ fn location(r: &Response) -> String {
     r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery_code() {
     let app = TestApp::spawn().await;
@@ -60,7 +59,8 @@ async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery
     let sealed: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM user_totp").fetch_one(&app.inspect).await.unwrap();
     let raw = Secret::Encoded(secret.clone()).to_bytes().unwrap();
     assert!(!sealed.windows(raw.len()).any(|w| w == raw.as_slice()) && !String::from_utf8_lossy(&sealed).contains(&secret));
-    let dump: String = sqlx::query_scalar("SELECT string_agg(encode(code_hash, 'escape'), '') FROM recovery_codes").fetch_one(&app.inspect).await.unwrap();
+    let dump: String =
+        sqlx::query_scalar("SELECT string_agg(encode(code_hash, 'escape'), '') FROM recovery_codes").fetch_one(&app.inspect).await.unwrap();
     assert!(recovery.iter().all(|c| !dump.contains(c.as_str())));
 
     // The password alone now only gets as far as the code step.
@@ -181,10 +181,8 @@ async fn an_organization_can_require_two_factor_of_every_member() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let policy = owner.call("org_sign_in_policy", &[("slug", "vault")]).await.json();
     assert_eq!((policy["require_mfa"].as_bool(), policy["members_without_mfa"].as_i64()), (Some(true), Some(1)));
-    let changed: serde_json::Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'tenant.sign_in_policy_changed'")
-        .fetch_one(&app.inspect)
-        .await
-        .unwrap();
+    let changed: serde_json::Value =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'tenant.sign_in_policy_changed'").fetch_one(&app.inspect).await.unwrap();
     assert_eq!(changed["require_mfa"], serde_json::json!({ "old": false, "new": true }));
 
     // The member is stopped at the door, by API and by page, and told what to do.

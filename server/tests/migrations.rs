@@ -53,9 +53,7 @@ async fn two_hundred_schemas_and_twenty_databases_migrate_and_a_broken_tenant_fi
 
     let progress = std::sync::Mutex::new(Vec::new());
     let topology = app.backend.tenancy.topology();
-    let report = migrate::migrate_all(&app.owner_db_url, topology, 8, &|done, total, _| progress.lock().unwrap().push((done, total)))
-        .await
-        .unwrap();
+    let report = migrate::migrate_all(&app.owner_db_url, topology, 8, &|done, total, _| progress.lock().unwrap().push((done, total))).await.unwrap();
     let total = SCHEMA_TENANTS + DEDICATED_TENANTS + 1;
     assert_eq!(report.tenants.len(), total);
     assert_eq!(progress.lock().unwrap().len(), total, "progress after every tenant");

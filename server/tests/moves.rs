@@ -7,8 +7,8 @@ use common::TestApp;
 use reqwest::StatusCode;
 use tessera_backend::tenancy::relocate::{abort_move, move_tenant};
 use tessera_backend::tenancy::topology::RegionConfig;
-use tessera_domain::placement::RegionName;
 use tessera_backend::Error;
+use tessera_domain::placement::RegionName;
 use tessera_domain::AppError;
 
 /// Per tenant table: row count and a digest of the rows, read wherever the tenant lives now.
@@ -17,13 +17,12 @@ async fn snapshot(app: &TestApp, slug: &str) -> Vec<(String, i64, String)> {
     let mut conn = app.inspect_tenant(slug).await;
     let mut out = Vec::new();
     for table in ["audit_log", "projects"] {
-        let (n, digest): (i64, Option<String>) = sqlx::query_as(&format!(
-            "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {table} t WHERE tenant_id = $1"
-        ))
-        .bind(id)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+        let (n, digest): (i64, Option<String>) =
+            sqlx::query_as(&format!("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {table} t WHERE tenant_id = $1"))
+                .bind(id)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         out.push((table.to_string(), n, digest.unwrap_or_default()));
     }
     out
@@ -84,13 +83,12 @@ async fn an_organization_moves_pooled_to_dedicated_to_another_region_and_back_wi
         assert_eq!(listed.status, StatusCode::OK);
         assert_eq!(listed.json().as_array().unwrap().len(), 3);
     }
-    let moves: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT changes FROM audit_log WHERE tenant_id = $1 AND action = 'tenant.moved' ORDER BY occurred_at",
-    )
-    .bind(id)
-    .fetch_all(&app.inspect)
-    .await
-    .unwrap();
+    let moves: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE tenant_id = $1 AND action = 'tenant.moved' ORDER BY occurred_at")
+            .bind(id)
+            .fetch_all(&app.inspect)
+            .await
+            .unwrap();
     assert_eq!(moves.len(), 3, "every move is audited in the control plane");
     assert_eq!(moves[1]["region"], serde_json::json!({ "old": "eu", "new": "us" }));
     assert_eq!(moves[2]["verified"]["projects"]["rows"], 3);
@@ -138,8 +136,7 @@ async fn moves_with_bad_input_are_refused_and_change_nothing() {
     assert_eq!((placement(&app, "acme").await, snapshot(&app, "acme").await), original);
 
     // Two moves at once: one wins, the other is refused; the data is intact.
-    let (first, second) =
-        tokio::join!(move_tenant(tenancy, "acme", "dedicated", "us", "t1"), move_tenant(tenancy, "acme", "dedicated", "us", "t2"));
+    let (first, second) = tokio::join!(move_tenant(tenancy, "acme", "dedicated", "us", "t1"), move_tenant(tenancy, "acme", "dedicated", "us", "t2"));
     assert_eq!(first.is_ok() as u8 + second.is_ok() as u8, 1, "{first:?} / {second:?}");
     assert_eq!(placement(&app, "acme").await, ("dedicated".into(), "us".into(), "active".into()));
     assert_eq!(snapshot(&app, "acme").await, original.1);
@@ -187,7 +184,8 @@ async fn a_vacated_shared_schema_stays_sealed_and_a_move_back_reopens_it() {
     move_tenant(&app.backend.tenancy, "acme", "schema", "eu", "t").await.unwrap();
     // A request that read the old placement just before the switch can't write into the
     // shared tables nobody reads any more.
-    let fence: Vec<String> = sqlx::query_scalar("SELECT reason FROM shared.tenant_fence WHERE tenant_id = $1").bind(id).fetch_all(&app.inspect).await.unwrap();
+    let fence: Vec<String> =
+        sqlx::query_scalar("SELECT reason FROM shared.tenant_fence WHERE tenant_id = $1").bind(id).fetch_all(&app.inspect).await.unwrap();
     assert_eq!(fence, ["vacated"]);
     owner.add_project("acme", "Second").await;
     move_tenant(&app.backend.tenancy, "acme", "pooled", "eu", "t").await.unwrap();

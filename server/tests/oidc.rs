@@ -51,7 +51,10 @@ async fn accounts_are_linked_only_through_an_address_the_provider_has_verified()
     // Unverified at the provider: no way into the existing account (nor a new one).
     let stranger = app.browser();
     let r = stranger
-        .through_idp("/auth/oidc/test/start", &IdpLogin { email: "sam@example.test", name: "Not Sam", email_verified: false, sub: None, secondary_email: None })
+        .through_idp(
+            "/auth/oidc/test/start",
+            &IdpLogin { email: "sam@example.test", name: "Not Sam", email_verified: false, sub: None, secondary_email: None },
+        )
         .await;
     assert_eq!(location(&r), "/login?problem=1");
     assert_eq!(stranger.call("my_session", &[]).await.json(), Value::Null);
@@ -165,7 +168,12 @@ async fn a_signed_in_person_connects_and_disconnects_an_outside_account() {
     assert!(lee.call("take_sign_in_problem", &[]).await.json().as_str().unwrap().contains("already connected to another"));
 
     // Without the armed intent, the start is a plain sign-in (no linking by URL alone).
-    let r = lee.through_idp("/auth/oidc/test/start", &IdpLogin { email: "lee.other@example.test", name: "Lee", email_verified: true, sub: Some("lee-other"), secondary_email: None }).await;
+    let r = lee
+        .through_idp(
+            "/auth/oidc/test/start",
+            &IdpLogin { email: "lee.other@example.test", name: "Lee", email_verified: true, sub: Some("lee-other"), secondary_email: None },
+        )
+        .await;
     assert!(r.status.is_redirection());
     assert_eq!(app.count("SELECT count(*) FROM user_identities ui JOIN users u ON u.id = ui.user_id WHERE u.email = 'lee@example.test'").await, 0);
 

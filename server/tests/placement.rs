@@ -27,25 +27,28 @@ async fn an_organization_created_in_region_us_has_no_rows_in_region_eu() {
         .await
         .unwrap();
         assert_eq!(in_eu, 0, "{model}: rows of a us tenant in eu's shared schema");
-        let schemas: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 't_' || $1").bind(&simple).fetch_one(&app.inspect).await.unwrap();
+        let schemas: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 't_' || $1").bind(&simple).fetch_one(&app.inspect).await.unwrap();
         assert_eq!(schemas, 0, "{model}: a schema for a us tenant on cluster eu");
-        let databases: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = 'tessera_t_' || $1").bind(&simple).fetch_one(&app.inspect).await.unwrap();
+        let databases: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = 'tessera_t_' || $1")
+            .bind(&simple)
+            .fetch_one(&app.inspect)
+            .await
+            .unwrap();
         assert_eq!(databases, 0, "{model}: a database for a us tenant on cluster eu");
 
         // Cluster B has all of it: the project and the audit record of its creation.
         let mut there = app.inspect_tenant(slug).await;
-        let row = sqlx::query("SELECT (SELECT count(*) FROM projects WHERE tenant_id = $1) AS p, (SELECT count(*) FROM audit_log WHERE tenant_id = $1) AS a")
-            .bind(id)
-            .fetch_one(&mut there)
-            .await
-            .unwrap();
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM projects WHERE tenant_id = $1) AS p, (SELECT count(*) FROM audit_log WHERE tenant_id = $1) AS a",
+        )
+        .bind(id)
+        .fetch_one(&mut there)
+        .await
+        .unwrap();
         assert_eq!((row.get::<i64, _>("p"), row.get::<i64, _>("a")), (1, 1), "{model}: the data lives in us");
-        let region_b_schemas: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 't_' || $1")
-            .bind(&simple)
-            .fetch_one(&app.inspect_b)
-            .await
-            .unwrap();
+        let region_b_schemas: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 't_' || $1").bind(&simple).fetch_one(&app.inspect_b).await.unwrap();
         assert_eq!(region_b_schemas, i64::from(model == "schema"), "{model}: its own schema only in the schema model");
 
         // The owner sees where the data lives.
@@ -204,8 +207,7 @@ async fn a_slow_organization_gets_a_503_while_others_are_served() {
     sqlx::query("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE").execute(&mut blocker).await.unwrap();
 
     let started = std::time::Instant::now();
-    let (stuck, flowing) =
-        tokio::join!(slow.call("list_projects", &[("slug", "slow-co")]), quick.call("list_projects", &[("slug", "quick-co")]));
+    let (stuck, flowing) = tokio::join!(slow.call("list_projects", &[("slug", "slow-co")]), quick.call("list_projects", &[("slug", "quick-co")]));
     assert_eq!(stuck.status, StatusCode::SERVICE_UNAVAILABLE, "{}", stuck.body);
     assert!(stuck.error_message().contains("took too long"), "{}", stuck.error_message());
     assert!(started.elapsed() < Duration::from_secs(8), "the slow organization's request was cut off");

@@ -149,10 +149,11 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     let r = post_acs(&third, "acme", &org.idp.response(&mint)).await;
     assert_eq!(location(&r), "/t/acme", "{}", r.body);
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'sso.%' OR action LIKE 'membership.%' ORDER BY occurred_at")
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap();
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'sso.%' OR action LIKE 'membership.%' ORDER BY occurred_at")
+            .fetch_all(&app.inspect)
+            .await
+            .unwrap();
     for expected in ["sso.idp_configured", "sso.settings_changed", "membership.added", "sso.login", "membership.role_changed"] {
         assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
     }
@@ -173,7 +174,15 @@ async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_i
         .owner
         .call(
             "save_sso_mapping",
-            &[("slug", "tiles"), ("email_attribute", ""), ("name_attribute", ""), ("groups_attribute", ""), ("group_roles", ""), ("default_role", "member"), ("jit_provisioning", "on")],
+            &[
+                ("slug", "tiles"),
+                ("email_attribute", ""),
+                ("name_attribute", ""),
+                ("groups_attribute", ""),
+                ("group_roles", ""),
+                ("default_role", "member"),
+                ("jit_provisioning", "on"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -248,7 +257,8 @@ async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorde
         assert_eq!(refusals(&app).await, n as i64 + 1, "{}: recorded", case.what);
     }
     assert_eq!(app.count("SELECT count(*) FROM users").await, users_before, "no account was made by any of them");
-    let reasons: Vec<Value> = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.login_refused'").fetch_all(&app.inspect).await.unwrap();
+    let reasons: Vec<Value> =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.login_refused'").fetch_all(&app.inspect).await.unwrap();
     assert!(reasons.iter().all(|c| c["reason"]["new"].is_string()));
 
     // The genuine response still works once; replayed, it is refused.
@@ -287,7 +297,11 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
     for (xml, url, field) in [
         ("", "", "metadata_xml"),
         ("<html>not metadata</html>", "", "metadata_xml"),
-        (r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#, "", "metadata_xml"),
+        (
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
+            "",
+            "metadata_xml",
+        ),
         ("", "http://127.0.0.1:9/metadata", "metadata_url"),
         ("", "ftp://idp.example/metadata", "metadata_url"),
     ] {
@@ -306,7 +320,8 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
 
     // Requiring SSO needs a verified domain; mappings must make sense.
     let mapping = |extra: &[(&'static str, &'static str)]| {
-        let mut form = vec![("slug", "setup"), ("email_attribute", "email"), ("name_attribute", ""), ("groups_attribute", ""), ("default_role", "member")];
+        let mut form =
+            vec![("slug", "setup"), ("email_attribute", "email"), ("name_attribute", ""), ("groups_attribute", ""), ("default_role", "member")];
         form.extend_from_slice(extra);
         form
     };
@@ -339,10 +354,11 @@ async fn admins_connect_an_idp_and_prove_domains_and_mistakes_get_clear_answers(
     let r = rival.call("verify_sso_domain", &[("slug", "rival"), ("domain", &domain)]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
 
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'domain.%' OR action LIKE 'sso.%' ORDER BY occurred_at")
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap();
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'domain.%' OR action LIKE 'sso.%' ORDER BY occurred_at")
+            .fetch_all(&app.inspect)
+            .await
+            .unwrap();
     assert_eq!(actions, ["sso.idp_configured", "domain.added", "domain.verified", "domain.added"], "the last: the rival's claim");
 }
 
@@ -359,7 +375,17 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
         .owner
         .call(
             "save_sso_mapping",
-            &[("slug", "strict"), ("email_attribute", ""), ("name_attribute", ""), ("groups_attribute", ""), ("group_roles", ""), ("default_role", "member"), ("jit_provisioning", "on"), ("allow_idp_initiated", "on"), ("require_sso", "on")],
+            &[
+                ("slug", "strict"),
+                ("email_attribute", ""),
+                ("name_attribute", ""),
+                ("groups_attribute", ""),
+                ("group_roles", ""),
+                ("default_role", "member"),
+                ("jit_provisioning", "on"),
+                ("allow_idp_initiated", "on"),
+                ("require_sso", "on"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -475,10 +501,12 @@ async fn metadata_published_at_a_url_is_read_again_each_day_but_may_not_switch_i
     assert_eq!(refresh().await.unwrap(), 0, "just read: not due");
 
     // A day on, and the IdP has published something new (a certificate rollover, say).
-    sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours', idp_metadata_xml = idp_metadata_xml || '<!-- before rollover -->'")
-        .execute(&app.inspect)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours', idp_metadata_xml = idp_metadata_xml || '<!-- before rollover -->'",
+    )
+    .execute(&app.inspect)
+    .await
+    .unwrap();
     assert_eq!(refresh().await.unwrap(), 1);
     let stored: String = sqlx::query_scalar("SELECT idp_metadata_xml FROM tenant_sso").fetch_one(&app.inspect).await.unwrap();
     assert!(!stored.contains("before rollover") && stored.contains("X509Certificate"), "the published metadata is in use");
@@ -490,9 +518,11 @@ async fn metadata_published_at_a_url_is_read_again_each_day_but_may_not_switch_i
         .await
         .unwrap();
     assert_eq!(refresh().await.unwrap(), 0);
-    let (entity, still): (String, String) = sqlx::query_as("SELECT idp_entity_id, idp_metadata_xml FROM tenant_sso").fetch_one(&app.inspect).await.unwrap();
+    let (entity, still): (String, String) =
+        sqlx::query_as("SELECT idp_entity_id, idp_metadata_xml FROM tenant_sso").fetch_one(&app.inspect).await.unwrap();
     assert_eq!((entity.as_str(), still == stored), ("https://idp.before.example", true));
-    let reason: Value = sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").fetch_one(&app.inspect).await.unwrap();
+    let reason: Value =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").fetch_one(&app.inspect).await.unwrap();
     assert!(reason["reason"]["new"].as_str().unwrap().contains("names another IdP"), "{reason}");
     assert_eq!(refresh().await.unwrap(), 0, "checked: not due again today");
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.metadata_refresh_failed'").await, 1);

@@ -72,9 +72,7 @@ async fn an_admin_signs_a_member_out_everywhere_but_not_an_owner() {
     assert_eq!(r.json(), 2, "both of the member's browsers");
     assert_eq!(member.call("my_session", &[]).await.json(), Value::Null);
     assert_eq!(member_phone.call("my_session", &[]).await.json(), Value::Null);
-    let audited = app
-        .count(&format!("SELECT count(*) FROM audit_log WHERE action = 'member.sessions_revoked' AND target_id = '{member_id}'"))
-        .await;
+    let audited = app.count(&format!("SELECT count(*) FROM audit_log WHERE action = 'member.sessions_revoked' AND target_id = '{member_id}'")).await;
     assert_eq!(audited, 1);
 
     // Someone outside the organization can't be reached through it.
@@ -91,21 +89,18 @@ async fn behind_a_trusted_proxy_the_forwarded_client_address_is_recorded_and_oth
     proxied.signed_up("ivy@example.test").await;
     let browser = proxied.browser();
     let forwarded = [("x-forwarded-for", "6.6.6.6, 198.51.100.23")];
-    let r = browser
-        .call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded)
-        .await;
+    let r = browser.call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
-    let ip: String = sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&proxied.inspect).await.unwrap();
+    let ip: String =
+        sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&proxied.inspect).await.unwrap();
     assert_eq!(ip, "198.51.100.23", "the proxy's view of the client, not what the client wrote");
 
     // Without a trusted proxy configured, the header is just a claim, and ignored.
     let direct = TestApp::spawn().await;
     direct.signed_up("ivy@example.test").await;
-    direct
-        .browser()
-        .call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded)
-        .await;
-    let ip: String = sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&direct.inspect).await.unwrap();
+    direct.browser().call_with_headers("log_in", &[("email", "ivy@example.test"), ("password", "correct horse battery")], &forwarded).await;
+    let ip: String =
+        sqlx::query_scalar("SELECT host(ip) FROM security_events WHERE event = 'login.succeeded'").fetch_one(&direct.inspect).await.unwrap();
     assert_eq!(ip, "127.0.0.1");
 }
 

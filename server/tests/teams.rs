@@ -173,7 +173,9 @@ async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
 
     // Team and lifecycle changes are recorded in the control plane, changes to the tenant's
     // data beside that data (here the pooled `shared` schema); together they are the history.
-    let rows: Vec<(String, String, Value, Option<String>, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+    // action, target, changes, ip, user agent, request id, actor's email, recorded for acme
+    type AuditRow = (String, String, Value, Option<String>, Option<String>, Option<String>, Option<String>, bool);
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT a.action, a.target_id, a.changes, host(a.ip), a.user_agent, a.request_id,
                 (SELECT email FROM users WHERE id = a.actor_id), a.tenant_id = t.id
            FROM (SELECT * FROM public.audit_log UNION ALL SELECT * FROM shared.audit_log) a

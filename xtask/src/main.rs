@@ -3,6 +3,7 @@
 
 mod pgbouncer;
 mod postgres;
+mod scans;
 mod site;
 mod toolchain;
 mod util;
@@ -19,6 +20,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   test        install what is missing, then run every Rust test and the Playwright suite, directly
               and through PgBouncer; `test <filter>…` runs only matching Rust tests, directly;
               `test --e2e [pattern]` runs only the Playwright journeys (matching pattern), directly
+  scan        the offline dependency scans the full test run starts with: cargo-deny and cargo-audit
+              against the RustSec snapshot in ../shared/data
   setup       only install the toolchain and tools the other commands need
   bench       build in release mode; load-test one page per tenancy model, measure RLS overhead and migrating 1,000 tenant schemas
 ";
@@ -29,6 +32,7 @@ fn main() {
         Some("dev") => dev(),
         Some("test") => test(&args[1..]),
         Some("setup") => setup().map(|_| ()),
+        Some("scan") => setup().and_then(|build| scan(&build)),
         Some("bench") => bench(),
         _ => {
             eprint!("{USAGE}");
@@ -93,10 +97,7 @@ fn region_env(a: &Cluster, db_a: &str, b: &Cluster, db_b: &str, app_a: u16, app_
     vec![
         ("DATABASE_URL".into(), app(app_a, db_a)),
         ("TESSERA_REGIONS".into(), format!("{REGION_A}={},{REGION_B}={}", app(app_a, db_a), app(app_b, db_b))),
-        (
-            "TESSERA_REGION_OWNER_URLS".into(),
-            format!("{REGION_A}={},{REGION_B}={}", a.url("tessera_owner", db_a), b.url("tessera_owner", db_b)),
-        ),
+        ("TESSERA_REGION_OWNER_URLS".into(), format!("{REGION_A}={},{REGION_B}={}", a.url("tessera_owner", db_a), b.url("tessera_owner", db_b))),
     ]
 }
 
@@ -124,10 +125,7 @@ fn dev() -> Result {
         for (k, v) in region_env(&a, "tessera", &b, "tessera", a.port, b.port) {
             server.env(k, v);
         }
-        server
-            .env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera"))
-            .env("TESSERA_SEED_DEMO", "1")
-            .env("TESSERA_DATA_DIR", data.join("data"));
+        server.env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera")).env("TESSERA_SEED_DEMO", "1").env("TESSERA_DATA_DIR", data.join("data"));
         Some((a, b))
     };
     step("Serving Tessera at http://127.0.0.1:3000 (Ctrl-C stops it; demo login: owner@acme.test / tessera-demo)");
@@ -206,6 +204,13 @@ fn ensure_browser_and_npm() -> Result {
     Ok(())
 }
 
+/// cargo-deny and cargo-audit, offline; both read the crates' manifests, so they are fetched first.
+fn scan(build: &Build) -> Result {
+    step("Fetching crates for the offline dependency scans");
+    run(build.cargo().arg("fetch"))?;
+    scans::run_all()
+}
+
 fn test(args: &[String]) -> Result {
     let e2e_only = args.first().is_some_and(|a| a == "--e2e");
     let (filter, e2e_grep): (&[String], Option<&String>) = if e2e_only { (&[], args.get(1)) } else { (args, None) };
@@ -216,6 +221,29 @@ fn test(args: &[String]) -> Result {
     // into the server's copy of the app.
     // One build for the server binary and every test: building the server alone would resolve
     // different dependency features (no dev-dependencies) and compile much of it twice.
+    let mut results = Vec::new();
+    // The full run starts with the dependency scans (seconds); a failure is reported with the
+    // rest rather than stopping the tests.
+    if filter.is_empty() && !e2e_only {
+        let checks: [(&str, &dyn Fn() -> Result); 3] = [
+            ("Dependency scans", &|| scan(&build)),
+            ("Formatting (cargo fmt --check)", &|| {
+                step("Checking the formatting (cargo fmt --check; `cargo fmt --all` fixes it)");
+                run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]).current_dir(util::root()))
+            }),
+            ("Lints (cargo clippy -D warnings)", &|| {
+                step("Linting (cargo clippy, warnings are errors)");
+                run(build.cargo().args(["clippy", "--workspace", "--exclude", "tessera-frontend", "--tests", "--", "-D", "warnings"]))
+            }),
+        ];
+        for (what, check) in checks {
+            let outcome = check();
+            if let Err(e) = &outcome {
+                eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+            }
+            results.push((what.to_string(), outcome.is_ok()));
+        }
+    }
     step("Compiling the server and every test");
     run(build.cargo().args(["build", "--workspace", "--exclude", "tessera-frontend", "--tests"]))?;
     build.site(false)?;
@@ -286,7 +314,6 @@ fn test(args: &[String]) -> Result {
     let dns_api = format!("http://127.0.0.1:{dns_http_port}");
     let saml_idp_url = format!("http://127.0.0.1:{saml_port}");
 
-    let mut results = Vec::new();
     for (&pass, &http_port) in passes.iter().zip(&e2e_ports) {
         let (a, b) = (&env.clusters[0], &env.clusters[1]);
         let (app_a, app_b, pgbouncer) = if pass == "pgbouncer" {
@@ -300,32 +327,32 @@ fn test(args: &[String]) -> Result {
             (a.port, b.port, "0")
         };
         if !e2e_only {
-        step(&format!("Running the Rust tests ({pass} connections)"));
-        let rust_ok = util::status(
-            build
-                .cargo()
-                .args(["test", "--workspace", "--exclude", "tessera-frontend", "--no-fail-fast", "--"])
-                .args(filter)
-                .env("TESSERA_TEST_ADMIN_URL", a.url("tessera_owner", "postgres"))
-                .env("TESSERA_TEST_REGION_B_ADMIN_URL", b.url("tessera_owner", "postgres"))
-                .env("TESSERA_TEST_TEMPLATE", "tessera_template")
-                .env("TESSERA_TEST_REGION_TEMPLATE", "tessera_region_template")
-                .env("TESSERA_TEST_APP_PORT_A", app_a.to_string())
-                .env("TESSERA_TEST_APP_PORT_B", app_b.to_string())
-                .env("TESSERA_PGBOUNCER", pgbouncer)
-                .env("TESSERA_TEST_SMTP_URL", &smtp_url)
-                .env("TESSERA_TEST_MAILDEV_URL", &maildev_url)
-                .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer)
-                .env("TESSERA_TEST_GITHUB_URL", &github_url)
-                .env("TESSERA_TEST_DNS_SERVER", &dns_server)
-                .env("TESSERA_TEST_DNS_API", &dns_api)
-                .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url),
-        )?
-        .success();
-        results.push((format!("Rust tests, {pass}"), rust_ok));
-        if !filter.is_empty() {
-            break;
-        }
+            step(&format!("Running the Rust tests ({pass} connections)"));
+            let rust_ok = util::status(
+                build
+                    .cargo()
+                    .args(["test", "--workspace", "--exclude", "tessera-frontend", "--no-fail-fast", "--"])
+                    .args(filter)
+                    .env("TESSERA_TEST_ADMIN_URL", a.url("tessera_owner", "postgres"))
+                    .env("TESSERA_TEST_REGION_B_ADMIN_URL", b.url("tessera_owner", "postgres"))
+                    .env("TESSERA_TEST_TEMPLATE", "tessera_template")
+                    .env("TESSERA_TEST_REGION_TEMPLATE", "tessera_region_template")
+                    .env("TESSERA_TEST_APP_PORT_A", app_a.to_string())
+                    .env("TESSERA_TEST_APP_PORT_B", app_b.to_string())
+                    .env("TESSERA_PGBOUNCER", pgbouncer)
+                    .env("TESSERA_TEST_SMTP_URL", &smtp_url)
+                    .env("TESSERA_TEST_MAILDEV_URL", &maildev_url)
+                    .env("TESSERA_TEST_OIDC_ISSUER", &oidc_issuer)
+                    .env("TESSERA_TEST_GITHUB_URL", &github_url)
+                    .env("TESSERA_TEST_DNS_SERVER", &dns_server)
+                    .env("TESSERA_TEST_DNS_API", &dns_api)
+                    .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url),
+            )?
+            .success();
+            results.push((format!("Rust tests, {pass}"), rust_ok));
+            if !filter.is_empty() {
+                break;
+            }
         }
 
         step(&format!("Running the Playwright suite in Chromium ({pass} connections)"));
@@ -389,5 +416,9 @@ fn bench() -> Result {
     let build = setup()?;
     build.server(true)?;
     let status = util::status(Command::new("bash").arg(util::root().join("bench/tenancy.sh")).env("TESSERA_SERVER_BIN", Build::server_binary(true)))?;
-    if status.success() { Ok(()) } else { Err("benchmark failed".into()) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err("benchmark failed".into())
+    }
 }

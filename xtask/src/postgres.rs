@@ -49,10 +49,10 @@ impl Cluster {
         }
         let mut start = cluster.command("pg_ctl");
         start.arg("-D").arg(data).args(["-o", &opts, "-l"]).arg(data.join("server.log")).args(["-w", "-t", "60", "start"]);
-        run(start.stdout(std::process::Stdio::null()))
-            .map_err(|e| format!("{e}; see {}", data.join("server.log").display()))?;
+        run(start.stdout(std::process::Stdio::null())).map_err(|e| format!("{e}; see {}", data.join("server.log").display()))?;
         if fresh {
-            cluster.psql("postgres", "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;")?;
+            cluster
+                .psql("postgres", "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;")?;
             cluster.psql("postgres", "CREATE DATABASE tessera OWNER tessera_owner;")?;
         }
         // Dropping a dedicated tenant database (purge, move) ends the app's open connections to

@@ -74,7 +74,15 @@ fn optimize_wasm(wasm: &Path) {
         return;
     };
     let optimized = wasm.with_extension("opt.wasm");
-    let ok = Command::new(wasm_opt).arg("-Oz").arg("--enable-bulk-memory").arg("--enable-nontrapping-float-to-int").arg(wasm).arg("-o").arg(&optimized).status().is_ok_and(|s| s.success());
+    let ok = Command::new(wasm_opt)
+        .arg("-Oz")
+        .arg("--enable-bulk-memory")
+        .arg("--enable-nontrapping-float-to-int")
+        .arg(wasm)
+        .arg("-o")
+        .arg(&optimized)
+        .status()
+        .is_ok_and(|s| s.success());
     if ok {
         let _ = std::fs::rename(&optimized, wasm);
     }

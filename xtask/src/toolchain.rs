@@ -24,10 +24,7 @@ pub fn ensure_wasm_toolchain() -> Result<Option<String>> {
             return Ok(None);
         }
         step("Adding the wasm32-unknown-unknown target with rustup");
-        let added = Command::new("timeout")
-            .args(["120", "rustup", "target", "add", "wasm32-unknown-unknown"])
-            .status()
-            .is_ok_and(|s| s.success());
+        let added = Command::new("timeout").args(["120", "rustup", "target", "add", "wasm32-unknown-unknown"]).status().is_ok_and(|s| s.success());
         if added && default_has_wasm32() {
             return Ok(None);
         }

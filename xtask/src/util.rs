@@ -70,7 +70,9 @@ pub fn is_root() -> bool {
 pub fn apt_install(packages: &[&str]) -> Result {
     step(&format!("Installing Debian packages: {}", packages.join(" ")));
     let apt = |args: &[&str]| {
-        let mut cmd = if is_root() { Command::new("apt-get") } else {
+        let mut cmd = if is_root() {
+            Command::new("apt-get")
+        } else {
             let mut c = Command::new("sudo");
             c.arg("apt-get");
             c

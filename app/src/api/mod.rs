@@ -2,11 +2,11 @@
 //! calls during server rendering) and by the integration tests. Each one is thin: it resolves
 //! who is asking and where, then calls a backend service, which enforces the rules.
 
-#[cfg(feature = "ssr")]
-pub mod ssr;
 mod invitations;
 mod security;
 mod sso;
+#[cfg(feature = "ssr")]
+pub mod ssr;
 pub use invitations::*;
 pub use security::*;
 pub use sso::*;
@@ -206,9 +206,7 @@ pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
 pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention)
-        .await
-        .app()?;
+    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention).await.app()?;
     leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
     Ok(())
 }

@@ -93,15 +93,9 @@ pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, s
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
     let signed_in_with_mfa = ssr::authn().await?.mfa;
-    tessera_backend::tenancy::security::set_policy(
-        &backend.tenancy,
-        &ctx,
-        require_mfa.is_some(),
-        sso_satisfies_mfa.is_some(),
-        signed_in_with_mfa,
-    )
-    .await
-    .app()
+    tessera_backend::tenancy::security::set_policy(&backend.tenancy, &ctx, require_mfa.is_some(), sso_satisfies_mfa.is_some(), signed_in_with_mfa)
+        .await
+        .app()
 }
 
 #[server(endpoint = "list_api_keys")]
@@ -146,12 +140,7 @@ pub async fn revoke_api_key(slug: String, id: String) -> Result<(), AppError> {
 /// The outside identity providers this deployment offers ("Continue with …").
 #[server(endpoint = "sign_in_providers")]
 pub async fn sign_in_providers() -> Result<Vec<tessera_domain::dto::SignInProvider>, AppError> {
-    Ok(ssr::backend()?
-        .oidc
-        .providers()
-        .into_iter()
-        .map(|(id, name)| tessera_domain::dto::SignInProvider { id, name })
-        .collect())
+    Ok(ssr::backend()?.oidc.providers().into_iter().map(|(id, name)| tessera_domain::dto::SignInProvider { id, name }).collect())
 }
 
 /// The message a redirected sign-in flow left for this page, once.
@@ -179,10 +168,7 @@ pub async fn connect_identity(provider: String) -> Result<String, AppError> {
     if !backend.oidc.providers().iter().any(|(id, _)| *id == provider) {
         return Err(AppError::NotFound("That sign-in provider isn't set up here.".into()));
     }
-    ssr::session()?
-        .insert(ssr::LINK_INTENT_KEY, ssr::LinkIntent { provider: provider.clone(), at: ssr::now() })
-        .await
-        .map_err(ssr::internal)?;
+    ssr::session()?.insert(ssr::LINK_INTENT_KEY, ssr::LinkIntent { provider: provider.clone(), at: ssr::now() }).await.map_err(ssr::internal)?;
     Ok(format!("/auth/oidc/{provider}/start?next=/account/security"))
 }
 

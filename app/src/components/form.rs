@@ -32,9 +32,7 @@ pub fn Field(
     let error_id = format!("{id}-error");
     let hint_id = format!("{id}-hint");
     let live_error = RwSignal::new(None::<String>);
-    let message = move || {
-        live_error.get().or_else(|| error.get().filter(|e| e.field() == Some(name)).map(|e| e.to_string()))
-    };
+    let message = move || live_error.get().or_else(|| error.get().filter(|e| e.field() == Some(name)).map(|e| e.to_string()));
     let value = value.unwrap_or_else(|| RwSignal::new(String::new()));
     let on_input = move |ev| {
         let text = event_target_value(&ev);

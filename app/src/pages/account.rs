@@ -2,9 +2,9 @@
 
 use crate::api::{my_sessions, SignOutOtherSessions, SignOutSession};
 use crate::components::form::{last_error, FormAlert};
+use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use tessera_domain::dto::DeviceSession;
 
 /// "Firefox on Linux" from a user agent, good enough to recognise one's own devices.

@@ -3,11 +3,11 @@
 
 use crate::api::{list_api_keys, CreateApiKey, RevokeApiKey};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::PageTitle;
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use tessera_domain::dto::ApiKeySummary;
 use tessera_domain::Scope;
 

@@ -1,8 +1,8 @@
 use crate::api::{sign_in_providers, LogIn, SignUp};
-use crate::pages::security::ProblemNote;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use leptos::prelude::*;
 use crate::components::raw_text::PageTitle;
+use crate::pages::security::ProblemNote;
+use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::input::{Email, Password};
 

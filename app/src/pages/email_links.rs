@@ -4,10 +4,10 @@
 
 use crate::api::{emailed_link, RequestPasswordReset, RequestSignInLink, ResetPassword, SignInWithLink, VerifyEmail};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use leptos::prelude::*;
 use crate::components::raw_text::PageTitle;
-use leptos_router::hooks::use_query_map;
 use crate::pages::auth::{check_email, check_new_password};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 fn token_from_query() -> Memo<String> {
     let query = use_query_map();
@@ -50,12 +50,7 @@ pub fn SignInLinkPage() -> impl IntoView {
 /// Where an emailed link lands: says whose link it is (or why it can't be used) and offers
 /// the button that actually uses it.
 #[component]
-fn LinkLanding(
-    title: &'static str,
-    purpose: &'static str,
-    intro: &'static str,
-    children: ChildrenFn,
-) -> impl IntoView {
+fn LinkLanding(title: &'static str, purpose: &'static str, intro: &'static str, children: ChildrenFn) -> impl IntoView {
     let token = token_from_query();
     let target = Resource::new(move || token.get(), move |token| emailed_link(purpose.to_string(), token));
     let children = StoredValue::new(children);

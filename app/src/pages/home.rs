@@ -1,8 +1,8 @@
 use crate::api::{my_invitations, my_session, org_placement_options, AcceptInvitation, CreateOrg, DeclineInvitation, ResendVerification};
-use crate::pages::invitations::InvitationsCard;
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use leptos::prelude::*;
 use crate::components::raw_text::PageTitle;
+use crate::pages::invitations::InvitationsCard;
+use leptos::prelude::*;
 use tessera_domain::input::{OrgName, OrgSlug};
 use tessera_domain::placement::{PlacementOptions, TenancyModel};
 use tessera_domain::AppError;

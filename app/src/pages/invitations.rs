@@ -3,8 +3,8 @@
 
 use crate::api::{my_session, open_invitation, AcceptInvitation, DeclineInvitation, LogOut};
 use crate::components::form::{last_error, FormAlert, Submit};
-use leptos::prelude::*;
 use crate::components::raw_text::PageTitle;
+use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::{InvitationPreview, InvitationState};
 use tessera_domain::Role;

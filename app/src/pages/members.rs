@@ -1,9 +1,9 @@
 use crate::api::{list_members, org_invitations, ChangeRole, InviteMember, RemoveMember, ResendInvitation, SignOutMember, WithdrawInvitation};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use tessera_domain::{AppError, Permission, Role};
 
 #[component]
@@ -28,10 +28,7 @@ pub fn MembersPage() -> impl IntoView {
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let sign_out = ServerAction::<SignOutMember>::new();
-    let members = Resource::new(
-        move || (slug.get(), change.version().get(), remove.version().get()),
-        |(slug, ..)| list_members(slug),
-    );
+    let members = Resource::new(move || (slug.get(), change.version().get(), remove.version().get()), |(slug, ..)| list_members(slug));
     // Only Owners and Admins may see invitations; for others this is a 403 the page ignores.
     let invitations = Resource::new(
         move || (slug.get(), invite.version().get(), resend.version().get(), withdraw.version().get()),

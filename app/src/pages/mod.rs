@@ -1,5 +1,5 @@
-pub mod api_keys;
 pub mod account;
+pub mod api_keys;
 pub mod auth;
 pub mod email_links;
 pub mod home;

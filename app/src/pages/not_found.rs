@@ -1,5 +1,5 @@
-use leptos::prelude::*;
 use crate::components::raw_text::PageTitle;
+use leptos::prelude::*;
 use tessera_domain::AppError;
 
 /// Also shown for organizations and records you can't access: from outside, "not yours" and
@@ -94,4 +94,3 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
         }
     }
 }
-

@@ -2,9 +2,9 @@
 //! are not a member), shares it with the pages inside, and shows the navigation your role allows.
 
 use crate::api::load_org;
+use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use leptos_router::components::{Outlet, A};
 use leptos_router::hooks::use_params_map;
 use tessera_domain::dto::OrgContext;

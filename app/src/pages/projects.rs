@@ -1,18 +1,16 @@
 use crate::api::{get_project, list_projects, CreateProject};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_params_map;
 use tessera_domain::input::{ProjectDescription, ProjectName};
 use tessera_domain::Permission;
 
 fn can_create() -> Signal<bool> {
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
-    Signal::derive(move || {
-        org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::CreateProject))
-    })
+    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::CreateProject)))
 }
 
 #[component]
@@ -144,10 +142,7 @@ pub fn NewProjectPage() -> impl IntoView {
 pub fn ProjectPage() -> impl IntoView {
     let slug = use_slug();
     let params = use_params_map();
-    let project = Resource::new(
-        move || (slug.get(), params.read().get("id").unwrap_or_default()),
-        |(slug, id)| get_project(slug, id),
-    );
+    let project = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| get_project(slug, id));
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
             {move || Suspend::new(async move {

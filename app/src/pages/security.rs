@@ -2,14 +2,14 @@
 //! second step of signing in for accounts that have it.
 
 use crate::api::{
-    my_account_activity, my_identities, my_mfa_status, sign_in_providers, take_sign_in_problem, BeginMfaEnrolment, ConfirmMfaEnrolment, ConnectIdentity,
-    DisableMfa, DisconnectIdentity, RegenerateRecoveryCodes, VerifySignInCode,
+    my_account_activity, my_identities, my_mfa_status, sign_in_providers, take_sign_in_problem, BeginMfaEnrolment, ConfirmMfaEnrolment,
+    ConnectIdentity, DisableMfa, DisconnectIdentity, RegenerateRecoveryCodes, VerifySignInCode,
 };
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::PageTitle;
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::MfaEnrolment;
 
@@ -98,10 +98,7 @@ pub fn SecurityPage() -> impl IntoView {
     let confirm = ServerAction::<ConfirmMfaEnrolment>::new();
     let disable = ServerAction::<DisableMfa>::new();
     let regenerate = ServerAction::<RegenerateRecoveryCodes>::new();
-    let status = Resource::new(
-        move || (confirm.version().get(), disable.version().get(), regenerate.version().get()),
-        |_| my_mfa_status(),
-    );
+    let status = Resource::new(move || (confirm.version().get(), disable.version().get(), regenerate.version().get()), |_| my_mfa_status());
     let next = local_next();
     let begin_error = last_error(begin);
     let disable_error = last_error(disable);

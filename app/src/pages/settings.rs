@@ -2,12 +2,12 @@
 //! deleting the organization (scheduled, with a grace period in which it can be cancelled).
 
 use crate::api::{org_settings, org_sign_in_policy, CancelOrgDeletion, DeleteOrg, SetOrgSignInPolicy};
-use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::PageTitle;
+use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use crate::components::raw_text::PageTitle;
 use tessera_domain::Permission;
 
 #[component]
@@ -16,10 +16,7 @@ pub fn SettingsPage() -> impl IntoView {
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
     let delete = ServerAction::<DeleteOrg>::new();
     let cancel = ServerAction::<CancelOrgDeletion>::new();
-    let settings = Resource::new(
-        move || (slug.get(), delete.version().get(), cancel.version().get()),
-        |(slug, _, _)| org_settings(slug),
-    );
+    let settings = Resource::new(move || (slug.get(), delete.version().get(), cancel.version().get()), |(slug, _, _)| org_settings(slug));
     let delete_error = last_error(delete);
     let reauthenticated = RwSignal::new(false);
     let cancel_error = last_error(cancel);

@@ -6,11 +6,11 @@ use crate::api::{
     VerifySsoDomain,
 };
 use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::raw_text::{PageTitle, TextArea};
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
-use crate::components::raw_text::{PageTitle, TextArea};
 use leptos_router::hooks::use_query_map;
 use tessera_domain::dto::{SsoDomain, SsoMapping};
 use tessera_domain::Role;
@@ -39,11 +39,8 @@ pub fn SsoPage() -> impl IntoView {
     let idp_error = last_error(save_idp);
     let remove_error = last_error(remove_idp);
     let mapping_error = last_error(save_mapping);
-    let domain_error = Signal::derive(move || {
-        last_error(add_domain).get().or(last_error(verify_domain).get()).or(last_error(remove_domain).get())
-    });
-    let needs_reauth =
-        Signal::derive(move || wants_reauth(idp_error.get()) || wants_reauth(mapping_error.get()) || wants_reauth(remove_error.get()));
+    let domain_error = Signal::derive(move || last_error(add_domain).get().or(last_error(verify_domain).get()).or(last_error(remove_domain).get()));
+    let needs_reauth = Signal::derive(move || wants_reauth(idp_error.get()) || wants_reauth(mapping_error.get()) || wants_reauth(remove_error.get()));
     let reauthenticated = RwSignal::new(false);
     view! {
         <PageTitle text="Single sign-on" />

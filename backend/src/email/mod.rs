@@ -41,9 +41,8 @@ pub enum EmailConfig {
 pub fn mailer(config: &EmailConfig) -> Result<Arc<dyn Mailer>> {
     Ok(match config {
         EmailConfig::Smtp { url, from } => {
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                .map_err(|e| Error::Internal(format!("TESSERA_SMTP_URL: {e}")))?
-                .build();
+            let transport =
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| Error::Internal(format!("TESSERA_SMTP_URL: {e}")))?.build();
             Arc::new(SmtpMailer { transport, from: parse_from(from)? })
         }
         EmailConfig::Resend { api_key, endpoint, from } => {
@@ -172,6 +171,9 @@ mod tests {
     #[test]
     fn tokens_are_blanked_in_logged_mail() {
         let text = "Sign in: https://app.test/auth/magic?token=abc123&x=1\nOr https://app.test/invite?token=zzz\n";
-        assert_eq!(super::redact_tokens(text), "Sign in: https://app.test/auth/magic?token=[redacted]&x=1\nOr https://app.test/invite?token=[redacted]\n");
+        assert_eq!(
+            super::redact_tokens(text),
+            "Sign in: https://app.test/auth/magic?token=[redacted]&x=1\nOr https://app.test/invite?token=[redacted]\n"
+        );
     }
 }

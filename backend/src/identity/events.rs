@@ -70,17 +70,15 @@ impl Event {
 
 /// Records one event, in the caller's transaction when there is one to share.
 pub(crate) async fn record(conn: &mut PgConnection, event: Event, user_id: Option<Uuid>, email: Option<&str>, meta: &RequestMeta) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO security_events (user_id, email, event, ip, user_agent, request_id) VALUES ($1, $2, $3, $4::inet, $5, $6)",
-    )
-    .bind(user_id)
-    .bind(email)
-    .bind(event.as_str())
-    .bind(meta.ip.map(|ip| ip.to_string()))
-    .bind(meta.user_agent.as_deref())
-    .bind(meta.request_id.as_deref())
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO security_events (user_id, email, event, ip, user_agent, request_id) VALUES ($1, $2, $3, $4::inet, $5, $6)")
+        .bind(user_id)
+        .bind(email)
+        .bind(event.as_str())
+        .bind(meta.ip.map(|ip| ip.to_string()))
+        .bind(meta.user_agent.as_deref())
+        .bind(meta.request_id.as_deref())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -88,13 +86,12 @@ pub(crate) async fn record(conn: &mut PgConnection, event: Event, user_id: Optio
 pub async fn recent(pool: &sqlx::PgPool, user_id: Uuid, limit: i64) -> Result<Vec<tessera_domain::dto::AccountEvent>> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    let rows: Vec<(String, Option<String>, Option<String>, time::OffsetDateTime)> = sqlx::query_as(
-        "SELECT event, host(ip), user_agent, occurred_at FROM security_events WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<(String, Option<String>, Option<String>, time::OffsetDateTime)> =
+        sqlx::query_as("SELECT event, host(ip), user_agent, occurred_at FROM security_events WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2")
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()

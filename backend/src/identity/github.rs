@@ -7,8 +7,8 @@ use super::oidc::{ExternalIdentity, ProviderConfig};
 use crate::error::Result;
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::Deserialize;
 
@@ -57,11 +57,8 @@ pub fn client(provider: &ProviderConfig, redirect: RedirectUrl) -> Result<Client
 /// The authorization URL, its `state`, and the PKCE verifier to keep for the callback.
 pub fn authorize_url(client: &Client) -> (String, CsrfToken, PkceCodeVerifier) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, state) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(SCOPES.iter().map(|s| Scope::new(s.to_string())))
-        .set_pkce_challenge(challenge)
-        .url();
+    let (url, state) =
+        client.authorize_url(CsrfToken::new_random).add_scopes(SCOPES.iter().map(|s| Scope::new(s.to_string()))).set_pkce_challenge(challenge).url();
     (url.to_string(), state, verifier)
 }
 
@@ -91,13 +88,11 @@ pub async fn finish(http: &reqwest::Client, provider: &ProviderConfig, client: &
             match e {
                 // GitHub answers a bad or spent code with 200 and an `error` field, which lands
                 // here as a response that isn't a token.
-                oauth2::RequestTokenError::ServerResponse(_) | oauth2::RequestTokenError::Parse(..) => {
-                    tessera_domain::AppError::BadRequest(format!(
-                        "{} didn't accept this sign-in (the link may have been used already). Please start again.",
-                        provider.name
-                    ))
-                    .into()
-                }
+                oauth2::RequestTokenError::ServerResponse(_) | oauth2::RequestTokenError::Parse(..) => tessera_domain::AppError::BadRequest(format!(
+                    "{} didn't accept this sign-in (the link may have been used already). Please start again.",
+                    provider.name
+                ))
+                .into(),
                 _ => super::oidc::unavailable(&provider.name),
             }
         })?;

@@ -58,37 +58,31 @@ pub(crate) async fn issue(conn: &mut PgConnection, purpose: Purpose, user_id: Uu
         .execute(&mut *conn)
         .await?;
     let token = new_secret();
-    sqlx::query(
-        "INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(digest(&token))
-    .bind(purpose.as_str())
-    .bind(user_id)
-    .bind(email)
-    .bind(browser.map(digest))
-    .bind(OffsetDateTime::now_utc() + purpose.lifetime())
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(digest(&token))
+        .bind(purpose.as_str())
+        .bind(user_id)
+        .bind(email)
+        .bind(browser.map(digest))
+        .bind(OffsetDateTime::now_utc() + purpose.lifetime())
+        .execute(&mut *conn)
+        .await?;
     Ok(token)
 }
 
 fn unusable() -> AppError {
-    AppError::Invalid(FieldError::new(
-        "token",
-        "This link has expired or has already been used. Request a new one and use the newest email.",
-    ))
+    AppError::Invalid(FieldError::new("token", "This link has expired or has already been used. Request a new one and use the newest email."))
 }
 
 /// Checks a link without using it up (for the page a link opens: mail scanners fetch links,
 /// so only the person's explicit click may redeem it). Returns the address it was sent to.
 pub(crate) async fn peek(conn: &mut PgConnection, purpose: Purpose, token: &str) -> Result<String> {
-    let email: Option<String> = sqlx::query_scalar(
-        "SELECT email FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
-    )
-    .bind(digest(token.trim()))
-    .bind(purpose.as_str())
-    .fetch_optional(conn)
-    .await?;
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()")
+            .bind(digest(token.trim()))
+            .bind(purpose.as_str())
+            .fetch_optional(conn)
+            .await?;
     email.ok_or_else(|| unusable().into())
 }
 

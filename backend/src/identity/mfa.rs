@@ -39,8 +39,7 @@ pub enum Factor {
     RecoveryCode { left: i64 },
 }
 
-pub const WRONG_CODE: &str =
-    "That code didn't work. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.";
+pub const WRONG_CODE: &str = "That code didn't work. Enter the 6-digit code your authenticator app shows now, or one of your recovery codes.";
 
 fn totp(secret: Vec<u8>, account: &str) -> Result<TOTP> {
     // An account name may not contain ':' in an otpauth URL; emails don't.
@@ -72,11 +71,7 @@ fn new_recovery_code() -> String {
 
 fn qr_svg(url: &str) -> Result<String> {
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| crate::Error::Internal(format!("QR code: {e}")))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color>()
-        .min_dimensions(200, 200)
-        .quiet_zone(true)
-        .build())
+    Ok(code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build())
 }
 
 impl Identity {
@@ -111,7 +106,10 @@ impl Identity {
     pub async fn begin_mfa_enrolment(&self, user_id: Uuid) -> Result<MfaEnrolment> {
         let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
         if !user.email_verified {
-            return Err(AppError::Forbidden("Confirm your email address first (use the link we sent you), then set up two-factor authentication.".into()).into());
+            return Err(AppError::Forbidden(
+                "Confirm your email address first (use the link we sent you), then set up two-factor authentication.".into(),
+            )
+            .into());
         }
         let mut secret = vec![0u8; 20];
         rand::thread_rng().fill_bytes(&mut secret);
@@ -170,7 +168,11 @@ impl Identity {
             .execute(&mut *tx)
             .await?;
         let codes = replace_recovery_codes(&mut tx, user_id).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session.map(crate::sessions::stored_id)).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
+            .bind(user_id)
+            .bind(this_session.map(crate::sessions::stored_id))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
             .bind(user_id)
             .execute(&mut *tx)
@@ -218,13 +220,11 @@ impl Identity {
             sqlx::query("UPDATE user_totp SET last_step = $2 WHERE user_id = $1").bind(user_id).bind(step).execute(&mut *tx).await?;
             Some(Factor::Totp)
         } else {
-            let used = sqlx::query(
-                "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(digest(code))
-            .execute(&mut *tx)
-            .await?;
+            let used = sqlx::query("UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL")
+                .bind(user_id)
+                .bind(digest(code))
+                .execute(&mut *tx)
+                .await?;
             if used.rows_affected() == 1 {
                 let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
                     .bind(user_id)
@@ -266,7 +266,11 @@ impl Identity {
             return Err(AppError::BadRequest("Two-factor authentication is already off.".into()).into());
         }
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2").bind(user_id).bind(this_session.map(crate::sessions::stored_id)).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
+            .bind(user_id)
+            .bind(this_session.map(crate::sessions::stored_id))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE token_families SET mfa = false WHERE user_id = $1 AND mfa").bind(user_id).execute(&mut *tx).await?;
         events::record(&mut tx, Event::MfaDisabled, Some(user_id), None, meta).await?;
         tx.commit().await?;
@@ -316,11 +320,7 @@ async fn replace_recovery_codes(conn: &mut PgConnection, user_id: Uuid) -> Resul
     sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
     let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| new_recovery_code()).collect();
     for code in &codes {
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(digest(code))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)").bind(user_id).bind(digest(code)).execute(&mut *conn).await?;
     }
     Ok(codes)
 }

@@ -9,20 +9,20 @@ pub mod mfa;
 pub mod oidc;
 pub mod throttle;
 
+use crate::ctx::RequestMeta;
 use crate::email::{templates, Mailer};
 use crate::error::{unique_violation, Result};
-use links::Purpose;
-use crate::ctx::RequestMeta;
-use events::Event;
-use std::sync::Arc;
-use throttle::{LINKS_PER_EMAIL, LINKS_PER_IP, LOGINS_PER_IP, LOGIN_FAILURES_PER_EMAIL};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use events::Event;
+use links::Purpose;
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use tessera_domain::dto::CurrentUser;
 use tessera_domain::input::{parse_display_name, Email, FieldError, Password};
 use tessera_domain::AppError;
+use throttle::{LINKS_PER_EMAIL, LINKS_PER_IP, LOGINS_PER_IP, LOGIN_FAILURES_PER_EMAIL};
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -91,11 +91,10 @@ impl Identity {
                 self.send_later(templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)));
                 Ok(CurrentUser { id, email: email.as_str().to_string(), display_name, email_verified: false })
             }
-            Err(e) if unique_violation(&e).is_some() => Err(AppError::Conflict(FieldError::new(
-                "email",
-                "An account with this email already exists. Log in instead, or use another email.",
-            ))
-            .into()),
+            Err(e) if unique_violation(&e).is_some() => {
+                Err(AppError::Conflict(FieldError::new("email", "An account with this email already exists. Log in instead, or use another email."))
+                    .into())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -122,12 +121,10 @@ impl Identity {
         }
         let row: Option<UserRow> = match &email {
             Some(email) => {
-                sqlx::query_as(
-                    "SELECT id, email, display_name, password_hash, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1",
-                )
-                .bind(email.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
+                sqlx::query_as("SELECT id, email, display_name, password_hash, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1")
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
             }
             None => None,
         };
@@ -192,10 +189,8 @@ impl Identity {
             let (user_id, email) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
             // The inbox's owner is here. If the address was never confirmed, whoever signed up
             // with it may have been someone else: their password and sessions stop working.
-            let unconfirmed: bool = sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 FOR UPDATE")
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let unconfirmed: bool =
+                sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 FOR UPDATE").bind(user_id).fetch_one(&mut *tx).await?;
             if unconfirmed {
                 evict_unconfirmed_registrant(&mut tx, user_id).await?;
             }
@@ -244,13 +239,13 @@ impl Identity {
         }
         .await;
         let (user_id, outcome) = self.finish_link(tx, result, meta).await?;
-        let user = self.user(user_id).await?.ok_or_else(|| AppError::not_found())?;
+        let user = self.user(user_id).await?.ok_or_else(AppError::not_found)?;
         Ok((user, outcome))
     }
 
     /// Sends a fresh verification link to a signed-in user who hasn't confirmed yet.
     pub async fn resend_verification(&self, user_id: Uuid, meta: &RequestMeta) -> Result<()> {
-        let user = self.user(user_id).await?.ok_or_else(|| AppError::Unauthenticated)?;
+        let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
         if user.email_verified {
             return Ok(());
         }

@@ -12,8 +12,8 @@ use crate::ctx::RequestMeta;
 use crate::error::Result;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -133,12 +133,7 @@ impl Oidc {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| crate::Error::Internal(e.to_string()))?;
-        Ok(Self {
-            http,
-            providers: Arc::new(providers),
-            metadata: Arc::default(),
-            public_url: public_url.trim_end_matches('/').to_string(),
-        })
+        Ok(Self { http, providers: Arc::new(providers), metadata: Arc::default(), public_url: public_url.trim_end_matches('/').to_string() })
     }
 
     /// (id, name) of each configured provider, for the sign-in buttons.
@@ -147,10 +142,7 @@ impl Oidc {
     }
 
     fn provider(&self, id: &str) -> Result<&ProviderConfig> {
-        self.providers
-            .iter()
-            .find(|p| p.id == id)
-            .ok_or_else(|| AppError::NotFound("That sign-in provider isn't set up here.".into()).into())
+        self.providers.iter().find(|p| p.id == id).ok_or_else(|| AppError::NotFound("That sign-in provider isn't set up here.".into()).into())
     }
 
     async fn client(&self, provider: &ProviderConfig) -> Result<Client> {
@@ -161,8 +153,8 @@ impl Oidc {
         let metadata = match cached {
             Some(metadata) => metadata,
             None => {
-                let issuer = IssuerUrl::new(provider.issuer.clone().unwrap_or_default())
-                    .map_err(|e| crate::Error::Internal(format!("issuer URL: {e}")))?;
+                let issuer =
+                    IssuerUrl::new(provider.issuer.clone().unwrap_or_default()).map_err(|e| crate::Error::Internal(format!("issuer URL: {e}")))?;
                 let metadata = CoreProviderMetadata::discover_async(issuer, &self.http).await.map_err(|e| {
                     tracing::warn!(provider = %provider.id, error = %e, "OpenID Connect discovery failed");
                     unavailable(&provider.name)
@@ -171,8 +163,12 @@ impl Oidc {
                 metadata
             }
         };
-        Ok(CoreClient::from_provider_metadata(metadata, ClientId::new(provider.client_id.clone()), Some(ClientSecret::new(provider.client_secret.clone())))
-            .set_redirect_uri(self.redirect_url(provider)?))
+        Ok(CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(provider.client_id.clone()),
+            Some(ClientSecret::new(provider.client_secret.clone())),
+        )
+        .set_redirect_uri(self.redirect_url(provider)?))
     }
 
     fn redirect_url(&self, provider: &ProviderConfig) -> Result<RedirectUrl> {
@@ -245,7 +241,10 @@ impl Oidc {
             .await
             .map_err(|e| {
                 tracing::warn!(provider = %provider.id, error = %e, "OpenID Connect code exchange failed");
-                AppError::BadRequest(format!("{} didn't accept this sign-in (the link may have been used already). Please start again.", provider.name))
+                AppError::BadRequest(format!(
+                    "{} didn't accept this sign-in (the link may have been used already). Please start again.",
+                    provider.name
+                ))
             })?;
         let id_token = token.id_token().ok_or_else(|| unavailable(&provider.name))?;
         let claims = id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce.clone())).map_err(|e| {
@@ -406,12 +405,11 @@ impl Identity {
 
     pub async fn identities_of(&self, user_id: Uuid, oidc: &Oidc) -> Result<Vec<LinkedIdentity>> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<(Uuid, String, Option<String>, time::OffsetDateTime, time::OffsetDateTime)> = sqlx::query_as(
-            "SELECT id, provider, email, linked_at, last_used_at FROM user_identities WHERE user_id = $1 ORDER BY linked_at",
-        )
-        .bind(user_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<(Uuid, String, Option<String>, time::OffsetDateTime, time::OffsetDateTime)> =
+            sqlx::query_as("SELECT id, provider, email, linked_at, last_used_at FROM user_identities WHERE user_id = $1 ORDER BY linked_at")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(rows
             .into_iter()

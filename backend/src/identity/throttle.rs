@@ -93,13 +93,12 @@ pub(crate) fn too_many(seconds_left: i32) -> AppError {
 
 /// A bucket's hits in the current window, without counting one.
 pub(crate) async fn current(conn: &mut PgConnection, bucket: &str, limit: Limit) -> Result<i32> {
-    let hits: Option<i32> = sqlx::query_scalar(
-        "SELECT hits FROM auth_throttle WHERE bucket = $1 AND window_start = date_bin(make_interval(mins => $2), now(), 'epoch')",
-    )
-    .bind(bucket)
-    .bind(limit.window_minutes)
-    .fetch_optional(conn)
-    .await?;
+    let hits: Option<i32> =
+        sqlx::query_scalar("SELECT hits FROM auth_throttle WHERE bucket = $1 AND window_start = date_bin(make_interval(mins => $2), now(), 'epoch')")
+            .bind(bucket)
+            .bind(limit.window_minutes)
+            .fetch_optional(conn)
+            .await?;
     Ok(hits.unwrap_or(0))
 }
 

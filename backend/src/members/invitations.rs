@@ -49,12 +49,11 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     }
     let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
     ensure_confirmed_inviter(tx.conn(), ctx.user_id).await?;
-    let already_member: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = $1)",
-    )
-    .bind(email.as_str())
-    .fetch_one(tx.conn())
-    .await?;
+    let already_member: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = $1)")
+            .bind(email.as_str())
+            .fetch_one(tx.conn())
+            .await?;
     if already_member {
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     }
@@ -81,7 +80,15 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
                 .bind(ctx.user_id)
                 .execute(tx.conn())
                 .await?;
-            (id, AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "old": old_role, "new": role.as_str() } })))
+            (
+                id,
+                AuditEntry::new(
+                    "invitation.resent",
+                    "invitation",
+                    id,
+                    json!({ "email": { "new": email.as_str() }, "role": { "old": old_role, "new": role.as_str() } }),
+                ),
+            )
         }
         None => {
             // Two admins inviting the same address at once: the second finds the first's row.
@@ -98,8 +105,13 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
             .bind(expires_at)
             .fetch_optional(tx.conn())
             .await?
-            .ok_or_else(|| AppError::Conflict(FieldError::new("email", "Someone else invited that address just now. Check the pending invitations.")))?;
-            (id, AuditEntry::new("invitation.sent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
+            .ok_or_else(|| {
+                AppError::Conflict(FieldError::new("email", "Someone else invited that address just now. Check the pending invitations."))
+            })?;
+            (
+                id,
+                AuditEntry::new("invitation.sent", "invitation", id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })),
+            )
         }
     };
     let inviter = inviter_label(tx.conn(), ctx.user_id).await?;
@@ -116,11 +128,22 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     })
 }
 
+#[derive(sqlx::FromRow)]
+struct OpenInvitationRow {
+    id: Uuid,
+    email: String,
+    role: String,
+    invited_by: Option<String>,
+    sent_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    expired: bool,
+}
+
 /// The organization's open invitations, newest first (expired ones too, so they can be resent).
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
     let mut tx = tenancy.control_read(ctx, Permission::ManageMembers).await?;
-    let rows: Vec<(Uuid, String, String, Option<String>, OffsetDateTime, OffsetDateTime, bool)> = sqlx::query_as(
-        "SELECT i.id, i.email, i.role, COALESCE(u.display_name, u.email), i.sent_at, i.expires_at, i.expires_at <= now()
+    let rows: Vec<OpenInvitationRow> = sqlx::query_as(
+        "SELECT i.id, i.email, i.role, COALESCE(u.display_name, u.email) AS invited_by, i.sent_at, i.expires_at, i.expires_at <= now() AS expired
            FROM invitations i LEFT JOIN users u ON u.id = i.invited_by
           WHERE i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL
           ORDER BY i.sent_at DESC",
@@ -128,7 +151,7 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter()
-        .map(|(id, email, role, invited_by, sent_at, expires_at, expired)| {
+        .map(|OpenInvitationRow { id, email, role, invited_by, sent_at, expires_at, expired }| {
             Ok(Invitation {
                 id,
                 email,
@@ -173,10 +196,8 @@ pub async fn revoke(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
     if !ctx.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
     }
-    let email: String = sqlx::query_scalar("UPDATE invitations SET revoked_at = now() WHERE id = $1 RETURNING email")
-        .bind(id)
-        .fetch_one(tx.conn())
-        .await?;
+    let email: String =
+        sqlx::query_scalar("UPDATE invitations SET revoked_at = now() WHERE id = $1 RETURNING email").bind(id).fetch_one(tx.conn()).await?;
     tx.commit(AuditEntry::new("invitation.revoked", "invitation", id, json!({ "email": { "old": email } }))).await
 }
 
@@ -531,7 +552,16 @@ async fn previews(conn: &mut PgConnection, condition: &str, hash: Option<Vec<u8>
             } else {
                 InvitationState::Pending
             };
-            Ok(InvitationPreview { id, organization, slug, inviter, email, role: super::parse_role(&role)?, expires_at: super::rfc3339(expires_at), state })
+            Ok(InvitationPreview {
+                id,
+                organization,
+                slug,
+                inviter,
+                email,
+                role: super::parse_role(&role)?,
+                expires_at: super::rfc3339(expires_at),
+                state,
+            })
         })
         .collect()
 }

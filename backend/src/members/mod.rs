@@ -45,11 +45,9 @@ pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email
         return Err(AppError::Forbidden("Only an Owner can make someone an Owner.".into()).into());
     }
     let Some((user_id, confirmed)) = identity.find_by_email(&email).await? else {
-        return Err(AppError::Invalid(FieldError::new(
-            "email",
-            "No Tessera account uses that email yet. Ask them to sign up first, then add them.",
-        ))
-        .into());
+        return Err(
+            AppError::Invalid(FieldError::new("email", "No Tessera account uses that email yet. Ask them to sign up first, then add them.")).into()
+        );
     };
     // Anyone can sign up with any address; until its owner has confirmed it, the account may
     // not be theirs, so it gets no access to anyone's organization.
@@ -73,13 +71,8 @@ pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email
     let Some(joined) = inserted else {
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     };
-    tx.commit(AuditEntry::new(
-        "membership.added",
-        "user",
-        user_id,
-        json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } }),
-    ))
-    .await?;
+    tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
+        .await?;
     Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
 }
 
@@ -95,11 +88,7 @@ pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: 
     if current == Role::Owner {
         ensure_another_owner(tx.conn(), user_id).await?;
     }
-    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1")
-        .bind(user_id)
-        .bind(new_role.as_str())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1").bind(user_id).bind(new_role.as_str()).execute(tx.conn()).await?;
     let mut changes = json!({ "role": { "old": current.as_str(), "new": new_role.as_str() } });
     let still_theirs: Vec<&str> = Role::ALL.into_iter().filter(|r| new_role.may_assign(*r)).map(Role::as_str).collect();
     let voided = withdraw_invitations_of(tx.conn(), user_id, &still_theirs).await?;
@@ -149,8 +138,7 @@ pub async fn revoke_sessions(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Res
         .bind(user_id)
         .execute(tx.conn())
         .await?;
-    tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } })))
-        .await?;
+    tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } }))).await?;
     Ok(ended)
 }
 
@@ -170,27 +158,19 @@ async fn withdraw_invitations_of(conn: &mut PgConnection, user_id: Uuid, keep: &
 
 async fn current_role(conn: &mut PgConnection, user_id: Uuid) -> Result<Role> {
     // FOR UPDATE: two admins editing the same person serialize instead of racing.
-    let role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1 FOR UPDATE")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await?;
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM memberships WHERE user_id = $1 FOR UPDATE").bind(user_id).fetch_optional(conn).await?;
     let role = role.ok_or_else(|| AppError::NotFound("That person is not a member of this organization.".into()))?;
     parse_role(&role)
 }
 
 /// Locks every Owner row, so two concurrent demotions cannot both see "another owner left".
 async fn ensure_another_owner(conn: &mut PgConnection, leaving: Uuid) -> Result<()> {
-    let owners: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE")
-        .fetch_all(conn)
-        .await?;
+    let owners: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE").fetch_all(conn).await?;
     if owners.iter().any(|o| *o != leaving) {
         Ok(())
     } else {
-        Err(AppError::Conflict(FieldError::new(
-            "role",
-            "An organization needs at least one Owner. Make someone else an Owner first.",
-        ))
-        .into())
+        Err(AppError::Conflict(FieldError::new("role", "An organization needs at least one Owner. Make someone else an Owner first.")).into())
     }
 }
 

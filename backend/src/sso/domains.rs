@@ -35,10 +35,9 @@ impl Resolver {
 
     async fn txt(&self, name: &str) -> Vec<String> {
         match self.0.txt_lookup(name).await {
-            Ok(lookup) => lookup
-                .iter()
-                .map(|txt| txt.txt_data().iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect::<String>())
-                .collect(),
+            Ok(lookup) => {
+                lookup.iter().map(|txt| txt.txt_data().iter().map(|part| String::from_utf8_lossy(part).into_owned()).collect::<String>()).collect()
+            }
             Err(e) => {
                 tracing::debug!(name, error = %e, "TXT lookup found nothing");
                 Vec::new()
@@ -83,11 +82,8 @@ pub async fn add(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let inserted = sqlx::query("INSERT INTO tenant_domains (domain, verification_token) VALUES ($1, $2)")
-        .bind(&domain)
-        .bind(&token)
-        .execute(tx.conn())
-        .await;
+    let inserted =
+        sqlx::query("INSERT INTO tenant_domains (domain, verification_token) VALUES ($1, $2)").bind(&domain).bind(&token).execute(tx.conn()).await;
     match inserted {
         Ok(_) => {}
         Err(e) if unique_violation(&e).is_some() => {
@@ -128,11 +124,16 @@ pub async fn verify(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, raw: &str) -> Resul
         .into());
     }
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let verified = sqlx::query("UPDATE tenant_domains SET verified_at = now() WHERE domain = $1 AND verified_at IS NULL").bind(&domain).execute(tx.conn()).await;
+    let verified =
+        sqlx::query("UPDATE tenant_domains SET verified_at = now() WHERE domain = $1 AND verified_at IS NULL").bind(&domain).execute(tx.conn()).await;
     match verified {
         Ok(_) => {}
         Err(e) if unique_violation(&e).is_some() => {
-            return Err(AppError::Conflict(FieldError::new("domain", "Another organization has already verified this domain. Contact support if it is yours.")).into())
+            return Err(AppError::Conflict(FieldError::new(
+                "domain",
+                "Another organization has already verified this domain. Contact support if it is yours.",
+            ))
+            .into())
         }
         Err(e) => return Err(e.into()),
     }
@@ -156,7 +157,8 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
         ))
         .into());
     }
-    let removed = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $2 AND domain = $1").bind(&domain).bind(ctx.tenant.id).execute(tx.conn()).await?;
+    let removed =
+        sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $2 AND domain = $1").bind(&domain).bind(ctx.tenant.id).execute(tx.conn()).await?;
     if removed.rows_affected() == 0 {
         return Err(AppError::NotFound("That domain isn't on the list.".into()).into());
     }
@@ -172,13 +174,8 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
     .execute(tx.conn())
     .await?
     .rows_affected();
-    tx.commit(AuditEntry::new(
-        "domain.removed",
-        "domain",
-        &domain,
-        serde_json::json!({ "domain": { "old": domain }, "sso_links_removed": unlinked }),
-    ))
-    .await
+    tx.commit(AuditEntry::new("domain.removed", "domain", &domain, serde_json::json!({ "domain": { "old": domain }, "sso_links_removed": unlinked })))
+        .await
 }
 
 /// The organization (slug, name) that verified the domain of `email` and has an IdP
@@ -207,20 +204,6 @@ pub async fn organization_for_email(tenancy: &Tenancy, email: &str) -> Result<Op
     Ok(connected.then_some((slug, name, require_sso)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_domain;
-
-    #[test]
-    fn domains_are_accepted_as_people_type_them_and_junk_is_refused() {
-        assert_eq!(parse_domain(" @Acme.COM. ").unwrap(), "acme.com");
-        assert_eq!(parse_domain("eu.acme-corp.co.uk").unwrap(), "eu.acme-corp.co.uk");
-        for junk in ["", "localhost", "acme..com", "-acme.com", "acme.com/x", "ac me.com", "http://acme.com"] {
-            assert!(parse_domain(junk).is_err(), "{junk}");
-        }
-    }
-}
-
 /// The rule for every way of signing in except the organization's own IdP (password, emailed
 /// link, password reset, OpenID Connect, GitHub, API sign-in, sign-up): an address at a domain
 /// whose organization requires its single sign-on must use it. That organization's Owners keep
@@ -246,7 +229,8 @@ pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool
     let email = email.as_str();
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?;
+    let tenant: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?;
     let Some(tenant) = tenant else {
         tx.commit().await?;
         return Ok(false);
@@ -260,4 +244,18 @@ pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool
     .await?;
     tx.commit().await?;
     Ok(owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_domain;
+
+    #[test]
+    fn domains_are_accepted_as_people_type_them_and_junk_is_refused() {
+        assert_eq!(parse_domain(" @Acme.COM. ").unwrap(), "acme.com");
+        assert_eq!(parse_domain("eu.acme-corp.co.uk").unwrap(), "eu.acme-corp.co.uk");
+        for junk in ["", "localhost", "acme..com", "-acme.com", "acme.com/x", "ac me.com", "http://acme.com"] {
+            assert!(parse_domain(junk).is_err(), "{junk}");
+        }
+    }
 }

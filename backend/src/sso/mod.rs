@@ -130,11 +130,15 @@ fn group_roles_text(roles: &serde_json::Value) -> String {
 fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
     let mut map = serde_json::Map::new();
     for (n, line) in text.lines().map(str::trim).enumerate().filter(|(_, l)| !l.is_empty()) {
-        let bad = || AppError::Invalid(FieldError::new("group_roles", format!("Line {}: write it as `group = role` (role: admin, member or viewer).", n + 1)));
+        let bad = || {
+            AppError::Invalid(FieldError::new("group_roles", format!("Line {}: write it as `group = role` (role: admin, member or viewer).", n + 1)))
+        };
         let (group, role) = line.split_once('=').ok_or_else(bad)?;
         let role: Role = role.trim().parse().map_err(|_| bad())?;
         if role == Role::Owner {
-            return Err(AppError::Invalid(FieldError::new("group_roles", format!("Line {}: single sign-on can't make anyone an Owner.", n + 1))).into());
+            return Err(
+                AppError::Invalid(FieldError::new("group_roles", format!("Line {}: single sign-on can't make anyone an Owner.", n + 1))).into()
+            );
         }
         let group = group.trim();
         if group.is_empty() {
@@ -152,14 +156,17 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
     ctx.require(Permission::ManageSecurity)?;
     let (xml, url) = match (metadata_xml.trim(), metadata_url.trim()) {
         ("", "") => {
-            return Err(AppError::Invalid(FieldError::new("metadata_xml", "Paste your IdP's metadata XML, or give the URL it is published at.")).into())
+            return Err(
+                AppError::Invalid(FieldError::new("metadata_xml", "Paste your IdP's metadata XML, or give the URL it is published at.")).into()
+            )
         }
         ("", url) => (saml::fetch_metadata(sso, url).await?, Some(url.to_string())),
         (xml, _) => (xml.to_string(), None),
     };
     let idp = saml::IdpMetadata::parse(&xml)?;
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let old: Option<(String, String)> = sqlx::query_as("SELECT idp_entity_id, idp_sso_url FROM tenant_sso FOR UPDATE").fetch_optional(tx.conn()).await?;
+    let old: Option<(String, String)> =
+        sqlx::query_as("SELECT idp_entity_id, idp_sso_url FROM tenant_sso FOR UPDATE").fetch_optional(tx.conn()).await?;
     sqlx::query(
         "INSERT INTO tenant_sso (idp_metadata_xml, idp_metadata_url, idp_entity_id, idp_sso_url) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id) DO UPDATE SET idp_metadata_xml = EXCLUDED.idp_metadata_xml, idp_metadata_url = EXCLUDED.idp_metadata_url,

@@ -79,11 +79,17 @@ pub async fn fetch_metadata(sso: &Sso, url: &str) -> Result<String> {
     // The metadata carries the certificates every sign-in is checked against: over plain http,
     // anyone on the path could swap in their own. Only a local IdP (a development or test
     // stand-in, where private hosts are allowed) may serve it over http.
-    let local_http = sso.private_metadata_hosts() && (literal.is_some_and(|ip| !super::outbound::is_public(ip)) || parsed.host_str() == Some("localhost"));
+    let local_http =
+        sso.private_metadata_hosts() && (literal.is_some_and(|ip| !super::outbound::is_public(ip)) || parsed.host_str() == Some("localhost"));
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only https URLs work").into());
     }
-    let private = |why: String| AppError::Invalid(FieldError::new("metadata_url", format!("Tessera doesn't fetch metadata from {why}. Use the IdP's public metadata URL, or paste the XML.")));
+    let private = |why: String| {
+        AppError::Invalid(FieldError::new(
+            "metadata_url",
+            format!("Tessera doesn't fetch metadata from {why}. Use the IdP's public metadata URL, or paste the XML."),
+        ))
+    };
     if !sso.private_metadata_hosts() && literal.is_some_and(|ip| !super::outbound::is_public(ip)) {
         return Err(private("private or local addresses".into()).into());
     }
@@ -140,12 +146,11 @@ async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, 
     let slug = crate::tenancy::known_slug(slug).map_err(|_| not_set_up())?;
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    let found: Option<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, slug, name FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')",
-    )
-    .bind(slug.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let found: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, slug, name FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')")
+            .bind(slug.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
     found.ok_or_else(not_set_up)
 }
@@ -274,7 +279,13 @@ fn refuse(reason: impl Into<String>) -> Refusal {
 
 /// Checks a response with samael, off the async executor (libxml2 and RSA are blocking work;
 /// samael's errors aren't `Send`, so they become text here).
-async fn verify(sso: &Sso, conn: &Connection, response: String, request_ids: Vec<String>, allow_idp_initiated: bool) -> std::result::Result<Assertion, (bool, String)> {
+async fn verify(
+    sso: &Sso,
+    conn: &Connection,
+    response: String,
+    request_ids: Vec<String>,
+    allow_idp_initiated: bool,
+) -> std::result::Result<Assertion, (bool, String)> {
     let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, "the stored IdP metadata no longer parses".to_string()))?;
     let sp = service_provider(sso, &conn.slug, Some(idp), allow_idp_initiated).map_err(|e| (false, e.to_string()))?;
     tokio::task::spawn_blocking(move || {
@@ -282,19 +293,21 @@ async fn verify(sso: &Sso, conn: &Connection, response: String, request_ids: Vec
         let compact: String = response.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         sp.parse_base64_response(&compact, Some(&ids)).map_err(|e| {
             use samael::service_provider::Error as E;
-            let unsolicited = matches!(
-                e.downcast_ref::<E>(),
-                Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. })
-            );
+            let unsolicited = matches!(e.downcast_ref::<E>(), Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }));
             let reason = match e.downcast_ref::<E>() {
                 Some(E::FailedToValidateSignature) => "its signature didn't verify against the IdP's certificate".to_string(),
                 Some(E::DestinationValidationError { .. }) => "it was addressed to another destination".to_string(),
                 Some(E::AssertionRecipientMismatch { .. }) => "it was meant for another recipient".to_string(),
                 Some(E::AssertionConditionAudienceRestrictionFailed { .. }) => "it was meant for another service (audience)".to_string(),
-                Some(E::AssertionConditionExpired { .. } | E::AssertionSubjectConfirmationExpired { .. } | E::AssertionExpired { .. } | E::ResponseExpired { .. }) => {
-                    "it has expired".to_string()
+                Some(
+                    E::AssertionConditionExpired { .. }
+                    | E::AssertionSubjectConfirmationExpired { .. }
+                    | E::AssertionExpired { .. }
+                    | E::ResponseExpired { .. },
+                ) => "it has expired".to_string(),
+                Some(E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. }) => {
+                    "it isn't valid yet".to_string()
                 }
-                Some(E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. }) => "it isn't valid yet".to_string(),
                 Some(E::AssertionIssuerMismatch { .. } | E::ResponseIssuerMismatch { .. }) => "it came from another IdP".to_string(),
                 Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }) => {
                     "it doesn't answer a sign-in started here (or that sign-in was already completed)".to_string()
@@ -322,11 +335,19 @@ fn attribute_values<'a>(assertion: &'a Assertion, name: &str) -> Vec<&'a str> {
 }
 
 /// Common attribute names for an address, tried when the admin named none and NameID isn't one.
-const EMAIL_ATTRIBUTES: [&str; 4] = ["email", "mail", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "urn:oid:0.9.2342.19200300.100.1.3"];
+const EMAIL_ATTRIBUTES: [&str; 4] =
+    ["email", "mail", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "urn:oid:0.9.2342.19200300.100.1.3"];
 
 /// Accepts a response posted to the organization's ACS. `relay_state` is only a hint of
 /// where to go (a local path) for IdP-initiated sign-ins.
-pub async fn consume(tenancy: &Tenancy, sso: &Sso, slug: &str, saml_response: &str, relay_state: Option<&str>, meta: &RequestMeta) -> Result<Handoff> {
+pub async fn consume(
+    tenancy: &Tenancy,
+    sso: &Sso,
+    slug: &str,
+    saml_response: &str,
+    relay_state: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<Handoff> {
     let conn = connection(tenancy, slug).await?;
     let refusals = meta.ip.map(|ip| format!("sso:refused:ip:{ip}"));
     if let Some(bucket) = &refusals {
@@ -422,8 +443,10 @@ async fn accept(
     let Some(email) = email.and_then(|e| Email::parse(&e).ok()) else {
         return Ok(Err(refuse("it carries no email address Tessera can use (check the email attribute in the SSO settings)")));
     };
-    let display_name = conn.name_attribute.as_deref().and_then(|a| attribute_values(&assertion, a).first().map(|v| v.trim().chars().take(100).collect::<String>()));
-    let groups: Vec<String> = conn.groups_attribute.as_deref().map(|a| attribute_values(&assertion, a).into_iter().map(str::to_string).collect()).unwrap_or_default();
+    let display_name =
+        conn.name_attribute.as_deref().and_then(|a| attribute_values(&assertion, a).first().map(|v| v.trim().chars().take(100).collect::<String>()));
+    let groups: Vec<String> =
+        conn.groups_attribute.as_deref().map(|a| attribute_values(&assertion, a).into_iter().map(str::to_string).collect()).unwrap_or_default();
     let mapped_role = groups
         .iter()
         .filter_map(|g| conn.group_roles.get(g).and_then(|r| r.as_str()).and_then(|r| r.parse::<Role>().ok()))
@@ -604,7 +627,6 @@ async fn accept(
     }
 }
 
-
 fn handoff_gone() -> crate::Error {
     AppError::BadRequest("This sign-in has expired or was already used. Start again from the sign-in page.".into()).into()
 }
@@ -654,7 +676,8 @@ pub async fn redeem_handoff(tenancy: &Tenancy, token: &str, redeemer: Redeemer<'
         (Some(expected), Redeemer::Nonce(Some(nonce))) if crate::identity::links::digest(nonce) == *expected => {}
         (Some(_), _) => {
             return Err(AppError::Forbidden(
-                "This sign-in was started in another browser, so it can't be finished here. Start again from the sign-in page in this browser.".into(),
+                "This sign-in was started in another browser, so it can't be finished here. Start again from the sign-in page in this browser."
+                    .into(),
             )
             .into())
         }

@@ -39,11 +39,9 @@ pub async fn placement_info(tenancy: &Tenancy, ctx: &Ctx) -> Result<PlacementInf
 pub async fn schedule_deletion(tenancy: &Tenancy, ctx: &Ctx, confirm: &str, retention: time::Duration) -> Result<OffsetDateTime> {
     ctx.require(Permission::DeleteOrganization)?;
     if confirm.trim().to_lowercase() != ctx.tenant.slug {
-        return Err(AppError::Invalid(FieldError::new(
-            "confirm",
-            format!("Type the organization's URL name, {}, to confirm.", ctx.tenant.slug),
-        ))
-        .into());
+        return Err(
+            AppError::Invalid(FieldError::new("confirm", format!("Type the organization's URL name, {}, to confirm.", ctx.tenant.slug))).into()
+        );
     }
     let mut tx = tenancy.control_write(ctx, Permission::DeleteOrganization).await?;
     let delete_after = OffsetDateTime::now_utc() + retention;

@@ -38,8 +38,7 @@ pub struct Report {
 
 impl Report {
     pub fn failures(&self) -> usize {
-        self.regions.iter().filter(|(_, r)| r.is_err()).count()
-            + self.tenants.iter().filter(|t| matches!(t.outcome, Outcome::Failed(_))).count()
+        self.regions.iter().filter(|(_, r)| r.is_err()).count() + self.tenants.iter().filter(|t| matches!(t.outcome, Outcome::Failed(_))).count()
     }
 }
 
@@ -56,6 +55,18 @@ pub async fn migrate_control(owner_url: &str) -> Result<()> {
     })?;
     pool.close().await;
     Ok(())
+}
+
+/// A tenant and the schema version it is at.
+#[derive(sqlx::FromRow)]
+struct TenantToMigrate {
+    id: Uuid,
+    slug: String,
+    model: String,
+    region: String,
+    database: Option<String>,
+    schema_name: String,
+    version: i64,
 }
 
 /// Migrates the control plane and then every place tenant data lives. `on_progress(done,
@@ -78,9 +89,9 @@ pub async fn migrate_all(
         report.regions.push((region.name.to_string(), result));
     }
 
-    let rows: Vec<(Uuid, String, String, String, Option<String>, String, i64)> = sqlx::query_as(
+    let rows: Vec<TenantToMigrate> = sqlx::query_as(
         "SELECT t.id, t.slug, t.model, t.region, t.database, t.schema_name,
-                CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END
+                CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version
            FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region
           WHERE t.status <> 'deleted' ORDER BY t.slug",
     )
@@ -90,7 +101,7 @@ pub async fn migrate_all(
     let latest = latest_tenant_version();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<TenantOutcome> = stream::iter(rows)
-        .map(|(id, slug, model, region, database, schema, version)| {
+        .map(|TenantToMigrate { id, slug, model, region, database, schema_name: schema, version }| {
             let control = &control;
             let done = &done;
             async move {

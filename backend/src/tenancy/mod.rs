@@ -102,9 +102,7 @@ fn servable(row: TenantRow) -> Result<TenantRef> {
         "active" => TenantStatus::Active,
         "moving" => TenantStatus::Moving,
         "deleting" => TenantStatus::Deleting,
-        "suspended" => {
-            return Err(AppError::Forbidden("This organization is suspended. Its owners can contact support to restore it.".into()).into())
-        }
+        "suspended" => return Err(AppError::Forbidden("This organization is suspended. Its owners can contact support to restore it.".into()).into()),
         _ => return Err(AppError::not_found().into()),
     };
     if version < provision::latest_tenant_version() {
@@ -147,12 +145,12 @@ impl Tenancy {
                 "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true),
                         set_config('statement_timeout', $3, true)",
             )
-                .bind(&tenant.placement.schema)
-                .bind(tenant.id.to_string())
-                .bind(format!("{}ms", self.topology.statement_timeout().as_millis()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unreachable(tenant, e, false))?;
+            .bind(&tenant.placement.schema)
+            .bind(tenant.id.to_string())
+            .bind(format!("{}ms", self.topology.statement_timeout().as_millis()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unreachable(tenant, e, false))?;
             Ok::<_, Error>(tx)
         };
         // A slow tenant database (or a PgBouncer queue in front of a dead one) must not hold a
@@ -357,15 +355,7 @@ impl Tenancy {
     /// Creates an organization with `user_id` as its first Owner, its data placed in `region`
     /// under `model`. The schema or database is made (and migrated) first; if the control-plane
     /// insert then fails (a slug taken meanwhile), it is removed again.
-    pub async fn create_tenant(
-        &self,
-        user_id: Uuid,
-        name: &str,
-        slug: &str,
-        region: &str,
-        model: &str,
-        meta: RequestMeta,
-    ) -> Result<Ctx> {
+    pub async fn create_tenant(&self, user_id: Uuid, name: &str, slug: &str, region: &str, model: &str, meta: RequestMeta) -> Result<Ctx> {
         let name = OrgName::parse(name)?;
         let slug = OrgSlug::parse(slug)?;
         let model = TenancyModel::parse(model)?;
@@ -373,10 +363,7 @@ impl Tenancy {
         self.topology.check_offer(model, region.as_str())?;
         let taken: bool = {
             let mut tx = self.control.begin().await?;
-            let taken = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)")
-                .bind(slug.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+            let taken = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)").bind(slug.as_str()).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             taken
         };
@@ -473,11 +460,7 @@ impl Tenancy {
                 None => err.into(),
             });
         }
-        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')")
-            .bind(id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')").bind(id).bind(user_id).execute(&mut *tx).await?;
         let tenant = TenantRef {
             id,
             slug: slug.as_str().to_string(),
@@ -490,9 +473,7 @@ impl Tenancy {
         };
         let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
         let mut write = WriteTx { tx, ctx: ctx.clone() };
-        write
-            .record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } })))
-            .await?;
+        write.record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } }))).await?;
         write
             .commit(AuditEntry::new(
                 "tenant.created",

@@ -44,8 +44,10 @@ pub(crate) async fn migrate_schema(conn: &mut PgConnection, schema: &str) -> Res
     let lock_key = format!("tessera-migrate:{schema}");
     sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))").bind(&lock_key).execute(&mut *conn).await?;
     let result = async {
-        conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}; GRANT USAGE ON SCHEMA {schema} TO tessera_app; SET search_path TO {schema}").as_str())
-            .await?;
+        conn.execute(
+            format!("CREATE SCHEMA IF NOT EXISTS {schema}; GRANT USAGE ON SCHEMA {schema} TO tessera_app; SET search_path TO {schema}").as_str(),
+        )
+        .await?;
         let migrated = tenant_migrator().run_direct(&mut *conn).await;
         conn.execute("RESET search_path").await?;
         migrated.map_err(|e| Error::Internal(format!("migrating schema {schema}: {e}")))
@@ -71,15 +73,15 @@ pub(crate) async fn create_storage(topology: &Topology, placement: &Placement) -
             let database = placement.database.as_deref().ok_or_else(|| Error::Internal("dedicated without database".into()))?;
             check_identifier(database)?;
             let mut conn = connect(&topology.admin_options(placement)?).await?;
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(database)
-                .fetch_one(&mut conn)
-                .await?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(database).fetch_one(&mut conn).await?;
             if !exists {
                 // Only the app role may connect (besides the owner), not every role on the cluster.
                 conn.execute(format!("CREATE DATABASE {database}").as_str()).await?;
-                conn.execute(format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {database} TO tessera_app").as_str())
-                    .await?;
+                conn.execute(
+                    format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {database} TO tessera_app").as_str(),
+                )
+                .await?;
             }
             conn.close().await.ok();
             let mut conn = connect(&topology.owner_options(&placement.region, Some(database))?).await?;
@@ -213,9 +215,8 @@ pub(crate) async fn tenant_tables(conn: &mut PgConnection, schema: &str) -> Resu
     let mut ordered: Vec<String> = Vec::new();
     let mut left = tables;
     while !left.is_empty() {
-        let (ready, blocked): (Vec<String>, Vec<String>) = left.into_iter().partition(|t| {
-            edges.iter().filter(|(child, _)| child == t).all(|(_, parent)| ordered.contains(parent) || parent == t)
-        });
+        let (ready, blocked): (Vec<String>, Vec<String>) =
+            left.into_iter().partition(|t| edges.iter().filter(|(child, _)| child == t).all(|(_, parent)| ordered.contains(parent) || parent == t));
         if ready.is_empty() {
             return Err(Error::Internal(format!("foreign keys form a cycle among {blocked:?}")));
         }

@@ -85,18 +85,40 @@ pub async fn move_tenant(tenancy: &Tenancy, slug: &str, model: &str, region: &st
     Ok(report)
 }
 
+/// A tenant and the move it may be in the middle of.
+#[derive(sqlx::FromRow)]
+struct MovingTenant {
+    id: Uuid,
+    status: String,
+    model: String,
+    region: String,
+    database: Option<String>,
+    schema_name: String,
+    moving_to_model: Option<String>,
+    moving_to_region: Option<String>,
+}
+
 /// Ends a move that was interrupted (the process died between sealing and switching): removes
 /// the half-made destination, unseals the source and makes the tenant writable where it was.
 pub async fn abort_move(tenancy: &Tenancy, slug: &str) -> Result<Placement> {
     let mut tx = tenancy.control_pool().begin().await?;
-    let row: Option<(Uuid, String, String, String, Option<String>, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT id, status, model, region, database, schema_name, moving_to_model, moving_to_region FROM tenants WHERE slug = $1",
-    )
-    .bind(slug.trim().to_lowercase())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<MovingTenant> =
+        sqlx::query_as("SELECT id, status, model, region, database, schema_name, moving_to_model, moving_to_region FROM tenants WHERE slug = $1")
+            .bind(slug.trim().to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
-    let Some((id, status, model, region, database, schema, Some(to_model), Some(to_region))) = row else {
+    let Some(MovingTenant {
+        id,
+        status,
+        model,
+        region,
+        database,
+        schema_name: schema,
+        moving_to_model: Some(to_model),
+        moving_to_region: Some(to_region),
+    }) = row
+    else {
         return Err(AppError::Conflict(FieldError::new("slug", format!("{slug} is not being moved; there is nothing to abort."))).into());
     };
     if status != "moving" {
@@ -111,12 +133,11 @@ pub async fn abort_move(tenancy: &Tenancy, slug: &str) -> Result<Placement> {
 /// Validates the request and marks the tenant `moving`, atomically with respect to other moves.
 async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: &str) -> Result<(Uuid, Placement, Placement)> {
     let mut tx = tenancy.control_pool().begin().await?;
-    let row: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, status, model, region, database, schema_name FROM tenants WHERE slug = $1 FOR UPDATE",
-    )
-    .bind(slug.trim().to_lowercase())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<(Uuid, String, String, String, Option<String>, String)> =
+        sqlx::query_as("SELECT id, status, model, region, database, schema_name FROM tenants WHERE slug = $1 FOR UPDATE")
+            .bind(slug.trim().to_lowercase())
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some((id, status, from_model, from_region, database, schema)) = row else {
         return Err(AppError::NotFound(format!("There is no organization with the URL name \"{slug}\".")).into());
     };
@@ -148,10 +169,8 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
         return Err(same_place.into());
     }
     if model == TenancyModel::Pooled {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM pooled_schemas WHERE region = $1")
-            .bind(&region)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM pooled_schemas WHERE region = $1").bind(&region).fetch_optional(&mut *tx).await?;
         if version.unwrap_or(0) < provision::latest_tenant_version() {
             return Err(refuse(format!("Region {region}'s shared tables are not on the latest version. Run `tessera-server migrate` first.")));
         }
@@ -213,9 +232,8 @@ async fn copy(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) -> 
         // COPY FROM is not allowed on tables with row-level security; stage, then INSERT. The
         // tenant filter is explicit (RLS is the second guard: an owner may have BYPASSRLS).
         {
-            let mut out = read
-                .copy_out_raw(&format!("COPY (SELECT {columns} FROM {table} WHERE tenant_id = '{id}') TO STDOUT (FORMAT binary)"))
-                .await?;
+            let mut out =
+                read.copy_out_raw(&format!("COPY (SELECT {columns} FROM {table} WHERE tenant_id = '{id}') TO STDOUT (FORMAT binary)")).await?;
             let conn: &mut PgConnection = &mut write;
             let mut sink = conn.copy_in_raw(&format!("COPY {stage} ({columns}) FROM STDIN (FORMAT binary)")).await?;
             while let Some(chunk) = out.next().await {

@@ -37,12 +37,10 @@ pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_sat
         .into());
     }
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let (old_require, old_sso): (bool, bool) = sqlx::query_as(
-        "SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1 FOR UPDATE",
-    )
-    .bind(ctx.tenant.id)
-    .fetch_one(tx.conn())
-    .await?;
+    let (old_require, old_sso): (bool, bool) = sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1 FOR UPDATE")
+        .bind(ctx.tenant.id)
+        .fetch_one(tx.conn())
+        .await?;
     if (old_require, old_sso) == (require_mfa, sso_satisfies_mfa) {
         return Ok(());
     }

@@ -116,10 +116,8 @@ impl Topology {
                 return Err(Error::Internal(format!("region \"{}\" is configured twice", r.name)));
             }
             let app = connect_options(&r.app_url, config.pgbouncer)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(config.region_pool_size)
-                .acquire_timeout(config.acquire_timeout)
-                .connect_lazy_with(app.clone());
+            let pool =
+                PgPoolOptions::new().max_connections(config.region_pool_size).acquire_timeout(config.acquire_timeout).connect_lazy_with(app.clone());
             let owner = r.owner_url.as_deref().map(|u| connect_options(u, false)).transpose()?;
             let dedicated_app = match &r.dedicated_app_url {
                 Some(url) => connect_options(url, config.pgbouncer)?,
@@ -271,9 +269,10 @@ impl Topology {
         let region = self.region(region)?;
         match database {
             Some(db) => Ok(dedicated_owner(region)?.database(db)),
-            None => region.owner.clone().ok_or_else(|| {
-                Error::Internal(format!("region {} has no owner connection configured (TESSERA_REGION_OWNER_URLS)", region.name))
-            }),
+            None => region
+                .owner
+                .clone()
+                .ok_or_else(|| Error::Internal(format!("region {} has no owner connection configured (TESSERA_REGION_OWNER_URLS)", region.name))),
         }
     }
 
@@ -290,7 +289,8 @@ impl Topology {
 }
 
 fn dedicated_owner(region: &Region) -> Result<PgConnectOptions> {
-    region.dedicated_owner.clone().ok_or_else(|| {
-        Error::Internal(format!("region {} has no owner connection for dedicated databases configured", region.name))
-    })
+    region
+        .dedicated_owner
+        .clone()
+        .ok_or_else(|| Error::Internal(format!("region {} has no owner connection for dedicated databases configured", region.name)))
 }

@@ -128,7 +128,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError(AppError::BadRequest("The request body could not be read.".into())))?;
-        let malformed = |e: serde_json::Error| ApiError(AppError::BadRequest(format!("The body must be a JSON object with the documented fields ({e}).")));
+        let malformed =
+            |e: serde_json::Error| ApiError(AppError::BadRequest(format!("The body must be a JSON object with the documented fields ({e}).")));
         // Parsed to a value first (serde_json refuses invalid UTF-8 and nesting deeper than 128
         // levels), so a NUL anywhere in it is refused with its field before any handler runs.
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(malformed)?;

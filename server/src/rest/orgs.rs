@@ -13,7 +13,12 @@ use tessera_domain::dto::{Member, ProjectSummary};
 use tessera_domain::AppError;
 use uuid::Uuid;
 
-pub async fn list_projects(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, TextPath(slug): TextPath<String>) -> ApiResult<Json<Vec<ProjectSummary>>> {
+pub async fn list_projects(
+    State(backend): State<Backend>,
+    Meta(meta): Meta,
+    credential: Credential,
+    TextPath(slug): TextPath<String>,
+) -> ApiResult<Json<Vec<ProjectSummary>>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     Ok(Json(projects::list(&backend.tenancy, &ctx).await?))
 }
@@ -48,7 +53,12 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(projects::get(&backend.tenancy, &ctx, id).await?)))
 }
 
-pub async fn list_members(State(backend): State<Backend>, Meta(meta): Meta, credential: Credential, TextPath(slug): TextPath<String>) -> ApiResult<Json<Vec<Member>>> {
+pub async fn list_members(
+    State(backend): State<Backend>,
+    Meta(meta): Meta,
+    credential: Credential,
+    TextPath(slug): TextPath<String>,
+) -> ApiResult<Json<Vec<Member>>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     Ok(Json(members::list(&backend.tenancy, &ctx).await?))
 }

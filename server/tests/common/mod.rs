@@ -127,20 +127,13 @@ async fn register_github_app(server_url: &str, base: &str) -> tessera_backend::i
 
 async fn create_database(admin_url: &str, database: &str, template: &str) {
     let mut admin = PgConnection::connect(admin_url).await.expect("connect as owner");
-    admin
-        .execute(format!("CREATE DATABASE {database} TEMPLATE {template} OWNER tessera_owner").as_str())
-        .await
-        .expect("clone the template database");
+    admin.execute(format!("CREATE DATABASE {database} TEMPLATE {template} OWNER tessera_owner").as_str()).await.expect("clone the template database");
     admin.close().await.ok();
 }
 
 async fn superuser_pool(admin_url: &str, database: &str) -> PgPool {
     let options: PgConnectOptions = with_database(admin_url, "postgres", database).parse().unwrap();
-    PgPoolOptions::new()
-        .max_connections(3)
-        .connect_with(options.options([("search_path", "public,shared")]))
-        .await
-        .expect("superuser pool")
+    PgPoolOptions::new().max_connections(3).connect_with(options.options([("search_path", "public,shared")])).await.expect("superuser pool")
 }
 
 impl TestApp {
@@ -244,12 +237,7 @@ impl TestApp {
 
     /// A browser that sends `user_agent` (shown to people on their sessions page).
     pub fn browser_with_agent(&self, user_agent: &str) -> Browser {
-        let client = Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .unwrap();
+        let client = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).user_agent(user_agent).build().unwrap();
         Browser { base: self.base.clone(), client }
     }
 
@@ -271,9 +259,7 @@ impl TestApp {
     /// A logged-in owner of a new organization placed in `region` under `model`.
     pub async fn owner_of_in(&self, slug: &str, region: &str, model: &str) -> Browser {
         let browser = self.signed_up(&format!("owner@{slug}.test")).await;
-        let r = browser
-            .call("create_org", &[("name", &format!("Org {slug}")), ("slug", slug), ("region", region), ("model", model)])
-            .await;
+        let r = browser.call("create_org", &[("name", &format!("Org {slug}")), ("slug", slug), ("region", region), ("model", model)]).await;
         assert!(r.status.is_success(), "create org {slug} ({model} in {region}): {} {}", r.status, r.body);
         browser
     }
@@ -388,14 +374,7 @@ pub fn token_of(link: &str) -> String {
 impl Browser {
     /// Calls a server function the way the hydrated app does.
     pub async fn call(&self, function: &str, form: &[(&str, &str)]) -> Response {
-        let r = self
-            .client
-            .post(format!("{}/api/{function}", self.base))
-            .header(header::ACCEPT, "application/json")
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.post(format!("{}/api/{function}", self.base)).header(header::ACCEPT, "application/json").form(form).send().await.unwrap();
         read(r).await
     }
 

@@ -46,7 +46,8 @@ impl<'a> Mint<'a> {
 impl TestIdp {
     pub fn new(entity_id: &str) -> Self {
         let idp = IdentityProvider::generate_new(KeyType::Rsa(Rsa::Rsa2048)).unwrap();
-        let cert = idp.create_certificate(&CertificateParams { common_name: "test idp", issuer_name: "test idp", days_until_expiration: 30 }).unwrap();
+        let cert =
+            idp.create_certificate(&CertificateParams { common_name: "test idp", issuer_name: "test idp", days_until_expiration: 30 }).unwrap();
         let key_der = idp.export_private_key_der().unwrap();
         TestIdp { entity_id: entity_id.to_string(), cert, key_der }
     }
