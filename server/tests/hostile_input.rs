@@ -146,6 +146,13 @@ async fn every_server_function_answers_hostile_fields_with_a_clear_4xx_and_never
         // A body that isn't a form at all.
         let r = browser.post_raw(&path, "application/json", "{\"slug\": [[[[[[[[[[1]]]]]]]]]]}").await;
         assert_humane(&r, &format!("{function} with a JSON body"));
+        // Server functions read any body as a form, whatever its Content-Type says: a NUL sent
+        // as text/plain is refused all the same.
+        if let Some(field) = fields.first() {
+            let r = browser.post_raw(&path, "text/plain", &format!("{field}=a%00b")).await;
+            assert!(r.status.is_client_error(), "{function} with a NUL in a text/plain body: {} {}", r.status, r.body);
+            assert_humane(&r, &format!("{function} with a text/plain body"));
+        }
     }
     assert!(requests > 500, "{requests} hostile requests");
     // The owner's organization is untouched by all of it.
