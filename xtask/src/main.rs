@@ -17,8 +17,8 @@ use util::{run, step, Result};
 const USAGE: &str = "usage: cargo xtask <command>
 
   dev         build and serve Tessera at http://127.0.0.1:3000 (own PostgreSQL unless DATABASE_URL is set)
-  test        install what is missing, then run every Rust test and the Playwright suite, directly
-              and through PgBouncer; `test <filter>…` runs only matching Rust tests, directly;
+  test        install what is missing, run the dependency scans, fmt and clippy, then every Rust test
+              and the Playwright suite, directly and through PgBouncer; `test <filter>…` runs only matching Rust tests, directly;
               `test --e2e [pattern]` runs only the Playwright journeys (matching pattern), directly
   scan        the offline dependency scans the full test run starts with: cargo-deny and cargo-audit
               against the RustSec snapshot in ../shared/data
