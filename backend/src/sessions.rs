@@ -189,17 +189,24 @@ impl PgSessionStore {
     /// Ends all of the user's sessions except `keep`; returns how many ended.
     pub async fn revoke_others(&self, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
-            .bind(user_id)
-            .bind(keep.map(stored_id))
-            .execute(&mut *tx)
-            .await?;
-        // "Everywhere else" includes programs signed in with API tokens.
-        sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let ended = sign_out_elsewhere(&mut tx, user_id, keep).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(ended)
     }
+}
+
+/// Ends every browser session of the user except `keep` (a session id, as the cookie has it),
+/// and every API sign-in: "everywhere else" includes programs signed in with API tokens.
+/// Returns how many browser sessions ended.
+pub(crate) async fn sign_out_elsewhere(conn: &mut sqlx::PgConnection, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
+        .bind(user_id)
+        .bind(keep.map(stored_id))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected())
 }

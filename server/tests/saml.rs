@@ -91,6 +91,12 @@ async fn post_acs(browser: &Browser, slug: &str, saml_response: &str) -> Respons
     r
 }
 
+/// A whole SP-initiated sign-in of `email` in `browser`: start, the IdP's signed answer, the ACS.
+async fn sign_in_through_idp(browser: &Browser, org: &SsoOrg, email: &str, next: &str) -> Response {
+    let request = start(browser, org, next).await;
+    post_acs(browser, &org.slug, &org.idp.response(&Mint::new(email, &org.entity_id, &org.acs, Some(&request)))).await
+}
+
 /// Confirms an IdP-initiated sign-in on our page, as the person would after reading it;
 /// `r` is the ACS's answer. Returns the confirmation's answer.
 async fn confirm_on_our_page(browser: &Browser, r: &Response, email: &str) -> Response {
@@ -424,8 +430,7 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
 
     // Through the IdP, Pat is in.
     let sso = app.browser();
-    let request = start(&sso, &org, "/t/strict/projects").await;
-    let r = post_acs(&sso, "strict", &org.idp.response(&Mint::new(&pat, &org.entity_id, &org.acs, Some(&request)))).await;
+    let r = sign_in_through_idp(&sso, &org, &pat, "/t/strict/projects").await;
     assert_eq!(location(&r), "/t/strict/projects");
     assert_eq!(sso.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK);
 
@@ -454,8 +459,7 @@ async fn a_network_that_keeps_posting_bad_responses_is_turned_away_before_they_a
 
     // Past the limit, even a genuine response is turned away unread, with a clear reason.
     sqlx::query("UPDATE auth_throttle SET hits = 30 WHERE bucket = $1").bind(bucket).execute(&app.inspect).await.unwrap();
-    let request = start(&browser, &org, "/").await;
-    let r = post_acs(&browser, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    let r = sign_in_through_idp(&browser, &org, &email, "/").await;
     assert_eq!(location(&r), "/login?problem=1");
     let problem = browser.call("take_sign_in_problem", &[]).await.json();
     assert!(problem.as_str().unwrap().contains("Too many sign-ins from your network"), "{problem}");
@@ -533,9 +537,7 @@ async fn removing_a_domain_ends_the_idps_say_over_the_accounts_it_linked_there()
     let app = TestApp::spawn().await;
     let org = sso_org(&app, "acme").await;
     let email = format!("ada@{}", org.domain);
-    let browser = app.browser();
-    let request = start(&browser, &org, "/").await;
-    let r = post_acs(&browser, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    let r = sign_in_through_idp(&app.browser(), &org, &email, "/").await;
     assert_eq!(location(&r), "/t/acme", "{} {}", r.status, r.body);
     assert_eq!(app.count("SELECT count(*) FROM user_identities WHERE provider LIKE 'saml:%'").await, 1);
 
@@ -545,8 +547,7 @@ async fn removing_a_domain_ends_the_idps_say_over_the_accounts_it_linked_there()
 
     // The same NameID, even asserted with an address the IdP doesn't own, signs nobody in.
     let later = app.browser();
-    let request = start(&later, &org, "/").await;
-    let r = post_acs(&later, "acme", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    let r = sign_in_through_idp(&later, &org, &email, "/").await;
     assert_ne!(location(&r), "/t/acme");
     assert_eq!(later.call("my_session", &[]).await.json(), Value::Null);
 }

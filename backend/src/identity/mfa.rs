@@ -168,15 +168,7 @@ impl Identity {
             .execute(&mut *tx)
             .await?;
         let codes = replace_recovery_codes(&mut tx, user_id).await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
-            .bind(user_id)
-            .bind(this_session.map(crate::sessions::stored_id))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        crate::sessions::sign_out_elsewhere(&mut tx, user_id, this_session).await?;
         events::record(&mut tx, Event::MfaEnabled, Some(user_id), None, meta).await?;
         tx.commit().await?;
         Ok(codes)
