@@ -92,6 +92,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     <Route path=path!("") view=home::HomePage ssr=SsrMode::Async />
                     <Route path=path!("/signup") view=auth::SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("/signup/sent") view=auth::SignUpSentPage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=auth::LogInPage ssr=SsrMode::Async />
                     <Route path=path!("/orgs/new") view=home::NewOrgPage ssr=SsrMode::Async />
                     <Route path=path!("/account/sessions") view=account::SessionsPage ssr=SsrMode::Async />

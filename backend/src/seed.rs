@@ -2,6 +2,7 @@
 //! organization per tenancy model. It goes
 //! through the same services as the UI, so the seed is audited like any other change.
 
+use crate::identity::{AddressProof, SignedUp};
 use crate::{members, projects, Backend, Error, RequestMeta, Result};
 use tessera_domain::placement::TenancyModel;
 use tessera_domain::{AppError, Role};
@@ -16,9 +17,12 @@ pub async fn demo(backend: &Backend) -> Result<()> {
     let mut ids = Vec::new();
     for (email, role) in DEMO_USERS {
         let name = format!("Demo {}", role.label());
-        let user = match backend.identity.sign_up(email, DEMO_PASSWORD, &name, &crate::RequestMeta::default()).await {
-            Ok(user) => user,
-            Err(Error::App(AppError::Conflict(_))) => backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?,
+        let signed_up = backend.identity.sign_up(email, DEMO_PASSWORD, &name, AddressProof::Proven, &RequestMeta::default()).await;
+        let user = match signed_up {
+            Ok(SignedUp::Confirmed(user) | SignedUp::AwaitingConfirmation(user)) => user,
+            Ok(SignedUp::AlreadyRegistered) | Err(Error::App(AppError::Conflict(_))) => {
+                backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?
+            }
             Err(e) => return Err(e),
         };
         backend.identity.confirm_email_directly(user.id).await?;

@@ -107,6 +107,14 @@ pub struct InvitationPreview {
     pub state: InvitationState,
 }
 
+/// A sign-up confirmation link, as its page shows it before the click.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationLink {
+    pub email: String,
+    /// Followed outside the browser that signed up: the account's password is asked for.
+    pub needs_password: bool,
+}
+
 /// One signed-in browser of the current user ("Your sessions").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSession {

@@ -66,7 +66,7 @@ async fn a_person_signs_in_with_an_emailed_link_once_in_the_browser_that_asked()
     assert!(browser.get(&link).await.body.contains("expired or has already been used"));
 
     let trail = events(&app, &email).await;
-    assert_eq!(names(&trail), ["magic_link.requested", "magic_link.used"]);
+    assert_eq!(names(&trail), ["login.succeeded", "magic_link.requested", "magic_link.used"], "after the sign-up's own log-in");
     assert!(trail.iter().all(|(_, ip, ua)| ip.as_deref() == Some("127.0.0.1") && ua.as_deref() == Some("tessera-tests/1.0")));
     let refused = app.count("SELECT count(*) FROM security_events WHERE event = 'link.refused'").await;
     assert_eq!(refused, 2, "the other browser's attempt and the reuse are on record");
@@ -106,8 +106,9 @@ async fn links_expire_and_requests_are_rate_limited() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(browser.call("my_session", &[]).await.json(), serde_json::Value::Null, "not signed in");
 
-    // A new link replaces older ones, and five requests per address per window is the limit.
-    for _ in 0..4 {
+    // A new link replaces older ones, and five mails per address per window is the limit (the
+    // welcome mail was the first).
+    for _ in 0..3 {
         assert_eq!(browser.call("request_sign_in_link", &[("email", &email)]).await.status, StatusCode::OK);
     }
     let r = browser.call("request_sign_in_link", &[("email", &email)]).await;
@@ -120,8 +121,8 @@ async fn links_expire_and_requests_are_rate_limited() {
 async fn a_new_account_confirms_its_email_from_the_welcome_mail() {
     let app = TestApp::spawn().await;
     let email = format!("lin-{}@example.test", uuid::Uuid::new_v4().simple());
-    let browser = app.browser();
-    browser.call("sign_up", &[("email", &email), ("password", "correct horse battery"), ("name", "")]).await;
+    // Signed up, not yet confirmed, and signed in with the password.
+    let browser = app.registered(&email, "correct horse battery").await;
     assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], false);
     // Until confirmed, invitations to that address don't show up for the account, nor can it
     // accept one by id: anyone can sign up with any address.
@@ -170,7 +171,10 @@ async fn a_password_reset_sets_a_new_password_and_signs_out_other_devices() {
     assert!(new.status.is_success() || new.status.is_redirection());
     let again = app.browser().call("reset_password", &[("token", &token), ("password", "another new passphrase")]).await;
     assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "the link worked once");
-    assert_eq!(names(&events(&app, &email).await), ["password.reset_requested", "password.reset", "login.failed", "login.succeeded"]);
+    assert_eq!(
+        names(&events(&app, &email).await),
+        ["login.succeeded", "password.reset_requested", "password.reset", "login.failed", "login.succeeded"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,8 +263,7 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_sign_in_by
     let app = TestApp::spawn().await;
     let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
     // An attacker registers the address first and never confirms it.
-    let attacker = app.browser();
-    attacker.call("sign_up", &[("email", &email), ("password", "attacker's password"), ("name", "")]).await;
+    let attacker = app.registered(&email, "attacker's password").await;
     assert!(attacker.call("my_session", &[]).await.json().is_object());
 
     let owner = app.browser();
@@ -288,13 +291,12 @@ fn assert_wait_is_exact(message: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_confirm_it_from_the_welcome_mail() {
+async fn someone_who_signed_up_with_your_address_cannot_have_you_confirm_it_for_them() {
     let app = TestApp::spawn().await;
     let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
     // An attacker registers the address first; while it is unconfirmed the account gets no API
     // credentials either.
-    let attacker = app.browser();
-    attacker.call("sign_up", &[("email", &email), ("password", "attacker's password"), ("name", "")]).await;
+    let attacker = app.registered(&email, "attacker's password").await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/token", app.base))
         .json(&serde_json::json!({ "email": email, "password": "attacker's password" }))
@@ -304,16 +306,26 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_confirm_it
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "no API tokens for an unconfirmed account");
     assert!(r.text().await.unwrap().contains("Confirm your email address"));
 
-    // The address's owner gets the welcome mail and confirms it in their own browser. That signs
-    // nobody in (a confirmation link isn't bound to a browser, so it mustn't work as a sign-in
-    // link): the login page says what happened, and the owner signs in by a link of their own.
+    // The address's owner gets the welcome mail in their own browser. One click would confirm
+    // the attacker's account, so the link asks for the account's password there.
     let owner = app.browser();
-    let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
-    let r = owner.call("verify_email", &[("token", &token_of(&link))]).await;
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token="));
+    assert_eq!(owner.call("confirmation_link", &[("token", &token)]).await.json()["needs_password"], true);
+    let r = owner.call("verify_email", &[("token", &token)]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password")), "{}", r.body);
+    let r = owner.call("verify_email", &[("token", &token), ("password", "a guess at it")]).await;
+    assert!(r.error_message().contains("I didn't create this account"), "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM users WHERE email_verified_at IS NOT NULL").await, 0, "nothing confirmed");
+
+    // They disown it. That signs nobody in (the link isn't bound to their browser, so it
+    // mustn't work as a sign-in link): the login page says what happened, and the owner signs
+    // in by a link of their own.
+    let r = owner.call("disown_registration", &[("token", &token)]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     assert_eq!(owner.call("my_session", &[]).await.json(), Value::Null, "not signed in by the confirmation");
     let problem = owner.call("take_sign_in_problem", &[]).await.json();
     assert!(problem.as_str().unwrap().contains("Your address is confirmed"), "{problem}");
+    assert_eq!(app.security_events(&email).await.last().map(String::as_str), Some("signup.disowned"));
     owner.call("request_sign_in_link", &[("email", &email)]).await;
     let token = token_of(&Inbox::link(&Inbox::latest(&email, "sign-in link").await, "/auth/magic?token="));
     owner.call("sign_in_with_link", &[("token", &token)]).await;
@@ -323,4 +335,36 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_confirm_it
     assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
     let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_welcome_link_opened_on_another_device_takes_the_password_chosen_at_sign_up() {
+    let app = TestApp::spawn().await;
+    let email = format!("two-devices-{}@example.test", uuid::Uuid::new_v4().simple());
+    let laptop = app.browser();
+    let r = laptop.call("sign_up", &[("email", &email), ("password", "correct horse battery"), ("name", ""), ("next", "/settings")]).await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let token = token_of(&Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token="));
+    assert_eq!(laptop.call("confirmation_link", &[("token", &token)]).await.json()["needs_password"], false, "one click where they signed up");
+
+    let phone = app.browser();
+    let r = phone.call("verify_email", &[("token", &token), ("password", "correct horse battery")]).await;
+    assert_eq!(r.headers.get("location").map(|l| l.to_str().unwrap()), Some("/"), "{} {}", r.status, r.body);
+    let session = phone.call("my_session", &[]).await.json();
+    assert_eq!((session["user"]["email"].as_str(), &session["user"]["email_verified"]), (Some(email.as_str()), &Value::Bool(true)));
+    assert!(laptop.call("my_session", &[]).await.json().is_null(), "the laptop signs in on its own");
+    let r = laptop.call("verify_email", &[("token", &token)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the link works once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_welcome_link_in_the_browser_that_signed_up_confirms_and_goes_where_they_were_headed() {
+    let app = TestApp::spawn().await;
+    let email = format!("headed-{}@example.test", uuid::Uuid::new_v4().simple());
+    let browser = app.browser();
+    let r = app
+        .sign_up_by_mail(&browser, &[("email", &email), ("password", "correct horse battery"), ("name", ""), ("next", "/settings/security")])
+        .await;
+    assert_eq!(r.headers.get("location").unwrap(), "/settings/security");
+    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
 }

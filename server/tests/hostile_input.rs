@@ -43,7 +43,9 @@ fn plausible(field: &str) -> String {
 /// Optional arguments (serde can't report them missing): per server function.
 fn optional_fields(function: &str) -> &'static [&'static str] {
     match function {
-        "sign_up" | "log_in" | "find_sso" => &["next"],
+        "sign_up" => &["next", "invitation"],
+        "log_in" | "find_sso" => &["next"],
+        "verify_email" => &["password"],
         "create_org" => &["region", "model"],
         "reauthenticate" => &["password", "code"],
         "create_api_key" => &["projects_read", "projects_write", "members_read"],
@@ -56,8 +58,17 @@ fn optional_fields(function: &str) -> &'static [&'static str] {
 
 /// Server functions that would sign the fuzzing browser in or out as someone else: they get a
 /// fresh browser each time.
-const ANONYMOUS: &[&str] =
-    &["sign_up", "log_in", "log_out", "request_sign_in_link", "request_password_reset", "sign_in_with_link", "reset_password", "verify_email"];
+const ANONYMOUS: &[&str] = &[
+    "sign_up",
+    "log_in",
+    "log_out",
+    "request_sign_in_link",
+    "request_password_reset",
+    "sign_in_with_link",
+    "reset_password",
+    "verify_email",
+    "disown_registration",
+];
 
 /// The hostile values every field gets, with whether a refusal (4xx) is required.
 fn hostile_values() -> Vec<(&'static str, Vec<u8>, bool)> {

@@ -77,9 +77,7 @@ async fn accounts_are_linked_only_through_an_address_the_provider_has_verified()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn someone_who_registered_your_address_first_is_shut_out_when_you_arrive_verified() {
     let app = TestApp::spawn().await;
-    let squatter = app.browser();
-    let r = squatter.call("sign_up", &[("email", "vic@example.test"), ("password", "squatters password"), ("name", "")]).await;
-    assert!(r.status.is_success(), "{}", r.body);
+    let squatter = app.registered("vic@example.test", "squatters password").await;
     // The squatter can't plant a second factor, a connected account or an API sign-in on an
     // unconfirmed address.
     assert_eq!(squatter.call("begin_mfa_enrolment", &[]).await.status, StatusCode::FORBIDDEN);

@@ -33,14 +33,48 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
     Ok(Some(SessionSummary { user, orgs }))
 }
 
+/// Creates an account. From an invitation (`invitation`: its token, which only the invited
+/// inbox has) the address is proven: the account is confirmed and signed in at once. Otherwise
+/// nobody is signed in until the emailed link is followed, and the answer (off to "check your
+/// inbox") is the same whether or not the address already has an account: sign-up reveals
+/// nothing.
 #[server(endpoint = "sign_up")]
-pub async fn sign_up(email: String, password: String, name: String, next: Option<String>) -> Result<(), AppError> {
+pub async fn sign_up(email: String, password: String, name: String, next: Option<String>, invitation: Option<String>) -> Result<(), AppError> {
+    use tessera_backend::identity::{AddressProof, SignedUp};
     let backend = ssr::backend()?;
     tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
-    let user = backend.identity.sign_up(&email, &password, &name, &ssr::meta()).await.app()?;
-    ssr::start_session(user.id, false).await?;
-    leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    let invited = match invitation.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => Some(tessera_backend::members::invitations::preview(&backend.tenancy, token).await.app()?),
+        None => None,
+    };
+    let proven = invited.is_some_and(|i| {
+        i.state == tessera_domain::dto::InvitationState::Pending
+            && tessera_domain::input::Email::for_lookup(&email).is_some_and(|e| e.as_str() == i.email.to_lowercase())
+    });
+    let browser = ssr::browser_secret().await?;
+    let proof = if proven { AddressProof::Proven } else { AddressProof::Pending { browser: &browser } };
+    match backend.identity.sign_up(&email, &password, &name, proof, &ssr::meta()).await.app()? {
+        SignedUp::Confirmed(user) => {
+            let target = ssr::sign_in(user.id, next.as_deref()).await?;
+            leptos_axum::redirect(&target);
+        }
+        SignedUp::AwaitingConfirmation(_) | SignedUp::AlreadyRegistered => {
+            // Where to go once the address is confirmed in this browser, and the address for
+            // the next page to show (kept server-side: no URL puts words on our pages).
+            let session = ssr::session()?;
+            session.insert(ssr::AFTER_CONFIRMATION_KEY, ssr::safe_next(next.as_deref())).await.map_err(ssr::internal)?;
+            let email = tessera_domain::input::Email::parse(&email).map(|e| e.as_str().to_string()).unwrap_or(email);
+            session.insert(ssr::SIGNED_UP_AS_KEY, email).await.map_err(ssr::internal)?;
+            leptos_axum::redirect("/signup/sent");
+        }
+    }
     Ok(())
+}
+
+/// The address this browser last signed up with, for the "check your inbox" page.
+#[server(endpoint = "signed_up_as")]
+pub async fn signed_up_as() -> Result<Option<String>, AppError> {
+    ssr::session()?.get(ssr::SIGNED_UP_AS_KEY).await.map_err(ssr::internal)
 }
 
 #[server(endpoint = "log_in")]
@@ -87,35 +121,57 @@ pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
     Ok(())
 }
 
-#[server(endpoint = "verify_email")]
-pub async fn verify_email(token: String) -> Result<(), AppError> {
-    use tessera_backend::identity::Verified;
+/// What following a sign-up confirmation link here takes (the page asks before the click).
+#[server(endpoint = "confirmation_link")]
+pub async fn confirmation_link(token: String) -> Result<tessera_domain::dto::ConfirmationLink, AppError> {
+    let browser = ssr::existing_browser_secret().await?;
     let signed_in_as = ssr::user_id().await?;
-    let (_, outcome) = ssr::backend()?.identity.verify_email(&token, signed_in_as, &ssr::meta()).await.app()?;
+    ssr::backend()?.identity.confirmation_link(&token, browser.as_deref(), signed_in_as).await.app()
+}
+
+/// Confirms an address from its sign-up link and signs its registrant in here (`password`:
+/// asked for when the link is followed outside the browser that signed up).
+#[server(endpoint = "verify_email")]
+pub async fn verify_email(token: String, password: Option<String>) -> Result<(), AppError> {
+    use tessera_backend::identity::Verified;
+    let backend = ssr::backend()?;
+    let browser = ssr::existing_browser_secret().await?;
+    let signed_in_as = ssr::user_id().await?;
+    let (user, outcome) = backend.identity.verify_email(&token, browser.as_deref(), signed_in_as, password.as_deref(), &ssr::meta()).await.app()?;
     match outcome {
-        // Confirmed from a browser not signed in to the account: whoever registered the address
-        // is out, and the inbox's owner signs in by a way bound to their own browser (see
-        // `Identity::verify_email`). The login page says so.
-        Verified::RegistrantEvicted => {
-            ssr::session()?
-                .insert(
-                    ssr::SIGN_IN_PROBLEM_KEY,
-                    "Your address is confirmed. For your security, the password chosen when this account was created no longer works and its \
-                     other sign-ins were ended: sign in with an emailed link, or reset your password.",
-                )
-                .await
-                .map_err(ssr::internal)?;
-            leptos_axum::redirect("/login?problem=1");
+        Verified::Confirmed if signed_in_as == Some(user.id) => leptos_axum::redirect("/?verified=1"),
+        Verified::Confirmed => {
+            let next: Option<String> = ssr::session()?.remove(ssr::AFTER_CONFIRMATION_KEY).await.map_err(ssr::internal)?;
+            let target = ssr::sign_in(user.id, next.as_deref()).await?;
+            leptos_axum::redirect(&target);
         }
-        Verified::Confirmed => leptos_axum::redirect("/?verified=1"),
+        Verified::AlreadyConfirmed | Verified::RegistrantEvicted => leptos_axum::redirect("/login"),
     }
+    Ok(())
+}
+
+/// "I didn't create this account", from the confirmation link: the registrant is evicted and
+/// the inbox's owner is sent to sign in by a way bound to their own browser.
+#[server(endpoint = "disown_registration")]
+pub async fn disown_registration(token: String) -> Result<(), AppError> {
+    ssr::backend()?.identity.disown_registration(&token, &ssr::meta()).await.app()?;
+    ssr::session()?
+        .insert(
+            ssr::SIGN_IN_PROBLEM_KEY,
+            "Your address is confirmed and the account registered with it is yours now: the password chosen then no longer works and its \
+             sign-ins were ended. Sign in with an emailed link, or reset your password.",
+        )
+        .await
+        .map_err(ssr::internal)?;
+    leptos_axum::redirect("/login?problem=1");
     Ok(())
 }
 
 #[server(endpoint = "resend_verification")]
 pub async fn resend_verification() -> Result<(), AppError> {
     let user_id = ssr::require_user().await?;
-    ssr::backend()?.identity.resend_verification(user_id, &ssr::meta()).await.app()
+    let browser = ssr::browser_secret().await?;
+    ssr::backend()?.identity.resend_verification(user_id, &browser, &ssr::meta()).await.app()
 }
 
 #[server(endpoint = "request_password_reset")]

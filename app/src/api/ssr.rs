@@ -66,6 +66,10 @@ const PENDING_LIFETIME_SECS: i64 = 10 * 60;
 /// A message for the next page to show, from a flow that ended in a redirect (the OpenID
 /// Connect callback): kept server-side so no URL can put words on our pages.
 pub const SIGN_IN_PROBLEM_KEY: &str = "sign_in_problem";
+/// Where to go after following the sign-up confirmation link in this browser.
+pub const AFTER_CONFIRMATION_KEY: &str = "after_confirmation";
+/// The address this browser last signed up with (the "check your inbox" page shows it).
+pub const SIGNED_UP_AS_KEY: &str = "signed_up_as";
 /// Set (with the time) when a signed-in, recently re-authenticated user asked to connect an
 /// outside account; the start of the OpenID flow checks it.
 pub const LINK_INTENT_KEY: &str = "oidc_link_intent";

@@ -1,4 +1,4 @@
-use crate::api::{sign_in_providers, LogIn, SignUp};
+use crate::api::{sign_in_providers, signed_up_as, LogIn, SignUp};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
 use crate::pages::security::ProblemNote;
@@ -18,9 +18,11 @@ pub(crate) fn check_new_password(s: &str) -> Option<String> {
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = last_error(action);
-    // From an invitation: the invited address filled in, and back to the invitation after.
+    // From an invitation: the invited address filled in, the invitation (proof of the address)
+    // carried along, and back to it after.
     let query = use_query_map();
     let email = RwSignal::new(query.read_untracked().get("email").unwrap_or_default());
+    let invitation = move || query.read().get("invitation").unwrap_or_default();
     let next = move || query.read().get("next").unwrap_or_default();
     let login = move || if next().is_empty() { "/login".to_string() } else { format!("/login?next={}", crate::query_escape(&next())) };
     view! {
@@ -32,6 +34,7 @@ pub fn SignUpPage() -> impl IntoView {
                 <FormAlert error fields=&["email", "password", "name"] />
                 <Field label="Your name" name="name" autocomplete="name" error hint="Optional; shown to your teammates." />
                 <input type="hidden" name="next" value=next />
+                <input type="hidden" name="invitation" value=invitation />
                 <Field label="Work email" name="email" kind="email" autocomplete="email" required=true error check=check_email value=email />
                 <Field
                     label="Password"
@@ -46,6 +49,35 @@ pub fn SignUpPage() -> impl IntoView {
                 <Submit label="Create account" busy_label="Creating account…" pending=action.pending() />
             </ActionForm>
             <p class="muted">"Already have an account? " <a href=login>"Log in"</a></p>
+        </section>
+    }
+}
+
+/// After signing up: the link in the mail finishes it. Said the same way whether or not the
+/// address had an account already (its owner got a different mail).
+#[component]
+pub fn SignUpSentPage() -> impl IntoView {
+    let address = Resource::new(|| (), |_| signed_up_as());
+    view! {
+        <PageTitle text="Check your inbox" />
+        <section class="auth-card card">
+            <h1>"Check your inbox"</h1>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let to = address.await.ok().flatten();
+                    view! {
+                        <p data-testid="sign-up-sent">
+                            {match to {
+                                Some(to) => view! { "We sent a message to " <strong>{to}</strong> ". " }.into_any(),
+                                None => view! { "We sent you a message. " }.into_any(),
+                            }}
+                            "Follow its link in this browser to finish creating your account. The link works for 24 hours."
+                        </p>
+                    }
+                })}
+            </Suspense>
+            <p class="muted">"Nothing arrived after a few minutes? Check your spam folder, or " <a href="/signup">"sign up again"</a> " (a typo in the address is the usual cause)."</p>
+            <p class="muted">"Already have an account? " <a href="/login">"Log in"</a></p>
         </section>
     }
 }

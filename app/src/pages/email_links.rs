@@ -2,12 +2,15 @@
 //! A link opens a page that shows what it will do and waits for a click: mail scanners fetch
 //! links on their own, and must not use them up.
 
-use crate::api::{emailed_link, RequestPasswordReset, RequestSignInLink, ResetPassword, SignInWithLink, VerifyEmail};
+use crate::api::{
+    confirmation_link, emailed_link, DisownRegistration, RequestPasswordReset, RequestSignInLink, ResetPassword, SignInWithLink, VerifyEmail,
+};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
 use crate::pages::auth::{check_email, check_new_password};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
+use tessera_domain::dto::ConfirmationLink;
 
 fn token_from_query() -> Memo<String> {
     let query = use_query_map();
@@ -94,19 +97,59 @@ pub fn MagicLinkPage() -> impl IntoView {
     }
 }
 
+/// The sign-up confirmation link. In the browser that signed up one click finishes it; anywhere
+/// else the account's password is asked for too (the inbox's owner and whoever registered the
+/// address may be different people), or the owner disowns the registration.
 #[component]
 pub fn VerifyEmailPage() -> impl IntoView {
-    let action = ServerAction::<VerifyEmail>::new();
-    let error = last_error(action);
+    let confirm = ServerAction::<VerifyEmail>::new();
+    let disown = ServerAction::<DisownRegistration>::new();
+    let error = Signal::derive(move || last_error(confirm).get().or(last_error(disown).get()));
     let token = token_from_query();
+    let link = Resource::new(move || token.get(), confirmation_link);
     view! {
-        <LinkLanding title="Confirm your email" purpose="verify_email" intro="Confirm that this address is yours:">
-            <ActionForm action attr:class="form">
-                <FormAlert error fields=&[] />
-                <input type="hidden" name="token" value=move || token.get() />
-                <Submit label="Confirm my email" busy_label="Confirming…" pending=action.pending() />
-            </ActionForm>
-        </LinkLanding>
+        <PageTitle text="Confirm your email" />
+        <section class="auth-card card">
+            <h1>"Confirm your email"</h1>
+            <Suspense fallback=|| view! { <p class="loading">"Checking your link…"</p> }>
+                {move || Suspend::new(async move {
+                    match link.await {
+                        Ok(ConfirmationLink { email, needs_password: false }) => view! {
+                            <p>"Confirm that this address is yours: " <strong data-testid="link-email">{email}</strong></p>
+                            <ActionForm action=confirm attr:class="form">
+                                <FormAlert error fields=&[] />
+                                <input type="hidden" name="token" value=move || token.get() />
+                                <Submit label="Confirm my email" busy_label="Confirming…" pending=confirm.pending() />
+                            </ActionForm>
+                        }
+                        .into_any(),
+                        Ok(ConfirmationLink { email, needs_password: true }) => view! {
+                            <p>"This link confirms " <strong data-testid="link-email">{email}</strong> " for the account created with it."</p>
+                            <p class="muted">"You're in a different browser from the one the account was created in, so enter the password chosen then."</p>
+                            <ActionForm action=confirm attr:class="form" attr:novalidate=true>
+                                <FormAlert error fields=&["password"] />
+                                <input type="hidden" name="token" value=move || token.get() />
+                                <Field label="Password" name="password" kind="password" autocomplete="current-password" required=true error />
+                                <Submit label="Confirm and sign in" busy_label="Confirming…" pending=confirm.pending() />
+                            </ActionForm>
+                            <ActionForm action=disown attr:class="form">
+                                <input type="hidden" name="token" value=move || token.get() />
+                                <p class="muted">
+                                    "Didn't create an account? Someone else may have used your address. "
+                                    <button type="submit" class="btn btn-link" data-testid="disown">"I didn't create this account"</button>
+                                </p>
+                            </ActionForm>
+                        }
+                        .into_any(),
+                        Err(e) => view! {
+                            <div class="alert alert-error" role="alert">{e.to_string()}</div>
+                            <p><a href="/login/link">"Get a new sign-in link"</a> " · " <a href="/forgot">"Reset your password"</a></p>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }
 

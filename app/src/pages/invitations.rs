@@ -99,8 +99,9 @@ pub fn InvitationPage() -> impl IntoView {
                                 None => {
                                     let login = format!("/login?next={}", crate::query_escape(&here));
                                     let signup = format!(
-                                        "/signup?email={}&next={}",
+                                        "/signup?email={}&invitation={}&next={}",
                                         crate::query_escape(&invitation.email),
+                                        crate::query_escape(&token.get_untracked()),
                                         crate::query_escape(&here)
                                     );
                                     view! {

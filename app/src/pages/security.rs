@@ -300,6 +300,8 @@ fn describe(event: &str) -> &'static str {
         "magic_link.requested" => "Sign-in link requested",
         "magic_link.used" => "Signed in with an emailed link",
         "email.verified" => "Email address confirmed",
+        "signup.existing_account" => "Someone tried to create an account with your address",
+        "signup.disowned" => "Address confirmed; the account's earlier registration was cancelled",
         "password.reset_requested" => "Password reset requested",
         "password.reset" => "Password changed by reset",
         "mfa.enabled" => "Two-factor authentication turned on",

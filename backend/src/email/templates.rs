@@ -64,6 +64,22 @@ pub fn verify_email(to: &str, url: &str) -> OutgoingEmail {
     )
 }
 
+/// Sent instead of a confirmation link when someone signs up with an address that already has
+/// an account, so the sign-up page itself never reveals whether an account exists.
+pub fn account_exists(to: &str, login_url: &str, reset_url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        "You already have a Tessera account",
+        &[
+            "Someone (hopefully you) just tried to create a Tessera account with this address, but there already is one.",
+            &format!("Log in with the button below. Forgot your password? Choose a new one at {reset_url}"),
+        ],
+        "Log in",
+        login_url,
+        "If it wasn't you, ignore this email: your account hasn't changed.",
+    )
+}
+
 pub fn password_reset(to: &str, url: &str) -> OutgoingEmail {
     layout(
         to,

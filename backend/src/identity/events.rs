@@ -14,6 +14,10 @@ pub enum Event {
     MagicLinkUsed,
     LinkRefused,
     EmailVerified,
+    /// Someone tried to create an account with the address (its owner was emailed).
+    SignUpForExistingAccount,
+    /// The inbox's owner said they didn't create the account; its registrant was evicted.
+    RegistrationDisowned,
     PasswordResetRequested,
     PasswordReset,
     MfaEnabled,
@@ -46,6 +50,8 @@ impl Event {
             Event::MagicLinkUsed => "magic_link.used",
             Event::LinkRefused => "link.refused",
             Event::EmailVerified => "email.verified",
+            Event::SignUpForExistingAccount => "signup.existing_account",
+            Event::RegistrationDisowned => "signup.disowned",
             Event::PasswordResetRequested => "password.reset_requested",
             Event::PasswordReset => "password.reset",
             Event::MfaEnabled => "mfa.enabled",

@@ -74,41 +74,52 @@ fn unusable() -> AppError {
     AppError::Invalid(FieldError::new("token", "This link has expired or has already been used. Request a new one and use the newest email."))
 }
 
-/// Checks a link without using it up (for the page a link opens: mail scanners fetch links,
-/// so only the person's explicit click may redeem it). Returns the address it was sent to.
-pub(crate) async fn peek(conn: &mut PgConnection, purpose: Purpose, token: &str) -> Result<String> {
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()")
-            .bind(digest(token.trim()))
-            .bind(purpose.as_str())
-            .fetch_optional(conn)
-            .await?;
-    email.ok_or_else(|| unusable().into())
+/// A usable link: whom it is for, and whether it is being followed in the browser that asked
+/// for it (`false` for links not bound to a browser).
+pub(crate) struct Link {
+    pub user_id: Uuid,
+    pub email: String,
+    pub from_requesting_browser: bool,
+    bound_to_a_browser: bool,
 }
 
-/// Uses a link up and returns whom it was for. A magic link made in one browser session only
-/// works in that session (`browser` is the requester's session secret).
+/// Finds a usable link (locking it when `lock`, to use it up in the same transaction).
+async fn find(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>, lock: bool) -> Result<Link> {
+    let sql = format!(
+        "SELECT user_id, email, browser_hash FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now(){}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let row: Option<(Uuid, String, Option<Vec<u8>>)> =
+        sqlx::query_as(&sql).bind(digest(token.trim())).bind(purpose.as_str()).fetch_optional(&mut *conn).await?;
+    let (user_id, email, bound_to) = row.ok_or_else(unusable)?;
+    let from_requesting_browser = bound_to.as_ref().is_some_and(|bound| browser.map(digest).as_deref() == Some(bound.as_slice()));
+    Ok(Link { user_id, email, from_requesting_browser, bound_to_a_browser: bound_to.is_some() })
+}
+
+/// Checks a link without using it up (for the page a link opens: mail scanners fetch links,
+/// so only the person's explicit click may redeem it).
+pub(crate) async fn peek(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>) -> Result<Link> {
+    find(conn, purpose, token, browser, false).await
+}
+
+/// Uses a link up, wherever it is followed; the caller decides what the browser may do with it.
+pub(crate) async fn take(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>) -> Result<Link> {
+    let link = find(conn, purpose, token, browser, true).await?;
+    sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE token_hash = $1").bind(digest(token.trim())).execute(&mut *conn).await?;
+    Ok(link)
+}
+
+/// Uses a link up and returns whom it was for. A link made in one browser session only works
+/// in that session (`browser` is the requester's session secret).
 pub(crate) async fn redeem(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>) -> Result<(Uuid, String)> {
-    let row: Option<(Uuid, String, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT user_id, email, browser_hash FROM auth_tokens
-          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now() FOR UPDATE",
-    )
-    .bind(digest(token.trim()))
-    .bind(purpose.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((user_id, email, bound_to)) = row else {
-        return Err(unusable().into());
-    };
-    if let Some(bound_to) = bound_to {
-        if browser.map(digest).as_deref() != Some(bound_to.as_slice()) {
-            return Err(AppError::Invalid(FieldError::new(
-                "token",
-                "For your safety this sign-in link only works in the browser where you asked for it. Open it there, or ask for a new link here.",
-            ))
-            .into());
-        }
+    let link = find(conn, purpose, token, browser, true).await?;
+    if link.bound_to_a_browser && !link.from_requesting_browser {
+        return Err(AppError::Invalid(FieldError::new(
+            "token",
+            "For your safety this sign-in link only works in the browser where you asked for it. Open it there, or ask for a new link here.",
+        ))
+        .into());
     }
     sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE token_hash = $1").bind(digest(token.trim())).execute(&mut *conn).await?;
-    Ok((user_id, email))
+    Ok((link.user_id, link.email))
 }

@@ -11,7 +11,7 @@ pub mod throttle;
 
 use crate::ctx::RequestMeta;
 use crate::email::{templates, Mailer};
-use crate::error::{unique_violation, Result};
+use crate::error::Result;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use events::Event;
@@ -19,10 +19,11 @@ use links::Purpose;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use tessera_domain::dto::CurrentUser;
+use tessera_domain::dto::{ConfirmationLink, CurrentUser};
 use tessera_domain::input::{parse_display_name, Email, FieldError, Password};
 use tessera_domain::AppError;
 use throttle::{LINKS_PER_EMAIL, LINKS_PER_IP, LOGINS_PER_IP, LOGIN_FAILURES_PER_EMAIL};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Clone)]
@@ -64,7 +65,11 @@ impl Identity {
         });
     }
 
-    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str, meta: &RequestMeta) -> Result<CurrentUser> {
+    /// Creates an account. Unless the address is already proven, the answer is the same
+    /// whether or not the address has an account (sign-up must not reveal who is a customer):
+    /// a new account waits for its confirmation link; the owner of an existing one is emailed
+    /// about the attempt instead. Both cost the same password hashing.
+    pub async fn sign_up(&self, email: &str, password: &str, display_name: &str, proof: AddressProof<'_>, meta: &RequestMeta) -> Result<SignedUp> {
         let email = Email::parse(email)?;
         let password = Password::parse_new(password)?;
         let display_name = parse_display_name(display_name)?;
@@ -77,25 +82,54 @@ impl Identity {
         let hash = hash_password(password).await?;
         let id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, $4)")
-            .bind(id)
-            .bind(email.as_str())
-            .bind(display_name.as_deref())
-            .bind(hash)
-            .execute(&mut *tx)
-            .await;
-        match inserted {
-            Ok(_) => {
-                let token = links::issue(&mut tx, Purpose::VerifyEmail, id, email.as_str(), None).await?;
+        // Each sign-up mails the address, so it counts against the address's mail budget too
+        // (the network has its own sign-up budget above).
+        let existing: Option<Uuid> = match proof {
+            AddressProof::Pending { .. } => {
+                throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
+                sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?
+            }
+            AddressProof::Proven => None,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash, email_verified_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(email.as_str())
+        .bind(display_name.as_deref())
+        .bind(hash)
+        .bind(matches!(proof, AddressProof::Proven).then(OffsetDateTime::now_utc))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let user = CurrentUser { id, email: email.as_str().to_string(), display_name, email_verified: false };
+        match (proof, inserted) {
+            (AddressProof::Proven, true) => {
+                tx.commit().await?;
+                Ok(SignedUp::Confirmed(CurrentUser { email_verified: true, ..user }))
+            }
+            (AddressProof::Proven, false) => Err(AppError::Conflict(FieldError::new(
+                "email",
+                "An account with this email already exists. Log in instead (or reset its password if you forgot it).",
+            ))
+            .into()),
+            (AddressProof::Pending { browser }, true) => {
+                let token = links::issue(&mut tx, Purpose::VerifyEmail, id, email.as_str(), Some(browser)).await?;
                 tx.commit().await?;
                 self.send_later(templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)));
-                Ok(CurrentUser { id, email: email.as_str().to_string(), display_name, email_verified: false })
+                Ok(SignedUp::AwaitingConfirmation(user))
             }
-            Err(e) if unique_violation(&e).is_some() => {
-                Err(AppError::Conflict(FieldError::new("email", "An account with this email already exists. Log in instead, or use another email."))
-                    .into())
+            (AddressProof::Pending { .. }, false) => {
+                events::record(&mut tx, Event::SignUpForExistingAccount, existing, Some(email.as_str()), meta).await?;
+                tx.commit().await?;
+                self.send_later(templates::account_exists(
+                    email.as_str(),
+                    &format!("{}/login", self.public_url),
+                    &format!("{}/forgot", self.public_url),
+                ));
+                Ok(SignedUp::AlreadyRegistered)
             }
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -177,9 +211,9 @@ impl Identity {
     /// The address a still-valid link was sent to (the landing page shows it before the click).
     pub async fn link_email(&self, purpose: Purpose, token: &str) -> Result<String> {
         let mut tx = self.pool.begin().await?;
-        let email = links::peek(&mut tx, purpose, token).await?;
+        let link = links::peek(&mut tx, purpose, token, None).await?;
         tx.commit().await?;
-        Ok(email)
+        Ok(link.email)
     }
 
     /// Signs in with a magic link. Following it also proves the address, so it is verified.
@@ -202,40 +236,63 @@ impl Identity {
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 
-    /// Confirms an address from the link sent at sign-up. `signed_in_as`: the account this
-    /// browser is signed in to, if any.
+    /// What following a confirmation link here would take: nothing more in the browser that
+    /// signed up (or one signed in to the account), the account's password anywhere else.
+    pub async fn confirmation_link(&self, token: &str, browser: Option<&str>, signed_in_as: Option<Uuid>) -> Result<ConfirmationLink> {
+        let mut tx = self.pool.begin().await?;
+        let link = links::peek(&mut tx, Purpose::VerifyEmail, token, browser).await?;
+        let unconfirmed = unconfirmed_account(&mut tx, link.user_id, &link.email).await?;
+        tx.commit().await?;
+        let here = link.from_requesting_browser || signed_in_as == Some(link.user_id);
+        Ok(ConfirmationLink { email: link.email, needs_password: unconfirmed == Some(true) && !here })
+    }
+
+    /// Confirms an address from the link sent at sign-up. `browser`: this browser's session
+    /// secret; `signed_in_as`: the account it is signed in to, if any.
     ///
     /// Whoever follows the link owns the inbox, but the account may have been registered by
-    /// someone else, waiting for the owner to confirm it (pre-account hijack). So unless the
-    /// link is followed in the browser signed in to that very account, confirming an
-    /// unconfirmed account evicts its registrant, exactly as a magic link does
-    /// ([`Verified::RegistrantEvicted`]). Nobody is signed in by it: a confirmation link isn't
-    /// bound to a browser, so signing in here would let anyone sign a victim's browser in to an
-    /// account of theirs by sending them its link (login CSRF).
-    pub async fn verify_email(&self, token: &str, signed_in_as: Option<Uuid>, meta: &RequestMeta) -> Result<(CurrentUser, Verified)> {
+    /// someone else, waiting for the owner to confirm it (pre-account hijack). So the link
+    /// confirms an unconfirmed account only in the browser that signed up, in one signed in to
+    /// the account, or with the account's password: each shows the inbox's owner is also its
+    /// registrant. Elsewhere the owner can disown the registration instead
+    /// ([`Identity::disown_registration`]). Because of the same checks, confirming signs this
+    /// browser in without letting anyone sign a victim in to an account of theirs by sending
+    /// them its link (login CSRF): the victim would need the account's password.
+    pub async fn verify_email(
+        &self,
+        token: &str,
+        browser: Option<&str>,
+        signed_in_as: Option<Uuid>,
+        password: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(CurrentUser, Verified)> {
+        let needs_password = self.confirmation_link(token, browser, signed_in_as).await?;
+        if needs_password.needs_password {
+            let Some(password) = password.filter(|p| !p.is_empty()) else {
+                return Err(AppError::Invalid(FieldError::new("password", "Enter the password you chose when you created this account.")).into());
+            };
+            // The login checks, lock and audit trail apply: this is a password guess like any other.
+            self.log_in(&needs_password.email, password, meta).await.map_err(|e| match e {
+                crate::Error::App(AppError::Invalid(f)) if f.field == "password" => AppError::Invalid(FieldError::new(
+                    "password",
+                    "That isn't the password chosen for this account. If you didn't create it, choose \"I didn't create this account\".",
+                ))
+                .into(),
+                other => other,
+            })?;
+        }
         let mut tx = self.pool.begin().await?;
         let result = async {
-            let (user_id, email) = links::redeem(&mut tx, Purpose::VerifyEmail, token, None).await?;
-            // Only if the account still has the address the link was sent to.
-            let unconfirmed: Option<bool> =
-                sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 AND lower(email) = lower($2) FOR UPDATE")
-                    .bind(user_id)
-                    .bind(&email)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let outcome = match unconfirmed {
-                Some(true) if signed_in_as != Some(user_id) => {
-                    evict_unconfirmed_registrant(&mut tx, user_id).await?;
-                    Verified::RegistrantEvicted
-                }
+            let link = links::take(&mut tx, Purpose::VerifyEmail, token, browser).await?;
+            let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
                 Some(true) => {
-                    sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+                    sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(link.user_id).execute(&mut *tx).await?;
                     Verified::Confirmed
                 }
-                _ => Verified::Confirmed,
+                _ => Verified::AlreadyConfirmed,
             };
-            events::record(&mut tx, Event::EmailVerified, Some(user_id), Some(&email), meta).await?;
-            Ok((user_id, outcome))
+            events::record(&mut tx, Event::EmailVerified, Some(link.user_id), Some(&link.email), meta).await?;
+            Ok((link.user_id, outcome))
         }
         .await;
         let (user_id, outcome) = self.finish_link(tx, result, meta).await?;
@@ -243,15 +300,38 @@ impl Identity {
         Ok((user, outcome))
     }
 
-    /// Sends a fresh verification link to a signed-in user who hasn't confirmed yet.
-    pub async fn resend_verification(&self, user_id: Uuid, meta: &RequestMeta) -> Result<()> {
+    /// "I didn't create this account": the inbox's owner, following the confirmation link,
+    /// says someone else registered their address. The address is confirmed and whoever
+    /// registered it is out ([`Verified::RegistrantEvicted`]); nobody is signed in (the link
+    /// isn't proof of this browser), the owner signs in with an emailed link or a reset.
+    pub async fn disown_registration(&self, token: &str, meta: &RequestMeta) -> Result<Verified> {
+        let mut tx = self.pool.begin().await?;
+        let result = async {
+            let link = links::take(&mut tx, Purpose::VerifyEmail, token, None).await?;
+            let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
+                Some(true) => {
+                    evict_unconfirmed_registrant(&mut tx, link.user_id).await?;
+                    events::record(&mut tx, Event::RegistrationDisowned, Some(link.user_id), Some(&link.email), meta).await?;
+                    Verified::RegistrantEvicted
+                }
+                _ => Verified::AlreadyConfirmed,
+            };
+            Ok(outcome)
+        }
+        .await;
+        self.finish_link(tx, result, meta).await
+    }
+
+    /// Sends a fresh confirmation link to a signed-in user who hasn't confirmed yet; it
+    /// confirms without more questions in this browser (`browser`: its session secret).
+    pub async fn resend_verification(&self, user_id: Uuid, browser: &str, meta: &RequestMeta) -> Result<()> {
         let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
         if user.email_verified {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
         link_request(&mut tx, &user.email, meta).await?;
-        let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, None).await?;
+        let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, Some(browser)).await?;
         tx.commit().await?;
         self.send_later(templates::verify_email(&user.email, &format!("{}/auth/verify?token={token}", self.public_url)));
         Ok(())
@@ -399,15 +479,49 @@ mod password_tests {
     }
 }
 
-/// What confirming an address did.
+/// How a new account's address is known to belong to the person signing up.
+#[derive(Clone, Copy, Debug)]
+pub enum AddressProof<'a> {
+    /// Not yet: a confirmation link goes to the address, bound to the browser signing up
+    /// (`browser`: its session secret).
+    Pending { browser: &'a str },
+    /// Already: they followed an invitation sent to it (or the operator's demo seed vouches).
+    Proven,
+}
+
+/// What a sign-up did. With [`AddressProof::Pending`] the person is told the same thing
+/// whichever it was.
+#[derive(Clone, Debug)]
+pub enum SignedUp {
+    /// A new account, confirmed already: sign it in.
+    Confirmed(CurrentUser),
+    /// A new account waiting for its confirmation link.
+    AwaitingConfirmation(CurrentUser),
+    /// The address has an account; its owner was emailed about the attempt.
+    AlreadyRegistered,
+}
+
+/// What following a confirmation link did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verified {
-    /// The address is confirmed; nothing else changed.
+    /// The address is now confirmed, by its registrant: sign them in.
     Confirmed,
-    /// The account was unconfirmed and the link was followed elsewhere: its registrant's
-    /// password, sessions, second factor and tokens are gone. The inbox's owner signs in with
-    /// an emailed link (or resets the password).
+    /// It was confirmed before (another link, a magic link); nobody is signed in by this one.
+    AlreadyConfirmed,
+    /// The inbox's owner disowned the registration: its registrant's password, sessions,
+    /// second factor and tokens are gone. The owner signs in with an emailed link (or resets
+    /// the password).
     RegistrantEvicted,
+}
+
+/// `Some(true)` when the account still has the address the link was sent to and hasn't
+/// confirmed it; `None` when the account moved on to another address (the link means nothing).
+async fn unconfirmed_account(conn: &mut sqlx::PgConnection, user_id: Uuid, email: &str) -> Result<Option<bool>> {
+    Ok(sqlx::query_scalar("SELECT email_verified_at IS NULL FROM users WHERE id = $1 AND lower(email) = lower($2) FOR UPDATE")
+        .bind(user_id)
+        .bind(email)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 /// The owner of an address has just proved it, and the account was never confirmed: whoever

@@ -244,11 +244,32 @@ impl TestApp {
     /// A browser with a fresh account, logged in, whose address is confirmed (as if they had
     /// followed the welcome mail; `email_links.rs` tests that flow itself).
     pub async fn signed_up(&self, email: &str) -> Browser {
-        let browser = self.browser();
-        let r = browser.call("sign_up", &[("email", email), ("password", "correct horse battery"), ("name", "")]).await;
-        assert!(r.status.is_success(), "sign up {email}: {} {}", r.status, r.body);
+        let browser = self.registered(email, "correct horse battery").await;
         sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(email).execute(&self.inspect).await.unwrap();
         browser
+    }
+
+    /// A browser that has signed up as `email` and then logged in with the password, without
+    /// confirming the address (sign-up alone signs nobody in).
+    pub async fn registered(&self, email: &str, password: &str) -> Browser {
+        let browser = self.browser();
+        let r = browser.call("sign_up", &[("email", email), ("password", password), ("name", "")]).await;
+        assert!(r.status.is_success(), "sign up {email}: {} {}", r.status, r.body);
+        let r = browser.call("log_in", &[("email", email), ("password", password)]).await;
+        assert!(r.status.is_success() || r.status.is_redirection(), "log in {email}: {} {}", r.status, r.body);
+        browser
+    }
+
+    /// Signs `browser` up the way a person does: the form, then the link in the welcome mail,
+    /// followed in the same browser. Returns the answer to following it (a redirect to `next`).
+    pub async fn sign_up_by_mail(&self, browser: &Browser, form: &[(&str, &str)]) -> Response {
+        let email = form.iter().find(|(k, _)| *k == "email").map(|(_, v)| v.to_lowercase()).expect("an email in the form");
+        let r = browser.call("sign_up", form).await;
+        assert!(r.status.is_success(), "sign up {email}: {} {}", r.status, r.body);
+        let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
+        let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
+        assert!(r.status.is_redirection() || r.status.is_success(), "confirm {email}: {} {}", r.status, r.body);
+        r
     }
 
     /// A logged-in owner of a new organization (pooled, in the default region).
