@@ -68,6 +68,14 @@ pub(crate) fn date_of(timestamp: &str) -> String {
     timestamp.get(..10).unwrap_or(timestamp).to_string()
 }
 
+/// The date and minute of an RFC 3339 timestamp from the server (`2026-12-05 14:30 UTC`).
+pub(crate) fn date_time_of(timestamp: &str) -> String {
+    match timestamp.get(..16) {
+        Some(minute) => format!("{} UTC", minute.replace('T', " ")),
+        None => timestamp.to_string(),
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

@@ -223,9 +223,30 @@ pub struct SsoSettings {
     pub idp_entity_id: Option<String>,
     pub idp_sso_url: Option<String>,
     pub idp_metadata_url: Option<String>,
+    /// SHA-256 fingerprints of the IdP's signing certificates in use.
+    pub signing_certificates: Vec<String>,
+    /// Certificates the IdP dropped at its last change, still trusted for a while.
+    pub previous_certificates: Option<PreviousCertificates>,
     /// `None` until an IdP is connected.
     pub mapping: Option<SsoMapping>,
     pub domains: Vec<SsoDomain>,
+    /// Refused sign-ins of the last 7 days, per quarter hour and reason, newest first.
+    pub recent_refusals: Vec<SsoRefusalCount>,
+}
+
+/// Signing certificates an IdP dropped from its metadata, trusted until `trusted_until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousCertificates {
+    pub fingerprints: Vec<String>,
+    pub trusted_until: String,
+}
+
+/// How many sign-ins through the IdP were refused for one reason in one quarter hour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoRefusalCount {
+    pub window_start: String,
+    pub reason: String,
+    pub refused: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -140,7 +140,7 @@ fn spawn_maintenance(backend: Backend, sessions: PgSessionStore, every: Duration
             if let Err(e) = tessera_backend::sso::prune_expired(&backend.tenancy).await {
                 tracing::warn!(error = %e, "could not prune expired SAML requests");
             }
-            match tessera_backend::sso::refresh_metadata(&backend.tenancy, &backend.sso).await {
+            match tessera_backend::sso::refresh_metadata(&backend.tenancy, &backend.sso, &backend.identity).await {
                 Ok(0) => {}
                 Ok(changed) => tracing::info!(changed, "refreshed IdP metadata published at URLs"),
                 Err(e) => tracing::warn!(error = %e, "could not refresh IdP metadata"),

@@ -5,7 +5,7 @@
 
 mod common;
 use common::saml_idp::{encode, Mint, Signing, TestIdp};
-use common::{Browser, Response, TestApp};
+use common::{Browser, Inbox, Response, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::Read;
@@ -108,8 +108,36 @@ async fn confirm_on_our_page(browser: &Browser, r: &Response, email: &str) -> Re
     browser.call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await
 }
 
+/// Refusals written to the organization's audit log.
 async fn refusals(app: &TestApp) -> i64 {
     app.count("SELECT count(*) FROM audit_log WHERE action = 'sso.login_refused'").await
+}
+
+/// Refusals counted (every one, logged or not).
+async fn refusals_counted(app: &TestApp) -> i64 {
+    app.count("SELECT coalesce(sum(refused), 0)::bigint FROM sso_refusals").await
+}
+
+/// Serves whatever IdP metadata the test puts in `xml`, at `url` (as an IdP publishes it).
+struct MetadataHost {
+    url: String,
+    xml: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+async fn metadata_host(xml: String) -> MetadataHost {
+    let xml = std::sync::Arc::new(std::sync::Mutex::new(xml));
+    let served = xml.clone();
+    let routes = axum::Router::new().route(
+        "/metadata",
+        axum::routing::get(move || {
+            let body = served.lock().unwrap().clone();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    MetadataHost { url, xml }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,8 +288,12 @@ async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorde
         let problem = attacker.call("take_sign_in_problem", &[]).await.json();
         assert!(problem.as_str().unwrap_or_default().contains(case.expect), "{}: {problem}", case.what);
         assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "{}: nobody signed in", case.what);
-        assert_eq!(refusals(&app).await, n as i64 + 1, "{}: recorded", case.what);
+        assert_eq!(refusals_counted(&app).await, n as i64 + 1, "{}: counted", case.what);
     }
+    // Each reason goes into the audit log once (up to ten a quarter hour); repeats are counted.
+    let reasons = app.count("SELECT count(*) FROM sso_refusals").await;
+    assert!(reasons < cases.len() as i64, "several cases share a reason");
+    assert_eq!(refusals(&app).await, reasons.min(10), "the first of each reason is in the audit log");
     assert_eq!(app.count("SELECT count(*) FROM users").await, users_before, "no account was made by any of them");
     let reasons: Vec<Value> =
         sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.login_refused'").fetch_all(&app.inspect).await.unwrap();
@@ -501,7 +533,7 @@ async fn metadata_published_at_a_url_is_read_again_each_day_but_may_not_switch_i
     let saml_idp = std::env::var("TESSERA_TEST_SAML_IDP_URL").expect("run with `cargo xtask test`");
     let r = owner.call("save_sso_idp", &[("slug", "setup"), ("metadata_xml", ""), ("metadata_url", &format!("{saml_idp}/metadata"))]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let refresh = || tessera_backend::sso::refresh_metadata(&app.backend.tenancy, &app.backend.sso);
+    let refresh = || tessera_backend::sso::refresh_metadata(&app.backend.tenancy, &app.backend.sso, &app.backend.identity);
     assert_eq!(refresh().await.unwrap(), 0, "just read: not due");
 
     // A day on, and the IdP has published something new (a certificate rollover, say).
@@ -586,4 +618,74 @@ async fn a_response_can_only_sign_in_the_browser_that_started_it() {
     assert_eq!(victim.call("my_session", &[]).await.json()["user"]["email"], mallory.as_str());
     let r = app.browser().call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "spent: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_responses_are_counted_and_only_the_first_of_each_reason_is_logged() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "acme").await;
+    common::within_one_window(15, 60).await;
+    for _ in 0..5 {
+        post_acs(&app.browser(), "acme", "bm90IHhtbA==").await;
+    }
+    assert_eq!((refusals(&app).await, refusals_counted(&app).await), (1, 5), "one entry in the audit log, five counted");
+    let settings = org.owner.call("org_sso_settings", &[("slug", "acme")]).await.json();
+    let counts = settings["recent_refusals"].as_array().unwrap().clone();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(counts[0]["refused"], 5);
+    assert!(counts[0]["reason"].as_str().unwrap().contains("signature"), "{counts:?}");
+    let page = org.owner.get("/t/acme/sso").await;
+    assert!(page.body.contains("Refused sign-ins") && page.body.contains("refusal-row"), "the admin sees the counts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_idp_rolls_its_certificate_over_the_old_one_stays_trusted_for_two_weeks_and_the_owners_are_told() {
+    let app = TestApp::spawn().await;
+    // A fresh name: the mail catcher outlives the run, and the Owner's mail must be this one.
+    let slug = format!("roll{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let org = sso_org(&app, &slug).await;
+    let sso_url = "https://idp.example/sso";
+    let host = metadata_host(org.idp.metadata(sso_url)).await;
+    let r = org.owner.call("save_sso_idp", &[("slug", &slug), ("metadata_xml", ""), ("metadata_url", &host.url)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let before = org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json()["signing_certificates"].clone();
+
+    // The IdP publishes a new certificate in its metadata, and goes on signing with the old key
+    // for a while.
+    let rolled = TestIdp::new(&org.idp.entity_id);
+    *host.xml.lock().unwrap() = rolled.metadata(sso_url);
+    sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours'").execute(&app.inspect).await.unwrap();
+    assert_eq!(tessera_backend::sso::refresh_metadata(&app.backend.tenancy, &app.backend.sso, &app.backend.identity).await.unwrap(), 1);
+    let settings = org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json();
+    let (now, previous) = (&settings["signing_certificates"], &settings["previous_certificates"]);
+    assert_ne!(now, &before, "the new certificate is in use");
+    assert_eq!(previous["fingerprints"], before, "the old one is still trusted");
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::days(14)).date().to_string();
+    assert!(previous["trusted_until"].as_str().unwrap().starts_with(&until), "for two weeks: {previous}");
+    let entry: Value =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'sso.metadata_refreshed'").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!((&entry["signing_certificates"]["old"], &entry["signing_certificates"]["new"]), (&before, now), "{entry}");
+
+    // Each Owner is told, with both fingerprints.
+    let mail = Inbox::latest(&format!("owner@{slug}.test"), "signing certificate changed").await;
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains(before[0].as_str().unwrap()) && text.contains(now[0].as_str().unwrap()) && text.contains(&until), "{text}");
+
+    // Both keys sign people in during the overlap.
+    let email = format!("ada@{}", org.domain);
+    let r = sign_in_through_idp(&app.browser(), &org, &email, "/").await;
+    assert_eq!(location(&r), format!("/t/{slug}"), "signed with the old key: {} {}", r.status, r.body);
+    let with_new_key = app.browser();
+    let request = start(&with_new_key, &org, "/").await;
+    let r = post_acs(&with_new_key, &slug, &rolled.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(location(&r), format!("/t/{slug}"), "signed with the new key: {} {}", r.status, r.body);
+
+    // After the overlap the old key is refused.
+    sqlx::query("UPDATE tenant_sso SET previous_trusted_until = now() - interval '1 minute'").execute(&app.inspect).await.unwrap();
+    let late = app.browser();
+    let r = sign_in_through_idp(&late, &org, &email, "/").await;
+    assert_eq!(location(&r), "/login?problem=1");
+    let problem = late.call("take_sign_in_problem", &[]).await.json();
+    assert!(problem.as_str().unwrap().contains("signature didn't verify"), "{problem}");
+    assert!(org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json()["previous_certificates"].is_null());
 }

@@ -12,7 +12,7 @@ use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use tessera_domain::dto::{SsoDomain, SsoMapping};
+use tessera_domain::dto::{PreviousCertificates, SsoDomain, SsoMapping, SsoRefusalCount};
 use tessera_domain::Role;
 
 #[component]
@@ -79,6 +79,7 @@ pub fn SsoPage() -> impl IntoView {
                                 {s.idp_entity_id.clone().map(|entity| view! {
                                     <p data-testid="idp-connected">"Connected: " <code>{entity}</code> " · " {s.idp_sso_url.clone().unwrap_or_default()}</p>
                                 })}
+                                <SigningCertificates current=s.signing_certificates.clone() previous=s.previous_certificates.clone() />
                                 <ActionForm action=save_idp attr:class="form" attr:novalidate=true>
                                     <FormAlert error=idp_error fields=&["metadata_xml", "metadata_url"] />
                                     <input type="hidden" name="slug" value=move || slug.get() />
@@ -111,6 +112,7 @@ pub fn SsoPage() -> impl IntoView {
                                 </ActionForm>
                             </section>
                             {s.mapping.clone().map(|m| view! { <MappingForm mapping=m slug=slug.get_untracked() action=save_mapping /> })}
+                            <RefusedSignIns refusals=s.recent_refusals.clone() />
                         }
                         .into_any()
                     }
@@ -281,4 +283,47 @@ pub fn SsoConfirmPage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// The certificates responses must be signed with, and those still trusted after the IdP's last
+/// change of certificate.
+#[component]
+fn SigningCertificates(current: Vec<String>, previous: Option<PreviousCertificates>) -> impl IntoView {
+    (!current.is_empty()).then(|| {
+        view! {
+            <dl class="facts">
+                <dt>"Signing certificates (SHA-256)"</dt>
+                {current.into_iter().map(|f| view! { <dd><code data-testid="signing-certificate">{f}</code></dd> }).collect_view()}
+                {previous.map(|p| view! {
+                    <dt>{format!("Previous, still trusted until {}", crate::date_of(&p.trusted_until))}</dt>
+                    {p.fingerprints.into_iter().map(|f| view! { <dd><code data-testid="previous-certificate">{f}</code></dd> }).collect_view()}
+                })}
+            </dl>
+        }
+    })
+}
+
+/// Sign-ins the IdP sent that Tessera refused, counted per quarter hour and reason, so an admin
+/// can see a misconfiguration (or someone probing) at a glance.
+#[component]
+fn RefusedSignIns(refusals: Vec<SsoRefusalCount>) -> impl IntoView {
+    (!refusals.is_empty()).then(|| {
+        view! {
+            <section class="card" aria-labelledby="refused">
+                <h2 id="refused">"Refused sign-ins, last 7 days"</h2>
+                <table class="table">
+                    <thead><tr><th scope="col">"From"</th><th scope="col">"Why"</th><th scope="col">"Times"</th></tr></thead>
+                    <tbody>
+                        {refusals.into_iter().map(|r| view! {
+                            <tr data-testid="refusal-row">
+                                <td><time datetime=r.window_start.clone()>{crate::date_time_of(&r.window_start)}</time></td>
+                                <td>{r.reason}</td>
+                                <td>{r.refused}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        }
+    })
 }

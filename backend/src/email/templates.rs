@@ -80,6 +80,26 @@ pub fn account_exists(to: &str, login_url: &str, reset_url: &str) -> OutgoingEma
     )
 }
 
+/// To each Owner when the daily metadata refresh finds new signing certificates for the
+/// organization's IdP. `before`/`after`: SHA-256 fingerprints; `until`: the last day the
+/// previous ones are trusted.
+pub fn idp_certificates_changed(to: &str, organization: &str, before: &[String], after: &[String], until: &str, settings_url: &str) -> OutgoingEmail {
+    let list = |fingerprints: &[String]| if fingerprints.is_empty() { "none".to_string() } else { fingerprints.join(", ") };
+    layout(
+        to,
+        &format!("{organization}: your identity provider's signing certificate changed"),
+        &[
+            &format!("The metadata your identity provider publishes for {organization} now lists different signing certificates. Tessera trusts the new ones from now on, and keeps trusting the previous ones until {until} so sign-ins keep working while the provider switches over."),
+            &format!("Previous (SHA-256): {}", list(before)),
+            &format!("Now (SHA-256): {}", list(after)),
+            "If your IT team rolled the certificate over, there is nothing to do. If nobody expected this, someone may have changed your provider's metadata: disconnect the identity provider in the single sign-on settings and check with your provider.",
+        ],
+        "Review single sign-on settings",
+        settings_url,
+        "You get this because you are an Owner of the organization.",
+    )
+}
+
 pub fn password_reset(to: &str, url: &str) -> OutgoingEmail {
     layout(
         to,

@@ -12,10 +12,12 @@ pub mod saml;
 
 use crate::audit::{self, AuditEntry};
 use crate::ctx::Ctx;
+use crate::email::{templates, OutgoingEmail};
 use crate::error::Result;
+use crate::identity::Identity;
 use crate::tenancy::Tenancy;
 use std::time::Duration;
-use tessera_domain::dto::{SsoDomain, SsoMapping, SsoSettings};
+use tessera_domain::dto::{PreviousCertificates, SsoDomain, SsoMapping, SsoRefusalCount, SsoSettings};
 use tessera_domain::input::FieldError;
 use tessera_domain::{AppError, Permission, Role};
 use uuid::Uuid;
@@ -76,38 +78,70 @@ fn metadata_client(private_hosts: bool) -> Result<reqwest::Client> {
     builder.build().map_err(|e| crate::Error::Internal(e.to_string()))
 }
 
-type SsoRow = (Option<String>, String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool, bool);
+/// The organization's SSO connection as the settings page reads it.
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    idp_metadata_url: Option<String>,
+    idp_entity_id: String,
+    idp_sso_url: String,
+    idp_metadata_xml: String,
+    email_attribute: Option<String>,
+    name_attribute: Option<String>,
+    groups_attribute: Option<String>,
+    group_roles: serde_json::Value,
+    default_role: String,
+    jit_provisioning: bool,
+    allow_idp_initiated: bool,
+    require_sso: bool,
+    /// The certificates before the IdP's last change, while they are still trusted.
+    previous_metadata_xml: Option<String>,
+    previous_trusted_until: Option<time::OffsetDateTime>,
+}
+
+const SETTINGS: &str = "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_url, s.idp_metadata_xml, s.email_attribute, s.name_attribute,
+            s.groups_attribute, s.group_roles, s.default_role, s.jit_provisioning, s.allow_idp_initiated, t.require_sso,
+            CASE WHEN s.previous_trusted_until > now() THEN s.previous_metadata_xml END AS previous_metadata_xml,
+            CASE WHEN s.previous_trusted_until > now() THEN s.previous_trusted_until END AS previous_trusted_until
+       FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id";
 
 /// Everything an admin sees on the organization's single sign-on page.
 pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSettings> {
     let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
-    let row: Option<SsoRow> = sqlx::query_as(
-        "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_url, s.email_attribute, s.name_attribute, s.groups_attribute,
-                s.group_roles, s.default_role, s.jit_provisioning, s.allow_idp_initiated, t.require_sso
-           FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id",
-    )
-    .fetch_optional(tx.conn())
-    .await?;
+    let row: Option<SettingsRow> = sqlx::query_as(SETTINGS).fetch_optional(tx.conn()).await?;
     let domains: Vec<(String, String, Option<time::OffsetDateTime>)> =
         sqlx::query_as("SELECT domain, verification_token, verified_at FROM tenant_domains ORDER BY domain").fetch_all(tx.conn()).await?;
+    let refusals: Vec<(time::OffsetDateTime, String, i32)> = sqlx::query_as(
+        "SELECT window_start, reason, refused FROM sso_refusals WHERE window_start > now() - interval '7 days'
+          ORDER BY window_start DESC, refused DESC LIMIT 50",
+    )
+    .fetch_all(tx.conn())
+    .await?;
     let slug = &ctx.tenant.slug;
+    let fingerprints = |xml: &str| saml::IdpMetadata::parse(xml).map(|m| m.fingerprints).unwrap_or_default();
     Ok(SsoSettings {
         sp_entity_id: sso.sp_entity_id(slug),
         sp_acs_url: sso.acs_url(slug),
         sp_metadata_url: sso.sp_entity_id(slug),
         login_url: format!("{}/sso/{slug}/login", sso.public_url),
-        idp_entity_id: row.as_ref().map(|r| r.1.clone()),
-        idp_sso_url: row.as_ref().map(|r| r.2.clone()),
-        idp_metadata_url: row.as_ref().and_then(|r| r.0.clone()),
-        mapping: row.map(|(_, _, _, email, name, groups, roles, default_role, jit, idp_initiated, require_sso)| SsoMapping {
-            email_attribute: email.unwrap_or_default(),
-            name_attribute: name.unwrap_or_default(),
-            groups_attribute: groups.unwrap_or_default(),
-            group_roles: group_roles_text(&roles),
-            default_role: default_role.parse().unwrap_or(Role::Member),
-            jit_provisioning: jit,
-            allow_idp_initiated: idp_initiated,
-            require_sso,
+        idp_entity_id: row.as_ref().map(|r| r.idp_entity_id.clone()),
+        idp_sso_url: row.as_ref().map(|r| r.idp_sso_url.clone()),
+        idp_metadata_url: row.as_ref().and_then(|r| r.idp_metadata_url.clone()),
+        signing_certificates: row.as_ref().map(|r| fingerprints(&r.idp_metadata_xml)).unwrap_or_default(),
+        previous_certificates: row.as_ref().and_then(|r| {
+            let until = r.previous_trusted_until?;
+            let current = fingerprints(&r.idp_metadata_xml);
+            let retired = fingerprints(r.previous_metadata_xml.as_deref()?).into_iter().filter(|f| !current.contains(f)).collect();
+            Some(PreviousCertificates { fingerprints: retired, trusted_until: crate::members::rfc3339(until) })
+        }),
+        mapping: row.map(|r| SsoMapping {
+            email_attribute: r.email_attribute.unwrap_or_default(),
+            name_attribute: r.name_attribute.unwrap_or_default(),
+            groups_attribute: r.groups_attribute.unwrap_or_default(),
+            group_roles: group_roles_text(&r.group_roles),
+            default_role: r.default_role.parse().unwrap_or(Role::Member),
+            jit_provisioning: r.jit_provisioning,
+            allow_idp_initiated: r.allow_idp_initiated,
+            require_sso: r.require_sso,
         }),
         domains: domains
             .into_iter()
@@ -116,6 +150,14 @@ pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSett
                 txt_value: domains::challenge_value(&token),
                 domain,
                 verified: verified_at.is_some(),
+            })
+            .collect(),
+        recent_refusals: refusals
+            .into_iter()
+            .map(|(window_start, reason, refused)| SsoRefusalCount {
+                window_start: crate::members::rfc3339(window_start),
+                reason,
+                refused: refused.max(0) as u32,
             })
             .collect(),
     })
@@ -150,7 +192,8 @@ fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::V
 }
 
 /// Connects (or replaces) the organization's IdP from its metadata: pasted XML, or a URL we
-/// fetch. The metadata must name the IdP, offer an HTTP-Redirect sign-on endpoint and carry a
+/// fetch (an admin's own change takes effect at once: certificates still trusted after a
+/// refresh's rollover are forgotten). The metadata must name the IdP, offer an HTTP-Redirect sign-on endpoint and carry a
 /// signing certificate (without one nothing could be verified, so it is refused).
 pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &str, metadata_url: &str) -> Result<()> {
     ctx.require(Permission::ManageSecurity)?;
@@ -170,7 +213,8 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
     sqlx::query(
         "INSERT INTO tenant_sso (idp_metadata_xml, idp_metadata_url, idp_entity_id, idp_sso_url) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant_id) DO UPDATE SET idp_metadata_xml = EXCLUDED.idp_metadata_xml, idp_metadata_url = EXCLUDED.idp_metadata_url,
-            idp_entity_id = EXCLUDED.idp_entity_id, idp_sso_url = EXCLUDED.idp_sso_url, updated_at = now()",
+            idp_entity_id = EXCLUDED.idp_entity_id, idp_sso_url = EXCLUDED.idp_sso_url, updated_at = now(),
+            previous_metadata_xml = NULL, previous_trusted_until = NULL",
     )
     .bind(&xml)
     .bind(url.as_deref())
@@ -185,7 +229,7 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
         serde_json::json!({
             "idp_entity_id": { "old": old.as_ref().map(|o| &o.0), "new": idp.entity_id },
             "idp_sso_url": { "old": old.as_ref().map(|o| &o.1), "new": idp.sso_url },
-            "signing_certificates": { "new": idp.certificates },
+            "signing_certificates": { "new": idp.fingerprints },
         }),
     ))
     .await
@@ -200,13 +244,7 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
     }
     let clean = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
-    let old: Option<SsoRow> = sqlx::query_as(
-        "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_url, s.email_attribute, s.name_attribute, s.groups_attribute,
-                s.group_roles, s.default_role, s.jit_provisioning, s.allow_idp_initiated, t.require_sso
-           FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id FOR UPDATE OF s",
-    )
-    .fetch_optional(tx.conn())
-    .await?;
+    let old: Option<SettingsRow> = sqlx::query_as(&format!("{SETTINGS} FOR UPDATE OF s")).fetch_optional(tx.conn()).await?;
     let Some(old) = old else {
         return Err(AppError::Conflict(FieldError::new("metadata_xml", "Connect your identity provider first.")).into());
     };
@@ -240,23 +278,25 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
             changed.insert(field.into(), serde_json::json!({ "old": old, "new": new }));
         }
     };
-    note("email_attribute", old.3.clone().into(), clean(&mapping.email_attribute).into());
-    note("name_attribute", old.4.clone().into(), clean(&mapping.name_attribute).into());
-    note("groups_attribute", old.5.clone().into(), clean(&mapping.groups_attribute).into());
-    note("group_roles", old.6.clone(), serde_json::Value::Object(roles));
-    note("default_role", old.7.clone().into(), mapping.default_role.as_str().into());
-    note("jit_provisioning", old.8.into(), mapping.jit_provisioning.into());
-    note("allow_idp_initiated", old.9.into(), mapping.allow_idp_initiated.into());
-    note("require_sso", old.10.into(), mapping.require_sso.into());
+    note("email_attribute", old.email_attribute.clone().into(), clean(&mapping.email_attribute).into());
+    note("name_attribute", old.name_attribute.clone().into(), clean(&mapping.name_attribute).into());
+    note("groups_attribute", old.groups_attribute.clone().into(), clean(&mapping.groups_attribute).into());
+    note("group_roles", old.group_roles.clone(), serde_json::Value::Object(roles));
+    note("default_role", old.default_role.clone().into(), mapping.default_role.as_str().into());
+    note("jit_provisioning", old.jit_provisioning.into(), mapping.jit_provisioning.into());
+    note("allow_idp_initiated", old.allow_idp_initiated.into(), mapping.allow_idp_initiated.into());
+    note("require_sso", old.require_sso.into(), mapping.require_sso.into());
     tx.commit(AuditEntry::new("sso.settings_changed", "tenant", ctx.tenant.id, serde_json::Value::Object(changed))).await
 }
 
-/// Disconnects the IdP (and stops requiring it).
 /// Reads again the metadata of IdPs connected by URL, once a day each (maintenance job), so
 /// a certificate rollover the IdP announces in its metadata reaches us before it happens.
 /// The IdP must keep its entity id: metadata naming another IdP is refused and audited, and
-/// the connection stays as it was. Returns how many connections changed.
-pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso) -> Result<u64> {
+/// the connection stays as it was. When the signing certificates change, the previous ones stay
+/// trusted for [`saml::ROLLOVER_OVERLAP_DAYS`] and the Owners are emailed: a change they didn't
+/// expect (a compromised metadata host) is theirs to stop, while an expected rollover needs
+/// nobody to click anything on the day. Returns how many connections changed.
+pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity) -> Result<u64> {
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SELECT set_config('app.maintenance', 'refresh', true)").execute(&mut *tx).await?;
     let due: Vec<(Uuid, String, String, String)> = sqlx::query_as(
@@ -273,6 +313,7 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso) -> Result<u64> {
             Ok(xml) => saml::IdpMetadata::parse(&xml).map(|idp| (xml, idp)),
             Err(e) => Err(e),
         };
+        let before = saml::IdpMetadata::parse(&stored).map(|m| m.fingerprints).unwrap_or_default();
         let (entry, update) = match fetched {
             Ok((_, idp)) if idp.entity_id != entity_id => {
                 let reason = format!("the metadata at {url} now names another IdP ({})", idp.entity_id);
@@ -280,25 +321,41 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso) -> Result<u64> {
             }
             Ok((xml, _)) if xml == stored => (None, None),
             Ok((xml, idp)) => {
+                let rollover = idp.fingerprints != before;
                 let entry = AuditEntry::new(
                     "sso.metadata_refreshed",
                     "tenant",
                     tenant_id,
-                    serde_json::json!({ "idp_sso_url": { "new": &idp.sso_url }, "signing_certificates": { "new": idp.certificates } }),
+                    serde_json::json!({
+                        "idp_sso_url": { "new": &idp.sso_url },
+                        "signing_certificates": { "old": before, "new": idp.fingerprints },
+                        "previous_certificates_trusted_days": rollover.then_some(saml::ROLLOVER_OVERLAP_DAYS),
+                    }),
                 );
-                (Some(entry), Some((xml, idp.sso_url)))
+                (Some(entry), Some((xml, idp, rollover)))
             }
             Err(e) => (Some(refresh_failed(tenant_id, &e.to_string())), None),
         };
         let mut tx = tenancy.begin_control(tenant_id, false).await?;
-        if let Some((xml, sso_url)) = &update {
-            sqlx::query("UPDATE tenant_sso SET idp_metadata_xml = $1, idp_sso_url = $2, updated_at = now() WHERE idp_metadata_url = $3")
-                .bind(xml)
-                .bind(sso_url)
-                .bind(&url)
-                .execute(&mut *tx)
-                .await?;
+        let mut notify = None;
+        if let Some((xml, idp, rollover)) = &update {
+            sqlx::query(
+                "UPDATE tenant_sso SET idp_metadata_xml = $1, idp_sso_url = $2, updated_at = now(),
+                        previous_metadata_xml = CASE WHEN $4 THEN idp_metadata_xml ELSE previous_metadata_xml END,
+                        previous_trusted_until = CASE WHEN $4 THEN now() + make_interval(days => $5) ELSE previous_trusted_until END
+                  WHERE idp_metadata_url = $3",
+            )
+            .bind(xml)
+            .bind(&idp.sso_url)
+            .bind(&url)
+            .bind(rollover)
+            .bind(saml::ROLLOVER_OVERLAP_DAYS as i32)
+            .execute(&mut *tx)
+            .await?;
             changed += 1;
+            if *rollover {
+                notify = Some(rollover_notice(&mut tx, tenant_id, &before, &idp.fingerprints, identity.public_url()).await?);
+            }
         }
         sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(&mut *tx).await?;
         if let Some(entry) = entry {
@@ -308,8 +365,31 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso) -> Result<u64> {
             audit::insert_system(&mut tx, tenant_id, &entry, "maintenance").await?;
         }
         tx.commit().await?;
+        for mail in notify.into_iter().flatten() {
+            identity.send_later(mail);
+        }
     }
     Ok(changed)
+}
+
+/// The mails telling each Owner of the organization that its IdP's signing certificates changed.
+async fn rollover_notice(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    before: &[String],
+    after: &[String],
+    public_url: &str,
+) -> Result<Vec<OutgoingEmail>> {
+    let (name, slug): (String, String) = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(&mut *conn).await?;
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1 AND m.role = 'owner' ORDER BY u.email",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::days(saml::ROLLOVER_OVERLAP_DAYS)).date();
+    let settings = format!("{public_url}/t/{slug}/sso");
+    Ok(owners.iter().map(|to| templates::idp_certificates_changed(to, &name, before, after, &until.to_string(), &settings)).collect())
 }
 
 fn refresh_failed(tenant_id: Uuid, reason: &str) -> AuditEntry {
@@ -324,10 +404,12 @@ pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
     let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
     n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
     n += sqlx::query("DELETE FROM sso_handoffs WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
+    n += sqlx::query("DELETE FROM sso_refusals WHERE window_start < now() - interval '30 days'").execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     Ok(n)
 }
 
+/// Disconnects the IdP (and stops requiring it).
 pub async fn remove_idp(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
     let removed: Option<String> = sqlx::query_scalar("DELETE FROM tenant_sso RETURNING idp_entity_id").fetch_optional(tx.conn()).await?;

@@ -11,7 +11,12 @@
 //! - its assertion id hasn't been seen before (no replay);
 //! - the person's address is at one of the organization's verified domains.
 //!
-//! Every refusal is recorded in the organization's audit log with the reason.
+//! Every refusal is counted per organization, quarter hour and reason, and the first of each
+//! is recorded in the organization's audit log with the reason (anyone can post to an ACS, so
+//! refusals must not be able to flood the log).
+//!
+//! The IdP's signing certificates come from its metadata. When the daily refresh finds new
+//! ones, the previous ones stay trusted alongside them for [`ROLLOVER_OVERLAP_DAYS`].
 
 use super::Sso;
 use crate::audit::{self, AuditEntry};
@@ -32,11 +37,17 @@ const REQUEST_LIFETIME_MINUTES: i32 = 10;
 /// The longest a seen assertion id is remembered when the assertion doesn't say.
 const REPLAY_MEMORY_MINUTES: i64 = 60;
 
+/// How long signing certificates an IdP dropped from its metadata stay trusted (see the module
+/// comment): long enough for a slow rollover, short enough that a key the IdP retired because
+/// it leaked stops working soon. The Owners are emailed when it starts.
+pub const ROLLOVER_OVERLAP_DAYS: i64 = 14;
+
 /// The parts of an IdP's metadata Tessera needs, checked when an admin connects it.
 pub struct IdpMetadata {
     pub entity_id: String,
     pub sso_url: String,
-    pub certificates: usize,
+    /// SHA-256 fingerprints of its signing certificates, as IdP admin consoles show them.
+    pub fingerprints: Vec<String>,
 }
 
 fn invalid_metadata(message: impl Into<String>) -> crate::Error {
@@ -61,13 +72,35 @@ impl IdpMetadata {
         let sso_url = sp
             .sso_binding_location(HTTP_REDIRECT_BINDING)
             .ok_or_else(|| invalid_metadata("The metadata has no single sign-on endpoint with the HTTP-Redirect binding, which Tessera uses."))?;
-        let certificates = match sp.idp_signing_certs() {
-            Ok(Some(certs)) if !certs.is_empty() => certs.len(),
+        let fingerprints = match sp.idp_signing_certs() {
+            Ok(Some(certs)) if !certs.is_empty() => certs.iter().map(|c| fingerprint(c.der_data())).collect(),
             Ok(_) => return Err(invalid_metadata("The metadata has no signing certificate, so responses from this IdP couldn't be verified.")),
             Err(_) => return Err(invalid_metadata("A signing certificate in the metadata couldn't be read.")),
         };
-        Ok(Self { entity_id, sso_url, certificates })
+        Ok(Self { entity_id, sso_url, fingerprints })
     }
+}
+
+/// "AB:12:…": the SHA-256 of a certificate, in the form IdP consoles show.
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// Adds the signing keys of `previous` metadata to `current`, so responses signed with either
+/// verify. Every key is marked for signing: samael falls back to keys of no stated use only
+/// when no key says "signing".
+fn trust_previous_keys(current: &mut EntityDescriptor, previous: &EntityDescriptor) {
+    let signing = |k: &samael::metadata::KeyDescriptor| matches!(k.key_use.as_deref(), None | Some("") | Some("signing"));
+    let mut kept: Vec<_> =
+        previous.idp_sso_descriptors.iter().flatten().flat_map(|d| d.key_descriptors.iter().filter(|k| signing(k)).cloned()).collect();
+    let Some(descriptor) = current.idp_sso_descriptors.as_mut().and_then(|d| d.first_mut()) else { return };
+    for key in descriptor.key_descriptors.iter_mut().chain(kept.iter_mut()) {
+        if signing(key) {
+            key.key_use = Some("signing".into());
+        }
+    }
+    descriptor.key_descriptors.extend(kept);
 }
 
 /// Fetches metadata an IdP publishes (http or https only).
@@ -136,6 +169,9 @@ struct Connection {
     default_role: Role,
     jit_provisioning: bool,
     allow_idp_initiated: bool,
+    /// The metadata in use before the IdP's last certificate change, while its keys are still
+    /// trusted.
+    previous_metadata_xml: Option<String>,
 }
 
 fn not_set_up() -> crate::Error {
@@ -155,33 +191,48 @@ async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, 
     found.ok_or_else(not_set_up)
 }
 
+/// The organization's SSO settings as stored.
+#[derive(sqlx::FromRow)]
+struct SsoRow {
+    idp_metadata_xml: String,
+    idp_sso_url: String,
+    email_attribute: Option<String>,
+    name_attribute: Option<String>,
+    groups_attribute: Option<String>,
+    group_roles: serde_json::Value,
+    default_role: String,
+    jit_provisioning: bool,
+    allow_idp_initiated: bool,
+    previous_metadata_xml: Option<String>,
+}
+
 async fn connection(tenancy: &Tenancy, slug: &str) -> Result<Connection> {
     let (tenant_id, slug, name) = tenant_by_slug(tenancy, slug).await?;
     let mut tx = tenancy.begin_control(tenant_id, true).await?;
-    type Row = (String, String, Option<String>, Option<String>, Option<String>, serde_json::Value, String, bool, bool);
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<SsoRow> = sqlx::query_as(
         "SELECT idp_metadata_xml, idp_sso_url, email_attribute, name_attribute, groups_attribute, group_roles, default_role,
-                jit_provisioning, allow_idp_initiated
+                jit_provisioning, allow_idp_initiated,
+                CASE WHEN previous_trusted_until > now() THEN previous_metadata_xml END AS previous_metadata_xml
            FROM tenant_sso",
     )
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    let (metadata_xml, sso_url, email_attribute, name_attribute, groups_attribute, group_roles, default_role, jit_provisioning, allow_idp_initiated) =
-        row.ok_or_else(not_set_up)?;
+    let row = row.ok_or_else(not_set_up)?;
     Ok(Connection {
         tenant_id,
         slug,
         name,
-        metadata_xml,
-        sso_url,
-        email_attribute,
-        name_attribute,
-        groups_attribute,
-        group_roles,
-        default_role: default_role.parse().unwrap_or(Role::Member),
-        jit_provisioning,
-        allow_idp_initiated,
+        metadata_xml: row.idp_metadata_xml,
+        sso_url: row.idp_sso_url,
+        email_attribute: row.email_attribute,
+        name_attribute: row.name_attribute,
+        groups_attribute: row.groups_attribute,
+        group_roles: row.group_roles,
+        default_role: row.default_role.parse().unwrap_or(Role::Member),
+        jit_provisioning: row.jit_provisioning,
+        allow_idp_initiated: row.allow_idp_initiated,
+        previous_metadata_xml: row.previous_metadata_xml,
     })
 }
 
@@ -286,7 +337,10 @@ async fn verify(
     request_ids: Vec<String>,
     allow_idp_initiated: bool,
 ) -> std::result::Result<Assertion, (bool, String)> {
-    let idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, "the stored IdP metadata no longer parses".to_string()))?;
+    let mut idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, "the stored IdP metadata no longer parses".to_string()))?;
+    if let Some(previous) = conn.previous_metadata_xml.as_deref().and_then(|xml| xml.parse::<EntityDescriptor>().ok()) {
+        trust_previous_keys(&mut idp, &previous);
+    }
     let sp = service_provider(sso, &conn.slug, Some(idp), allow_idp_initiated).map_err(|e| (false, e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let ids: Vec<&str> = request_ids.iter().map(String::as_str).collect();
@@ -369,8 +423,10 @@ pub async fn consume(
             if let Some(bucket) = &refusals {
                 throttle::record(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
             }
-            let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason } }));
-            audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
+            if count_refusal(&mut tx, &reason, meta).await? {
+                let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason } }));
+                audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
+            }
             tx.commit().await?;
             Err(AppError::Forbidden(format!(
                 "We couldn't sign you in to {} through its identity provider: {reason}. Try signing in again; if it keeps happening, tell your IT team.",
@@ -380,6 +436,33 @@ pub async fn consume(
         }
         Err(e) => Err(e),
     }
+}
+
+/// How many different refusal reasons an organization's audit log takes per quarter hour; past
+/// that, refusals are only counted.
+const AUDITED_REASONS_PER_WINDOW: i64 = 10;
+
+/// Counts a refusal in this organization's quarter-hour tally. True when it should also go into
+/// the audit log: the first of its reason this quarter hour, while few reasons have been logged.
+async fn count_refusal(conn: &mut sqlx::PgConnection, reason: &str, meta: &RequestMeta) -> Result<bool> {
+    let reason: String = reason.chars().take(300).collect();
+    let refused: i32 = sqlx::query_scalar(
+        "INSERT INTO sso_refusals (window_start, reason, last_ip) VALUES (date_bin('15 minutes', now(), timestamptz 'epoch'), $1, $2::inet)
+         ON CONFLICT (tenant_id, window_start, reason) DO UPDATE SET refused = sso_refusals.refused + 1, last_ip = EXCLUDED.last_ip
+         RETURNING refused",
+    )
+    .bind(&reason)
+    .bind(meta.ip.map(|ip| ip.to_string()))
+    .fetch_one(&mut *conn)
+    .await?;
+    if refused > 1 {
+        return Ok(false);
+    }
+    let reasons: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sso_refusals WHERE window_start = date_bin('15 minutes', now(), timestamptz 'epoch')")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(reasons <= AUDITED_REASONS_PER_WINDOW)
 }
 
 async fn accept(
