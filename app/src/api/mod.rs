@@ -44,7 +44,8 @@ pub async fn sign_up(email: String, password: String, name: String, next: Option
     let backend = ssr::backend()?;
     tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
     let invited = match invitation.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => Some(tessera_backend::members::invitations::preview(&backend.tenancy, token).await.app()?),
+        // A withdrawn or resent invitation proves nothing: the ordinary sign-up follows.
+        Some(token) => tessera_backend::members::invitations::preview(&backend.tenancy, token).await.ok(),
         None => None,
     };
     let proven = invited.is_some_and(|i| {
@@ -154,7 +155,12 @@ pub async fn verify_email(token: String, password: Option<String>) -> Result<(),
 /// the inbox's owner is sent to sign in by a way bound to their own browser.
 #[server(endpoint = "disown_registration")]
 pub async fn disown_registration(token: String) -> Result<(), AppError> {
-    ssr::backend()?.identity.disown_registration(&token, &ssr::meta()).await.app()?;
+    let outcome = ssr::backend()?.identity.disown_registration(&token, &ssr::meta()).await.app()?;
+    if outcome != tessera_backend::identity::Verified::RegistrantEvicted {
+        // Confirmed already: nothing was ended, so there is nothing to explain.
+        leptos_axum::redirect("/login");
+        return Ok(());
+    }
     ssr::session()?
         .insert(
             ssr::SIGN_IN_PROBLEM_KEY,

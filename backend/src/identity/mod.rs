@@ -266,13 +266,13 @@ impl Identity {
         password: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(CurrentUser, Verified)> {
-        let needs_password = self.confirmation_link(token, browser, signed_in_as).await?;
-        if needs_password.needs_password {
+        let link = self.confirmation_link(token, browser, signed_in_as).await?;
+        if link.needs_password {
             let Some(password) = password.filter(|p| !p.is_empty()) else {
                 return Err(AppError::Invalid(FieldError::new("password", "Enter the password you chose when you created this account.")).into());
             };
             // The login checks, lock and audit trail apply: this is a password guess like any other.
-            self.log_in(&needs_password.email, password, meta).await.map_err(|e| match e {
+            self.log_in(&link.email, password, meta).await.map_err(|e| match e {
                 crate::Error::App(AppError::Invalid(f)) if f.field == "password" => AppError::Invalid(FieldError::new(
                     "password",
                     "That isn't the password chosen for this account. If you didn't create it, choose \"I didn't create this account\".",

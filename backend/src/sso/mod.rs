@@ -130,7 +130,10 @@ pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSett
         previous_certificates: row.as_ref().and_then(|r| {
             let until = r.previous_trusted_until?;
             let current = fingerprints(&r.idp_metadata_xml);
-            let retired = fingerprints(r.previous_metadata_xml.as_deref()?).into_iter().filter(|f| !current.contains(f)).collect();
+            let retired: Vec<String> = fingerprints(r.previous_metadata_xml.as_deref()?).into_iter().filter(|f| !current.contains(f)).collect();
+            if retired.is_empty() {
+                return None; // the change only added certificates
+            }
             Some(PreviousCertificates { fingerprints: retired, trusted_until: crate::members::rfc3339(until) })
         }),
         mapping: row.map(|r| SsoMapping {
@@ -321,7 +324,9 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             }
             Ok((xml, _)) if xml == stored => (None, None),
             Ok((xml, idp)) => {
-                let rollover = idp.fingerprints != before;
+                // A set, not a list: an IdP reordering its certificates changed nothing.
+                let sorted = |f: &[String]| std::collections::BTreeSet::from_iter(f.iter().cloned());
+                let rollover = sorted(&idp.fingerprints) != sorted(&before);
                 let entry = AuditEntry::new(
                     "sso.metadata_refreshed",
                     "tenant",
