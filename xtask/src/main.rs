@@ -362,6 +362,9 @@ fn test(args: &[String]) -> Result {
         }
 
         step(&format!("Running the Playwright suite in Chromium ({pass} connections)"));
+        for cluster in [a, b] {
+            cluster.end_client_connections()?;
+        }
         let db = format!("tessera_e2e_{pass}");
         a.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_template OWNER tessera_owner"))?;
         b.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_region_template OWNER tessera_owner"))?;

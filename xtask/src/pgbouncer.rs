@@ -31,13 +31,16 @@ impl PgBouncer {
         let users = dir.join("users.txt");
         std::fs::write(&users, "\"tessera_app\" \"\"\n\"tessera_owner\" \"\"\n\"postgres\" \"\"\n").map_err(|e| e.to_string())?;
         let ini = dir.join("pgbouncer.ini");
+        // Idle server connections close after 10 s rather than PgBouncer's 10 min: every test
+        // has its own databases, and a pool kept open for each would exhaust the cluster's
+        // connection slots within one run.
         // DISCARD ALL after every transaction: sqlx names its prepared statements, and with the
         // statement cache off (TESSERA_PGBOUNCER) nothing reuses them, so they must not pile up
         // on (or collide in) a shared server connection.
         let config = format!(
             "[databases]\n* = host=127.0.0.1 port={upstream_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
              auth_type = trust\nauth_file = {users}\npool_mode = transaction\nserver_reset_query = DISCARD ALL\nserver_reset_query_always = 1\n\
-             ignore_startup_parameters = extra_float_digits,search_path\nmax_client_conn = 2000\nserver_login_retry = 1\ndefault_pool_size = 10\nmax_db_connections = 20\n\
+             ignore_startup_parameters = extra_float_digits,search_path\nmax_client_conn = 2000\nserver_login_retry = 1\ndefault_pool_size = 10\nmax_db_connections = 20\nserver_idle_timeout = 10\n\
              logfile = {log}\npidfile = {pid}\nadmin_users = postgres\n",
             users = users.display(),
             log = dir.join("pgbouncer.log").display(),

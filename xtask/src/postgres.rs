@@ -71,6 +71,16 @@ impl Cluster {
         format!("postgres://{user}@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Ends every client connection but this one. The Rust tests leave idle connections to
+    /// hundreds of databases behind (PgBouncer keeps its server connections a while), and the
+    /// browser suite's server that starts next needs the slots.
+    pub fn end_client_connections(&self) -> Result {
+        self.psql(
+            "postgres",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        )
+    }
+
     pub fn psql(&self, database: &str, sql: &str) -> Result {
         run(Command::new(self.bin.join("psql"))
             .args(["-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string(), "-d", database, "-c", sql])
