@@ -14,6 +14,8 @@ pub struct RequestMeta {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Where the budgets this request spends are noted, for its `RateLimit` headers.
+    pub spent: Option<crate::rate_limit::SpentBudgets>,
 }
 
 /// Who is asking, and how they proved it: what the door checks an organization's sign-in

@@ -2,6 +2,8 @@
 //! through [`tenancy::Tenancy`], the one door: it checks the permission, opens the transaction
 //! with the tenant context set, and will not commit a write without its audit record.
 
+#[macro_use]
+mod catalogue;
 pub mod api_keys;
 pub mod audit;
 pub mod ctx;
@@ -11,6 +13,7 @@ pub mod error;
 pub mod identity;
 pub mod members;
 pub mod projects;
+pub mod rate_limit;
 pub mod secrets;
 pub mod seed;
 pub mod sessions;

@@ -2,7 +2,7 @@
 //! organization per tenancy model. It goes
 //! through the same services as the UI, so the seed is audited like any other change.
 
-use crate::identity::{AddressProof, SignedUp};
+use crate::identity::{AddressProof, Confirmation, SignedUp};
 use crate::{members, projects, Backend, Error, RequestMeta, Result};
 use tessera_domain::placement::TenancyModel;
 use tessera_domain::{AppError, Role};
@@ -21,7 +21,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
         let user = match signed_up {
             Ok(SignedUp::Confirmed(user) | SignedUp::AwaitingConfirmation(user)) => user,
             Ok(SignedUp::AlreadyRegistered) | Err(Error::App(AppError::Conflict(_))) => {
-                backend.identity.log_in(email, DEMO_PASSWORD, &RequestMeta::default()).await?
+                backend.identity.check_password(email, DEMO_PASSWORD, Confirmation::NotRequired, &RequestMeta::default()).await?
             }
             Err(e) => return Err(e),
         };

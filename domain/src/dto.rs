@@ -277,6 +277,8 @@ pub struct SsoDomain {
 pub struct AccountEvent {
     /// `login.succeeded`, `mfa.enabled`, …
     pub event: String,
+    /// The event in words ("Signed in with password").
+    pub description: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// RFC 3339.

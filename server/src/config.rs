@@ -51,6 +51,12 @@ pub struct Config {
     /// (`TESSERA_SSO_PRIVATE_METADATA_HOSTS`): for an IdP on your own network. Off by default,
     /// so an Owner can't make the server fetch from internal services.
     pub sso_private_metadata_hosts: bool,
+    /// Requests a minute per address before sign-in, per organization and per API key
+    /// (`TESSERA_RATE_LIMIT_PER_ADDRESS`, `…_PER_ORGANIZATION`, `…_PER_API_KEY`; 0: no limit).
+    pub rate_limits: tessera_backend::rate_limit::Budgets,
+    /// Redis keeping those budgets, shared by every server using it (`TESSERA_REDIS_URL`);
+    /// unset: each server keeps its own, in memory.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +193,18 @@ impl Config {
                 Some(json) => oidc_providers(&json)?,
                 None => Vec::new(),
             },
+            rate_limits: {
+                let default = tessera_backend::rate_limit::Budgets::default();
+                let per_minute = |name: &str, default: u32| -> Result<u32, ConfigError> {
+                    u32::try_from(number(name, u64::from(default))?).map_err(|_| ConfigError(format!("{name} is too large")))
+                };
+                tessera_backend::rate_limit::Budgets {
+                    per_address: per_minute("TESSERA_RATE_LIMIT_PER_ADDRESS", default.per_address)?,
+                    per_organization: per_minute("TESSERA_RATE_LIMIT_PER_ORGANIZATION", default.per_organization)?,
+                    per_api_key: per_minute("TESSERA_RATE_LIMIT_PER_API_KEY", default.per_api_key)?,
+                }
+            },
+            redis_url: var("TESSERA_REDIS_URL"),
         })
     }
 }

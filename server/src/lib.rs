@@ -5,6 +5,7 @@ pub mod config;
 mod input_guard;
 mod middleware;
 mod oidc;
+mod rate_limits;
 mod rest;
 mod sso;
 
@@ -74,6 +75,11 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     backend.tokens.access_lifetime = config.access_token_lifetime;
     backend.tokens.refresh_lifetime = config.refresh_token_lifetime;
     backend.tokens.reuse_overlap = config.refresh_reuse_overlap;
+    let limiter = match &config.redis_url {
+        Some(url) => tessera_backend::rate_limit::RateLimiter::redis(config.rate_limits, url)?,
+        None => tessera_backend::rate_limit::RateLimiter::local(config.rate_limits),
+    };
+    backend.tenancy.set_rate_limiter(limiter.clone());
     if let Some(every) = config.maintenance_interval {
         spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);
     }
@@ -113,8 +119,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .merge(oidc::router(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
-    let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies))
-        .merge(middleware::wrap_api(rest, &proxies))
+    let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)
+        .merge(middleware::wrap_api(rest, &proxies, &limiter))
         .merge(sso);
     Ok((middleware::harden(app, https), services))
 }

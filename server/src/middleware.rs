@@ -17,7 +17,13 @@ use tower_sessions::SessionManagerLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxies: &TrustedProxies, scheme: PublicScheme) -> Router {
+pub fn wrap(
+    router: Router,
+    sessions: SessionManagerLayer<PgSessionStore>,
+    proxies: &TrustedProxies,
+    scheme: PublicScheme,
+    limiter: &tessera_backend::rate_limit::RateLimiter,
+) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
         let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id)
@@ -35,13 +41,14 @@ pub fn wrap(router: Router, sessions: SessionManagerLayer<PgSessionStore>, proxi
             .layer(axum::middleware::from_fn_with_state(scheme, csrf_guard))
             .layer(from_fn(crate::input_guard::refuse_unstorable_text))
             .layer(sessions)
+            .layer(axum::middleware::from_fn_with_state(limiter.clone(), crate::rate_limits::budgets))
             .layer(map_response(server_fn_error_status)),
     )
 }
 
 /// The REST API's layers: request id, tracing, security headers; no sessions (it takes only
 /// bearer credentials) and so no CSRF guard.
-pub fn wrap_api(router: Router, proxies: &TrustedProxies) -> Router {
+pub fn wrap_api(router: Router, proxies: &TrustedProxies, limiter: &tessera_backend::rate_limit::RateLimiter) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -54,7 +61,8 @@ pub fn wrap_api(router: Router, proxies: &TrustedProxies) -> Router {
             .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
             .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .layer(from_fn(crate::input_guard::explain_empty_errors))
-            .layer(from_fn(crate::input_guard::refuse_unstorable_text)),
+            .layer(from_fn(crate::input_guard::refuse_unstorable_text))
+            .layer(axum::middleware::from_fn_with_state(limiter.clone(), crate::rate_limits::budgets)),
     )
 }
 

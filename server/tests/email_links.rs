@@ -121,27 +121,58 @@ async fn links_expire_and_requests_are_rate_limited() {
 async fn a_new_account_confirms_its_email_from_the_welcome_mail() {
     let app = TestApp::spawn().await;
     let email = format!("lin-{}@example.test", uuid::Uuid::new_v4().simple());
-    // Signed up, not yet confirmed, and signed in with the password.
+    let owner = app.owner_of("acme").await;
+    let r = owner.call("invite_member", &[("slug", "acme"), ("email", &email), ("role", "member")]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    // Signed up, not confirmed: the password doesn't sign in yet, and says no more than a wrong
+    // one would (so sign-up plus log-in can't tell who already has an account)...
     let browser = app.registered(&email, "correct horse battery").await;
-    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], false);
-    // Until confirmed, invitations to that address don't show up for the account, nor can it
-    // accept one by id: anyone can sign up with any address.
+    Inbox::latest(&email, "Confirm your email").await;
+    let seen = Inbox::count(&email).await;
+    let wrong = browser.call("log_in", &[("email", &email), ("password", "not the password")]).await;
+    let right = browser.call("log_in", &[("email", &email), ("password", "correct horse battery")]).await;
+    assert_eq!((right.status, right.error_message()), (wrong.status, wrong.error_message()));
+    assert!(right.error_message().contains("Just signed up? Follow the link in our email first"), "{}", right.body);
+    assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null);
+    assert_eq!(app.security_events(&email).await.last().map(String::as_str), Some("login.unconfirmed"));
+    // ...but the right one sends a fresh link, which opens in this browser.
+    let link = Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token=");
+    let unused = format!("SELECT count(*) FROM auth_tokens WHERE purpose = 'verify_email' AND used_at IS NULL AND email = '{email}'");
+    assert_eq!(app.count(&unused).await, 1, "only the newest link works");
+    assert_eq!(browser.call("confirmation_link", &[("token", &token_of(&link))]).await.json()["needs_password"], false);
+    let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
+    assert!(!browser.get("/").await.body.contains("Confirm your email"));
+    // Confirmed, the invitation to that address shows up and can be accepted.
+    let invitation = browser.call("my_invitations", &[]).await.json();
+    assert_eq!(invitation[0]["organization"], "Org acme");
+    let r = browser.call("accept_invitation", &[("id", invitation[0]["id"].as_str().unwrap())]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "confirmed, they can join: {}", r.body);
+    let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "used once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_address_is_unconfirmed_sees_no_invitations_and_is_reminded() {
+    let app = TestApp::spawn().await;
+    let email = format!("old-session-{}@example.test", uuid::Uuid::new_v4().simple());
+    let browser = app.signed_in_unconfirmed(&email).await;
+    // Anyone can sign up with any address, so until it is confirmed invitations to it neither
+    // show up nor can be accepted by id.
     let owner = app.owner_of("acme").await;
     let r = owner.call("invite_member", &[("slug", "acme"), ("email", &email), ("role", "member")]).await;
     let invitation = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(browser.call("my_invitations", &[]).await.json(), serde_json::json!([]));
     assert_eq!(browser.call("accept_invitation", &[("id", &invitation)]).await.status, StatusCode::NOT_FOUND);
     assert!(browser.get("/").await.body.contains("Confirm your email"), "a reminder on the home page");
-    let link = Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token=");
+    Inbox::latest(&email, "Confirm your email").await; // the one from signing up
+    let seen = Inbox::count(&email).await;
+    assert!(browser.call("resend_verification", &[]).await.status.is_success());
+    let link = Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token=");
     let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
-    assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
-    assert!(!browser.get("/").await.body.contains("Confirm your email"));
     assert_eq!(browser.call("my_invitations", &[]).await.json()[0]["organization"], "Org acme");
-    let r = browser.call("accept_invitation", &[("id", &invitation)]).await;
-    assert!(r.status.is_success() || r.status.is_redirection(), "confirmed, they can join: {}", r.body);
-    let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "used once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,8 +294,7 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_sign_in_by
     let app = TestApp::spawn().await;
     let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
     // An attacker registers the address first and never confirms it.
-    let attacker = app.registered(&email, "attacker's password").await;
-    assert!(attacker.call("my_session", &[]).await.json().is_object());
+    app.registered(&email, "attacker's password").await;
 
     let owner = app.browser();
     owner.call("request_sign_in_link", &[("email", &email)]).await;
@@ -272,9 +302,8 @@ async fn someone_who_signed_up_with_your_address_is_shut_out_when_you_sign_in_by
     owner.call("sign_in_with_link", &[("token", &token)]).await;
     assert_eq!(owner.call("my_session", &[]).await.json()["user"]["email_verified"], true);
 
-    assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
     let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the attacker's password doesn't open the now confirmed account");
 }
 
 /// A 429 says when to try again: the minutes left in the current 15-minute window.
@@ -296,15 +325,15 @@ async fn someone_who_signed_up_with_your_address_cannot_have_you_confirm_it_for_
     let email = format!("victim-{}@example.test", uuid::Uuid::new_v4().simple());
     // An attacker registers the address first; while it is unconfirmed the account gets no API
     // credentials either.
-    let attacker = app.registered(&email, "attacker's password").await;
+    app.registered(&email, "attacker's password").await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/token", app.base))
         .json(&serde_json::json!({ "email": email, "password": "attacker's password" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no API tokens for an unconfirmed account");
-    assert!(r.text().await.unwrap().contains("Confirm your email address"));
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "no API tokens for an unconfirmed account");
+    assert!(r.text().await.unwrap().contains("don't match an account"), "the same answer as a wrong password");
 
     // The address's owner gets the welcome mail in their own browser. One click would confirm
     // the attacker's account, so the link asks for the account's password there.
@@ -332,9 +361,8 @@ async fn someone_who_signed_up_with_your_address_cannot_have_you_confirm_it_for_
     let session = owner.call("my_session", &[]).await.json();
     assert_eq!((session["user"]["email"].as_str(), &session["user"]["email_verified"]), (Some(email.as_str()), &Value::Bool(true)));
 
-    assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "the attacker's session is gone");
     let r = app.browser().call("log_in", &[("email", &email), ("password", "attacker's password")]).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "and their password no longer works");
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the attacker's password doesn't open the now confirmed account");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,4 +395,36 @@ async fn the_welcome_link_in_the_browser_that_signed_up_confirms_and_goes_where_
         .await;
     assert_eq!(r.headers.get("location").unwrap(), "/settings/security");
     assert_eq!(browser.call("my_session", &[]).await.json()["user"]["email_verified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_up_again_before_confirming_sends_a_link_that_takes_the_new_password() {
+    let app = TestApp::spawn().await;
+    let email = format!("again-{}@example.test", uuid::Uuid::new_v4().simple());
+    // Someone registered the address first and never confirmed it: the owner on an earlier
+    // day who lost the mail, or someone else.
+    let first = app.registered(&email, "the first password").await;
+    Inbox::latest(&email, "Confirm your email").await;
+    let seen = Inbox::count(&email).await;
+    // Signing up again answers exactly as a first sign-up does...
+    let laptop = app.browser();
+    let again = laptop.call("sign_up", &[("email", &email), ("password", "the second password"), ("name", "")]).await;
+    let fresh = app.browser().call("sign_up", &[("email", &format!("x{email}")), ("password", "the second password"), ("name", "")]).await;
+    assert_eq!((again.status, again.location()), (fresh.status, fresh.location()), "{}", again.body);
+    // ...and mails a confirmation link, not "you already have an account".
+    let token = token_of(&Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token="));
+    // Elsewhere it takes the password chosen this time, not the first one.
+    let phone = app.browser();
+    let r = phone.call("verify_email", &[("token", &token), ("password", "the first password")]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password")), "{}", r.body);
+    // Where they signed up again, one click confirms and signs in.
+    let r = laptop.call("verify_email", &[("token", &token)]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(laptop.call("my_session", &[]).await.json()["user"]["email_verified"], true);
+    // The account opens with the new password only; the first registrant's link is dead.
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "the first password")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "the second password")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(first.call("my_session", &[]).await.json(), Value::Null);
 }

@@ -285,7 +285,7 @@ async fn only_confirmed_people_invite_and_nobody_is_flooded_with_invitations() {
     let app = TestApp::spawn().await;
     // Someone who never confirmed their address can't make an organization...
     let stranger_email = unique("stranger");
-    let stranger = app.registered(&stranger_email, "correct horse battery").await;
+    let stranger = app.signed_in_unconfirmed(&stranger_email).await;
     let org = [("name", "Totally Legit Bank"), ("slug", "legit"), ("region", ""), ("model", "")];
     let r = stranger.call("create_org", &org).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);

@@ -24,10 +24,6 @@ async fn log_in(app: &TestApp, email: &str) -> (Browser, Response) {
     (browser, r)
 }
 
-fn location(r: &Response) -> String {
-    r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery_code() {
     let app = TestApp::spawn().await;
@@ -65,7 +61,7 @@ async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery
 
     // The password alone now only gets as far as the code step.
     let (phone, r) = log_in(&app, "ana@example.test").await;
-    assert!(location(&r).starts_with("/login/mfa"), "{:?}", r.headers);
+    assert!(r.location().starts_with("/login/mfa"), "{:?}", r.headers);
     assert_eq!(phone.call("my_session", &[]).await.json(), serde_json::Value::Null, "not signed in before the code");
     let r = phone.call("verify_sign_in_code", &[("code", "123456")]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("code")));

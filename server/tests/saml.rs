@@ -10,10 +10,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::Read;
 
-fn location(r: &Response) -> String {
-    r.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-}
-
 /// Publishes the TXT record that proves `domain` in the DNS stand-in.
 async fn publish_txt(name: &str, value: &str) {
     let api = std::env::var("TESSERA_TEST_DNS_API").expect("run with `cargo xtask test` (it starts the DNS stand-in)");
@@ -68,7 +64,7 @@ async fn sso_org(app: &TestApp, slug: &str) -> SsoOrg {
 /// Starts an SP-initiated sign-in in `browser`; returns the AuthnRequest's id.
 async fn start(browser: &Browser, org: &SsoOrg, next: &str) -> String {
     let r = browser.get(&format!("/sso/{}/login?next={next}", org.slug)).await;
-    let to = location(&r);
+    let to = r.location();
     assert!(to.starts_with("https://idp.example/sso?SAMLRequest="), "{to}");
     let url = reqwest::Url::parse(&to).unwrap();
     let encoded = url.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.to_string();
@@ -84,7 +80,7 @@ async fn start(browser: &Browser, org: &SsoOrg, next: &str) -> String {
 /// the last response (for an IdP-initiated sign-in, the redirect to the confirmation page).
 async fn post_acs(browser: &Browser, slug: &str, saml_response: &str) -> Response {
     let r = browser.post_form(&format!("/sso/{slug}/acs"), &[("SAMLResponse", saml_response), ("RelayState", "")]).await;
-    let to = location(&r);
+    let to = r.location();
     if to.starts_with(&format!("/sso/{slug}/continue?")) {
         return browser.get(&to).await;
     }
@@ -100,7 +96,7 @@ async fn sign_in_through_idp(browser: &Browser, org: &SsoOrg, email: &str, next:
 /// Confirms an IdP-initiated sign-in on our page, as the person would after reading it;
 /// `r` is the ACS's answer. Returns the confirmation's answer.
 async fn confirm_on_our_page(browser: &Browser, r: &Response, email: &str) -> Response {
-    let to = location(r);
+    let to = r.location();
     assert!(to.starts_with("/login/sso/confirm?token="), "an IdP-initiated sign-in asks first: {to}");
     let page = browser.get(&to).await;
     assert!(page.body.contains(email), "the page says who would be signed in");
@@ -161,7 +157,7 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     let attrs = [("displayName", "Ada Lovelace"), ("groups", "admins")];
     let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
     let r = post_acs(&browser, "acme", &org.idp.response(&mint)).await;
-    assert_eq!(location(&r), "/t/acme/projects", "{} {}", r.status, r.body);
+    assert_eq!(r.location(), "/t/acme/projects", "{} {}", r.status, r.body);
     let me = browser.call("my_session", &[]).await.json();
     assert_eq!((me["user"]["email"].as_str(), me["user"]["display_name"].as_str()), (Some(email.as_str()), Some("Ada Lovelace")));
     assert_eq!(browser.call("load_org", &[("slug", "acme")]).await.json()["role"], "admin", "the admins group maps to Admin");
@@ -172,7 +168,7 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     let attrs = [("displayName", "Ada Lovelace"), ("groups", "readers")];
     let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
     let r = post_acs(&again, "acme", &org.idp.response(&mint)).await;
-    assert_eq!(location(&r), "/t/acme", "a bare sign-in lands in the organization");
+    assert_eq!(r.location(), "/t/acme", "a bare sign-in lands in the organization");
     assert_eq!(again.call("load_org", &[("slug", "acme")]).await.json()["role"], "viewer");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 2, "the same account both times (plus the owner)");
 
@@ -181,7 +177,7 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     let request = start(&third, &org, "/").await;
     let mint = Mint { signing: Signing::Assertion, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
     let r = post_acs(&third, "acme", &org.idp.response(&mint)).await;
-    assert_eq!(location(&r), "/t/acme", "{}", r.body);
+    assert_eq!(r.location(), "/t/acme", "{}", r.body);
 
     let actions: Vec<String> =
         sqlx::query_scalar("SELECT action FROM audit_log WHERE action LIKE 'sso.%' OR action LIKE 'membership.%' ORDER BY occurred_at")
@@ -201,7 +197,7 @@ async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_i
     let browser = app.browser();
     let r = post_acs(&browser, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
     let r = confirm_on_our_page(&browser, &r, &email).await;
-    assert_eq!(location(&r), "/t/tiles", "{}", r.body);
+    assert_eq!(r.location(), "/t/tiles", "{}", r.body);
     assert_eq!(browser.call("load_org", &[("slug", "tiles")]).await.json()["role"], "member", "no group: the default role");
 
     let r = org
@@ -222,7 +218,7 @@ async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_i
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let other = app.browser();
     let r = post_acs(&other, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
     assert!(other.call("take_sign_in_problem", &[]).await.json().as_str().unwrap().contains("doesn't answer a sign-in started here"));
 }
 
@@ -284,7 +280,7 @@ async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorde
     for (n, case) in cases.iter().enumerate() {
         let attacker = app.browser();
         let r = post_acs(&attacker, "fort", &case.response).await;
-        assert_eq!(location(&r), "/login?problem=1", "{}: {} {}", case.what, r.status, r.body);
+        assert_eq!(r.location(), "/login?problem=1", "{}: {} {}", case.what, r.status, r.body);
         let problem = attacker.call("take_sign_in_problem", &[]).await.json();
         assert!(problem.as_str().unwrap_or_default().contains(case.expect), "{}: {problem}", case.what);
         assert_eq!(attacker.call("my_session", &[]).await.json(), Value::Null, "{}: nobody signed in", case.what);
@@ -302,19 +298,19 @@ async fn forged_stale_replayed_and_misdirected_responses_are_refused_and_recorde
     // The genuine response still works once; replayed, it is refused.
     let genuine = org.idp.response(&base());
     let r = post_acs(&browser, "fort", &genuine).await;
-    assert_eq!(location(&r), "/t/fort", "{}", r.body);
+    assert_eq!(r.location(), "/t/fort", "{}", r.body);
     let replayer = app.browser();
     let r = post_acs(&replayer, "fort", &genuine).await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
     assert_eq!(replayer.call("my_session", &[]).await.json(), Value::Null);
 
     // A response for this organization posted to another organization's ACS goes nowhere.
     let request = start(&browser, &org, "/").await;
     let r = post_acs(&app.browser(), "elsewhere", &org.idp.response(&Mint::new(&victim, &org.entity_id, &org.acs, Some(&request)))).await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
     // And the ACS without a response explains itself rather than failing.
     let r = app.browser().post_form("/sso/fort/acs", &[("nothing", "here")]).await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,7 +459,7 @@ async fn an_organization_can_require_its_sso_and_its_owners_keep_a_way_in() {
     // Through the IdP, Pat is in.
     let sso = app.browser();
     let r = sign_in_through_idp(&sso, &org, &pat, "/t/strict/projects").await;
-    assert_eq!(location(&r), "/t/strict/projects");
+    assert_eq!(r.location(), "/t/strict/projects");
     assert_eq!(sso.call("list_projects", &[("slug", "strict")]).await.status, StatusCode::OK);
 
     // With two-factor required too, the IdP's sign-in counts, unless the organization says not.
@@ -492,7 +488,7 @@ async fn a_network_that_keeps_posting_bad_responses_is_turned_away_before_they_a
     // Past the limit, even a genuine response is turned away unread, with a clear reason.
     sqlx::query("UPDATE auth_throttle SET hits = 30 WHERE bucket = $1").bind(bucket).execute(&app.inspect).await.unwrap();
     let r = sign_in_through_idp(&browser, &org, &email, "/").await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
     let problem = browser.call("take_sign_in_problem", &[]).await.json();
     assert!(problem.as_str().unwrap().contains("Too many sign-ins from your network"), "{problem}");
     assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null);
@@ -570,7 +566,7 @@ async fn removing_a_domain_ends_the_idps_say_over_the_accounts_it_linked_there()
     let org = sso_org(&app, "acme").await;
     let email = format!("ada@{}", org.domain);
     let r = sign_in_through_idp(&app.browser(), &org, &email, "/").await;
-    assert_eq!(location(&r), "/t/acme", "{} {}", r.status, r.body);
+    assert_eq!(r.location(), "/t/acme", "{} {}", r.status, r.body);
     assert_eq!(app.count("SELECT count(*) FROM user_identities WHERE provider LIKE 'saml:%'").await, 1);
 
     let r = org.owner.call("remove_sso_domain", &[("slug", "acme"), ("domain", &org.domain)]).await;
@@ -580,7 +576,7 @@ async fn removing_a_domain_ends_the_idps_say_over_the_accounts_it_linked_there()
     // The same NameID, even asserted with an address the IdP doesn't own, signs nobody in.
     let later = app.browser();
     let r = sign_in_through_idp(&later, &org, &email, "/").await;
-    assert_ne!(location(&r), "/t/acme");
+    assert_ne!(r.location(), "/t/acme");
     assert_eq!(later.call("my_session", &[]).await.json(), Value::Null);
 }
 
@@ -596,21 +592,21 @@ async fn a_response_can_only_sign_in_the_browser_that_started_it() {
     // ...and has the victim's browser post it (a hidden auto-submitting form on any site).
     let victim = app.browser();
     let r = post_acs(&victim, "bound", &response).await;
-    assert_eq!(location(&r), "/login?problem=1", "{} {}", r.status, r.body);
+    assert_eq!(r.location(), "/login?problem=1", "{} {}", r.status, r.body);
     assert!(victim.call("take_sign_in_problem", &[]).await.json().as_str().unwrap().contains("started in another browser"));
     assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null, "the victim's browser is not signed in as the attacker");
 
     // An unsolicited response posted from the victim's browser stops at our page, which names
     // the account; nothing happens unless the person chooses to continue.
     let r = post_acs(&victim, "bound", &org.idp.response(&Mint::new(&mallory, &org.entity_id, &org.acs, None))).await;
-    let to = location(&r);
+    let to = r.location();
     assert!(to.starts_with("/login/sso/confirm?token="), "{to}");
     let page = victim.get(&to).await;
     assert!(page.body.contains(&mallory) && page.body.contains("Continue to"), "{}", page.body);
     assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null);
     // The SP-initiated finish can't be used to skip the question.
     let skipped = victim.get(&format!("/sso/bound/continue?token={}", common::token_of(&to))).await;
-    assert_eq!(location(&skipped), "/login?problem=1");
+    assert_eq!(skipped.location(), "/login?problem=1");
     assert_eq!(victim.call("my_session", &[]).await.json(), Value::Null);
     // Only choosing to continue signs in, and a handoff works once.
     let r = victim.call("confirm_sso_handoff", &[("token", &common::token_of(&to))]).await;
@@ -634,6 +630,13 @@ async fn refused_responses_are_counted_and_only_the_first_of_each_reason_is_logg
     assert_eq!(counts.len(), 1, "{counts:?}");
     assert_eq!(counts[0]["refused"], 5);
     assert!(counts[0]["reason"].as_str().unwrap().contains("signature"), "{counts:?}");
+    // What is stored is a code from a fixed list, never text from the post.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT reason FROM sso_refusals").fetch_all(&app.inspect).await.unwrap();
+    let logged: Vec<String> = sqlx::query_scalar("SELECT changes->'reason'->>'new' FROM audit_log WHERE action = 'sso.login_refused'")
+        .fetch_all(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!((stored, logged), (vec!["bad_signature".to_string()], vec!["bad_signature".to_string()]));
     let page = org.owner.get("/t/acme/sso").await;
     assert!(page.body.contains("Refused sign-ins") && page.body.contains("refusal-row"), "the admin sees the counts");
 }
@@ -651,9 +654,11 @@ async fn when_the_idp_rolls_its_certificate_over_the_old_one_stays_trusted_for_t
     let before = org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json()["signing_certificates"].clone();
 
     // The IdP publishes a new certificate in its metadata, and goes on signing with the old key
-    // for a while.
+    // for a while. The new metadata also lists a key of no stated use next to the signing one:
+    // samael wouldn't check signatures against it, and the overlap mustn't either.
     let rolled = TestIdp::new(&org.idp.entity_id);
-    *host.xml.lock().unwrap() = rolled.metadata(sso_url);
+    let unmarked = TestIdp::new(&org.idp.entity_id);
+    *host.xml.lock().unwrap() = rolled.metadata_with_unmarked_key(sso_url, &unmarked);
     sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now() - interval '25 hours'").execute(&app.inspect).await.unwrap();
     assert_eq!(tessera_backend::sso::refresh_metadata(&app.backend.tenancy, &app.backend.sso, &app.backend.identity).await.unwrap(), 1);
     let settings = org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json();
@@ -674,17 +679,21 @@ async fn when_the_idp_rolls_its_certificate_over_the_old_one_stays_trusted_for_t
     // Both keys sign people in during the overlap.
     let email = format!("ada@{}", org.domain);
     let r = sign_in_through_idp(&app.browser(), &org, &email, "/").await;
-    assert_eq!(location(&r), format!("/t/{slug}"), "signed with the old key: {} {}", r.status, r.body);
+    assert_eq!(r.location(), format!("/t/{slug}"), "signed with the old key: {} {}", r.status, r.body);
     let with_new_key = app.browser();
     let request = start(&with_new_key, &org, "/").await;
     let r = post_acs(&with_new_key, &slug, &rolled.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
-    assert_eq!(location(&r), format!("/t/{slug}"), "signed with the new key: {} {}", r.status, r.body);
+    assert_eq!(r.location(), format!("/t/{slug}"), "signed with the new key: {} {}", r.status, r.body);
+    let with_unmarked_key = app.browser();
+    let request = start(&with_unmarked_key, &org, "/").await;
+    let r = post_acs(&with_unmarked_key, &slug, &unmarked.response(&Mint::new(&email, &org.entity_id, &org.acs, Some(&request)))).await;
+    assert_eq!(r.location(), "/login?problem=1", "not signed with a signing key: {} {}", r.status, r.body);
 
     // After the overlap the old key is refused.
     sqlx::query("UPDATE tenant_sso SET previous_trusted_until = now() - interval '1 minute'").execute(&app.inspect).await.unwrap();
     let late = app.browser();
     let r = sign_in_through_idp(&late, &org, &email, "/").await;
-    assert_eq!(location(&r), "/login?problem=1");
+    assert_eq!(r.location(), "/login?problem=1");
     let problem = late.call("take_sign_in_problem", &[]).await.json();
     assert!(problem.as_str().unwrap().contains("signature didn't verify"), "{problem}");
     assert!(org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json()["previous_certificates"].is_null());

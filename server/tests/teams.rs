@@ -224,7 +224,7 @@ async fn every_change_leaves_an_audit_record_with_who_what_and_where() {
 async fn creating_organizations_takes_a_confirmed_address_and_is_limited() {
     let app = TestApp::spawn_with(|c| c.topology.dedicated_tenants_max = 1).await;
     common::within_one_window(24 * 60, 120).await;
-    let fresh = app.registered("new@example.com", "correct horse battery").await;
+    let fresh = app.signed_in_unconfirmed("new@example.com").await;
     let r = fresh.call("create_org", &[("name", "Spam"), ("slug", "spam")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.error_message().contains("Confirm your email"), "{}", r.body);

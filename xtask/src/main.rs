@@ -185,6 +185,20 @@ fn stand_in(script: &str, envs: &[(&str, String)]) -> std::result::Result<std::p
         .map_err(|e| format!("could not start the stand-in {script}: {e}"))
 }
 
+/// Debian's redis-server on loopback, nothing persisted (installed on first use).
+fn start_redis(dir: &std::path::Path, port: u16) -> std::result::Result<Child, String> {
+    if util::which("redis-server").is_none() {
+        util::apt_install(&["redis-server"])?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not start redis-server: {e}"))
+}
+
 fn ensure_browser_and_npm() -> Result {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         util::apt_install(&["chromium"])?;
@@ -316,6 +330,12 @@ fn test(args: &[String]) -> Result {
     env.helpers.push(stand_in("saml-idp.mjs", &[("SAML_IDP_PORT", saml_port.to_string())])?);
     util::wait_for_port(dns_http_port, 30)?;
     util::wait_for_port(saml_port, 30)?;
+    // Redis, for the tests of request budgets shared by several servers.
+    let redis_port = util::free_port()?;
+    step(&format!("Starting Redis (port {redis_port})"));
+    env.helpers.push(start_redis(&dir.join("redis"), redis_port)?);
+    util::wait_for_port(redis_port, 30)?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
     let dns_server = format!("127.0.0.1:{dns_port}");
     let dns_api = format!("http://127.0.0.1:{dns_http_port}");
     let saml_idp_url = format!("http://127.0.0.1:{saml_port}");
@@ -352,7 +372,8 @@ fn test(args: &[String]) -> Result {
                     .env("TESSERA_TEST_GITHUB_URL", &github_url)
                     .env("TESSERA_TEST_DNS_SERVER", &dns_server)
                     .env("TESSERA_TEST_DNS_API", &dns_api)
-                    .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url),
+                    .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url)
+                    .env("TESSERA_TEST_REDIS_URL", &redis_url),
             )?
             .success();
             results.push((format!("Rust tests, {pass}"), rust_ok));

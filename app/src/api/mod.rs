@@ -83,7 +83,9 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
     let backend = ssr::backend()?;
     // Said before the password is checked; `sign_in` applies the same rule to every first factor.
     tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
-    let user = backend.identity.log_in(&email, &password, &ssr::meta()).await.app()?;
+    // A fresh confirmation link for an unconfirmed account opens in this browser.
+    let browser = ssr::browser_secret().await?;
+    let user = backend.identity.log_in(&email, &password, Some(&browser), &ssr::meta()).await.app()?;
     let target = ssr::sign_in(user.id, next.as_deref()).await?;
     leptos_axum::redirect(&target);
     Ok(())

@@ -240,6 +240,7 @@ pub fn meta() -> RequestMeta {
             .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
         user_agent: header("user-agent"),
         request_id: header("x-request-id"),
+        spent: parts.extensions.get::<tessera_backend::rate_limit::SpentBudgets>().cloned(),
     }
 }
 

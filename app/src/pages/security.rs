@@ -291,39 +291,6 @@ fn ConnectedAccounts() -> impl IntoView {
     }
 }
 
-/// What a security event means, in words.
-fn describe(event: &str) -> &'static str {
-    match event {
-        "login.succeeded" => "Signed in with password",
-        "login.failed" => "Wrong password",
-        "login.locked" => "Sign-in locked after repeated failures",
-        "magic_link.requested" => "Sign-in link requested",
-        "magic_link.used" => "Signed in with an emailed link",
-        "email.verified" => "Email address confirmed",
-        "signup.existing_account" => "Someone tried to create an account with your address",
-        "signup.disowned" => "Address confirmed; the account's earlier registration was cancelled",
-        "password.reset_requested" => "Password reset requested",
-        "password.reset" => "Password changed by reset",
-        "mfa.enabled" => "Two-factor authentication turned on",
-        "mfa.disabled" => "Two-factor authentication turned off",
-        "mfa.succeeded" => "Two-factor code accepted",
-        "mfa.failed" => "Wrong two-factor code",
-        "mfa.locked" => "Two-factor step locked after repeated failures",
-        "mfa.recovery_code_used" => "Recovery code used",
-        "mfa.recovery_codes_regenerated" => "New recovery codes made",
-        "reauth.succeeded" => "Confirmed it was you",
-        "reauth.failed" => "Failed to confirm it was you",
-        "token.issued" => "API sign-in",
-        "token.refresh_reused" => "A reused API token ended an API sign-in",
-        "token.revoked" => "API sign-out",
-        "oidc.signed_in" => "Signed in with a connected account",
-        "oidc.linked" => "Account connected",
-        "oidc.unlinked" => "Account disconnected",
-        "oidc.refused" => "Connected-account sign-in refused",
-        _ => "Other account event",
-    }
-}
-
 #[component]
 fn RecentActivity() -> impl IntoView {
     let activity = Resource::new(|| (), |_| my_account_activity());
@@ -338,7 +305,7 @@ fn RecentActivity() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|e| view! {
                                     <tr>
-                                        <td>{describe(&e.event)}</td>
+                                        <td>{e.description.clone()}</td>
                                         <td class="muted">{e.ip.clone().unwrap_or_default()}</td>
                                         <td><time datetime=e.occurred_at.clone()>{e.occurred_at.replace('T', " ").trim_end_matches('Z').to_string()}</time></td>
                                     </tr>

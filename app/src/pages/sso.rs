@@ -303,6 +303,12 @@ fn SigningCertificates(current: Vec<String>, previous: Option<PreviousCertificat
     })
 }
 
+/// "it has expired" as a table cell: "It has expired".
+fn sentence_case(clause: &str) -> String {
+    let mut chars = clause.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// Sign-ins the IdP sent that Tessera refused, counted per quarter hour and reason, so an admin
 /// can see a misconfiguration (or someone probing) at a glance.
 #[component]
@@ -317,7 +323,7 @@ fn RefusedSignIns(refusals: Vec<SsoRefusalCount>) -> impl IntoView {
                         {refusals.into_iter().map(|r| view! {
                             <tr data-testid="refusal-row">
                                 <td><time datetime=r.window_start.clone()>{crate::date_time_of(&r.window_start)}</time></td>
-                                <td>{r.reason}</td>
+                                <td>{sentence_case(&r.reason)}</td>
                                 <td>{r.refused}</td>
                             </tr>
                         }).collect_view()}

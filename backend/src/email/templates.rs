@@ -83,17 +83,33 @@ pub fn account_exists(to: &str, login_url: &str, reset_url: &str) -> OutgoingEma
 /// To each Owner when the daily metadata refresh finds new signing certificates for the
 /// organization's IdP. `before`/`after`: SHA-256 fingerprints; `until`: the last day the
 /// previous ones are trusted.
-pub fn idp_certificates_changed(to: &str, organization: &str, before: &[String], after: &[String], until: &str, settings_url: &str) -> OutgoingEmail {
+/// What a metadata refresh changed in an IdP's signing certificates (SHA-256 fingerprints).
+pub struct CertificateChange<'a> {
+    pub before: &'a [String],
+    pub after: &'a [String],
+    /// Certificates an earlier change's overlap still trusted, dropped by this change.
+    pub no_longer_trusted: &'a [String],
+}
+
+pub fn idp_certificates_changed(to: &str, organization: &str, change: &CertificateChange<'_>, until: &str, settings_url: &str) -> OutgoingEmail {
     let list = |fingerprints: &[String]| if fingerprints.is_empty() { "none".to_string() } else { fingerprints.join(", ") };
+    let mut paragraphs = vec![
+        format!("The metadata your identity provider publishes for {organization} now lists different signing certificates. Tessera trusts the new ones from now on, and keeps trusting the previous ones until {until} so sign-ins keep working while the provider switches over."),
+        format!("Previous (SHA-256): {}", list(change.before)),
+        format!("Now (SHA-256): {}", list(change.after)),
+    ];
+    if !change.no_longer_trusted.is_empty() {
+        paragraphs.push(format!(
+            "This came before the overlap of an earlier change had ended, so the certificates that overlap still trusted are no longer trusted: {}.",
+            list(change.no_longer_trusted)
+        ));
+    }
+    paragraphs.push("If your IT team rolled the certificate over, there is nothing to do; once the provider signs with the new certificate, saving the identity provider again in the single sign-on settings ends the overlap at once. If nobody expected this, someone may have changed your provider's metadata: disconnect the identity provider in the single sign-on settings and check with your provider.".to_string());
+    let paragraphs: Vec<&str> = paragraphs.iter().map(String::as_str).collect();
     layout(
         to,
         &format!("{organization}: your identity provider's signing certificate changed"),
-        &[
-            &format!("The metadata your identity provider publishes for {organization} now lists different signing certificates. Tessera trusts the new ones from now on, and keeps trusting the previous ones until {until} so sign-ins keep working while the provider switches over."),
-            &format!("Previous (SHA-256): {}", list(before)),
-            &format!("Now (SHA-256): {}", list(after)),
-            "If your IT team rolled the certificate over, there is nothing to do. If nobody expected this, someone may have changed your provider's metadata: disconnect the identity provider in the single sign-on settings and check with your provider.",
-        ],
+        &paragraphs,
         "Review single sign-on settings",
         settings_url,
         "You get this because you are an Owner of the organization.",

@@ -52,21 +52,37 @@ pub(crate) fn digest(secret: &str) -> Vec<u8> {
 /// Stores a new link for `user_id` and returns its token. Earlier unused links of the same
 /// purpose stop working: only the newest one in the inbox counts.
 pub(crate) async fn issue(conn: &mut PgConnection, purpose: Purpose, user_id: Uuid, email: &str, browser: Option<&str>) -> Result<String> {
+    issue_carrying(conn, purpose, user_id, email, browser, None).await
+}
+
+/// [`issue`] for a confirmation link that carries the password chosen at a repeated sign-up
+/// (an Argon2 hash), which the account takes when the link confirms it.
+pub(crate) async fn issue_carrying(
+    conn: &mut PgConnection,
+    purpose: Purpose,
+    user_id: Uuid,
+    email: &str,
+    browser: Option<&str>,
+    password_hash: Option<&str>,
+) -> Result<String> {
     sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
         .bind(user_id)
         .bind(purpose.as_str())
         .execute(&mut *conn)
         .await?;
     let token = new_secret();
-    sqlx::query("INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(digest(&token))
-        .bind(purpose.as_str())
-        .bind(user_id)
-        .bind(email)
-        .bind(browser.map(digest))
-        .bind(OffsetDateTime::now_utc() + purpose.lifetime())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(digest(&token))
+    .bind(purpose.as_str())
+    .bind(user_id)
+    .bind(email)
+    .bind(browser.map(digest))
+    .bind(OffsetDateTime::now_utc() + purpose.lifetime())
+    .bind(password_hash)
+    .execute(&mut *conn)
+    .await?;
     Ok(token)
 }
 
@@ -81,19 +97,34 @@ pub(crate) struct Link {
     pub email: String,
     pub from_requesting_browser: bool,
     bound_to_a_browser: bool,
+    /// The password chosen at a repeated sign-up (a hash), for the account to take.
+    pub password_hash: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    user_id: Uuid,
+    email: String,
+    browser_hash: Option<Vec<u8>>,
+    password_hash: Option<String>,
 }
 
 /// Finds a usable link (locking it when `lock`, to use it up in the same transaction).
 async fn find(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>, lock: bool) -> Result<Link> {
     let sql = format!(
-        "SELECT user_id, email, browser_hash FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now(){}",
+        "SELECT user_id, email, browser_hash, password_hash FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now(){}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    let row: Option<(Uuid, String, Option<Vec<u8>>)> =
-        sqlx::query_as(&sql).bind(digest(token.trim())).bind(purpose.as_str()).fetch_optional(&mut *conn).await?;
-    let (user_id, email, bound_to) = row.ok_or_else(unusable)?;
-    let from_requesting_browser = bound_to.as_ref().is_some_and(|bound| browser.map(digest).as_deref() == Some(bound.as_slice()));
-    Ok(Link { user_id, email, from_requesting_browser, bound_to_a_browser: bound_to.is_some() })
+    let row: Option<LinkRow> = sqlx::query_as(&sql).bind(digest(token.trim())).bind(purpose.as_str()).fetch_optional(&mut *conn).await?;
+    let row = row.ok_or_else(unusable)?;
+    let from_requesting_browser = row.browser_hash.as_ref().is_some_and(|bound| browser.map(digest).as_deref() == Some(bound.as_slice()));
+    Ok(Link {
+        user_id: row.user_id,
+        email: row.email,
+        from_requesting_browser,
+        bound_to_a_browser: row.browser_hash.is_some(),
+        password_hash: row.password_hash,
+    })
 }
 
 /// Checks a link without using it up (for the page a link opens: mail scanners fetch links,

@@ -289,7 +289,7 @@ impl Identity {
     /// the same lock as failed logins.
     pub async fn reauthenticate_with_password(&self, user_id: Uuid, password: &str, meta: &RequestMeta) -> Result<()> {
         let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
-        match self.log_in(&user.email, password, meta).await {
+        match self.check_password(&user.email, password, super::Confirmation::NotRequired, meta).await {
             Ok(same) if same.id == user_id => {
                 let mut tx = self.pool.begin().await?;
                 events::record(&mut tx, Event::ReauthSucceeded, Some(user_id), None, meta).await?;

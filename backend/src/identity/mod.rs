@@ -35,8 +35,21 @@ pub struct Identity {
     public_url: String,
 }
 
-/// The single message for every failed login, so responses never tell whether an email exists.
-pub const LOGIN_FAILED: &str = "That email and password don't match an account. Check both and try again.";
+/// The single message for every failed login, so responses never tell whether an email exists
+/// (or whether it was confirmed: the last sentence is for people who just signed up).
+pub const LOGIN_FAILED: &str = "That email and password don't match an account. Check both and try again. \
+                                Just signed up? Follow the link in our email first.";
+
+/// Whether a password check also requires a confirmed address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Confirmation<'a> {
+    /// Signing in: an unconfirmed account is refused, and a fresh link bound to `browser` (the
+    /// asking browser's session secret) goes to its inbox.
+    Required {
+        browser: Option<&'a str>,
+    },
+    NotRequired,
+}
 
 type UserRow = (Uuid, String, Option<String>, String, bool);
 
@@ -84,10 +97,14 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         // Each sign-up mails the address, so it counts against the address's mail budget too
         // (the network has its own sign-up budget above).
-        let existing: Option<Uuid> = match proof {
+        // The account already holding the address, and whether it was ever confirmed.
+        let existing: Option<(Uuid, bool)> = match proof {
             AddressProof::Pending { .. } => {
                 throttle::hit(&mut tx, &format!("link:email:{}", email.as_str()), LINKS_PER_EMAIL).await?;
-                sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = $1").bind(email.as_str()).fetch_optional(&mut *tx).await?
+                sqlx::query_as("SELECT id, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1 FOR UPDATE")
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
             }
             AddressProof::Proven => None,
         };
@@ -97,7 +114,7 @@ impl Identity {
         .bind(id)
         .bind(email.as_str())
         .bind(display_name.as_deref())
-        .bind(hash)
+        .bind(&hash)
         .bind(matches!(proof, AddressProof::Proven).then(OffsetDateTime::now_utc))
         .execute(&mut *tx)
         .await?
@@ -120,23 +137,52 @@ impl Identity {
                 self.send_later(templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)));
                 Ok(SignedUp::AwaitingConfirmation(user))
             }
-            (AddressProof::Pending { .. }, false) => {
-                events::record(&mut tx, Event::SignUpForExistingAccount, existing, Some(email.as_str()), meta).await?;
+            (AddressProof::Pending { browser }, false) => {
+                let user_id = existing.map(|(id, _)| id);
+                events::record(&mut tx, Event::SignUpForExistingAccount, user_id, Some(email.as_str()), meta).await?;
+                let mail = match existing {
+                    // Signed up before and never confirmed: most likely the same person, who
+                    // lost the mail or the password. A fresh link (one click in this browser)
+                    // confirms the account with the password chosen now; whoever registered
+                    // first is out then.
+                    Some((user_id, false)) => {
+                        let token = links::issue_carrying(&mut tx, Purpose::VerifyEmail, user_id, email.as_str(), Some(browser), Some(&hash)).await?;
+                        templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url))
+                    }
+                    _ => templates::account_exists(email.as_str(), &format!("{}/login", self.public_url), &format!("{}/forgot", self.public_url)),
+                };
                 tx.commit().await?;
-                self.send_later(templates::account_exists(
-                    email.as_str(),
-                    &format!("{}/login", self.public_url),
-                    &format!("{}/forgot", self.public_url),
-                ));
+                self.send_later(mail);
                 Ok(SignedUp::AlreadyRegistered)
             }
         }
     }
 
-    /// Checks a password. Unknown emails cost the same hashing work as wrong passwords. After
-    /// repeated failures for one email (existing or not, so the lock reveals nothing) further
-    /// attempts are refused for the rest of the window, right password or not.
-    pub async fn log_in(&self, email: &str, password: &str, meta: &RequestMeta) -> Result<CurrentUser> {
+    /// Signs in with a password. Unknown emails cost the same hashing work as wrong passwords.
+    /// After repeated failures for one email (existing or not, so the lock reveals nothing)
+    /// further attempts are refused for the rest of the window, right password or not.
+    ///
+    /// An account whose address was never confirmed doesn't sign in, and its right password
+    /// gets the same answer as a wrong one: otherwise signing up with someone's address and
+    /// then logging in would tell whether they already had an account (the new one opens, the
+    /// old one refuses), and a registrant could use an address they don't own. Its owner gets
+    /// a fresh confirmation link instead (bound to `browser`, so following it there signs in),
+    /// within the address's mail budget; that mail goes to the inbox, which the asker may not
+    /// read, so it reveals nothing either.
+    pub async fn log_in(&self, email: &str, password: &str, browser: Option<&str>, meta: &RequestMeta) -> Result<CurrentUser> {
+        self.check_password(email, password, Confirmation::Required { browser }, meta).await
+    }
+
+    /// Checks a password as [`Identity::log_in`] does (same lock, same audit trail), for
+    /// `confirmation` as the caller needs: re-authentication of a signed-in user and the
+    /// password asked at confirmation itself don't require a confirmed address.
+    pub(crate) async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+        confirmation: Confirmation<'_>,
+        meta: &RequestMeta,
+    ) -> Result<CurrentUser> {
         let email = Email::for_lookup(email);
         let email_bucket = format!("login:email:{}", email.as_ref().map(Email::as_str).unwrap_or("-"));
         let mut tx = self.pool.begin().await?;
@@ -174,11 +220,31 @@ impl Identity {
         .map_err(|e| crate::Error::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         match row {
-            Some((id, email, display_name, _, email_verified)) if matches => {
+            Some((id, email, display_name, _, email_verified)) if matches && (email_verified || confirmation == Confirmation::NotRequired) => {
                 throttle::give_back(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
                 events::record(&mut tx, Event::LoginSucceeded, Some(id), Some(&email), meta).await?;
                 tx.commit().await?;
                 Ok(CurrentUser { id, email, display_name, email_verified })
+            }
+            Some((id, email, ..)) if matches => {
+                // Counted as a failure (a lock must not tell the two apart either).
+                events::record(&mut tx, Event::LoginUnconfirmed, Some(id), Some(&email), meta).await?;
+                let browser = match confirmation {
+                    Confirmation::Required { browser } => browser,
+                    Confirmation::NotRequired => None,
+                };
+                let within_budget = !throttle::record(&mut tx, &format!("link:email:{email}"), LINKS_PER_EMAIL).await?.over(LINKS_PER_EMAIL);
+                let mail = if within_budget {
+                    let token = links::issue(&mut tx, Purpose::VerifyEmail, id, &email, browser).await?;
+                    Some(templates::verify_email(&email, &format!("{}/auth/verify?token={token}", self.public_url)))
+                } else {
+                    None
+                };
+                tx.commit().await?;
+                if let Some(mail) = mail {
+                    self.send_later(mail);
+                }
+                Err(AppError::Invalid(FieldError::new("password", LOGIN_FAILED)).into())
             }
             row => {
                 let typed = email.as_ref().map(Email::as_str);
@@ -266,27 +332,40 @@ impl Identity {
         password: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(CurrentUser, Verified)> {
-        let link = self.confirmation_link(token, browser, signed_in_as).await?;
-        if link.needs_password {
+        // The password is checked before the link is locked (hashing is slow); the decision is
+        // made again under the lock, in case the account changed in between.
+        let peeked = self.confirmation_link(token, browser, signed_in_as).await?;
+        let password_checked = if peeked.needs_password {
             let Some(password) = password.filter(|p| !p.is_empty()) else {
                 return Err(AppError::Invalid(FieldError::new("password", "Enter the password you chose when you created this account.")).into());
             };
-            // The login checks, lock and audit trail apply: this is a password guess like any other.
-            self.log_in(&link.email, password, meta).await.map_err(|e| match e {
-                crate::Error::App(AppError::Invalid(f)) if f.field == "password" => AppError::Invalid(FieldError::new(
-                    "password",
-                    "That isn't the password chosen for this account. If you didn't create it, choose \"I didn't create this account\".",
-                ))
-                .into(),
-                other => other,
-            })?;
-        }
+            self.check_confirmation_password(token, &peeked.email, password, meta).await?;
+            true
+        } else {
+            false
+        };
         let mut tx = self.pool.begin().await?;
         let result = async {
             let link = links::take(&mut tx, Purpose::VerifyEmail, token, browser).await?;
             let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
                 Some(true) => {
-                    sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(link.user_id).execute(&mut *tx).await?;
+                    let here = link.from_requesting_browser || signed_in_as == Some(link.user_id);
+                    if !here && !password_checked {
+                        return Err(
+                            AppError::Invalid(FieldError::new("password", "Enter the password you chose when you created this account.")).into()
+                        );
+                    }
+                    match &link.password_hash {
+                        // A repeated sign-up's link: the account is the inbox owner's now, with
+                        // the password they chose then, and whoever registered first is out.
+                        Some(hash) => {
+                            evict_unconfirmed_registrant(&mut tx, link.user_id).await?;
+                            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(link.user_id).bind(hash).execute(&mut *tx).await?;
+                        }
+                        None => {
+                            sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(link.user_id).execute(&mut *tx).await?;
+                        }
+                    }
                     Verified::Confirmed
                 }
                 _ => Verified::AlreadyConfirmed,
@@ -298,6 +377,50 @@ impl Identity {
         let (user_id, outcome) = self.finish_link(tx, result, meta).await?;
         let user = self.user(user_id).await?.ok_or_else(AppError::not_found)?;
         Ok((user, outcome))
+    }
+
+    /// The password asked where a confirmation link isn't followed in the browser that signed
+    /// up: the one the link carries (a repeated sign-up's) or else the account's. Counted and
+    /// audited like a login attempt.
+    async fn check_confirmation_password(&self, token: &str, email: &str, password: &str, meta: &RequestMeta) -> Result<()> {
+        let wrong = || -> crate::Error {
+            AppError::Invalid(FieldError::new(
+                "password",
+                "That isn't the password chosen for this account. If you didn't create it, choose \"I didn't create this account\".",
+            ))
+            .into()
+        };
+        let mut tx = self.pool.begin().await?;
+        let carried = links::peek(&mut tx, Purpose::VerifyEmail, token, None).await?.password_hash;
+        tx.commit().await?;
+        let Some(carried) = carried else {
+            return self.check_password(email, password, Confirmation::NotRequired, meta).await.map(|_| ()).map_err(|e| match e {
+                crate::Error::App(AppError::Invalid(f)) if f.field == "password" => wrong(),
+                other => other,
+            });
+        };
+        let bucket = format!("login:email:{}", email.to_lowercase());
+        let mut tx = self.pool.begin().await?;
+        let count = throttle::record(&mut tx, &bucket, LOGIN_FAILURES_PER_EMAIL).await?;
+        tx.commit().await?;
+        if count.over(LOGIN_FAILURES_PER_EMAIL) {
+            return Err(throttle::too_many(count.seconds_left).into());
+        }
+        let password = password.to_string();
+        let matches =
+            tokio::task::spawn_blocking(move || verify_password(&password, &carried)).await.map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        if matches {
+            throttle::give_back(&mut tx, &bucket, LOGIN_FAILURES_PER_EMAIL).await?;
+        } else {
+            events::record(&mut tx, Event::LoginFailed, None, Some(email), meta).await?;
+        }
+        tx.commit().await?;
+        if matches {
+            Ok(())
+        } else {
+            Err(wrong())
+        }
     }
 
     /// "I didn't create this account": the inbox's owner, following the confirmation link,
@@ -497,7 +620,8 @@ pub enum SignedUp {
     Confirmed(CurrentUser),
     /// A new account waiting for its confirmation link.
     AwaitingConfirmation(CurrentUser),
-    /// The address has an account; its owner was emailed about the attempt.
+    /// The address has an account. Its owner was emailed about the attempt or, if it was never
+    /// confirmed, sent a fresh link that confirms it with the password chosen this time.
     AlreadyRegistered,
 }
 

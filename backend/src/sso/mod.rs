@@ -159,7 +159,7 @@ pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSett
             .into_iter()
             .map(|(window_start, reason, refused)| SsoRefusalCount {
                 window_start: crate::members::rfc3339(window_start),
-                reason,
+                reason: saml::RefusalReason::from_name(&reason).map_or("another reason", saml::RefusalReason::description).to_string(),
                 refused: refused.max(0) as u32,
             })
             .collect(),
@@ -344,6 +344,19 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
         let mut tx = tenancy.begin_control(tenant_id, false).await?;
         let mut notify = None;
         if let Some((xml, idp, rollover)) = &update {
+            // A second change inside an overlap ends the first one: the certificates that
+            // overlap still trusted are dropped now, and the Owners are told which.
+            let overlapping: Option<String> = sqlx::query_scalar(
+                "SELECT previous_metadata_xml FROM tenant_sso WHERE previous_trusted_until > now() AND previous_metadata_xml IS NOT NULL",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let dropped: Vec<String> = overlapping
+                .map(|xml| saml::IdpMetadata::parse(&xml).map(|m| m.fingerprints).unwrap_or_default())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| !before.contains(f) && !idp.fingerprints.contains(f))
+                .collect();
             sqlx::query(
                 "UPDATE tenant_sso SET idp_metadata_xml = $1, idp_sso_url = $2, updated_at = now(),
                         previous_metadata_xml = CASE WHEN $4 THEN idp_metadata_xml ELSE previous_metadata_xml END,
@@ -359,7 +372,8 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             .await?;
             changed += 1;
             if *rollover {
-                notify = Some(rollover_notice(&mut tx, tenant_id, &before, &idp.fingerprints, identity.public_url()).await?);
+                let change = templates::CertificateChange { before: &before, after: &idp.fingerprints, no_longer_trusted: &dropped };
+                notify = Some(rollover_notice(&mut tx, tenant_id, &change, identity.public_url()).await?);
             }
         }
         sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(&mut *tx).await?;
@@ -381,8 +395,7 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
 async fn rollover_notice(
     conn: &mut sqlx::PgConnection,
     tenant_id: Uuid,
-    before: &[String],
-    after: &[String],
+    change: &templates::CertificateChange<'_>,
     public_url: &str,
 ) -> Result<Vec<OutgoingEmail>> {
     let (name, slug): (String, String) = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(&mut *conn).await?;
@@ -394,7 +407,7 @@ async fn rollover_notice(
     .await?;
     let until = (time::OffsetDateTime::now_utc() + time::Duration::days(saml::ROLLOVER_OVERLAP_DAYS)).date();
     let settings = format!("{public_url}/t/{slug}/sso");
-    Ok(owners.iter().map(|to| templates::idp_certificates_changed(to, &name, before, after, &until.to_string(), &settings)).collect())
+    Ok(owners.iter().map(|to| templates::idp_certificates_changed(to, &name, change, &until.to_string(), &settings)).collect())
 }
 
 fn refresh_failed(tenant_id: Uuid, reason: &str) -> AuditEntry {

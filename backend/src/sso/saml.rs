@@ -12,8 +12,9 @@
 //! - the person's address is at one of the organization's verified domains.
 //!
 //! Every refusal is counted per organization, quarter hour and reason, and the first of each
-//! is recorded in the organization's audit log with the reason (anyone can post to an ACS, so
-//! refusals must not be able to flood the log).
+//! is recorded in the organization's audit log with its reason code. Anyone can post to an
+//! ACS: the codes are a fixed list ([`RefusalReason`]), so posts can neither flood the log nor
+//! write their own text into it.
 //!
 //! The IdP's signing certificates come from its metadata. When the daily refresh finds new
 //! ones, the previous ones stay trusted alongside them for [`ROLLOVER_OVERLAP_DAYS`].
@@ -87,20 +88,46 @@ fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
-/// Adds the signing keys of `previous` metadata to `current`, so responses signed with either
-/// verify. Every key is marked for signing: samael falls back to keys of no stated use only
-/// when no key says "signing".
+/// The certificates samael would check a response from `descriptor`'s IdP against (keys
+/// marked for signing, or failing those, keys of no stated use), as DER.
+fn signing_certificates(descriptor: &EntityDescriptor) -> Vec<samael::crypto::CertificateDer> {
+    ServiceProviderBuilder::default()
+        .entity_id("urn:tessera:metadata-check".to_string())
+        .acs_url("urn:tessera:metadata-check".to_string())
+        .idp_metadata(descriptor.clone())
+        .build()
+        .ok()
+        .and_then(|sp| sp.idp_signing_certs().ok().flatten())
+        .unwrap_or_default()
+}
+
+/// Makes `current` trust the signing certificates of `previous` as well. Each document's
+/// certificates are picked by samael's own rule first, then all of them go back in marked for
+/// signing: so a key of no stated use that samael wouldn't have trusted (because the same
+/// document also has signing keys) doesn't become a signing key here.
 fn trust_previous_keys(current: &mut EntityDescriptor, previous: &EntityDescriptor) {
-    let signing = |k: &samael::metadata::KeyDescriptor| matches!(k.key_use.as_deref(), None | Some("") | Some("signing"));
-    let mut kept: Vec<_> =
-        previous.idp_sso_descriptors.iter().flatten().flat_map(|d| d.key_descriptors.iter().filter(|k| signing(k)).cloned()).collect();
-    let Some(descriptor) = current.idp_sso_descriptors.as_mut().and_then(|d| d.first_mut()) else { return };
-    for key in descriptor.key_descriptors.iter_mut().chain(kept.iter_mut()) {
-        if signing(key) {
-            key.key_use = Some("signing".into());
+    use base64::Engine;
+    let mut trusted = signing_certificates(current);
+    for certificate in signing_certificates(previous) {
+        if !trusted.contains(&certificate) {
+            trusted.push(certificate);
         }
     }
-    descriptor.key_descriptors.extend(kept);
+    let Some(descriptors) = current.idp_sso_descriptors.as_mut() else { return };
+    for descriptor in descriptors.iter_mut() {
+        descriptor.key_descriptors.retain(|k| !matches!(k.key_use.as_deref(), None | Some("") | Some("signing")));
+    }
+    let Some(first) = descriptors.first_mut() else { return };
+    first.key_descriptors.extend(trusted.iter().map(|certificate| samael::metadata::KeyDescriptor {
+        key_use: Some("signing".into()),
+        key_info: samael::key_info::KeyInfo {
+            id: None,
+            x509_data: Some(samael::key_info::X509Data {
+                certificates: vec![base64::engine::general_purpose::STANDARD.encode(certificate.der_data())],
+            }),
+        },
+        encryption_methods: None,
+    }));
 }
 
 /// Fetches metadata an IdP publishes (http or https only).
@@ -319,13 +346,51 @@ pub struct Handoff {
 /// How long the browser has to come back for a checked response.
 const HANDOFF_LIFETIME_MINUTES: i32 = 5;
 
-/// Why a response was refused: what the person is told, and what the audit log keeps.
-struct Refusal {
-    reason: String,
+catalogue! {
+    /// Why a response posted to an ACS was refused: a fixed code (the tallies and the audit log
+    /// key on it, so whoever posts can't write free text there) and the clause a person reads.
+    pub enum RefusalReason {
+        BadSignature => "bad_signature", "its signature didn't verify against the IdP's certificate";
+        WrongDestination => "wrong_destination", "it was addressed to another destination";
+        WrongRecipient => "wrong_recipient", "it was meant for another recipient";
+        WrongAudience => "wrong_audience", "it was meant for another service (audience)";
+        NoAudience => "no_audience", "it doesn't say it is meant for this organization (no matching audience)";
+        Expired => "expired", "it has expired";
+        NotYetValid => "not_yet_valid", "it isn't valid yet";
+        OtherIdp => "other_idp", "it came from another IdP";
+        Unsolicited => "unsolicited", "it doesn't answer a sign-in started here (or that sign-in was already completed)";
+        IdpReportedFailure => "idp_failure", "the IdP reported that the sign-in failed";
+        Malformed => "malformed", "it isn't a valid SAML response";
+        StoredMetadataBroken => "stored_metadata_broken", "the stored IdP metadata no longer parses";
+        NoAssertionId => "no_assertion_id", "its assertion has no id";
+        NoNameId => "no_name_id", "it doesn't name the person (no NameID)";
+        NoEmail => "no_email", "it carries no email address Tessera can use (check the email attribute in the SSO settings)";
+        UnverifiedDomain => "unverified_domain", "the address isn't at one of the organization's verified email domains";
+        Replayed => "replayed", "it was already used (a replayed response)";
+        NotInvited => "not_invited", "the person isn't a member and this organization adds people by invitation only";
+        NameIdTaken => "name_id_taken", "its NameID already belongs to another account here";
+    }
 }
 
-fn refuse(reason: impl Into<String>) -> Refusal {
-    Refusal { reason: reason.into() }
+/// A refusal: its reason, and what the person is told when that says more than the reason's
+/// words (their own address, for instance). Only the reason is stored.
+struct Refusal {
+    reason: RefusalReason,
+    told: Option<String>,
+}
+
+impl Refusal {
+    fn told(&self) -> &str {
+        self.told.as_deref().unwrap_or(self.reason.description())
+    }
+}
+
+fn refuse(reason: RefusalReason) -> Refusal {
+    Refusal { reason, told: None }
+}
+
+fn refuse_saying(reason: RefusalReason, told: String) -> Refusal {
+    Refusal { reason, told: Some(told) }
 }
 
 /// Checks a response with samael, off the async executor (libxml2 and RSA are blocking work;
@@ -336,45 +401,47 @@ async fn verify(
     response: String,
     request_ids: Vec<String>,
     allow_idp_initiated: bool,
-) -> std::result::Result<Assertion, (bool, String)> {
-    let mut idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, "the stored IdP metadata no longer parses".to_string()))?;
+) -> std::result::Result<Assertion, (bool, RefusalReason)> {
+    let mut idp: EntityDescriptor = conn.metadata_xml.parse().map_err(|_| (false, RefusalReason::StoredMetadataBroken))?;
     if let Some(previous) = conn.previous_metadata_xml.as_deref().and_then(|xml| xml.parse::<EntityDescriptor>().ok()) {
         trust_previous_keys(&mut idp, &previous);
     }
-    let sp = service_provider(sso, &conn.slug, Some(idp), allow_idp_initiated).map_err(|e| (false, e.to_string()))?;
+    let sp = service_provider(sso, &conn.slug, Some(idp), allow_idp_initiated).map_err(|e| {
+        tracing::warn!(error = %e, "the stored IdP metadata makes no service provider");
+        (false, RefusalReason::StoredMetadataBroken)
+    })?;
+    let slug = conn.slug.clone();
     tokio::task::spawn_blocking(move || {
         let ids: Vec<&str> = request_ids.iter().map(String::as_str).collect();
         let compact: String = response.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         sp.parse_base64_response(&compact, Some(&ids)).map_err(|e| {
             use samael::service_provider::Error as E;
-            let unsolicited = matches!(e.downcast_ref::<E>(), Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }));
             let reason = match e.downcast_ref::<E>() {
-                Some(E::FailedToValidateSignature) => "its signature didn't verify against the IdP's certificate".to_string(),
-                Some(E::DestinationValidationError { .. }) => "it was addressed to another destination".to_string(),
-                Some(E::AssertionRecipientMismatch { .. }) => "it was meant for another recipient".to_string(),
-                Some(E::AssertionConditionAudienceRestrictionFailed { .. }) => "it was meant for another service (audience)".to_string(),
+                Some(E::FailedToValidateSignature) => RefusalReason::BadSignature,
+                Some(E::DestinationValidationError { .. }) => RefusalReason::WrongDestination,
+                Some(E::AssertionRecipientMismatch { .. }) => RefusalReason::WrongRecipient,
+                Some(E::AssertionConditionAudienceRestrictionFailed { .. }) => RefusalReason::WrongAudience,
                 Some(
                     E::AssertionConditionExpired { .. }
                     | E::AssertionSubjectConfirmationExpired { .. }
                     | E::AssertionExpired { .. }
                     | E::ResponseExpired { .. },
-                ) => "it has expired".to_string(),
-                Some(E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. }) => {
-                    "it isn't valid yet".to_string()
+                ) => RefusalReason::Expired,
+                Some(E::AssertionConditionExpiredBefore { .. } | E::AssertionSubjectConfirmationExpiredBefore { .. }) => RefusalReason::NotYetValid,
+                Some(E::AssertionIssuerMismatch { .. } | E::ResponseIssuerMismatch { .. }) => RefusalReason::OtherIdp,
+                Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }) => RefusalReason::Unsolicited,
+                Some(E::ResponseBadStatusCode { .. }) => RefusalReason::IdpReportedFailure,
+                _ => {
+                    // The parser's words may quote the posted document: logs only.
+                    tracing::info!(tenant = %slug, error = %e, "an unreadable SAML response");
+                    RefusalReason::Malformed
                 }
-                Some(E::AssertionIssuerMismatch { .. } | E::ResponseIssuerMismatch { .. }) => "it came from another IdP".to_string(),
-                Some(E::ResponseInResponseToInvalid { .. } | E::AssertionInResponseToInvalid { .. }) => {
-                    "it doesn't answer a sign-in started here (or that sign-in was already completed)".to_string()
-                }
-                Some(E::ResponseBadStatusCode { .. }) => "the IdP reported that the sign-in failed".to_string(),
-                Some(other) => format!("it isn't a valid response ({other})"),
-                None => format!("it couldn't be read ({e})"),
             };
-            (unsolicited, reason)
+            (reason == RefusalReason::Unsolicited, reason)
         })
     })
     .await
-    .map_err(|_| (false, "it couldn't be processed".to_string()))?
+    .map_err(|_| (false, RefusalReason::Malformed))?
 }
 
 fn attribute_values<'a>(assertion: &'a Assertion, name: &str) -> Vec<&'a str> {
@@ -417,20 +484,22 @@ pub async fn consume(
     }
     match accept(tenancy, sso, &conn, saml_response, relay_state, meta).await {
         Ok(Ok(handoff)) => Ok(handoff),
-        Ok(Err(Refusal { reason })) => {
-            tracing::warn!(tenant = %conn.slug, %reason, "refused a SAML response");
+        Ok(Err(refusal)) => {
+            let reason = refusal.reason;
+            tracing::warn!(tenant = %conn.slug, reason = reason.name(), told = refusal.told(), "refused a SAML response");
             let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
             if let Some(bucket) = &refusals {
                 throttle::record(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
             }
-            if count_refusal(&mut tx, &reason, meta).await? {
-                let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason } }));
+            if count_refusal(&mut tx, reason, meta).await? {
+                let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason.name() } }));
                 audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
             }
             tx.commit().await?;
             Err(AppError::Forbidden(format!(
-                "We couldn't sign you in to {} through its identity provider: {reason}. Try signing in again; if it keeps happening, tell your IT team.",
-                conn.name
+                "We couldn't sign you in to {} through its identity provider: {}. Try signing in again; if it keeps happening, tell your IT team.",
+                conn.name,
+                refusal.told()
             ))
             .into())
         }
@@ -438,31 +507,21 @@ pub async fn consume(
     }
 }
 
-/// How many different refusal reasons an organization's audit log takes per quarter hour; past
-/// that, refusals are only counted.
-const AUDITED_REASONS_PER_WINDOW: i64 = 10;
-
 /// Counts a refusal in this organization's quarter-hour tally. True when it should also go into
-/// the audit log: the first of its reason this quarter hour, while few reasons have been logged.
-async fn count_refusal(conn: &mut sqlx::PgConnection, reason: &str, meta: &RequestMeta) -> Result<bool> {
-    let reason: String = reason.chars().take(300).collect();
+/// the audit log: the first of its reason this quarter hour. Reasons are a fixed list, so that
+/// is at most one entry per reason per quarter hour however many are posted; a bad signature
+/// is never crowded out by floods of other reasons.
+async fn count_refusal(conn: &mut sqlx::PgConnection, reason: RefusalReason, meta: &RequestMeta) -> Result<bool> {
     let refused: i32 = sqlx::query_scalar(
         "INSERT INTO sso_refusals (window_start, reason, last_ip) VALUES (date_bin('15 minutes', now(), timestamptz 'epoch'), $1, $2::inet)
          ON CONFLICT (tenant_id, window_start, reason) DO UPDATE SET refused = sso_refusals.refused + 1, last_ip = EXCLUDED.last_ip
          RETURNING refused",
     )
-    .bind(&reason)
+    .bind(reason.name())
     .bind(meta.ip.map(|ip| ip.to_string()))
     .fetch_one(&mut *conn)
     .await?;
-    if refused > 1 {
-        return Ok(false);
-    }
-    let reasons: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM sso_refusals WHERE window_start = date_bin('15 minutes', now(), timestamptz 'epoch')")
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(reasons <= AUDITED_REASONS_PER_WINDOW)
+    Ok(refused == 1)
 }
 
 async fn accept(
@@ -499,7 +558,7 @@ async fn accept(
         .and_then(|c| c.iter().find_map(|c| c.subject_confirmation_data.as_ref().and_then(|d| d.in_response_to.clone())));
     if let Some(request_id) = &answered {
         if !outstanding.contains(request_id) {
-            return Ok(Err(refuse("it answers a sign-in that wasn't started here, or was already completed")));
+            return Ok(Err(refuse(RefusalReason::Unsolicited)));
         }
     }
     let audience_ok = assertion
@@ -508,15 +567,15 @@ async fn accept(
         .and_then(|c| c.audience_restrictions.as_ref())
         .is_some_and(|rs| !rs.is_empty() && rs.iter().all(|r| r.audience.iter().any(|a| *a == sso.sp_entity_id(&conn.slug))));
     if !audience_ok {
-        return Ok(Err(refuse("it doesn't say it is meant for this organization (no matching audience)")));
+        return Ok(Err(refuse(RefusalReason::NoAudience)));
     }
     if assertion.id.trim().is_empty() {
-        return Ok(Err(refuse("its assertion has no id")));
+        return Ok(Err(refuse(RefusalReason::NoAssertionId)));
     }
 
     let name_id = assertion.subject.as_ref().and_then(|s| s.name_id.as_ref()).map(|n| n.value.trim().to_string()).filter(|v| !v.is_empty());
     let Some(name_id) = name_id else {
-        return Ok(Err(refuse("it doesn't name the person (no NameID)")));
+        return Ok(Err(refuse(RefusalReason::NoNameId)));
     };
     let email = match &conn.email_attribute {
         Some(attribute) => attribute_values(&assertion, attribute).first().map(|v| v.to_string()),
@@ -524,7 +583,7 @@ async fn accept(
         None => EMAIL_ATTRIBUTES.iter().find_map(|a| attribute_values(&assertion, a).first().map(|v| v.to_string())),
     };
     let Some(email) = email.and_then(|e| Email::parse(&e).ok()) else {
-        return Ok(Err(refuse("it carries no email address Tessera can use (check the email attribute in the SSO settings)")));
+        return Ok(Err(refuse(RefusalReason::NoEmail)));
     };
     let display_name =
         conn.name_attribute.as_deref().and_then(|a| attribute_values(&assertion, a).first().map(|v| v.trim().chars().take(100).collect::<String>()));
@@ -545,7 +604,7 @@ async fn accept(
             .fetch_one(&mut *tx)
             .await?;
         if !domain_ok {
-            return Ok(Err(refuse(format!("{} isn't at one of the organization's verified email domains", email.as_str()))));
+            return Ok(Err(refuse_saying(RefusalReason::UnverifiedDomain, format!("{} isn't at one of the organization's verified email domains", email.as_str()))));
         }
         let expires = assertion
             .conditions
@@ -562,7 +621,7 @@ async fn accept(
         .execute(&mut *tx)
         .await?;
         if fresh.rows_affected() == 0 {
-            return Ok(Err(refuse("it was already used (a replayed response)")));
+            return Ok(Err(refuse(RefusalReason::Replayed)));
         }
         let mut next = None;
         let mut browser_hash: Option<Vec<u8>> = None;
@@ -573,7 +632,7 @@ async fn accept(
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some((path, hash)) = request else {
-                return Ok(Err(refuse("it answers a sign-in that was already completed")));
+                return Ok(Err(refuse(RefusalReason::Unsolicited)));
             };
             next = Some(path);
             // Requests from before browsers were bound have no nonce: such a sign-in is
@@ -615,7 +674,7 @@ async fn accept(
                             .await?;
                         user_id
                     }
-                    None => return Ok(Err(refuse(format!("{} has no account yet and this organization adds people by invitation only", email.as_str())))),
+                    None => return Ok(Err(refuse_saying(RefusalReason::NotInvited, format!("{} has no account yet and this organization adds people by invitation only", email.as_str())))),
                 };
                 let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM user_identities WHERE provider = $1 AND subject = $2)")
                     .bind(&provider)
@@ -623,7 +682,7 @@ async fn accept(
                     .fetch_one(&mut *tx)
                     .await?;
                 if taken {
-                    return Ok(Err(refuse("its NameID already belongs to another account here")));
+                    return Ok(Err(refuse(RefusalReason::NameIdTaken)));
                 }
                 sqlx::query("INSERT INTO user_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, provider) DO UPDATE SET subject = EXCLUDED.subject, email = EXCLUDED.email, last_used_at = now()")
                     .bind(user_id)
@@ -643,7 +702,7 @@ async fn accept(
         let sso_meta = meta.clone();
         match current.map(|r| r.parse::<Role>().unwrap_or(Role::Viewer)) {
             None if !conn.jit_provisioning => {
-                return Ok(Err(refuse(format!("{} isn't a member and this organization adds people by invitation only", email.as_str()))));
+                return Ok(Err(refuse_saying(RefusalReason::NotInvited, format!("{} isn't a member and this organization adds people by invitation only", email.as_str()))));
             }
             None => {
                 let role = mapped_role.unwrap_or(conn.default_role);

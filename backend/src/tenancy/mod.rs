@@ -25,6 +25,7 @@ pub mod topology;
 use crate::audit::{self, AuditEntry};
 use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
 use crate::error::{unique_violation, Error, Result};
+use crate::rate_limit::{Budgets, RateLimiter, Scope};
 use placement::Placement;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ use uuid::Uuid;
 pub struct Tenancy {
     control: PgPool,
     topology: Arc<Topology>,
+    /// Budgets spent on the way in: the organization's, and an API key's own.
+    limiter: RateLimiter,
 }
 
 /// A read-only transaction inside one tenant.
@@ -121,7 +124,12 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
-        Self { control, topology }
+        Self { control, topology, limiter: RateLimiter::local(Budgets::default()) }
+    }
+
+    /// Replaces the request budgets (the server's configuration; Redis to share them).
+    pub fn set_rate_limiter(&mut self, limiter: RateLimiter) {
+        self.limiter = limiter;
     }
 
     pub fn topology(&self) -> &Topology {
@@ -256,6 +264,8 @@ impl Tenancy {
             ))
             .into());
         }
+        // Spent once the caller is known to be a member, so nobody else can spend it.
+        self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
         Ok(Ctx::new(tenant, user_id, role, meta))
     }
 
@@ -313,6 +323,10 @@ impl Tenancy {
         }
         tx.commit().await?;
         let tenant = servable(tenant)?;
+        // The key's own budget first: one busy integration runs out before it starves the
+        // organization's people.
+        self.limiter.admit(Scope::ApiKey(key_id), meta.spent.as_ref()).await?;
+        self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
         let scopes = scopes.iter().filter_map(|s| tessera_domain::Scope::parse(s)).collect();
         Ok(Ctx::for_api_key(tenant, created_by, creator_role, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta))
     }

@@ -22,15 +22,9 @@ pub struct SignIn {
 
 pub async fn token(State(backend): State<Backend>, Meta(meta): Meta, Body(body): Body<SignIn>) -> ApiResult<Json<TokenPair>> {
     tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &body.email).await?;
-    let user = backend.identity.log_in(&body.email, &body.password, &meta).await?;
-    // Until the inbox's owner confirms the address, the account may be someone else's
-    // placeholder (pre-account hijack): it gets no long-lived API credentials.
-    if !user.email_verified {
-        return Err(AppError::Forbidden(
-            "Confirm your email address first: follow the link in the welcome mail (or ask for a new one from the app), then sign in again.".into(),
-        )
-        .into());
-    }
+    // An account whose address isn't confirmed gets the same answer as a wrong password, so
+    // no API credentials either (it may be someone else's placeholder).
+    let user = backend.identity.log_in(&body.email, &body.password, None, &meta).await?;
     let mfa = backend.identity.mfa_enabled(user.id).await?;
     if mfa {
         let Some(code) = body.code.filter(|c| !c.trim().is_empty()) else {

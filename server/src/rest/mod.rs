@@ -81,6 +81,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
                 .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
             user_agent: header("user-agent"),
             request_id: header("x-request-id"),
+            spent: parts.extensions.get::<tessera_backend::rate_limit::SpentBudgets>().cloned(),
         }))
     }
 }

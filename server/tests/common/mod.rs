@@ -39,6 +39,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// The `Location` header (a redirect's target, or a server function's), or "".
+    pub fn location(&self) -> String {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
@@ -219,6 +224,9 @@ impl TestApp {
             // The SAML IdP stand-in serves its metadata on loopback.
             sso_private_metadata_hosts: true,
             dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
+            // Unlimited: tests send bursts from one address; `rate_limits.rs` sets its own.
+            rate_limits: tessera_backend::rate_limit::Budgets { per_address: 0, per_organization: 0, per_api_key: 0 },
+            redis_url: None,
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
@@ -229,6 +237,18 @@ impl TestApp {
         let inspect_b = superuser_pool(&admin_b, &database).await;
         let app_db_url = with_database(&admin_url, "tessera_app", &database);
         TestApp { base: format!("http://{addr}"), inspect, inspect_b, owner_db_url: owner_url, app_db_url, backend, config }
+    }
+
+    /// Another server on the same databases and configuration, as in a deployment that runs
+    /// several; returns its base URL.
+    pub async fn another_server(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (router, _) = tessera_server::build_app(&self.config).await.expect("server builds");
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        format!("http://{addr}")
     }
 
     pub fn browser(&self) -> Browser {
@@ -246,17 +266,26 @@ impl TestApp {
     pub async fn signed_up(&self, email: &str) -> Browser {
         let browser = self.registered(email, "correct horse battery").await;
         sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(email).execute(&self.inspect).await.unwrap();
+        let r = browser.call("log_in", &[("email", email), ("password", "correct horse battery")]).await;
+        assert!(r.status.is_success() || r.status.is_redirection(), "log in {email}: {} {}", r.status, r.body);
         browser
     }
 
-    /// A browser that has signed up as `email` and then logged in with the password, without
-    /// confirming the address (sign-up alone signs nobody in).
+    /// The browser that signed up as `email` with `password`, before the address is
+    /// confirmed: nobody is signed in (an unconfirmed account can't sign in).
     pub async fn registered(&self, email: &str, password: &str) -> Browser {
         let browser = self.browser();
         let r = browser.call("sign_up", &[("email", email), ("password", password), ("name", "")]).await;
         assert!(r.status.is_success(), "sign up {email}: {} {}", r.status, r.body);
-        let r = browser.call("log_in", &[("email", email), ("password", password)]).await;
-        assert!(r.status.is_success() || r.status.is_redirection(), "log in {email}: {} {}", r.status, r.body);
+        browser
+    }
+
+    /// A signed-in browser whose account's address is not confirmed. No sign-in creates this
+    /// state any more, but sessions from before the rule may hold it, so the app still guards
+    /// it; tests of those guards start here.
+    pub async fn signed_in_unconfirmed(&self, email: &str) -> Browser {
+        let browser = self.signed_up(email).await;
+        sqlx::query("UPDATE users SET email_verified_at = NULL WHERE email = $1").bind(email).execute(&self.inspect).await.unwrap();
         browser
     }
 
@@ -369,6 +398,18 @@ impl Inbox {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no mail to {to} about {subject:?} arrived");
+    }
+
+    /// The newest mail to `to` about `subject` once `to` has more than `seen` mails (for a
+    /// second mail of the same kind: [`Inbox::latest`] could return the first).
+    pub async fn after(seen: usize, to: &str, subject: &str) -> Value {
+        for _ in 0..100 {
+            if Inbox::count(to).await > seen {
+                return Inbox::latest(to, subject).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no new mail to {to} arrived");
     }
 
     /// How many mails `to` has received.

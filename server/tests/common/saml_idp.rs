@@ -52,6 +52,16 @@ impl TestIdp {
         TestIdp { entity_id: entity_id.to_string(), cert, key_der }
     }
 
+    /// Metadata that also lists `other`'s certificate in a key descriptor of no stated use.
+    pub fn metadata_with_unmarked_key(&self, sso_url: &str, other: &TestIdp) -> String {
+        let cert = base64::engine::general_purpose::STANDARD.encode(other.cert.der_data());
+        let unmarked = format!(
+            r#"<md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:NameIDFormat>"#
+        );
+        self.metadata(sso_url).replacen("<md:NameIDFormat>", &unmarked, 1)
+    }
+
     pub fn metadata(&self, sso_url: &str) -> String {
         let cert = base64::engine::general_purpose::STANDARD.encode(self.cert.der_data());
         format!(

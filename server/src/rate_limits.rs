@@ -1,0 +1,73 @@
+//! Request budgets at the HTTP edge. The organization and API-key budgets are spent by the
+//! door when a request enters an organization (after its credential is checked, so nobody can
+//! spend someone else's); this layer spends the per-address budget of callers who aren't
+//! signed in, and of REST callers whose credential is refused (guessing costs budget), and
+//! writes the `RateLimit` headers of whatever the request spent (noted in a [`SpentBudgets`]
+//! the request carries; `RequestMeta` takes it to the door).
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderName, HeaderValue, StatusCode};
+use tessera_backend::rate_limit::{self, RateLimiter, Scope, SpentBudgets};
+use tessera_backend::ClientIp;
+
+/// For `/api/…` (server functions and the REST API); other paths pass untouched.
+pub async fn budgets(State(limiter): State<RateLimiter>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let rest = path.starts_with("/api/v1/");
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
+    let signed_in = match req.extensions().get::<tower_sessions::Session>() {
+        Some(session) if !rest => tessera_app::api::ssr::user_id_on(session).await.ok().flatten().is_some(),
+        _ => false,
+    };
+    let anonymous = if rest { !req.headers().contains_key(header::AUTHORIZATION) } else { !signed_in };
+    let spent = SpentBudgets::default();
+    req.extensions_mut().insert(spent.clone());
+    if let (true, Some(ip)) = (anonymous, ip) {
+        if let Err(e) = limiter.admit(Scope::Address(ip), Some(&spent)).await {
+            return with_headers(refused(rest, e.into_app_error()), &spent);
+        }
+    }
+    let response = next.run(req).await;
+    // A refused credential spends the address's budget, as an anonymous call does, and past
+    // it guessing is answered with a 429.
+    if rest && !anonymous && response.status() == StatusCode::UNAUTHORIZED {
+        if let Some(ip) = ip {
+            if let Err(e) = limiter.admit(Scope::Address(ip), Some(&spent)).await {
+                return with_headers(refused(rest, e.into_app_error()), &spent);
+            }
+        }
+    }
+    with_headers(response, &spent)
+}
+
+/// A 429 in the shape the caller reads errors in: the REST API's JSON error body, or the
+/// serialized `AppError` server functions decode (as the input guard answers).
+fn refused(rest: bool, error: tessera_domain::AppError) -> Response {
+    if rest {
+        return crate::rest::ApiError(error).into_response();
+    }
+    let body = serde_json::to_string(&error).unwrap_or_default();
+    (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Adds `RateLimit-Policy`, `RateLimit` and (on a refusal) `Retry-After` for the budget this
+/// request came closest to exhausting.
+fn with_headers(mut response: Response, spent: &SpentBudgets) -> Response {
+    if let Some((policy, current, retry_after)) = rate_limit::headers(&spent.all()) {
+        let headers = response.headers_mut();
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+    }
+    response
+}
