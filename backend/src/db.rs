@@ -35,7 +35,21 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
     )
     .fetch_one(&mut *tx)
     .await?;
+    // Rights the migrations take away (least_privilege); a database owned by someone else keeps
+    // them until its owner revokes them, which start-up only warns about.
+    let (temporary, create): (bool, bool) =
+        sqlx::query_as("SELECT has_database_privilege(current_database(), 'TEMPORARY'), has_schema_privilege('public', 'CREATE')")
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
+    if temporary || create {
+        tracing::warn!(
+            role = %user,
+            temporary,
+            create_in_public = create,
+            "the application role may create temporary tables or objects in schema public; revoke TEMPORARY on the database and CREATE on public from PUBLIC"
+        );
+    }
     if owned > 0 {
         return Err(Error::Internal(format!(
             "refusing to start: database role \"{user}\" owns {owned} table(s) and could disable row-level security; run migrations as a separate owner role"

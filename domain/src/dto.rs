@@ -245,6 +245,7 @@ pub struct PreviousCertificates {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SsoRefusalCount {
     pub window_start: String,
+    /// The reason in words ("it has expired"); the stored code is in the audit log.
     pub reason: String,
     pub refused: u32,
 }

@@ -51,8 +51,9 @@ pub struct Config {
     /// (`TESSERA_SSO_PRIVATE_METADATA_HOSTS`): for an IdP on your own network. Off by default,
     /// so an Owner can't make the server fetch from internal services.
     pub sso_private_metadata_hosts: bool,
-    /// Requests a minute per address before sign-in, per organization and per API key
-    /// (`TESSERA_RATE_LIMIT_PER_ADDRESS`, `…_PER_ORGANIZATION`, `…_PER_API_KEY`; 0: no limit).
+    /// Requests a minute per address before sign-in, per signed-in person, per organization
+    /// and per API key (`TESSERA_RATE_LIMIT_PER_ADDRESS`, `…_PER_USER`, `…_PER_ORGANIZATION`,
+    /// `…_PER_API_KEY`; 0: no limit).
     pub rate_limits: tessera_backend::rate_limit::Budgets,
     /// Redis keeping those budgets, shared by every server using it (`TESSERA_REDIS_URL`);
     /// unset: each server keeps its own, in memory.
@@ -200,6 +201,7 @@ impl Config {
                 };
                 tessera_backend::rate_limit::Budgets {
                     per_address: per_minute("TESSERA_RATE_LIMIT_PER_ADDRESS", default.per_address)?,
+                    per_user: per_minute("TESSERA_RATE_LIMIT_PER_USER", default.per_user)?,
                     per_organization: per_minute("TESSERA_RATE_LIMIT_PER_ORGANIZATION", default.per_organization)?,
                     per_api_key: per_minute("TESSERA_RATE_LIMIT_PER_API_KEY", default.per_api_key)?,
                 }

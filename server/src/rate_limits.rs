@@ -1,9 +1,8 @@
 //! Request budgets at the HTTP edge. The organization and API-key budgets are spent by the
-//! door when a request enters an organization (after its credential is checked, so nobody can
-//! spend someone else's); this layer spends the per-address budget of callers who aren't
-//! signed in, and of REST callers whose credential is refused (guessing costs budget), and
-//! writes the `RateLimit` headers of whatever the request spent (noted in a [`SpentBudgets`]
-//! the request carries; `RequestMeta` takes it to the door).
+//! door when a request enters an organization, after its credential is checked (so no
+//! outsider can spend them); this layer spends the per-person and per-address budgets (see
+//! [`budgets`]) and writes the `RateLimit` headers of whatever the request spent (noted in a
+//! [`SpentBudgets`] the request carries; `RequestMeta` takes it to the door).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -13,6 +12,12 @@ use tessera_backend::rate_limit::{self, RateLimiter, Scope, SpentBudgets};
 use tessera_backend::ClientIp;
 
 /// For `/api/…` (server functions and the REST API); other paths pass untouched.
+///
+/// Who pays: a signed-in person's server-function calls spend their own budget; anyone else's
+/// calls, and every call to the REST API's sign-in endpoints, spend the address's. Other REST
+/// calls carry a credential the door checks (and spends the key's and organization's budgets
+/// for); one it refuses spends the address's, and once that is gone such calls are turned away
+/// before they are checked.
 pub async fn budgets(State(limiter): State<RateLimiter>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !path.starts_with("/api/") {
@@ -20,27 +25,35 @@ pub async fn budgets(State(limiter): State<RateLimiter>, mut req: Request, next:
     }
     let rest = path.starts_with("/api/v1/");
     let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
-    let signed_in = match req.extensions().get::<tower_sessions::Session>() {
-        Some(session) if !rest => tessera_app::api::ssr::user_id_on(session).await.ok().flatten().is_some(),
-        _ => false,
+    let user = match req.extensions().get::<tower_sessions::Session>() {
+        Some(session) if !rest => tessera_app::api::ssr::user_id_on(session).await.ok().flatten(),
+        _ => None,
     };
-    let anonymous = if rest { !req.headers().contains_key(header::AUTHORIZATION) } else { !signed_in };
+    let signing_in = path.starts_with("/api/v1/auth/");
+    let credential = rest && !signing_in && req.headers().contains_key(header::AUTHORIZATION);
     let spent = SpentBudgets::default();
     req.extensions_mut().insert(spent.clone());
-    if let (true, Some(ip)) = (anonymous, ip) {
-        if let Err(e) = limiter.admit(Scope::Address(ip), Some(&spent)).await {
+    let payer = match (user, ip) {
+        (Some(user), _) => Some(Scope::User(user)),
+        (None, Some(ip)) if !credential => Some(Scope::Address(ip)),
+        _ => None,
+    };
+    if let Some(payer) = payer {
+        if let Err(e) = limiter.admit(payer, Some(&spent)).await {
             return with_headers(refused(rest, e.into_app_error()), &spent);
         }
     }
-    let response = next.run(req).await;
-    // A refused credential spends the address's budget, as an anonymous call does, and past
-    // it guessing is answered with a 429.
-    if rest && !anonymous && response.status() == StatusCode::UNAUTHORIZED {
-        if let Some(ip) = ip {
+    if let (true, Some(ip)) = (credential, ip) {
+        if limiter.exhausted(Scope::Address(ip)).await {
+            // Spend the (already empty) budget once more for its numbers and the refusal.
             if let Err(e) = limiter.admit(Scope::Address(ip), Some(&spent)).await {
                 return with_headers(refused(rest, e.into_app_error()), &spent);
             }
         }
+    }
+    let response = next.run(req).await;
+    if let (true, Some(ip), StatusCode::UNAUTHORIZED) = (credential, ip, response.status()) {
+        let _ = limiter.admit(Scope::Address(ip), Some(&spent)).await;
     }
     with_headers(response, &spent)
 }

@@ -128,7 +128,7 @@ async fn a_new_account_confirms_its_email_from_the_welcome_mail() {
     // one would (so sign-up plus log-in can't tell who already has an account)...
     let browser = app.registered(&email, "correct horse battery").await;
     Inbox::latest(&email, "Confirm your email").await;
-    let seen = Inbox::count(&email).await;
+    let seen = Inbox::count_about(&email, "Confirm your email").await;
     let wrong = browser.call("log_in", &[("email", &email), ("password", "not the password")]).await;
     let right = browser.call("log_in", &[("email", &email), ("password", "correct horse battery")]).await;
     assert_eq!((right.status, right.error_message()), (wrong.status, wrong.error_message()));
@@ -167,7 +167,7 @@ async fn a_session_whose_address_is_unconfirmed_sees_no_invitations_and_is_remin
     assert_eq!(browser.call("accept_invitation", &[("id", &invitation)]).await.status, StatusCode::NOT_FOUND);
     assert!(browser.get("/").await.body.contains("Confirm your email"), "a reminder on the home page");
     Inbox::latest(&email, "Confirm your email").await; // the one from signing up
-    let seen = Inbox::count(&email).await;
+    let seen = Inbox::count_about(&email, "Confirm your email").await;
     assert!(browser.call("resend_verification", &[]).await.status.is_success());
     let link = Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token=");
     let r = browser.call("verify_email", &[("token", &token_of(&link))]).await;
@@ -326,6 +326,8 @@ async fn someone_who_signed_up_with_your_address_cannot_have_you_confirm_it_for_
     // An attacker registers the address first; while it is unconfirmed the account gets no API
     // credentials either.
     app.registered(&email, "attacker's password").await;
+    Inbox::latest(&email, "Confirm your email").await;
+    let seen = Inbox::count_about(&email, "Confirm your email").await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/token", app.base))
         .json(&serde_json::json!({ "email": email, "password": "attacker's password" }))
@@ -337,8 +339,9 @@ async fn someone_who_signed_up_with_your_address_cannot_have_you_confirm_it_for_
 
     // The address's owner gets the welcome mail in their own browser. One click would confirm
     // the attacker's account, so the link asks for the account's password there.
+    // (The attacker's right password on the API mailed a fresh link and retired the first.)
     let owner = app.browser();
-    let token = token_of(&Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token="));
+    let token = token_of(&Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token="));
     assert_eq!(owner.call("confirmation_link", &[("token", &token)]).await.json()["needs_password"], true);
     let r = owner.call("verify_email", &[("token", &token)]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password")), "{}", r.body);
@@ -403,9 +406,9 @@ async fn signing_up_again_before_confirming_sends_a_link_that_takes_the_new_pass
     let email = format!("again-{}@example.test", uuid::Uuid::new_v4().simple());
     // Someone registered the address first and never confirmed it: the owner on an earlier
     // day who lost the mail, or someone else.
-    let first = app.registered(&email, "the first password").await;
-    Inbox::latest(&email, "Confirm your email").await;
-    let seen = Inbox::count(&email).await;
+    app.registered(&email, "the first password").await;
+    let first_link = token_of(&Inbox::link(&Inbox::latest(&email, "Confirm your email").await, "/auth/verify?token="));
+    let seen = Inbox::count_about(&email, "Confirm your email").await;
     // Signing up again answers exactly as a first sign-up does...
     let laptop = app.browser();
     let again = laptop.call("sign_up", &[("email", &email), ("password", "the second password"), ("name", "")]).await;
@@ -421,10 +424,42 @@ async fn signing_up_again_before_confirming_sends_a_link_that_takes_the_new_pass
     let r = laptop.call("verify_email", &[("token", &token)]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     assert_eq!(laptop.call("my_session", &[]).await.json()["user"]["email_verified"], true);
-    // The account opens with the new password only; the first registrant's link is dead.
+    // The account opens with the new password only.
     let r = app.browser().call("log_in", &[("email", &email), ("password", "the first password")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let r = app.browser().call("log_in", &[("email", &email), ("password", "the second password")]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
-    assert_eq!(first.call("my_session", &[]).await.json(), Value::Null);
+    // The first sign-up's link stayed usable until then (signing up again mustn't cancel
+    // someone's pending confirmation); now it confirms nothing and changes no password.
+    let elsewhere = app.browser();
+    let r = elsewhere.call("confirmation_link", &[("token", &first_link)]).await;
+    assert_eq!(r.json()["needs_password"], false, "already confirmed: {}", r.body);
+    elsewhere.call("verify_email", &[("token", &first_link)]).await;
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "the first password")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "the second password")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_signing_up_again_with_your_address_cannot_have_your_signed_in_browser_confirm_their_password() {
+    let app = TestApp::spawn().await;
+    let email = format!("held-{}@example.test", uuid::Uuid::new_v4().simple());
+    // The owner is signed in to their unconfirmed account (a session from before sign-in
+    // required a confirmed address).
+    let owner = app.signed_in_unconfirmed(&email).await;
+    Inbox::latest(&email, "Confirm your email").await;
+    let seen = Inbox::count_about(&email, "Confirm your email").await;
+    // Someone else signs up with the address and a password of theirs...
+    let stranger = app.browser();
+    assert!(stranger.call("sign_up", &[("email", &email), ("password", "the strangers password"), ("name", "")]).await.status.is_success());
+    let token = token_of(&Inbox::link(&Inbox::after(seen, &email, "Confirm your email").await, "/auth/verify?token="));
+    // ...and the owner, signed in, follows that link: it asks for the password it carries,
+    // which they never chose, instead of confirming the stranger's password in one click.
+    assert_eq!(owner.call("confirmation_link", &[("token", &token)]).await.json()["needs_password"], true);
+    let r = owner.call("verify_email", &[("token", &token)]).await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("password")), "{}", r.body);
+    let r = app.browser().call("log_in", &[("email", &email), ("password", "the strangers password")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "the stranger has no way in");
+    assert_eq!(owner.call("my_session", &[]).await.json()["user"]["email"], email.as_str(), "the owner is still signed in");
 }

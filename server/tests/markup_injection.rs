@@ -62,8 +62,8 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     let owner = app.browser_with_agent(&payload('u'));
     let r = owner.call("sign_up", &[("email", "owner@inject.test"), ("password", "correct horse battery"), ("name", &payload('n'))]).await;
     assert!(r.status.is_success(), "{}", r.body);
-    owner.call("log_in", &[("email", "owner@inject.test"), ("password", "correct horse battery")]).await;
     sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = 'owner@inject.test'").execute(&app.inspect).await.unwrap();
+    owner.call("log_in", &[("email", "owner@inject.test"), ("password", "correct horse battery")]).await;
     let r = owner.call("create_org", &[("name", &payload('o')), ("slug", "inject"), ("region", "eu"), ("model", "pooled")]).await;
     assert!(r.status.is_success(), "{}", r.body);
 
@@ -96,8 +96,8 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     let member_email = format!("member-{}@inject.test", uuid::Uuid::new_v4().simple());
     let r = member.call("sign_up", &[("email", member_email.as_str()), ("password", "correct horse battery"), ("name", &payload('m'))]).await;
     assert!(r.status.is_success(), "{}", r.body);
-    member.call("log_in", &[("email", member_email.as_str()), ("password", "correct horse battery")]).await;
     sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(&member_email).execute(&app.inspect).await.unwrap();
+    member.call("log_in", &[("email", member_email.as_str()), ("password", "correct horse battery")]).await;
     let r = owner.call("invite_member", &[("slug", "inject"), ("email", member_email.as_str()), ("role", "member")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let mail = Inbox::latest(&member_email, "invited you to join").await;

@@ -57,7 +57,7 @@ async fn new_key(owner: &common::Browser, slug: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_that_spends_its_budget_gets_429_with_when_to_come_back_and_other_keys_carry_on() {
-    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_organization: 0, per_api_key: 3 }).await;
+    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_user: 0, per_organization: 0, per_api_key: 3 }).await;
     let (owner, key) = org_with_key(&app, "acme").await;
     let other = new_key(&owner, "acme").await;
     for left in [2, 1, 0] {
@@ -81,7 +81,7 @@ async fn an_api_key_that_spends_its_budget_gets_429_with_when_to_come_back_and_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organization_that_spends_its_budget_is_slowed_down_whatever_the_door_and_others_are_not() {
-    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_organization: 12, per_api_key: 0 }).await;
+    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_user: 0, per_organization: 12, per_api_key: 0 }).await;
     let (owner, key) = org_with_key(&app, "busy").await;
     let quiet = app.owner_of("quiet").await;
     // The key runs the organization's budget down (what setting up spent counts too)...
@@ -106,32 +106,58 @@ async fn an_organization_that_spends_its_budget_is_slowed_down_whatever_the_door
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_who_are_not_signed_in_share_a_budget_per_address() {
-    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 5, per_organization: 0, per_api_key: 0 }).await;
-    // Signing up and in spends two of the address's five.
+async fn callers_who_are_not_signed_in_share_a_budget_per_address_and_refused_credentials_spend_it() {
+    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 5, ..Budgets::UNLIMITED }).await;
+    // Signing up and in spends two of the address's five, two wrong passwords two more.
     let signed_in = app.signed_up("ada@example.test").await;
-    for _ in 0..3 {
-        assert_eq!(bad_sign_in(&app.base).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for _ in 0..2 {
+        let r = bad_sign_in(&app.base).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.header("ratelimit-policy"), "\"ip\";q=5;w=60");
     }
-    let r = bad_sign_in(&app.base).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(r.header("retry-after").parse::<u64>().is_ok() && r.header("ratelimit-policy") == "\"ip\";q=5;w=60", "{:?}", r.headers);
+    // A made-up API key is checked (401) and spends the last one; after that, made-up keys
+    // aren't even checked.
+    assert_eq!(api_get(&app.base, "/api/v1/orgs/acme/projects", "tsk_made_up").await.status, StatusCode::UNAUTHORIZED);
+    let r = api_get(&app.base, "/api/v1/orgs/acme/projects", "tsk_made_up_too").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.header("retry-after").parse::<u64>().is_ok() && r.header("ratelimit").starts_with("\"ip\";r=0;"), "{:?}", r.headers);
     assert!(r.message().contains("from your network"), "{}", r.message());
+    // Sending any Authorization header to the sign-in endpoint doesn't make it free.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/token", app.base))
+        .bearer_auth("anything")
+        .json(&serde_json::json!({ "email": "nobody@example.test", "password": "a wrong password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     // The same address's anonymous server-function calls wait too; a signed-in person doesn't.
     let r = app.browser().call("request_sign_in_link", &[("email", "ada@example.test")]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.error_message().contains("from your network"), "{}", r.body);
     assert_eq!(signed_in.call("my_session", &[]).await.status, StatusCode::OK);
-    // A credential that is refused costs budget as an anonymous call does.
-    let r = api_get(&app.base, "/api/v1/orgs/acme/projects", "tsk_not_a_real_key").await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_person_has_a_budget_of_their_own() {
+    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_user: 3, ..Budgets::UNLIMITED }).await;
+    let ada = app.signed_up("ada@example.test").await;
+    let bo = app.signed_up("bo@example.test").await;
+    for _ in 0..3 {
+        assert_eq!(ada.call("my_session", &[]).await.status, StatusCode::OK);
+    }
+    let r = ada.call("my_session", &[]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.error_message().contains("from your account"), "{}", r.body);
+    assert_eq!(r.headers.get("ratelimit-policy").and_then(|v| v.to_str().ok()), Some("\"user\";q=3;w=60"));
+    assert_eq!(bo.call("my_session", &[]).await.status, StatusCode::OK, "someone else carries on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_sharing_a_redis_share_each_budget() {
     let redis = std::env::var("TESSERA_TEST_REDIS_URL").expect("the test command starts Redis (TESSERA_TEST_REDIS_URL)");
     let app = TestApp::spawn_with(|c| {
-        c.rate_limits = Budgets { per_address: 0, per_organization: 0, per_api_key: 4 };
+        c.rate_limits = Budgets { per_address: 0, per_user: 0, per_organization: 0, per_api_key: 4 };
         c.redis_url = Some(redis);
     })
     .await;
@@ -148,7 +174,7 @@ async fn servers_sharing_a_redis_share_each_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_each_server_keeps_its_own_budgets() {
-    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_organization: 0, per_api_key: 2 }).await;
+    let app = TestApp::spawn_with(|c| c.rate_limits = Budgets { per_address: 0, per_user: 0, per_organization: 0, per_api_key: 2 }).await;
     let (_, key) = org_with_key(&app, "solo").await;
     let second = app.another_server().await;
     for base in [&app.base, &app.base, &second, &second] {
@@ -158,18 +184,32 @@ async fn without_redis_each_server_keeps_its_own_budgets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_limiter_that_is_down_lets_requests_through() {
-    // Nothing listens on the port: every check fails, and requests are served unlimited.
+async fn a_limiter_that_is_down_or_hangs_lets_requests_through() {
+    // Nothing listens on one port (every check fails at once); the other accepts connections
+    // and never answers (every check would wait its timeout).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = TestApp::spawn_with(|c| {
-        c.rate_limits = Budgets { per_address: 1, per_organization: 1, per_api_key: 1 };
-        c.redis_url = Some(format!("redis://127.0.0.1:{closed}"));
-    })
-    .await;
-    let (_, key) = org_with_key(&app, "open").await;
-    for _ in 0..3 {
-        let r = api_get(&app.base, "/api/v1/orgs/open/projects", &key).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert!(r.headers.get("ratelimit").is_none(), "no budget is claimed when none was checked");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    for port in [closed, hanging] {
+        let app = TestApp::spawn_with(|c| {
+            c.rate_limits = Budgets { per_address: 1, per_user: 1, per_organization: 1, per_api_key: 1 };
+            c.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        })
+        .await;
+        let (_, key) = org_with_key(&app, &format!("open{port}")).await;
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            let r = api_get(&app.base, &format!("/api/v1/orgs/open{port}/projects"), &key).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            assert!(r.headers.get("ratelimit").is_none(), "no budget is claimed when none was checked");
+        }
+        // After one failure the limiter is left alone for a while: no request waits it out.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }

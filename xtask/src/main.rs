@@ -387,8 +387,11 @@ fn test(args: &[String]) -> Result {
             cluster.end_client_connections()?;
         }
         let db = format!("tessera_e2e_{pass}");
-        a.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_template OWNER tessera_owner"))?;
-        b.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE tessera_region_template OWNER tessera_owner"))?;
+        // A clone gets the default database rights back: no temporary tables for the app role.
+        for (cluster, template) in [(a, "tessera_template"), (b, "tessera_region_template")] {
+            cluster.psql("postgres", &format!("CREATE DATABASE {db} TEMPLATE {template} OWNER tessera_owner"))?;
+            cluster.psql("postgres", &format!("REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC"))?;
+        }
         let base_url = format!("http://127.0.0.1:{http_port}");
         let server = Command::new(Build::server_binary(false))
             .envs(region_env(a, &db, b, &db, app_a, app_b))

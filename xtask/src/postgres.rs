@@ -55,6 +55,9 @@ impl Cluster {
                 .psql("postgres", "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;")?;
             cluster.psql("postgres", "CREATE DATABASE tessera OWNER tessera_owner;")?;
         }
+        // No temporary tables for the app role (they would be searched before public); done
+        // every start so clusters made before the rule get it too.
+        cluster.psql("postgres", "REVOKE TEMPORARY ON DATABASE tessera FROM PUBLIC;")?;
         // Dropping a dedicated tenant database (purge, move) ends the app's open connections to
         // it first, which takes this built-in role. Granted every start so older clusters get it.
         cluster.psql("postgres", "GRANT pg_signal_backend TO tessera_owner;")?;
@@ -77,7 +80,7 @@ impl Cluster {
     pub fn end_client_connections(&self) -> Result {
         self.psql(
             "postgres",
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
         )
     }
 

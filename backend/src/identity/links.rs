@@ -56,7 +56,8 @@ pub(crate) async fn issue(conn: &mut PgConnection, purpose: Purpose, user_id: Uu
 }
 
 /// [`issue`] for a confirmation link that carries the password chosen at a repeated sign-up
-/// (an Argon2 hash), which the account takes when the link confirms it.
+/// (an Argon2 hash), which the account takes when the link confirms it. Such a link doesn't
+/// replace the earlier ones.
 pub(crate) async fn issue_carrying(
     conn: &mut PgConnection,
     purpose: Purpose,
@@ -65,11 +66,15 @@ pub(crate) async fn issue_carrying(
     browser: Option<&str>,
     password_hash: Option<&str>,
 ) -> Result<String> {
-    sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
-        .bind(user_id)
-        .bind(purpose.as_str())
-        .execute(&mut *conn)
-        .await?;
+    // A repeated sign-up's link goes alongside: whoever signed up again (possibly someone else)
+    // mustn't cancel the link the first registration is waiting on.
+    if password_hash.is_none() {
+        sqlx::query("UPDATE auth_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL")
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
     let token = new_secret();
     sqlx::query(
         "INSERT INTO auth_tokens (token_hash, purpose, user_id, email, browser_hash, expires_at, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -107,6 +112,17 @@ struct LinkRow {
     email: String,
     browser_hash: Option<Vec<u8>>,
     password_hash: Option<String>,
+}
+
+impl Link {
+    /// Whether whoever follows this confirmation link is the one who registered what it
+    /// confirms: the browser that signed up, or, for a first sign-up's link, a browser signed
+    /// in to the account. Not the latter for a repeated sign-up's link: that link carries a
+    /// password the signed-in registrant may never have chosen (someone else signed up again
+    /// with their address), so only its own browser or that password proves it.
+    pub fn followed_by_its_registrant(&self, signed_in_as: Option<Uuid>) -> bool {
+        self.from_requesting_browser || (self.password_hash.is_none() && signed_in_as == Some(self.user_id))
+    }
 }
 
 /// Finds a usable link (locking it when `lock`, to use it up in the same transaction).

@@ -233,8 +233,7 @@ impl Identity {
                     Confirmation::Required { browser } => browser,
                     Confirmation::NotRequired => None,
                 };
-                let within_budget = !throttle::record(&mut tx, &format!("link:email:{email}"), LINKS_PER_EMAIL).await?.over(LINKS_PER_EMAIL);
-                let mail = if within_budget {
+                let mail = if resend_budget_left(&mut tx, &email).await? {
                     let token = links::issue(&mut tx, Purpose::VerifyEmail, id, &email, browser).await?;
                     Some(templates::verify_email(&email, &format!("{}/auth/verify?token={token}", self.public_url)))
                 } else {
@@ -249,6 +248,8 @@ impl Identity {
             row => {
                 let typed = email.as_ref().map(Email::as_str);
                 events::record(&mut tx, Event::LoginFailed, row.map(|r| r.0), typed, meta).await?;
+                // The same bucket as the branch above, so both cost the same statements.
+                resend_budget_left(&mut tx, typed.unwrap_or("-")).await?;
                 tx.commit().await?;
                 Err(AppError::Invalid(FieldError::new("password", LOGIN_FAILED)).into())
             }
@@ -303,13 +304,14 @@ impl Identity {
     }
 
     /// What following a confirmation link here would take: nothing more in the browser that
-    /// signed up (or one signed in to the account), the account's password anywhere else.
+    /// signed up (or one signed in to the account, for a first sign-up's link), the password
+    /// chosen at that sign-up anywhere else.
     pub async fn confirmation_link(&self, token: &str, browser: Option<&str>, signed_in_as: Option<Uuid>) -> Result<ConfirmationLink> {
         let mut tx = self.pool.begin().await?;
         let link = links::peek(&mut tx, Purpose::VerifyEmail, token, browser).await?;
         let unconfirmed = unconfirmed_account(&mut tx, link.user_id, &link.email).await?;
         tx.commit().await?;
-        let here = link.from_requesting_browser || signed_in_as == Some(link.user_id);
+        let here = link.followed_by_its_registrant(signed_in_as);
         Ok(ConfirmationLink { email: link.email, needs_password: unconfirmed == Some(true) && !here })
     }
 
@@ -349,7 +351,7 @@ impl Identity {
             let link = links::take(&mut tx, Purpose::VerifyEmail, token, browser).await?;
             let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
                 Some(true) => {
-                    let here = link.from_requesting_browser || signed_in_as == Some(link.user_id);
+                    let here = link.followed_by_its_registrant(signed_in_as);
                     if !here && !password_checked {
                         return Err(
                             AppError::Invalid(FieldError::new("password", "Enter the password you chose when you created this account.")).into()
@@ -360,11 +362,9 @@ impl Identity {
                         // the password they chose then, and whoever registered first is out.
                         Some(hash) => {
                             evict_unconfirmed_registrant(&mut tx, link.user_id).await?;
-                            sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(link.user_id).bind(hash).execute(&mut *tx).await?;
+                            set_password(&mut tx, link.user_id, hash, token).await?;
                         }
-                        None => {
-                            sqlx::query("UPDATE users SET email_verified_at = now() WHERE id = $1").bind(link.user_id).execute(&mut *tx).await?;
-                        }
+                        None => confirm_email(&mut tx, link.user_id).await?,
                     }
                     Verified::Confirmed
                 }
@@ -489,11 +489,7 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
-            sqlx::query("UPDATE users SET password_hash = $2, email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1")
-                .bind(user_id)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+            set_password(&mut tx, user_id, &hash, token).await?;
             sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
             sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'password_reset' WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(user_id)
@@ -581,7 +577,7 @@ impl Identity {
     /// Marks an address confirmed without a link (the demo seed's own accounts).
     pub(crate) async fn confirm_email_directly(&self, user_id: Uuid) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+        confirm_email(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -652,16 +648,30 @@ async fn unconfirmed_account(conn: &mut sqlx::PgConnection, user_id: Uuid, email
 /// registered it may have been someone else. Everything that person could have set up to get
 /// back in goes: password, sessions, second factor, connected accounts, API tokens.
 pub(crate) async fn evict_unconfirmed_registrant(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE users SET password_hash = '!unusable', email_verified_at = now() WHERE id = $1").bind(user_id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM user_totp WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM user_identities WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
-    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    // `user_evict_unconfirmed` (a definer function: the app role can't write passwords or
+    // confirmations itself) leaves a confirmed account alone.
+    sqlx::query("SELECT user_evict_unconfirmed($1)").bind(user_id).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Confirms an account's address (once confirmed, it stays so).
+pub(crate) async fn confirm_email(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT user_confirm_email($1)").bind(user_id).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Sets an account's password (an Argon2id hash) on the strength of the emailed link `token`
+/// for it, being spent in this transaction; also confirms the address.
+async fn set_password(conn: &mut sqlx::PgConnection, user_id: Uuid, hash: &str, token: &str) -> Result<()> {
+    sqlx::query("SELECT user_set_password($1, $2, $3)").bind(user_id).bind(hash).bind(links::digest(token.trim())).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Counts a failed password sign-in against the address's budget of fresh confirmation links
+/// (a bucket of its own: were it the address's link budget, which other requests report on,
+/// sign-up plus log-in could tell an unconfirmed account's right password from a wrong one).
+async fn resend_budget_left(conn: &mut sqlx::PgConnection, email: &str) -> Result<bool> {
+    Ok(!throttle::record(conn, &format!("confirm:email:{email}"), LINKS_PER_EMAIL).await?.over(LINKS_PER_EMAIL))
 }
 
 /// Counts a request to email a link (per address and per IP) and finds the account, if any.

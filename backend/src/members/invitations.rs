@@ -282,7 +282,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         .into());
     }
     if !user.email_verified && matches!(key, InvitationKey::Token(_)) {
-        sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = $1").bind(user.id).execute(&mut *tx).await?;
+        crate::identity::confirm_email(&mut tx, user.id).await?;
         events::record(&mut tx, events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
     }
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")

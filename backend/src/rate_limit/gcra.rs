@@ -1,5 +1,5 @@
 //! The generic cell rate algorithm, as plain arithmetic on milliseconds. The in-process store
-//! runs it here; the Redis store runs the same steps in a Lua script (see `redis.rs`), so
+//! runs it here; the Redis store runs the same steps in a Lua script (see `redis_store.rs`), so
 //! every server sharing a Redis sees one budget. A budget of `limit` requests per `period`
 //! allows a burst of `limit`, then one request every `period / limit`.
 

@@ -25,8 +25,11 @@ use uuid::Uuid;
 /// Whose budget a request spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
-    /// A caller not signed in, by address.
+    /// A caller not signed in, by address (an IPv6 address by its /64, which one subscriber
+    /// usually holds whole).
     Address(std::net::IpAddr),
+    /// A signed-in person, whatever they call.
+    User(Uuid),
     Organization(Uuid),
     ApiKey(Uuid),
 }
@@ -36,6 +39,7 @@ impl Scope {
     pub fn policy(self) -> &'static str {
         match self {
             Scope::Address(_) => "ip",
+            Scope::User(_) => "user",
             Scope::Organization(_) => "organization",
             Scope::ApiKey(_) => "api-key",
         }
@@ -43,7 +47,12 @@ impl Scope {
 
     fn key(self) -> String {
         match self {
-            Scope::Address(ip) => format!("rl:ip:{ip}"),
+            Scope::Address(std::net::IpAddr::V4(ip)) => format!("rl:ip:{ip}"),
+            Scope::Address(std::net::IpAddr::V6(ip)) => {
+                let [a, b, c, d, ..] = ip.segments();
+                format!("rl:ip:{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+            Scope::User(id) => format!("rl:user:{id}"),
             Scope::Organization(id) => format!("rl:org:{id}"),
             Scope::ApiKey(id) => format!("rl:key:{id}"),
         }
@@ -54,20 +63,27 @@ impl Scope {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budgets {
     pub per_address: u32,
+    pub per_user: u32,
     pub per_organization: u32,
     pub per_api_key: u32,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
-        Budgets { per_address: 300, per_organization: 3000, per_api_key: 1200 }
+        Budgets { per_address: 300, per_user: 600, per_organization: 3000, per_api_key: 1200 }
     }
+}
+
+impl Budgets {
+    /// No limits (what a `Tenancy` has until the server configures it).
+    pub const UNLIMITED: Budgets = Budgets { per_address: 0, per_user: 0, per_organization: 0, per_api_key: 0 };
 }
 
 impl Budgets {
     fn limit(&self, scope: Scope) -> u32 {
         match scope {
             Scope::Address(_) => self.per_address,
+            Scope::User(_) => self.per_user,
             Scope::Organization(_) => self.per_organization,
             Scope::ApiKey(_) => self.per_api_key,
         }
@@ -88,6 +104,7 @@ impl Admission {
         let seconds = self.decision.retry_after_ms.div_ceil(1000).max(1);
         let whose = match self.scope {
             Scope::Address(_) => "from your network",
+            Scope::User(_) => "from your account",
             Scope::Organization(_) => "for this organization",
             Scope::ApiKey(_) => "with this API key",
         };
@@ -164,8 +181,8 @@ impl RateLimiter {
             return Ok(());
         }
         let decision = match &self.store {
-            Store::Local(state) => Some(local_decide(state, &scope.key(), limit)),
-            Store::Redis(redis) => redis.decide(&scope.key(), PERIOD, limit).await,
+            Store::Local(state) => Some(local_decide(state, &scope.key(), limit, true)),
+            Store::Redis(redis) => redis.decide(&scope.key(), PERIOD, limit, true).await,
         };
         // No answer: fail open (the store logged why).
         let Some(decision) = decision else { return Ok(()) };
@@ -181,11 +198,28 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Whether `scope`'s budget is spent right now, without spending any: for calls that pay
+    /// only when they fail (a refused credential), so a spent budget turns them away first.
+    pub async fn exhausted(&self, scope: Scope) -> bool {
+        let limit = self.budgets.limit(scope);
+        if limit == 0 {
+            return false;
+        }
+        let decision = match &self.store {
+            Store::Local(state) => Some(local_decide(state, &scope.key(), limit, false)),
+            Store::Redis(redis) => redis.decide(&scope.key(), PERIOD, limit, false).await,
+        };
+        decision.is_some_and(|d| !d.allowed)
+    }
+}
+
 fn now_ms() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or_default()
 }
 
-fn local_decide(state: &Mutex<LocalState>, key: &str, limit: u32) -> Decision {
+/// One decision on the in-process store; `spend`: store what an allowed request spends.
+fn local_decide(state: &Mutex<LocalState>, key: &str, limit: u32, spend: bool) -> Decision {
     let now = now_ms();
     let mut state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Keys whose budget is whole again hold nothing worth keeping: sweep them now and then,
@@ -195,7 +229,7 @@ fn local_decide(state: &Mutex<LocalState>, key: &str, limit: u32) -> Decision {
         state.tats.retain(|_, tat| *tat > now);
     }
     let (decision, next) = gcra::decide(state.tats.get(key).copied(), now, PERIOD.as_millis() as f64, limit);
-    if let Some(tat) = next {
+    if let (Some(tat), true) = (next, spend) {
         state.tats.insert(key.to_string(), tat);
     }
     decision
@@ -220,7 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_scope_has_its_own_budget_and_a_zero_budget_is_unlimited() {
-        let limiter = RateLimiter::local(Budgets { per_address: 2, per_organization: 0, per_api_key: 1 });
+        let limiter = RateLimiter::local(Budgets { per_address: 2, per_user: 0, per_organization: 0, per_api_key: 1 });
         let ip = Scope::Address("192.0.2.1".parse().unwrap());
         assert!(limiter.admit(ip, None).await.is_ok());
         assert!(limiter.admit(ip, None).await.is_ok());
@@ -238,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_headers_report_the_budget_closest_to_running_out() {
-        let limiter = RateLimiter::local(Budgets { per_address: 5, per_organization: 10, per_api_key: 2 });
+        let limiter = RateLimiter::local(Budgets { per_address: 5, per_user: 0, per_organization: 10, per_api_key: 2 });
         let (org, key) = (Scope::Organization(Uuid::new_v4()), Scope::ApiKey(Uuid::new_v4()));
         let spent = SpentBudgets::default();
         limiter.admit(org, Some(&spent)).await.unwrap();
@@ -252,5 +286,18 @@ mod tests {
         let (_, current, retry) = headers(&spent).unwrap();
         assert!(current.starts_with("\"api-key\";r=0;"), "{current}");
         assert_eq!(retry, Some(30));
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_subscriber_is_one_address_and_looking_spends_nothing() {
+        let limiter = RateLimiter::local(Budgets { per_address: 1, ..Budgets::UNLIMITED });
+        let one: std::net::IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_subnet: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(!limiter.exhausted(Scope::Address(one)).await);
+        assert!(!limiter.exhausted(Scope::Address(one)).await, "looking twice spends nothing");
+        assert!(limiter.admit(Scope::Address(one), None).await.is_ok());
+        assert!(limiter.exhausted(Scope::Address(same_subnet)).await);
+        assert!(limiter.admit(Scope::Address(same_subnet), None).await.is_err(), "rotating within the /64 doesn't help");
+        assert!(limiter.admit(Scope::Address("2001:db8:1:3::1".parse().unwrap()), None).await.is_ok(), "another subscriber");
     }
 }

@@ -274,7 +274,7 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
     .bind(mapping.allow_idp_initiated)
     .execute(tx.conn())
     .await?;
-    sqlx::query("UPDATE tenants SET require_sso = $2 WHERE id = $1").bind(ctx.tenant.id).bind(mapping.require_sso).execute(tx.conn()).await?;
+    sqlx::query("SELECT tenant_set_sign_in_rules(NULL, NULL, $1)").bind(mapping.require_sso).execute(tx.conn()).await?;
     let mut changed = serde_json::Map::new();
     let mut note = |field: &str, old: serde_json::Value, new: serde_json::Value| {
         if old != new {
@@ -434,6 +434,6 @@ pub async fn remove_idp(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
     let Some(entity_id) = removed else {
         return Err(AppError::NotFound("No identity provider is connected.".into()).into());
     };
-    sqlx::query("UPDATE tenants SET require_sso = false WHERE id = $1").bind(ctx.tenant.id).execute(tx.conn()).await?;
+    sqlx::query("SELECT tenant_set_sign_in_rules(NULL, NULL, false)").execute(tx.conn()).await?;
     tx.commit(AuditEntry::new("sso.idp_removed", "tenant", ctx.tenant.id, serde_json::json!({ "idp_entity_id": { "old": entity_id } }))).await
 }

@@ -64,12 +64,7 @@ impl IdpMetadata {
             .clone()
             .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| invalid_metadata("The metadata doesn't give the IdP's entityID."))?;
-        let sp = ServiceProviderBuilder::default()
-            .entity_id("urn:tessera:metadata-check".to_string())
-            .acs_url("urn:tessera:metadata-check".to_string())
-            .idp_metadata(descriptor)
-            .build()
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let sp = metadata_reader(descriptor).map_err(|e| crate::Error::Internal(e.to_string()))?;
         let sso_url = sp
             .sso_binding_location(HTTP_REDIRECT_BINDING)
             .ok_or_else(|| invalid_metadata("The metadata has no single sign-on endpoint with the HTTP-Redirect binding, which Tessera uses."))?;
@@ -91,14 +86,16 @@ fn fingerprint(der: &[u8]) -> String {
 /// The certificates samael would check a response from `descriptor`'s IdP against (keys
 /// marked for signing, or failing those, keys of no stated use), as DER.
 fn signing_certificates(descriptor: &EntityDescriptor) -> Vec<samael::crypto::CertificateDer> {
+    metadata_reader(descriptor.clone()).ok().and_then(|sp| sp.idp_signing_certs().ok().flatten()).unwrap_or_default()
+}
+
+/// A throwaway service provider, only to ask samael about an IdP's metadata.
+fn metadata_reader(descriptor: EntityDescriptor) -> std::result::Result<ServiceProvider, samael::service_provider::ServiceProviderBuilderError> {
     ServiceProviderBuilder::default()
         .entity_id("urn:tessera:metadata-check".to_string())
         .acs_url("urn:tessera:metadata-check".to_string())
-        .idp_metadata(descriptor.clone())
+        .idp_metadata(descriptor)
         .build()
-        .ok()
-        .and_then(|sp| sp.idp_signing_certs().ok().flatten())
-        .unwrap_or_default()
 }
 
 /// Makes `current` trust the signing certificates of `previous` as well. Each document's
@@ -108,6 +105,11 @@ fn signing_certificates(descriptor: &EntityDescriptor) -> Vec<samael::crypto::Ce
 fn trust_previous_keys(current: &mut EntityDescriptor, previous: &EntityDescriptor) {
     use base64::Engine;
     let mut trusted = signing_certificates(current);
+    if trusted.is_empty() {
+        // Nothing samael would trust in the current document (an unreadable certificate):
+        // leave it as it is rather than trust only the previous keys.
+        return;
+    }
     for certificate in signing_certificates(previous) {
         if !trusted.contains(&certificate) {
             trusted.push(certificate);

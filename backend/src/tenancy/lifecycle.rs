@@ -45,12 +45,7 @@ pub async fn schedule_deletion(tenancy: &Tenancy, ctx: &Ctx, confirm: &str, rete
     }
     let mut tx = tenancy.control_write(ctx, Permission::DeleteOrganization).await?;
     let delete_after = OffsetDateTime::now_utc() + retention;
-    let updated = sqlx::query("UPDATE tenants SET status = 'deleting', delete_after = $2 WHERE id = $1 AND status = 'active'")
-        .bind(ctx.tenant.id)
-        .bind(delete_after)
-        .execute(tx.conn())
-        .await?;
-    if updated.rows_affected() != 1 {
+    if !set_status(tx.conn(), ctx.tenant.id, "active", "deleting", Some(delete_after)).await? {
         return Err(AppError::Conflict(FieldError::new("confirm", "This organization can't be deleted right now. Reload and try again.")).into());
     }
     tx.commit(AuditEntry::new(
@@ -71,11 +66,7 @@ pub async fn cancel_deletion(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
     }
     // The one control write allowed while deleting, so it bypasses `control_write`'s guard.
     let mut tx = tenancy.begin_control(ctx.tenant.id, false).await?;
-    let updated = sqlx::query("UPDATE tenants SET status = 'active', delete_after = NULL WHERE id = $1 AND status = 'deleting'")
-        .bind(ctx.tenant.id)
-        .execute(&mut *tx)
-        .await?;
-    if updated.rows_affected() != 1 {
+    if !set_status(&mut tx, ctx.tenant.id, "deleting", "active", None).await? {
         return Err(AppError::Conflict(FieldError::new("organization", "It's too late to cancel: the deletion has already run.")).into());
     }
     let write = super::WriteTx { tx, ctx: ctx.clone() };
@@ -109,11 +100,7 @@ pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
         }
         let mut tx = tenancy.control_pool().begin().await?;
         sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
-        let finished = sqlx::query("UPDATE tenants SET status = 'deleted', deleted_at = now() WHERE id = $1 AND status = 'purging'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if finished.rows_affected() == 1 {
+        if set_status(&mut tx, id, "purging", "deleted", None).await? {
             sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
             let entry = AuditEntry::new(
                 "tenant.purged",
@@ -129,10 +116,22 @@ pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
     }
 }
 
+/// A tenant due for purging, as `claim_next` reads it.
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    id: Uuid,
+    slug: String,
+    model: String,
+    region: String,
+    database: Option<String>,
+    schema_name: String,
+    status: String,
+}
+
 async fn claim_next(tenancy: &Tenancy, skip: &[Uuid]) -> Result<Option<(Uuid, String, Placement)>> {
     let mut tx = tenancy.control_pool().begin().await?;
-    let due: Option<(Uuid, String, String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, slug, model, region, database, schema_name FROM tenants
+    let due: Option<DueRow> = sqlx::query_as(
+        "SELECT id, slug, model, region, database, schema_name, status FROM tenants
           WHERE ((status = 'deleting' AND delete_after <= now())
                  OR (status = 'purging' AND purge_claimed_at < now() - interval '10 minutes'))
             AND NOT (id = ANY($1))
@@ -141,10 +140,16 @@ async fn claim_next(tenancy: &Tenancy, skip: &[Uuid]) -> Result<Option<(Uuid, St
     .bind(skip)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((id, slug, model, region, database, schema)) = due else {
+    let Some(due) = due else {
         return Ok(None);
     };
-    sqlx::query("UPDATE tenants SET status = 'purging', purge_claimed_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    set_status(&mut tx, due.id, &due.status, "purging", None).await?;
     tx.commit().await?;
-    Ok(Some((id, slug, Placement::from_row(&model, region, database, schema)?)))
+    Ok(Some((due.id, due.slug, Placement::from_row(&due.model, due.region, due.database, due.schema_name)?)))
+}
+
+/// Moves a tenant along its lifecycle (`tenant_set_status`, a definer function: the app role
+/// can't write `tenants.status` itself). False when it wasn't in `from` any more.
+async fn set_status(conn: &mut sqlx::PgConnection, id: Uuid, from: &str, to: &str, delete_after: Option<OffsetDateTime>) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT tenant_set_status($1, $2, $3, $4)").bind(id).bind(from).bind(to).bind(delete_after).fetch_one(conn).await?)
 }

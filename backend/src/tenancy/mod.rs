@@ -124,7 +124,7 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
-        Self { control, topology, limiter: RateLimiter::local(Budgets::default()) }
+        Self { control, topology, limiter: RateLimiter::local(Budgets::UNLIMITED) }
     }
 
     /// Replaces the request budgets (the server's configuration; Redis to share them).

@@ -78,10 +78,8 @@ pub(crate) async fn create_storage(topology: &Topology, placement: &Placement) -
             if !exists {
                 // Only the app role may connect (besides the owner), not every role on the cluster.
                 conn.execute(format!("CREATE DATABASE {database}").as_str()).await?;
-                conn.execute(
-                    format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {database} TO tessera_app").as_str(),
-                )
-                .await?;
+                conn.execute(format!("REVOKE ALL ON DATABASE {database} FROM PUBLIC; GRANT CONNECT ON DATABASE {database} TO tessera_app").as_str())
+                    .await?;
             }
             conn.close().await.ok();
             let mut conn = connect(&topology.owner_options(&placement.region, Some(database))?).await?;

@@ -175,12 +175,11 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
             return Err(refuse(format!("Region {region}'s shared tables are not on the latest version. Run `tessera-server migrate` first.")));
         }
     }
-    sqlx::query("UPDATE tenants SET status = 'moving', moving_to_model = $2, moving_to_region = $3 WHERE id = $1")
-        .bind(id)
-        .bind(model.as_str())
-        .bind(&region)
-        .execute(&mut *tx)
-        .await?;
+    let began: bool =
+        sqlx::query_scalar("SELECT tenant_move_begin($1, $2, $3)").bind(id).bind(model.as_str()).bind(&region).fetch_one(&mut *tx).await?;
+    if !began {
+        return Err(refuse("The organization changed state while the move was being prepared. Check `tessera-server tenants` and try again.".into()));
+    }
     tx.commit().await?;
     Ok((id, from, to))
 }
@@ -262,20 +261,16 @@ async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, c
     let version = provision::latest_tenant_version();
     let mut tx = tenancy.control_pool().begin().await?;
     sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
-    let switched = sqlx::query(
-        "UPDATE tenants SET model = $2, region = $3, database = $4, schema_name = $5, schema_version = $6, status = 'active',
-                moving_to_model = NULL, moving_to_region = NULL
-          WHERE id = $1 AND status = 'moving'",
-    )
-    .bind(id)
-    .bind(to.model.as_str())
-    .bind(&to.region)
-    .bind(to.database.as_deref())
-    .bind(&to.schema)
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    if switched.rows_affected() != 1 {
+    // The model and region are the ones announced when the move began (`tenant_move_finish`
+    // takes them from the row, and refuses storage not named after this tenant).
+    let switched: bool = sqlx::query_scalar("SELECT tenant_move_finish($1, $2, $3, $4)")
+        .bind(id)
+        .bind(to.database.as_deref())
+        .bind(&to.schema)
+        .bind(version)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !switched {
         return Err(Error::Internal("the tenant stopped being in the moving state during the move".into()));
     }
     let rows: serde_json::Map<String, serde_json::Value> =
@@ -331,10 +326,7 @@ async fn undo(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) {
     }
     let reactivate = async {
         let mut tx = tenancy.control_pool().begin().await?;
-        sqlx::query("UPDATE tenants SET status = 'active', moving_to_model = NULL, moving_to_region = NULL WHERE id = $1 AND status = 'moving'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT tenant_move_abort($1)").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok::<_, Error>(())
     };

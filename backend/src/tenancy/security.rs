@@ -44,12 +44,7 @@ pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_sat
     if (old_require, old_sso) == (require_mfa, sso_satisfies_mfa) {
         return Ok(());
     }
-    sqlx::query("UPDATE tenants SET require_mfa = $2, sso_satisfies_mfa = $3 WHERE id = $1")
-        .bind(ctx.tenant.id)
-        .bind(require_mfa)
-        .bind(sso_satisfies_mfa)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query("SELECT tenant_set_sign_in_rules($1, $2, NULL)").bind(require_mfa).bind(sso_satisfies_mfa).execute(tx.conn()).await?;
     let mut changed = serde_json::Map::new();
     if old_require != require_mfa {
         changed.insert("require_mfa".into(), serde_json::json!({ "old": old_require, "new": require_mfa }));

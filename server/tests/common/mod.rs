@@ -133,6 +133,9 @@ async fn register_github_app(server_url: &str, base: &str) -> tessera_backend::i
 async fn create_database(admin_url: &str, database: &str, template: &str) {
     let mut admin = PgConnection::connect(admin_url).await.expect("connect as owner");
     admin.execute(format!("CREATE DATABASE {database} TEMPLATE {template} OWNER tessera_owner").as_str()).await.expect("clone the template database");
+    // A clone gets the default database rights back; the app role has no temporary tables
+    // in production (see the least_privilege migration).
+    admin.execute(format!("REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC").as_str()).await.expect("revoke TEMPORARY");
     admin.close().await.ok();
 }
 
@@ -225,7 +228,7 @@ impl TestApp {
             sso_private_metadata_hosts: true,
             dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
             // Unlimited: tests send bursts from one address; `rate_limits.rs` sets its own.
-            rate_limits: tessera_backend::rate_limit::Budgets { per_address: 0, per_organization: 0, per_api_key: 0 },
+            rate_limits: tessera_backend::rate_limit::Budgets::UNLIMITED,
             redis_url: None,
         };
         adjust(&mut config);
@@ -400,16 +403,25 @@ impl Inbox {
         panic!("no mail to {to} about {subject:?} arrived");
     }
 
-    /// The newest mail to `to` about `subject` once `to` has more than `seen` mails (for a
-    /// second mail of the same kind: [`Inbox::latest`] could return the first).
+    /// The newest mail to `to` about `subject` once there are more than `seen` of them (see
+    /// [`Inbox::count_about`]): for a second mail of the same kind, where [`Inbox::latest`]
+    /// could return the first.
     pub async fn after(seen: usize, to: &str, subject: &str) -> Value {
         for _ in 0..100 {
-            if Inbox::count(to).await > seen {
+            if Inbox::count_about(to, subject).await > seen {
                 return Inbox::latest(to, subject).await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no new mail to {to} arrived");
+        panic!("no new mail to {to} about {subject:?} arrived");
+    }
+
+    /// How many mails to `to` whose subject contains `subject` have arrived.
+    pub async fn count_about(to: &str, subject: &str) -> usize {
+        let url = format!("{}/api/email", env("TESSERA_TEST_MAILDEV_URL"));
+        let all: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let to_matches = |m: &Value| m["envelope"]["to"].as_array().is_some_and(|t| t.iter().any(|a| a["address"] == to));
+        all.as_array().unwrap().iter().filter(|m| to_matches(m) && m["subject"].as_str().is_some_and(|s| s.contains(subject))).count()
     }
 
     /// How many mails `to` has received.

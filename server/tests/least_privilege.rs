@@ -1,0 +1,112 @@
+//! The application role's narrowed rights (migration `least_privilege`): the columns that carry
+//! security decisions are out of its reach, and the functions that write them keep their rules.
+
+mod common;
+
+use common::TestApp;
+use sqlx::{Connection, PgConnection};
+
+/// The SQLSTATE a statement failed with.
+async fn refusal(conn: &mut PgConnection, sql: &str) -> String {
+    match sqlx::query(sql).execute(&mut *conn).await {
+        Ok(_) => format!("{sql} was allowed"),
+        Err(e) => e.as_database_error().and_then(|d| d.code()).map(|c| c.to_string()).unwrap_or_else(|| e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_role_cannot_rewrite_placement_status_sign_in_rules_passwords_or_links() {
+    let app = TestApp::spawn().await;
+    app.owner_of("acme").await;
+    let mut conn = PgConnection::connect(&app.app_db_url).await.unwrap();
+    for sql in [
+        "UPDATE tenants SET status = 'active'",
+        "UPDATE tenants SET model = 'schema'",
+        "UPDATE tenants SET region = 'us'",
+        "UPDATE tenants SET database = 'elsewhere'",
+        "UPDATE tenants SET schema_name = 'shared'",
+        "UPDATE tenants SET require_mfa = false",
+        "UPDATE tenants SET require_sso = false",
+        "UPDATE tenants SET sso_satisfies_mfa = true",
+        "UPDATE tenants SET delete_after = now()",
+        "UPDATE users SET password_hash = '!unusable'",
+        "UPDATE users SET email_verified_at = now()",
+        "UPDATE users SET email = 'someone@else.test'",
+        "UPDATE auth_tokens SET password_hash = NULL",
+        "UPDATE auth_tokens SET user_id = user_id",
+        "CREATE TEMP TABLE scratch (x int)",
+        "CREATE TABLE public.scratch (x int)",
+        "CREATE FUNCTION public.app_tenant_id_of_my_choosing() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ] {
+        assert_eq!(refusal(&mut conn, sql).await, "42501", "{sql}");
+    }
+    // What it keeps: renaming, display names, spending a link (and the row locks they allow).
+    for sql in ["UPDATE tenants SET name = name", "UPDATE users SET display_name = display_name", "UPDATE auth_tokens SET used_at = used_at"] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_that_write_those_columns_keep_their_rules() {
+    let app = TestApp::spawn().await;
+    app.owner_of("acme").await;
+    app.owner_of("other").await;
+    let (acme, other) = (app.tenant_id("acme").await, app.tenant_id("other").await);
+    let mut conn = PgConnection::connect(&app.app_db_url).await.unwrap();
+
+    // A status moves only along the lifecycle, and only from where it is.
+    let status = |from: &str, to: &str| format!("SELECT tenant_set_status('{acme}', '{from}', '{to}', now() + interval '1 day')");
+    assert_eq!(refusal(&mut conn, &status("active", "deleted")).await, "23514", "no skipping to deleted");
+    assert_eq!(refusal(&mut conn, &status("active", "suspended")).await, "23514");
+    let moved: bool = sqlx::query_scalar(&status("deleting", "active")).fetch_one(&mut conn).await.unwrap();
+    assert!(!moved, "acme isn't deleting: nothing changes");
+
+    // A move lands where it was announced, in storage named after the tenant.
+    let began: bool = sqlx::query_scalar("SELECT tenant_move_begin($1, 'schema', 'eu')").bind(acme).fetch_one(&mut conn).await.unwrap();
+    assert!(began);
+    let others_schema = format!("t_{}", other.simple());
+    let hijack = format!("SELECT tenant_move_finish('{acme}', NULL, '{others_schema}', 1)");
+    assert_eq!(refusal(&mut conn, &hijack).await, "23514", "not into another tenant's schema");
+    let into_a_database = format!("SELECT tenant_move_finish('{acme}', 'tessera_t_{}', 't_{}', 1)", acme.simple(), acme.simple());
+    assert_eq!(refusal(&mut conn, &into_a_database).await, "23514", "announced as a schema, not a database");
+    let aborted: bool = sqlx::query_scalar("SELECT tenant_move_abort($1)").bind(acme).fetch_one(&mut conn).await.unwrap();
+    assert!(aborted);
+    let row: (String, String) = sqlx::query_as("SELECT status, model FROM tenants WHERE id = $1").bind(acme).fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(row, ("active".to_string(), "pooled".to_string()));
+
+    // Sign-in rules change only inside the organization acted for; SSO only with a verified domain.
+    assert_eq!(refusal(&mut conn, "SELECT tenant_set_sign_in_rules(true, NULL, NULL)").await, "42501");
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(acme.to_string()).execute(&mut *tx).await.unwrap();
+    assert_eq!(refusal(&mut tx, "SELECT tenant_set_sign_in_rules(NULL, NULL, true)").await, "23514");
+    tx.rollback().await.unwrap();
+
+    // A password changes only on the strength of a link for the account.
+    let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'owner@acme.test'").fetch_one(&app.inspect).await.unwrap();
+    let forged = format!("SELECT user_set_password('{user}', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', '\\x00')");
+    assert_eq!(refusal(&mut conn, &forged).await, "42501");
+    let not_a_hash = format!("SELECT user_set_password('{user}', 'plain text', '\\x00')");
+    assert_eq!(refusal(&mut conn, &not_a_hash).await, "23514");
+    // Eviction spares a confirmed account.
+    let evicted: bool = sqlx::query_scalar("SELECT user_evict_unconfirmed($1)").bind(user).fetch_one(&mut conn).await.unwrap();
+    assert!(!evicted);
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(user).fetch_one(&app.inspect).await.unwrap();
+    assert!(hash.starts_with("$argon2id$"), "the owner's password is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_that_runs_with_the_owners_rights_pins_its_search_path() {
+    let app = TestApp::spawn().await;
+    let unpinned: Vec<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = 'public' AND p.prosecdef
+            AND NOT coalesce('search_path=pg_catalog, public, pg_temp' = ANY(p.proconfig), false)",
+    )
+    .fetch_all(&app.inspect)
+    .await
+    .unwrap();
+    assert_eq!(unpinned, Vec::<String>::new(), "SECURITY DEFINER functions without `SET search_path = pg_catalog, public, pg_temp`");
+    let definers: i64 =
+        app.count("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.prosecdef").await;
+    assert!(definers >= 8, "the least_privilege functions are there: {definers}");
+}
