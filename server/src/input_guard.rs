@@ -137,8 +137,8 @@ pub async fn explain_empty_errors(req: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     if path.starts_with("/api/v1/") {
         parts.headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        let body = serde_json::json!({ "error": { "status": status.as_u16(), "message": message, "field": null } });
-        Response::from_parts(parts, Body::from(body.to_string()))
+        let body = serde_json::to_string(&crate::rest::ErrorBody::new(status, message, None)).unwrap_or_default();
+        Response::from_parts(parts, Body::from(body))
     } else {
         parts.headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
         Response::from_parts(parts, Body::from(message))

@@ -4,6 +4,7 @@
 mod pgbouncer;
 mod postgres;
 mod scans;
+mod security;
 mod site;
 mod toolchain;
 mod util;
@@ -22,6 +23,8 @@ const USAGE: &str = "usage: cargo xtask <command>
               `test --e2e [pattern]` runs only the Playwright journeys (matching pattern), directly
   scan        the offline dependency scans the full test run starts with: cargo-deny and cargo-audit
               against the RustSec snapshot in ../shared/data
+  security    attack a local Tessera with the demo data: schemathesis against /api/v1/openapi.json with a
+              real API key, sqlmap against the sign-in form, a REST route and a server function
   setup       only install the toolchain and tools the other commands need
   bench       build in release mode; load-test one page per tenancy model, measure RLS overhead and migrating 1,000 tenant schemas
 ";
@@ -33,6 +36,7 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("setup") => setup().map(|_| ()),
         Some("scan") => setup().and_then(|build| scan(&build)),
+        Some("security") => setup().and_then(|build| security::run_scans(&build)),
         Some("bench") => bench(),
         _ => {
             eprint!("{USAGE}");
@@ -373,7 +377,9 @@ fn test(args: &[String]) -> Result {
                     .env("TESSERA_TEST_DNS_SERVER", &dns_server)
                     .env("TESSERA_TEST_DNS_API", &dns_api)
                     .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url)
-                    .env("TESSERA_TEST_REDIS_URL", &redis_url),
+                    .env("TESSERA_TEST_REDIS_URL", &redis_url)
+                    .env("TESSERA_TEST_PG_CA", a.tls_ca())
+                    .env("TESSERA_TEST_REGION_B_PG_CA", b.tls_ca()),
             )?
             .success();
             results.push((format!("Rust tests, {pass}"), rust_ok));

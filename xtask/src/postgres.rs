@@ -46,6 +46,10 @@ impl Cluster {
         let mut opts = format!("-p {port} -c listen_addresses=127.0.0.1 -k {}", data.display());
         if for_tests {
             opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300");
+            // TLS, with a certificate from a throwaway CA, so tests can connect with
+            // `sslmode=verify-full` as an app reaching a region on another host would.
+            let (cert, key) = cluster.tls_files()?;
+            opts.push_str(&format!(" -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}", cert.display(), key.display()));
         }
         let mut start = cluster.command("pg_ctl");
         start.arg("-D").arg(data).args(["-o", &opts, "-l"]).arg(data.join("server.log")).args(["-w", "-t", "60", "start"]);
@@ -62,6 +66,67 @@ impl Cluster {
         // it first, which takes this built-in role. Granted every start so older clusters get it.
         cluster.psql("postgres", "GRANT pg_signal_backend TO tessera_owner;")?;
         Ok(cluster)
+    }
+
+    /// The CA certificate test clients trust for this cluster's TLS (see [`Cluster::start`]).
+    pub fn tls_ca(&self) -> std::path::PathBuf {
+        self.data.join("tls-ca.crt")
+    }
+
+    /// Makes a CA and a certificate it signs for 127.0.0.1 (once per cluster).
+    fn tls_files(&self) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let (ca_key, ca, key, csr, cert) =
+            (self.data.join("tls-ca.key"), self.tls_ca(), self.data.join("tls.key"), self.data.join("tls.csr"), self.data.join("tls.crt"));
+        if !cert.exists() {
+            let openssl =
+                |args: &[&str]| run(Command::new("openssl").args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
+            let path = |p: &Path| p.display().to_string();
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=tessera test CA",
+                "-keyout",
+                &path(&ca_key),
+                "-out",
+                &path(&ca),
+            ])?;
+            openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", &path(&key), "-out", &path(&csr)])?;
+            let ext = self.data.join("tls.ext");
+            std::fs::write(
+                &ext,
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            )
+            .map_err(|e| e.to_string())?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &path(&csr),
+                "-CA",
+                &path(&ca),
+                "-CAkey",
+                &path(&ca_key),
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                &path(&ext),
+                "-out",
+                &path(&cert),
+            ])?;
+            if let Some(user) = &self.run_as {
+                run(Command::new("chown").arg(user).arg(&key).arg(&cert))?;
+            }
+            // PostgreSQL refuses a key others can read.
+            run(Command::new("chmod").arg("600").arg(&key))?;
+        }
+        Ok((cert, key))
     }
 
     pub fn stop(&self) {

@@ -3,32 +3,63 @@
 //! organization's API key (`tsk_…`). Browser cookies are ignored here, so no other site can
 //! make a visitor's browser call it (no CSRF surface). Errors are JSON:
 //! `{"error": {"status": 422, "message": "…", "field": "name"}}`.
+//!
+//! Each route is registered together with its documentation (`#[utoipa::path]` on the
+//! handler, `routes!` here), so the OpenAPI document at `/api/v1/openapi.json` (read at
+//! `/api/v1/docs`) lists exactly what the router serves.
 
 mod auth;
+mod docs;
 mod orgs;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use http::{header, StatusCode};
 use std::net::SocketAddr;
 use tessera_backend::{Backend, Ctx, RequestMeta};
 use tessera_domain::AppError;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router(backend: Backend) -> Router {
-    Router::new()
-        .route("/api/v1/auth/token", post(auth::token))
-        .route("/api/v1/auth/refresh", post(auth::refresh))
-        .route("/api/v1/auth/logout", post(auth::logout))
-        .route("/api/v1/me", get(auth::me))
-        .route("/api/v1/orgs/{slug}/projects", get(orgs::list_projects).post(orgs::create_project))
-        .route("/api/v1/orgs/{slug}/projects/{id}", get(orgs::get_project))
-        .route("/api/v1/orgs/{slug}/members", get(orgs::list_members))
+    let (router, api) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(auth::token))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(orgs::list_projects, orgs::create_project))
+        .routes(routes!(orgs::get_project))
+        .routes(routes!(orgs::list_members))
+        .split_for_parts();
+    router
+        .merge(docs::router(api))
         // The pages' router has the app-wide fallback; unknown API paths get a JSON 404 here.
         .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError(AppError::NotFound("There is no such API endpoint.".into())) }))
         .with_state(backend)
+}
+
+/// The body of every error the API answers with.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, message: String, field: Option<String>) -> Self {
+        ErrorBody { error: ErrorDetail { status: status.as_u16(), message, field } }
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// The HTTP status, repeated.
+    status: u16,
+    /// What went wrong and what to do about it, in words for a person.
+    message: String,
+    /// The request field at fault, when one is.
+    field: Option<String>,
 }
 
 /// An `AppError` as the API's JSON error body, with its status.
@@ -55,7 +86,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = serde_json::json!({ "error": { "status": status.as_u16(), "message": message, "field": self.0.field() } });
+        let body = ErrorBody::new(status, message, self.0.field().map(str::to_string));
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"tessera\""));

@@ -2,7 +2,7 @@
 //! Each handler enters through the same door as the pages, so the same permission checks,
 //! tenant isolation and audit records apply.
 
-use super::{enter, ApiResult, Body, Credential, Meta};
+use super::{enter, ApiResult, Body, Credential, ErrorBody, Meta};
 use crate::input_guard::TextPath;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,6 +13,22 @@ use tessera_domain::dto::{Member, ProjectSummary};
 use tessera_domain::AppError;
 use uuid::Uuid;
 
+/// The organization's projects, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{slug}/projects",
+    tag = "projects",
+    params(("slug" = String, Path, description = "The organization's URL name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The projects", body = Vec<ProjectSummary>),
+        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
+        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
+        (status = 404, description = "No such organization for this credential", body = ErrorBody),
+        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+    )
+)]
 pub async fn list_projects(
     State(backend): State<Backend>,
     Meta(meta): Meta,
@@ -23,6 +39,22 @@ pub async fn list_projects(
     Ok(Json(projects::list(&backend.tenancy, &ctx).await?))
 }
 
+/// One project.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{slug}/projects/{id}",
+    tag = "projects",
+    params(("slug" = String, Path, description = "The organization's URL name"), ("id" = String, Path, description = "The project's id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project", body = ProjectSummary),
+        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
+        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
+        (status = 404, description = "No such organization for this credential", body = ErrorBody),
+        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+    )
+)]
 pub async fn get_project(
     State(backend): State<Backend>,
     Meta(meta): Meta,
@@ -34,13 +66,39 @@ pub async fn get_project(
     Ok(Json(projects::get(&backend.tenancy, &ctx, id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewProject {
+    /// Up to 100 characters (spaces around it don't count), no control characters; unique in
+    /// the organization.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     name: String,
+    /// Up to 2,000 characters; line breaks and tabs are the only control characters allowed.
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
     description: String,
 }
 
+/// Creates a project (needs a role or key scope that may write projects).
+#[utoipa::path(
+    post,
+    path = "/api/v1/orgs/{slug}/projects",
+    tag = "projects",
+    params(("slug" = String, Path, description = "The organization's URL name")),
+    request_body = NewProject,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = ProjectSummary),
+        (status = 400, description = "The body isn't the documented JSON", body = ErrorBody),
+        (status = 409, description = "A project with that name exists, or the organization is read-only right now", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
+        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
+        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
+        (status = 404, description = "No such organization for this credential", body = ErrorBody),
+        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+    )
+)]
 pub async fn create_project(
     State(backend): State<Backend>,
     Meta(meta): Meta,
@@ -53,6 +111,22 @@ pub async fn create_project(
     Ok((StatusCode::CREATED, Json(projects::get(&backend.tenancy, &ctx, id).await?)))
 }
 
+/// The organization's members and their roles.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orgs/{slug}/members",
+    tag = "members",
+    params(("slug" = String, Path, description = "The organization's URL name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The members", body = Vec<Member>),
+        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
+        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
+        (status = 404, description = "No such organization for this credential", body = ErrorBody),
+        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
+        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+    )
+)]
 pub async fn list_members(
     State(backend): State<Backend>,
     Meta(meta): Meta,
