@@ -47,7 +47,7 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
             role = %user,
             temporary,
             create_in_public = create,
-            "the application role may create temporary tables or objects in schema public; revoke TEMPORARY on the database and CREATE on public from PUBLIC"
+            "the application role may create temporary tables or objects in schema public; revoke TEMPORARY on the database and CREATE on public from PUBLIC (and grant TEMPORARY to the schema owner role: moves stage rows in temporary tables)"
         );
     }
     if owned > 0 {

@@ -8,6 +8,11 @@
 -- calls. The app role keeps column-level UPDATE of one harmless column per table, because
 -- SELECT ... FOR UPDATE needs one.
 
+-- Storage is named after its tenant, however the row was written (creation or a move).
+ALTER TABLE tenants ADD CONSTRAINT tenants_storage_named_after_tenant
+    CHECK (schema_name IN ('shared', 't_' || replace(id::text, '-', ''))
+           AND (database IS NULL OR database = 'tessera_t_' || replace(id::text, '-', '')));
+
 REVOKE UPDATE ON tenants FROM tessera_app;
 GRANT UPDATE (name) ON tenants TO tessera_app;
 REVOKE UPDATE ON users FROM tessera_app;
@@ -26,13 +31,15 @@ BEGIN
     IF (SELECT datdba FROM pg_database WHERE datname = current_database()) = (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
         EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
     ELSE
-        RAISE NOTICE 'not the owner of database %: revoke TEMPORARY from PUBLIC there yourself', current_database();
+        RAISE NOTICE 'not the owner of database %: revoke TEMPORARY from PUBLIC there yourself, and grant it to this role (moves stage rows in temporary tables)', current_database();
     END IF;
 END
 $$;
 
 -- A tenant's lifecycle: active -> deleting (with a date) -> purging -> deleted, and back from
--- deleting to active. False when the tenant wasn't in `from` (a lost race: the caller says so).
+-- deleting to active. Scheduling or cancelling a deletion happens inside the organization acted
+-- for; the purge's steps are the maintenance job's. False when the tenant wasn't in `from` (a
+-- lost race: the caller says so).
 CREATE FUNCTION tenant_set_status(p_tenant uuid, p_from text, p_to text, p_delete_after timestamptz DEFAULT NULL)
     RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
@@ -41,8 +48,11 @@ BEGIN
     IF (p_from, p_to) NOT IN (('active', 'deleting'), ('deleting', 'active'), ('deleting', 'purging'), ('purging', 'purging'), ('purging', 'deleted')) THEN
         RAISE EXCEPTION 'a tenant does not go from % to %', p_from, p_to USING ERRCODE = 'check_violation';
     END IF;
-    IF p_to = 'deleting' AND (p_delete_after IS NULL OR p_delete_after <= now()) THEN
-        RAISE EXCEPTION 'a deletion needs a date in the future' USING ERRCODE = 'check_violation';
+    IF p_to = 'deleting' AND p_delete_after IS NULL THEN
+        RAISE EXCEPTION 'a deletion needs a date' USING ERRCODE = 'check_violation';
+    END IF;
+    IF p_to IN ('deleting', 'active') AND p_tenant IS DISTINCT FROM public.app_tenant_id() THEN
+        RAISE EXCEPTION 'a deletion is scheduled or cancelled only inside its organization' USING ERRCODE = 'insufficient_privilege';
     END IF;
     UPDATE public.tenants
        SET status = p_to,
@@ -132,12 +142,13 @@ CREATE FUNCTION user_confirm_email(p_user uuid)
     UPDATE public.users SET email_verified_at = COALESCE(email_verified_at, now()) WHERE id = p_user;
 $$;
 
--- A new password takes an emailed link for the account that is still in date: a reset link,
--- or a confirmation link carrying the password chosen at a repeated sign-up (the caller spends
--- it in the same transaction). Setting one also confirms the address the link went to.
--- Issuing links is the app's own job, so this guards against mistakes and narrow injections
--- (an UPDATE reached through the wrong statement), not against a role running any SQL.
-CREATE FUNCTION user_set_password(p_user uuid, p_hash text, p_token_hash bytea)
+-- A new password takes the emailed link for the account, spent in this same transaction: a
+-- reset link, or a confirmation link carrying the password chosen at a repeated sign-up. The
+-- link is presented as sent (only its digest is stored, so reading the table doesn't give one).
+-- Setting a password also confirms the address the link went to. Issuing links is the app's own
+-- job (it may INSERT them), so this guards against mistakes and narrow injections, not against
+-- a role that can run any SQL.
+CREATE FUNCTION user_set_password(p_user uuid, p_hash text, p_token text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF p_hash !~ '^\$argon2id\$' THEN
@@ -145,7 +156,7 @@ BEGIN
     END IF;
     IF NOT EXISTS (
         SELECT 1 FROM public.auth_tokens
-         WHERE token_hash = p_token_hash AND user_id = p_user AND expires_at > now()
+         WHERE token_hash = sha256(convert_to(p_token, 'UTF8')) AND user_id = p_user AND used_at = now()
            AND (purpose = 'reset_password' OR (purpose = 'verify_email' AND password_hash = p_hash))
     ) THEN
         RAISE EXCEPTION 'no live link for this password change' USING ERRCODE = 'insufficient_privilege';
@@ -175,7 +186,7 @@ $$;
 
 REVOKE ALL ON FUNCTION tenant_set_status(uuid, text, text, timestamptz), tenant_move_begin(uuid, text, text),
     tenant_move_finish(uuid, text, text, bigint), tenant_move_abort(uuid), tenant_set_sign_in_rules(boolean, boolean, boolean),
-    user_confirm_email(uuid), user_set_password(uuid, text, bytea), user_evict_unconfirmed(uuid) FROM PUBLIC;
+    user_confirm_email(uuid), user_set_password(uuid, text, text), user_evict_unconfirmed(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant_set_status(uuid, text, text, timestamptz), tenant_move_begin(uuid, text, text),
     tenant_move_finish(uuid, text, text, bigint), tenant_move_abort(uuid), tenant_set_sign_in_rules(boolean, boolean, boolean),
-    user_confirm_email(uuid), user_set_password(uuid, text, bytea), user_evict_unconfirmed(uuid) TO tessera_app;
+    user_confirm_email(uuid), user_set_password(uuid, text, text), user_evict_unconfirmed(uuid) TO tessera_app;

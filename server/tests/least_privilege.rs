@@ -58,8 +58,19 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
     let status = |from: &str, to: &str| format!("SELECT tenant_set_status('{acme}', '{from}', '{to}', now() + interval '1 day')");
     assert_eq!(refusal(&mut conn, &status("active", "deleted")).await, "23514", "no skipping to deleted");
     assert_eq!(refusal(&mut conn, &status("active", "suspended")).await, "23514");
-    let moved: bool = sqlx::query_scalar(&status("deleting", "active")).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(refusal(&mut conn, &status("active", "deleting")).await, "42501", "a deletion is scheduled only inside its organization");
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(acme.to_string()).execute(&mut *tx).await.unwrap();
+    let moved: bool = sqlx::query_scalar(&status("deleting", "active")).fetch_one(&mut *tx).await.unwrap();
     assert!(!moved, "acme isn't deleting: nothing changes");
+    tx.rollback().await.unwrap();
+    // However a tenant row is written, its storage is named after it.
+    let squatter = uuid::Uuid::new_v4();
+    let insert = format!(
+        "INSERT INTO tenants (id, slug, name, model, region, schema_name) VALUES ('{squatter}', 'squat', 'Squat', 'schema', 'eu', 't_{}')",
+        acme.simple()
+    );
+    assert_eq!(refusal(&mut conn, &insert).await, "23514", "not into another tenant's schema");
 
     // A move lands where it was announced, in storage named after the tenant.
     let began: bool = sqlx::query_scalar("SELECT tenant_move_begin($1, 'schema', 'eu')").bind(acme).fetch_one(&mut conn).await.unwrap();
@@ -83,9 +94,9 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
 
     // A password changes only on the strength of a link for the account.
     let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'owner@acme.test'").fetch_one(&app.inspect).await.unwrap();
-    let forged = format!("SELECT user_set_password('{user}', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', '\\x00')");
+    let forged = format!("SELECT user_set_password('{user}', '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', 'a guessed token')");
     assert_eq!(refusal(&mut conn, &forged).await, "42501");
-    let not_a_hash = format!("SELECT user_set_password('{user}', 'plain text', '\\x00')");
+    let not_a_hash = format!("SELECT user_set_password('{user}', 'plain text', 'a guessed token')");
     assert_eq!(refusal(&mut conn, &not_a_hash).await, "23514");
     // Eviction spares a confirmed account.
     let evicted: bool = sqlx::query_scalar("SELECT user_evict_unconfirmed($1)").bind(user).fetch_one(&mut conn).await.unwrap();

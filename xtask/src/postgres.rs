@@ -78,8 +78,10 @@ impl Cluster {
         let (ca_key, ca, key, csr, cert) =
             (self.data.join("tls-ca.key"), self.tls_ca(), self.data.join("tls.key"), self.data.join("tls.csr"), self.data.join("tls.crt"));
         if !cert.exists() {
-            let openssl =
-                |args: &[&str]| run(Command::new("openssl").args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()));
+            if util::which("openssl").is_none() {
+                util::apt_install(&["openssl"])?;
+            }
+            let openssl = |args: &[&str]| run(Command::new("openssl").args(args).stdout(std::process::Stdio::null()));
             let path = |p: &Path| p.display().to_string();
             openssl(&[
                 "req",
@@ -91,6 +93,10 @@ impl Cluster {
                 "30",
                 "-subj",
                 "/CN=tessera test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
                 "-keyout",
                 &path(&ca_key),
                 "-out",

@@ -663,7 +663,7 @@ pub(crate) async fn confirm_email(conn: &mut sqlx::PgConnection, user_id: Uuid) 
 /// Sets an account's password (an Argon2id hash) on the strength of the emailed link `token`
 /// for it, being spent in this transaction; also confirms the address.
 async fn set_password(conn: &mut sqlx::PgConnection, user_id: Uuid, hash: &str, token: &str) -> Result<()> {
-    sqlx::query("SELECT user_set_password($1, $2, $3)").bind(user_id).bind(hash).bind(links::digest(token.trim())).execute(&mut *conn).await?;
+    sqlx::query("SELECT user_set_password($1, $2, $3)").bind(user_id).bind(hash).bind(token.trim()).execute(&mut *conn).await?;
     Ok(())
 }
 
