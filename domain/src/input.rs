@@ -164,15 +164,17 @@ impl OrgSlug {
 }
 
 fn parse_title(raw: &str, field: &str, what: &str, max: usize) -> Result<String, FieldError> {
+    // Checked before trimming: a control character is refused wherever it is (a trailing
+    // vertical tab is no more meant than one in the middle), as the API's schema says.
+    if has_control(raw) {
+        return Err(FieldError::new(field, format!("The {what} name can't contain control characters.")));
+    }
     let value = raw.trim();
     if value.is_empty() {
         return Err(FieldError::new(field, format!("Give the {what} a name.")));
     }
     if char_count(value) > max {
         return Err(FieldError::new(field, format!("Keep the {what} name to {max} characters or fewer.")));
-    }
-    if has_control(value) {
-        return Err(FieldError::new(field, format!("The {what} name can't contain control characters.")));
     }
     Ok(value.to_string())
 }
@@ -207,13 +209,15 @@ pub struct ProjectDescription(String);
 impl ProjectDescription {
     pub const MAX_LEN: usize = 2000;
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        // Browsers submit a textarea's line breaks as CRLF; one form is stored.
-        let value = raw.trim().replace("\r\n", "\n");
+        // Line breaks and tabs are the only control characters, checked before trimming (as
+        // the API's schema says). Browsers submit a textarea's line breaks as CRLF, old files
+        // as CR: one form is stored.
+        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(FieldError::new("description", "The description can't contain control characters other than line breaks and tabs."));
+        }
+        let value = raw.trim().replace("\r\n", "\n").replace('\r', "\n");
         if char_count(&value) > Self::MAX_LEN {
             return Err(FieldError::new("description", format!("Keep the description to {} characters or fewer.", Self::MAX_LEN)));
-        }
-        if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            return Err(FieldError::new("description", "The description can't contain control characters other than line breaks and tabs."));
         }
         Ok(ProjectDescription(value))
     }
@@ -234,6 +238,15 @@ pub fn local_path(next: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_descriptions_refuse_control_characters_wherever_they_are() {
+        assert!(ProjectName::parse("Apollo\u{0B}").is_err(), "a trailing vertical tab isn't trimmed into acceptance");
+        assert_eq!(ProjectName::parse("  Apollo  ").unwrap().as_str(), "Apollo");
+        assert!(ProjectDescription::parse("\u{0B}").is_err());
+        assert!(ProjectDescription::parse("a\u{0C}b").is_err());
+        assert_eq!(ProjectDescription::parse(" one\r\ntwo\rthree\tfour ").unwrap().as_str(), "one\ntwo\nthree\tfour");
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

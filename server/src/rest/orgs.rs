@@ -75,7 +75,7 @@ pub struct NewProject {
     name: String,
     /// Up to 2,000 characters; line breaks and tabs are the only control characters allowed.
     #[serde(default)]
-    #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B-\x1F\x7F-\x9F]*$")]
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     description: String,
 }
 
