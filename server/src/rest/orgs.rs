@@ -3,6 +3,28 @@
 //! tenant isolation and audit records apply.
 
 use super::{enter, ApiResult, Body, Credential, ErrorBody, Meta};
+
+/// What every route inside an organization may answer besides its own results (one list, so
+/// the routes' documentation can't disagree).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: the answers themselves are `ApiError`s
+pub enum OrgRouteErrors {
+    /// No credential, or one that is unknown, expired or revoked
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// The credential may not do this (role, API key scope, or the organization's sign-in rules)
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such organization for this credential
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A request budget is spent; see Retry-After
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// The organization's data can't be reached right now; try again shortly
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
 use crate::input_guard::TextPath;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,11 +44,7 @@ use uuid::Uuid;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The projects", body = Vec<ProjectSummary>),
-        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
-        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
-        (status = 404, description = "No such organization for this credential", body = ErrorBody),
-        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+        OrgRouteErrors,
     )
 )]
 pub async fn list_projects(
@@ -48,11 +66,7 @@ pub async fn list_projects(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The project", body = ProjectSummary),
-        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
-        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
-        (status = 404, description = "No such organization for this credential", body = ErrorBody),
-        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+        OrgRouteErrors,
     )
 )]
 pub async fn get_project(
@@ -92,11 +106,7 @@ pub struct NewProject {
         (status = 400, description = "The body isn't the documented JSON", body = ErrorBody),
         (status = 409, description = "A project with that name exists, or the organization is read-only right now", body = ErrorBody),
         (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
-        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
-        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
-        (status = 404, description = "No such organization for this credential", body = ErrorBody),
-        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+        OrgRouteErrors,
     )
 )]
 pub async fn create_project(
@@ -120,11 +130,7 @@ pub async fn create_project(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The members", body = Vec<Member>),
-        (status = 401, description = "No credential, or one that is unknown, expired or revoked", body = ErrorBody),
-        (status = 403, description = "The credential may not do this (role, API key scope, or the organization's sign-in rules)", body = ErrorBody),
-        (status = 404, description = "No such organization for this credential", body = ErrorBody),
-        (status = 429, description = "A request budget is spent; see Retry-After", body = ErrorBody),
-        (status = 503, description = "The organization's data can't be reached right now; try again shortly", body = ErrorBody),
+        OrgRouteErrors,
     )
 )]
 pub async fn list_members(
