@@ -260,7 +260,16 @@ impl TestApp {
 
     /// A browser that sends `user_agent` (shown to people on their sessions page).
     pub fn browser_with_agent(&self, user_agent: &str) -> Browser {
-        let client = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).user_agent(user_agent).build().unwrap();
+        // A request that hangs fails its test with its path after a minute, rather than
+        // holding the whole run until CI's limit (an intermittent hang of a 404 page render
+        // has been seen; see the issue notes).
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         Browser { base: self.base.clone(), client }
     }
 
