@@ -37,11 +37,19 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
     .await?;
     // Rights the migrations take away (least_privilege); a database owned by someone else keeps
     // them until its owner revokes them, which start-up only warns about.
-    let (temporary, create): (bool, bool) =
-        sqlx::query_as("SELECT has_database_privilege(current_database(), 'TEMPORARY'), has_schema_privilege('public', 'CREATE')")
-            .fetch_one(&mut *tx)
-            .await?;
+    let (temporary, create, set_config): (bool, bool, bool) = sqlx::query_as(
+        "SELECT has_database_privilege(current_database(), 'TEMPORARY'), has_schema_privilege('public', 'CREATE'),
+                has_function_privilege('pg_catalog.set_config(text, text, boolean)', 'EXECUTE')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
+    if set_config {
+        tracing::warn!(
+            role = %user,
+            "the application role may call set_config(), so SQL slipped into a query could change the tenant row-level security filters by; as a superuser, in this database and in template1: REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC; GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO <schema owner role>"
+        );
+    }
     if temporary || create {
         tracing::warn!(
             role = %user,
@@ -56,4 +64,104 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A setting a transaction declares before its queries run: what row-level security reads
+/// (`app.*`), and where and how long its statements may run. One list, so a policy's setting
+/// and the code that sets it can't drift apart by a typo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    /// The organization acted in; tenant policies show only its rows.
+    TenantId,
+    /// The signed-in user; the memberships policy shows their own rows.
+    UserId,
+    /// The account whose credentials this transaction handles (sessions, tokens, second
+    /// factors, password): chosen by the code, never by a row it read.
+    AccountId,
+    /// The digest of the session cookie the request presented.
+    SessionId,
+    /// The digest of a refresh token, sign-in link or API key the request presented.
+    RefreshTokenHash,
+    LinkHash,
+    ApiKeyHash,
+    InvitationHash,
+    SsoHandoff,
+    /// An address the request proved it owns (invitations addressed to it are visible).
+    ConfirmedEmail,
+    EmailDomain,
+    /// A maintenance job's name; each job's policy lets it see only what it cleans up.
+    Maintenance,
+    SearchPath,
+    StatementTimeout,
+}
+
+impl Setting {
+    fn name(self) -> &'static str {
+        match self {
+            Setting::TenantId => "app.tenant_id",
+            Setting::UserId => "app.user_id",
+            Setting::AccountId => "app.account_id",
+            Setting::SessionId => "app.session_id",
+            Setting::RefreshTokenHash => "app.refresh_token_hash",
+            Setting::LinkHash => "app.link_hash",
+            Setting::ApiKeyHash => "app.api_key_hash",
+            Setting::InvitationHash => "app.invitation_hash",
+            Setting::SsoHandoff => "app.sso_handoff",
+            Setting::ConfirmedEmail => "app.confirmed_email",
+            Setting::EmailDomain => "app.email_domain",
+            Setting::Maintenance => "app.maintenance",
+            Setting::SearchPath => "search_path",
+            Setting::StatementTimeout => "statement_timeout",
+        }
+    }
+}
+
+/// `SET LOCAL` statements for `settings`. Settings are made with `SET LOCAL`, never with
+/// `set_config()`: the application role may not call `set_config` (revoked at set-up, and
+/// start-up warns when it still can), and a `SET` can't hide inside another statement, so SQL
+/// slipped into one query can't change which tenant's or account's rows it sees.
+///
+/// The values are the server's own (ids, digests, schema names, a confirmed address); one
+/// that could leave its quotes is refused rather than escaped.
+pub fn set_local(settings: &[(Setting, &str)]) -> Result<String> {
+    let mut sql = String::new();
+    for (setting, value) in settings {
+        if value.contains(['\\', '\0']) || (*setting == Setting::SearchPath && value.contains('"')) {
+            return Err(Error::Internal(format!("refusing to set {} to a value with quoting characters", setting.name())));
+        }
+        let value = match setting {
+            Setting::SearchPath => format!("\"{value}\""),
+            _ => format!("'{}'", value.replace('\'', "''")),
+        };
+        sql.push_str(&format!("SET LOCAL {} = {value}; ", setting.name()));
+    }
+    Ok(sql)
+}
+
+/// Opens a transaction with `settings` in place, in one round trip (`BEGIN` and the `SET
+/// LOCAL`s go together). `read_only` makes it `BEGIN READ ONLY`.
+///
+/// (Plain functions returning owned futures, not `async fn`s: a future that borrows the
+/// settings trips the compiler's `Send` check inside server functions.)
+pub fn begin(
+    pool: &PgPool,
+    read_only: bool,
+    settings: &[(Setting, &str)],
+) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
+    let pool = pool.clone();
+    let statement = set_local(settings).map(|set| format!("{}; {set}", if read_only { "BEGIN READ ONLY" } else { "BEGIN" }));
+    async move { Ok(pool.begin_with(statement?).await?) }
+}
+
+/// Adds `settings` to the transaction `conn` is in (they end with it).
+pub fn set<'c>(
+    conn: &'c mut sqlx::PgConnection,
+    settings: &[(Setting, &str)],
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>> {
+    let sql = set_local(settings);
+    Box::pin(async move {
+        // A query without parameters goes as a simple query, so several SETs make one trip.
+        sqlx::Executor::execute(conn, sql?.as_str()).await?;
+        Ok(())
+    })
 }

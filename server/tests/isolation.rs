@@ -139,7 +139,7 @@ async fn without_tenant_context_the_app_role_sees_no_tenant_rows_in(t: TwoTenant
     }
     // With one tenant's context, only that tenant's rows, and no writing into another.
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(alpha.to_string()).execute(&mut *tx).await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{alpha}'").as_str()).await.unwrap();
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM projects").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(names, ["Alpha secret"], "{}", t.label);
     let planted = sqlx::query("INSERT INTO projects (id, tenant_id, name, created_by) VALUES (gen_random_uuid(), $1, 'Planted', gen_random_uuid())")
@@ -184,7 +184,7 @@ async fn the_app_role_cannot_switch_security_off_or_rewrite_history_in(t: TwoTen
     // The audit trail is append-only for the app.
     let alpha = t.app.tenant_id("alpha").await;
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(alpha.to_string()).execute(&mut *tx).await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{alpha}'").as_str()).await.unwrap();
     assert!(tx.execute("DELETE FROM audit_log").await.is_err(), "{}", t.label);
     assert!(tx.execute("INSERT INTO tenant_fence (reason) VALUES ('forged')").await.is_err(), "{}: only a move may seal", t.label);
     tx.rollback().await.unwrap();

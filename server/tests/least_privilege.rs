@@ -4,7 +4,7 @@
 mod common;
 
 use common::TestApp;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 
 /// The SQLSTATE a statement failed with.
 async fn refusal(conn: &mut PgConnection, sql: &str) -> String {
@@ -47,6 +47,37 @@ async fn the_app_role_cannot_rewrite_placement_status_sign_in_rules_passwords_or
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_slipped_into_a_query_cannot_switch_the_tenant_it_sees() {
+    let app = TestApp::spawn().await;
+    app.owner_of("acme").await;
+    app.owner_of("other").await;
+    let (acme, other) = (app.tenant_id("acme").await, app.tenant_id("other").await);
+    // Both where tenant data lives and on the control plane: inside acme's transaction, the
+    // only ways to change the setting policies read are out of an injection's reach.
+    for mut conn in [app.app_conn_for("acme").await, PgConnection::connect(&app.app_db_url).await.unwrap()] {
+        let mut tx = conn.begin().await.unwrap();
+        tx.execute(format!("SET LOCAL app.tenant_id = '{acme}'").as_str()).await.unwrap();
+        let mut savepoint = tx.begin().await.unwrap();
+        for injected in [
+            format!("SELECT set_config('app.tenant_id', '{other}', true)"),
+            format!("SELECT count(*) FROM pg_class WHERE pg_catalog.set_config('app.tenant_id', '{other}', true) IS NOT NULL"),
+            format!("UPDATE pg_settings SET setting = '{other}' WHERE name = 'app.tenant_id'"),
+        ] {
+            assert_eq!(refusal(&mut savepoint, &injected).await, "42501", "{injected}");
+            savepoint.rollback().await.unwrap();
+            savepoint = tx.begin().await.unwrap();
+        }
+        // A SET can't ride along in a statement prepared with parameters.
+        let stacked = sqlx::query("SELECT $1::int; SET LOCAL app.tenant_id = 'x'").bind(1).execute(&mut *savepoint).await;
+        assert!(stacked.is_err(), "two commands in one prepared statement");
+        savepoint.rollback().await.unwrap();
+        let seen: String = sqlx::query_scalar("SELECT current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(seen, acme.to_string());
+        tx.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_that_write_those_columns_keep_their_rules() {
     let app = TestApp::spawn().await;
     app.owner_of("acme").await;
@@ -60,7 +91,7 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
     assert_eq!(refusal(&mut conn, &status("active", "suspended")).await, "23514");
     assert_eq!(refusal(&mut conn, &status("active", "deleting")).await, "42501", "a deletion is scheduled only inside its organization");
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(acme.to_string()).execute(&mut *tx).await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{acme}'").as_str()).await.unwrap();
     let moved: bool = sqlx::query_scalar(&status("deleting", "active")).fetch_one(&mut *tx).await.unwrap();
     assert!(!moved, "acme isn't deleting: nothing changes");
     tx.rollback().await.unwrap();
@@ -88,7 +119,7 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
     // Sign-in rules change only inside the organization acted for; SSO only with a verified domain.
     assert_eq!(refusal(&mut conn, "SELECT tenant_set_sign_in_rules(true, NULL, NULL)").await, "42501");
     let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(acme.to_string()).execute(&mut *tx).await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{acme}'").as_str()).await.unwrap();
     assert_eq!(refusal(&mut tx, "SELECT tenant_set_sign_in_rules(NULL, NULL, true)").await, "23514");
     tx.rollback().await.unwrap();
 

@@ -65,6 +65,17 @@ impl Cluster {
         // Dropping a dedicated tenant database (purge, move) ends the app's open connections to
         // it first, which takes this built-in role. Granted every start so older clusters get it.
         cluster.psql("postgres", "GRANT pg_signal_backend TO tessera_owner;")?;
+        // The app role sets what row-level security reads only with `SET LOCAL`, which can't
+        // hide inside another statement; taking `set_config()` away means SQL slipped into a
+        // query can't switch tenants (see `db::set_local`). Function rights live in each
+        // database; template1 passes them to every database made later (dedicated tenants).
+        for database in cluster.databases()? {
+            cluster.psql(
+                &database,
+                "REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC;
+                 GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO tessera_owner;",
+            )?;
+        }
         Ok(cluster)
     }
 
@@ -153,6 +164,19 @@ impl Cluster {
             "postgres",
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
         )
+    }
+
+    /// Every database that takes connections (template1 included).
+    pub fn databases(&self) -> Result<Vec<String>> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-At", "-h", "127.0.0.1", "-U", "postgres", "-p", &self.port.to_string(), "-d", "postgres", "-c"])
+            .arg("SELECT datname FROM pg_database WHERE datallowconn")
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("listing databases failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
     }
 
     pub fn psql(&self, database: &str, sql: &str) -> Result {

@@ -388,13 +388,11 @@ async fn open_invitation_role(conn: &mut PgConnection, id: Uuid) -> Result<Role>
 }
 
 async fn present_token(conn: &mut PgConnection, token: &str) -> Result<()> {
-    sqlx::query("SELECT set_config('app.invitation_hash', $1, true)").bind(hex(&digest(token))).execute(conn).await?;
-    Ok(())
+    crate::db::set(conn, &[(crate::db::Setting::InvitationHash, &hex(&digest(token)))]).await
 }
 
 async fn confirmed_address(conn: &mut PgConnection, user: &CurrentUser) -> Result<()> {
-    sqlx::query("SELECT set_config('app.confirmed_email', $1, true)").bind(user.email.to_lowercase()).execute(conn).await?;
-    Ok(())
+    crate::db::set(conn, &[(crate::db::Setting::ConfirmedEmail, &user.email.to_lowercase())]).await
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -183,9 +183,7 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
 pub async fn organization_for_email(tenancy: &Tenancy, email: &str) -> Result<Option<(String, String, bool)>> {
     let Some((_, domain)) = email.trim().rsplit_once('@') else { return Ok(None) };
     let Ok(domain) = parse_domain(domain) else { return Ok(None) };
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-    sqlx::query("SELECT set_config('app.email_domain', $1, true)").bind(&domain).execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[(crate::db::Setting::EmailDomain, &domain)]).await?;
     let found: Option<(uuid::Uuid, String, String, bool)> = sqlx::query_as(
         "SELECT t.id, t.slug, t.name, t.require_sso FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
           WHERE d.domain = $1 AND d.verified_at IS NOT NULL AND t.status IN ('active', 'moving', 'deleting')",
@@ -198,7 +196,7 @@ pub async fn organization_for_email(tenancy: &Tenancy, email: &str) -> Result<Op
         return Ok(None);
     };
     // Only if its IdP is connected (read within that organization's context).
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant_id.to_string()).execute(&mut *tx).await?;
+    crate::db::set(&mut tx, &[(crate::db::Setting::TenantId, &tenant_id.to_string())]).await?;
     let connected: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_sso)").fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(connected.then_some((slug, name, require_sso)))
@@ -235,7 +233,7 @@ pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool
         tx.commit().await?;
         return Ok(false);
     };
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant.to_string()).execute(&mut *tx).await?;
+    crate::db::set(&mut tx, &[(crate::db::Setting::TenantId, &tenant.to_string())]).await?;
     let owner: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = lower($1) AND m.role = 'owner')",
     )

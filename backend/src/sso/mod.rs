@@ -300,8 +300,7 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
 /// expect (a compromised metadata host) is theirs to stop, while an expected rollover needs
 /// nobody to click anything on the day. Returns how many connections changed.
 pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity) -> Result<u64> {
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SELECT set_config('app.maintenance', 'refresh', true)").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::Maintenance, "refresh")]).await?;
     let due: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT tenant_id, idp_metadata_url, idp_entity_id, idp_metadata_xml FROM tenant_sso
           WHERE idp_metadata_url IS NOT NULL AND metadata_checked_at < now() - interval '1 day'
@@ -417,8 +416,7 @@ fn refresh_failed(tenant_id: Uuid, reason: &str) -> AuditEntry {
 /// Forgets SAML requests and replay-cache entries that are past use, in every organization
 /// (maintenance job; see the `*_prune` policies).
 pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SELECT set_config('app.maintenance', 'prune', true)").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::Maintenance, "prune")]).await?;
     let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
     n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
     n += sqlx::query("DELETE FROM sso_handoffs WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();

@@ -777,10 +777,8 @@ fn handoff_gone() -> crate::Error {
 
 /// Opens a transaction in which the handoff `token` (and only it) is visible.
 async fn handoff_tx(tenancy: &Tenancy, token: &str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = tenancy.control_pool().begin().await?;
     let hash: String = crate::identity::links::digest(token).iter().map(|b| format!("{b:02x}")).collect();
-    sqlx::query("SELECT set_config('app.sso_handoff', $1, true)").bind(hash).execute(&mut *tx).await?;
-    Ok(tx)
+    crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::SsoHandoff, &hash)]).await
 }
 
 /// Who an IdP-initiated sign-in would sign in, and where, for the confirmation page.

@@ -98,8 +98,7 @@ pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
             failed.push(id);
             continue;
         }
-        let mut tx = tenancy.control_pool().begin().await?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(id.to_string()).execute(&mut *tx).await?;
+        let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId, &id.to_string())]).await?;
         if set_status(&mut tx, id, "purging", "deleted", None).await? {
             sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
             let entry = AuditEntry::new(

@@ -6,7 +6,7 @@
 //! - **data** transactions ([`Tenancy::read`], [`Tenancy::write`]) run wherever the tenant's data
 //!   lives: its region's shared schema (pooled), its own schema, or its own database. The door
 //!   picks the pool and sets `search_path` and `app.tenant_id` *for this transaction only*
-//!   (`set_config(.., true)`), so the same SQL works in all three models, row-level security
+//!   (`SET LOCAL`, see [`crate::db::set_local`]), so the same SQL works in all three models, row-level security
 //!   filters every statement, and nothing survives on a pooled (or PgBouncer) connection.
 //! - **control** transactions ([`Tenancy::control_read`], [`Tenancy::control_write`]) run on the
 //!   control plane for what must be global: memberships and the tenant's lifecycle.
@@ -24,6 +24,7 @@ pub mod topology;
 
 use crate::audit::{self, AuditEntry};
 use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
+use crate::db::Setting;
 use crate::error::{unique_violation, Error, Result};
 use crate::rate_limit::{Budgets, RateLimiter, Scope};
 use placement::Placement;
@@ -145,20 +146,10 @@ impl Tenancy {
         let pool = self.topology.pool_for(&tenant.placement)?;
         let open = async {
             // Any failure to open is about reaching that database, not about the request.
-            let mut tx = pool.begin().await.map_err(|e| unreachable(tenant, e, true))?;
-            if read_only {
-                sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(|e| unreachable(tenant, e, false))?;
-            }
-            sqlx::query(
-                "SELECT set_config('search_path', $1, true), set_config('app.tenant_id', $2, true),
-                        set_config('statement_timeout', $3, true)",
-            )
-            .bind(&tenant.placement.schema)
-            .bind(tenant.id.to_string())
-            .bind(format!("{}ms", self.topology.statement_timeout().as_millis()))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unreachable(tenant, e, false))?;
+            let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
+            let settings = [(Setting::SearchPath, tenant.placement.schema.as_str()), (Setting::TenantId, &id), (Setting::StatementTimeout, &timeout)];
+            let statement = format!("{}; {}", if read_only { "BEGIN READ ONLY" } else { "BEGIN" }, crate::db::set_local(&settings)?);
+            let tx = pool.begin_with(statement).await.map_err(|e| unreachable(tenant, e, true))?;
             Ok::<_, Error>(tx)
         };
         // A slow tenant database (or a PgBouncer queue in front of a dead one) must not hold a
@@ -171,12 +162,7 @@ impl Tenancy {
     }
 
     pub(crate) async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.control.begin().await?;
-        if read_only {
-            sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        }
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)").bind(tenant_id.to_string()).execute(&mut *tx).await?;
-        Ok(tx)
+        crate::db::begin(&self.control, read_only, &[(Setting::TenantId, &tenant_id.to_string())]).await
     }
 
     /// Opens a read-only transaction on the tenant's data, if its role has `permission`.
@@ -227,11 +213,9 @@ impl Tenancy {
     pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Ctx> {
         let user_id = authn.user_id;
         let slug = known_slug(slug)?;
-        let mut tx = self.control.begin().await?;
-        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
         // With app.user_id set, the memberships policy shows only this user's own rows: one
         // query finds the tenant, where it lives, and the caller's role in it.
-        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await?;
+        let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
         let row: Option<MembershipRow> = sqlx::query_as(&format!(
             "SELECT {TENANT_COLUMNS}, m.role
                FROM tenants t
@@ -274,9 +258,8 @@ impl Tenancy {
     /// nothing (404), as a non-member would. Marks the key as used (at most once a minute).
     pub async fn enter_with_api_key(&self, key: &str, slug: &str, meta: RequestMeta) -> Result<Ctx> {
         let hash = crate::api_keys::digest(key);
-        let mut tx = self.control.begin().await?;
         // The key's row is visible only to whoever presents the key (see the api_keys policies).
-        sqlx::query("SELECT set_config('app.api_key_hash', $1, true)").bind(hex(&hash)).execute(&mut *tx).await?;
+        let mut tx = crate::db::begin(&self.control, false, &[(Setting::ApiKeyHash, &hex(&hash))]).await?;
         let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
             "SELECT {TENANT_COLUMNS},
                     k.id AS key_id, k.scopes, k.created_by, k.expires_at, k.revoked_at,
@@ -306,7 +289,7 @@ impl Tenancy {
             return Err(AppError::not_found().into());
         }
         // The creator's role now: a key never does more than its creator still may.
-        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(created_by.to_string()).execute(&mut *tx).await?;
+        crate::db::set(&mut tx, &[(Setting::UserId, &created_by.to_string())]).await?;
         let creator_role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant.id)
             .bind(created_by)
@@ -334,9 +317,7 @@ impl Tenancy {
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
     /// set, which the memberships policy allows to see that user's own rows and nothing else.
     pub async fn organizations_of(&self, user_id: Uuid) -> Result<Vec<OrgSummary>> {
-        let mut tx = self.control.begin().await?;
-        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
-        sqlx::query("SELECT set_config('app.user_id', $1, true)").bind(user_id.to_string()).execute(&mut *tx).await?;
+        let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT t.slug, t.name, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
              WHERE m.user_id = $1 AND t.status IN ('active', 'moving', 'deleting') ORDER BY lower(t.name), t.slug",
