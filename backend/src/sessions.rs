@@ -4,6 +4,7 @@
 //! run inside an explicit transaction to work through PgBouncer in transaction mode: outside
 //! one, a statement's prepare and execute may land on different server connections.
 
+use crate::db::Setting;
 use async_trait::async_trait;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -22,7 +23,7 @@ impl PgSessionStore {
 
     /// Removes expired sessions (idle too long, or past their absolute lifetime); run periodically.
     pub async fn delete_expired(&self) -> Result<u64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin(&self.pool, false, &[(Setting::Maintenance, "prune")]).await.map_err(into_sqlx)?;
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at < now() OR created_at < $1")
             .bind(OffsetDateTime::now_utc() - ABSOLUTE_LIFETIME)
             .execute(&mut *tx)
@@ -56,6 +57,18 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
 
+fn into_sqlx(e: crate::Error) -> sqlx::Error {
+    match e {
+        crate::Error::Db(e) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// A transaction in which only the session with this cookie is visible (the sessions policies).
+async fn presenting(pool: &PgPool, id: &Id) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    crate::db::begin(pool, false, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
+}
+
 #[async_trait]
 impl SessionStore for PgSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
@@ -63,6 +76,7 @@ impl SessionStore for PgSessionStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
         loop {
+            crate::db::set(&mut tx, &[(Setting::SessionId, &stored_id(&record.id.to_string()))]).await.map_err(backend)?;
             let inserted = sqlx::query("INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
                 .bind(stored_id(&record.id.to_string()))
                 .bind(&data)
@@ -83,7 +97,7 @@ impl SessionStore for PgSessionStore {
     /// running must not be written back by that request. New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = presenting(&self.pool, &record.id).await?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
             .bind(stored_id(&record.id.to_string()))
             .bind(&data)
@@ -96,7 +110,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = presenting(&self.pool, id).await?;
         let now = OffsetDateTime::now_utc();
         let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
             .bind(stored_id(&id.to_string()))
@@ -110,7 +124,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = presenting(&self.pool, id).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
@@ -148,7 +162,7 @@ fn handle_of(stored: &str) -> &str {
 impl PgSessionStore {
     /// The user's live sessions, most recently active first. `current` is the asking session's id.
     pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin(&self.pool, true, &[(Setting::AccountId, &user_id.to_string())]).await?;
         let rows: Vec<(String, Vec<u8>, OffsetDateTime)> = sqlx::query_as(
             "SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() AND created_at > $2 ORDER BY expires_at DESC",
         )
@@ -176,7 +190,7 @@ impl PgSessionStore {
 
     /// Ends one of the user's sessions by its handle; false if there is no such session.
     pub async fn revoke(&self, user_id: uuid::Uuid, handle: &str) -> crate::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin(&self.pool, false, &[(Setting::AccountId, &user_id.to_string())]).await?;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1").bind(user_id).fetch_all(&mut *tx).await?;
         let Some(id) = ids.into_iter().find(|id| handle_of(id) == handle) else {
             return Ok(false);
@@ -189,7 +203,7 @@ impl PgSessionStore {
     /// Ends all of the user's sessions except `keep`; returns how many ended.
     pub async fn revoke_others(&self, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let ended = sign_out_elsewhere(&mut tx, user_id, keep).await?;
+        let ended = sign_out_elsewhere(&mut tx, user_id, keep, "user").await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -197,15 +211,18 @@ impl PgSessionStore {
 
 /// Ends every browser session of the user except `keep` (a session id, as the cookie has it),
 /// and every API sign-in: "everywhere else" includes programs signed in with API tokens.
-/// Returns how many browser sessions ended.
-pub(crate) async fn sign_out_elsewhere(conn: &mut sqlx::PgConnection, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
+/// `reason` is recorded on the API sign-ins (`user`, `password_reset`). Returns how many browser
+/// sessions ended.
+pub(crate) async fn sign_out_elsewhere(conn: &mut sqlx::PgConnection, user_id: uuid::Uuid, keep: Option<&str>, reason: &str) -> crate::Result<u64> {
+    crate::db::set(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
         .bind(user_id)
         .bind(keep.map(stored_id))
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
+    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user_id)
+        .bind(reason)
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected())

@@ -78,6 +78,55 @@ async fn sql_slipped_into_a_query_cannot_switch_the_tenant_it_sees() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_visible_only_for_the_account_a_transaction_handles() {
+    let app = TestApp::spawn().await;
+    app.signed_up("ada@example.test").await;
+    app.signed_up("bob@example.test").await;
+    let (ada, bob) = (app.user_id("ada@example.test").await, app.user_id("bob@example.test").await);
+    let secret_tables = ["sessions", "auth_tokens", "token_families", "refresh_tokens", "user_totp", "recovery_codes"];
+    let count = |table: &str, user: &str| format!("SELECT count(*) FROM {table} WHERE {} = '{user}'", owner_column(table));
+    let sessions_of_ada: i64 = sqlx::query_scalar(&count("sessions", &ada)).fetch_one(&app.inspect).await.unwrap();
+    assert!(sessions_of_ada > 0, "ada is signed in");
+
+    let mut conn = PgConnection::connect(&app.app_db_url).await.unwrap();
+    // No account, no presented secret: nothing, not even a count.
+    for table in secret_tables {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, 0, "{table} without an account");
+    }
+    assert_eq!(refusal(&mut conn, "SELECT password_hash FROM users").await, "42501", "password hashes aren't selectable");
+    let hash: Option<String> = sqlx::query_scalar("SELECT account_password_hash()").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(hash, None);
+    // Handling ada's account: ada's rows and hash, none of bob's.
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute(format!("SET LOCAL app.account_id = '{ada}'").as_str()).await.unwrap();
+    let seen: i64 = sqlx::query_scalar(&count("sessions", &ada)).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(seen, sessions_of_ada);
+    for table in secret_tables {
+        let n: i64 = sqlx::query_scalar(&count(table, &bob)).fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, 0, "bob's {table} while handling ada");
+    }
+    let hash: Option<String> = sqlx::query_scalar("SELECT account_password_hash()").fetch_one(&mut *tx).await.unwrap();
+    assert!(hash.is_some_and(|h| h.starts_with("$argon2id$")), "ada's own hash");
+    // ... and nothing can be written in bob's name.
+    let planted = format!("INSERT INTO sessions (id, data, expires_at, user_id) VALUES ('planted', '', now() + interval '1 day', '{bob}')");
+    assert_eq!(refusal(&mut tx, &planted).await, "42501");
+    tx.rollback().await.unwrap();
+    // The organization's count of members without a second factor is all a tenant context gets.
+    let n: i64 = sqlx::query_scalar("SELECT tenant_members_without_second_factor()").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(n, 0, "no organization acted in");
+}
+
+/// The column that says whose credential a row is.
+fn owner_column(table: &str) -> &'static str {
+    if table == "refresh_tokens" {
+        "(SELECT user_id FROM token_families f WHERE f.id = family_id)"
+    } else {
+        "user_id"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_that_write_those_columns_keep_their_rules() {
     let app = TestApp::spawn().await;
     app.owner_of("acme").await;

@@ -2,6 +2,7 @@
 //! 32 random bytes; only its SHA-256 is stored. Redeeming marks it used in the same statement
 //! that checks it, so a link works exactly once even when clicked twice at the same moment.
 
+use crate::db::Setting;
 use crate::error::Result;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -66,6 +67,7 @@ pub(crate) async fn issue_carrying(
     browser: Option<&str>,
     password_hash: Option<&str>,
 ) -> Result<String> {
+    crate::db::set(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     // A repeated sign-up's link goes alongside: whoever signed up again (possibly someone else)
     // mustn't cancel the link the first registration is waiting on.
     if password_hash.is_none() {
@@ -126,13 +128,19 @@ impl Link {
 }
 
 /// Finds a usable link (locking it when `lock`, to use it up in the same transaction).
+///
+/// Only the presented link's row is visible; once found, the rest of the transaction may
+/// handle the credentials of the account it is for (the link proves that much).
 async fn find(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>, lock: bool) -> Result<Link> {
+    let presented: String = digest(token.trim()).iter().map(|b| format!("{b:02x}")).collect();
+    crate::db::set(&mut *conn, &[(Setting::LinkHash, &presented)]).await?;
     let sql = format!(
         "SELECT user_id, email, browser_hash, password_hash FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now(){}",
         if lock { " FOR UPDATE" } else { "" }
     );
     let row: Option<LinkRow> = sqlx::query_as(&sql).bind(digest(token.trim())).bind(purpose.as_str()).fetch_optional(&mut *conn).await?;
     let row = row.ok_or_else(unusable)?;
+    crate::db::set(&mut *conn, &[(Setting::AccountId, &row.user_id.to_string())]).await?;
     let from_requesting_browser = row.browser_hash.as_ref().is_some_and(|bound| browser.map(digest).as_deref() == Some(bound.as_slice()));
     Ok(Link {
         user_id: row.user_id,

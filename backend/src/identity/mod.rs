@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod throttle;
 
 use crate::ctx::RequestMeta;
+use crate::db::Setting;
 use crate::email::{templates, Mailer};
 use crate::error::Result;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -51,12 +52,21 @@ pub(crate) enum Confirmation<'a> {
     NotRequired,
 }
 
-type UserRow = (Uuid, String, Option<String>, String, bool);
+type UserRow = (Uuid, String, Option<String>, bool);
 
 /// What a request to email a link says, whether or not an account exists.
 pub const LINK_SENT: &str = "Check your inbox. If that address has an account, a link is on its way; it works for a short time only.";
 
 impl Identity {
+    /// A transaction that may handle `user_id`'s credentials (the account policies), and no
+    /// one else's.
+    pub(crate) fn account_tx(
+        &self,
+        user_id: Uuid,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
+        crate::db::begin(&self.pool, false, &[(Setting::AccountId, &user_id.to_string())])
+    }
+
     pub fn new(pool: PgPool, secret: crate::secrets::SecretKey, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
         Self { pool, secret, mailer, public_url: public_url.trim_end_matches('/').to_string() }
     }
@@ -201,15 +211,18 @@ impl Identity {
         }
         let row: Option<UserRow> = match &email {
             Some(email) => {
-                sqlx::query_as("SELECT id, email, display_name, password_hash, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1")
+                sqlx::query_as("SELECT id, email, display_name, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1")
                     .bind(email.as_str())
                     .fetch_optional(&mut *tx)
                     .await?
             }
             None => None,
         };
+        // The hash is readable only for the account being checked; asked for (of nobody) when
+        // there is no such account too, so both cost the same statements.
+        crate::db::set(&mut tx, &[(Setting::AccountId, &row.as_ref().map_or(Uuid::nil(), |r| r.0).to_string())]).await?;
+        let stored_hash: Option<String> = sqlx::query_scalar("SELECT account_password_hash()").fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        let stored_hash = row.as_ref().map(|r| r.3.clone());
         let password = password.to_string();
         // Hashing (including the one-off dummy hash) stays off the async executor.
         let matches = tokio::task::spawn_blocking(move || match &stored_hash {
@@ -220,7 +233,7 @@ impl Identity {
         .map_err(|e| crate::Error::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         match row {
-            Some((id, email, display_name, _, email_verified)) if matches && (email_verified || confirmation == Confirmation::NotRequired) => {
+            Some((id, email, display_name, email_verified)) if matches && (email_verified || confirmation == Confirmation::NotRequired) => {
                 throttle::give_back(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
                 events::record(&mut tx, Event::LoginSucceeded, Some(id), Some(&email), meta).await?;
                 tx.commit().await?;
@@ -490,11 +503,7 @@ impl Identity {
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
             set_password(&mut tx, user_id, &hash, token).await?;
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'password_reset' WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            crate::sessions::sign_out_elsewhere(&mut tx, user_id, None, "password_reset").await?;
             // A reset also clears the lock: the person just proved they own the inbox.
             sqlx::query("DELETE FROM auth_throttle WHERE bucket = 'login:email:' || $1").bind(&email).execute(&mut *tx).await?;
             events::record(&mut tx, Event::PasswordReset, Some(user_id), Some(&email), meta).await?;
@@ -536,7 +545,7 @@ impl Identity {
     /// Rotated refresh tokens stay until they would have expired: until then, presenting one
     /// again must still be recognised as reuse.
     pub async fn prune_expired(&self) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::begin(&self.pool, false, &[(crate::db::Setting::Maintenance, "prune")]).await?;
         let mut n = throttle::prune(&mut tx).await?;
         n += sqlx::query("DELETE FROM auth_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
         n += sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();

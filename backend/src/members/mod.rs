@@ -133,11 +133,7 @@ pub async fn revoke_sessions(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Res
     if !ctx.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());
     }
-    let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?.rows_affected();
-    sqlx::query("UPDATE token_families SET revoked_at = now(), revoked_reason = 'user' WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
+    let ended = crate::sessions::sign_out_elsewhere(tx.conn(), user_id, None, "user").await?;
     tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } }))).await?;
     Ok(ended)
 }

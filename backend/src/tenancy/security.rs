@@ -14,14 +14,9 @@ pub async fn policy(tenancy: &Tenancy, ctx: &Ctx) -> Result<SignInPolicy> {
     let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
     let (require_mfa, sso_satisfies_mfa): (bool, bool) =
         sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1").bind(ctx.tenant.id).fetch_one(tx.conn()).await?;
-    let members_without_mfa: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM memberships m
-          WHERE m.tenant_id = $1
-            AND NOT EXISTS (SELECT 1 FROM user_totp u WHERE u.user_id = m.user_id AND u.confirmed_at IS NOT NULL)",
-    )
-    .bind(ctx.tenant.id)
-    .fetch_one(tx.conn())
-    .await?;
+    // Second factors are each account's own (row-level security); the owner's function
+    // counts them for the organization acted in and tells nothing else.
+    let members_without_mfa: i64 = sqlx::query_scalar("SELECT tenant_members_without_second_factor()").fetch_one(tx.conn()).await?;
     Ok(SignInPolicy { require_mfa, sso_satisfies_mfa, members_without_mfa })
 }
 
