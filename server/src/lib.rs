@@ -89,7 +89,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
 
     let options =
         LeptosOptions::builder().output_name("tessera").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.addr).build();
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let services = backend.clone();
     let provide_backend = move || provide_context(backend.clone());
 
@@ -180,3 +180,14 @@ async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
 }
+
+/// The app's routes, listed once per process. Listing them renders the app with resource loads
+/// suppressed by a process-wide flag (leptos_server 0.8, upstream issue leptos-rs/leptos#4773):
+/// a page whose resource first polled while another server in the same process was listing
+/// would wait forever. Several servers in one process is what the tests do (and what an
+/// embedding may do); listing once makes the window close before anything serves.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
