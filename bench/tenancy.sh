@@ -34,6 +34,12 @@ start_cluster() { # name port
   "$PGBIN/psql" -q -h 127.0.0.1 -p "$2" -U postgres -d postgres \
     -c "CREATE ROLE tessera_owner LOGIN CREATEDB CREATEROLE; CREATE ROLE tessera_app LOGIN NOSUPERUSER NOBYPASSRLS;" \
     -c "GRANT pg_signal_backend TO tessera_owner;" -c "CREATE DATABASE tessera OWNER tessera_owner;"
+  # As production should be (README, Configuration): the app role may not call set_config.
+  for db in template1 tessera; do
+    "$PGBIN/psql" -q -h 127.0.0.1 -p "$2" -U postgres -d "$db" \
+      -c "REVOKE EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) FROM PUBLIC" \
+      -c "GRANT EXECUTE ON FUNCTION pg_catalog.set_config(text, text, boolean) TO tessera_owner"
+  done
 }
 start_cluster eu "$PORT_EU"
 start_cluster us "$PORT_US"
@@ -63,14 +69,14 @@ TENANT=$(psql -d tessera -At -c "SELECT id FROM tenants WHERE slug='acme'")
 QUERY="SELECT id, name, description, created_by, created_at FROM shared.projects"
 cat > "$WORK/rls.sql" <<SQL
 BEGIN;
-SELECT set_config('app.tenant_id', '$TENANT', true);
+SET LOCAL app.tenant_id = '$TENANT';
 $QUERY ORDER BY created_at DESC, id LIMIT 500;
 COMMIT;
 SQL
 # Same statements, so the only difference is the policy: the setting is made but unused.
 cat > "$WORK/norls.sql" <<SQL
 BEGIN;
-SELECT set_config('app.tenant_id', '$TENANT', true);
+SET LOCAL app.tenant_id = '$TENANT';
 $QUERY WHERE tenant_id = '$TENANT' ORDER BY created_at DESC, id LIMIT 500;
 COMMIT;
 SQL

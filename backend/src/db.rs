@@ -75,23 +75,31 @@ pub enum Setting {
     TenantId,
     /// The signed-in user; the memberships policy shows their own rows.
     UserId,
-    /// The account whose credentials this transaction handles (sessions, tokens, second
-    /// factors, password): chosen by the code, never by a row it read.
+    /// The account whose credentials (sessions, tokens, second factors, password) this
+    /// transaction handles: one the request proved (its session, link or token), or the one
+    /// whose password it is checking. Chosen by the code; SQL can't choose it.
     AccountId,
     /// The digest of the session cookie the request presented.
     SessionId,
-    /// The digest of a refresh token, sign-in link or API key the request presented.
+    /// The digest of the refresh token the request presented.
     RefreshTokenHash,
+    /// The digest of the emailed link the request presented.
     LinkHash,
+    /// The digest of the API key the request presented.
     ApiKeyHash,
+    /// The digest of the invitation link the request presented.
     InvitationHash,
+    /// The digest of the SSO handoff token the request presented.
     SsoHandoff,
     /// An address the request proved it owns (invitations addressed to it are visible).
     ConfirmedEmail,
+    /// An email domain whose organization the login page looks up.
     EmailDomain,
     /// A maintenance job's name; each job's policy lets it see only what it cleans up.
     Maintenance,
+    /// The schema a tenant's data lives in.
     SearchPath,
+    /// How long each statement may run (`5000ms`).
     StatementTimeout,
 }
 
@@ -116,52 +124,78 @@ impl Setting {
     }
 }
 
-/// `SET LOCAL` statements for `settings`. Settings are made with `SET LOCAL`, never with
+/// The `SET LOCAL` statements for `settings`. Settings are made with `SET LOCAL`, never with
 /// `set_config()`: the application role may not call `set_config` (revoked at set-up, and
 /// start-up warns when it still can), and a `SET` can't hide inside another statement, so SQL
 /// slipped into one query can't change which tenant's or account's rows it sees.
 ///
-/// The values are the server's own (ids, digests, schema names, a confirmed address); one
-/// that could leave its quotes is refused rather than escaped.
-pub fn set_local(settings: &[(Setting, &str)]) -> Result<String> {
+/// Values are written as escape-string literals (`E'…'`, quotes and backslashes doubled), which
+/// read the same whatever `standard_conforming_strings` says; the schema name is a quoted
+/// identifier. A NUL can't be in a setting at all and is refused.
+pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
     let mut sql = String::new();
     for (setting, value) in settings {
-        if value.contains(['\\', '\0']) || (*setting == Setting::SearchPath && value.contains('"')) {
-            return Err(Error::Internal(format!("refusing to set {} to a value with quoting characters", setting.name())));
+        if value.contains('\0') {
+            return Err(Error::Internal(format!("refusing to set {} to a value with a NUL", setting.name())));
         }
         let value = match setting {
-            Setting::SearchPath => format!("\"{value}\""),
-            _ => format!("'{}'", value.replace('\'', "''")),
+            Setting::SearchPath => format!("\"{}\"", value.replace('"', "\"\"")),
+            _ => format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''")),
         };
         sql.push_str(&format!("SET LOCAL {} = {value}; ", setting.name()));
     }
     Ok(sql)
 }
 
-/// Opens a transaction with `settings` in place, in one round trip (`BEGIN` and the `SET
-/// LOCAL`s go together). `read_only` makes it `BEGIN READ ONLY`.
+/// Opens a transaction (`READ ONLY` if asked) and makes `settings` in it.
 ///
-/// (Plain functions returning owned futures, not `async fn`s: a future that borrows the
-/// settings trips the compiler's `Send` check inside server functions.)
+/// Two round trips, on purpose: the settings go only once sqlx holds the transaction, so a
+/// request dropped half-way rolls them back with it. (Sent together with `BEGIN`, a drop
+/// between the two would return the connection to the pool still inside a transaction that
+/// carries another request's tenant.)
 pub fn begin(
     pool: &PgPool,
     read_only: bool,
     settings: &[(Setting, &str)],
 ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
+    // (A plain function returning an owned future, not an `async fn`: a future that borrows
+    // the settings trips the compiler's `Send` check inside server functions.)
     let pool = pool.clone();
-    let statement = set_local(settings).map(|set| format!("{}; {set}", if read_only { "BEGIN READ ONLY" } else { "BEGIN" }));
-    async move { Ok(pool.begin_with(statement?).await?) }
+    let sql = set_local_sql(settings);
+    async move {
+        let sql = sql?;
+        let mut tx = if read_only { pool.begin_with("BEGIN READ ONLY").await? } else { pool.begin().await? };
+        if !sql.is_empty() {
+            sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
+        }
+        Ok(tx)
+    }
 }
 
-/// Adds `settings` to the transaction `conn` is in (they end with it).
-pub fn set<'c>(
+/// A transaction that may handle `user_id`'s credentials (the account policies), and no one
+/// else's.
+pub fn account_tx(
+    pool: &PgPool,
+    read_only: bool,
+    user_id: uuid::Uuid,
+) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
+    begin(pool, read_only, &[(Setting::AccountId, &user_id.to_string())])
+}
+
+/// Makes `settings` in the transaction `conn` is in (they end with it).
+pub fn set_local<'c>(
     conn: &'c mut sqlx::PgConnection,
     settings: &[(Setting, &str)],
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'c>> {
-    let sql = set_local(settings);
+    let sql = set_local_sql(settings);
     Box::pin(async move {
         // A query without parameters goes as a simple query, so several SETs make one trip.
         sqlx::Executor::execute(conn, sql?.as_str()).await?;
         Ok(())
     })
+}
+
+/// Lowercase hex, as digests are passed in settings (`decode(…, 'hex')` in the policies).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -65,7 +65,7 @@ fn into_sqlx(e: crate::Error) -> sqlx::Error {
 }
 
 /// A transaction in which only the session with this cookie is visible (the sessions policies).
-async fn presenting(pool: &PgPool, id: &Id) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+async fn presenting_cookie(pool: &PgPool, id: &Id) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     crate::db::begin(pool, false, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
 }
 
@@ -76,7 +76,7 @@ impl SessionStore for PgSessionStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
         loop {
-            crate::db::set(&mut tx, &[(Setting::SessionId, &stored_id(&record.id.to_string()))]).await.map_err(backend)?;
+            crate::db::set_local(&mut tx, &[(Setting::SessionId, &stored_id(&record.id.to_string()))]).await.map_err(backend)?;
             let inserted = sqlx::query("INSERT INTO sessions (id, data, expires_at, user_id) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
                 .bind(stored_id(&record.id.to_string()))
                 .bind(&data)
@@ -97,7 +97,7 @@ impl SessionStore for PgSessionStore {
     /// running must not be written back by that request. New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        let mut tx = presenting(&self.pool, &record.id).await?;
+        let mut tx = presenting_cookie(&self.pool, &record.id).await?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
             .bind(stored_id(&record.id.to_string()))
             .bind(&data)
@@ -110,7 +110,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let mut tx = presenting(&self.pool, id).await?;
+        let mut tx = presenting_cookie(&self.pool, id).await?;
         let now = OffsetDateTime::now_utc();
         let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
             .bind(stored_id(&id.to_string()))
@@ -124,7 +124,7 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let mut tx = presenting(&self.pool, id).await?;
+        let mut tx = presenting_cookie(&self.pool, id).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
@@ -134,7 +134,8 @@ impl SessionStore for PgSessionStore {
 pub const IDLE_LIFETIME: time::Duration = time::Duration::days(14);
 
 /// How long any session lives, however active: a stolen cookie stops working after this, and
-/// everyone proves who they are again at least this often.
+/// everyone proves who they are again at least this often. (The sessions' pruning policy in
+/// migration `account_secrets_behind_policies` says 30 days too.)
 pub const ABSOLUTE_LIFETIME: time::Duration = time::Duration::days(30);
 
 /// What the `sessions` table keeps for a session id: its SHA-256, so a copy of the table (a
@@ -162,7 +163,7 @@ fn handle_of(stored: &str) -> &str {
 impl PgSessionStore {
     /// The user's live sessions, most recently active first. `current` is the asking session's id.
     pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
-        let mut tx = crate::db::begin(&self.pool, true, &[(Setting::AccountId, &user_id.to_string())]).await?;
+        let mut tx = crate::db::account_tx(&self.pool, true, user_id).await?;
         let rows: Vec<(String, Vec<u8>, OffsetDateTime)> = sqlx::query_as(
             "SELECT id, data, expires_at FROM sessions WHERE user_id = $1 AND expires_at > now() AND created_at > $2 ORDER BY expires_at DESC",
         )
@@ -190,7 +191,7 @@ impl PgSessionStore {
 
     /// Ends one of the user's sessions by its handle; false if there is no such session.
     pub async fn revoke(&self, user_id: uuid::Uuid, handle: &str) -> crate::Result<bool> {
-        let mut tx = crate::db::begin(&self.pool, false, &[(Setting::AccountId, &user_id.to_string())]).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1").bind(user_id).fetch_all(&mut *tx).await?;
         let Some(id) = ids.into_iter().find(|id| handle_of(id) == handle) else {
             return Ok(false);
@@ -214,7 +215,7 @@ impl PgSessionStore {
 /// `reason` is recorded on the API sign-ins (`user`, `password_reset`). Returns how many browser
 /// sessions ended.
 pub(crate) async fn sign_out_elsewhere(conn: &mut sqlx::PgConnection, user_id: uuid::Uuid, keep: Option<&str>, reason: &str) -> crate::Result<u64> {
-    crate::db::set(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2")
         .bind(user_id)
         .bind(keep.map(stored_id))

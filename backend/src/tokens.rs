@@ -52,12 +52,11 @@ fn digest(token: &str) -> Vec<u8> {
 }
 
 /// A transaction in which the presented refresh token, and its family, are visible.
-fn presenting(
+fn presenting_refresh_token(
     pool: &PgPool,
     refresh_token: &str,
 ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
-    let presented: String = digest(refresh_token).iter().map(|b| format!("{b:02x}")).collect();
-    crate::db::begin(pool, false, &[(Setting::RefreshTokenHash, &presented)])
+    crate::db::begin(pool, false, &[(Setting::RefreshTokenHash, &crate::db::hex(&digest(refresh_token)))])
 }
 
 fn new_refresh_token() -> String {
@@ -116,7 +115,7 @@ impl Tokens {
     /// Starts a token family for a person who has just proved who they are.
     pub async fn issue(&self, user_id: Uuid, mfa: bool, meta: &RequestMeta) -> Result<TokenPair> {
         let family = Uuid::new_v4();
-        let mut tx = crate::db::begin(&self.pool, false, &[(Setting::AccountId, &user_id.to_string())]).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         sqlx::query("INSERT INTO token_families (id, user_id, mfa, user_agent, ip) VALUES ($1, $2, $3, $4, $5::inet)")
             .bind(family)
             .bind(user_id)
@@ -134,7 +133,7 @@ impl Tokens {
     /// Exchanges a refresh token for a new pair. A token already exchanged (outside the
     /// overlap) revokes its whole family: whoever holds a copy, thief or owner, must sign in.
     pub async fn refresh(&self, refresh_token: &str, meta: &RequestMeta) -> Result<TokenPair> {
-        let mut tx = presenting(&self.pool, refresh_token).await?;
+        let mut tx = presenting_refresh_token(&self.pool, refresh_token).await?;
         type Row = (Uuid, Uuid, Uuid, bool, bool, Option<OffsetDateTime>, bool);
         let row: Option<Row> = sqlx::query_as(
             "SELECT r.id, f.id, f.user_id, f.mfa, r.expires_at <= now(), r.rotated_at, f.revoked_at IS NOT NULL
@@ -149,7 +148,7 @@ impl Tokens {
             return Err(bad("This refresh token isn't valid. Sign in again."));
         };
         // The family's other tokens are the account's to see from here on.
-        crate::db::set(&mut tx, &[(Setting::AccountId, &user_id.to_string())]).await?;
+        crate::db::set_local(&mut tx, &[(Setting::AccountId, &user_id.to_string())]).await?;
         if revoked {
             return Err(bad("This sign-in has ended (signed out, or revoked for safety). Sign in again."));
         }
@@ -188,7 +187,7 @@ impl Tokens {
 
     /// Signs out an API client: the family of this refresh token is revoked.
     pub async fn revoke(&self, refresh_token: &str, meta: &RequestMeta) -> Result<()> {
-        let mut tx = presenting(&self.pool, refresh_token).await?;
+        let mut tx = presenting_refresh_token(&self.pool, refresh_token).await?;
         let revoked: Option<Uuid> = sqlx::query_scalar(
             "UPDATE token_families f SET revoked_at = now(), revoked_reason = 'logout'
                FROM refresh_tokens r
@@ -220,7 +219,7 @@ impl Tokens {
             }
             Err(_) => return Err(bad("This access token isn't valid. Sign in again to get a new one.")),
         };
-        let mut tx = crate::db::begin(&self.pool, true, &[(Setting::AccountId, &claims.sub.to_string())]).await?;
+        let mut tx = crate::db::account_tx(&self.pool, true, claims.sub).await?;
         // The family decides, not the token alone: it may have been revoked, or lost its
         // two-factor standing (two-factor turned off) since this token was issued.
         let family: Option<(bool, bool)> = sqlx::query_as("SELECT revoked_at IS NULL, mfa FROM token_families WHERE id = $1 AND user_id = $2")

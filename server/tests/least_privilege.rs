@@ -73,6 +73,12 @@ async fn sql_slipped_into_a_query_cannot_switch_the_tenant_it_sees() {
         savepoint.rollback().await.unwrap();
         let seen: String = sqlx::query_scalar("SELECT current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
         assert_eq!(seen, acme.to_string());
+        // The server's own values arrive as they are, quotes and backslashes included.
+        let awkward = r"o'brien\'; SET LOCAL app.tenant_id = 'x@example.test";
+        tessera_backend::db::set_local(&mut tx, &[(tessera_backend::db::Setting::ConfirmedEmail, awkward)]).await.unwrap();
+        let (email, tenant): (String, String) =
+            sqlx::query_as("SELECT current_setting('app.confirmed_email'), current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!((email.as_str(), tenant), (awkward, acme.to_string()));
         tx.rollback().await.unwrap();
     }
 }
@@ -143,6 +149,11 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
     tx.execute(format!("SET LOCAL app.tenant_id = '{acme}'").as_str()).await.unwrap();
     let moved: bool = sqlx::query_scalar(&status("deleting", "active")).fetch_one(&mut *tx).await.unwrap();
     assert!(!moved, "acme isn't deleting: nothing changes");
+    // Purging starts on the date, not before (nor is a live purge taken over).
+    let scheduled: bool = sqlx::query_scalar(&status("active", "deleting")).fetch_one(&mut *tx).await.unwrap();
+    assert!(scheduled);
+    let early: bool = sqlx::query_scalar(&status("deleting", "purging")).fetch_one(&mut *tx).await.unwrap();
+    assert!(!early, "a deletion due tomorrow doesn't purge today");
     tx.rollback().await.unwrap();
     // However a tenant row is written, its storage is named after it.
     let squatter = uuid::Uuid::new_v4();
@@ -178,9 +189,15 @@ async fn the_functions_that_write_those_columns_keep_their_rules() {
     assert_eq!(refusal(&mut conn, &forged).await, "42501");
     let not_a_hash = format!("SELECT user_set_password('{user}', 'plain text', 'a guessed token')");
     assert_eq!(refusal(&mut conn, &not_a_hash).await, "23514");
-    // Eviction spares a confirmed account.
-    let evicted: bool = sqlx::query_scalar("SELECT user_evict_unconfirmed($1)").bind(user).fetch_one(&mut conn).await.unwrap();
+    // Confirming and evicting act only on the account the transaction handles...
+    assert_eq!(refusal(&mut conn, &format!("SELECT user_evict_unconfirmed('{user}')")).await, "42501");
+    assert_eq!(refusal(&mut conn, &format!("SELECT user_confirm_email('{user}')")).await, "42501");
+    // ... and eviction spares a confirmed account.
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute(format!("SET LOCAL app.account_id = '{user}'").as_str()).await.unwrap();
+    let evicted: bool = sqlx::query_scalar("SELECT user_evict_unconfirmed($1)").bind(user).fetch_one(&mut *tx).await.unwrap();
     assert!(!evicted);
+    tx.commit().await.unwrap();
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(user).fetch_one(&app.inspect).await.unwrap();
     assert!(hash.starts_with("$argon2id$"), "the owner's password is untouched");
 }

@@ -67,8 +67,7 @@ pub(crate) async fn record(conn: &mut PgConnection, event: Event, user_id: Optio
 
 /// The latest events of one account, newest first ("Recent activity" on the security page).
 pub async fn recent(pool: &sqlx::PgPool, user_id: Uuid, limit: i64) -> Result<Vec<tessera_domain::dto::AccountEvent>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(pool, true, &[]).await?;
     let rows: Vec<(String, Option<String>, Option<String>, time::OffsetDateTime)> =
         sqlx::query_as("SELECT event, host(ip), user_agent, occurred_at FROM security_events WHERE user_id = $1 ORDER BY occurred_at DESC LIMIT $2")
             .bind(user_id)

@@ -67,7 +67,7 @@ pub(crate) async fn issue_carrying(
     browser: Option<&str>,
     password_hash: Option<&str>,
 ) -> Result<String> {
-    crate::db::set(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     // A repeated sign-up's link goes alongside: whoever signed up again (possibly someone else)
     // mustn't cancel the link the first registration is waiting on.
     if password_hash.is_none() {
@@ -90,6 +90,9 @@ pub(crate) async fn issue_carrying(
     .bind(password_hash)
     .execute(&mut *conn)
     .await?;
+    // Issuing proves nothing about who asked (anyone may type an address): the account's
+    // credentials go out of sight again for the rest of the transaction.
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, "")]).await?;
     Ok(token)
 }
 
@@ -132,15 +135,14 @@ impl Link {
 /// Only the presented link's row is visible; once found, the rest of the transaction may
 /// handle the credentials of the account it is for (the link proves that much).
 async fn find(conn: &mut PgConnection, purpose: Purpose, token: &str, browser: Option<&str>, lock: bool) -> Result<Link> {
-    let presented: String = digest(token.trim()).iter().map(|b| format!("{b:02x}")).collect();
-    crate::db::set(&mut *conn, &[(Setting::LinkHash, &presented)]).await?;
+    crate::db::set_local(&mut *conn, &[(Setting::LinkHash, &crate::db::hex(&digest(token.trim())))]).await?;
     let sql = format!(
         "SELECT user_id, email, browser_hash, password_hash FROM auth_tokens WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now(){}",
         if lock { " FOR UPDATE" } else { "" }
     );
     let row: Option<LinkRow> = sqlx::query_as(&sql).bind(digest(token.trim())).bind(purpose.as_str()).fetch_optional(&mut *conn).await?;
     let row = row.ok_or_else(unusable)?;
-    crate::db::set(&mut *conn, &[(Setting::AccountId, &row.user_id.to_string())]).await?;
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, &row.user_id.to_string())]).await?;
     let from_requesting_browser = row.browser_hash.as_ref().is_some_and(|bound| browser.map(digest).as_deref() == Some(bound.as_slice()));
     Ok(Link {
         user_id: row.user_id,

@@ -76,7 +76,7 @@ fn qr_svg(url: &str) -> Result<String> {
 
 impl Identity {
     pub async fn mfa_status(&self, user_id: Uuid) -> Result<MfaStatus> {
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT to_char(confirmed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM user_totp
               WHERE user_id = $1 AND confirmed_at IS NOT NULL",
@@ -110,7 +110,7 @@ impl Identity {
         let mut secret = vec![0u8; 20];
         rand::thread_rng().fill_bytes(&mut secret);
         let sealed = self.secret.seal(KeyPurpose::TotpSeal, &secret);
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let updated = sqlx::query(
             "INSERT INTO user_totp (user_id, secret_sealed) VALUES ($1, $2)
              ON CONFLICT (user_id) DO UPDATE SET secret_sealed = EXCLUDED.secret_sealed, created_at = now(), last_step = 0
@@ -140,7 +140,7 @@ impl Identity {
     /// on is what someone does who fears that password is known: they are signed out (this
     /// browser, `this_session`, stays).
     pub async fn confirm_mfa_enrolment(&self, user_id: Uuid, code: &str, this_session: Option<&str>, meta: &RequestMeta) -> Result<Vec<String>> {
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let pending: Option<(Vec<u8>, Option<time::OffsetDateTime>)> =
             sqlx::query_as("SELECT secret_sealed, confirmed_at FROM user_totp WHERE user_id = $1 FOR UPDATE")
                 .bind(user_id)
@@ -188,7 +188,7 @@ impl Identity {
     /// Checks a second factor: an authenticator code, or else a recovery code (used up).
     pub async fn check_second_factor(&self, user_id: Uuid, code: &str, purpose: CodePurpose, meta: &RequestMeta) -> Result<Factor> {
         let bucket = format!("mfa:user:{user_id}");
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let count = throttle::record(&mut tx, &bucket, CODE_FAILURES_PER_USER).await?;
         if count.over(CODE_FAILURES_PER_USER) {
             events::record(&mut tx, Event::MfaLocked, Some(user_id), None, meta).await?;
@@ -248,7 +248,7 @@ impl Identity {
     /// "signed in with two factors" (which organizations requiring it accept), so they are
     /// signed out; API tokens keep working, but no longer count as two-factor sign-ins.
     pub async fn disable_mfa(&self, user_id: Uuid, this_session: Option<&str>, meta: &RequestMeta) -> Result<()> {
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let removed = sqlx::query("DELETE FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL").bind(user_id).execute(&mut *tx).await?;
         if removed.rows_affected() == 0 {
             return Err(AppError::BadRequest("Two-factor authentication is already off.".into()).into());
@@ -267,7 +267,7 @@ impl Identity {
 
     /// New recovery codes; the old ones stop working.
     pub async fn regenerate_recovery_codes(&self, user_id: Uuid, meta: &RequestMeta) -> Result<Vec<String>> {
-        let mut tx = self.account_tx(user_id).await?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         let on: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM user_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL)")
             .bind(user_id)
             .fetch_one(&mut *tx)

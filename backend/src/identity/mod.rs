@@ -58,15 +58,6 @@ type UserRow = (Uuid, String, Option<String>, bool);
 pub const LINK_SENT: &str = "Check your inbox. If that address has an account, a link is on its way; it works for a short time only.";
 
 impl Identity {
-    /// A transaction that may handle `user_id`'s credentials (the account policies), and no
-    /// one else's.
-    pub(crate) fn account_tx(
-        &self,
-        user_id: Uuid,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
-        crate::db::begin(&self.pool, false, &[(Setting::AccountId, &user_id.to_string())])
-    }
-
     pub fn new(pool: PgPool, secret: crate::secrets::SecretKey, mailer: Arc<dyn Mailer>, public_url: &str) -> Self {
         Self { pool, secret, mailer, public_url: public_url.trim_end_matches('/').to_string() }
     }
@@ -220,7 +211,7 @@ impl Identity {
         };
         // The hash is readable only for the account being checked; asked for (of nobody) when
         // there is no such account too, so both cost the same statements.
-        crate::db::set(&mut tx, &[(Setting::AccountId, &row.as_ref().map_or(Uuid::nil(), |r| r.0).to_string())]).await?;
+        crate::db::set_local(&mut tx, &[(Setting::AccountId, &row.as_ref().map_or(Uuid::nil(), |r| r.0).to_string())]).await?;
         let stored_hash: Option<String> = sqlx::query_scalar("SELECT account_password_hash()").fetch_one(&mut *tx).await?;
         tx.commit().await?;
         let password = password.to_string();
@@ -550,8 +541,8 @@ impl Identity {
         n += sqlx::query("DELETE FROM auth_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
         n += sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
         n += sqlx::query(
-            "DELETE FROM token_families f WHERE f.created_at < now() - interval '1 day'
-                AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.id)",
+            // (Pruning sees only expired tokens; the owner's function sees whether any is left.)
+            "DELETE FROM token_families f WHERE f.created_at < now() - interval '1 day' AND token_family_is_empty(f.id)",
         )
         .execute(&mut *tx)
         .await?
@@ -655,16 +646,21 @@ async fn unconfirmed_account(conn: &mut sqlx::PgConnection, user_id: Uuid, email
 
 /// The owner of an address has just proved it, and the account was never confirmed: whoever
 /// registered it may have been someone else. Everything that person could have set up to get
-/// back in goes: password, sessions, second factor, connected accounts, API tokens.
+/// back in goes: password, sessions, second factor, connected accounts, API tokens. The rest
+/// of the transaction handles this account (the proof was the caller's).
 pub(crate) async fn evict_unconfirmed_registrant(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<()> {
     // `user_evict_unconfirmed` (a definer function: the app role can't write passwords or
-    // confirmations itself) leaves a confirmed account alone.
+    // confirmations itself) leaves a confirmed account alone, and acts only on the account
+    // the transaction handles.
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     sqlx::query("SELECT user_evict_unconfirmed($1)").bind(user_id).execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Confirms an account's address (once confirmed, it stays so).
+/// Confirms an account's address (once confirmed, it stays so), which the caller has proved.
+/// The rest of the transaction handles this account.
 pub(crate) async fn confirm_email(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<()> {
+    crate::db::set_local(&mut *conn, &[(Setting::AccountId, &user_id.to_string())]).await?;
     sqlx::query("SELECT user_confirm_email($1)").bind(user_id).execute(&mut *conn).await?;
     Ok(())
 }

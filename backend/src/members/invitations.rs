@@ -204,8 +204,7 @@ pub async fn revoke(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
 /// What an emailed link invites to. Anyone holding the link may see this: it went to the
 /// invited inbox, and the token can't be guessed.
 pub async fn preview(tenancy: &Tenancy, token: &str) -> Result<InvitationPreview> {
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
     present_token(&mut tx, token).await?;
     let found = previews(&mut tx, "i.token_hash = $1", Some(digest(token))).await?.into_iter().next();
     tx.commit().await?;
@@ -217,8 +216,7 @@ pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<Invit
     if !user.email_verified {
         return Ok(Vec::new());
     }
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
     confirmed_address(&mut tx, user).await?;
     let open = previews(
         &mut tx,
@@ -388,22 +386,17 @@ async fn open_invitation_role(conn: &mut PgConnection, id: Uuid) -> Result<Role>
 }
 
 async fn present_token(conn: &mut PgConnection, token: &str) -> Result<()> {
-    crate::db::set(conn, &[(crate::db::Setting::InvitationHash, &hex(&digest(token)))]).await
+    crate::db::set_local(conn, &[(crate::db::Setting::InvitationHash, &crate::db::hex(&digest(token)))]).await
 }
 
 async fn confirmed_address(conn: &mut PgConnection, user: &CurrentUser) -> Result<()> {
-    crate::db::set(conn, &[(crate::db::Setting::ConfirmedEmail, &user.email.to_lowercase())]).await
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::db::set_local(conn, &[(crate::db::Setting::ConfirmedEmail, &user.email.to_lowercase())]).await
 }
 
 /// Finds which invitation (and organization) the recipient means, through the policies that
 /// let only the token's holder, or the confirmed address, see it.
 async fn locate(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey) -> Result<(Uuid, Uuid)> {
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
     let found: Option<(Uuid, Uuid)> = match key {
         InvitationKey::Token(token) => {
             present_token(&mut tx, token).await?;

@@ -196,7 +196,7 @@ pub async fn organization_for_email(tenancy: &Tenancy, email: &str) -> Result<Op
         return Ok(None);
     };
     // Only if its IdP is connected (read within that organization's context).
-    crate::db::set(&mut tx, &[(crate::db::Setting::TenantId, &tenant_id.to_string())]).await?;
+    crate::db::set_local(&mut tx, &[(crate::db::Setting::TenantId, &tenant_id.to_string())]).await?;
     let connected: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_sso)").fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(connected.then_some((slug, name, require_sso)))
@@ -225,15 +225,14 @@ pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool
     // must keep this way in.
     let Some(email) = tessera_domain::input::Email::for_lookup(email) else { return Ok(false) };
     let email = email.as_str();
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
     let tenant: Option<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?;
     let Some(tenant) = tenant else {
         tx.commit().await?;
         return Ok(false);
     };
-    crate::db::set(&mut tx, &[(crate::db::Setting::TenantId, &tenant.to_string())]).await?;
+    crate::db::set_local(&mut tx, &[(crate::db::Setting::TenantId, &tenant.to_string())]).await?;
     let owner: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = lower($1) AND m.role = 'owner')",
     )

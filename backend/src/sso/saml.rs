@@ -209,8 +209,7 @@ fn not_set_up() -> crate::Error {
 
 async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, String)> {
     let slug = crate::tenancy::known_slug(slug).map_err(|_| not_set_up())?;
-    let mut tx = tenancy.control_pool().begin().await?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
     let found: Option<(Uuid, String, String)> =
         sqlx::query_as("SELECT id, slug, name FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')")
             .bind(slug.as_str())
@@ -777,7 +776,7 @@ fn handoff_gone() -> crate::Error {
 
 /// Opens a transaction in which the handoff `token` (and only it) is visible.
 async fn handoff_tx(tenancy: &Tenancy, token: &str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let hash: String = crate::identity::links::digest(token).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::db::hex(&crate::identity::links::digest(token));
     crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::SsoHandoff, &hash)]).await
 }
 

@@ -119,10 +119,6 @@ fn servable(row: TenantRow) -> Result<TenantRef> {
     Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa, require_sso })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
         Self { control, topology, limiter: RateLimiter::local(Budgets::UNLIMITED) }
@@ -146,10 +142,14 @@ impl Tenancy {
         let pool = self.topology.pool_for(&tenant.placement)?;
         let open = async {
             // Any failure to open is about reaching that database, not about the request.
+            let mut tx =
+                if read_only { pool.begin_with("BEGIN READ ONLY").await } else { pool.begin().await }.map_err(|e| unreachable(tenant, e, true))?;
             let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
             let settings = [(Setting::SearchPath, tenant.placement.schema.as_str()), (Setting::TenantId, &id), (Setting::StatementTimeout, &timeout)];
-            let statement = format!("{}; {}", if read_only { "BEGIN READ ONLY" } else { "BEGIN" }, crate::db::set_local(&settings)?);
-            let tx = pool.begin_with(statement).await.map_err(|e| unreachable(tenant, e, true))?;
+            crate::db::set_local(&mut tx, &settings).await.map_err(|e| match e {
+                Error::Db(e) => unreachable(tenant, e, false),
+                other => other,
+            })?;
             Ok::<_, Error>(tx)
         };
         // A slow tenant database (or a PgBouncer queue in front of a dead one) must not hold a
@@ -259,7 +259,7 @@ impl Tenancy {
     pub async fn enter_with_api_key(&self, key: &str, slug: &str, meta: RequestMeta) -> Result<Ctx> {
         let hash = crate::api_keys::digest(key);
         // The key's row is visible only to whoever presents the key (see the api_keys policies).
-        let mut tx = crate::db::begin(&self.control, false, &[(Setting::ApiKeyHash, &hex(&hash))]).await?;
+        let mut tx = crate::db::begin(&self.control, false, &[(Setting::ApiKeyHash, &crate::db::hex(&hash))]).await?;
         let row: Option<ApiKeyRow> = sqlx::query_as(&format!(
             "SELECT {TENANT_COLUMNS},
                     k.id AS key_id, k.scopes, k.created_by, k.expires_at, k.revoked_at,
@@ -289,7 +289,7 @@ impl Tenancy {
             return Err(AppError::not_found().into());
         }
         // The creator's role now: a key never does more than its creator still may.
-        crate::db::set(&mut tx, &[(Setting::UserId, &created_by.to_string())]).await?;
+        crate::db::set_local(&mut tx, &[(Setting::UserId, &created_by.to_string())]).await?;
         let creator_role: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant.id)
             .bind(created_by)
