@@ -30,7 +30,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
     }
     let owner = ids[0].0;
     let meta = RequestMeta { request_id: Some("seed".into()), ..Default::default() };
-    let options = backend.tenancy.placement_options();
+    let options = backend.tenancy.placement_options().await?;
     let last_region = options.regions.last().cloned().unwrap_or_default();
     // One organization per model (where this deployment offers it), so all three can be seen
     // and benchmarked side by side; the dedicated one lives in the last configured region.

@@ -237,6 +237,8 @@ async fn creating_organizations_takes_a_confirmed_address_and_is_limited() {
     let r = ada.call("create_org", &[("name", "Second DB"), ("slug", "second-db"), ("model", "dedicated")]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("model")), "{}", r.body);
     assert!(r.error_message().contains("own schema"), "{}", r.body);
+    let offered = ada.call("org_placement_options", &[]).await.json();
+    assert_eq!(offered["models"], serde_json::json!(["Pooled", "Schema"]), "a full deployment doesn't offer its own database");
 
     // Ten a day per person.
     for i in 2..=10 {
@@ -246,4 +248,20 @@ async fn creating_organizations_takes_a_confirmed_address_and_is_limited() {
     let r = ada.call("create_org", &[("name", "One more"), ("slug", "one-more")]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert_eq!(app.count("SELECT count(*) FROM tenants").await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_organizations_asking_for_the_last_dedicated_database_at_once_get_one() {
+    let app = TestApp::spawn_with(|c| c.topology.dedicated_tenants_max = 1).await;
+    let (ada, bob) = (app.signed_up("ada@example.com").await, app.signed_up("bob@example.com").await);
+    let (a, b) = tokio::join!(
+        ada.call("create_org", &[("name", "Ada DB"), ("slug", "ada-db"), ("model", "dedicated")]),
+        bob.call("create_org", &[("name", "Bob DB"), ("slug", "bob-db"), ("model", "dedicated")]),
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY], "{} / {}", a.body, b.body);
+    let loser = if a.status == StatusCode::OK { &b } else { &a };
+    assert!(loser.error_message().contains("no room"), "{}", loser.body);
+    assert_eq!(app.count("SELECT count(*) FROM tenants WHERE model = 'dedicated'").await, 1);
 }

@@ -242,7 +242,7 @@ pub async fn log_out() -> Result<(), AppError> {
 #[server(endpoint = "org_placement_options")]
 pub async fn org_placement_options() -> Result<PlacementOptions, AppError> {
     ssr::require_user().await?;
-    Ok(ssr::backend()?.tenancy.placement_options())
+    ssr::backend()?.tenancy.placement_options().await.app()
 }
 
 /// `region` and `model` may be left empty for the defaults (first region, pooled).

@@ -133,9 +133,18 @@ impl Tenancy {
         &self.topology
     }
 
-    /// The regions and models onboarding may offer.
-    pub fn placement_options(&self) -> PlacementOptions {
-        self.topology.options()
+    /// The regions and models onboarding may offer: a dedicated database only while the
+    /// deployment has room for one.
+    pub async fn placement_options(&self) -> Result<PlacementOptions> {
+        let mut options = self.topology.options();
+        if options.models.contains(&TenancyModel::Dedicated) {
+            let mut tx = crate::db::begin(&self.control, true, &[]).await?;
+            if !self.room_for_dedicated(&mut tx).await? {
+                options.models.retain(|m| *m != TenancyModel::Dedicated);
+            }
+            tx.commit().await?;
+        }
+        Ok(options)
     }
 
     async fn begin_data(&self, tenant: &TenantRef, read_only: bool) -> Result<Transaction<'static, Postgres>> {
@@ -408,19 +417,19 @@ impl Tenancy {
         if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("org:create:ip:{ip}"), throttle::ORGS_PER_IP).await?;
         }
-        if model == TenancyModel::Dedicated {
-            let dedicated: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM tenants WHERE model = 'dedicated' AND status <> 'deleted'").fetch_one(&mut *tx).await?;
-            if dedicated as u64 >= self.topology.dedicated_tenants_max() {
-                return Err(AppError::Invalid(FieldError::new(
-                    "model",
-                    "This deployment has no room for another organization with its own database right now. Choose shared tables or an own schema (you can move later).",
-                ))
-                .into());
-            }
+        // A quick answer before the database is made; `insert_tenant` decides for certain.
+        if model == TenancyModel::Dedicated && !self.room_for_dedicated(&mut tx).await? {
+            return Err(no_room_for_dedicated().into());
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether the deployment's cap on dedicated databases leaves room for one more.
+    async fn room_for_dedicated(&self, conn: &mut PgConnection) -> Result<bool> {
+        let dedicated: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM tenants WHERE model = 'dedicated' AND status <> 'deleted'").fetch_one(&mut *conn).await?;
+        Ok((dedicated as u64) < self.topology.dedicated_tenants_max())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -435,6 +444,14 @@ impl Tenancy {
         meta: RequestMeta,
     ) -> Result<Ctx> {
         let mut tx = self.begin_control(id, false).await?;
+        if placement.model == TenancyModel::Dedicated {
+            // Creations of dedicated tenants commit one at a time, each counting the others:
+            // two at once can't both take the last place (the loser's database is dropped).
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('tessera:dedicated-cap', 0))").execute(&mut *tx).await?;
+            if !self.room_for_dedicated(&mut tx).await? {
+                return Err(no_room_for_dedicated().into());
+            }
+        }
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, slug, name, model, region, database, schema_name, schema_version)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -569,4 +586,11 @@ impl WriteTx {
 /// took, and it never reaches a query.
 pub(crate) fn known_slug(raw: &str) -> Result<tessera_domain::input::OrgSlug> {
     tessera_domain::input::OrgSlug::parse(raw).map_err(|_| AppError::not_found().into())
+}
+
+fn no_room_for_dedicated() -> AppError {
+    AppError::Invalid(FieldError::new(
+        "model",
+        "This deployment has no room for another organization with its own database right now. Choose shared tables or an own schema (you can move later).",
+    ))
 }
