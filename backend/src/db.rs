@@ -152,7 +152,10 @@ pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
 /// Two round trips, on purpose: the settings go only once sqlx holds the transaction, so a
 /// request dropped half-way rolls them back with it. (Sent together with `BEGIN`, a drop
 /// between the two would return the connection to the pool still inside a transaction that
-/// carries another request's tenant.)
+/// carries another request's tenant.) sqlx 0.8 itself still has a narrower window: a request
+/// dropped while its `BEGIN` is in flight leaves an empty transaction open on the connection,
+/// which the next borrower then runs inside; no setting survives in it, since every transaction
+/// makes its own.
 pub fn begin(
     pool: &PgPool,
     read_only: bool,

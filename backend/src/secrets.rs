@@ -44,7 +44,7 @@ pub enum SecretError {
 const PUBLISHED_KEYS: [&str; 1] = ["0ad7fb10a093bfd0201851c068776d7756172c9cbbeec4a321e65e44e0aadd45"];
 
 fn is_listed(master: &[u8], digests: &[&str]) -> bool {
-    let digest: String = Sha256::digest(master).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::db::hex(&Sha256::digest(master));
     digests.contains(&digest.as_str())
 }
 
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn published_keys_are_recognised_by_their_digest() {
         let published = "a key that somebody once committed to a repository";
-        let digest: String = Sha256::digest(published.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = crate::db::hex(&Sha256::digest(published.as_bytes()));
         assert!(is_listed(published.as_bytes(), &[digest.as_str()]));
         assert!(!is_listed(b"another key of at least thirty-two characters", &[digest.as_str()]));
         let fresh = SecretKey::generate();

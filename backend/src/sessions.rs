@@ -142,7 +142,7 @@ pub const ABSOLUTE_LIFETIME: time::Duration = time::Duration::days(30);
 /// backup, a read replica, an injection) holds no cookie that signs anyone in.
 pub fn stored_id(session_id: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(session_id.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::db::hex(&sha2::Sha256::digest(session_id.as_bytes()))
 }
 
 /// The keys under which a session records how it was started (see `app::api::ssr`).

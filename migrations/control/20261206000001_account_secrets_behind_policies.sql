@@ -99,7 +99,7 @@ REVOKE ALL ON FUNCTION token_family_is_empty(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION token_family_is_empty(uuid) TO tessera_app;
 
 CREATE POLICY token_families_prune_read ON token_families FOR SELECT
-    USING (app_pruning() AND created_at < now() - interval '1 day');
+    USING (app_pruning() AND created_at < now() - interval '1 day' AND token_family_is_empty(id));
 CREATE POLICY token_families_prune ON token_families FOR DELETE
     USING (app_pruning() AND created_at < now() - interval '1 day' AND token_family_is_empty(id));
 
@@ -126,7 +126,9 @@ GRANT EXECUTE ON FUNCTION account_password_hash() TO tessera_app;
 
 -- The owner's functions that act on one account or tenant now check the transaction handles
 -- it: an injected call can't confirm or evict someone else's account, nor start purging an
--- organization before its date.
+-- organization before its date. "Handles" is not "proved": the code sets the account it is
+-- working on (after a link, an IdP's assertion, or while checking a password), and SQL can't
+-- pick another.
 CREATE OR REPLACE FUNCTION user_confirm_email(p_user uuid)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
@@ -170,6 +172,10 @@ BEGIN
     IF p_to IN ('deleting', 'active') AND p_tenant IS DISTINCT FROM public.app_tenant_id() THEN
         RAISE EXCEPTION 'a deletion is scheduled or cancelled only inside its organization' USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- Only the purge, inside the organization it has emptied, marks it deleted.
+    IF p_to = 'deleted' AND p_tenant IS DISTINCT FROM public.app_tenant_id() THEN
+        RAISE EXCEPTION 'a tenant is marked deleted only by its purge' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- Purging starts on the date and not before; a claim is taken over only once its purger
     -- has gone quiet (the maintenance job's rule, lifecycle::claim_next).
     UPDATE public.tenants
@@ -181,6 +187,7 @@ BEGIN
        AND CASE
                WHEN p_from = 'deleting' AND p_to = 'purging' THEN delete_after <= now()
                WHEN p_from = 'purging' AND p_to = 'purging' THEN purge_claimed_at < now() - interval '10 minutes'
+               WHEN p_to = 'deleted' THEN purge_claimed_at IS NOT NULL
                ELSE true
            END;
     GET DIAGNOSTICS changed = ROW_COUNT;

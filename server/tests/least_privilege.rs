@@ -73,12 +73,16 @@ async fn sql_slipped_into_a_query_cannot_switch_the_tenant_it_sees() {
         savepoint.rollback().await.unwrap();
         let seen: String = sqlx::query_scalar("SELECT current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
         assert_eq!(seen, acme.to_string());
-        // The server's own values arrive as they are, quotes and backslashes included.
-        let awkward = r"o'brien\'; SET LOCAL app.tenant_id = 'x@example.test";
-        tessera_backend::db::set_local(&mut tx, &[(tessera_backend::db::Setting::ConfirmedEmail, awkward)]).await.unwrap();
-        let (email, tenant): (String, String) =
-            sqlx::query_as("SELECT current_setting('app.confirmed_email'), current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
-        assert_eq!((email.as_str(), tenant), (awkward, acme.to_string()));
+        // The server's own values arrive as they are, quotes, backslashes, line breaks and
+        // accents included, however the connection reads string literals.
+        let awkward = "o'br\u{e9}en\\'; SET LOCAL app.tenant_id = 'x\n@example.test";
+        for conforming in ["on", "off"] {
+            tx.execute(format!("SET LOCAL standard_conforming_strings = {conforming}").as_str()).await.unwrap();
+            tessera_backend::db::set_local(&mut tx, &[(tessera_backend::db::Setting::ConfirmedEmail, awkward)]).await.unwrap();
+            let (email, tenant): (String, String) =
+                sqlx::query_as("SELECT current_setting('app.confirmed_email'), current_setting('app.tenant_id')").fetch_one(&mut *tx).await.unwrap();
+            assert_eq!((email.as_str(), tenant), (awkward, acme.to_string()), "standard_conforming_strings {conforming}");
+        }
         tx.rollback().await.unwrap();
     }
 }

@@ -143,6 +143,20 @@ async fn moves_with_bad_input_are_refused_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_into_a_database_of_its_own_needs_a_free_place() {
+    let app = TestApp::spawn_with(|c| c.topology.dedicated_tenants_max = 1).await;
+    app.owner_of_in("big", "eu", "dedicated").await;
+    app.owner_of_in("acme", "eu", "schema").await;
+    let tenancy = &app.backend.tenancy;
+    let e = app_error(move_tenant(tenancy, "acme", "dedicated", "us", "t").await);
+    assert_eq!(e.field(), Some("model"), "{e:?}");
+    assert!(e.to_string().contains("no room"), "{e}");
+    assert_eq!(placement(&app, "acme").await, ("schema".into(), "eu".into(), "active".into()));
+    // One that has its own database already may take it to another region.
+    move_tenant(tenancy, "big", "dedicated", "us", "t").await.expect("a dedicated tenant changes region at the cap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_moving_an_organization_is_read_only() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of_in("acme", "us", "dedicated").await;

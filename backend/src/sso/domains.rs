@@ -79,7 +79,7 @@ pub async fn add(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
     let token = {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        crate::db::hex(&bytes)
     };
     let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
     let inserted =

@@ -142,7 +142,10 @@ async fn claim_next(tenancy: &Tenancy, skip: &[Uuid]) -> Result<Option<(Uuid, St
     let Some(due) = due else {
         return Ok(None);
     };
-    set_status(&mut tx, due.id, &due.status, "purging", None).await?;
+    if !set_status(&mut tx, due.id, &due.status, "purging", None).await? {
+        // Not due after all (the function keeps the same rule): nothing to purge now.
+        return Ok(None);
+    }
     tx.commit().await?;
     Ok(Some((due.id, due.slug, Placement::from_row(&due.model, due.region, due.database, due.schema_name)?)))
 }

@@ -425,11 +425,25 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Whether the deployment's cap on dedicated databases leaves room for one more.
+    /// Whether the deployment's cap on dedicated databases leaves room for one more (a tenant
+    /// moving into one holds its place).
     async fn room_for_dedicated(&self, conn: &mut PgConnection) -> Result<bool> {
         let dedicated: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM tenants WHERE model = 'dedicated' AND status <> 'deleted'").fetch_one(&mut *conn).await?;
+            sqlx::query_scalar("SELECT count(*) FROM tenants WHERE (model = 'dedicated' OR moving_to_model = 'dedicated') AND status <> 'deleted'")
+                .fetch_one(&mut *conn)
+                .await?;
         Ok((dedicated as u64) < self.topology.dedicated_tenants_max())
+    }
+
+    /// Takes one of the deployment's places for a dedicated database, for certain: whatever
+    /// takes one (a creation, a move) counts under the same lock until its transaction ends,
+    /// so two at once can't both take the last place. Refused (422) when there is none.
+    pub(crate) async fn take_dedicated_place(&self, conn: &mut PgConnection) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(DEDICATED_CAP_LOCK).execute(&mut *conn).await?;
+        if !self.room_for_dedicated(conn).await? {
+            return Err(no_room_for_dedicated().into());
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -445,12 +459,7 @@ impl Tenancy {
     ) -> Result<Ctx> {
         let mut tx = self.begin_control(id, false).await?;
         if placement.model == TenancyModel::Dedicated {
-            // Creations of dedicated tenants commit one at a time, each counting the others:
-            // two at once can't both take the last place (the loser's database is dropped).
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('tessera:dedicated-cap', 0))").execute(&mut *tx).await?;
-            if !self.room_for_dedicated(&mut tx).await? {
-                return Err(no_room_for_dedicated().into());
-            }
+            self.take_dedicated_place(&mut tx).await?;
         }
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, slug, name, model, region, database, schema_name, schema_version)
@@ -587,6 +596,9 @@ impl WriteTx {
 pub(crate) fn known_slug(raw: &str) -> Result<tessera_domain::input::OrgSlug> {
     tessera_domain::input::OrgSlug::parse(raw).map_err(|_| AppError::not_found().into())
 }
+
+/// The advisory lock under which places for dedicated databases are taken.
+const DEDICATED_CAP_LOCK: &str = "tessera-dedicated-cap";
 
 fn no_room_for_dedicated() -> AppError {
     AppError::Invalid(FieldError::new(

@@ -175,6 +175,11 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
             return Err(refuse(format!("Region {region}'s shared tables are not on the latest version. Run `tessera-server migrate` first.")));
         }
     }
+    // Into a database of its own takes one of the deployment's places (one it has already if
+    // it only changes region).
+    if model == TenancyModel::Dedicated && from.model != TenancyModel::Dedicated {
+        tenancy.take_dedicated_place(&mut tx).await?;
+    }
     let began: bool =
         sqlx::query_scalar("SELECT tenant_move_begin($1, $2, $3)").bind(id).bind(model.as_str()).bind(&region).fetch_one(&mut *tx).await?;
     if !began {
