@@ -7,6 +7,8 @@
 use crate::db::Setting;
 use async_trait::async_trait;
 use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
@@ -14,11 +16,47 @@ use tower_sessions::session_store::{self, SessionStore};
 #[derive(Clone, Debug)]
 pub struct PgSessionStore {
     pool: PgPool,
+    known: Known,
+}
+
+/// Sessions as this server last read or wrote them (their data and expiry), so a request that
+/// changed nothing doesn't write its row again: a session's expiry, and so "last active", moves
+/// in the database at most once per [`ACTIVITY_RESOLUTION`] instead of on every request. Only a
+/// shortcut: a miss (another server, a restart, a full map) just means one more write.
+#[derive(Clone, Debug, Default)]
+struct Known(Arc<Mutex<HashMap<String, (SessionData, OffsetDateTime)>>>);
+
+type SessionData = HashMap<String, serde_json::Value>;
+
+/// How stale a session's stored expiry may be before a request writes it again.
+pub const ACTIVITY_RESOLUTION: time::Duration = time::Duration::minutes(1);
+
+/// Past this many sessions the map starts again (a bound, not a cache policy).
+const KNOWN_MAX: usize = 50_000;
+
+impl Known {
+    fn remember(&self, stored_id: String, record: &Record) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= KNOWN_MAX {
+            known.clear();
+        }
+        known.insert(stored_id, (record.data.clone(), record.expiry_date));
+    }
+
+    /// Whether writing `record` would change only its expiry, and by less than the resolution.
+    fn unchanged(&self, stored_id: &str, record: &Record) -> bool {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(stored_id).is_some_and(|(data, expiry)| *data == record.data && record.expiry_date - *expiry < ACTIVITY_RESOLUTION)
+    }
+
+    fn forget(&self, stored_id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(stored_id);
+    }
 }
 
 impl PgSessionStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, known: Known::default() }
     }
 
     /// Removes expired sessions (idle too long, or past their absolute lifetime); run periodically.
@@ -86,6 +124,7 @@ impl SessionStore for PgSessionStore {
                 .await
                 .map_err(backend)?;
             if inserted.rows_affected() == 1 {
+                self.known.remember(stored_id(&record.id.to_string()), record);
                 break;
             }
             record.id = Id::default();
@@ -96,6 +135,10 @@ impl SessionStore for PgSessionStore {
     /// Updates only: a session that was signed out (its row deleted) while a request was still
     /// running must not be written back by that request. New sessions go through `create`.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let id = stored_id(&record.id.to_string());
+        if self.known.unchanged(&id, record) {
+            return Ok(());
+        }
         let data = encode(record)?;
         let mut tx = presenting_cookie(&self.pool, &record.id).await?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
@@ -106,7 +149,9 @@ impl SessionStore for PgSessionStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(backend)?;
+        self.known.remember(id, record);
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -120,10 +165,16 @@ impl SessionStore for PgSessionStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        data.map(|d| decode(&d, *id)).transpose()
+        let record = data.map(|d| decode(&d, *id)).transpose()?;
+        match &record {
+            Some(record) => self.known.remember(stored_id(&id.to_string()), record),
+            None => self.known.forget(&stored_id(&id.to_string())),
+        }
+        Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.known.forget(&stored_id(&id.to_string()));
         let mut tx = presenting_cookie(&self.pool, id).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)

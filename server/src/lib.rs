@@ -104,7 +104,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .with_secure(https || config.secure_cookies)
         .with_expiry(Expiry::OnInactivity(tessera_backend::sessions::IDLE_LIFETIME))
         // Every request moves the expiry on, so "14 days of inactivity" means what it says (and
-        // "last active" in the sessions list is true).
+        // "last active" in the sessions list is true, to the minute: the store writes an
+        // unchanged session at most once per `ACTIVITY_RESOLUTION`).
         .with_always_save(true);
 
     let rest = rest::router(services.clone());

@@ -165,3 +165,27 @@ async fn the_database_keeps_only_a_digest_of_each_session_and_no_session_outlive
     sqlx::query("UPDATE sessions SET created_at = now() - interval '31 days'").execute(&app.inspect).await.unwrap();
     assert_eq!(me(cookie).await, Value::Null, "a session ends 30 days after sign-in, however active");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsing_writes_the_session_at_most_once_a_minute_and_every_change_at_once() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_up("lee@example.test").await;
+    let user: uuid::Uuid = app.user_id("lee@example.test").await.parse().unwrap();
+    // `xmin` changes with every write of the row.
+    let version = || async {
+        let v: String = sqlx::query_scalar("SELECT xmin::text FROM sessions WHERE user_id = $1").bind(user).fetch_one(&app.inspect).await.unwrap();
+        v
+    };
+    browser.get("/").await;
+    let before = version().await;
+    for _ in 0..3 {
+        assert_eq!(browser.get("/account/sessions").await.status, StatusCode::OK);
+    }
+    assert_eq!(version().await, before, "looking around changed nothing worth a write");
+    // Confirming it's you changes the session (its time, to the second): written at once, and
+    // in force on the next request.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(browser.call("reauthenticate", &[("password", common::PASSWORD)]).await.status, StatusCode::OK);
+    assert_ne!(version().await, before);
+    assert_ne!(browser.call("begin_mfa_enrolment", &[]).await.status, StatusCode::FORBIDDEN, "the confirmation counts");
+}

@@ -10,6 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// The password [`TestApp::signed_up`] gives everyone.
+pub const PASSWORD: &str = "correct horse battery";
 use tessera_backend::email::EmailConfig;
 use tessera_backend::tenancy::topology::{RegionConfig, TopologyConfig};
 use tessera_domain::placement::{RegionName, TenancyModel};
@@ -276,9 +279,9 @@ impl TestApp {
     /// A browser with a fresh account, logged in, whose address is confirmed (as if they had
     /// followed the welcome mail; `email_links.rs` tests that flow itself).
     pub async fn signed_up(&self, email: &str) -> Browser {
-        let browser = self.registered(email, "correct horse battery").await;
+        let browser = self.registered(email, PASSWORD).await;
         sqlx::query("UPDATE users SET email_verified_at = now() WHERE email = $1").bind(email).execute(&self.inspect).await.unwrap();
-        let r = browser.call("log_in", &[("email", email), ("password", "correct horse battery")]).await;
+        let r = browser.call("log_in", &[("email", email), ("password", PASSWORD)]).await;
         assert!(r.status.is_success() || r.status.is_redirection(), "log in {email}: {} {}", r.status, r.body);
         browser
     }
