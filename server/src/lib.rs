@@ -91,7 +91,10 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         LeptosOptions::builder().output_name("tessera").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.addr).build();
     let routes = route_list();
     let services = backend.clone();
-    let provide_backend = move || provide_context(backend.clone());
+    let provide_backend = move || {
+        provide_context(backend.clone());
+        tessera_app::api::ssr::EnteredOrganizations::provide();
+    };
 
     // Served over https (production), the cookie is `Secure` and `__Host-` prefixed: browsers
     // then refuse it over http and refuse any subdomain's attempt to set or scope it.

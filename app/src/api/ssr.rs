@@ -247,8 +247,38 @@ pub fn meta() -> RequestMeta {
 /// Enters the tenant named by `slug` as the logged-in user (404 if they aren't a member).
 pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
     let backend = backend()?;
+    let memo = use_context::<EnteredOrganizations>();
+    if let Some(ctx) = memo.as_ref().and_then(|m| m.get(slug)) {
+        return Ok((backend, ctx));
+    }
     let ctx = backend.tenancy.enter(authn().await?, slug, meta()).await.app()?;
+    if let Some(memo) = memo {
+        memo.keep(slug, &ctx);
+    }
     Ok((backend, ctx))
+}
+
+/// The organizations this request has entered. A page renders its layout and its content from
+/// separate resources, each calling a server function that enters the organization; within
+/// one request they share the first entrance (one membership lookup, one request from the
+/// organization's budget). Per request only: a change to a membership takes effect on the
+/// next one.
+#[derive(Clone, Default)]
+pub struct EnteredOrganizations(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Ctx>>>);
+
+impl EnteredOrganizations {
+    /// Starts the request's (empty) record; the server calls this for every request.
+    pub fn provide() {
+        provide_context(Self::default());
+    }
+
+    fn get(&self, slug: &str) -> Option<Ctx> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(slug).cloned()
+    }
+
+    fn keep(&self, slug: &str, ctx: &Ctx) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(slug.to_string(), ctx.clone());
+    }
 }
 
 /// An id from a URL or form. A malformed one is simply not found: it names nothing.
