@@ -7,7 +7,7 @@ pub mod pages;
 use components::layout::AppHeader;
 use components::raw_text::DocumentTitle;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, Stylesheet};
+use leptos_meta::{provide_meta_context, Link, Meta};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 use pages::{account, api_keys, auth, email_links, home, invitations, members, not_found::NotFound, org, projects, security, settings, sso};
@@ -24,6 +24,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <AutoReload options=options.clone() />
+                // Here rather than in the app: its address is the build's (content-hashed),
+                // which only the server knows.
+                <link rel="stylesheet" href=format!("/{}/tessera.css", options.site_pkg_dir) />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -90,7 +93,6 @@ pub fn App() -> impl IntoView {
     // Every route renders completely before the response starts, so a page can still set its
     // status code (a 404 for someone else's organization) after loading its data.
     view! {
-        <Stylesheet id="tessera" href="/pkg/tessera.css" />
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
         <DocumentTitle />

@@ -1,6 +1,7 @@
 //! The Tessera HTTP server: one axum router serving pages, server functions and assets,
 //! behind request ids, security headers, CSRF checks and browser sessions.
 
+mod assets;
 pub mod config;
 mod input_guard;
 mod middleware;
@@ -87,8 +88,13 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         seed::demo(&backend).await?;
     }
 
-    let options =
-        LeptosOptions::builder().output_name("tessera").site_root(config.site_root.as_str()).site_pkg_dir("pkg").site_addr(config.addr).build();
+    let assets = assets::Assets::of_site(&config.site_root);
+    let options = LeptosOptions::builder()
+        .output_name("tessera")
+        .site_root(config.site_root.as_str())
+        .site_pkg_dir(assets.pkg_dir())
+        .site_addr(config.addr)
+        .build();
     let routes = route_list();
     let services = backend.clone();
     let provide_backend = move || {
@@ -114,6 +120,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let rest = rest::router(services.clone());
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .nest_service("/pkg", assets.service())
         .leptos_routes_with_context(&options, routes, provide_backend.clone(), {
             let options = options.clone();
             move || shell(options.clone())

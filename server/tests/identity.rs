@@ -176,7 +176,7 @@ async fn pages_render_on_the_server_with_security_headers() {
     let r = app.browser().call("begin_mfa_enrolment", &[]).await;
     assert_eq!(r.headers.get("cache-control").unwrap(), "no-store", "server function answers too");
     let r = app.browser().get("/pkg/tessera.css").await;
-    assert_ne!(r.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "static assets may be cached");
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-cache", "an unversioned asset is revalidated");
     let r = app.browser().get("/no/such/page").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("Page not found"));
@@ -206,4 +206,25 @@ async fn one_network_can_create_only_so_many_accounts_in_a_quarter_hour() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     assert!(r.error_message().contains("try again in"), "{}", r.body);
     assert_eq!(app.count("SELECT count(*) FROM users").await, 20, "the 21st account wasn't made");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_and_stylesheet_have_content_addresses_are_cached_for_good_and_go_out_compressed() {
+    let app = TestApp::spawn().await;
+    let page = app.browser().get("/signup").await.body;
+    let linked = |suffix: &str| -> String {
+        page.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()).find(|href| href.ends_with(suffix)).unwrap_or_default().to_string()
+    };
+    let (css, js, wasm) = (linked("/tessera.css"), linked("/tessera.js"), linked("/tessera.wasm"));
+    for href in [&css, &js, &wasm] {
+        let version = href.strip_prefix("/pkg/").and_then(|rest| rest.split('/').next()).unwrap_or_default();
+        assert!(version.len() == 16 && version.chars().all(|c| c.is_ascii_hexdigit()), "{href:?} is under its build's hash");
+    }
+    let client = reqwest::Client::new();
+    for (href, accepts, sent_as) in [(&wasm, "gzip, deflate, br", Some("br")), (&js, "gzip", Some("gzip")), (&css, "identity", None)] {
+        let r = client.get(format!("{}{href}", app.base)).header("accept-encoding", accepts).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{href}");
+        assert_eq!(r.headers().get("cache-control").unwrap(), "public, max-age=31536000, immutable", "{href}");
+        assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), sent_as, "{href} for {accepts}");
+    }
 }

@@ -63,8 +63,40 @@ impl Build {
             optimize_wasm(&pkg.join("tessera.wasm"));
         }
         std::fs::copy(util::root().join("style/main.css"), pkg.join("tessera.css")).map_err(|e| e.to_string())?;
+        version_assets(&pkg)?;
         copy_dir(&util::root().join("public"), &site)
     }
+}
+
+/// The bundle, its loader and the stylesheet go into `pkg/<hash of their contents>/`, each
+/// beside its gzip and brotli forms, and `pkg/current` names that folder: browsers may keep
+/// them forever (a new build is a new address), and the server sends the compressed form a
+/// browser accepts without compressing anything per request. The stylesheet also stays at
+/// `pkg/tessera.css` for pages outside the app (the API reference), which revalidate it.
+fn version_assets(pkg: &Path) -> Result {
+    const FILES: [&str; 3] = ["tessera.js", "tessera.wasm", "tessera.css"];
+    let listed: Vec<String> = FILES.iter().map(|f| pkg.join(f).display().to_string()).collect();
+    let out = Command::new("sh").arg("-c").arg(format!("cat {} | sha256sum", listed.join(" "))).output().map_err(|e| format!("sha256sum: {e}"))?;
+    let hash: String = String::from_utf8_lossy(&out.stdout).chars().take(16).collect();
+    if !out.status.success() || hash.len() != 16 {
+        return Err("hashing the assets failed".into());
+    }
+    let versioned = pkg.join(&hash);
+    std::fs::create_dir_all(&versioned).map_err(|e| e.to_string())?;
+    for file in FILES {
+        let to = versioned.join(file);
+        if file == "tessera.css" {
+            std::fs::copy(pkg.join(file), &to).map_err(|e| e.to_string())?;
+        } else {
+            std::fs::rename(pkg.join(file), &to).map_err(|e| e.to_string())?;
+        }
+        run(Command::new("gzip").args(["-9", "-k", "-f", "-n"]).arg(&to))?;
+        if util::which("brotli").is_none() {
+            util::apt_install(&["brotli"])?;
+        }
+        run(Command::new("brotli").args(["-q", "11", "-k", "-f"]).arg(&to))?;
+    }
+    std::fs::write(pkg.join("current"), &hash).map_err(|e| e.to_string())
 }
 
 /// Runs wasm-opt when available (npm `binaryen`; Debian's 108 breaks hydration, so not that).
