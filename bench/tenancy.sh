@@ -24,6 +24,7 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"
 cleanup() {
   [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "${BASELINE_PID:-}" ] && kill "$BASELINE_PID" 2>/dev/null || true
   for c in eu us; do as_pg "$PGBIN/pg_ctl" -D "$WORK/$c" -m fast stop >/dev/null 2>&1 || true; done
   rm -rf "$WORK"
 }
@@ -55,15 +56,38 @@ curl -fs -c "$WORK/cookies" -H 'accept: application/json' \
   -d 'email=owner@acme.test&password=tessera-demo' "http://127.0.0.1:$HTTPPORT/api/log_in" >/dev/null
 COOKIE=$(awk '$6=="tessera_session"{print "tessera_session="$7}' "$WORK/cookies")
 
-echo "== wrk: GET /t/<org>/projects, 64 connections, ${DURATION}s each (authenticated, SSR, release build)"
+# The baseline (bench/baseline): the same query and rows as a bare axum + sqlx page, on the
+# same clusters, as a role row-level security doesn't filter, with no session.
+ORGS=""
+for slug in acme globex initech; do
+  IFS='|' read -r id region database schema <<<"$(psql -d tessera -At -c \
+    "SELECT id, region, coalesce(database, 'tessera'), schema_name FROM tenants WHERE slug = '$slug'")"
+  port=$PORT_EU; [ "$region" = us ] && port=$PORT_US
+  ORGS="$ORGS $slug=postgres://postgres@127.0.0.1:$port/$database|$schema|$id"
+done
+BASEPORT=$(free_port)
+BASELINE_ADDR="127.0.0.1:$BASEPORT" BASELINE_ORGS="$ORGS" "${TESSERA_BASELINE_BIN:?build with cargo xtask bench}" & BASELINE_PID=$!
+for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$BASEPORT/t/acme/projects" && break; sleep 0.1; done
+
+load() { # url [cookie] -> "rps p99 non2xx"
+  local out
+  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency ${2:+-H "Cookie: $2"} "$1")
+  echo "$(awk '/Requests\/sec/{print $2}' <<<"$out") $(awk '$1=="99%"{print $2}' <<<"$out") $(awk '/Non-2xx/{print $5}' <<<"$out")"
+}
+
+echo "== wrk: GET /t/<org>/projects, 64 connections, ${DURATION}s each, release builds"
+echo "   baseline: bare axum + sqlx, same query and rows, no session; Tessera: signed in, SSR"
+printf '%-10s %-8s %14s %10s %14s %10s %8s\n' model org "baseline req/s" p99 "Tessera req/s" p99 ratio
 for org in acme:pooled globex:schema initech:dedicated; do
   slug=${org%%:*}; model=${org##*:}
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")" = 200
-  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")
-  rps=$(awk '/Requests\/sec/{print $2}' <<<"$out"); p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx/{print $5}' <<<"$out")
-  printf '%-10s %-8s %10s req/s   p99 %-9s %s\n' "$model" "$slug" "$rps" "$p99" "${non2xx:+non-2xx: $non2xx}"
+  read -r base_rps base_p99 base_bad <<<"$(load "http://127.0.0.1:$BASEPORT/t/$slug/projects")"
+  read -r rps p99 bad <<<"$(load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" "$COOKIE")"
+  ratio=$(python3 -c "print(f'{float($rps)/float($base_rps):.2f}x')")
+  printf '%-10s %-8s %14s %10s %14s %10s %8s %s\n' "$model" "$slug" "$base_rps" "$base_p99" "$rps" "$p99" "$ratio" \
+    "${base_bad:+baseline non-2xx: $base_bad }${bad:+non-2xx: $bad}"
 done
+kill "$BASELINE_PID"; wait "$BASELINE_PID" 2>/dev/null || true
 
 TENANT=$(psql -d tessera -At -c "SELECT id FROM tenants WHERE slug='acme'")
 QUERY="SELECT id, name, description, created_by, created_at FROM shared.projects"

@@ -454,7 +454,15 @@ fn test(args: &[String]) -> Result {
 fn bench() -> Result {
     let build = setup()?;
     build.server(true)?;
-    let status = util::status(Command::new("bash").arg(util::root().join("bench/tenancy.sh")).env("TESSERA_SERVER_BIN", Build::server_binary(true)))?;
+    step("Building the baseline (bench/baseline: a bare axum + sqlx page)");
+    run(build.cargo().args(["build", "--release", "-p", "tessera-bench-baseline"]))?;
+    let baseline = Build::target_dir().join("release/tessera-bench-baseline");
+    let status = util::status(
+        Command::new("bash")
+            .arg(util::root().join("bench/tenancy.sh"))
+            .env("TESSERA_SERVER_BIN", Build::server_binary(true))
+            .env("TESSERA_BASELINE_BIN", baseline),
+    )?;
     if status.success() {
         Ok(())
     } else {
