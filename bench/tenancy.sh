@@ -50,6 +50,8 @@ owner() { echo "postgres://tessera_owner@127.0.0.1:$1/tessera"; }
 export DATABASE_URL=$(app "$PORT_EU") DATABASE_OWNER_URL=$(owner "$PORT_EU")
 export TESSERA_REGIONS="eu=$(app "$PORT_EU"),us=$(app "$PORT_US")"
 export TESSERA_REGION_OWNER_URLS="eu=$(owner "$PORT_EU"),us=$(owner "$PORT_US")"
+# Request budgets off: the load would otherwise measure how fast 429s come back.
+export TESSERA_RATE_LIMIT_PER_ADDRESS=0 TESSERA_RATE_LIMIT_PER_USER=0 TESSERA_RATE_LIMIT_PER_ORGANIZATION=0 TESSERA_RATE_LIMIT_PER_API_KEY=0
 TESSERA_SEED_DEMO=1 TESSERA_ADDR="127.0.0.1:$HTTPPORT" RUST_LOG=warn "$SERVER" & SERVER_PID=$!
 for _ in $(seq 150); do curl -fs "http://127.0.0.1:$HTTPPORT/healthz" >/dev/null && break; sleep 0.2; done
 curl -fs -c "$WORK/cookies" -H 'accept: application/json' \

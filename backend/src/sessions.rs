@@ -24,7 +24,22 @@ pub struct PgSessionStore {
 /// in the database at most once per [`ACTIVITY_RESOLUTION`] instead of on every request. Only a
 /// shortcut: a miss (another server, a restart, a full map) just means one more write.
 #[derive(Clone, Debug, Default)]
-struct Known(Arc<Mutex<HashMap<String, (SessionData, OffsetDateTime)>>>);
+struct Known(Arc<Mutex<KnownSessions>>);
+
+#[derive(Debug, Default)]
+struct KnownSessions {
+    entries: HashMap<String, KnownSession>,
+    /// Counts this server's writes and deletions (and clearings of the map).
+    clock: u64,
+    cleared_at: u64,
+}
+
+#[derive(Debug)]
+struct KnownSession {
+    seen: Option<(SessionData, OffsetDateTime)>,
+    /// The clock at this server's last write or deletion of the session.
+    changed_at: u64,
+}
 
 type SessionData = HashMap<String, serde_json::Value>;
 
@@ -35,22 +50,52 @@ pub const ACTIVITY_RESOLUTION: time::Duration = time::Duration::minutes(1);
 const KNOWN_MAX: usize = 50_000;
 
 impl Known {
-    fn remember(&self, stored_id: String, record: &Record) {
-        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= KNOWN_MAX {
-            known.clear();
+    fn lock(&self) -> std::sync::MutexGuard<'_, KnownSessions> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the session stands before a read starts (see [`Known::loaded`]).
+    fn stamp(&self, stored_id: &str) -> u64 {
+        let known = self.lock();
+        known.entries.get(stored_id).map_or(known.cleared_at, |e| e.changed_at)
+    }
+
+    /// Records what a read found, unless this server wrote or deleted the session (or cleared
+    /// the map) while the read was under way: then the read may be older than what was written.
+    fn loaded(&self, stored_id: String, record: Option<&Record>, stamp: u64) {
+        let mut known = self.lock();
+        let now = known.entries.get(&stored_id).map_or(known.cleared_at, |e| e.changed_at);
+        if now == stamp {
+            let seen = record.map(|r| (r.data.clone(), r.expiry_date));
+            Self::put(&mut known, stored_id, seen, now);
         }
-        known.insert(stored_id, (record.data.clone(), record.expiry_date));
+    }
+
+    /// Records this server's write (`Some`) or deletion (`None`) of the session.
+    fn changed(&self, stored_id: String, record: Option<&Record>) {
+        let mut known = self.lock();
+        known.clock += 1;
+        let at = known.clock;
+        Self::put(&mut known, stored_id, record.map(|r| (r.data.clone(), r.expiry_date)), at);
+    }
+
+    fn put(known: &mut KnownSessions, stored_id: String, seen: Option<(SessionData, OffsetDateTime)>, changed_at: u64) {
+        if known.entries.len() >= KNOWN_MAX && !known.entries.contains_key(&stored_id) {
+            known.entries.clear();
+            known.clock += 1;
+            known.cleared_at = known.clock;
+            return;
+        }
+        known.entries.insert(stored_id, KnownSession { seen, changed_at });
     }
 
     /// Whether writing `record` would change only its expiry, and by less than the resolution.
     fn unchanged(&self, stored_id: &str, record: &Record) -> bool {
-        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(stored_id).is_some_and(|(data, expiry)| *data == record.data && record.expiry_date - *expiry < ACTIVITY_RESOLUTION)
-    }
-
-    fn forget(&self, stored_id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(stored_id);
+        self.lock()
+            .entries
+            .get(stored_id)
+            .and_then(|e| e.seen.as_ref())
+            .is_some_and(|(data, expiry)| *data == record.data && record.expiry_date - *expiry < ACTIVITY_RESOLUTION)
     }
 }
 
@@ -110,6 +155,11 @@ async fn presenting_cookie(pool: &PgPool, id: &Id) -> session_store::Result<sqlx
 #[async_trait]
 impl SessionStore for PgSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // Nothing in it (a cookie this server doesn't know, say): nothing worth a row. Anyone
+        // can send such cookies, as many as they like.
+        if record.data.is_empty() {
+            return Ok(());
+        }
         let data = encode(record)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
@@ -124,7 +174,7 @@ impl SessionStore for PgSessionStore {
                 .await
                 .map_err(backend)?;
             if inserted.rows_affected() == 1 {
-                self.known.remember(stored_id(&record.id.to_string()), record);
+                self.known.changed(stored_id(&record.id.to_string()), Some(record));
                 break;
             }
             record.id = Id::default();
@@ -150,11 +200,12 @@ impl SessionStore for PgSessionStore {
             .await
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        self.known.remember(id, record);
+        self.known.changed(id, Some(record));
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let stamp = self.known.stamp(&stored_id(&id.to_string()));
         let mut tx = presenting_cookie(&self.pool, id).await?;
         let now = OffsetDateTime::now_utc();
         let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
@@ -166,15 +217,12 @@ impl SessionStore for PgSessionStore {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         let record = data.map(|d| decode(&d, *id)).transpose()?;
-        match &record {
-            Some(record) => self.known.remember(stored_id(&id.to_string()), record),
-            None => self.known.forget(&stored_id(&id.to_string())),
-        }
+        self.known.loaded(stored_id(&id.to_string()), record.as_ref(), stamp);
         Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.known.forget(&stored_id(&id.to_string()));
+        self.known.changed(stored_id(&id.to_string()), None);
         let mut tx = presenting_cookie(&self.pool, id).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)

@@ -2,6 +2,8 @@
 //! `pkg/<hash of their contents>/` with gzip and brotli forms beside them (`cargo xtask`), and
 //! named by `pkg/current`. A hashed address never changes its content, so those are cached
 //! for a year and never revalidated; anything else under `/pkg` is revalidated.
+//!
+//! Served outside the session layer (see `lib.rs`): no cookie ever rides on a cached asset.
 
 use axum::http::{header, HeaderValue, Request};
 use axum::middleware::Next;
@@ -23,8 +25,11 @@ impl Assets {
             .ok()
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_hexdigit()));
+        // A build by other means (cargo-leptos) leaves its files at the top of pkg/ and may
+        // leave an older xtask build's `current` behind: the newer files win.
+        let version = version.filter(|v| root.join(v).join("tessera.js").is_file() && !root.join("tessera.js").exists());
         if version.is_none() {
-            tracing::warn!(site = %site_root, "no versioned assets (pkg/current) in the site: serving /pkg unversioned; build it with cargo xtask");
+            tracing::warn!(site = %site_root, "no current versioned assets (pkg/current) in the site: serving /pkg unversioned and revalidated");
         }
         Self { root, version }
     }
@@ -45,10 +50,18 @@ impl Assets {
             let immutable = prefix.as_ref().is_some_and(|p| req.uri().path().starts_with(p.as_str()));
             async move {
                 let mut response: Response = next.run(req).await;
-                if response.status().is_success() {
-                    let rule = if immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
-                    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(rule));
-                }
+                let status = response.status();
+                let headers = response.headers_mut();
+                let rule = match () {
+                    _ if status.is_success() && immutable => "public, max-age=31536000, immutable",
+                    _ if status.is_success() || status == axum::http::StatusCode::NOT_MODIFIED => "no-cache",
+                    // A hash that isn't there yet (a deploy rolling out) mustn't be remembered as missing.
+                    _ => "no-store",
+                };
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(rule));
+                // The same address answers gzip, brotli or plain by what the browser accepts.
+                headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
                 response
             }
         }))

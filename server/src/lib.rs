@@ -120,7 +120,6 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let rest = rest::router(services.clone());
     let router = Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .nest_service("/pkg", assets.service())
         .leptos_routes_with_context(&options, routes, provide_backend.clone(), {
             let options = options.clone();
             move || shell(options.clone())
@@ -132,7 +131,10 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
     let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)
         .merge(middleware::wrap_api(rest, &proxies, &limiter))
-        .merge(sso);
+        .merge(sso)
+        // Outside the session layer: a response a shared cache may keep for a year must never
+        // carry anyone's cookie (nor cost a session read).
+        .nest_service("/pkg", assets.service());
     Ok((middleware::harden(app, https), services))
 }
 

@@ -226,5 +226,14 @@ async fn the_bundle_and_stylesheet_have_content_addresses_are_cached_for_good_an
         assert_eq!(r.status(), StatusCode::OK, "{href}");
         assert_eq!(r.headers().get("cache-control").unwrap(), "public, max-age=31536000, immutable", "{href}");
         assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), sent_as, "{href} for {accepts}");
+        assert_eq!(r.headers().get("vary").unwrap(), "accept-encoding", "{href}: caches keep one form per encoding");
     }
+    // Fetched by someone signed in, a cached asset carries no cookie for a shared cache to keep.
+    let signed_in = app.signed_up("ada@example.test").await;
+    let r = signed_in.get(&css).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers.get("set-cookie").is_none(), "{:?}", r.headers);
+    // A build that isn't there (yet) isn't remembered as missing.
+    let r = client.get(format!("{}/pkg/0123456789abcdef/tessera.js", app.base)).send().await.unwrap();
+    assert_eq!((r.status(), r.headers().get("cache-control").unwrap().to_str().unwrap()), (StatusCode::NOT_FOUND, "no-store"));
 }

@@ -75,14 +75,17 @@ impl Build {
 /// `pkg/tessera.css` for pages outside the app (the API reference), which revalidate it.
 fn version_assets(pkg: &Path) -> Result {
     const FILES: [&str; 3] = ["tessera.js", "tessera.wasm", "tessera.css"];
-    let listed: Vec<String> = FILES.iter().map(|f| pkg.join(f).display().to_string()).collect();
-    let out = Command::new("sh").arg("-c").arg(format!("cat {} | sha256sum", listed.join(" "))).output().map_err(|e| format!("sha256sum: {e}"))?;
-    let hash: String = String::from_utf8_lossy(&out.stdout).chars().take(16).collect();
-    if !out.status.success() || hash.len() != 16 {
-        return Err("hashing the assets failed".into());
-    }
+    let hash = content_hash(pkg, &FILES)?;
     let versioned = pkg.join(&hash);
     std::fs::create_dir_all(&versioned).map_err(|e| e.to_string())?;
+    // wasm-bindgen's snippets (JS a dependency inlines) load relative to the loader.
+    if pkg.join("snippets").is_dir() {
+        std::fs::rename(pkg.join("snippets"), versioned.join("snippets")).map_err(|e| e.to_string())?;
+    }
+    let brotli = util::which("brotli").is_some() || util::apt_install(&["brotli"]).is_ok();
+    if !brotli {
+        step("brotli unavailable: the assets get gzip forms only");
+    }
     for file in FILES {
         let to = versioned.join(file);
         if file == "tessera.css" {
@@ -91,12 +94,32 @@ fn version_assets(pkg: &Path) -> Result {
             std::fs::rename(pkg.join(file), &to).map_err(|e| e.to_string())?;
         }
         run(Command::new("gzip").args(["-9", "-k", "-f", "-n"]).arg(&to))?;
-        if util::which("brotli").is_none() {
-            util::apt_install(&["brotli"])?;
+        if brotli {
+            run(Command::new("brotli").args(["-q", "11", "-k", "-f"]).arg(&to))?;
         }
-        run(Command::new("brotli").args(["-q", "11", "-k", "-f"]).arg(&to))?;
     }
     std::fs::write(pkg.join("current"), &hash).map_err(|e| e.to_string())
+}
+
+/// The first 16 hex digits of the SHA-256 of `files` (in `dir`) one after the other.
+fn content_hash(dir: &Path, files: &[&str]) -> Result<String> {
+    use std::io::Write;
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend(std::fs::read(dir.join(file)).map_err(|e| format!("{file}: {e}"))?);
+    }
+    let mut sha = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("sha256sum: {e}"))?;
+    sha.stdin.take().ok_or("sha256sum: no stdin")?.write_all(&bytes).map_err(|e| e.to_string())?;
+    let out = sha.wait_with_output().map_err(|e| e.to_string())?;
+    let hash: String = String::from_utf8_lossy(&out.stdout).chars().take(16).collect();
+    if !out.status.success() || hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err("hashing the assets failed".into());
+    }
+    Ok(hash)
 }
 
 /// Runs wasm-opt when available (npm `binaryen`; Debian's 108 breaks hydration, so not that).

@@ -160,6 +160,7 @@ pub async fn require_recent_auth() -> Result<Uuid, AppError> {
 
 /// Records that this browser just proved who is using it (with a second factor, or not).
 pub async fn mark_authenticated(with_second_factor: bool) -> Result<(), AppError> {
+    EnteredOrganizations::forget();
     let session = session()?;
     session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
     if with_second_factor {
@@ -169,6 +170,7 @@ pub async fn mark_authenticated(with_second_factor: bool) -> Result<(), AppError
 }
 
 pub async fn forget_second_factor() -> Result<(), AppError> {
+    EnteredOrganizations::forget();
     session()?.insert(MFA_KEY, false).await.map_err(internal)
 }
 
@@ -198,6 +200,7 @@ pub async fn start_session(user_id: Uuid, mfa: bool) -> Result<(), AppError> {
 
 pub async fn start_session_on(session: &Session, meta: &RequestMeta, user_id: Uuid, mfa: bool, sso_tenant: Option<Uuid>) -> Result<(), AppError> {
     use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
+    EnteredOrganizations::forget();
     session.cycle_id().await.map_err(internal)?;
     session.remove_value(PENDING_KEY).await.map_err(internal)?;
     match sso_tenant {
@@ -261,8 +264,9 @@ pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
 /// The organizations this request has entered. A page renders its layout and its content from
 /// separate resources, each calling a server function that enters the organization; within
 /// one request they share the first entrance (one membership lookup, one request from the
-/// organization's budget). Per request only: a change to a membership takes effect on the
-/// next one.
+/// organization's budget). Per request only, and forgotten when the request changes who is
+/// signed in or how (sign-in, two-factor, re-authentication): a server function that changes a
+/// membership and then enters again in the same request must call [`EnteredOrganizations::forget`].
 #[derive(Clone, Default)]
 pub struct EnteredOrganizations(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Ctx>>>);
 
@@ -272,12 +276,24 @@ impl EnteredOrganizations {
         provide_context(Self::default());
     }
 
+    /// Forgets this request's entrances (who is signed in, or their standing, changed).
+    pub fn forget() {
+        if let Some(memo) = use_context::<Self>() {
+            memo.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     fn get(&self, slug: &str) -> Option<Ctx> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(slug).cloned()
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&Self::key(slug)).cloned()
     }
 
     fn keep(&self, slug: &str, ctx: &Ctx) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(slug.to_string(), ctx.clone());
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(Self::key(slug), ctx.clone());
+    }
+
+    /// As the door reads a slug (trimmed, any case).
+    fn key(slug: &str) -> String {
+        slug.trim().to_lowercase()
     }
 }
 

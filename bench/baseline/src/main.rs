@@ -56,9 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pool
             }
         };
-        let query = format!(
-            "SELECT id, name, description, created_at FROM {schema}.projects WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT 500"
-        );
+        let query =
+            format!("SELECT id, name, description, created_at FROM {schema}.projects WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT 500");
         places.insert(slug.to_string(), Place { pool, query, tenant: tenant.parse()? });
     }
     let app = Router::new().route("/t/{slug}/projects", get(projects)).with_state(Arc::new(places));
@@ -70,7 +69,8 @@ async fn projects(State(places): State<Arc<HashMap<String, Place>>>, Path(slug):
     let place = places.get(&slug).ok_or(StatusCode::NOT_FOUND)?;
     let rows: Vec<ProjectRow> =
         sqlx::query_as(&place.query).bind(place.tenant).fetch_all(&place.pool).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
-    let mut html = format!("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Projects · {}</title></head><body><ul>", escape(&slug));
+    let mut html =
+        format!("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Projects · {}</title></head><body><ul>", escape(&slug));
     for row in rows {
         html.push_str(&format!(
             "<li><a href=\"/t/{slug}/projects/{}\">{}</a><p>{}</p><time>{}</time></li>",
