@@ -41,6 +41,11 @@ pub struct OrgContext {
     pub slug: String,
     pub name: String,
     pub role: Role,
+}
+
+/// The organization's overview page: how much is in it. (Only that page pays for counting.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgOverview {
     pub project_count: i64,
     pub member_count: i64,
 }

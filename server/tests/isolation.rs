@@ -62,6 +62,7 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
     let attempts: Vec<(&str, Vec<(&str, &str)>)> = vec![
         // Bob's organization by name.
         ("load_org", vec![("slug", "bravo")]),
+        ("org_overview", vec![("slug", "bravo")]),
         ("list_projects", vec![("slug", "bravo")]),
         ("get_project", vec![("slug", "bravo"), ("id", p)]),
         ("create_project", vec![("slug", "bravo"), ("name", "Planted"), ("description", "")]),

@@ -12,7 +12,7 @@ pub use security::*;
 pub use sso::*;
 
 use leptos::prelude::*;
-use tessera_domain::dto::{DeviceSession, Member, OrgContext, ProjectSummary, SessionSummary};
+use tessera_domain::dto::{DeviceSession, Member, OrgContext, OrgOverview, ProjectSummary, SessionSummary};
 use tessera_domain::placement::{PlacementInfo, PlacementOptions};
 use tessera_domain::AppError;
 
@@ -285,9 +285,15 @@ pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
 
 #[server(endpoint = "load_org")]
 pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
+    let (_, ctx) = enter(&slug).await?;
+    Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role })
+}
+
+#[server(endpoint = "org_overview")]
+pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
-    Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role, project_count, member_count })
+    Ok(OrgOverview { project_count, member_count })
 }
 
 #[server(endpoint = "list_projects")]

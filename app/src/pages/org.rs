@@ -1,7 +1,7 @@
 //! The frame around every page of an organization: it resolves the organization (404 when you
 //! are not a member), shares it with the pages inside, and shows the navigation your role allows.
 
-use crate::api::load_org;
+use crate::api::{load_org, load_org_overview};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use leptos::prelude::*;
@@ -64,9 +64,12 @@ pub fn OrgLayout() -> impl IntoView {
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
+    let slug = use_slug();
+    let overview = Resource::new(move || slug.get(), load_org_overview);
     view! {
         <Suspense fallback=|| ()>
             {move || Suspend::new(async move {
+                let overview = overview.await.ok();
                 org.await
                     .ok()
                     .map(|org| {
@@ -84,11 +87,11 @@ pub fn Dashboard() -> impl IntoView {
                             </header>
                             <div class="stats">
                                 <a class="card stat" href=format!("{base}/projects")>
-                                    <span class="stat-value">{org.project_count}</span>
+                                    <span class="stat-value">{overview.as_ref().map(|o| o.project_count.to_string()).unwrap_or_else(|| "–".into())}</span>
                                     <span class="stat-label">"Projects"</span>
                                 </a>
                                 <a class="card stat" href=format!("{base}/members")>
-                                    <span class="stat-value">{org.member_count}</span>
+                                    <span class="stat-value">{overview.as_ref().map(|o| o.member_count.to_string()).unwrap_or_else(|| "–".into())}</span>
                                     <span class="stat-label">"Members"</span>
                                 </a>
                             </div>
