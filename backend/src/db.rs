@@ -167,11 +167,20 @@ pub fn begin(
     let sql = set_local_sql(settings);
     async move {
         let sql = sql?;
-        let mut tx = if read_only { pool.begin_with("BEGIN READ ONLY").await? } else { pool.begin().await? };
+        let mut tx = open(&pool, read_only).await?;
         if !sql.is_empty() {
             sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
         }
         Ok(tx)
+    }
+}
+
+/// Opens a transaction, `READ ONLY` if asked, without settings (see [`begin`]).
+pub async fn open(pool: &PgPool, read_only: bool) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    if read_only {
+        pool.begin_with("BEGIN READ ONLY").await
+    } else {
+        pool.begin().await
     }
 }
 

@@ -151,8 +151,7 @@ impl Tenancy {
         let pool = self.topology.pool_for(&tenant.placement)?;
         let open = async {
             // Any failure to open is about reaching that database, not about the request.
-            let mut tx =
-                if read_only { pool.begin_with("BEGIN READ ONLY").await } else { pool.begin().await }.map_err(|e| unreachable(tenant, e, true))?;
+            let mut tx = crate::db::open(&pool, read_only).await.map_err(|e| unreachable(tenant, e, true))?;
             let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
             let settings = [(Setting::SearchPath, tenant.placement.schema.as_str()), (Setting::TenantId, &id), (Setting::StatementTimeout, &timeout)];
             crate::db::set_local(&mut tx, &settings).await.map_err(|e| match e {
