@@ -7,7 +7,13 @@
 #   1. wrk (64 connections) on the same page, /t/<org>/projects, for each of the three;
 #   2. pgbench on the page's query with row-level security on (app role, tenant set per
 #      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
-#   3. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
+#   2. the same for one REST list call (API key) and one server-function call, against the
+#      baseline's JSON form of the same rows; the server's memory (RSS) under that load;
+#   3. the hydration bundle: the WASM the projects page fetches (gzip and brotli) and its time
+#      to interactive in Chromium (bench/tti.mjs);
+#   4. pgbench on the page's query with row-level security on (app role, tenant set per
+#      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
+#   5. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
 # Bounded: every load runs for DURATION seconds against 127.0.0.1 only.
 set -euo pipefail
 DURATION=${DURATION:-15}
@@ -71,25 +77,85 @@ BASEPORT=$(free_port)
 BASELINE_ADDR="127.0.0.1:$BASEPORT" BASELINE_ORGS="$ORGS" "${TESSERA_BASELINE_BIN:?build with cargo xtask bench}" & BASELINE_PID=$!
 for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$BASEPORT/t/acme/projects" && break; sleep 0.1; done
 
-load() { # url [cookie] -> "rps p99 non2xx"
-  local out
-  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency ${2:+-H "Cookie: $2"} "$1")
+load() { # url [wrk options…] -> "rps p99 non2xx"
+  local url=$1 out; shift
+  out=$(wrk -t2 -c64 -d"${DURATION}s" --latency "$@" "$url")
   echo "$(awk '/Requests\/sec/{print $2}' <<<"$out") $(awk '$1=="99%"{print $2}' <<<"$out") $(awk '/Non-2xx/{print $5}' <<<"$out")"
+}
+# Runs a command with its output in a file and prints the server's largest resident set
+# meanwhile, in MiB.
+peak_rss() { # output-file command…
+  local out=$1 sampler peak=0 rss; shift
+  ( while kill -0 "$SERVER_PID" 2>/dev/null; do ps -o rss= -p "$SERVER_PID"; sleep 0.5; done ) > "$WORK/rss" & sampler=$!
+  "$@" > "$out"
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  for rss in $(cat "$WORK/rss"); do [ "$rss" -gt "$peak" ] && peak=$rss; done
+  echo $((peak / 1024))
+}
+row() { # label baseline-load tessera-load
+  local base_rps base_p99 base_bad rps p99 bad ratio
+  read -r base_rps base_p99 base_bad <<<"$2"
+  read -r rps p99 bad <<<"$3"
+  ratio=$(python3 -c "print(f'{float($rps)/float($base_rps):.2f}x')")
+  printf '%-22s %14s %10s %14s %10s %8s %s\n' "$1" "$base_rps" "$base_p99" "$rps" "$p99" "$ratio" \
+    "${base_bad:+baseline non-2xx: $base_bad }${bad:+non-2xx: $bad}"
 }
 
 echo "== wrk: GET /t/<org>/projects, 64 connections, ${DURATION}s each, release builds"
 echo "   baseline: bare axum + sqlx, same query and rows, no session; Tessera: signed in, SSR"
-printf '%-10s %-8s %14s %10s %14s %10s %8s\n' model org "baseline req/s" p99 "Tessera req/s" p99 ratio
+printf '%-22s %14s %10s %14s %10s %8s\n' "model (org)" "baseline req/s" p99 "Tessera req/s" p99 ratio
 for org in acme:pooled globex:schema initech:dedicated; do
   slug=${org%%:*}; model=${org##*:}
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")" = 200
-  read -r base_rps base_p99 base_bad <<<"$(load "http://127.0.0.1:$BASEPORT/t/$slug/projects")"
-  read -r rps p99 bad <<<"$(load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" "$COOKIE")"
-  ratio=$(python3 -c "print(f'{float($rps)/float($base_rps):.2f}x')")
-  printf '%-10s %-8s %14s %10s %14s %10s %8s %s\n' "$model" "$slug" "$base_rps" "$base_p99" "$rps" "$p99" "$ratio" \
-    "${base_bad:+baseline non-2xx: $base_bad }${bad:+non-2xx: $bad}"
+  base=$(load "http://127.0.0.1:$BASEPORT/t/$slug/projects")
+  if [ "$slug" = acme ]; then
+    PAGE_RSS=$(peak_rss "$WORK/page" load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" -H "Cookie: $COOKIE")
+    tessera=$(cat "$WORK/page")
+  else
+    tessera=$(load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" -H "Cookie: $COOKIE")
+  fi
+  row "$model ($slug)" "$base" "$tessera"
 done
+
+echo "== wrk: the same rows as JSON (pooled, acme), 64 connections, ${DURATION}s each"
+echo "   baseline: /t/acme/projects.json; REST: GET /api/v1/orgs/acme/projects with an API key;"
+echo "   server function: POST /api/list_projects signed in"
+KEY=$(curl -fs -H "Cookie: $COOKIE" -H 'accept: application/json' \
+  -d 'slug=acme&name=Benchmark&projects_read=on&expires_in_days=1' "http://127.0.0.1:$HTTPPORT/api/create_api_key" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "http://127.0.0.1:$HTTPPORT/api/v1/orgs/acme/projects")" = 200
+cat > "$WORK/server_fn.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "slug=acme"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Accept"] = "application/json"
+LUA
+test "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" -d slug=acme "http://127.0.0.1:$HTTPPORT/api/list_projects")" = 200
+base=$(load "http://127.0.0.1:$BASEPORT/t/acme/projects.json")
+printf '%-22s %14s %10s %14s %10s %8s\n' "call" "baseline req/s" p99 "Tessera req/s" p99 ratio
+JSON_RSS=$(peak_rss "$WORK/rest" load "http://127.0.0.1:$HTTPPORT/api/v1/orgs/acme/projects" -H "Authorization: Bearer $KEY")
+row "REST list (API key)" "$base" "$(cat "$WORK/rest")"
+row "server function" "$base" "$(load "http://127.0.0.1:$HTTPPORT/api/list_projects" -H "Cookie: $COOKIE" -s "$WORK/server_fn.lua")"
+echo "server memory (RSS, peak): $PAGE_RSS MiB under the page load, $JSON_RSS MiB under the REST load"
 kill "$BASELINE_PID"; wait "$BASELINE_PID" 2>/dev/null || true
+
+echo "== the hydration bundle (release), and the projects page's time to interactive in Chromium"
+PKG="${LEPTOS_SITE_ROOT:-target/site}/pkg/$(cat "${LEPTOS_SITE_ROOT:-target/site}/pkg/current")"
+TTI=$(node bench/tti.mjs "http://127.0.0.1:$HTTPPORT/t/acme/projects" "$COOKIE" 7)
+python3 - "$PKG" "$TTI" <<'PY'
+import json, os, sys
+pkg, tti = sys.argv[1], json.loads(sys.argv[2])
+size = lambda name, ext="": os.path.getsize(os.path.join(pkg, name + ext))
+kib = lambda n: f"{n / 1024:.0f} KiB"
+chunks = [f for f in os.listdir(pkg) if f.endswith(".wasm") and f != "tessera.wasm"]
+print(f"main module: {kib(size('tessera.wasm'))} raw, {kib(size('tessera.wasm', '.gz'))} gzip, {kib(size('tessera.wasm', '.br'))} brotli"
+      f" (+ {len(chunks)} page chunks, {kib(sum(size(c, '.gz') for c in chunks))} gzip in all)")
+fetched = [os.path.basename(w["path"]) for w in tti["wasm"]]
+print(f"the projects page fetches {len(fetched)} WASM files: {kib(sum(size(f, '.gz') for f in fetched))} gzip,"
+      f" {kib(sum(size(f, '.br') for f in fetched))} brotli (target: <= 250 KB gzip);"
+      f" {kib(sum(w['transferred'] for w in tti['wasm']))} went over the wire to Chromium")
+print(f"time to interactive (navigation start to hydrated, 7 cold loads): median {tti['median_ms']} ms, worst {tti['worst_ms']} ms (target: <= 300 ms)")
+PY
 
 TENANT=$(psql -d tessera -At -c "SELECT id FROM tenants WHERE slug='acme'")
 QUERY="SELECT id, name, description, created_by, created_at FROM shared.projects"

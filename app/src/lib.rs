@@ -3,14 +3,15 @@
 pub mod api;
 pub mod components;
 pub mod pages;
+pub mod routes;
 
 use components::layout::AppHeader;
 use components::raw_text::DocumentTitle;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{path, SsrMode};
-use pages::{account, api_keys, auth, email_links, home, invitations, members, not_found::NotFound, org, projects, security, settings, sso};
+use leptos_router::{path, Lazy, SsrMode};
+use pages::{not_found::NotFound, org};
 
 /// The HTML document around the app, rendered only on the server.
 #[cfg(feature = "ssr")]
@@ -82,49 +83,45 @@ pub(crate) fn date_time_of(timestamp: &str) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser, after hydration: mark the page as live (the end-to-end
-    // tests wait for this before typing into client-side features).
-    #[cfg(feature = "hydrate")]
-    Effect::new(|_| {
-        if let Some(root) = document().document_element() {
-            let _ = root.set_attribute("data-hydrated", "");
-        }
-    });
+    // A page's code arrives with its first visit (routes.rs): until it has, the old page stays,
+    // marked busy, with a bar at the top so a click visibly did something.
+    let (is_routing, set_is_routing) = signal(false);
     // Every route renders completely before the response starts, so a page can still set its
     // status code (a 404 for someone else's organization) after loading its data.
     view! {
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
         <DocumentTitle />
-        <Router>
+        <Router set_is_routing>
+            <div class="routing-bar" class:active=move || is_routing.get() aria-hidden="true"></div>
             <AppHeader />
-            <main id="main" class="main">
+            <main id="main" class="main" aria-busy=move || is_routing.get().then_some("true")>
                 <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("") view=home::HomePage ssr=SsrMode::Async />
-                    <Route path=path!("/signup") view=auth::SignUpPage ssr=SsrMode::Async />
-                    <Route path=path!("/signup/sent") view=auth::SignUpSentPage ssr=SsrMode::Async />
-                    <Route path=path!("/login") view=auth::LogInPage ssr=SsrMode::Async />
-                    <Route path=path!("/orgs/new") view=home::NewOrgPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/sessions") view=account::SessionsPage ssr=SsrMode::Async />
-                    <Route path=path!("/account/security") view=security::SecurityPage ssr=SsrMode::Async />
-                    <Route path=path!("/login/mfa") view=security::SignInCodePage ssr=SsrMode::Async />
-                    <Route path=path!("/login/sso") view=sso::SsoSignInPage ssr=SsrMode::Async />
-                    <Route path=path!("/login/sso/confirm") view=sso::SsoConfirmPage ssr=SsrMode::Async />
-                    <Route path=path!("/login/link") view=email_links::SignInLinkPage ssr=SsrMode::Async />
-                    <Route path=path!("/auth/magic") view=email_links::MagicLinkPage ssr=SsrMode::Async />
-                    <Route path=path!("/auth/verify") view=email_links::VerifyEmailPage ssr=SsrMode::Async />
-                    <Route path=path!("/forgot") view=email_links::ForgotPasswordPage ssr=SsrMode::Async />
-                    <Route path=path!("/auth/reset") view=email_links::ResetPasswordPage ssr=SsrMode::Async />
-                    <Route path=path!("/invite") view=invitations::InvitationPage ssr=SsrMode::Async />
+                    <Route path=path!("") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view={Lazy::<routes::SignUp>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/signup/sent") view={Lazy::<routes::SignUpSent>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login") view={Lazy::<routes::LogIn>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/orgs/new") view={Lazy::<routes::NewOrg>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/account/sessions") view={Lazy::<routes::Sessions>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/account/security") view={Lazy::<routes::Security>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login/mfa") view={Lazy::<routes::SignInCode>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso") view={Lazy::<routes::SsoSignIn>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso/confirm") view={Lazy::<routes::SsoConfirm>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/login/link") view={Lazy::<routes::SignInLink>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/auth/magic") view={Lazy::<routes::MagicLink>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/auth/verify") view={Lazy::<routes::VerifyEmail>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/forgot") view={Lazy::<routes::ForgotPassword>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/auth/reset") view={Lazy::<routes::ResetPassword>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/invite") view={Lazy::<routes::Invitation>::new()} ssr=SsrMode::Async />
                     <ParentRoute path=path!("/t/:slug") view=org::OrgLayout ssr=SsrMode::Async>
-                        <Route path=path!("") view=org::Dashboard ssr=SsrMode::Async />
-                        <Route path=path!("/projects") view=projects::ProjectsPage ssr=SsrMode::Async />
-                        <Route path=path!("/projects/new") view=projects::NewProjectPage ssr=SsrMode::Async />
-                        <Route path=path!("/projects/:id") view=projects::ProjectPage ssr=SsrMode::Async />
-                        <Route path=path!("/members") view=members::MembersPage ssr=SsrMode::Async />
-                        <Route path=path!("/settings") view=settings::SettingsPage ssr=SsrMode::Async />
-                        <Route path=path!("/api-keys") view=api_keys::ApiKeysPage ssr=SsrMode::Async />
-                        <Route path=path!("/sso") view=sso::SsoPage ssr=SsrMode::Async />
+                        <Route path=path!("") view={Lazy::<routes::Dashboard>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/projects") view={Lazy::<routes::Projects>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/projects/new") view={Lazy::<routes::NewProject>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id") view={Lazy::<routes::Project>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/members") view={Lazy::<routes::Members>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/settings") view={Lazy::<routes::Settings>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/api-keys") view={Lazy::<routes::ApiKeys>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("/sso") view={Lazy::<routes::Sso>::new()} ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

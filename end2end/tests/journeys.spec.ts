@@ -20,9 +20,11 @@ test.afterEach(() => {
   expect(cspViolations, "Content-Security-Policy violations").toEqual([]);
 });
 
-/** The app marks <html data-hydrated> once the WASM has taken over the page. */
+/** The app marks <html data-hydrated> once the WASM has taken over the page, and <main
+ *  aria-busy> while a client-side navigation fetches the next page's code and data. */
 async function hydrated(page: Page) {
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await expect(page.locator("main[aria-busy]")).toHaveCount(0);
 }
 
 async function logIn(page: Page, email: string, password: string) {
@@ -297,6 +299,7 @@ test("someone who forgot their password resets it from the emailed link", async 
   await page.goto("/login");
   await hydrated(page);
   await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await expect(page).toHaveURL(/\/forgot$/);
   await hydrated(page);
   await page.getByLabel("Email").fill(email);
   const asked = new Date(Date.now() - 1000);

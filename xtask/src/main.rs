@@ -26,7 +26,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   security    attack a local Tessera with the demo data: schemathesis against /api/v1/openapi.json with a
               real API key, sqlmap against the sign-in form, a REST route and a server function
   setup       only install the toolchain and tools the other commands need
-  bench       build in release mode; load-test one page per tenancy model, measure RLS overhead and migrating 1,000 tenant schemas
+  bench       build in release mode; load-test one page per tenancy model, a REST and a server-function call against
+              a bare axum + sqlx baseline; bundle size and time to interactive; RLS overhead; migrating 1,000 tenant schemas
 ";
 
 fn main() {
@@ -454,12 +455,16 @@ fn test(args: &[String]) -> Result {
 fn bench() -> Result {
     let build = setup()?;
     build.server(true)?;
+    build.site(true)?;
+    ensure_browser_and_npm()?;
     step("Building the baseline (bench/baseline: a bare axum + sqlx page)");
     run(build.cargo().args(["build", "--release", "-p", "tessera-bench-baseline"]))?;
     let baseline = Build::target_dir().join("release/tessera-bench-baseline");
     let status = util::status(
         Command::new("bash")
             .arg(util::root().join("bench/tenancy.sh"))
+            .current_dir(util::root())
+            .env("LEPTOS_SITE_ROOT", Build::site_root())
             .env("TESSERA_SERVER_BIN", Build::server_binary(true))
             .env("TESSERA_BASELINE_BIN", baseline),
     )?;

@@ -47,66 +47,136 @@ impl Build {
         step("Building the WASM hydration bundle");
         let profile = if release { "wasm-release" } else { "dev" };
         run(self.cargo().args(["build", "-p", "tessera-frontend", "--lib", "--target", "wasm32-unknown-unknown", "--profile", profile]))?;
-        let out_dir = if release { "wasm-release" } else { "debug" };
-        let wasm = Self::target_dir().join("wasm32-unknown-unknown").join(out_dir).join("tessera_frontend.wasm");
+        let out_dir = Self::target_dir().join("wasm32-unknown-unknown").join(if release { "wasm-release" } else { "debug" });
         let site = Self::site_root();
         let pkg = site.join("pkg");
         let _ = std::fs::remove_dir_all(&pkg);
         std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+        // Every page is a lazy route (app/src/routes.rs): its code goes to chunks of its own,
+        // and wasm-bindgen processes what stays in the main module.
+        step("Splitting the bundle into a main module and per-page chunks");
+        run(self.cargo().args(["build", "--quiet", "-p", "tessera-wasm-split"]))?;
+        let main_module = out_dir.join("tessera_frontend_split.wasm");
+        run(Command::new(Self::target_dir().join("debug/tessera-wasm-split"))
+            .arg(out_dir.join("tessera_frontend.wasm"))
+            .arg(&pkg)
+            .arg(&main_module))?;
         run(Command::new(&self.wasm_bindgen)
-            .arg(&wasm)
+            .arg(&main_module)
+            // The chunks link against the main module's own exports, under their own names.
+            .args(["--keep-lld-exports", "--no-demangle"])
             .args(["--target", "web", "--no-typescript", "--out-name", "tessera", "--out-dir"])
             .arg(&pkg))?;
         // The server is compiled with LEPTOS_OUTPUT_NAME set, so it links `/pkg/tessera.wasm`.
         std::fs::rename(pkg.join("tessera_bg.wasm"), pkg.join("tessera.wasm")).map_err(|e| e.to_string())?;
         if release {
-            optimize_wasm(&pkg.join("tessera.wasm"));
+            // Function names are for debuggers; they are nearly half of each file. (wasm-opt
+            // isn't run: measured on this bundle, -Oz/-Os/-O2 shrink the raw file but make
+            // the gzip and brotli forms, which are what travels, larger.)
+            for wasm in files_in(&pkg, ".wasm")? {
+                strip_custom_sections(&wasm)?;
+            }
         }
         std::fs::copy(util::root().join("style/main.css"), pkg.join("tessera.css")).map_err(|e| e.to_string())?;
-        version_assets(&pkg)?;
+        version_assets(&pkg, release)?;
         copy_dir(&util::root().join("public"), &site)
     }
 }
 
-/// The bundle, its loader and the stylesheet go into `pkg/<hash of their contents>/`, each
-/// beside its gzip and brotli forms, and `pkg/current` names that folder: browsers may keep
-/// them forever (a new build is a new address), and the server sends the compressed form a
-/// browser accepts without compressing anything per request. The stylesheet also stays at
-/// `pkg/tessera.css` for pages outside the app (the API reference), which revalidate it.
-fn version_assets(pkg: &Path) -> Result {
-    const FILES: [&str; 3] = ["tessera.js", "tessera.wasm", "tessera.css"];
-    let hash = content_hash(pkg, &FILES)?;
+/// The files directly in `dir` whose names end with `suffix`, sorted.
+fn files_in(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_file() && path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(suffix)) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Drops a WASM file's custom sections that only tools read (`name`, `producers`,
+/// `target_features`); code, data and the sections the loaders need are untouched.
+fn strip_custom_sections(path: &Path) -> Result {
+    const DROP: [&[u8]; 3] = [b"name", b"producers", b"target_features"];
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = || format!("{}: not a WASM module", path.display());
+    if bytes.get(..4) != Some(b"\0asm".as_slice()) {
+        return Err(bad());
+    }
+    // An unsigned LEB128 at `at`: its value and where the next field starts.
+    let leb = |mut at: usize| -> Option<(usize, usize)> {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = *bytes.get(at)?;
+            at += 1;
+            value |= usize::from(byte & 0x7f).checked_shl(shift)?;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                return Some((value, at));
+            }
+        }
+    };
+    let mut out = bytes[..8.min(bytes.len())].to_vec();
+    let mut at = 8;
+    while at < bytes.len() {
+        let id = bytes[at];
+        let (size, body) = leb(at + 1).ok_or_else(bad)?;
+        let end = body.checked_add(size).filter(|&e| e <= bytes.len()).ok_or_else(bad)?;
+        let dropped = id == 0 && leb(body).is_some_and(|(len, name)| DROP.iter().any(|d| bytes.get(name..name + len) == Some(*d)));
+        if !dropped {
+            out.extend_from_slice(&bytes[at..end]);
+        }
+        at = end;
+    }
+    std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The bundle (main module, per-page chunks, their loaders and manifest) and the stylesheet go
+/// into `pkg/<hash of their contents>/`, each beside its gzip and brotli forms, and
+/// `pkg/current` names that folder: browsers may keep them forever (a new build is a new
+/// address), and the server sends the compressed form a browser accepts without compressing
+/// anything per request. The stylesheet also stays at `pkg/tessera.css` for pages outside the
+/// app (the API reference), which revalidate it.
+fn version_assets(pkg: &Path, release: bool) -> Result {
+    let files = files_in(pkg, "")?;
+    let hash = content_hash(&files)?;
     let versioned = pkg.join(&hash);
     std::fs::create_dir_all(&versioned).map_err(|e| e.to_string())?;
     // wasm-bindgen's snippets (JS a dependency inlines) load relative to the loader.
     if pkg.join("snippets").is_dir() {
         std::fs::rename(pkg.join("snippets"), versioned.join("snippets")).map_err(|e| e.to_string())?;
     }
-    let brotli = util::which("brotli").is_some() || util::apt_install(&["brotli"]).is_ok();
-    if !brotli {
-        step("brotli unavailable: the assets get gzip forms only");
-    }
-    for file in FILES {
-        let to = versioned.join(file);
-        if file == "tessera.css" {
-            std::fs::copy(pkg.join(file), &to).map_err(|e| e.to_string())?;
+    let mut moved = Vec::new();
+    for file in &files {
+        let to = versioned.join(file.file_name().ok_or("a file without a name")?);
+        if to.ends_with("tessera.css") {
+            std::fs::copy(file, &to).map_err(|e| e.to_string())?;
         } else {
-            std::fs::rename(pkg.join(file), &to).map_err(|e| e.to_string())?;
+            std::fs::rename(file, &to).map_err(|e| e.to_string())?;
         }
-        run(Command::new("gzip").args(["-9", "-k", "-f", "-n"]).arg(&to))?;
-        if brotli {
-            run(Command::new("brotli").args(["-q", "11", "-k", "-f"]).arg(&to))?;
-        }
+        moved.push(to);
+    }
+    // Debug bundles are ten times larger and rebuilt often: compress them quickly.
+    let (gzip_level, brotli_level) = if release { ("-9", "11") } else { ("-6", "5") };
+    run(Command::new("gzip").args([gzip_level, "-k", "-f", "-n"]).args(&moved))?;
+    if util::which("brotli").is_some() || util::apt_install(&["brotli"]).is_ok() {
+        run(Command::new("brotli").args(["-q", brotli_level, "-k", "-f"]).args(&moved))?;
+    } else {
+        step("brotli unavailable: the assets get gzip forms only");
     }
     std::fs::write(pkg.join("current"), &hash).map_err(|e| e.to_string())
 }
 
-/// The first 16 hex digits of the SHA-256 of `files` (in `dir`) one after the other.
-fn content_hash(dir: &Path, files: &[&str]) -> Result<String> {
+/// The first 16 hex digits of the SHA-256 of `files`' names and contents, one after the other.
+fn content_hash(files: &[PathBuf]) -> Result<String> {
     use std::io::Write;
     let mut bytes = Vec::new();
     for file in files {
-        bytes.extend(std::fs::read(dir.join(file)).map_err(|e| format!("{file}: {e}"))?);
+        bytes.extend(file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().as_bytes());
+        bytes.push(0);
+        bytes.extend(std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?);
     }
     let mut sha = Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
@@ -120,27 +190,6 @@ fn content_hash(dir: &Path, files: &[&str]) -> Result<String> {
         return Err("hashing the assets failed".into());
     }
     Ok(hash)
-}
-
-/// Runs wasm-opt when available (npm `binaryen`; Debian's 108 breaks hydration, so not that).
-fn optimize_wasm(wasm: &Path) {
-    let Some(wasm_opt) = std::env::var_os("TESSERA_WASM_OPT").map(PathBuf::from) else {
-        step("TESSERA_WASM_OPT not set: skipping wasm-opt");
-        return;
-    };
-    let optimized = wasm.with_extension("opt.wasm");
-    let ok = Command::new(wasm_opt)
-        .arg("-Oz")
-        .arg("--enable-bulk-memory")
-        .arg("--enable-nontrapping-float-to-int")
-        .arg(wasm)
-        .arg("-o")
-        .arg(&optimized)
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        let _ = std::fs::rename(&optimized, wasm);
-    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result {

@@ -4,6 +4,9 @@
 //! as an HTML list; no session, no membership, no door, no audit. `bench/tenancy.sh` runs it
 //! beside Tessera on the same clusters and reports Tessera's page as a ratio of it.
 //!
+//! `/t/{slug}/projects.json` answers the same rows as JSON: what the REST list and the server
+//! function are measured against.
+//!
 //! Configuration (environment):
 //! - `BASELINE_ADDR`: where to listen (`127.0.0.1:port`);
 //! - `BASELINE_ORGS`: `slug=database url|schema|tenant id` entries separated by spaces.
@@ -26,7 +29,7 @@ struct Place {
     tenant: Uuid,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Serialize)]
 struct ProjectRow {
     id: Uuid,
     name: String,
@@ -60,15 +63,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             format!("SELECT id, name, description, created_at FROM {schema}.projects WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT 500");
         places.insert(slug.to_string(), Place { pool, query, tenant: tenant.parse()? });
     }
-    let app = Router::new().route("/t/{slug}/projects", get(projects)).with_state(Arc::new(places));
+    let app =
+        Router::new().route("/t/{slug}/projects", get(projects)).route("/t/{slug}/projects.json", get(projects_json)).with_state(Arc::new(places));
     axum::serve(tokio::net::TcpListener::bind(&addr).await?, app).await?;
     Ok(())
 }
 
+async fn rows(places: &HashMap<String, Place>, slug: &str) -> Result<Vec<ProjectRow>, StatusCode> {
+    let place = places.get(slug).ok_or(StatusCode::NOT_FOUND)?;
+    sqlx::query_as(&place.query).bind(place.tenant).fetch_all(&place.pool).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)
+}
+
+async fn projects_json(
+    State(places): State<Arc<HashMap<String, Place>>>,
+    Path(slug): Path<String>,
+) -> Result<axum::Json<Vec<ProjectRow>>, StatusCode> {
+    Ok(axum::Json(rows(&places, &slug).await?))
+}
+
 async fn projects(State(places): State<Arc<HashMap<String, Place>>>, Path(slug): Path<String>) -> Result<Html<String>, StatusCode> {
-    let place = places.get(&slug).ok_or(StatusCode::NOT_FOUND)?;
-    let rows: Vec<ProjectRow> =
-        sqlx::query_as(&place.query).bind(place.tenant).fetch_all(&place.pool).await.map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    let rows = rows(&places, &slug).await?;
     let mut html =
         format!("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Projects · {}</title></head><body><ul>", escape(&slug));
     for row in rows {
