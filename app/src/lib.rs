@@ -10,7 +10,7 @@ use components::raw_text::DocumentTitle;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{path, Lazy, SsrMode};
+use leptos_router::{path, SsrMode};
 use pages::{not_found::NotFound, org};
 
 /// The HTML document around the app, rendered only on the server.
@@ -83,45 +83,41 @@ pub(crate) fn date_time_of(timestamp: &str) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // A page's code arrives with its first visit (routes.rs): until it has, the old page stays,
-    // marked busy, with a bar at the top so a click visibly did something.
-    let (is_routing, set_is_routing) = signal(false);
     // Every route renders completely before the response starts, so a page can still set its
     // status code (a 404 for someone else's organization) after loading its data.
     view! {
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
         <DocumentTitle />
-        <Router set_is_routing>
-            <div class="routing-bar" class:active=move || is_routing.get() aria-hidden="true"></div>
+        <Router>
             <AppHeader />
-            <main id="main" class="main" aria-busy=move || is_routing.get().then_some("true")>
+            <main id="main" class="main">
                 <Routes fallback=|| view! { <NotFound /> }>
-                    <Route path=path!("") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/signup") view={Lazy::<routes::SignUp>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/signup/sent") view={Lazy::<routes::SignUpSent>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/login") view={Lazy::<routes::LogIn>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/orgs/new") view={Lazy::<routes::NewOrg>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/account/sessions") view={Lazy::<routes::Sessions>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/account/security") view={Lazy::<routes::Security>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/login/mfa") view={Lazy::<routes::SignInCode>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/login/sso") view={Lazy::<routes::SsoSignIn>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/login/sso/confirm") view={Lazy::<routes::SsoConfirm>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/login/link") view={Lazy::<routes::SignInLink>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/auth/magic") view={Lazy::<routes::MagicLink>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/auth/verify") view={Lazy::<routes::VerifyEmail>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/forgot") view={Lazy::<routes::ForgotPassword>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/auth/reset") view={Lazy::<routes::ResetPassword>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/invite") view={Lazy::<routes::Invitation>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("") view=routes::Home::route() ssr=SsrMode::Async />
+                    <Route path=path!("/signup") view=routes::SignUp::route() ssr=SsrMode::Async />
+                    <Route path=path!("/signup/sent") view=routes::SignUpSent::route() ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=routes::LogIn::route() ssr=SsrMode::Async />
+                    <Route path=path!("/orgs/new") view=routes::NewOrg::route() ssr=SsrMode::Async />
+                    <Route path=path!("/account/sessions") view=routes::Sessions::route() ssr=SsrMode::Async />
+                    <Route path=path!("/account/security") view=routes::Security::route() ssr=SsrMode::Async />
+                    <Route path=path!("/login/mfa") view=routes::SignInCode::route() ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso") view=routes::SsoSignIn::route() ssr=SsrMode::Async />
+                    <Route path=path!("/login/sso/confirm") view=routes::SsoConfirm::route() ssr=SsrMode::Async />
+                    <Route path=path!("/login/link") view=routes::SignInLink::route() ssr=SsrMode::Async />
+                    <Route path=path!("/auth/magic") view=routes::MagicLink::route() ssr=SsrMode::Async />
+                    <Route path=path!("/auth/verify") view=routes::VerifyEmail::route() ssr=SsrMode::Async />
+                    <Route path=path!("/forgot") view=routes::ForgotPassword::route() ssr=SsrMode::Async />
+                    <Route path=path!("/auth/reset") view=routes::ResetPassword::route() ssr=SsrMode::Async />
+                    <Route path=path!("/invite") view=routes::Invitation::route() ssr=SsrMode::Async />
                     <ParentRoute path=path!("/t/:slug") view=org::OrgLayout ssr=SsrMode::Async>
-                        <Route path=path!("") view={Lazy::<routes::Dashboard>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/projects") view={Lazy::<routes::Projects>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/projects/new") view={Lazy::<routes::NewProject>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/projects/:id") view={Lazy::<routes::Project>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/members") view={Lazy::<routes::Members>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/settings") view={Lazy::<routes::Settings>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/api-keys") view={Lazy::<routes::ApiKeys>::new()} ssr=SsrMode::Async />
-                        <Route path=path!("/sso") view={Lazy::<routes::Sso>::new()} ssr=SsrMode::Async />
+                        <Route path=path!("") view=routes::Dashboard::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects") view=routes::Projects::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/new") view=routes::NewProject::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id") view=routes::Project::route() ssr=SsrMode::Async />
+                        <Route path=path!("/members") view=routes::Members::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings") view=routes::Settings::route() ssr=SsrMode::Async />
+                        <Route path=path!("/api-keys") view=routes::ApiKeys::route() ssr=SsrMode::Async />
+                        <Route path=path!("/sso") view=routes::Sso::route() ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

@@ -176,12 +176,15 @@ pub fn begin(
 }
 
 /// Opens a transaction, `READ ONLY` if asked, without settings (see [`begin`]).
+///
+/// Ends whatever transaction the connection may still be in first, in the same round trip.
+/// sqlx 0.8 hands a connection back to the pool with a transaction open on the server when a
+/// request is dropped while its `BEGIN` is in flight (a client that disconnects at the wrong
+/// moment); the next borrower's own `BEGIN` would then only warn, and its work would run in
+/// that stale transaction: refused as read-only, or not read-only when it asked to be.
+/// (When nothing is open, the `ROLLBACK` is a no-op whose notice the log filter drops.)
 pub async fn open(pool: &PgPool, read_only: bool) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    if read_only {
-        pool.begin_with("BEGIN READ ONLY").await
-    } else {
-        pool.begin().await
-    }
+    pool.begin_with(if read_only { "ROLLBACK; BEGIN READ ONLY" } else { "ROLLBACK; BEGIN" }).await
 }
 
 /// A transaction that may handle `user_id`'s credentials (the account policies), and no one

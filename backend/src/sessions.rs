@@ -161,7 +161,7 @@ impl SessionStore for PgSessionStore {
             return Ok(());
         }
         let data = encode(record)?;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = crate::db::open(&self.pool, false).await.map_err(backend)?;
         // Ids are random 128-bit values; a collision gets a fresh id rather than someone else's session.
         loop {
             crate::db::set_local(&mut tx, &[(Setting::SessionId, &stored_id(&record.id.to_string()))]).await.map_err(backend)?;
@@ -302,7 +302,7 @@ impl PgSessionStore {
 
     /// Ends all of the user's sessions except `keep`; returns how many ended.
     pub async fn revoke_others(&self, user_id: uuid::Uuid, keep: Option<&str>) -> crate::Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let ended = sign_out_elsewhere(&mut tx, user_id, keep, "user").await?;
         tx.commit().await?;
         Ok(ended)

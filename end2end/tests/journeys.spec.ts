@@ -20,11 +20,10 @@ test.afterEach(() => {
   expect(cspViolations, "Content-Security-Policy violations").toEqual([]);
 });
 
-/** The app marks <html data-hydrated> once the WASM has taken over the page, and <main
- *  aria-busy> while a client-side navigation fetches the next page's code and data. */
+/** The app marks <html data-hydrated> once the WASM has taken over the page. (After a
+ *  client-side navigation, wait for the new page's URL: its code may still be arriving.) */
 async function hydrated(page: Page) {
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
-  await expect(page.locator("main[aria-busy]")).toHaveCount(0);
 }
 
 async function logIn(page: Page, email: string, password: string) {

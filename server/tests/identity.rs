@@ -228,6 +228,15 @@ async fn the_bundle_and_stylesheet_have_content_addresses_are_cached_for_good_an
         assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), sent_as, "{href} for {accepts}");
         assert_eq!(r.headers().get("vary").unwrap(), "accept-encoding", "{href}: caches keep one form per encoding");
     }
+    // The page's own code is a chunk apart (app/src/routes.rs), named in the head so the
+    // browser fetches it beside the main module; served the same way.
+    let chunk =
+        page.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()).find(|h| h.contains("/split___sign_up_view_")).unwrap_or_default();
+    assert!(chunk.starts_with(&format!("/pkg/{}/", wasm.split('/').nth(2).unwrap_or_default())) && chunk.ends_with(".wasm"), "{chunk:?} in\n{page}");
+    let r = client.get(format!("{}{chunk}", app.base)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{chunk}");
+    assert_eq!(r.headers().get("content-encoding").unwrap(), "gzip", "{chunk}");
+    assert!(!page.contains("split___log_in_view_"), "only the page's own chunks are named");
     // Fetched by someone signed in, a cached asset carries no cookie for a shared cache to keep.
     let signed_in = app.signed_up("ada@example.test").await;
     let r = signed_in.get(&css).await;

@@ -287,14 +287,14 @@ impl Identity {
         let user = self.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
         match self.check_password(&user.email, password, super::Confirmation::NotRequired, meta).await {
             Ok(same) if same.id == user_id => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = crate::db::open(&self.pool, false).await?;
                 events::record(&mut tx, Event::ReauthSucceeded, Some(user_id), None, meta).await?;
                 tx.commit().await?;
                 Ok(())
             }
             Ok(_) => Err(AppError::Unauthenticated.into()),
             Err(crate::Error::App(AppError::Invalid(_))) => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = crate::db::open(&self.pool, false).await?;
                 events::record(&mut tx, Event::ReauthFailed, Some(user_id), None, meta).await?;
                 tx.commit().await?;
                 Err(AppError::Invalid(FieldError::new("password", "That isn't your current password.")).into())

@@ -89,13 +89,13 @@ impl Identity {
         let display_name = parse_display_name(display_name)?;
         if let Some(ip) = meta.ip {
             // Counted in its own transaction: a refused or failed sign-up still counts.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = crate::db::open(&self.pool, false).await?;
             throttle::hit(&mut tx, &format!("signup:ip:{ip}"), throttle::SIGN_UPS_PER_IP).await?;
             tx.commit().await?;
         }
         let hash = hash_password(password).await?;
         let id = Uuid::new_v4();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         // Each sign-up mails the address, so it counts against the address's mail budget too
         // (the network has its own sign-up budget above).
         // The account already holding the address, and whether it was ever confirmed.
@@ -186,7 +186,7 @@ impl Identity {
     ) -> Result<CurrentUser> {
         let email = Email::for_lookup(email);
         let email_bucket = format!("login:email:{}", email.as_ref().map(Email::as_str).unwrap_or("-"));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         if let Some(ip) = meta.ip {
             throttle::hit(&mut tx, &format!("login:ip:{ip}"), LOGINS_PER_IP).await?;
         }
@@ -222,7 +222,7 @@ impl Identity {
         })
         .await
         .map_err(|e| crate::Error::Internal(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         match row {
             Some((id, email, display_name, email_verified)) if matches && (email_verified || confirmation == Confirmation::NotRequired) => {
                 throttle::give_back(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
@@ -264,7 +264,7 @@ impl Identity {
     /// kept in that session). The answer is the same whether or not the address has an account.
     pub async fn request_magic_link(&self, email: &str, browser: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let user = link_request(&mut tx, email.as_str(), meta).await?;
         let mail = match user {
             Some(user_id) => {
@@ -281,7 +281,7 @@ impl Identity {
 
     /// The address a still-valid link was sent to (the landing page shows it before the click).
     pub async fn link_email(&self, purpose: Purpose, token: &str) -> Result<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let link = links::peek(&mut tx, purpose, token, None).await?;
         tx.commit().await?;
         Ok(link.email)
@@ -289,7 +289,7 @@ impl Identity {
 
     /// Signs in with a magic link. Following it also proves the address, so it is verified.
     pub async fn redeem_magic_link(&self, token: &str, browser: Option<&str>, meta: &RequestMeta) -> Result<CurrentUser> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::MagicLink, token, browser).await?;
             // The inbox's owner is here. If the address was never confirmed, whoever signed up
@@ -311,7 +311,7 @@ impl Identity {
     /// signed up (or one signed in to the account, for a first sign-up's link), the password
     /// chosen at that sign-up anywhere else.
     pub async fn confirmation_link(&self, token: &str, browser: Option<&str>, signed_in_as: Option<Uuid>) -> Result<ConfirmationLink> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let link = links::peek(&mut tx, Purpose::VerifyEmail, token, browser).await?;
         let unconfirmed = unconfirmed_account(&mut tx, link.user_id, &link.email).await?;
         tx.commit().await?;
@@ -350,7 +350,7 @@ impl Identity {
         } else {
             false
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let result = async {
             let link = links::take(&mut tx, Purpose::VerifyEmail, token, browser).await?;
             let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
@@ -394,7 +394,7 @@ impl Identity {
             ))
             .into()
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let carried = links::peek(&mut tx, Purpose::VerifyEmail, token, None).await?.password_hash;
         tx.commit().await?;
         let Some(carried) = carried else {
@@ -404,7 +404,7 @@ impl Identity {
             });
         };
         let bucket = format!("login:email:{}", email.to_lowercase());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let count = throttle::record(&mut tx, &bucket, LOGIN_FAILURES_PER_EMAIL).await?;
         tx.commit().await?;
         if count.over(LOGIN_FAILURES_PER_EMAIL) {
@@ -413,7 +413,7 @@ impl Identity {
         let password = password.to_string();
         let matches =
             tokio::task::spawn_blocking(move || verify_password(&password, &carried)).await.map_err(|e| crate::Error::Internal(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         if matches {
             throttle::give_back(&mut tx, &bucket, LOGIN_FAILURES_PER_EMAIL).await?;
         } else {
@@ -432,7 +432,7 @@ impl Identity {
     /// registered it is out ([`Verified::RegistrantEvicted`]); nobody is signed in (the link
     /// isn't proof of this browser), the owner signs in with an emailed link or a reset.
     pub async fn disown_registration(&self, token: &str, meta: &RequestMeta) -> Result<Verified> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let result = async {
             let link = links::take(&mut tx, Purpose::VerifyEmail, token, None).await?;
             let outcome = match unconfirmed_account(&mut tx, link.user_id, &link.email).await? {
@@ -456,7 +456,7 @@ impl Identity {
         if user.email_verified {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         link_request(&mut tx, &user.email, meta).await?;
         let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, Some(browser)).await?;
         tx.commit().await?;
@@ -467,7 +467,7 @@ impl Identity {
     /// Emails a password-reset link; same answer whether or not the address has an account.
     pub async fn request_password_reset(&self, email: &str, meta: &RequestMeta) -> Result<()> {
         let email = Email::parse(email)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let user = link_request(&mut tx, email.as_str(), meta).await?;
         let mail = match user {
             Some(user_id) => {
@@ -490,7 +490,7 @@ impl Identity {
         let password = Password::parse_new(password)?;
         self.link_email(Purpose::ResetPassword, token).await?;
         let hash = hash_password(password).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let result = async {
             let (user_id, email) = links::redeem(&mut tx, Purpose::ResetPassword, token, None).await?;
             set_password(&mut tx, user_id, &hash, token).await?;
@@ -517,7 +517,7 @@ impl Identity {
             Err(e) => {
                 drop(tx);
                 if matches!(&e, crate::Error::App(AppError::Invalid(f)) if f.field == "token") {
-                    let mut own = self.pool.begin().await?;
+                    let mut own = crate::db::open(&self.pool, false).await?;
                     events::record(&mut own, Event::LinkRefused, None, None, meta).await?;
                     own.commit().await?;
                 }
@@ -552,7 +552,7 @@ impl Identity {
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<CurrentUser>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let row: Option<(Uuid, String, Option<String>, bool)> =
             sqlx::query_as("SELECT id, email, display_name, email_verified_at IS NOT NULL FROM users WHERE id = $1")
                 .bind(id)
@@ -565,7 +565,7 @@ impl Identity {
     /// Looks a user up by email to add them to a team: the id, and whether they have
     /// confirmed the address.
     pub(crate) async fn find_by_email(&self, email: &Email) -> Result<Option<(Uuid, bool)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let found = sqlx::query_as("SELECT id, email_verified_at IS NOT NULL FROM users WHERE lower(email) = $1")
             .bind(email.as_str())
             .fetch_optional(&mut *tx)
@@ -576,7 +576,7 @@ impl Identity {
 
     /// Marks an address confirmed without a link (the demo seed's own accounts).
     pub(crate) async fn confirm_email_directly(&self, user_id: Uuid) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         confirm_email(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(())

@@ -292,7 +292,7 @@ impl Identity {
     /// its owner never confirmed the address, whoever registered it is shut out, as with a
     /// magic link); no account means a new one.
     pub async fn sign_in_external(&self, ext: &ExternalIdentity, provider_name: &str, meta: &RequestMeta) -> Result<CurrentUser> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let linked: Option<Uuid> = sqlx::query_scalar(
             "UPDATE user_identities SET last_used_at = now(), email = COALESCE($3, email) WHERE provider = $1 AND subject = $2 RETURNING user_id",
         )
@@ -365,7 +365,7 @@ impl Identity {
 
     /// Connects an outside identity to a signed-in user (any address: they are signed in).
     pub async fn link_external(&self, user_id: Uuid, ext: &ExternalIdentity, provider_name: &str, meta: &RequestMeta) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let owner: Option<Uuid> = sqlx::query_scalar("SELECT user_id FROM user_identities WHERE provider = $1 AND subject = $2")
             .bind(&ext.provider)
             .bind(&ext.subject)
@@ -404,7 +404,7 @@ impl Identity {
     }
 
     pub async fn identities_of(&self, user_id: Uuid, oidc: &Oidc) -> Result<Vec<LinkedIdentity>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let rows: Vec<(Uuid, String, Option<String>, time::OffsetDateTime, time::OffsetDateTime)> =
             sqlx::query_as("SELECT id, provider, email, linked_at, last_used_at FROM user_identities WHERE user_id = $1 ORDER BY linked_at")
                 .bind(user_id)
@@ -426,7 +426,7 @@ impl Identity {
 
     /// Disconnects an identity. Nobody is locked out by this: an emailed sign-in link always works.
     pub async fn unlink_external(&self, user_id: Uuid, identity_id: Uuid, meta: &RequestMeta) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::db::open(&self.pool, false).await?;
         let removed: Option<Option<String>> = sqlx::query_scalar("DELETE FROM user_identities WHERE id = $1 AND user_id = $2 RETURNING email")
             .bind(identity_id)
             .bind(user_id)

@@ -473,7 +473,7 @@ pub async fn consume(
     let conn = connection(tenancy, slug).await?;
     let refusals = meta.ip.map(|ip| format!("sso:refused:ip:{ip}"));
     if let Some(bucket) = &refusals {
-        let mut tx = tenancy.control_pool().begin().await?;
+        let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
         let hits = throttle::current(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
         tx.commit().await?;
         if hits >= throttle::SSO_REFUSALS_PER_IP.max {

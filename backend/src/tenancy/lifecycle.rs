@@ -128,7 +128,7 @@ struct DueRow {
 }
 
 async fn claim_next(tenancy: &Tenancy, skip: &[Uuid]) -> Result<Option<(Uuid, String, Placement)>> {
-    let mut tx = tenancy.control_pool().begin().await?;
+    let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
     let due: Option<DueRow> = sqlx::query_as(
         "SELECT id, slug, model, region, database, schema_name, status FROM tenants
           WHERE ((status = 'deleting' AND delete_after <= now())

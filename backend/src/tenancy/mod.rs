@@ -348,7 +348,7 @@ impl Tenancy {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut tx = self.control.begin().await?;
+        let mut tx = crate::db::open(&self.control, false).await?;
         let rows: Vec<(Uuid, String)> =
             sqlx::query_as("SELECT id, COALESCE(display_name, email) FROM users WHERE id = ANY($1)").bind(ids).fetch_all(&mut *tx).await?;
         tx.commit().await?;
@@ -365,7 +365,7 @@ impl Tenancy {
         let region = if region.trim().is_empty() { self.topology.default_region().clone() } else { RegionName::parse(region)? };
         self.topology.check_offer(model, region.as_str())?;
         let taken: bool = {
-            let mut tx = self.control.begin().await?;
+            let mut tx = crate::db::open(&self.control, false).await?;
             let taken = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)").bind(slug.as_str()).fetch_one(&mut *tx).await?;
             tx.commit().await?;
             taken
@@ -403,7 +403,7 @@ impl Tenancy {
     /// person and per network, and dedicated databases are capped for the deployment.
     async fn admit_new_organization(&self, user_id: Uuid, model: TenancyModel, meta: &RequestMeta) -> Result<()> {
         use crate::identity::throttle;
-        let mut tx = self.control.begin().await?;
+        let mut tx = crate::db::open(&self.control, false).await?;
         let confirmed: Option<bool> =
             sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1").bind(user_id).fetch_optional(&mut *tx).await?;
         if confirmed != Some(true) {
@@ -511,7 +511,7 @@ impl Tenancy {
     }
 
     async fn tenant_exists(&self, id: Uuid) -> Result<bool> {
-        let mut tx = self.control.begin().await?;
+        let mut tx = crate::db::open(&self.control, false).await?;
         let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)").bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(exists)

@@ -101,7 +101,7 @@ struct MovingTenant {
 /// Ends a move that was interrupted (the process died between sealing and switching): removes
 /// the half-made destination, unseals the source and makes the tenant writable where it was.
 pub async fn abort_move(tenancy: &Tenancy, slug: &str) -> Result<Placement> {
-    let mut tx = tenancy.control_pool().begin().await?;
+    let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
     let row: Option<MovingTenant> =
         sqlx::query_as("SELECT id, status, model, region, database, schema_name, moving_to_model, moving_to_region FROM tenants WHERE slug = $1")
             .bind(slug.trim().to_lowercase())
@@ -132,7 +132,7 @@ pub async fn abort_move(tenancy: &Tenancy, slug: &str) -> Result<Placement> {
 
 /// Validates the request and marks the tenant `moving`, atomically with respect to other moves.
 async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: &str) -> Result<(Uuid, Placement, Placement)> {
-    let mut tx = tenancy.control_pool().begin().await?;
+    let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
     let row: Option<(Uuid, String, String, String, Option<String>, String)> =
         sqlx::query_as("SELECT id, status, model, region, database, schema_name FROM tenants WHERE slug = $1 FOR UPDATE")
             .bind(slug.trim().to_lowercase())
@@ -190,7 +190,7 @@ async fn begin_move(tenancy: &Tenancy, slug: &str, model: TenancyModel, region: 
 }
 
 async fn current_placement(tenancy: &Tenancy, id: Uuid) -> Result<Option<Placement>> {
-    let mut tx = tenancy.control_pool().begin().await?;
+    let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
     let row: Option<(String, String, Option<String>, String)> =
         sqlx::query_as("SELECT model, region, database, schema_name FROM tenants WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
     tx.commit().await?;
@@ -329,7 +329,7 @@ async fn undo(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) {
         tracing::error!(error = %e, placement = %from.describe(), "could not unseal the source of a failed move");
     }
     let reactivate = async {
-        let mut tx = tenancy.control_pool().begin().await?;
+        let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
         sqlx::query("SELECT tenant_move_abort($1)").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok::<_, Error>(())
