@@ -4,9 +4,8 @@
 # Starts two private PostgreSQL clusters (regions "eu" and "us") and the release server on
 # loopback with the demo data: Acme (pooled, eu), Globex (own schema, eu) and Initech
 # (dedicated database, us), each with the same three projects. Then:
-#   1. wrk (64 connections) on the same page, /t/<org>/projects, for each of the three;
-#   2. pgbench on the page's query with row-level security on (app role, tenant set per
-#      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
+#   1. wrk (64 connections) on the same page, /t/<org>/projects, for each of the three, and
+#      on the baseline (bench/baseline: a bare axum + sqlx page with the same rows);
 #   2. the same for one REST list call (API key) and one server-function call, against the
 #      baseline's JSON form of the same rows; the server's memory (RSS) under that load;
 #   3. the hydration bundle: the WASM the projects page fetches (gzip and brotli) and its time

@@ -152,10 +152,7 @@ pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
 /// Two round trips, on purpose: the settings go only once sqlx holds the transaction, so a
 /// request dropped half-way rolls them back with it. (Sent together with `BEGIN`, a drop
 /// between the two would return the connection to the pool still inside a transaction that
-/// carries another request's tenant.) sqlx 0.8 itself still has a narrower window: a request
-/// dropped while its `BEGIN` is in flight leaves an empty transaction open on the connection,
-/// which the next borrower then runs inside; no setting survives in it, since every transaction
-/// makes its own.
+/// carries another request's tenant.) The `BEGIN` itself can't be cut short ([`open`]).
 pub fn begin(
     pool: &PgPool,
     read_only: bool,
@@ -177,14 +174,19 @@ pub fn begin(
 
 /// Opens a transaction, `READ ONLY` if asked, without settings (see [`begin`]).
 ///
-/// Ends whatever transaction the connection may still be in first, in the same round trip.
-/// sqlx 0.8 hands a connection back to the pool with a transaction open on the server when a
-/// request is dropped while its `BEGIN` is in flight (a client that disconnects at the wrong
-/// moment); the next borrower's own `BEGIN` would then only warn, and its work would run in
-/// that stale transaction: refused as read-only, or not read-only when it asked to be.
-/// (When nothing is open, the `ROLLBACK` is a no-op whose notice the log filter drops.)
+/// The `BEGIN` runs in a task of its own, so the request that asked for it can't cancel it
+/// half-way. sqlx 0.8 can't undo a `BEGIN` dropped while in flight (its guard only rolls back
+/// once the transaction is counted), so a client that disconnected at that moment used to leave
+/// the server in a transaction on a pooled connection: the next borrower's `BEGIN` then only
+/// warned and its work ran inside that one, refused as read-only or not read-only when it
+/// asked to be. Finished in its task, the transaction is either handed over or, if nobody
+/// waits for it any more, dropped, which makes sqlx roll it back before the connection is
+/// lent again.
 pub async fn open(pool: &PgPool, read_only: bool) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin_with(if read_only { "ROLLBACK; BEGIN READ ONLY" } else { "ROLLBACK; BEGIN" }).await
+    let pool = pool.clone();
+    let begin = tokio::spawn(async move { pool.begin_with(if read_only { "BEGIN READ ONLY" } else { "BEGIN" }).await });
+    tracing::debug!(target: "tessera::db", read_only, "transaction");
+    begin.await.map_err(|e| sqlx::Error::Protocol(format!("starting a transaction failed: {e}")))?
 }
 
 /// A transaction that may handle `user_id`'s credentials (the account policies), and no one

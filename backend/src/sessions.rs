@@ -148,8 +148,8 @@ fn into_sqlx(e: crate::Error) -> sqlx::Error {
 }
 
 /// A transaction in which only the session with this cookie is visible (the sessions policies).
-async fn presenting_cookie(pool: &PgPool, id: &Id) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    crate::db::begin(pool, false, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
+async fn presenting_cookie(pool: &PgPool, id: &Id, read_only: bool) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    crate::db::begin(pool, read_only, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
 }
 
 #[async_trait]
@@ -190,7 +190,7 @@ impl SessionStore for PgSessionStore {
             return Ok(());
         }
         let data = encode(record)?;
-        let mut tx = presenting_cookie(&self.pool, &record.id).await?;
+        let mut tx = presenting_cookie(&self.pool, &record.id, false).await?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
             .bind(stored_id(&record.id.to_string()))
             .bind(&data)
@@ -206,7 +206,7 @@ impl SessionStore for PgSessionStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let stamp = self.known.stamp(&stored_id(&id.to_string()));
-        let mut tx = presenting_cookie(&self.pool, id).await?;
+        let mut tx = presenting_cookie(&self.pool, id, true).await?;
         let now = OffsetDateTime::now_utc();
         let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
             .bind(stored_id(&id.to_string()))
@@ -223,7 +223,7 @@ impl SessionStore for PgSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.known.changed(stored_id(&id.to_string()), None);
-        let mut tx = presenting_cookie(&self.pool, id).await?;
+        let mut tx = presenting_cookie(&self.pool, id, false).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }

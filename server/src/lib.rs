@@ -25,8 +25,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub fn init_tracing() {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sqlx::postgres::notice=error,tower_sessions=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
     let json = std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = fmt().with_env_filter(filter);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
@@ -101,6 +100,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let provide_backend = move || {
         provide_context(backend.clone());
         tessera_app::api::ssr::EnteredOrganizations::provide();
+        tessera_app::api::ssr::RenderLoads::provide();
     };
 
     // Served over https (production), the cookie is `Secure` and `__Host-` prefixed: browsers

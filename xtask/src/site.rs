@@ -16,7 +16,8 @@ impl Build {
         if let Some(tc) = &self.toolchain {
             cmd.arg(format!("+{tc}"));
         }
-        cmd.current_dir(util::root()).env_remove("RUSTUP_TOOLCHAIN").env_remove("RUSTC");
+        // RUSTFLAGS would replace .cargo/config.toml's flags, which the WASM split needs.
+        cmd.current_dir(util::root()).env_remove("RUSTUP_TOOLCHAIN").env_remove("RUSTC").env_remove("RUSTFLAGS");
         cmd
     }
 
@@ -50,8 +51,7 @@ impl Build {
         let out_dir = Self::target_dir().join("wasm32-unknown-unknown").join(if release { "wasm-release" } else { "debug" });
         let site = Self::site_root();
         let pkg = site.join("pkg");
-        let _ = std::fs::remove_dir_all(&pkg);
-        std::fs::create_dir_all(&pkg).map_err(|e| e.to_string())?;
+        clear_except_recent_builds(&pkg)?;
         // Every page is a lazy route (app/src/routes.rs): its code goes to chunks of its own,
         // and wasm-bindgen processes what stays in the main module.
         step("Splitting the bundle into a main module and per-page chunks");
@@ -83,6 +83,31 @@ impl Build {
     }
 }
 
+/// Empties `pkg` but for the two most recent builds' folders: a page opened before a deploy
+/// still finds the chunks of pages it hasn't visited yet (they load on first visit).
+fn clear_except_recent_builds(pkg: &Path) -> Result {
+    std::fs::create_dir_all(pkg).map_err(|e| e.to_string())?;
+    let mut builds = Vec::new();
+    for entry in std::fs::read_dir(pkg).map_err(|e| format!("{}: {e}", pkg.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path();
+        let hash_named = path.file_name().is_some_and(|n| n.len() == 16 && n.to_string_lossy().chars().all(|c| c.is_ascii_hexdigit()));
+        if path.is_dir() && hash_named {
+            let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            builds.push((modified, path));
+        } else if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        } else {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    builds.sort();
+    for (_, old) in builds.iter().rev().skip(2) {
+        std::fs::remove_dir_all(old).map_err(|e| format!("{}: {e}", old.display()))?;
+    }
+    Ok(())
+}
+
 /// The files directly in `dir` whose names end with `suffix`, sorted.
 fn files_in(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -102,7 +127,7 @@ fn strip_custom_sections(path: &Path) -> Result {
     const DROP: [&[u8]; 3] = [b"name", b"producers", b"target_features"];
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let bad = || format!("{}: not a WASM module", path.display());
-    if bytes.get(..4) != Some(b"\0asm".as_slice()) {
+    if bytes.get(..8) != Some(b"\0asm\x01\0\0\0".as_slice()) {
         return Err(bad());
     }
     // An unsigned LEB128 at `at`: its value and where the next field starts.
@@ -111,20 +136,25 @@ fn strip_custom_sections(path: &Path) -> Result {
         loop {
             let byte = *bytes.get(at)?;
             at += 1;
-            value |= usize::from(byte & 0x7f).checked_shl(shift)?;
+            // Section sizes fit in 32 bits (five bytes of LEB128).
+            if shift > 28 {
+                return None;
+            }
+            value |= usize::from(byte & 0x7f) << shift;
             shift += 7;
             if byte & 0x80 == 0 {
                 return Some((value, at));
             }
         }
     };
-    let mut out = bytes[..8.min(bytes.len())].to_vec();
+    let mut out = bytes[..8].to_vec();
     let mut at = 8;
     while at < bytes.len() {
         let id = bytes[at];
         let (size, body) = leb(at + 1).ok_or_else(bad)?;
         let end = body.checked_add(size).filter(|&e| e <= bytes.len()).ok_or_else(bad)?;
-        let dropped = id == 0 && leb(body).is_some_and(|(len, name)| DROP.iter().any(|d| bytes.get(name..name + len) == Some(*d)));
+        let name_of = |(len, name): (usize, usize)| name.checked_add(len).filter(|&e| e <= end).map(|e| &bytes[name..e]);
+        let dropped = id == 0 && leb(body).and_then(name_of).is_some_and(|name| DROP.contains(&name));
         if !dropped {
             out.extend_from_slice(&bytes[at..end]);
         }

@@ -22,15 +22,18 @@ use ssr::{enter, AppResult};
 /// The logged-in user and their organizations, or `None` for an anonymous visitor.
 #[server(endpoint = "my_session")]
 pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
-    let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
-    let backend = ssr::backend()?;
-    let Some(user) = backend.identity.user(user_id).await.app()? else {
-        // The account is gone: forget the stale session rather than failing every page.
-        ssr::session()?.flush().await.map_err(ssr::internal)?;
-        return Ok(None);
-    };
-    let orgs = backend.tenancy.organizations_of(user_id).await.app()?;
-    Ok(Some(SessionSummary { user, orgs }))
+    ssr::once_per_request("my_session".to_string(), async move {
+        let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
+        let backend = ssr::backend()?;
+        let Some(user) = backend.identity.user(user_id).await.app()? else {
+            // The account is gone: forget the stale session rather than failing every page.
+            ssr::session()?.flush().await.map_err(ssr::internal)?;
+            return Ok(None);
+        };
+        let orgs = backend.tenancy.organizations_of(user_id).await.app()?;
+        Ok(Some(SessionSummary { user, orgs }))
+    })
+    .await
 }
 
 /// Creates an account. From an invitation (`invitation`: its token, which only the invited
@@ -261,8 +264,11 @@ pub async fn create_org(name: String, slug: String, region: Option<String>, mode
 /// Where the organization's data lives, and whether it is scheduled for deletion.
 #[server(endpoint = "org_settings")]
 pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await.app()
+    ssr::once_per_request(format!("org_settings {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await.app()
+    })
+    .await
 }
 
 /// Schedules the organization for deletion; `confirm` must be its URL name.
@@ -285,28 +291,40 @@ pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
 
 #[server(endpoint = "load_org")]
 pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
-    let (_, ctx) = enter(&slug).await?;
-    Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role })
+    ssr::once_per_request(format!("load_org {:?}", (&slug,)), async move {
+        let (_, ctx) = enter(&slug).await?;
+        Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role })
+    })
+    .await
 }
 
 #[server(endpoint = "org_overview")]
 pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
-    Ok(OrgOverview { project_count, member_count })
+    ssr::once_per_request(format!("load_org_overview {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
+        Ok(OrgOverview { project_count, member_count })
+    })
+    .await
 }
 
 #[server(endpoint = "list_projects")]
 pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::projects::list(&backend.tenancy, &ctx).await.app()
+    ssr::once_per_request(format!("list_projects {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::projects::list(&backend.tenancy, &ctx).await.app()
+    })
+    .await
 }
 
 #[server(endpoint = "get_project")]
 pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let id = ssr::parse_id(&id, "project")?;
-    tessera_backend::projects::get(&backend.tenancy, &ctx, id).await.app()
+    ssr::once_per_request(format!("get_project {:?}", (&slug, &id)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        let id = ssr::parse_id(&id, "project")?;
+        tessera_backend::projects::get(&backend.tenancy, &ctx, id).await.app()
+    })
+    .await
 }
 
 #[server(endpoint = "create_project")]
@@ -319,8 +337,11 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
 
 #[server(endpoint = "list_members")]
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
+    ssr::once_per_request(format!("list_members {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
+    })
+    .await
 }
 
 #[server(endpoint = "change_role")]

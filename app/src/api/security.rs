@@ -83,8 +83,11 @@ pub async fn regenerate_recovery_codes() -> Result<Vec<String>, AppError> {
 
 #[server(endpoint = "org_sign_in_policy")]
 pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await.app()
+    ssr::once_per_request(format!("org_sign_in_policy {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await.app()
+    })
+    .await
 }
 
 /// Checkboxes: present ("on") when ticked, absent otherwise.
@@ -100,8 +103,11 @@ pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, s
 
 #[server(endpoint = "list_api_keys")]
 pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiKeySummary>, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::api_keys::list(&backend.tenancy, &ctx).await.app()
+    ssr::once_per_request(format!("list_api_keys {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::api_keys::list(&backend.tenancy, &ctx).await.app()
+    })
+    .await
 }
 
 /// Scopes arrive as checkboxes (present when ticked); `expires_in_days` is a number of days

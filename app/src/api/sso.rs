@@ -9,8 +9,11 @@ use super::ssr::{self, enter, AppResult};
 
 #[server(endpoint = "org_sso_settings")]
 pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await.app()
+    ssr::once_per_request(format!("org_sso_settings {:?}", (&slug,)), async move {
+        let (backend, ctx) = enter(&slug).await?;
+        tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await.app()
+    })
+    .await
 }
 
 /// Connects the IdP from pasted metadata XML, or from the URL it is published at.

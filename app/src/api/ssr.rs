@@ -297,6 +297,46 @@ impl EnteredOrganizations {
     }
 }
 
+/// What a page render has loaded so far, by server function and arguments, so each load runs
+/// once per request. Leptos builds a page more than once while it resolves a `Suspense` on the
+/// server (each pass over a reactive child calls it again), and a page inside the organization
+/// layout is built afresh each time: without this, its resources would query again on every
+/// pass. Per request only; only the loads a page renders from use it (never a mutation).
+#[derive(Clone, Default)]
+pub struct RenderLoads(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Box<dyn std::any::Any + Send + Sync>>>>);
+
+type SharedLoad<T> = futures_util::future::Shared<futures_util::future::BoxFuture<'static, Result<T, AppError>>>;
+
+impl RenderLoads {
+    /// Starts the request's (empty) record; the server calls this for every request.
+    pub fn provide() {
+        provide_context(Self::default());
+    }
+}
+
+/// Runs `load` once per request for `key` (the server function and its arguments); later calls
+/// with the same key, even while the first is still running, share its result.
+pub async fn once_per_request<T, F>(key: String, load: F) -> Result<T, AppError>
+where
+    T: Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
+{
+    use futures_util::FutureExt;
+    let Some(loads) = use_context::<RenderLoads>() else { return load.await };
+    let shared = {
+        let mut loads = loads.0.lock().unwrap_or_else(|e| e.into_inner());
+        match loads.get(&key).and_then(|l| l.downcast_ref::<SharedLoad<T>>()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: SharedLoad<T> = load.boxed().shared();
+                loads.insert(key, Box::new(shared.clone()));
+                shared
+            }
+        }
+    };
+    shared.await
+}
+
 /// An id from a URL or form. A malformed one is simply not found: it names nothing.
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw.trim()).map_err(|_| AppError::NotFound(format!("That {what} doesn't exist in this organization.")))

@@ -552,7 +552,7 @@ impl Identity {
     }
 
     pub async fn user(&self, id: Uuid) -> Result<Option<CurrentUser>> {
-        let mut tx = crate::db::open(&self.pool, false).await?;
+        let mut tx = crate::db::open(&self.pool, true).await?;
         let row: Option<(Uuid, String, Option<String>, bool)> =
             sqlx::query_as("SELECT id, email, display_name, email_verified_at IS NOT NULL FROM users WHERE id = $1")
                 .bind(id)
