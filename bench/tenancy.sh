@@ -13,7 +13,9 @@
 #   4. pgbench on the page's query with row-level security on (app role, tenant set per
 #      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
 #   5. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
-# Bounded: every load runs for DURATION seconds against 127.0.0.1 only.
+# Bounded: every load runs for DURATION seconds against 127.0.0.1 only. With PROFILE=<file>,
+# the pooled page's load is also recorded with `perf record -a` into that file (where the
+# machine's time goes: the server, PostgreSQL, wrk).
 set -euo pipefail
 DURATION=${DURATION:-15}
 TENANTS=${TENANTS:-1000}
@@ -108,8 +110,12 @@ for org in acme:pooled globex:schema initech:dedicated; do
   test "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "http://127.0.0.1:$HTTPPORT/t/$slug/projects")" = 200
   base=$(load "http://127.0.0.1:$BASEPORT/t/$slug/projects")
   if [ "$slug" = acme ]; then
+    if [ -n "${PROFILE:-}" ]; then
+      perf record -a -g -F 199 -o "$PROFILE" -- sleep "$DURATION" 2>/dev/null & PERF_PID=$!
+    fi
     PAGE_RSS=$(peak_rss "$WORK/page" load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" -H "Cookie: $COOKIE")
     tessera=$(cat "$WORK/page")
+    [ -n "${PERF_PID:-}" ] && wait "$PERF_PID"
   else
     tessera=$(load "http://127.0.0.1:$HTTPPORT/t/$slug/projects" -H "Cookie: $COOKIE")
   fi

@@ -140,11 +140,17 @@ pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
         }
         let value = match setting {
             Setting::SearchPath => format!("\"{}\"", value.replace('"', "\"\"")),
-            _ => format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''")),
+            _ => literal(value),
         };
         sql.push_str(&format!("SET LOCAL {} = {value}; ", setting.name()));
     }
     Ok(sql)
+}
+
+/// `value` as an escape-string literal (`E'…'`, quotes and backslashes doubled), which reads
+/// the same whatever `standard_conforming_strings` says. The caller refuses NULs first.
+pub(crate) fn literal(value: &str) -> String {
+    format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// Opens a transaction (`READ ONLY` if asked) and makes `settings` in it.

@@ -204,20 +204,22 @@ impl SessionStore for PgSessionStore {
         Ok(())
     }
 
+    /// One statement, no transaction (so one round trip, through PgBouncer too): the
+    /// `session_context` function reads the session with what the page will ask next (see
+    /// [`with_page_context`]).
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let stamp = self.known.stamp(&stored_id(&id.to_string()));
-        let mut tx = presenting_cookie(&self.pool, id, true).await?;
-        let now = OffsetDateTime::now_utc();
-        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM sessions WHERE id = $1 AND expires_at > $2 AND created_at > $3")
-            .bind(stored_id(&id.to_string()))
-            .bind(now)
-            .bind(now - ABSOLUTE_LIFETIME)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        let record = data.map(|d| decode(&d, *id)).transpose()?;
-        self.known.loaded(stored_id(&id.to_string()), record.as_ref(), stamp);
+        let digest = stored_id(&id.to_string());
+        let stamp = self.known.stamp(&digest);
+        let slug = PAGE.try_with(|page| page.slug.clone()).ok().flatten();
+        let found = read_session_context(&self.pool, &digest, slug.as_deref()).await.map_err(backend)?;
+        let record = found.as_ref().map(|found| decode(&found.data, *id)).transpose()?;
+        self.known.loaded(digest, record.as_ref(), stamp);
+        if let (Some(found), Some(record)) = (found, record.as_ref()) {
+            // Only for the user the record itself names: the column is a copy of it.
+            if found.context.user_id == user_of(record) {
+                let _ = PAGE.try_with(|page| *page.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(found.context));
+            }
+        }
         Ok(record)
     }
 
@@ -227,6 +229,94 @@ impl SessionStore for PgSessionStore {
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
+}
+
+/// What a signed-in page needs besides its session, read in the same round trip (migration
+/// `session_context`): who the user is, their organizations, and for a page inside an
+/// organization, the door's view of it. Read at the start of the request, so a removed member,
+/// a changed role, a suspended organization or an ended session counts from the next request on.
+#[derive(Clone, Debug)]
+pub struct PageContext {
+    pub user_id: Option<uuid::Uuid>,
+    /// `None` when the session names a user who no longer exists.
+    pub user: Option<tessera_domain::dto::CurrentUser>,
+    pub orgs: Vec<tessera_domain::dto::OrgSummary>,
+    /// The organization named in the page's address, as `Tenancy::enter` reads it.
+    pub(crate) entrance: Option<crate::tenancy::Entrance>,
+}
+
+struct PageRequest {
+    slug: Option<String>,
+    found: Mutex<Option<PageContext>>,
+}
+
+tokio::task_local! {
+    static PAGE: PageRequest;
+}
+
+/// Runs `load_session` (which must load the request's session, if it has one) so that the
+/// session is read together with its [`PageContext`], for the organization `slug` if given.
+/// Returns the context when a signed-in session was found.
+pub async fn with_page_context<F: std::future::Future>(slug: Option<String>, load_session: F) -> (F::Output, Option<PageContext>) {
+    let request = PageRequest { slug, found: Mutex::new(None) };
+    PAGE.scope(request, async {
+        let output = load_session.await;
+        let found = PAGE.with(|page| page.found.lock().unwrap_or_else(|e| e.into_inner()).take());
+        (output, found)
+    })
+    .await
+}
+
+struct FoundSession {
+    data: Vec<u8>,
+    context: PageContext,
+}
+
+#[derive(serde::Deserialize)]
+struct ContextJson {
+    data: String,
+    user_id: Option<uuid::Uuid>,
+    user: Option<tessera_domain::dto::CurrentUser>,
+    orgs: Vec<OrgJson>,
+    entrance: Option<crate::tenancy::Entrance>,
+}
+
+#[derive(serde::Deserialize)]
+struct OrgJson {
+    slug: String,
+    name: String,
+    role: String,
+}
+
+/// The session with digest `digest` and its context, in one simple-protocol statement: no
+/// prepared statement (which PgBouncer in transaction mode can't keep between two trips) and
+/// no transaction to open and close. Both values are inlined as literals: the digest is hex we
+/// computed, the slug was parsed as one (anything else is simply not looked up).
+async fn read_session_context(pool: &PgPool, digest: &str, slug: Option<&str>) -> crate::Result<Option<FoundSession>> {
+    use base64::Engine;
+    use sqlx::Row;
+    let slug = slug.and_then(|s| tessera_domain::input::OrgSlug::parse(s).ok()).map(|s| crate::db::literal(s.as_str()));
+    let sql = format!(
+        "SELECT session_context({}, {}, now() - interval '{} seconds')::text",
+        crate::db::literal(digest),
+        slug.as_deref().unwrap_or("NULL"),
+        ABSOLUTE_LIFETIME.whole_seconds()
+    );
+    let row = sqlx::raw_sql(&sql).fetch_one(pool).await?;
+    let Some(json) = row.try_get::<Option<String>, _>(0)? else { return Ok(None) };
+    let found: ContextJson = serde_json::from_str(&json).map_err(|e| crate::Error::Internal(format!("session context: {e}")))?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(found.data.split_whitespace().collect::<String>())
+        .map_err(|e| crate::Error::Internal(format!("session context: {e}")))?;
+    let orgs = found
+        .orgs
+        .into_iter()
+        .map(|o| {
+            let role = o.role.parse().map_err(|e: tessera_domain::role::UnknownRole| crate::Error::Internal(e.to_string()))?;
+            Ok(tessera_domain::dto::OrgSummary { slug: o.slug, name: o.name, role })
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    Ok(Some(FoundSession { data, context: PageContext { user_id: found.user_id, user: found.user, orgs, entrance: found.entrance } }))
 }
 
 /// How long an idle session lives; also how "last active" is derived from its expiry.

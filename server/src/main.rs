@@ -3,6 +3,9 @@ use tessera_backend::tenancy::{lifecycle, migrate, relocate, topology::Topology}
 use tessera_backend::{db, Backend};
 use tessera_server::{config::Config, run};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: tessera-server [command]
 
   serve                   (default) serve HTTP; configuration comes from the environment (see README)

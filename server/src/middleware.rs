@@ -41,6 +41,7 @@ pub fn wrap(
             .layer(axum::middleware::from_fn_with_state(scheme, csrf_guard))
             .layer(from_fn(crate::input_guard::refuse_unstorable_text))
             .layer(sessions)
+            .layer(from_fn(read_page_context))
             .layer(axum::middleware::from_fn_with_state(limiter.clone(), crate::rate_limits::budgets))
             .layer(map_response(server_fn_error_status)),
     )
@@ -174,6 +175,31 @@ impl PublicScheme {
     pub fn of(public_url: &str, secure_cookies: bool) -> Self {
         PublicScheme(if is_https(public_url) || secure_cookies { "https" } else { "http" })
     }
+}
+
+/// Reads a page request's session together with what the page will need next (its user, their
+/// organizations, and the organization in a `/t/{slug}` address): one round trip where each
+/// would otherwise open its own transaction. Server functions find it in the request's
+/// extensions (`sessions::PageContext`). Only for page loads (GET): a server-function call
+/// reads its session when it first needs it, in the same single round trip, without the extras.
+async fn read_page_context(mut req: Request, next: Next) -> Response {
+    if req.method() == Method::GET {
+        if let Some(session) = req.extensions().get::<tower_sessions::Session>().cloned() {
+            let slug = organization_in(req.uri().path()).map(str::to_string);
+            // Reading anything loads the record; a failure shows again, reported, where the
+            // session is next used.
+            let (_, context) = tessera_backend::sessions::with_page_context(slug, session.get_value("user_id")).await;
+            if let Some(context) = context {
+                req.extensions_mut().insert(context);
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// The organization an address is in: `/t/{slug}/…`.
+fn organization_in(path: &str) -> Option<&str> {
+    path.strip_prefix("/t/")?.split('/').next().filter(|slug| !slug.is_empty())
 }
 
 /// Refuses state-changing requests that a browser sent on behalf of another site.

@@ -25,12 +25,18 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
     ssr::once_per_request("my_session".to_string(), async move {
         let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
         let backend = ssr::backend()?;
-        let Some(user) = backend.identity.user(user_id).await.app()? else {
+        let (user, orgs) = match ssr::page_context().filter(|page| page.user_id == Some(user_id)) {
+            Some(page) => (page.user, page.orgs),
+            None => match backend.identity.user(user_id).await.app()? {
+                Some(user) => (Some(user), backend.tenancy.organizations_of(user_id).await.app()?),
+                None => (None, Vec::new()),
+            },
+        };
+        let Some(user) = user else {
             // The account is gone: forget the stale session rather than failing every page.
             ssr::session()?.flush().await.map_err(ssr::internal)?;
             return Ok(None);
         };
-        let orgs = backend.tenancy.organizations_of(user_id).await.app()?;
         Ok(Some(SessionSummary { user, orgs }))
     })
     .await

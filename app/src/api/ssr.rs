@@ -40,6 +40,16 @@ fn parts() -> Result<Parts, AppError> {
     use_context::<Parts>().ok_or_else(outside_request)
 }
 
+/// What was read with this page request's session (the server's `read_page_context`). It
+/// stands for the whole request, unless the request itself changed who is signed in or how
+/// ([`EnteredOrganizations::forget`]).
+pub fn page_context() -> Option<tessera_backend::sessions::PageContext> {
+    if use_context::<EnteredOrganizations>().is_some_and(|memo| memo.forgotten()) {
+        return None;
+    }
+    parts().ok()?.extensions.get::<tessera_backend::sessions::PageContext>().cloned()
+}
+
 pub fn session() -> Result<Session, AppError> {
     parts()?.extensions.get::<Session>().cloned().ok_or_else(|| internal("session layer missing"))
 }
@@ -254,7 +264,7 @@ pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
     if let Some(ctx) = memo.as_ref().and_then(|m| m.get(slug)) {
         return Ok((backend, ctx));
     }
-    let ctx = backend.tenancy.enter(authn().await?, slug, meta()).await.app()?;
+    let ctx = backend.tenancy.enter_with(authn().await?, slug, page_context().as_ref(), meta()).await.app()?;
     if let Some(memo) = memo {
         memo.keep(slug, &ctx);
     }
@@ -268,7 +278,15 @@ pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
 /// signed in or how (sign-in, two-factor, re-authentication): a server function that changes a
 /// membership and then enters again in the same request must call [`EnteredOrganizations::forget`].
 #[derive(Clone, Default)]
-pub struct EnteredOrganizations(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Ctx>>>);
+pub struct EnteredOrganizations(std::sync::Arc<std::sync::Mutex<Entered>>);
+
+#[derive(Default)]
+struct Entered {
+    by_slug: std::collections::HashMap<String, Ctx>,
+    /// Set by [`EnteredOrganizations::forget`]: the page context read with the session is out
+    /// of date too.
+    forgotten: bool,
+}
 
 impl EnteredOrganizations {
     /// Starts the request's (empty) record; the server calls this for every request.
@@ -279,16 +297,26 @@ impl EnteredOrganizations {
     /// Forgets this request's entrances (who is signed in, or their standing, changed).
     pub fn forget() {
         if let Some(memo) = use_context::<Self>() {
-            memo.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            let mut entered = memo.lock();
+            entered.by_slug.clear();
+            entered.forgotten = true;
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entered> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forgotten(&self) -> bool {
+        self.lock().forgotten
+    }
+
     fn get(&self, slug: &str) -> Option<Ctx> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&Self::key(slug)).cloned()
+        self.lock().by_slug.get(&Self::key(slug)).cloned()
     }
 
     fn keep(&self, slug: &str, ctx: &Ctx) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(Self::key(slug), ctx.clone());
+        self.lock().by_slug.insert(Self::key(slug), ctx.clone());
     }
 
     /// As the door reads a slug (trimmed, any case).

@@ -63,7 +63,7 @@ const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.model, t.region,
     CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version,
     t.require_mfa, t.sso_satisfies_mfa, t.require_sso";
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize, Clone, Debug)]
 struct TenantRow {
     id: Uuid,
     slug: String,
@@ -79,9 +79,12 @@ struct TenantRow {
     require_sso: bool,
 }
 
-#[derive(sqlx::FromRow)]
-struct MembershipRow {
+/// What `enter` reads: the organization and the caller's role in it (`None`: not a member).
+/// Also read ahead with a page's session (`sessions::PageContext`, which only this crate builds).
+#[derive(sqlx::FromRow, serde::Deserialize, Clone, Debug)]
+pub(crate) struct Entrance {
     #[sqlx(flatten)]
+    #[serde(flatten)]
     tenant: TenantRow,
     role: Option<String>,
 }
@@ -219,24 +222,23 @@ impl Tenancy {
     /// a member whose sign-in had none, unless it came through the organization's own IdP and
     /// the organization trusts its IdP's MFA.
     pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+        self.enter_with(authn, slug, None, meta).await
+    }
+
+    /// As [`Tenancy::enter`], taking the organization and role from `page` (read with the
+    /// request's session) when it was read for this user and slug, instead of asking again.
+    pub async fn enter_with(&self, authn: Authn, slug: &str, page: Option<&crate::sessions::PageContext>, meta: RequestMeta) -> Result<Ctx> {
         let user_id = authn.user_id;
         let slug = known_slug(slug)?;
-        // With app.user_id set, the memberships policy shows only this user's own rows: one
-        // query finds the tenant, where it lives, and the caller's role in it.
-        let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
-        let row: Option<MembershipRow> = sqlx::query_as(&format!(
-            "SELECT {TENANT_COLUMNS}, m.role
-               FROM tenants t
-               LEFT JOIN pooled_schemas p ON p.region = t.region
-               LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
-              WHERE t.slug = $1 AND t.status <> 'deleted'"
-        ))
-        .bind(slug.as_str())
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some(MembershipRow { tenant, role: Some(role) }) = row else {
+        let read_ahead = page
+            .filter(|page| page.user_id == Some(user_id))
+            .and_then(|page| page.entrance.as_ref())
+            .filter(|entrance| entrance.tenant.slug == slug.as_str());
+        let row = match read_ahead {
+            Some(entrance) => Some(entrance.clone()),
+            None => self.entrance(user_id, &slug).await?,
+        };
+        let Some(Entrance { tenant, role: Some(role) }) = row else {
             return Err(AppError::not_found().into());
         };
         let tenant = servable(tenant)?;
@@ -259,6 +261,26 @@ impl Tenancy {
         // Spent once the caller is known to be a member, so nobody else can spend it.
         self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
         Ok(Ctx::new(tenant, user_id, role, meta))
+    }
+
+    /// The organization `slug` and `user_id`'s role in it.
+    async fn entrance(&self, user_id: Uuid, slug: &tessera_domain::input::OrgSlug) -> Result<Option<Entrance>> {
+        // With app.user_id set, the memberships policy shows only this user's own rows: one
+        // query finds the tenant, where it lives, and the caller's role in it.
+        let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
+        let row: Option<Entrance> = sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS}, m.role
+               FROM tenants t
+               LEFT JOIN pooled_schemas p ON p.region = t.region
+               LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
+              WHERE t.slug = $1 AND t.status <> 'deleted'"
+        ))
+        .bind(slug.as_str())
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// Resolves `/t/{slug}` for an organization API key (`tsk_…`). A key that is unknown,

@@ -458,6 +458,12 @@ pub fn token_of(link: &str) -> String {
 }
 
 impl Browser {
+    /// The same browser (its cookies) talking to the server at `base`: a deployment's other
+    /// server behind the same address.
+    pub fn on(&self, base: &str) -> Browser {
+        Browser { base: base.to_string(), client: self.client.clone() }
+    }
+
     /// Calls a server function the way the hydrated app does.
     pub async fn call(&self, function: &str, form: &[(&str, &str)]) -> Response {
         let r = self.client.post(format!("{}/api/{function}", self.base)).header(header::ACCEPT, "application/json").form(form).send().await.unwrap();
