@@ -7,13 +7,21 @@ use sqlx::PgPool;
 use std::time::Duration;
 
 /// The control-plane pool. Behind PgBouncer (`pgbouncer`), the server-side statement cache is
-/// off and every statement runs in an explicit transaction (see `sessions`).
+/// off and every prepared statement runs in an explicit transaction (see `sessions`).
 pub async fn connect(url: &str, max_connections: u32, pgbouncer: bool) -> Result<PgPool> {
-    Ok(PgPoolOptions::new()
+    Ok(pool_options()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(crate::tenancy::topology::connect_options(url, pgbouncer)?)
         .await?)
+}
+
+/// How the app's pools lend connections. sqlx already pings a connection when it comes back
+/// to the pool (and drops it if that fails), so the second ping it would send by default
+/// before lending it again is a round trip on every request that only catches a connection
+/// broken while it sat idle; that one fails its statement instead.
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new().test_before_acquire(false)
 }
 
 /// Refuses to serve when the application role could see past row-level security: a superuser,
@@ -148,8 +156,10 @@ pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
 }
 
 /// `value` as an escape-string literal (`E'…'`, quotes and backslashes doubled), which reads
-/// the same whatever `standard_conforming_strings` says. The caller refuses NULs first.
+/// the same whatever `standard_conforming_strings` says. Only for values that can't hold a NUL
+/// (hex we computed, parsed slugs; `set_local_sql` refuses one first): PostgreSQL would.
 pub(crate) fn literal(value: &str) -> String {
+    debug_assert!(!value.contains('\0'), "a NUL can't be in a literal");
     format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
@@ -180,7 +190,8 @@ pub fn begin(
 
 /// Opens a transaction, `READ ONLY` if asked, without settings (see [`begin`]).
 ///
-/// The `BEGIN` runs in a task of its own, so the request that asked for it can't cancel it
+/// The connection is borrowed here, where waiting can be cancelled (a request dropped, the
+/// door's time limit); the `BEGIN` then runs in a task of its own, so nothing can cancel it
 /// half-way. sqlx 0.8 can't undo a `BEGIN` dropped while in flight (its guard only rolls back
 /// once the transaction is counted), so a client that disconnected at that moment used to leave
 /// the server in a transaction on a pooled connection: the next borrower's `BEGIN` then only
@@ -189,8 +200,11 @@ pub fn begin(
 /// waits for it any more, dropped, which makes sqlx roll it back before the connection is
 /// lent again.
 pub async fn open(pool: &PgPool, read_only: bool) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let pool = pool.clone();
-    let begin = tokio::spawn(async move { pool.begin_with(if read_only { "BEGIN READ ONLY" } else { "BEGIN" }).await });
+    use tracing::Instrument;
+    let connection = pool.acquire().await?;
+    let statement = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+    // `Pool::begin_with` is this same call after its own `acquire`.
+    let begin = tokio::spawn(sqlx::Transaction::begin(connection, Some(statement.into())).instrument(tracing::Span::current()));
     tracing::debug!(target: "tessera::db", read_only, "transaction");
     begin.await.map_err(|e| sqlx::Error::Protocol(format!("starting a transaction failed: {e}")))?
 }

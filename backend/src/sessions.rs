@@ -1,8 +1,10 @@
 //! Browser sessions in PostgreSQL (the control plane's `sessions` table).
 //!
 //! Written here rather than taken from tower-sessions-sqlx-store because every statement must
-//! run inside an explicit transaction to work through PgBouncer in transaction mode: outside
-//! one, a statement's prepare and execute may land on different server connections.
+//! work through PgBouncer in transaction mode, where a prepared statement's prepare and execute
+//! may land on different server connections outside a transaction: writes run inside explicit
+//! transactions, and the read every request makes is one simple-protocol statement that also
+//! brings what the page needs next ([`PageContext`]).
 
 use crate::db::Setting;
 use async_trait::async_trait;
@@ -148,8 +150,8 @@ fn into_sqlx(e: crate::Error) -> sqlx::Error {
 }
 
 /// A transaction in which only the session with this cookie is visible (the sessions policies).
-async fn presenting_cookie(pool: &PgPool, id: &Id, read_only: bool) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    crate::db::begin(pool, read_only, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
+async fn presenting_cookie(pool: &PgPool, id: &Id) -> session_store::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    crate::db::begin(pool, false, &[(Setting::SessionId, &stored_id(&id.to_string()))]).await.map_err(backend)
 }
 
 #[async_trait]
@@ -190,7 +192,7 @@ impl SessionStore for PgSessionStore {
             return Ok(());
         }
         let data = encode(record)?;
-        let mut tx = presenting_cookie(&self.pool, &record.id, false).await?;
+        let mut tx = presenting_cookie(&self.pool, &record.id).await?;
         sqlx::query("UPDATE sessions SET data = $2, expires_at = $3, user_id = $4 WHERE id = $1")
             .bind(stored_id(&record.id.to_string()))
             .bind(&data)
@@ -225,7 +227,7 @@ impl SessionStore for PgSessionStore {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.known.changed(stored_id(&id.to_string()), None);
-        let mut tx = presenting_cookie(&self.pool, id, false).await?;
+        let mut tx = presenting_cookie(&self.pool, id).await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1").bind(stored_id(&id.to_string())).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
@@ -256,7 +258,7 @@ tokio::task_local! {
 
 /// Runs `load_session` (which must load the request's session, if it has one) so that the
 /// session is read together with its [`PageContext`], for the organization `slug` if given.
-/// Returns the context when a signed-in session was found.
+/// Returns the context when a session was found (`user_id` is `None` if nobody is signed in).
 pub async fn with_page_context<F: std::future::Future>(slug: Option<String>, load_session: F) -> (F::Output, Option<PageContext>) {
     let request = PageRequest { slug, found: Mutex::new(None) };
     PAGE.scope(request, async {
@@ -350,6 +352,13 @@ fn handle_of(stored: &str) -> &str {
 }
 
 impl PgSessionStore {
+    /// The [`PageContext`] of the session with id `session_id` for the organization `slug`, in
+    /// one round trip: how a server function that wasn't called from a page render (so has no
+    /// context of its own) enters an organization.
+    pub async fn context(&self, session_id: &str, slug: &str) -> crate::Result<Option<PageContext>> {
+        Ok(read_session_context(&self.pool, &stored_id(session_id), Some(slug)).await?.map(|found| found.context))
+    }
+
     /// The user's live sessions, most recently active first. `current` is the asking session's id.
     pub async fn list_for_user(&self, user_id: uuid::Uuid, current: Option<&str>) -> crate::Result<Vec<tessera_domain::dto::DeviceSession>> {
         let mut tx = crate::db::account_tx(&self.pool, true, user_id).await?;

@@ -1,5 +1,6 @@
 //! Cross-cutting HTTP layers, outermost first: request id, tracing, security headers, CSRF
-//! guard, sessions, and the status mapping for server function errors.
+//! guard, sessions (read with the page's context), request budgets, and the status mapping
+//! for server function errors.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;

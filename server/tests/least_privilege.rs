@@ -222,3 +222,44 @@ async fn every_function_that_runs_with_the_owners_rights_pins_its_search_path() 
         app.count("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND p.prosecdef").await;
     assert!(definers >= 8, "the least_privilege functions are there: {definers}");
 }
+
+/// `session_context` and `api_key_entrance` run with the owner's rights and make settings the
+/// app role can't (app.user_id, app.api_key_hash) for their own queries; whatever a caller's
+/// transaction had set before is there again after, and a wrong secret finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_lookups_put_back_the_settings_they_make_and_need_the_secret() {
+    use sha2::Digest;
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("acme").await;
+    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Lookup"), ("projects_read", "on"), ("expires_in_days", "1")]).await.json()
+        ["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key_hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let session: String = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id IS NOT NULL").fetch_one(&app.inspect).await.unwrap();
+
+    let mut conn = PgConnection::connect(&app.app_db_url).await.unwrap();
+    conn.execute("BEGIN; SET LOCAL app.user_id = '00000000-0000-0000-0000-000000000001'; SET LOCAL app.api_key_hash = 'abcd'").await.unwrap();
+    let found: bool = sqlx::query_scalar("SELECT session_context($1, 'acme', now() - interval '30 days') IS NOT NULL")
+        .bind(&session)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(found, "the presented session is found");
+    let found: bool = sqlx::query_scalar("SELECT api_key_entrance($1, 'acme') IS NOT NULL").bind(&key_hash).fetch_one(&mut conn).await.unwrap();
+    assert!(found, "the presented key is found");
+    let settings: (String, String) =
+        sqlx::query_as("SELECT current_setting('app.user_id'), current_setting('app.api_key_hash')").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(settings, ("00000000-0000-0000-0000-000000000001".to_string(), "abcd".to_string()));
+    conn.execute("ROLLBACK").await.unwrap();
+
+    let wrong = "0".repeat(64);
+    let none: (bool, bool) =
+        sqlx::query_as("SELECT session_context($1, 'acme', now() - interval '30 days') IS NULL, api_key_entrance($1, 'acme') IS NULL")
+            .bind(&wrong)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(none, (true, true), "a secret nobody presented finds nothing");
+}

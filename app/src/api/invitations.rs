@@ -17,7 +17,7 @@ pub async fn invite_member(slug: String, email: String, role: String) -> Result<
 
 #[server(endpoint = "org_invitations")]
 pub async fn org_invitations(slug: String) -> Result<Vec<Invitation>, AppError> {
-    ssr::once_per_request(format!("org_invitations {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::members::invitations::list(&backend.tenancy, &ctx).await.app()
     })

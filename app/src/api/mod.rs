@@ -22,7 +22,7 @@ use ssr::{enter, AppResult};
 /// The logged-in user and their organizations, or `None` for an anonymous visitor.
 #[server(endpoint = "my_session")]
 pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
-    ssr::once_per_request("my_session".to_string(), async move {
+    ssr::once_per_request((), async move {
         let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
         let backend = ssr::backend()?;
         let (user, orgs) = match ssr::page_context().filter(|page| page.user_id == Some(user_id)) {
@@ -270,7 +270,7 @@ pub async fn create_org(name: String, slug: String, region: Option<String>, mode
 /// Where the organization's data lives, and whether it is scheduled for deletion.
 #[server(endpoint = "org_settings")]
 pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
-    ssr::once_per_request(format!("org_settings {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await.app()
     })
@@ -297,7 +297,7 @@ pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
 
 #[server(endpoint = "load_org")]
 pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
-    ssr::once_per_request(format!("load_org {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (_, ctx) = enter(&slug).await?;
         Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role })
     })
@@ -306,7 +306,7 @@ pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
 
 #[server(endpoint = "org_overview")]
 pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
-    ssr::once_per_request(format!("load_org_overview {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
         Ok(OrgOverview { project_count, member_count })
@@ -316,7 +316,7 @@ pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
 
 #[server(endpoint = "list_projects")]
 pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError> {
-    ssr::once_per_request(format!("list_projects {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::projects::list(&backend.tenancy, &ctx).await.app()
     })
@@ -325,7 +325,7 @@ pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError
 
 #[server(endpoint = "get_project")]
 pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, AppError> {
-    ssr::once_per_request(format!("get_project {:?}", (&slug, &id)), async move {
+    ssr::once_per_request((slug.clone(), id.clone()), async move {
         let (backend, ctx) = enter(&slug).await?;
         let id = ssr::parse_id(&id, "project")?;
         tessera_backend::projects::get(&backend.tenancy, &ctx, id).await.app()
@@ -343,7 +343,7 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
 
 #[server(endpoint = "list_members")]
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
-    ssr::once_per_request(format!("list_members {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
     })

@@ -83,7 +83,7 @@ pub async fn regenerate_recovery_codes() -> Result<Vec<String>, AppError> {
 
 #[server(endpoint = "org_sign_in_policy")]
 pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> {
-    ssr::once_per_request(format!("org_sign_in_policy {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await.app()
     })
@@ -103,7 +103,7 @@ pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, s
 
 #[server(endpoint = "list_api_keys")]
 pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiKeySummary>, AppError> {
-    ssr::once_per_request(format!("list_api_keys {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::api_keys::list(&backend.tenancy, &ctx).await.app()
     })

@@ -9,7 +9,7 @@ use super::ssr::{self, enter, AppResult};
 
 #[server(endpoint = "org_sso_settings")]
 pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
-    ssr::once_per_request(format!("org_sso_settings {:?}", (&slug,)), async move {
+    ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
         tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await.app()
     })

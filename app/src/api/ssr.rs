@@ -264,7 +264,21 @@ pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
     if let Some(ctx) = memo.as_ref().and_then(|m| m.get(slug)) {
         return Ok((backend, ctx));
     }
-    let ctx = backend.tenancy.enter_with(authn().await?, slug, page_context().as_ref(), meta()).await.app()?;
+    let authn = authn().await?;
+    // A malformed slug names no organization: not found, without asking the database.
+    tessera_domain::input::OrgSlug::parse(slug).map_err(|_| AppError::not_found())?;
+    // The organization as read with the session: at the start of a page request, or now, in
+    // one round trip, for a server function called on its own (its session was read without
+    // it, since the organization is in the call's body, not its address).
+    let read_ahead = match page_context() {
+        Some(page) => Some(page),
+        None if !memo.as_ref().is_some_and(|m| m.forgotten()) => match session_id()? {
+            Some(id) => backend.sessions.context(&id, slug).await.app()?,
+            None => None,
+        },
+        None => None,
+    };
+    let ctx = backend.tenancy.enter_with(authn, slug, read_ahead.as_ref(), meta()).await.app()?;
     if let Some(memo) = memo {
         memo.keep(slug, &ctx);
     }
@@ -301,6 +315,9 @@ impl EnteredOrganizations {
             entered.by_slug.clear();
             entered.forgotten = true;
         }
+        if let Some(loads) = use_context::<RenderLoads>() {
+            loads.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entered> {
@@ -329,7 +346,9 @@ impl EnteredOrganizations {
 /// once per request. Leptos builds a page more than once while it resolves a `Suspense` on the
 /// server (each pass over a reactive child calls it again), and a page inside the organization
 /// layout is built afresh each time: without this, its resources would query again on every
-/// pass. Per request only; only the loads a page renders from use it (never a mutation).
+/// pass. Per request only; only the loads a page renders from use it (never a mutation, though
+/// `my_session` may end a session whose account is gone, which is the same however often it
+/// runs). Forgotten with [`EnteredOrganizations::forget`].
 #[derive(Clone, Default)]
 pub struct RenderLoads(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Box<dyn std::any::Any + Send + Sync>>>>);
 
@@ -342,13 +361,15 @@ impl RenderLoads {
     }
 }
 
-/// Runs `load` once per request for `key` (the server function and its arguments); later calls
-/// with the same key, even while the first is still running, share its result.
-pub async fn once_per_request<T, F>(key: String, load: F) -> Result<T, AppError>
+/// Runs `load` once per request for its call site and `args` (each `async` block is a type of
+/// its own, so two server functions can't share a result by mistake); later calls with the
+/// same arguments, even while the first is still running, share its result.
+pub async fn once_per_request<T, F>(args: impl std::fmt::Debug, load: F) -> Result<T, AppError>
 where
     T: Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<T, AppError>> + Send + 'static,
 {
+    let key = format!("{:?} {args:?}", std::any::TypeId::of::<F>());
     use futures_util::FutureExt;
     let Some(loads) = use_context::<RenderLoads>() else { return load.await };
     let shared = {

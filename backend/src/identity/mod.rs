@@ -1,6 +1,6 @@
 //! Global user identity (control plane): sign-up and password login.
 //! Users are not tenant data; a user reaches a tenant only through a membership.
-//! Every statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
+//! Every prepared statement runs in an explicit transaction (see `sessions` for why: PgBouncer).
 
 pub mod events;
 pub mod github;

@@ -116,8 +116,10 @@ impl Topology {
                 return Err(Error::Internal(format!("region \"{}\" is configured twice", r.name)));
             }
             let app = connect_options(&r.app_url, config.pgbouncer)?;
-            let pool =
-                PgPoolOptions::new().max_connections(config.region_pool_size).acquire_timeout(config.acquire_timeout).connect_lazy_with(app.clone());
+            let pool = crate::db::pool_options()
+                .max_connections(config.region_pool_size)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_lazy_with(app.clone());
             let owner = r.owner_url.as_deref().map(|u| connect_options(u, false)).transpose()?;
             let dedicated_app = match &r.dedicated_app_url {
                 Some(url) => connect_options(url, config.pgbouncer)?,
@@ -219,7 +221,7 @@ impl Topology {
         if let Some(pool) = cache.get(&key) {
             return Ok(pool.clone());
         }
-        let pool = PgPoolOptions::new()
+        let pool = crate::db::pool_options()
             .max_connections(self.dedicated_pool_size)
             .min_connections(0)
             .acquire_timeout(self.acquire_timeout)
