@@ -215,3 +215,164 @@ async fn the_server_refuses_to_start_when_a_regions_role_could_bypass_security()
     let err = err.to_string();
     assert!(err.contains("region us") && err.contains("superuser"), "{err}");
 }
+
+/// Every field any server function takes, filled with Bob's ids and names (`slug` set per
+/// probe). A function ignores the fields it doesn't take, so one form reaches them all.
+fn everything_bob_has<'a>(t: &'a TwoTenants, slug: &'a str) -> Vec<(&'a str, &'a str)> {
+    let (p, u) = (t.bob_project.as_str(), t.bob_user.as_str());
+    vec![
+        ("slug", slug),
+        ("id", p),
+        ("user_id", u),
+        ("handle", p),
+        ("token", p),
+        ("role", "owner"),
+        ("name", "Planted"),
+        ("description", "Planted"),
+        ("email", "owner@bravo.test"),
+        ("password", "not-bobs-password"),
+        ("code", "000000"),
+        ("confirm", "bravo"),
+        ("model", "pooled"),
+        ("region", "eu"),
+        ("domain", "bravo.test"),
+        ("provider", "github"),
+        ("purpose", "magic_link"),
+        ("metadata_xml", "<x/>"),
+        ("metadata_url", "http://127.0.0.1:9/metadata"),
+        ("group_attribute", "groups"),
+        ("default_role", "owner"),
+        ("projects_read", "on"),
+        ("projects_write", "on"),
+        ("members_read", "on"),
+        ("expires_in_days", "never"),
+        ("require_mfa", "on"),
+        ("sso_satisfies_mfa", "on"),
+        ("require_sso", "on"),
+    ]
+}
+
+/// A digest of everything Bravo has: every control-plane row that names its tenant id, its
+/// tenant row, and its own tables wherever they live.
+async fn bravo_fingerprint(t: &TwoTenants) -> String {
+    let bravo = t.app.tenant_id("bravo").await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+          WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY table_name",
+    )
+    .fetch_all(&t.app.inspect)
+    .await
+    .unwrap();
+    let mut parts = Vec::new();
+    for table in tables.iter().map(String::as_str).chain(["tenants"]) {
+        let key = if table == "tenants" { "id" } else { "tenant_id" };
+        let rows: Option<String> =
+            sqlx::query_scalar(&format!("SELECT string_agg(r::text, '|' ORDER BY r::text) FROM public.{table} r WHERE {key} = $1"))
+                .bind(bravo)
+                .fetch_one(&t.app.inspect)
+                .await
+                .unwrap();
+        parts.push(format!("{table}: {}", rows.unwrap_or_default()));
+    }
+    let mut own = t.app.inspect_tenant("bravo").await;
+    for table in ["projects", "audit_log"] {
+        let rows: Option<String> =
+            sqlx::query_scalar(&format!("SELECT string_agg(r::text, '|' ORDER BY r::text) FROM {table} r WHERE tenant_id = $1"))
+                .bind(bravo)
+                .fetch_one(&mut own)
+                .await
+                .unwrap();
+        parts.push(format!("own {table}: {}", rows.unwrap_or_default()));
+    }
+    parts.join("\n")
+}
+
+/// Not a hand list: every server function the app registers and every operation in the REST
+/// API's OpenAPI document is called by Alice (Alpha's owner, with an API key of Alpha's for the
+/// REST API) with Bravo's name and Bob's ids, and with Bob's ids inside Alpha. Nothing of
+/// Bravo's may come back, nothing of Bravo's may change, and no probe may fail with a 500. A
+/// new endpoint is covered the day it is registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registered_endpoint_refuses_the_other_tenant() {
+    for (alpha, bravo) in [PLACEMENTS[0], PLACEMENTS[4]] {
+        every_registered_endpoint_refuses_the_other_tenant_in(two_tenants(alpha, bravo).await).await;
+    }
+}
+
+async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
+    let before = bravo_fingerprint(&t).await;
+    let leaked = |body: &str| body.contains("Bravo secret") || body.contains("Org bravo") || body.contains(t.bob_project.as_str());
+    let mut alice = t.alice.clone();
+    let mut probes = 0;
+
+    let mut functions: Vec<(&str, http::Method)> = leptos::server_fn::axum::server_fn_paths().collect();
+    functions.sort_by_key(|(path, _)| *path);
+    assert!(functions.len() > 50, "the registry lists the app's server functions: {}", functions.len());
+    for (path, _) in &functions {
+        let function = path.trim_start_matches("/api/");
+        for slug in ["bravo", "alpha"] {
+            let r = alice.call(function, &everything_bob_has(&t, slug)).await;
+            probes += 1;
+            assert!(r.status.as_u16() < 500, "{}: {function} (slug {slug}) failed: {} {}", t.label, r.status, r.body);
+            assert!(!leaked(&r.body), "{}: {function} (slug {slug}) leaked: {}", t.label, r.body);
+            if slug == "bravo" && r.status.is_success() {
+                // Only what isn't about an organization may succeed with Bravo's name.
+                assert!(!r.body.contains("bravo"), "{}: {function} answered for Bravo: {}", t.label, r.body);
+            }
+            // Some probes sign Alice out (that's their job); she signs in again.
+            if alice.call("my_session", &[]).await.json().is_null() {
+                alice = t.app.browser();
+                let r = alice.call("log_in", &[("email", "owner@alpha.test"), ("password", common::PASSWORD)]).await;
+                assert!(r.status.is_success() || r.status.is_redirection(), "{}: Alice signs in again: {} {}", t.label, r.status, r.body);
+            }
+        }
+    }
+
+    let r = alice
+        .call(
+            "create_api_key",
+            &[
+                ("slug", "alpha"),
+                ("name", "Probe"),
+                ("projects_read", "on"),
+                ("projects_write", "on"),
+                ("members_read", "on"),
+                ("expires_in_days", "1"),
+            ],
+        )
+        .await;
+    let key = r.json()["key"].as_str().unwrap_or_else(|| panic!("{}: an API key for Alpha: {}", t.label, r.body)).to_string();
+    let api: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", t.app.base)).await.unwrap().json().await.unwrap();
+    let client = reqwest::Client::new();
+    let mut operations = 0;
+    for (template, item) in api["paths"].as_object().expect("the document lists paths") {
+        for (method, _) in item.as_object().unwrap().iter().filter(|(m, _)| ["get", "post", "put", "patch", "delete"].contains(&m.as_str())) {
+            operations += 1;
+            for slug in ["bravo", "alpha"] {
+                let mut path = template.replace("{slug}", slug);
+                while let (Some(start), Some(end)) = (path.find('{'), path.find('}')) {
+                    path.replace_range(start..=end, &t.bob_project);
+                }
+                let r = client
+                    .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", t.app.base))
+                    .bearer_auth(&key)
+                    .json(&serde_json::json!({ "name": "Planted", "description": "Planted", "role": "owner", "email": "owner@bravo.test" }))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let body = r.text().await.unwrap();
+                probes += 1;
+                assert!(status.as_u16() < 500, "{}: {method} {path} failed: {status} {body}", t.label);
+                assert!(!leaked(&body), "{}: {method} {path} leaked: {body}", t.label);
+                if template.contains("{slug}") && slug == "bravo" {
+                    assert!(status.is_client_error(), "{}: {method} {path} with Alpha's key: {status} {body}", t.label);
+                }
+            }
+        }
+    }
+    assert!(operations >= 3, "the OpenAPI document lists the REST operations: {operations}");
+
+    assert_eq!(bravo_fingerprint(&t).await, before, "{}: nothing of Bravo's changed", t.label);
+    println!("{}: {probes} probes ({} server functions, {operations} REST operations), nothing leaked or changed", t.label, functions.len());
+}

@@ -36,8 +36,10 @@ pub fn backend() -> Result<Backend, AppError> {
     use_context::<Backend>().ok_or_else(outside_request)
 }
 
-fn parts() -> Result<Parts, AppError> {
-    use_context::<Parts>().ok_or_else(outside_request)
+/// Reads the request (its headers and extensions) in place: `use_context` would clone all of
+/// it, headers and extensions, for each look, several times per server function.
+fn with_parts<R>(read: impl FnOnce(&Parts) -> R) -> Result<R, AppError> {
+    with_context::<Parts, _>(read).ok_or_else(outside_request)
 }
 
 /// What was read with this page request's session (the server's `read_page_context`). It
@@ -47,11 +49,11 @@ pub fn page_context() -> Option<tessera_backend::sessions::PageContext> {
     if use_context::<EnteredOrganizations>().is_some_and(|memo| memo.forgotten()) {
         return None;
     }
-    parts().ok()?.extensions.get::<tessera_backend::sessions::PageContext>().cloned()
+    with_parts(|parts| parts.extensions.get::<tessera_backend::sessions::PageContext>().cloned()).ok().flatten()
 }
 
 pub fn session() -> Result<Session, AppError> {
-    parts()?.extensions.get::<Session>().cloned().ok_or_else(|| internal("session layer missing"))
+    with_parts(|parts| parts.extensions.get::<Session>().cloned())?.ok_or_else(|| internal("session layer missing"))
 }
 
 pub async fn user_id() -> Result<Option<Uuid>, AppError> {
@@ -243,18 +245,20 @@ pub fn session_id() -> Result<Option<String>, AppError> {
 }
 
 pub fn meta() -> RequestMeta {
-    let Ok(parts) = parts() else { return RequestMeta::default() };
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
-    RequestMeta {
-        ip: parts
-            .extensions
-            .get::<tessera_backend::ClientIp>()
-            .map(|c| c.0)
-            .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
-        user_agent: header("user-agent"),
-        request_id: header("x-request-id"),
-        spent: parts.extensions.get::<tessera_backend::rate_limit::SpentBudgets>().cloned(),
-    }
+    with_parts(|parts| {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect());
+        RequestMeta {
+            ip: parts
+                .extensions
+                .get::<tessera_backend::ClientIp>()
+                .map(|c| c.0)
+                .or_else(|| parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+            spent: parts.extensions.get::<tessera_backend::rate_limit::SpentBudgets>().cloned(),
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// Enters the tenant named by `slug` as the logged-in user (404 if they aren't a member).
