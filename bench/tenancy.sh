@@ -12,13 +12,17 @@
 #      to interactive in Chromium (bench/tti.mjs);
 #   4. pgbench on the page's query with row-level security on (app role, tenant set per
 #      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
-#   5. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
+#   5. the page and the REST call again with 10,000 more pooled organizations and 1,000,000
+#      project rows in the shared tables, as a ratio of the first run;
+#   6. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
 # Bounded: every load runs for DURATION seconds against 127.0.0.1 only. With PROFILE=<file>,
 # the pooled page's load is also recorded with `perf record -a` into that file (where the
 # machine's time goes: the server, PostgreSQL, wrk).
 set -euo pipefail
 DURATION=${DURATION:-15}
 TENANTS=${TENANTS:-1000}
+SCALE_ORGS=${SCALE_ORGS:-10000}
+SCALE_ROWS=${SCALE_ROWS:-1000000}
 JOBS=${JOBS:-8}
 SERVER=${TESSERA_SERVER_BIN:?build with cargo xtask bench}
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
@@ -184,6 +188,18 @@ echo "== pgbench: the projects query in the shared schema, 8 clients, ${DURATION
 echo "with RLS (app role, tenant context):   $RLS tps"
 echo "without RLS (superuser, WHERE tenant): $NORLS tps"
 python3 -c "print(f'RLS overhead ratio (no-RLS tps / RLS tps): {float($NORLS)/float($RLS):.3f}')"
+
+echo "== scale: the same page and REST call with $SCALE_ORGS more pooled organizations and $SCALE_ROWS project rows in the shared tables"
+psql -d tessera -c "INSERT INTO tenants (id, slug, name, model, region, schema_name)
+  SELECT gen_random_uuid(), 'scale-' || n, 'Scale ' || n, 'pooled', 'eu', 'shared' FROM generate_series(1, $SCALE_ORGS) n"
+psql -d tessera -c "INSERT INTO shared.projects (id, tenant_id, name, description, created_by, created_at)
+  SELECT gen_random_uuid(), t.id, 'Project ' || n, 'Filler', gen_random_uuid(), now() - n * interval '1 minute'
+    FROM (SELECT id, row_number() OVER () AS k FROM tenants WHERE slug LIKE 'scale-%') t,
+         generate_series(1, $SCALE_ROWS / $SCALE_ORGS) n" -c "ANALYZE shared.projects"
+echo "   target: within 1.2x of the single-tenant figures (ratio >= 0.83x)"
+printf '%-22s %14s %10s %14s %10s %8s\n' "call" "single req/s" p99 "at scale" p99 ratio
+row "page (acme)" "$(cat "$WORK/page")" "$(load "http://127.0.0.1:$HTTPPORT/t/acme/projects" -H "Cookie: $COOKIE")"
+row "REST list (API key)" "$(cat "$WORK/rest")" "$(load "http://127.0.0.1:$HTTPPORT/api/v1/orgs/acme/projects" -H "Authorization: Bearer $KEY")"
 
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 echo "== migrate: $TENANTS tenant schemas registered at version 0, $JOBS at a time"
