@@ -216,72 +216,66 @@ async fn the_server_refuses_to_start_when_a_regions_role_could_bypass_security()
     assert!(err.contains("region us") && err.contains("superuser"), "{err}");
 }
 
-/// Every field any server function takes, filled with Bob's ids and names (`slug` set per
-/// probe). A function ignores the fields it doesn't take, so one form reaches them all.
-fn everything_bob_has<'a>(t: &'a TwoTenants, slug: &'a str) -> Vec<(&'a str, &'a str)> {
-    let (p, u) = (t.bob_project.as_str(), t.bob_user.as_str());
+/// Every field any server function takes: `slug`, the ids, and a `tag` that keeps names and
+/// addresses apart between calls. A function ignores the fields it doesn't take, so one form
+/// reaches them all; one missing here shows as a malformed form, which the test refuses.
+fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -> Vec<(&'a str, String)> {
     vec![
-        ("slug", slug),
-        ("id", p),
-        ("user_id", u),
-        ("handle", p),
-        ("token", p),
-        ("role", "owner"),
-        ("name", "Planted"),
-        ("description", "Planted"),
-        ("email", "owner@bravo.test"),
-        ("password", "not-bobs-password"),
-        ("code", "000000"),
-        ("confirm", "bravo"),
-        ("model", "pooled"),
-        ("region", "eu"),
-        ("domain", "bravo.test"),
-        ("provider", "github"),
-        ("purpose", "magic_link"),
-        ("metadata_xml", "<x/>"),
-        ("metadata_url", "http://127.0.0.1:9/metadata"),
-        ("group_attribute", "groups"),
-        ("default_role", "owner"),
-        ("projects_read", "on"),
-        ("projects_write", "on"),
-        ("members_read", "on"),
-        ("expires_in_days", "never"),
-        ("require_mfa", "on"),
-        ("sso_satisfies_mfa", "on"),
-        ("require_sso", "on"),
+        ("slug", slug.into()),
+        ("id", id.into()),
+        ("user_id", user_id.into()),
+        ("handle", id.into()),
+        ("token", id.into()),
+        ("role", "owner".into()),
+        ("name", format!("Planted {tag}")),
+        ("description", "Planted".into()),
+        ("email", format!("probe-{tag}@example.test")),
+        ("password", "not-anyones-password".into()),
+        ("code", "000000".into()),
+        ("confirm", "bravo".into()),
+        ("model", "pooled".into()),
+        ("region", "eu".into()),
+        ("domain", format!("probe-{tag}.example.test")),
+        ("provider", "github".into()),
+        ("purpose", "magic_link".into()),
+        ("metadata_xml", "<x/>".into()),
+        ("metadata_url", "http://127.0.0.1:9/metadata".into()),
+        ("email_attribute", "email".into()),
+        ("name_attribute", "name".into()),
+        ("groups_attribute", "groups".into()),
+        ("group_roles", "".into()),
+        ("default_role", "owner".into()),
+        ("projects_read", "on".into()),
+        ("projects_write", "on".into()),
+        ("members_read", "on".into()),
+        ("expires_in_days", "never".into()),
+        ("require_mfa", "on".into()),
+        ("sso_satisfies_mfa", "on".into()),
+        ("require_sso", "on".into()),
     ]
 }
 
 /// A digest of everything Bravo has: every control-plane row that names its tenant id, its
-/// tenant row, and its own tables wherever they live.
+/// tenant row, and every table of its own wherever it lives.
 async fn bravo_fingerprint(t: &TwoTenants) -> String {
     let bravo = t.app.tenant_id("bravo").await;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.columns
-          WHERE table_schema = 'public' AND column_name = 'tenant_id' ORDER BY table_name",
-    )
-    .fetch_all(&t.app.inspect)
-    .await
-    .unwrap();
+    let of_tenant = "SELECT table_name::text FROM information_schema.columns
+                      WHERE table_schema = current_schema() AND column_name = 'tenant_id' ORDER BY table_name";
+    let digest = |table: &str, key: &str| format!("SELECT string_agg(r::text, '|' ORDER BY r::text) FROM {table} r WHERE {key} = $1");
     let mut parts = Vec::new();
-    for table in tables.iter().map(String::as_str).chain(["tenants"]) {
-        let key = if table == "tenants" { "id" } else { "tenant_id" };
+    let tables: Vec<String> = sqlx::query_scalar(of_tenant).fetch_all(&t.app.inspect).await.unwrap();
+    for table in &tables {
         let rows: Option<String> =
-            sqlx::query_scalar(&format!("SELECT string_agg(r::text, '|' ORDER BY r::text) FROM public.{table} r WHERE {key} = $1"))
-                .bind(bravo)
-                .fetch_one(&t.app.inspect)
-                .await
-                .unwrap();
+            sqlx::query_scalar(&digest(&format!("public.{table}"), "tenant_id")).bind(bravo).fetch_one(&t.app.inspect).await.unwrap();
         parts.push(format!("{table}: {}", rows.unwrap_or_default()));
     }
+    let rows: Option<String> = sqlx::query_scalar(&digest("public.tenants", "id")).bind(bravo).fetch_one(&t.app.inspect).await.unwrap();
+    parts.push(format!("tenants: {}", rows.unwrap_or_default()));
     let mut own = t.app.inspect_tenant("bravo").await;
-    for table in ["projects", "audit_log"] {
-        let rows: Option<String> =
-            sqlx::query_scalar(&format!("SELECT string_agg(r::text, '|' ORDER BY r::text) FROM {table} r WHERE tenant_id = $1"))
-                .bind(bravo)
-                .fetch_one(&mut own)
-                .await
-                .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(of_tenant).fetch_all(&mut own).await.unwrap();
+    assert!(tables.iter().any(|t| t == "projects"), "Bravo's own tables are found: {tables:?}");
+    for table in &tables {
+        let rows: Option<String> = sqlx::query_scalar(&digest(table, "tenant_id")).bind(bravo).fetch_one(&mut own).await.unwrap();
         parts.push(format!("own {table}: {}", rows.unwrap_or_default()));
     }
     parts.join("\n")
@@ -289,19 +283,24 @@ async fn bravo_fingerprint(t: &TwoTenants) -> String {
 
 /// Not a hand list: every server function the app registers and every operation in the REST
 /// API's OpenAPI document is called by Alice (Alpha's owner, with an API key of Alpha's for the
-/// REST API) with Bravo's name and Bob's ids, and with Bob's ids inside Alpha. Nothing of
-/// Bravo's may come back, nothing of Bravo's may change, and no probe may fail with a 500. A
-/// new endpoint is covered the day it is registered.
+/// REST API) with Bravo's name, and with Bob's ids inside Alpha. Each answer must be the one a
+/// made-up name or made-up ids get (Bravo's existence and Bob's ids make no difference),
+/// nothing of Bravo's may come back, nothing of Bravo's may change, and no probe may fail with
+/// a 500 or miss a field. A new endpoint is covered the day it is registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_registered_endpoint_refuses_the_other_tenant() {
-    for (alpha, bravo) in [PLACEMENTS[0], PLACEMENTS[4]] {
+    // Bravo in each model: a dedicated database, its own schema, the shared tables.
+    for (alpha, bravo) in [PLACEMENTS[2], PLACEMENTS[3], PLACEMENTS[4]] {
         every_registered_endpoint_refuses_the_other_tenant_in(two_tenants(alpha, bravo).await).await;
     }
 }
 
 async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
     let before = bravo_fingerprint(&t).await;
-    let leaked = |body: &str| body.contains("Bravo secret") || body.contains("Org bravo") || body.contains(t.bob_project.as_str());
+    let bravo_id = t.app.tenant_id("bravo").await.to_string();
+    let secrets = ["Bravo secret", "Org bravo", "owner@bravo.test", t.bob_project.as_str(), t.bob_user.as_str(), bravo_id.as_str()];
+    let leaked = |body: &str| secrets.iter().find(|s| body.contains(**s)).map(|s| s.to_string());
+    let (made_up_id, made_up_user) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
     let mut alice = t.alice.clone();
     let mut probes = 0;
 
@@ -310,21 +309,43 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
     assert!(functions.len() > 50, "the registry lists the app's server functions: {}", functions.len());
     for (path, _) in &functions {
         let function = path.trim_start_matches("/api/");
-        for slug in ["bravo", "alpha"] {
-            let r = alice.call(function, &everything_bob_has(&t, slug)).await;
-            probes += 1;
-            assert!(r.status.as_u16() < 500, "{}: {function} (slug {slug}) failed: {} {}", t.label, r.status, r.body);
-            assert!(!leaked(&r.body), "{}: {function} (slug {slug}) leaked: {}", t.label, r.body);
-            if slug == "bravo" && r.status.is_success() {
-                // Only what isn't about an organization may succeed with Bravo's name.
-                assert!(!r.body.contains("bravo"), "{}: {function} answered for Bravo: {}", t.label, r.body);
+        // (what is probed, the control it must look like)
+        let pairs = [
+            (("bravo", t.bob_project.as_str(), t.bob_user.as_str()), ("no-such-org", made_up_id.as_str(), made_up_user.as_str())),
+            (("alpha", t.bob_project.as_str(), t.bob_user.as_str()), ("alpha", made_up_id.as_str(), made_up_user.as_str())),
+        ];
+        for (probe, control) in pairs {
+            let mut answers = Vec::new();
+            // Creating an organization says whether a URL name is taken, by design; its
+            // control would create the made-up one. It is probed, not compared.
+            let calls = if function == "create_org" { vec![probe] } else { vec![control, probe] };
+            for (slug, id, user) in calls {
+                probes += 1;
+                let tag = probes.to_string();
+                let form = every_field(slug, id, user, &tag);
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let r = alice.call(function, &form).await;
+                let what = format!("{}: {function} (slug {slug})", t.label);
+                assert!(r.status.as_u16() < 500, "{what} failed: {} {}", r.status, r.body);
+                assert!(!r.body.contains("form was incomplete or malformed"), "{what}: add its field to `every_field`: {}", r.body);
+                let location = r.headers.get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+                if let Some(secret) = leaked(&r.body).or_else(|| leaked(&location)) {
+                    panic!("{what} leaked {secret}: {} {location}", r.body);
+                }
+                answers.push(r.status);
+                // Some probes sign Alice out (that's their job); she signs in again.
+                if alice.call("my_session", &[]).await.json().is_null() {
+                    alice = t.app.browser();
+                    let r = alice.call("log_in", &[("email", "owner@alpha.test"), ("password", common::PASSWORD)]).await;
+                    assert!(r.status.is_success() || r.status.is_redirection(), "{}: Alice signs in again: {} {}", t.label, r.status, r.body);
+                }
             }
-            // Some probes sign Alice out (that's their job); she signs in again.
-            if alice.call("my_session", &[]).await.json().is_null() {
-                alice = t.app.browser();
-                let r = alice.call("log_in", &[("email", "owner@alpha.test"), ("password", common::PASSWORD)]).await;
-                assert!(r.status.is_success() || r.status.is_redirection(), "{}: Alice signs in again: {} {}", t.label, r.status, r.body);
-            }
+            assert_eq!(
+                answers.first(),
+                answers.last(),
+                "{}: {function}: Bravo's name or Bob's ids ({probe:?}) answer differently from made-up ones",
+                t.label
+            );
         }
     }
 
@@ -348,26 +369,42 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
     for (template, item) in api["paths"].as_object().expect("the document lists paths") {
         for (method, _) in item.as_object().unwrap().iter().filter(|(m, _)| ["get", "post", "put", "patch", "delete"].contains(&m.as_str())) {
             operations += 1;
-            for slug in ["bravo", "alpha"] {
-                let mut path = template.replace("{slug}", slug);
-                while let (Some(start), Some(end)) = (path.find('{'), path.find('}')) {
-                    path.replace_range(start..=end, &t.bob_project);
+            let pairs = [
+                (("bravo", t.bob_project.as_str()), ("no-such-org", made_up_id.as_str())),
+                (("alpha", t.bob_project.as_str()), ("alpha", made_up_id.as_str())),
+            ];
+            for (probe, control) in pairs {
+                let mut answers = Vec::new();
+                for (slug, id) in [control, probe] {
+                    probes += 1;
+                    let mut path = template.replace("{slug}", slug);
+                    while let (Some(start), Some(end)) = (path.find('{'), path.find('}')) {
+                        path.replace_range(start..=end, id);
+                    }
+                    // Only documented fields: a body with others is refused before the door.
+                    let r = client
+                        .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", t.app.base))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({ "name": format!("Planted {probes}"), "description": "Planted" }))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status();
+                    let body = r.text().await.unwrap();
+                    assert!(status.as_u16() < 500, "{}: {method} {path} failed: {status} {body}", t.label);
+                    if let Some(secret) = leaked(&body) {
+                        panic!("{}: {method} {path} leaked {secret}: {body}", t.label);
+                    }
+                    if template.contains("{slug}") && slug == "bravo" {
+                        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{}: {method} {path} with Alpha's key: {body}", t.label);
+                    }
+                    answers.push(status);
                 }
-                let r = client
-                    .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", t.app.base))
-                    .bearer_auth(&key)
-                    .json(&serde_json::json!({ "name": "Planted", "description": "Planted", "role": "owner", "email": "owner@bravo.test" }))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let body = r.text().await.unwrap();
-                probes += 1;
-                assert!(status.as_u16() < 500, "{}: {method} {path} failed: {status} {body}", t.label);
-                assert!(!leaked(&body), "{}: {method} {path} leaked: {body}", t.label);
-                if template.contains("{slug}") && slug == "bravo" {
-                    assert!(status.is_client_error(), "{}: {method} {path} with Alpha's key: {status} {body}", t.label);
-                }
+                assert_eq!(
+                    answers[0], answers[1],
+                    "{}: {method} {template}: Bravo's name or Bob's ids answer differently from made-up ones",
+                    t.label
+                );
             }
         }
     }

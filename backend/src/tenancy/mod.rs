@@ -57,8 +57,9 @@ pub struct WriteTx {
     ctx: Ctx,
 }
 
-/// The row `enter` reads: the tenant, where it lives, and the caller's role in it.
 /// The tenant columns the door reads (`t` = tenants, `p` = its region's pooled_schemas row).
+/// The owner's-rights lookups read the same columns as JSON (migrations `session_context` and
+/// `api_key_entrance`): a column added here needs a migration there, or `TenantRow` won't parse.
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
     CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version,
     t.require_mfa, t.sso_satisfies_mfa, t.require_sso";
@@ -333,6 +334,7 @@ impl Tenancy {
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
     /// set, which the memberships policy allows to see that user's own rows and nothing else.
+    /// A page request reads the same list with its session (`session_context`, keep in step).
     pub async fn organizations_of(&self, user_id: Uuid) -> Result<Vec<OrgSummary>> {
         let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
         let rows: Vec<(String, String, String)> = sqlx::query_as(
