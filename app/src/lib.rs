@@ -114,6 +114,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/projects") view=routes::Projects::route() ssr=SsrMode::Async />
                         <Route path=path!("/projects/new") view=routes::NewProject::route() ssr=SsrMode::Async />
                         <Route path=path!("/projects/:id") view=routes::Project::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id/edit") view=routes::EditProject::route() ssr=SsrMode::Async />
                         <Route path=path!("/members") view=routes::Members::route() ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=routes::Settings::route() ssr=SsrMode::Async />
                         <Route path=path!("/api-keys") view=routes::ApiKeys::route() ssr=SsrMode::Async />

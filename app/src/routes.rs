@@ -70,6 +70,7 @@ pages! {
     Projects => projects::ProjectsPage,
     NewProject => projects::NewProjectPage,
     Project => projects::ProjectPage,
+    EditProject => projects::EditProjectPage,
     Members => members::MembersPage,
     Settings => settings::SettingsPage,
     ApiKeys => api_keys::ApiKeysPage,

@@ -18,7 +18,7 @@ const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
 /// their names are looked up in one batch.
-async fn summaries(tenancy: &Tenancy, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
+async fn summaries(tenancy: &Tenancy, ctx: &Ctx, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
     let names = tenancy.display_names(&ids).await?;
     Ok(rows
@@ -29,8 +29,14 @@ async fn summaries(tenancy: &Tenancy, rows: Vec<ProjectRow>) -> Result<Vec<Proje
             description,
             created_by: names.get(&created_by).cloned().unwrap_or_else(|| "a former member".into()),
             created_at: rfc3339(created_at),
+            can_change: may_change(ctx, created_by),
         })
         .collect())
+}
+
+/// Members change and delete the projects they created; Admins and Owners any.
+fn may_change(ctx: &Ctx, created_by: Uuid) -> bool {
+    ctx.require(Permission::CreateProject).is_ok() && (created_by == ctx.user_id || ctx.require(Permission::ManageProjects).is_ok())
 }
 
 pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ProjectSummary>> {
@@ -38,7 +44,7 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ProjectSummary>> {
     // No tenant filter here on purpose: row-level security supplies it.
     let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500")).fetch_all(tx.conn()).await?;
     drop(tx);
-    summaries(tenancy, rows).await
+    summaries(tenancy, ctx, rows).await
 }
 
 pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummary> {
@@ -46,7 +52,7 @@ pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummar
     let row: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1")).bind(id).fetch_optional(tx.conn()).await?;
     drop(tx);
     let row = row.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
-    Ok(summaries(tenancy, vec![row]).await?.remove(0))
+    Ok(summaries(tenancy, ctx, vec![row]).await?.remove(0))
 }
 
 /// Creates a project and returns its id.
@@ -67,13 +73,7 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
         .await;
     match created {
         Ok(_) => {}
-        Err(e) if unique_violation(&e).is_some() => {
-            return Err(AppError::Conflict(FieldError::new(
-                "name",
-                format!("A project called \"{}\" already exists here. Choose another name.", name.as_str()),
-            ))
-            .into())
-        }
+        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(&name).into()),
         Err(e) => return Err(e.into()),
     }
     tx.commit(AuditEntry::new(
@@ -84,6 +84,95 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
     ))
     .await?;
     Ok(id)
+}
+
+/// What a change to a project sets; a field left `None` keeps its value.
+#[derive(Default)]
+pub struct ProjectChange<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+}
+
+/// Changes a project's name and description. Members change the projects they created;
+/// Admins and Owners any. The audit entry has the fields that changed, before and after.
+pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChange<'_>) -> Result<()> {
+    ctx.require(Permission::CreateProject)?;
+    let new_name = change.name.map(ProjectName::parse).transpose()?;
+    let new_description = change.description.map(ProjectDescription::parse).transpose()?;
+    let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
+    let before = lock_for_change(tx.conn(), ctx, id).await?;
+    // Unchanged fields as they are now, under the lock (not as a caller last saw them).
+    let name = match new_name {
+        Some(name) => name,
+        None => ProjectName::parse(&before.name)?,
+    };
+    let description = match new_description {
+        Some(description) => description,
+        None => ProjectDescription::parse(&before.description)?,
+    };
+    let updated = sqlx::query("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(name.as_str())
+        .bind(description.as_str())
+        .execute(tx.conn())
+        .await;
+    match updated {
+        Ok(_) => {}
+        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(&name).into()),
+        Err(e) => return Err(e.into()),
+    }
+    let mut changes = serde_json::Map::new();
+    if before.name != name.as_str() {
+        changes.insert("name".into(), json!({ "old": before.name, "new": name.as_str() }));
+    }
+    if before.description != description.as_str() {
+        changes.insert("description".into(), json!({ "old": before.description, "new": description.as_str() }));
+    }
+    if changes.is_empty() {
+        // Nothing to record: saved as it was. (Dropping the transaction undoes the no-op.)
+        return Ok(());
+    }
+    tx.commit(AuditEntry::new("project.updated", "project", id, serde_json::Value::Object(changes))).await
+}
+
+/// Deletes a project. Members delete the projects they created; Admins and Owners any. The
+/// audit entry keeps what it was.
+pub async fn delete(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
+    ctx.require(Permission::CreateProject)?;
+    let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
+    let before = lock_for_change(tx.conn(), ctx, id).await?;
+    sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    tx.commit(AuditEntry::new(
+        "project.deleted",
+        "project",
+        id,
+        json!({ "name": { "old": before.name }, "description": { "old": before.description } }),
+    ))
+    .await
+}
+
+/// A project as it was before a change.
+#[derive(sqlx::FromRow)]
+struct ProjectBefore {
+    name: String,
+    description: String,
+    created_by: Uuid,
+}
+
+/// Locks the project against concurrent changes (a second editor waits, then sees the first
+/// one's result, or that it is gone) and checks the caller may change it.
+async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectBefore> {
+    let before: Option<ProjectBefore> =
+        sqlx::query_as("SELECT name, description, created_by FROM projects WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?;
+    let before = before.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
+    if !may_change(ctx, before.created_by) {
+        return Err(AppError::Forbidden("You can change and delete the projects you created; an admin can change this one.".into()).into());
+    }
+    Ok(before)
+}
+
+fn name_taken(name: &ProjectName) -> AppError {
+    AppError::Conflict(FieldError::new("name", format!("A project called \"{}\" already exists here. Choose another name.", name.as_str())))
 }
 
 /// Counts for the dashboard.

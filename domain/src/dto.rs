@@ -59,6 +59,9 @@ pub struct ProjectSummary {
     pub created_by: String,
     /// RFC 3339, so both sides format it without a time-zone database.
     pub created_at: String,
+    /// Whether whoever asked may change and delete it (their own project, or an Admin's or
+    /// Owner's right; for an API key, also its `projects:write` scope).
+    pub can_change: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

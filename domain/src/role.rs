@@ -18,7 +18,10 @@ pub enum Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Permission {
     ViewProjects,
+    /// Create projects, and change or delete the ones you created.
     CreateProject,
+    /// Change or delete anyone's project.
+    ManageProjects,
     ViewMembers,
     /// Add existing users and change roles of non-owners.
     ManageMembers,
@@ -43,7 +46,7 @@ impl Role {
         match permission {
             ViewProjects | ViewMembers => true,
             CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageMembers | ViewAudit | ViewSettings | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
+            ManageProjects | ManageMembers | ViewAudit | ViewSettings | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
             // Whoever controls the IdP or the sign-in rules can sign in as anyone at the
             // organization's domains, Owners included: so only Owners may.
             ManageOwners | DeleteOrganization | ManageSecurity => self == Role::Owner,
@@ -114,7 +117,7 @@ impl Scope {
     pub fn description(self) -> &'static str {
         match self {
             Scope::ProjectsRead => "List and read projects",
-            Scope::ProjectsWrite => "Create projects",
+            Scope::ProjectsWrite => "Create, change and delete projects",
             Scope::MembersRead => "List members and their roles",
         }
     }
@@ -123,7 +126,7 @@ impl Scope {
     pub fn needed_for(permission: Permission) -> Option<Scope> {
         match permission {
             Permission::ViewProjects => Some(Scope::ProjectsRead),
-            Permission::CreateProject => Some(Scope::ProjectsWrite),
+            Permission::CreateProject | Permission::ManageProjects => Some(Scope::ProjectsWrite),
             Permission::ViewMembers => Some(Scope::MembersRead),
             _ => None,
         }

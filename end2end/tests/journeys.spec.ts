@@ -74,12 +74,28 @@ test("a founder signs up, creates an organization and a project, and another org
   await page.getByLabel("Project name").fill("Apollo");
   await page.getByRole("button", { name: "Create project" }).click();
   await expect(page.getByTestId("project-name")).toHaveText("Apollo");
+  const apolloUrl = page.url();
   await page.goto(`/t/${slug}/projects`);
   await expect(page.getByTestId("project-row")).toHaveCount(2);
   await hydrated(page);
   await page.getByLabel("Filter projects").fill("moon");
   await expect(page.getByTestId("project-row")).toHaveCount(1);
   await expect(page.getByTestId("project-count")).toHaveText("1 of 2 projects");
+
+  // The founder renames one, then deletes it, confirming first.
+  await page.goto(apolloUrl);
+  await hydrated(page);
+  await page.getByTestId("edit-project").click();
+  await expect(page.getByLabel("Project name")).toHaveValue("Apollo");
+  await page.getByLabel("Project name").fill("Apollo 11");
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await expect(page).toHaveURL(apolloUrl);
+  await expect(page.getByTestId("project-name")).toHaveText("Apollo 11");
+  await page.getByText("Delete…").click();
+  await page.getByRole("button", { name: "Delete project" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}/projects$`));
+  await expect(page.getByTestId("project-row")).toHaveCount(1);
+  await expect(page.getByText("Apollo 11")).toHaveCount(0);
 
   // Someone from another organization gets a plain 404 for that URL.
   await page.getByRole("button", { name: "Log out" }).click();

@@ -37,10 +37,10 @@ async fn the_api_publishes_an_openapi_document_of_every_route_it_serves() {
             }
         }
     }
-    assert_eq!(operations, 8, "sign in, refresh, sign out, me; list, get and create projects; members");
+    assert_eq!(operations, 10, "sign in, refresh, sign out, me; list, get, create, change and delete projects; members");
     // The types a program reads are described field by field.
     let schemas = &document["components"]["schemas"];
-    for name in ["ProjectSummary", "Member", "Role", "TokenPair", "CurrentUser", "ErrorBody", "SignIn", "NewProject"] {
+    for name in ["ProjectSummary", "Member", "Role", "TokenPair", "CurrentUser", "ErrorBody", "SignIn", "NewProject", "ProjectChange"] {
         assert!(schemas[name].is_object(), "{name} is described");
     }
     assert_eq!(schemas["Role"]["enum"], serde_json::json!(["owner", "admin", "member", "viewer"]));
@@ -58,6 +58,8 @@ async fn the_reference_page_lists_each_operation_and_schema_without_running_scri
         "GET /api/v1/orgs/{slug}/projects",
         "POST /api/v1/orgs/{slug}/projects",
         "GET /api/v1/orgs/{slug}/projects/{id}",
+        "PATCH /api/v1/orgs/{slug}/projects/{id}",
+        "DELETE /api/v1/orgs/{slug}/projects/{id}",
         "GET /api/v1/orgs/{slug}/members",
         "Needs <code>Authorization: Bearer …</code>",
         "ProjectSummary",

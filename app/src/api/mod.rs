@@ -341,6 +341,27 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
     Ok(())
 }
 
+/// Saves a project's name and description; back to the project's page.
+#[server(endpoint = "update_project")]
+pub async fn update_project(slug: String, id: String, name: String, description: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let id = ssr::parse_id(&id, "project")?;
+    let change = tessera_backend::projects::ProjectChange { name: Some(&name), description: Some(&description) };
+    tessera_backend::projects::update(&backend.tenancy, &ctx, id, change).await.app()?;
+    leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
+    Ok(())
+}
+
+/// Deletes a project; back to the list.
+#[server(endpoint = "delete_project")]
+pub async fn delete_project(slug: String, id: String) -> Result<(), AppError> {
+    let (backend, ctx) = enter(&slug).await?;
+    let id = ssr::parse_id(&id, "project")?;
+    tessera_backend::projects::delete(&backend.tenancy, &ctx, id).await.app()?;
+    leptos_axum::redirect(&format!("/t/{}/projects", ctx.tenant.slug));
+    Ok(())
+}
+
 #[server(endpoint = "list_members")]
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
     ssr::once_per_request(slug.clone(), async move {

@@ -1,4 +1,4 @@
-use crate::api::{get_project, list_projects, CreateProject};
+use crate::api::{get_project, list_projects, CreateProject, DeleteProject, UpdateProject};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
@@ -165,7 +165,77 @@ pub fn ProjectPage() -> impl IntoView {
                                     <dt>"Created"</dt>
                                     <dd><time datetime=p.created_at.clone()>{p.created_at.chars().take(10).collect::<String>()}</time></dd>
                                 </dl>
+                                {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() /> })}
                             </article>
+                        }
+                            .into_any()
+                    }
+                    Err(error) => view! { <ErrorPage error /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Edit and delete, for whoever may change the project. Deleting asks twice: the button opens
+/// a confirmation that names what goes (a plain `<details>`, so it works before the app loads).
+#[component]
+fn ProjectActions(id: String) -> impl IntoView {
+    let slug = use_slug();
+    let delete = ServerAction::<DeleteProject>::new();
+    let error = last_error(delete);
+    let edit_href = format!("/t/{}/projects/{id}/edit", slug.get_untracked());
+    view! {
+        <div class="project-actions">
+            <a class="btn" href=edit_href data-testid="edit-project">"Edit"</a>
+            <details class="project-delete">
+                <summary class="btn btn-danger">"Delete…"</summary>
+                <ActionForm action=delete attr:class="form">
+                    <FormAlert error fields=&[] />
+                    <p>"Delete this project for everyone in the organization? This can't be undone."</p>
+                    <input type="hidden" name="slug" value=move || slug.get() />
+                    <input type="hidden" name="id" value=id.clone() />
+                    <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() />
+                </ActionForm>
+            </details>
+        </div>
+    }
+}
+
+#[component]
+pub fn EditProjectPage() -> impl IntoView {
+    let slug = use_slug();
+    let params = use_params_map();
+    let project = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| get_project(slug, id));
+    let action = ServerAction::<UpdateProject>::new();
+    let error = last_error(action);
+    view! {
+        <PageTitle text="Edit project" />
+        <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
+            {move || Suspend::new(async move {
+                match project.await {
+                    Ok(p) if p.can_change => {
+                        let name = RwSignal::new(p.name.clone());
+                        let description = RwSignal::new(p.description.clone());
+                        view! {
+                            <section class="card form-card">
+                                <h1>"Edit project"</h1>
+                                <ActionForm action attr:class="form" attr:novalidate=true>
+                                    <FormAlert error fields=&["name", "description"] />
+                                    <input type="hidden" name="slug" value=move || slug.get() />
+                                    <input type="hidden" name="id" value=p.id.to_string() />
+                                    <Field label="Project name" name="name" required=true error check=check_name value=name />
+                                    <Field label="Description" name="description" error check=check_description value=description />
+                                    <Submit label="Save changes" busy_label="Saving…" pending=action.pending() />
+                                </ActionForm>
+                                <a href=format!("/t/{}/projects/{}", slug.get_untracked(), p.id)>"Cancel"</a>
+                            </section>
+                        }
+                            .into_any()
+                    }
+                    Ok(_) => {
+                        view! {
+                            <p class="alert alert-info">"You can change the projects you created; an admin can change this one."</p>
                         }
                             .into_any()
                     }

@@ -30,7 +30,7 @@ pub fn router(backend: Backend) -> Router {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(orgs::list_projects, orgs::create_project))
-        .routes(routes!(orgs::get_project))
+        .routes(routes!(orgs::get_project, orgs::update_project, orgs::delete_project))
         .routes(routes!(orgs::list_members))
         .split_for_parts();
     router

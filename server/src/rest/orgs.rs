@@ -76,8 +76,7 @@ pub async fn get_project(
     TextPath((slug, id)): TextPath<(String, String)>,
 ) -> ApiResult<Json<ProjectSummary>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
-    Ok(Json(projects::get(&backend.tenancy, &ctx, id).await?))
+    Ok(Json(projects::get(&backend.tenancy, &ctx, project_id(&id)?).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -119,6 +118,76 @@ pub async fn create_project(
     let ctx = enter(&backend, credential, &slug, meta).await?;
     let id = projects::create(&backend.tenancy, &ctx, &body.name, &body.description).await?;
     Ok((StatusCode::CREATED, Json(projects::get(&backend.tenancy, &ctx, id).await?)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    /// A new name (same rules as on creation); absent keeps the current one.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    name: Option<String>,
+    /// A new description; absent keeps the current one.
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
+    description: Option<String>,
+}
+
+/// Changes a project: Members their own, Admins and Owners any (a key also needs `projects:write`).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orgs/{slug}/projects/{id}",
+    tag = "projects",
+    params(("slug" = String, Path, description = "The organization's URL name"), ("id" = String, Path, description = "The project's id (a UUID)")),
+    request_body = ProjectChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project as it is now", body = ProjectSummary),
+        (status = 400, description = "The body isn't the documented JSON", body = ErrorBody),
+        (status = 409, description = "A project with that name exists, or the organization is read-only right now", body = ErrorBody),
+        (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
+        OrgRouteErrors,
+    )
+)]
+pub async fn update_project(
+    State(backend): State<Backend>,
+    Meta(meta): Meta,
+    credential: Credential,
+    TextPath((slug, id)): TextPath<(String, String)>,
+    Body(body): Body<ProjectChange>,
+) -> ApiResult<Json<ProjectSummary>> {
+    let ctx = enter(&backend, credential, &slug, meta).await?;
+    let id = project_id(&id)?;
+    let change = projects::ProjectChange { name: body.name.as_deref(), description: body.description.as_deref() };
+    projects::update(&backend.tenancy, &ctx, id, change).await?;
+    Ok(Json(projects::get(&backend.tenancy, &ctx, id).await?))
+}
+
+/// Deletes a project: Members their own, Admins and Owners any (a key also needs `projects:write`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orgs/{slug}/projects/{id}",
+    tag = "projects",
+    params(("slug" = String, Path, description = "The organization's URL name"), ("id" = String, Path, description = "The project's id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "The organization is read-only right now", body = ErrorBody),
+        OrgRouteErrors,
+    )
+)]
+pub async fn delete_project(
+    State(backend): State<Backend>,
+    Meta(meta): Meta,
+    credential: Credential,
+    TextPath((slug, id)): TextPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = enter(&backend, credential, &slug, meta).await?;
+    projects::delete(&backend.tenancy, &ctx, project_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A project id from the path. A malformed one names nothing: not found.
+fn project_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound("That project doesn't exist in this organization.".into()))
 }
 
 /// The organization's members and their roles.
