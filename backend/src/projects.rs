@@ -12,24 +12,33 @@ use tessera_domain::{AppError, Permission};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-type ProjectRow = (Uuid, String, String, Uuid, OffsetDateTime);
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: Uuid,
+    name: String,
+    description: String,
+    created_by: Uuid,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
 
-const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at FROM projects";
+const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at, updated_at FROM projects";
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
 /// their names are looked up in one batch.
 async fn summaries(tenancy: &Tenancy, ctx: &Ctx, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.created_by).collect();
     let names = tenancy.display_names(&ids).await?;
     Ok(rows
         .into_iter()
-        .map(|(id, name, description, created_by, created_at)| ProjectSummary {
-            id,
-            name,
-            description,
-            created_by: names.get(&created_by).cloned().unwrap_or_else(|| "a former member".into()),
-            created_at: rfc3339(created_at),
-            can_change: may_change(ctx, created_by),
+        .map(|row| ProjectSummary {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            created_by: names.get(&row.created_by).cloned().unwrap_or_else(|| "a former member".into()),
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+            can_change: may_change(ctx, row.created_by),
         })
         .collect())
 }
@@ -73,7 +82,7 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
         .await;
     match created {
         Ok(_) => {}
-        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(&name).into()),
+        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name.as_str()).into()),
         Err(e) => return Err(e.into()),
     }
     tx.commit(AuditEntry::new(
@@ -91,6 +100,9 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
 pub struct ProjectChange<'a> {
     pub name: Option<&'a str>,
     pub description: Option<&'a str>,
+    /// The `updated_at` of the version the change was made from, if known: when someone changed
+    /// the project since, the change is refused rather than undoing theirs.
+    pub made_from: Option<&'a str>,
 }
 
 /// Changes a project's name and description. Members change the projects they created;
@@ -101,36 +113,37 @@ pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChang
     let new_description = change.description.map(ProjectDescription::parse).transpose()?;
     let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
     let before = lock_for_change(tx.conn(), ctx, id).await?;
+    if change.made_from.is_some_and(|seen| seen != rfc3339(before.updated_at)) {
+        return Err(AppError::Conflict(FieldError::new(
+            "updated_at",
+            "Someone changed this project since you opened it. Reload to see their changes, then make yours again.",
+        ))
+        .into());
+    }
     // Unchanged fields as they are now, under the lock (not as a caller last saw them).
-    let name = match new_name {
-        Some(name) => name,
-        None => ProjectName::parse(&before.name)?,
-    };
-    let description = match new_description {
-        Some(description) => description,
-        None => ProjectDescription::parse(&before.description)?,
-    };
+    let name = new_name.as_ref().map_or(before.name.as_str(), |n| n.as_str());
+    let description = new_description.as_ref().map_or(before.description.as_str(), |d| d.as_str());
+    if before.name == name && before.description == description {
+        // Saved as it was: nothing to write or record.
+        return Ok(());
+    }
     let updated = sqlx::query("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1")
         .bind(id)
-        .bind(name.as_str())
-        .bind(description.as_str())
+        .bind(name)
+        .bind(description)
         .execute(tx.conn())
         .await;
     match updated {
         Ok(_) => {}
-        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(&name).into()),
+        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name).into()),
         Err(e) => return Err(e.into()),
     }
     let mut changes = serde_json::Map::new();
-    if before.name != name.as_str() {
-        changes.insert("name".into(), json!({ "old": before.name, "new": name.as_str() }));
+    if before.name != name {
+        changes.insert("name".into(), json!({ "old": before.name, "new": name }));
     }
-    if before.description != description.as_str() {
-        changes.insert("description".into(), json!({ "old": before.description, "new": description.as_str() }));
-    }
-    if changes.is_empty() {
-        // Nothing to record: saved as it was. (Dropping the transaction undoes the no-op.)
-        return Ok(());
+    if before.description != description {
+        changes.insert("description".into(), json!({ "old": before.description, "new": description }));
     }
     tx.commit(AuditEntry::new("project.updated", "project", id, serde_json::Value::Object(changes))).await
 }
@@ -157,22 +170,29 @@ struct ProjectBefore {
     name: String,
     description: String,
     created_by: Uuid,
+    updated_at: OffsetDateTime,
 }
 
 /// Locks the project against concurrent changes (a second editor waits, then sees the first
 /// one's result, or that it is gone) and checks the caller may change it.
 async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectBefore> {
-    let before: Option<ProjectBefore> =
-        sqlx::query_as("SELECT name, description, created_by FROM projects WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(conn).await?;
+    let before: Option<ProjectBefore> = sqlx::query_as("SELECT name, description, created_by, updated_at FROM projects WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     let before = before.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
     if !may_change(ctx, before.created_by) {
+        // For an API key, say why in its terms (its scope, or its creator's role now).
+        if ctx.api_key.is_some() {
+            ctx.require(Permission::ManageProjects)?;
+        }
         return Err(AppError::Forbidden("You can change and delete the projects you created; an admin can change this one.".into()).into());
     }
     Ok(before)
 }
 
-fn name_taken(name: &ProjectName) -> AppError {
-    AppError::Conflict(FieldError::new("name", format!("A project called \"{}\" already exists here. Choose another name.", name.as_str())))
+fn name_taken(name: &str) -> AppError {
+    AppError::Conflict(FieldError::new("name", format!("A project called \"{name}\" already exists here. Choose another name.")))
 }
 
 /// Counts for the dashboard.

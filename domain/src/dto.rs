@@ -59,6 +59,9 @@ pub struct ProjectSummary {
     pub created_by: String,
     /// RFC 3339, so both sides format it without a time-zone database.
     pub created_at: String,
+    /// When it last changed (RFC 3339); an edit made from this version sends it back, and is
+    /// refused if someone changed the project in between.
+    pub updated_at: String,
     /// Whether whoever asked may change and delete it (their own project, or an Admin's or
     /// Owner's right; for an API key, also its `projects:write` scope).
     pub can_change: bool,

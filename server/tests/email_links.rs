@@ -211,6 +211,8 @@ async fn a_password_reset_sets_a_new_password_and_signs_out_other_devices() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_wrong_passwords_lock_the_account_for_a_while_whatever_the_address() {
     let app = TestApp::spawn().await;
+    // The failures are counted in 15-minute windows; all of them must land in one.
+    common::within_one_window(15, 90).await;
     let email = format!("cy-{}@example.test", uuid::Uuid::new_v4().simple());
     app.signed_up(&email).await;
     let attacker = app.browser();

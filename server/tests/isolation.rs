@@ -66,6 +66,8 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
         ("list_projects", vec![("slug", "bravo")]),
         ("get_project", vec![("slug", "bravo"), ("id", p)]),
         ("create_project", vec![("slug", "bravo"), ("name", "Planted"), ("description", "")]),
+        ("update_project", vec![("slug", "bravo"), ("id", p), ("name", "Planted"), ("description", "")]),
+        ("delete_project", vec![("slug", "bravo"), ("id", p)]),
         ("list_members", vec![("slug", "bravo")]),
         ("invite_member", vec![("slug", "bravo"), ("email", "owner@alpha.test"), ("role", "owner")]),
         ("org_invitations", vec![("slug", "bravo")]),
@@ -73,6 +75,8 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
         ("remove_member", vec![("slug", "bravo"), ("user_id", u)]),
         // Bob's ids smuggled into Alice's own organization.
         ("get_project", vec![("slug", "alpha"), ("id", p)]),
+        ("update_project", vec![("slug", "alpha"), ("id", p), ("name", "Planted"), ("description", "")]),
+        ("delete_project", vec![("slug", "alpha"), ("id", p)]),
         ("change_role", vec![("slug", "alpha"), ("user_id", u), ("role", "viewer")]),
         ("remove_member", vec![("slug", "alpha"), ("user_id", u)]),
     ];
@@ -110,6 +114,8 @@ async fn every_tenant_page_of_the_other_tenant_is_a_404_in(t: TwoTenants) {
         "/t/bravo/projects".to_string(),
         "/t/bravo/projects/new".to_string(),
         format!("/t/bravo/projects/{p}"),
+        format!("/t/bravo/projects/{p}/edit"),
+        format!("/t/alpha/projects/{p}/edit"),
         "/t/bravo/members".to_string(),
         format!("/t/alpha/projects/{p}"),
         "/t/no-such-org".to_string(),

@@ -47,7 +47,8 @@ async fn a_member_renames_their_project_and_the_trail_shows_before_and_after() {
     );
 
     // Saving it unchanged records nothing.
-    bea.call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's better plan"), ("description", "Now with goals")]).await;
+    let r = bea.call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's better plan"), ("description", "Now with goals")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     let trail = history(&app, &id).await;
     assert_eq!(trail.len(), 2, "{trail:?}");
     assert_eq!(trail[1].0, "project.updated");
@@ -83,7 +84,14 @@ async fn a_member_cannot_change_someone_elses_project_and_a_viewer_none() {
     let page = vic.get(&format!("/t/acme/projects/{beas}")).await;
     assert!(page.body.contains("Bea&#x27;s plan") || page.body.contains("Bea's plan"), "{}", page.body);
     assert!(!page.body.contains("edit-project") && !page.body.contains("Delete project"));
-    assert!(!vic.get(&format!("/t/acme/projects/{beas}/edit")).await.body.contains("Save changes"), "nor an edit form");
+    let edit = vic.get(&format!("/t/acme/projects/{beas}/edit")).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(
+        edit.body.contains("Your role can&#x27;t change this project") || edit.body.contains("Your role can't change this project"),
+        "{}",
+        edit.body
+    );
+    assert!(!edit.body.contains("Save changes"), "nor an edit form");
     // The owner changes anyone's.
     let r = owner.call("update_project", &[("slug", "acme"), ("id", &beas), ("name", "Bea's plan"), ("description", "Reviewed")]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
@@ -153,4 +161,34 @@ async fn the_rest_api_changes_and_deletes_with_the_write_scope_only() {
     assert_eq!(client.delete(&url).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(client.delete(&url).bearer_auth(&writer).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(client.get(&url).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edit_form_comes_filled_in_from_the_server_and_a_stale_one_is_refused() {
+    let app = TestApp::spawn().await;
+    let (owner, bea, _vic) = acme_team(&app).await;
+    let id = id_of(&bea, "Bea's plan").await;
+    let r = bea.call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan"), ("description", "Line one\nLine two")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+
+    // Before the app loads (or without it), the form already holds the project as it is, line
+    // breaks and all: sending it back unchanged changes nothing.
+    let form = bea.get(&format!("/t/acme/projects/{id}/edit")).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"name="name""#) && form.body.contains("value=\"Bea"), "{}", form.body);
+    assert!(form.body.contains(">Line one\nLine two</textarea>"), "{}", form.body);
+    let seen = bea.call("get_project", &[("slug", "acme"), ("id", &id)]).await.json()["updated_at"].as_str().unwrap().to_string();
+
+    // The owner saves a change first; Bea's form, filled before it, would undo it: refused.
+    let r = owner
+        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan"), ("description", "Reviewed"), ("made_from", &seen)])
+        .await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    let r = bea
+        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan v2"), ("description", "Line one"), ("made_from", &seen)])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error_message().contains("changed this project since you opened it"), "{}", r.body);
+    let project = bea.call("get_project", &[("slug", "acme"), ("id", &id)]).await.json();
+    assert_eq!((project["name"].as_str(), project["description"].as_str()), (Some("Bea's plan"), Some("Reviewed")));
 }

@@ -341,12 +341,13 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
     Ok(())
 }
 
-/// Saves a project's name and description; back to the project's page.
+/// Saves a project's name and description; back to the project's page. `made_from`: the
+/// `updated_at` the form was filled from (a change made since refuses this one).
 #[server(endpoint = "update_project")]
-pub async fn update_project(slug: String, id: String, name: String, description: String) -> Result<(), AppError> {
+pub async fn update_project(slug: String, id: String, name: String, description: String, made_from: Option<String>) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "project")?;
-    let change = tessera_backend::projects::ProjectChange { name: Some(&name), description: Some(&description) };
+    let change = tessera_backend::projects::ProjectChange { name: Some(&name), description: Some(&description), made_from: made_from.as_deref() };
     tessera_backend::projects::update(&backend.tenancy, &ctx, id, change).await.app()?;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
     Ok(())

@@ -63,6 +63,9 @@ pub fn Field(
                 type=kind
                 autocomplete=(!autocomplete.is_empty()).then_some(autocomplete)
                 required=required
+                // The attribute is what the server renders (a form filled in before the app
+                // loads, or without it, sends it back); the property follows typing after.
+                value=value.get_untracked()
                 prop:value=move || value.get()
                 on:input=on_input
                 aria-invalid=move || message().is_some().then_some("true")

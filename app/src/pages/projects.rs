@@ -1,6 +1,6 @@
 use crate::api::{get_project, list_projects, CreateProject, DeleteProject, UpdateProject};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
-use crate::components::raw_text::PageTitle;
+use crate::components::raw_text::{PageTitle, TextArea};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
@@ -165,7 +165,7 @@ pub fn ProjectPage() -> impl IntoView {
                                     <dt>"Created"</dt>
                                     <dd><time datetime=p.created_at.clone()>{p.created_at.chars().take(10).collect::<String>()}</time></dd>
                                 </dl>
-                                {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() /> })}
+                                {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() name=p.name.clone() /> })}
                             </article>
                         }
                             .into_any()
@@ -178,9 +178,10 @@ pub fn ProjectPage() -> impl IntoView {
 }
 
 /// Edit and delete, for whoever may change the project. Deleting asks twice: the button opens
-/// a confirmation that names what goes (a plain `<details>`, so it works before the app loads).
+/// a confirmation that names what goes (a plain `<details>`, so it works before the app loads;
+/// it stays open to show why a delete failed).
 #[component]
-fn ProjectActions(id: String) -> impl IntoView {
+fn ProjectActions(id: String, name: String) -> impl IntoView {
     let slug = use_slug();
     let delete = ServerAction::<DeleteProject>::new();
     let error = last_error(delete);
@@ -188,11 +189,11 @@ fn ProjectActions(id: String) -> impl IntoView {
     view! {
         <div class="project-actions">
             <a class="btn" href=edit_href data-testid="edit-project">"Edit"</a>
-            <details class="project-delete">
+            <details class="project-delete" open=move || error.get().is_some()>
                 <summary class="btn btn-danger">"Delete…"</summary>
                 <ActionForm action=delete attr:class="form">
                     <FormAlert error fields=&[] />
-                    <p>"Delete this project for everyone in the organization? This can't be undone."</p>
+                    <p>"Delete " <strong>{name}</strong> " for everyone in the organization? This can't be undone."</p>
                     <input type="hidden" name="slug" value=move || slug.get() />
                     <input type="hidden" name="id" value=id.clone() />
                     <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() />
@@ -216,7 +217,6 @@ pub fn EditProjectPage() -> impl IntoView {
                 match project.await {
                     Ok(p) if p.can_change => {
                         let name = RwSignal::new(p.name.clone());
-                        let description = RwSignal::new(p.description.clone());
                         view! {
                             <section class="card form-card">
                                 <h1>"Edit project"</h1>
@@ -224,8 +224,15 @@ pub fn EditProjectPage() -> impl IntoView {
                                     <FormAlert error fields=&["name", "description"] />
                                     <input type="hidden" name="slug" value=move || slug.get() />
                                     <input type="hidden" name="id" value=p.id.to_string() />
+                                    <input type="hidden" name="made_from" value=p.updated_at.clone() />
                                     <Field label="Project name" name="name" required=true error check=check_name value=name />
-                                    <Field label="Description" name="description" error check=check_description value=description />
+                                    <div class="field">
+                                        <label for="field-description">"Description"</label>
+                                        <TextArea id="field-description" name="description" rows=4 value=p.description.clone() />
+                                        <p class="field-error" role="alert" aria-live="polite">
+                                            {move || error.get().filter(|e| e.field() == Some("description")).map(|e| e.to_string())}
+                                        </p>
+                                    </div>
                                     <Submit label="Save changes" busy_label="Saving…" pending=action.pending() />
                                 </ActionForm>
                                 <a href=format!("/t/{}/projects/{}", slug.get_untracked(), p.id)>"Cancel"</a>
@@ -235,7 +242,7 @@ pub fn EditProjectPage() -> impl IntoView {
                     }
                     Ok(_) => {
                         view! {
-                            <p class="alert alert-info">"You can change the projects you created; an admin can change this one."</p>
+                            <p class="alert alert-info">"Your role can't change this project. Members change the projects they created; admins change any."</p>
                         }
                             .into_any()
                     }

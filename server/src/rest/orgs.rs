@@ -129,6 +129,9 @@ pub struct ProjectChange {
     /// A new description; absent keeps the current one.
     #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     description: Option<String>,
+    /// The project's `updated_at` as you last read it: if someone changed it since, the change
+    /// is refused (409) instead of undoing theirs. Absent: the change applies regardless.
+    updated_at: Option<String>,
 }
 
 /// Changes a project: Members their own, Admins and Owners any (a key also needs `projects:write`).
@@ -142,7 +145,7 @@ pub struct ProjectChange {
     responses(
         (status = 200, description = "The project as it is now", body = ProjectSummary),
         (status = 400, description = "The body isn't the documented JSON", body = ErrorBody),
-        (status = 409, description = "A project with that name exists, or the organization is read-only right now", body = ErrorBody),
+        (status = 409, description = "A project with that name exists, it changed since `updated_at`, or the organization is read-only right now", body = ErrorBody),
         (status = 422, description = "A field is invalid; `field` names it", body = ErrorBody),
         OrgRouteErrors,
     )
@@ -156,7 +159,8 @@ pub async fn update_project(
 ) -> ApiResult<Json<ProjectSummary>> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
     let id = project_id(&id)?;
-    let change = projects::ProjectChange { name: body.name.as_deref(), description: body.description.as_deref() };
+    let change =
+        projects::ProjectChange { name: body.name.as_deref(), description: body.description.as_deref(), made_from: body.updated_at.as_deref() };
     projects::update(&backend.tenancy, &ctx, id, change).await?;
     Ok(Json(projects::get(&backend.tenancy, &ctx, id).await?))
 }
