@@ -105,6 +105,8 @@ async fn after_turning_on_two_factor_signing_in_needs_a_fresh_code_or_a_recovery
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_codes_locks_the_second_step() {
     let app = TestApp::spawn().await;
+    // The failures are counted in 15-minute windows; all of them must land in one.
+    common::within_one_window(15, 90).await;
     let laptop = app.signed_up("bo@example.test").await;
     let (secret, _) = enrol(&laptop).await;
     let (phone, _) = log_in(&app, "bo@example.test").await;
