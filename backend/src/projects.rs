@@ -22,6 +22,8 @@ struct ProjectRow {
     updated_at: OffsetDateTime,
 }
 
+const PROJECT_COLUMNS: &str = "id, name, description, created_by, created_at, updated_at";
+/// `SELECT {PROJECT_COLUMNS} FROM projects`.
 const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at, updated_at FROM projects";
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
@@ -65,26 +67,28 @@ pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummar
 }
 
 /// Creates a project and returns its id.
-pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str) -> Result<Uuid> {
+pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str) -> Result<ProjectSummary> {
     // Checked before validating, so a role that may not create learns that first.
     ctx.require(Permission::CreateProject)?;
     let name = ProjectName::parse(name)?;
     let description = ProjectDescription::parse(description)?;
     let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
     let id = Uuid::new_v4();
-    let created = sqlx::query("INSERT INTO projects (id, tenant_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(ctx.tenant.id)
-        .bind(name.as_str())
-        .bind(description.as_str())
-        .bind(ctx.user_id)
-        .execute(tx.conn())
-        .await;
-    match created {
-        Ok(_) => {}
+    let created: std::result::Result<ProjectRow, _> = sqlx::query_as(&format!(
+        "INSERT INTO projects (id, tenant_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING {PROJECT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(ctx.tenant.id)
+    .bind(name.as_str())
+    .bind(description.as_str())
+    .bind(ctx.user_id)
+    .fetch_one(tx.conn())
+    .await;
+    let created = match created {
+        Ok(row) => row,
         Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name.as_str()).into()),
         Err(e) => return Err(e.into()),
-    }
+    };
     tx.commit(AuditEntry::new(
         "project.created",
         "project",
@@ -92,7 +96,8 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str)
         json!({ "name": { "new": name.as_str() }, "description": { "new": description.as_str() } }),
     ))
     .await?;
-    Ok(id)
+    // What was written, without reading again (a key may write projects and not read them).
+    Ok(summaries(tenancy, ctx, vec![created]).await?.remove(0))
 }
 
 /// What a change to a project sets; a field left `None` keeps its value.
@@ -107,7 +112,8 @@ pub struct ProjectChange<'a> {
 
 /// Changes a project's name and description. Members change the projects they created;
 /// Admins and Owners any. The audit entry has the fields that changed, before and after.
-pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChange<'_>) -> Result<()> {
+/// Returns the project as it is now.
+pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChange<'_>) -> Result<ProjectSummary> {
     ctx.require(Permission::CreateProject)?;
     let new_name = change.name.map(ProjectName::parse).transpose()?;
     let new_description = change.description.map(ProjectDescription::parse).transpose()?;
@@ -125,19 +131,21 @@ pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChang
     let description = new_description.as_ref().map_or(before.description.as_str(), |d| d.as_str());
     if before.name == name && before.description == description {
         // Saved as it was: nothing to write or record.
-        return Ok(());
+        drop(tx);
+        return Ok(summaries(tenancy, ctx, vec![before]).await?.remove(0));
     }
-    let updated = sqlx::query("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(name)
-        .bind(description)
-        .execute(tx.conn())
-        .await;
-    match updated {
-        Ok(_) => {}
+    let updated: std::result::Result<ProjectRow, _> =
+        sqlx::query_as(&format!("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"))
+            .bind(id)
+            .bind(name)
+            .bind(description)
+            .fetch_one(tx.conn())
+            .await;
+    let updated = match updated {
+        Ok(row) => row,
         Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name).into()),
         Err(e) => return Err(e.into()),
-    }
+    };
     let mut changes = serde_json::Map::new();
     if before.name != name {
         changes.insert("name".into(), json!({ "old": before.name, "new": name }));
@@ -145,7 +153,8 @@ pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChang
     if before.description != description {
         changes.insert("description".into(), json!({ "old": before.description, "new": description }));
     }
-    tx.commit(AuditEntry::new("project.updated", "project", id, serde_json::Value::Object(changes))).await
+    tx.commit(AuditEntry::new("project.updated", "project", id, serde_json::Value::Object(changes))).await?;
+    Ok(summaries(tenancy, ctx, vec![updated]).await?.remove(0))
 }
 
 /// Deletes a project. Members delete the projects they created; Admins and Owners any. The
@@ -164,22 +173,10 @@ pub async fn delete(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
     .await
 }
 
-/// A project as it was before a change.
-#[derive(sqlx::FromRow)]
-struct ProjectBefore {
-    name: String,
-    description: String,
-    created_by: Uuid,
-    updated_at: OffsetDateTime,
-}
-
 /// Locks the project against concurrent changes (a second editor waits, then sees the first
 /// one's result, or that it is gone) and checks the caller may change it.
-async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectBefore> {
-    let before: Option<ProjectBefore> = sqlx::query_as("SELECT name, description, created_by, updated_at FROM projects WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectRow> {
+    let before: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await?;
     let before = before.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
     if !may_change(ctx, before.created_by) {
         // For an API key, say why in its terms (its scope, or its creator's role now).

@@ -155,6 +155,20 @@ async fn the_rest_api_changes_and_deletes_with_the_write_scope_only() {
     assert_eq!(r.status(), StatusCode::OK);
     let project: Value = r.json().await.unwrap();
     assert_eq!((project["name"].as_str(), project["description"].as_str()), (Some("Bea's plan"), Some("By key")), "the name is kept");
+    // A key that may write but not read gets what it wrote back, not a refusal after the fact.
+    let write_only = key(&[("projects_write", "on")]).await;
+    let r = client.patch(&url).bearer_auth(&write_only).json(&json!({ "description": "Write only" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["description"], "Write only");
+    let r = client
+        .post(format!("{}/api/v1/orgs/acme/projects", app.base))
+        .bearer_auth(&write_only)
+        .json(&json!({ "name": "By a writer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "By a writer");
     let r = client.patch(&url).bearer_auth(&writer).json(&json!({ "owner": "me" })).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "unknown fields are refused");
 

@@ -336,7 +336,7 @@ pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, App
 #[server(endpoint = "create_project")]
 pub async fn create_project(slug: String, name: String, description: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await.app()?;
+    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await.app()?.id;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
     Ok(())
 }

@@ -116,8 +116,7 @@ pub async fn create_project(
     Body(body): Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<ProjectSummary>)> {
     let ctx = enter(&backend, credential, &slug, meta).await?;
-    let id = projects::create(&backend.tenancy, &ctx, &body.name, &body.description).await?;
-    Ok((StatusCode::CREATED, Json(projects::get(&backend.tenancy, &ctx, id).await?)))
+    Ok((StatusCode::CREATED, Json(projects::create(&backend.tenancy, &ctx, &body.name, &body.description).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -161,8 +160,7 @@ pub async fn update_project(
     let id = project_id(&id)?;
     let change =
         projects::ProjectChange { name: body.name.as_deref(), description: body.description.as_deref(), made_from: body.updated_at.as_deref() };
-    projects::update(&backend.tenancy, &ctx, id, change).await?;
-    Ok(Json(projects::get(&backend.tenancy, &ctx, id).await?))
+    Ok(Json(projects::update(&backend.tenancy, &ctx, id, change).await?))
 }
 
 /// Deletes a project: Members their own, Admins and Owners any (a key also needs `projects:write`).
