@@ -62,7 +62,7 @@ pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummar
     let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
     let row: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1")).bind(id).fetch_optional(tx.conn()).await?;
     drop(tx);
-    let row = row.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
+    let row = row.ok_or_else(no_such_project)?;
     Ok(summaries(tenancy, ctx, vec![row]).await?.remove(0))
 }
 
@@ -177,7 +177,7 @@ pub async fn delete(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
 /// one's result, or that it is gone) and checks the caller may change it.
 async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectRow> {
     let before: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await?;
-    let before = before.ok_or_else(|| AppError::NotFound("That project doesn't exist in this organization.".into()))?;
+    let before = before.ok_or_else(no_such_project)?;
     if !may_change(ctx, before.created_by) {
         // For an API key, say why in its terms (its scope, or its creator's role now).
         if ctx.api_key.is_some() {
@@ -186,6 +186,11 @@ async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> 
         return Err(AppError::Forbidden("You can change and delete the projects you created; an admin can change this one.".into()).into());
     }
     Ok(before)
+}
+
+/// A project that isn't there, or isn't this organization's: from outside, the same answer.
+pub fn no_such_project() -> AppError {
+    AppError::NotFound("That project doesn't exist in this organization.".into())
 }
 
 fn name_taken(name: &str) -> AppError {

@@ -93,10 +93,43 @@ pub fn FormAlert(#[prop(into)] error: Signal<Option<AppError>>, fields: &'static
 }
 
 #[component]
-pub fn Submit(label: &'static str, busy_label: &'static str, #[prop(into)] pending: Signal<bool>) -> impl IntoView {
+pub fn Submit(
+    label: &'static str,
+    busy_label: &'static str,
+    #[prop(into)] pending: Signal<bool>,
+    /// For an action that destroys something.
+    #[prop(optional)]
+    danger: bool,
+) -> impl IntoView {
+    let class = if danger { "btn btn-danger" } else { "btn btn-primary" };
     view! {
-        <button type="submit" class="btn btn-primary" disabled=move || pending.get() aria-busy=move || pending.get().then_some("true")>
+        <button type="submit" class=class disabled=move || pending.get() aria-busy=move || pending.get().then_some("true")>
             {move || if pending.get() { busy_label } else { label }}
         </button>
+    }
+}
+
+/// A multi-line field, laid out and tied to its error like [`Field`]. Its initial text is the
+/// element's content, written through `raw_text::TextArea` (escaped there), so the server's
+/// page already holds it, line breaks and all.
+#[component]
+pub fn TextAreaField(
+    label: &'static str,
+    name: &'static str,
+    #[prop(into)] error: Signal<Option<AppError>>,
+    #[prop(optional, into)] value: String,
+    #[prop(default = 4)] rows: u32,
+) -> impl IntoView {
+    let id = format!("field-{name}");
+    let error_id = format!("{id}-error");
+    let message = move || error.get().filter(|e| e.field() == Some(name)).map(|e| e.to_string());
+    view! {
+        <div class="field" class:field-invalid=move || message().is_some()>
+            <label for=id.clone()>{label}</label>
+            <crate::components::raw_text::TextArea id=id name=name rows=rows value described_by=error_id.clone() />
+            <p class="field-error" id=error_id role="alert" aria-live="polite">
+                {message}
+            </p>
+        </div>
     }
 }

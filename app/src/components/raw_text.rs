@@ -44,13 +44,20 @@ pub fn PageTitle(#[prop(into)] text: String) -> impl IntoView {
 /// A `<textarea>` whose initial content may be user text.
 #[component]
 pub fn TextArea(
-    id: &'static str,
+    #[prop(into)] id: String,
     name: &'static str,
     #[prop(default = 3)] rows: u32,
     #[prop(optional)] placeholder: Option<&'static str>,
     #[prop(optional, into)] value: String,
+    /// The id of the text that explains it (its error message, say).
+    #[prop(optional, into)]
+    described_by: Option<String>,
 ) -> impl IntoView {
-    view! { <textarea id=id name=name rows=rows placeholder=placeholder>{escapable_raw_text(&value)}</textarea> }
+    view! {
+        <textarea id=id name=name rows=rows placeholder=placeholder aria-describedby=described_by>
+            {escapable_raw_text(&value)}
+        </textarea>
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use crate::api::{get_project, list_projects, CreateProject, DeleteProject, UpdateProject};
-use crate::components::form::{last_error, Field, FormAlert, Submit};
-use crate::components::raw_text::{PageTitle, TextArea};
+use crate::components::form::{last_error, Field, FormAlert, Submit, TextAreaField};
+use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
@@ -196,7 +196,7 @@ fn ProjectActions(id: String, name: String) -> impl IntoView {
                     <p>"Delete " <strong>{name}</strong> " for everyone in the organization? This can't be undone."</p>
                     <input type="hidden" name="slug" value=move || slug.get() />
                     <input type="hidden" name="id" value=id.clone() />
-                    <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() />
+                    <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() danger=true />
                 </ActionForm>
             </details>
         </div>
@@ -226,13 +226,7 @@ pub fn EditProjectPage() -> impl IntoView {
                                     <input type="hidden" name="id" value=p.id.to_string() />
                                     <input type="hidden" name="made_from" value=p.updated_at.clone() />
                                     <Field label="Project name" name="name" required=true error check=check_name value=name />
-                                    <div class="field">
-                                        <label for="field-description">"Description"</label>
-                                        <TextArea id="field-description" name="description" rows=4 value=p.description.clone() />
-                                        <p class="field-error" role="alert" aria-live="polite">
-                                            {move || error.get().filter(|e| e.field() == Some("description")).map(|e| e.to_string())}
-                                        </p>
-                                    </div>
+                                    <TextAreaField label="Description" name="description" error value=p.description.clone() />
                                     <Submit label="Save changes" busy_label="Saving…" pending=action.pending() />
                                 </ActionForm>
                                 <a href=format!("/t/{}/projects/{}", slug.get_untracked(), p.id)>"Cancel"</a>

@@ -189,7 +189,7 @@ pub async fn delete_project(
 
 /// A project id from the path. A malformed one names nothing: not found.
 fn project_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw).map_err(|_| AppError::NotFound("That project doesn't exist in this organization.".into()))
+    Uuid::parse_str(raw.trim()).map_err(|_| projects::no_such_project())
 }
 
 /// The organization's members and their roles.
