@@ -19,6 +19,14 @@ impl From<FieldError> for Error {
     }
 }
 
+/// Lets `?` carry a service failure straight to the wire error (server functions and REST
+/// handlers return `AppError`), with internal faults logged on the way.
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        e.into_app_error()
+    }
+}
+
 impl Error {
     /// What the client may see. Internal faults are logged with a reference the user can quote,
     /// and their details stay in the log.

@@ -6,20 +6,20 @@ use tessera_domain::dto::{Invitation, InvitationPreview};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
-use super::ssr::{self, enter, AppResult};
+use super::ssr::{self, enter};
 
 #[server(endpoint = "invite_member")]
 pub async fn invite_member(slug: String, email: String, role: String) -> Result<Invitation, AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let role = ssr::parse_role(&role)?;
-    tessera_backend::members::invitations::invite(&backend.tenancy, &backend.identity, &ctx, &email, role).await.app()
+    Ok(tessera_backend::members::invitations::invite(&backend.tenancy, &backend.identity, &ctx, &email, role).await?)
 }
 
 #[server(endpoint = "org_invitations")]
 pub async fn org_invitations(slug: String) -> Result<Vec<Invitation>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::members::invitations::list(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::members::invitations::list(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -28,20 +28,20 @@ pub async fn org_invitations(slug: String) -> Result<Vec<Invitation>, AppError> 
 pub async fn resend_invitation(slug: String, id: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "invitation")?;
-    tessera_backend::members::invitations::resend(&backend.tenancy, &backend.identity, &ctx, id).await.app()
+    Ok(tessera_backend::members::invitations::resend(&backend.tenancy, &backend.identity, &ctx, id).await?)
 }
 
 #[server(endpoint = "withdraw_invitation")]
 pub async fn withdraw_invitation(slug: String, id: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "invitation")?;
-    tessera_backend::members::invitations::revoke(&backend.tenancy, &ctx, id).await.app()
+    Ok(tessera_backend::members::invitations::revoke(&backend.tenancy, &ctx, id).await?)
 }
 
 /// What an emailed invitation link invites to (no sign-in needed to see it).
 #[server(endpoint = "open_invitation")]
 pub async fn open_invitation(token: String) -> Result<InvitationPreview, AppError> {
-    tessera_backend::members::invitations::preview(&ssr::backend()?.tenancy, token.trim()).await.app()
+    Ok(tessera_backend::members::invitations::preview(&ssr::backend()?.tenancy, token.trim()).await?)
 }
 
 /// Open invitations to the signed-in person's confirmed address.
@@ -49,7 +49,7 @@ pub async fn open_invitation(token: String) -> Result<InvitationPreview, AppErro
 pub async fn my_invitations() -> Result<Vec<InvitationPreview>, AppError> {
     let backend = ssr::backend()?;
     let user = current_user(&backend).await?;
-    tessera_backend::members::invitations::for_user(&backend.tenancy, &user).await.app()
+    Ok(tessera_backend::members::invitations::for_user(&backend.tenancy, &user).await?)
 }
 
 /// Joins the organization; `token` from the emailed link, or `id` from the home page. Lands in
@@ -59,7 +59,7 @@ pub async fn accept_invitation(token: Option<String>, id: Option<String>) -> Res
     let backend = ssr::backend()?;
     let user = current_user(&backend).await?;
     let key = invitation_key(token, id)?;
-    let slug = tessera_backend::members::invitations::accept(&backend.tenancy, &user, &key, &ssr::meta()).await.app()?;
+    let slug = tessera_backend::members::invitations::accept(&backend.tenancy, &user, &key, &ssr::meta()).await?;
     leptos_axum::redirect(&format!("/t/{slug}"));
     Ok(slug)
 }
@@ -69,17 +69,17 @@ pub async fn accept_invitation(token: Option<String>, id: Option<String>) -> Res
 pub async fn decline_invitation(token: Option<String>, id: Option<String>) -> Result<(), AppError> {
     let backend = ssr::backend()?;
     let user = match ssr::user_id().await? {
-        Some(user_id) => backend.identity.user(user_id).await.app()?,
+        Some(user_id) => backend.identity.user(user_id).await?,
         None => None,
     };
     let key = invitation_key(token, id)?;
-    tessera_backend::members::invitations::decline(&backend.tenancy, user.as_ref(), &key, &ssr::meta()).await.app()
+    Ok(tessera_backend::members::invitations::decline(&backend.tenancy, user.as_ref(), &key, &ssr::meta()).await?)
 }
 
 #[cfg(feature = "ssr")]
 async fn current_user(backend: &tessera_backend::Backend) -> Result<tessera_domain::dto::CurrentUser, AppError> {
     let user_id = ssr::require_user().await?;
-    backend.identity.user(user_id).await.app()?.ok_or(AppError::Unauthenticated)
+    backend.identity.user(user_id).await?.ok_or(AppError::Unauthenticated)
 }
 
 #[cfg(feature = "ssr")]

@@ -17,7 +17,7 @@ use tessera_domain::placement::{PlacementInfo, PlacementOptions};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
-use ssr::{enter, AppResult};
+use ssr::enter;
 
 /// The logged-in user and their organizations, or `None` for an anonymous visitor.
 #[server(endpoint = "my_session")]
@@ -27,8 +27,8 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
         let backend = ssr::backend()?;
         let (user, orgs) = match ssr::page_context().filter(|page| page.user_id == Some(user_id)) {
             Some(page) => (page.user, page.orgs),
-            None => match backend.identity.user(user_id).await.app()? {
-                Some(user) => (Some(user), backend.tenancy.organizations_of(user_id).await.app()?),
+            None => match backend.identity.user(user_id).await? {
+                Some(user) => (Some(user), backend.tenancy.organizations_of(user_id).await?),
                 None => (None, Vec::new()),
             },
         };
@@ -51,7 +51,7 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
 pub async fn sign_up(email: String, password: String, name: String, next: Option<String>, invitation: Option<String>) -> Result<(), AppError> {
     use tessera_backend::identity::{AddressProof, SignedUp};
     let backend = ssr::backend()?;
-    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
+    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await?;
     let invited = match invitation.as_deref().filter(|t| !t.is_empty()) {
         // A withdrawn or resent invitation proves nothing: the ordinary sign-up follows.
         Some(token) => tessera_backend::members::invitations::preview(&backend.tenancy, token).await.ok(),
@@ -63,7 +63,7 @@ pub async fn sign_up(email: String, password: String, name: String, next: Option
     });
     let browser = ssr::browser_secret().await?;
     let proof = if proven { AddressProof::Proven } else { AddressProof::Pending { browser: &browser } };
-    match backend.identity.sign_up(&email, &password, &name, proof, &ssr::meta()).await.app()? {
+    match backend.identity.sign_up(&email, &password, &name, proof, &ssr::meta()).await? {
         SignedUp::Confirmed(user) => {
             let target = ssr::sign_in(user.id, next.as_deref()).await?;
             leptos_axum::redirect(&target);
@@ -91,10 +91,10 @@ pub async fn signed_up_as() -> Result<Option<String>, AppError> {
 pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     let backend = ssr::backend()?;
     // Said before the password is checked; `sign_in` applies the same rule to every first factor.
-    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await.app()?;
+    tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &email).await?;
     // A fresh confirmation link for an unconfirmed account opens in this browser.
     let browser = ssr::browser_secret().await?;
-    let user = backend.identity.log_in(&email, &password, Some(&browser), &ssr::meta()).await.app()?;
+    let user = backend.identity.log_in(&email, &password, Some(&browser), &ssr::meta()).await?;
     let target = ssr::sign_in(user.id, next.as_deref()).await?;
     leptos_axum::redirect(&target);
     Ok(())
@@ -104,9 +104,9 @@ pub async fn log_in(email: String, password: String, next: Option<String>) -> Re
 /// is the same whether or not the address has an account.
 #[server(endpoint = "request_sign_in_link")]
 pub async fn request_sign_in_link(email: String) -> Result<String, AppError> {
-    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await.app()?;
+    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await?;
     let browser = ssr::browser_secret().await?;
-    ssr::backend()?.identity.request_magic_link(&email, &browser, &ssr::meta()).await.app()?;
+    ssr::backend()?.identity.request_magic_link(&email, &browser, &ssr::meta()).await?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }
 
@@ -121,13 +121,13 @@ pub async fn emailed_link(purpose: String, token: String) -> Result<String, AppE
         "verify_email" => Purpose::VerifyEmail,
         _ => return Err(AppError::BadRequest("Unknown kind of link.".into())),
     };
-    ssr::backend()?.identity.link_email(purpose, &token).await.app()
+    Ok(ssr::backend()?.identity.link_email(purpose, &token).await?)
 }
 
 #[server(endpoint = "sign_in_with_link")]
 pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
     let browser = ssr::existing_browser_secret().await?;
-    let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref(), &ssr::meta()).await.app()?;
+    let user = ssr::backend()?.identity.redeem_magic_link(&token, browser.as_deref(), &ssr::meta()).await?;
     let target = ssr::sign_in(user.id, None).await?;
     leptos_axum::redirect(&target);
     Ok(())
@@ -138,7 +138,7 @@ pub async fn sign_in_with_link(token: String) -> Result<(), AppError> {
 pub async fn confirmation_link(token: String) -> Result<tessera_domain::dto::ConfirmationLink, AppError> {
     let browser = ssr::existing_browser_secret().await?;
     let signed_in_as = ssr::user_id().await?;
-    ssr::backend()?.identity.confirmation_link(&token, browser.as_deref(), signed_in_as).await.app()
+    Ok(ssr::backend()?.identity.confirmation_link(&token, browser.as_deref(), signed_in_as).await?)
 }
 
 /// Confirms an address from its sign-up link and signs its registrant in here (`password`:
@@ -149,7 +149,7 @@ pub async fn verify_email(token: String, password: Option<String>) -> Result<(),
     let backend = ssr::backend()?;
     let browser = ssr::existing_browser_secret().await?;
     let signed_in_as = ssr::user_id().await?;
-    let (user, outcome) = backend.identity.verify_email(&token, browser.as_deref(), signed_in_as, password.as_deref(), &ssr::meta()).await.app()?;
+    let (user, outcome) = backend.identity.verify_email(&token, browser.as_deref(), signed_in_as, password.as_deref(), &ssr::meta()).await?;
     match outcome {
         Verified::Confirmed if signed_in_as == Some(user.id) => leptos_axum::redirect("/?verified=1"),
         Verified::Confirmed => {
@@ -166,7 +166,7 @@ pub async fn verify_email(token: String, password: Option<String>) -> Result<(),
 /// the inbox's owner is sent to sign in by a way bound to their own browser.
 #[server(endpoint = "disown_registration")]
 pub async fn disown_registration(token: String) -> Result<(), AppError> {
-    let outcome = ssr::backend()?.identity.disown_registration(&token, &ssr::meta()).await.app()?;
+    let outcome = ssr::backend()?.identity.disown_registration(&token, &ssr::meta()).await?;
     if outcome != tessera_backend::identity::Verified::RegistrantEvicted {
         // Confirmed already: nothing was ended, so there is nothing to explain.
         leptos_axum::redirect("/login");
@@ -188,13 +188,13 @@ pub async fn disown_registration(token: String) -> Result<(), AppError> {
 pub async fn resend_verification() -> Result<(), AppError> {
     let user_id = ssr::require_user().await?;
     let browser = ssr::browser_secret().await?;
-    ssr::backend()?.identity.resend_verification(user_id, &browser, &ssr::meta()).await.app()
+    Ok(ssr::backend()?.identity.resend_verification(user_id, &browser, &ssr::meta()).await?)
 }
 
 #[server(endpoint = "request_password_reset")]
 pub async fn request_password_reset(email: String) -> Result<String, AppError> {
-    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await.app()?;
-    ssr::backend()?.identity.request_password_reset(&email, &ssr::meta()).await.app()?;
+    tessera_backend::sso::domains::check_first_factor(&ssr::backend()?.tenancy, &email).await?;
+    ssr::backend()?.identity.request_password_reset(&email, &ssr::meta()).await?;
     Ok(tessera_backend::identity::LINK_SENT.to_string())
 }
 
@@ -202,7 +202,7 @@ pub async fn request_password_reset(email: String) -> Result<String, AppError> {
 /// (after the second factor, for accounts that have one: the inbox alone is not enough).
 #[server(endpoint = "reset_password")]
 pub async fn reset_password(token: String, password: String) -> Result<(), AppError> {
-    let user = ssr::backend()?.identity.reset_password(&token, &password, &ssr::meta()).await.app()?;
+    let user = ssr::backend()?.identity.reset_password(&token, &password, &ssr::meta()).await?;
     let target = ssr::sign_in(user.id, None).await?;
     leptos_axum::redirect(&target);
     Ok(())
@@ -213,13 +213,13 @@ pub async fn reset_password(token: String, password: String) -> Result<(), AppEr
 pub async fn my_sessions() -> Result<Vec<DeviceSession>, AppError> {
     let user_id = ssr::require_user().await?;
     let current = ssr::session_id()?;
-    ssr::backend()?.sessions.list_for_user(user_id, current.as_deref()).await.app()
+    Ok(ssr::backend()?.sessions.list_for_user(user_id, current.as_deref()).await?)
 }
 
 #[server(endpoint = "sign_out_session")]
 pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
     let user_id = ssr::require_user().await?;
-    if !ssr::backend()?.sessions.revoke(user_id, &handle).await.app()? {
+    if !ssr::backend()?.sessions.revoke(user_id, &handle).await? {
         return Err(AppError::NotFound("That session has already ended.".into()));
     }
     Ok(())
@@ -229,7 +229,7 @@ pub async fn sign_out_session(handle: String) -> Result<(), AppError> {
 pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
     let user_id = ssr::require_user().await?;
     let current = ssr::session_id()?;
-    ssr::backend()?.sessions.revoke_others(user_id, current.as_deref()).await.app()
+    Ok(ssr::backend()?.sessions.revoke_others(user_id, current.as_deref()).await?)
 }
 
 /// An Owner or Admin signs a member out of every browser.
@@ -237,7 +237,7 @@ pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
 pub async fn sign_out_member(slug: String, user_id: String) -> Result<u64, AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
-    tessera_backend::members::revoke_sessions(&backend.tenancy, &ctx, user_id).await.app()
+    Ok(tessera_backend::members::revoke_sessions(&backend.tenancy, &ctx, user_id).await?)
 }
 
 #[server(endpoint = "log_out")]
@@ -251,7 +251,7 @@ pub async fn log_out() -> Result<(), AppError> {
 #[server(endpoint = "org_placement_options")]
 pub async fn org_placement_options() -> Result<PlacementOptions, AppError> {
     ssr::require_user().await?;
-    ssr::backend()?.tenancy.placement_options().await.app()
+    Ok(ssr::backend()?.tenancy.placement_options().await?)
 }
 
 /// `region` and `model` may be left empty for the defaults (first region, pooled).
@@ -261,8 +261,7 @@ pub async fn create_org(name: String, slug: String, region: Option<String>, mode
     let ctx = ssr::backend()?
         .tenancy
         .create_tenant(user_id, &name, &slug, region.as_deref().unwrap_or(""), model.as_deref().unwrap_or(""), ssr::meta())
-        .await
-        .app()?;
+        .await?;
     leptos_axum::redirect(&format!("/t/{}", ctx.tenant.slug));
     Ok(())
 }
@@ -272,7 +271,7 @@ pub async fn create_org(name: String, slug: String, region: Option<String>, mode
 pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -282,7 +281,7 @@ pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
 pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention).await.app()?;
+    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention).await?;
     leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
     Ok(())
 }
@@ -290,7 +289,7 @@ pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
 #[server(endpoint = "cancel_org_deletion")]
 pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::tenancy::lifecycle::cancel_deletion(&backend.tenancy, &ctx).await.app()?;
+    tessera_backend::tenancy::lifecycle::cancel_deletion(&backend.tenancy, &ctx).await?;
     leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
     Ok(())
 }
@@ -308,7 +307,7 @@ pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
 pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await.app()?;
+        let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await?;
         Ok(OrgOverview { project_count, member_count })
     })
     .await
@@ -318,7 +317,7 @@ pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
 pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::projects::list(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::projects::list(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -328,7 +327,7 @@ pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, App
     ssr::once_per_request((slug.clone(), id.clone()), async move {
         let (backend, ctx) = enter(&slug).await?;
         let id = ssr::parse_id(&id, "project")?;
-        tessera_backend::projects::get(&backend.tenancy, &ctx, id).await.app()
+        Ok(tessera_backend::projects::get(&backend.tenancy, &ctx, id).await?)
     })
     .await
 }
@@ -336,7 +335,7 @@ pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, App
 #[server(endpoint = "create_project")]
 pub async fn create_project(slug: String, name: String, description: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await.app()?.id;
+    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await?.id;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
     Ok(())
 }
@@ -348,7 +347,7 @@ pub async fn update_project(slug: String, id: String, name: String, description:
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "project")?;
     let change = tessera_backend::projects::ProjectChange { name: Some(&name), description: Some(&description), made_from: made_from.as_deref() };
-    tessera_backend::projects::update(&backend.tenancy, &ctx, id, change).await.app()?;
+    tessera_backend::projects::update(&backend.tenancy, &ctx, id, change).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
     Ok(())
 }
@@ -358,7 +357,7 @@ pub async fn update_project(slug: String, id: String, name: String, description:
 pub async fn delete_project(slug: String, id: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "project")?;
-    tessera_backend::projects::delete(&backend.tenancy, &ctx, id).await.app()?;
+    tessera_backend::projects::delete(&backend.tenancy, &ctx, id).await?;
     leptos_axum::redirect(&format!("/t/{}/projects", ctx.tenant.slug));
     Ok(())
 }
@@ -367,7 +366,7 @@ pub async fn delete_project(slug: String, id: String) -> Result<(), AppError> {
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::members::list(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::members::list(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -377,12 +376,12 @@ pub async fn change_role(slug: String, user_id: String, role: String) -> Result<
     let (backend, ctx) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
     let role = ssr::parse_role(&role)?;
-    tessera_backend::members::change_role(&backend.tenancy, &ctx, user_id, role).await.app()
+    Ok(tessera_backend::members::change_role(&backend.tenancy, &ctx, user_id, role).await?)
 }
 
 #[server(endpoint = "remove_member")]
 pub async fn remove_member(slug: String, user_id: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
-    tessera_backend::members::remove(&backend.tenancy, &ctx, user_id).await.app()
+    Ok(tessera_backend::members::remove(&backend.tenancy, &ctx, user_id).await?)
 }

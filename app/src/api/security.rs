@@ -5,14 +5,14 @@ use tessera_domain::dto::{MfaEnrolment, MfaStatus, SignInPolicy};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
-use super::ssr::{self, enter, AppResult};
+use super::ssr::{self, enter};
 
 /// The second step of signing in: a code from the authenticator app, or a recovery code.
 #[server(endpoint = "verify_sign_in_code")]
 pub async fn verify_sign_in_code(code: String) -> Result<(), AppError> {
     use tessera_backend::identity::mfa::CodePurpose;
     let (user_id, next, sso_tenant) = ssr::pending_sign_in().await?;
-    ssr::backend()?.identity.check_second_factor(user_id, &code, CodePurpose::SignIn, &ssr::meta()).await.app()?;
+    ssr::backend()?.identity.check_second_factor(user_id, &code, CodePurpose::SignIn, &ssr::meta()).await?;
     ssr::start_session_on(&ssr::session()?, &ssr::meta(), user_id, true, sso_tenant).await?;
     leptos_axum::redirect(&next);
     Ok(())
@@ -21,7 +21,7 @@ pub async fn verify_sign_in_code(code: String) -> Result<(), AppError> {
 #[server(endpoint = "my_mfa_status")]
 pub async fn my_mfa_status() -> Result<MfaStatus, AppError> {
     let user_id = ssr::require_user().await?;
-    ssr::backend()?.identity.mfa_status(user_id).await.app()
+    Ok(ssr::backend()?.identity.mfa_status(user_id).await?)
 }
 
 /// Proves again who is at the keyboard, with the password or a second-factor code, before a
@@ -35,15 +35,15 @@ pub async fn reauthenticate(password: Option<String>, code: Option<String>) -> R
     let meta = ssr::meta();
     match (password.filter(|p| !p.is_empty()), code.filter(|c| !c.trim().is_empty())) {
         (_, Some(code)) => {
-            identity.check_second_factor(user_id, &code, CodePurpose::Reauthenticate, &meta).await.app()?;
+            identity.check_second_factor(user_id, &code, CodePurpose::Reauthenticate, &meta).await?;
             ssr::mark_authenticated(true).await
         }
-        (Some(_), None) if identity.mfa_enabled(user_id).await.app()? => Err(AppError::Invalid(FieldError::new(
+        (Some(_), None) if identity.mfa_enabled(user_id).await? => Err(AppError::Invalid(FieldError::new(
             "code",
             "Your account uses two-factor authentication: enter a code from your authenticator app (or a recovery code).",
         ))),
         (Some(password), None) => {
-            identity.reauthenticate_with_password(user_id, &password, &meta).await.app()?;
+            identity.reauthenticate_with_password(user_id, &password, &meta).await?;
             ssr::mark_authenticated(false).await
         }
         (None, None) => Err(AppError::Invalid(FieldError::new("password", "Enter your password, or a code from your authenticator app."))),
@@ -53,7 +53,7 @@ pub async fn reauthenticate(password: Option<String>, code: Option<String>) -> R
 #[server(endpoint = "begin_mfa_enrolment")]
 pub async fn begin_mfa_enrolment() -> Result<MfaEnrolment, AppError> {
     let user_id = ssr::require_recent_auth().await?;
-    ssr::backend()?.identity.begin_mfa_enrolment(user_id).await.app()
+    Ok(ssr::backend()?.identity.begin_mfa_enrolment(user_id).await?)
 }
 
 /// Turns two-factor on with the first code from the app; returns the recovery codes (shown
@@ -62,7 +62,7 @@ pub async fn begin_mfa_enrolment() -> Result<MfaEnrolment, AppError> {
 pub async fn confirm_mfa_enrolment(code: String) -> Result<Vec<String>, AppError> {
     let user_id = ssr::require_recent_auth().await?;
     let this_session = ssr::session_id()?;
-    let codes = ssr::backend()?.identity.confirm_mfa_enrolment(user_id, &code, this_session.as_deref(), &ssr::meta()).await.app()?;
+    let codes = ssr::backend()?.identity.confirm_mfa_enrolment(user_id, &code, this_session.as_deref(), &ssr::meta()).await?;
     ssr::mark_authenticated(true).await?;
     Ok(codes)
 }
@@ -71,21 +71,21 @@ pub async fn confirm_mfa_enrolment(code: String) -> Result<Vec<String>, AppError
 pub async fn disable_mfa() -> Result<(), AppError> {
     let user_id = ssr::require_recent_auth().await?;
     let this_session = ssr::session_id()?;
-    ssr::backend()?.identity.disable_mfa(user_id, this_session.as_deref(), &ssr::meta()).await.app()?;
+    ssr::backend()?.identity.disable_mfa(user_id, this_session.as_deref(), &ssr::meta()).await?;
     ssr::forget_second_factor().await
 }
 
 #[server(endpoint = "regenerate_recovery_codes")]
 pub async fn regenerate_recovery_codes() -> Result<Vec<String>, AppError> {
     let user_id = ssr::require_recent_auth().await?;
-    ssr::backend()?.identity.regenerate_recovery_codes(user_id, &ssr::meta()).await.app()
+    Ok(ssr::backend()?.identity.regenerate_recovery_codes(user_id, &ssr::meta()).await?)
 }
 
 #[server(endpoint = "org_sign_in_policy")]
 pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -96,16 +96,15 @@ pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, s
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
     let signed_in_with_mfa = ssr::authn().await?.mfa;
-    tessera_backend::tenancy::security::set_policy(&backend.tenancy, &ctx, require_mfa.is_some(), sso_satisfies_mfa.is_some(), signed_in_with_mfa)
-        .await
-        .app()
+    Ok(tessera_backend::tenancy::security::set_policy(&backend.tenancy, &ctx, require_mfa.is_some(), sso_satisfies_mfa.is_some(), signed_in_with_mfa)
+        .await?)
 }
 
 #[server(endpoint = "list_api_keys")]
 pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiKeySummary>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::api_keys::list(&backend.tenancy, &ctx).await.app()
+        Ok(tessera_backend::api_keys::list(&backend.tenancy, &ctx).await?)
     })
     .await
 }
@@ -133,14 +132,14 @@ pub async fn create_api_key(
         "never" => None,
         days => Some(days.parse::<u32>().map_err(|_| AppError::Invalid(FieldError::new("expires_in_days", "Choose when the key expires.")))?),
     };
-    tessera_backend::api_keys::create(&backend.tenancy, &ctx, &name, &scopes, expires).await.app()
+    Ok(tessera_backend::api_keys::create(&backend.tenancy, &ctx, &name, &scopes, expires).await?)
 }
 
 #[server(endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(slug: String, id: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "API key")?;
-    tessera_backend::api_keys::revoke(&backend.tenancy, &ctx, id).await.app()
+    Ok(tessera_backend::api_keys::revoke(&backend.tenancy, &ctx, id).await?)
 }
 
 /// The outside identity providers this deployment offers ("Continue with …").
@@ -159,7 +158,7 @@ pub async fn take_sign_in_problem() -> Result<Option<String>, AppError> {
 pub async fn my_identities() -> Result<Vec<tessera_domain::dto::LinkedIdentity>, AppError> {
     let user_id = ssr::require_user().await?;
     let backend = ssr::backend()?;
-    backend.identity.identities_of(user_id, &backend.oidc).await.app()
+    Ok(backend.identity.identities_of(user_id, &backend.oidc).await?)
 }
 
 /// Starts connecting an outside account to the signed-in user (after confirming it's them);
@@ -168,7 +167,7 @@ pub async fn my_identities() -> Result<Vec<tessera_domain::dto::LinkedIdentity>,
 pub async fn connect_identity(provider: String) -> Result<String, AppError> {
     let user_id = ssr::require_recent_auth().await?;
     let backend = ssr::backend()?;
-    if !backend.identity.user(user_id).await.app()?.is_some_and(|u| u.email_verified) {
+    if !backend.identity.user(user_id).await?.is_some_and(|u| u.email_verified) {
         return Err(AppError::Forbidden("Confirm your email address first (use the link we sent you), then connect other accounts.".into()));
     }
     if !backend.oidc.providers().iter().any(|(id, _)| *id == provider) {
@@ -182,12 +181,12 @@ pub async fn connect_identity(provider: String) -> Result<String, AppError> {
 pub async fn disconnect_identity(id: String) -> Result<(), AppError> {
     let user_id = ssr::require_recent_auth().await?;
     let id = ssr::parse_id(&id, "connection")?;
-    ssr::backend()?.identity.unlink_external(user_id, id, &ssr::meta()).await.app()
+    Ok(ssr::backend()?.identity.unlink_external(user_id, id, &ssr::meta()).await?)
 }
 
 /// The signed-in person's recent account activity.
 #[server(endpoint = "my_account_activity")]
 pub async fn my_account_activity() -> Result<Vec<tessera_domain::dto::AccountEvent>, AppError> {
     let user_id = ssr::require_user().await?;
-    ssr::backend()?.identity.recent_activity(user_id).await.app()
+    Ok(ssr::backend()?.identity.recent_activity(user_id).await?)
 }

@@ -5,13 +5,13 @@ use tessera_domain::dto::SsoSettings;
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
-use super::ssr::{self, enter, AppResult};
+use super::ssr::{self, enter};
 
 #[server(endpoint = "org_sso_settings")]
 pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (backend, ctx) = enter(&slug).await?;
-        tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await.app()
+        Ok(tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await?)
     })
     .await
 }
@@ -21,7 +21,7 @@ pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
 pub async fn save_sso_idp(slug: String, metadata_xml: String, metadata_url: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    tessera_backend::sso::save_idp(&backend.tenancy, &backend.sso, &ctx, &metadata_xml, &metadata_url).await.app()
+    Ok(tessera_backend::sso::save_idp(&backend.tenancy, &backend.sso, &ctx, &metadata_xml, &metadata_url).await?)
 }
 
 /// Checkboxes arrive only when ticked.
@@ -52,32 +52,32 @@ pub async fn save_sso_mapping(
         allow_idp_initiated: allow_idp_initiated.is_some(),
         require_sso: require_sso.is_some(),
     };
-    tessera_backend::sso::save_mapping(&backend.tenancy, &ctx, &mapping, &group_roles).await.app()
+    Ok(tessera_backend::sso::save_mapping(&backend.tenancy, &ctx, &mapping, &group_roles).await?)
 }
 
 #[server(endpoint = "remove_sso_idp")]
 pub async fn remove_sso_idp(slug: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    tessera_backend::sso::remove_idp(&backend.tenancy, &ctx).await.app()
+    Ok(tessera_backend::sso::remove_idp(&backend.tenancy, &ctx).await?)
 }
 
 #[server(endpoint = "add_sso_domain")]
 pub async fn add_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::sso::domains::add(&backend.tenancy, &ctx, &domain).await.app()
+    Ok(tessera_backend::sso::domains::add(&backend.tenancy, &ctx, &domain).await?)
 }
 
 #[server(endpoint = "verify_sso_domain")]
 pub async fn verify_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::sso::domains::verify(&backend.tenancy, &backend.sso, &ctx, &domain).await.app()
+    Ok(tessera_backend::sso::domains::verify(&backend.tenancy, &backend.sso, &ctx, &domain).await?)
 }
 
 #[server(endpoint = "remove_sso_domain")]
 pub async fn remove_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
     let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::sso::domains::remove(&backend.tenancy, &ctx, &domain).await.app()
+    Ok(tessera_backend::sso::domains::remove(&backend.tenancy, &ctx, &domain).await?)
 }
 
 /// Where to start signing in with the SSO of the organization that owns this address's
@@ -87,7 +87,7 @@ pub async fn remove_sso_domain(slug: String, domain: String) -> Result<(), AppEr
 pub async fn find_sso(email: String, next: Option<String>) -> Result<String, AppError> {
     use tessera_domain::input::{Email, FieldError};
     let email = Email::parse(&email)?;
-    let found = tessera_backend::sso::domains::organization_for_email(&ssr::backend()?.tenancy, email.as_str()).await.app()?;
+    let found = tessera_backend::sso::domains::organization_for_email(&ssr::backend()?.tenancy, email.as_str()).await?;
     let Some((slug, _, _)) = found else {
         return Err(AppError::Invalid(FieldError::new(
             "email",
@@ -101,7 +101,7 @@ pub async fn find_sso(email: String, next: Option<String>) -> Result<String, App
 /// Who an IdP-initiated sign-in would sign in, for the page that asks the person to confirm.
 #[server(endpoint = "sso_handoff")]
 pub async fn sso_handoff(token: String) -> Result<tessera_domain::dto::SsoHandoffPreview, AppError> {
-    tessera_backend::sso::saml::preview_handoff(&ssr::backend()?.tenancy, &token).await.app()
+    Ok(tessera_backend::sso::saml::preview_handoff(&ssr::backend()?.tenancy, &token).await?)
 }
 
 /// The person confirmed, on our own page (a same-origin POST, so no other site can send it),
@@ -110,7 +110,7 @@ pub async fn sso_handoff(token: String) -> Result<tessera_domain::dto::SsoHandof
 pub async fn confirm_sso_handoff(token: String) -> Result<(), AppError> {
     use tessera_backend::sso::saml::{redeem_handoff, Redeemer};
     let backend = ssr::backend()?;
-    let sign_in = redeem_handoff(&backend.tenancy, &token, Redeemer::Confirmed).await.app()?;
+    let sign_in = redeem_handoff(&backend.tenancy, &token, Redeemer::Confirmed).await?;
     let target = ssr::sign_in_on(&ssr::session()?, &backend, &ssr::meta(), sign_in.user_id, Some(&sign_in.next), Some(sign_in.tenant_id)).await?;
     leptos_axum::redirect(&target);
     Ok(())

@@ -11,17 +11,6 @@ use uuid::Uuid;
 
 const USER_ID_KEY: &str = "user_id";
 
-/// Turns a backend result into what the client may see.
-pub trait AppResult<T> {
-    fn app(self) -> Result<T, AppError>;
-}
-
-impl<T> AppResult<T> for Result<T, tessera_backend::Error> {
-    fn app(self) -> Result<T, AppError> {
-        self.map_err(tessera_backend::Error::into_app_error)
-    }
-}
-
 pub fn internal(e: impl std::fmt::Display) -> AppError {
     tessera_backend::Error::Internal(e.to_string()).into_app_error()
 }
@@ -137,10 +126,10 @@ pub async fn sign_in_on(
     // Every first factor but the organization's own IdP ends here, so the domain's "sign in
     // with our SSO" rule is applied once, for all of them.
     if sso_tenant.is_none() {
-        let user = backend.identity.user(user_id).await.app()?.ok_or(AppError::Unauthenticated)?;
-        tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &user.email).await.app()?;
+        let user = backend.identity.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
+        tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &user.email).await?;
     }
-    if backend.identity.mfa_enabled(user_id).await.app()? {
+    if backend.identity.mfa_enabled(user_id).await? {
         // A new id here too: the half-signed-in session must not be one an attacker planted.
         session.cycle_id().await.map_err(internal)?;
         session.remove_value(USER_ID_KEY).await.map_err(internal)?;
@@ -277,12 +266,12 @@ pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
     let read_ahead = match page_context() {
         Some(page) => Some(page),
         None if !memo.as_ref().is_some_and(|m| m.forgotten()) => match session_id()? {
-            Some(id) => backend.sessions.context(&id, slug).await.app()?,
+            Some(id) => backend.sessions.context(&id, slug).await?,
             None => None,
         },
         None => None,
     };
-    let ctx = backend.tenancy.enter_with(authn, slug, read_ahead.as_ref(), meta()).await.app()?;
+    let ctx = backend.tenancy.enter_with(authn, slug, read_ahead.as_ref(), meta()).await?;
     if let Some(memo) = memo {
         memo.keep(slug, &ctx);
     }
