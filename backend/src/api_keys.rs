@@ -74,7 +74,7 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, scopes: &[Scope], 
     let prefix = random_chars(8);
     let key = format!("{KEY_PREFIX}{prefix}_{}", random_chars(32));
     let expires_at = expires_in_days.map(|d| OffsetDateTime::now_utc() + time::Duration::days(d.into()));
-    let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str()).collect();
     let mut tx = tenancy.control_write(ctx, Permission::ManageApiKeys).await?;
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO api_keys (name, prefix, key_hash, scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

@@ -8,4 +8,4 @@ pub mod placement;
 pub mod role;
 
 pub use error::AppError;
-pub use role::{Permission, Role, Scope};
+pub use role::{Access, Permission, Resource, Role, Scope};

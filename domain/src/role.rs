@@ -14,43 +14,74 @@ pub enum Role {
     Viewer,
 }
 
-/// Everything a member can attempt inside an organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Permission {
-    ViewProjects,
+/// Declares [`Permission`] from one table: for each, the least role that may do it and the API-key
+/// scope that covers it (`no key` when keys can't). Roles, keys, the UI and the server all read
+/// this table, so adding a resource's permissions is adding its rows here.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident: $least:ident, $($key:ident)+;)*) => {
+        /// Everything a member can attempt inside an organization.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$name),*];
+
+            /// The least role that may do this (Owner > Admin > Member > Viewer).
+            pub const fn least_role(self) -> Role {
+                match self {
+                    $(Permission::$name => Role::$least,)*
+                }
+            }
+
+            /// The API-key scope that covers this; `None`: a key never may.
+            pub const fn key_scope(self) -> Option<Scope> {
+                match self {
+                    $(Permission::$name => permissions!(@key $($key)+),)*
+                }
+            }
+        }
+    };
+    (@key no key) => { None };
+    (@key $resource:ident $access:ident) => { Some(Scope { resource: Resource::$resource, access: Access::$access }) };
+}
+
+permissions! {
+    ViewProjects: Viewer, Projects Read;
     /// Create projects, and change or delete the ones you created.
-    CreateProject,
+    CreateProject: Member, Projects Write;
     /// Change or delete anyone's project.
-    ManageProjects,
-    ViewMembers,
+    ManageProjects: Admin, Projects Write;
+    ViewDocuments: Viewer, Documents Read;
+    /// Write documents, and change or delete the ones you wrote.
+    WriteDocuments: Member, Documents Write;
+    /// Change or delete anyone's document.
+    ManageDocuments: Admin, Documents Write;
+    ViewMembers: Viewer, Members Read;
     /// Add existing users and change roles of non-owners.
-    ManageMembers,
+    ManageMembers: Admin, no key;
     /// Grant or take away the Owner role.
-    ManageOwners,
-    ViewAudit,
+    ManageOwners: Owner, no key;
+    ViewAudit: Admin, no key;
     /// See where the organization's data lives and its other settings.
-    ViewSettings,
+    ViewSettings: Admin, no key;
     /// Schedule the organization (and all its data) for deletion, or cancel that.
-    DeleteOrganization,
-    /// Change how members must sign in: the two-factor requirement, single sign-on (Owners).
-    ManageSecurity,
+    DeleteOrganization: Owner, no key;
+    /// Change how members must sign in: the two-factor requirement, single sign-on. Whoever
+    /// controls the IdP or the sign-in rules can sign in as anyone at the organization's
+    /// domains, Owners included: so only Owners may.
+    ManageSecurity: Owner, no key;
     /// Create and revoke the organization's API keys.
-    ManageApiKeys,
+    ManageApiKeys: Admin, no key;
 }
 
 impl Role {
     pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::Viewer];
 
     pub fn can(self, permission: Permission) -> bool {
-        use Permission::*;
-        match permission {
-            ViewProjects | ViewMembers => true,
-            CreateProject => matches!(self, Role::Owner | Role::Admin | Role::Member),
-            ManageProjects | ManageMembers | ViewAudit | ViewSettings | ManageApiKeys => matches!(self, Role::Owner | Role::Admin),
-            // Whoever controls the IdP or the sign-in rules can sign in as anyone at the
-            // organization's domains, Owners included: so only Owners may.
-            ManageOwners | DeleteOrganization | ManageSecurity => self == Role::Owner,
-        }
+        // Declared strongest first, so "at least" is "at most" in the derived order.
+        self <= permission.least_role()
     }
 
     /// Whether a member with this role may give `target` to someone (or take it away).
@@ -87,49 +118,91 @@ impl fmt::Display for Role {
     }
 }
 
-/// What an organization API key may do. A key never has a role: only these scopes, which map
-/// onto the same permissions the UI and server check for people.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
-    #[serde(rename = "projects:read")]
-    ProjectsRead,
-    #[serde(rename = "projects:write")]
-    ProjectsWrite,
-    #[serde(rename = "members:read")]
-    MembersRead,
+/// The kinds of tenant data that permissions and API-key scopes name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Projects,
+    Documents,
+    Members,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 3] = [Resource::Projects, Resource::Documents, Resource::Members];
+
+    /// As it appears in scope names and in the words for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Projects => "projects",
+            Resource::Documents => "documents",
+            Resource::Members => "members",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// What an organization API key may do: read or write one resource. A key never has a role,
+/// only scopes; each permission names the scope that covers it (see [`Permission::key_scope`]),
+/// and the scopes a key can be given are exactly those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub resource: Resource,
+    pub access: Access,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::ProjectsRead, Scope::ProjectsWrite, Scope::MembersRead];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::ProjectsRead => "projects:read",
-            Scope::ProjectsWrite => "projects:write",
-            Scope::MembersRead => "members:read",
+    /// Every scope some permission names, in the catalogue's order.
+    pub fn all() -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = Vec::new();
+        for scope in Permission::ALL.iter().filter_map(|p| p.key_scope()) {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
         }
+        scopes
     }
 
+    /// `projects:read`, as stored and as API clients see it.
+    pub fn as_str(self) -> String {
+        let access = match self.access {
+            Access::Read => "read",
+            Access::Write => "write",
+        };
+        format!("{}:{access}", self.resource.name())
+    }
+
+    /// A scope a key can be given, by its name.
     pub fn parse(s: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|scope| scope.as_str() == s.trim())
+        Scope::all().into_iter().find(|scope| scope.as_str() == s.trim())
     }
 
-    pub fn description(self) -> &'static str {
-        match self {
-            Scope::ProjectsRead => "List and read projects",
-            Scope::ProjectsWrite => "Create, change and delete projects",
-            Scope::MembersRead => "List members and their roles",
+    pub fn description(self) -> String {
+        match self.access {
+            Access::Read => format!("List and read {}", self.resource.name()),
+            Access::Write => format!("Create, change and delete {}", self.resource.name()),
         }
     }
 
     /// The scope a permission needs, if a key can be given it at all.
     pub fn needed_for(permission: Permission) -> Option<Scope> {
-        match permission {
-            Permission::ViewProjects => Some(Scope::ProjectsRead),
-            Permission::CreateProject | Permission::ManageProjects => Some(Scope::ProjectsWrite),
-            Permission::ViewMembers => Some(Scope::MembersRead),
-            _ => None,
-        }
+        permission.key_scope()
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Scope::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown scope \"{name}\"")))
     }
 }
 
@@ -176,12 +249,29 @@ mod tests {
     }
 
     #[test]
-    fn api_key_scopes_cover_only_reading_and_creating_projects_and_reading_members() {
-        assert_eq!(Scope::needed_for(Permission::CreateProject), Some(Scope::ProjectsWrite));
+    fn api_key_scopes_come_from_the_permission_table_and_nothing_else() {
+        let names: Vec<String> = Scope::all().into_iter().map(Scope::as_str).collect();
+        assert_eq!(names, ["projects:read", "projects:write", "documents:read", "documents:write", "members:read"]);
         assert_eq!(Scope::needed_for(Permission::ManageMembers), None);
         assert_eq!(Scope::needed_for(Permission::ManageApiKeys), None);
-        assert_eq!(Scope::parse("members:read"), Some(Scope::MembersRead));
+        assert_eq!(Scope::parse("members:read").map(Scope::as_str).as_deref(), Some("members:read"));
+        // Named in no permission: not a scope a key can have.
+        assert_eq!(Scope::parse("members:write"), None);
         assert_eq!(Scope::parse("admin"), None);
+        assert!(serde_json::from_str::<Scope>("\"members:write\"").is_err());
+        assert_eq!(serde_json::to_string(&Scope::parse("documents:write")).unwrap(), "\"documents:write\"");
+    }
+
+    #[test]
+    fn each_permission_is_open_to_its_least_role_and_every_stronger_one() {
+        for permission in Permission::ALL {
+            let allowed: Vec<Role> = Role::ALL.into_iter().filter(|r| r.can(*permission)).collect();
+            let least = Role::ALL.iter().position(|r| *r == permission.least_role()).unwrap();
+            assert_eq!(allowed, Role::ALL[..=least], "{permission:?}");
+        }
+        assert!(Role::Member.can(Permission::WriteDocuments));
+        assert!(!Role::Member.can(Permission::ManageDocuments));
+        assert!(Role::Viewer.can(Permission::ViewDocuments));
     }
 
     #[test]

@@ -223,17 +223,17 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
     let api = Api::new(&app);
 
     // Only admins make keys, and a key needs a name and at least one scope.
-    let r = member.call("create_api_key", &[("slug", "keyed"), ("name", "x"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = member.call("create_api_key", &[("slug", "keyed"), ("name", "x"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("expires_in_days", "30")]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("scopes")));
-    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", " "), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", " "), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     assert_eq!(r.error_field().as_deref(), Some("name"));
-    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("projects_read", "on"), ("expires_in_days", "9999")]).await;
+    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("scopes[]", "projects:read"), ("expires_in_days", "9999")]).await;
     assert_eq!(r.error_field().as_deref(), Some("expires_in_days"));
     assert_eq!(app.count("SELECT count(*) FROM api_keys").await, 0, "nothing was created by the refused attempts");
 
-    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", "Dashboard"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = owner.call("create_api_key", &[("slug", "keyed"), ("name", "Dashboard"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let reader = r.json()["key"].as_str().unwrap().to_string();
     let reader_prefix = r.json()["summary"]["prefix"].as_str().unwrap().to_string();
@@ -263,7 +263,7 @@ async fn organization_api_keys_are_shown_once_scoped_audited_expire_and_can_be_r
     let r = owner
         .call(
             "create_api_key",
-            &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "never")],
+            &[("slug", "keyed"), ("name", "Importer"), ("scopes[]", "projects:write"), ("scopes[]", "projects:read"), ("expires_in_days", "never")],
         )
         .await;
     let writer = r.json()["key"].as_str().unwrap().to_string();
@@ -306,9 +306,9 @@ async fn keys_made_by_someone_who_leaves_the_organization_stop_working() {
     owner.add_project("keyed", "Widgets").await;
     let admin = app.signed_up("ada@example.test").await;
     owner.invite_and_accept("keyed", "ada@example.test", "admin", &admin).await;
-    let r = admin.call("create_api_key", &[("slug", "keyed"), ("name", "Ada's script"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = admin.call("create_api_key", &[("slug", "keyed"), ("name", "Ada's script"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     let key = r.json()["key"].as_str().unwrap().to_string();
-    let owners = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let owners = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     let owners_key = owners.json()["key"].as_str().unwrap().to_string();
     let api = Api::new(&app);
     assert_eq!(api.get("/api/v1/orgs/keyed/projects", &key).await.status, StatusCode::OK);
@@ -333,7 +333,7 @@ async fn an_api_key_never_does_more_than_its_creator_still_may() {
     let r = admin
         .call(
             "create_api_key",
-            &[("slug", "keyed"), ("name", "Importer"), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")],
+            &[("slug", "keyed"), ("name", "Importer"), ("scopes[]", "projects:write"), ("scopes[]", "projects:read"), ("expires_in_days", "30")],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

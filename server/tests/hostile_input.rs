@@ -48,7 +48,7 @@ fn optional_fields(function: &str) -> &'static [&'static str] {
         "verify_email" => &["password"],
         "create_org" => &["region", "model"],
         "reauthenticate" => &["password", "code"],
-        "create_api_key" => &["projects_read", "projects_write", "members_read"],
+        "create_api_key" => &["scopes"],
         "set_org_sign_in_policy" => &["require_mfa", "sso_satisfies_mfa"],
         "save_sso_mapping" => &["jit_provisioning", "allow_idp_initiated", "require_sso"],
         "accept_invitation" | "decline_invitation" => &["token", "id"],
@@ -233,9 +233,9 @@ async fn every_rest_route_answers_hostile_bodies_and_paths_with_a_clear_4xx() {
             &[
                 ("slug", "fuzz"),
                 ("name", "Fuzzer"),
-                ("projects_read", "on"),
-                ("projects_write", "on"),
-                ("members_read", "on"),
+                ("scopes[]", "projects:read"),
+                ("scopes[]", "projects:write"),
+                ("scopes[]", "members:read"),
                 ("expires_in_days", "30"),
             ],
         )

@@ -231,7 +231,7 @@ async fn the_owner_lookups_put_back_the_settings_they_make_and_need_the_secret()
     use sha2::Digest;
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Lookup"), ("projects_read", "on"), ("expires_in_days", "1")]).await.json()
+    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Lookup"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
         ["key"]
         .as_str()
         .unwrap()

@@ -73,7 +73,7 @@ async fn markup_stored_in_any_field_is_shown_as_text_on_every_page_and_mail() {
     let r = owner
         .call(
             "create_api_key",
-            &[("slug", "inject"), ("name", &payload('k')), ("projects_write", "on"), ("projects_read", "on"), ("expires_in_days", "30")],
+            &[("slug", "inject"), ("name", &payload('k')), ("scopes[]", "projects:write"), ("scopes[]", "projects:read"), ("expires_in_days", "30")],
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);

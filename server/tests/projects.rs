@@ -144,8 +144,8 @@ async fn the_rest_api_changes_and_deletes_with_the_write_scope_only() {
         form.extend_from_slice(scopes);
         async move { owner.call("create_api_key", &form).await.json()["key"].as_str().unwrap().to_string() }
     };
-    let reader = key(&[("projects_read", "on")]).await;
-    let writer = key(&[("projects_read", "on"), ("projects_write", "on")]).await;
+    let reader = key(&[("scopes[]", "projects:read")]).await;
+    let writer = key(&[("scopes[]", "projects:read"), ("scopes[]", "projects:write")]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/orgs/acme/projects/{id}", app.base);
 
@@ -156,7 +156,7 @@ async fn the_rest_api_changes_and_deletes_with_the_write_scope_only() {
     let project: Value = r.json().await.unwrap();
     assert_eq!((project["name"].as_str(), project["description"].as_str()), (Some("Bea's plan"), Some("By key")), "the name is kept");
     // A key that may write but not read gets what it wrote back, not a refusal after the fact.
-    let write_only = key(&[("projects_write", "on")]).await;
+    let write_only = key(&[("scopes[]", "projects:write")]).await;
     let r = client.patch(&url).bearer_auth(&write_only).json(&json!({ "description": "Write only" })).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["description"], "Write only");

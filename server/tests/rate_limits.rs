@@ -45,13 +45,13 @@ async fn bad_sign_in(base: &str) -> Reply {
 /// An owner of `slug` and a read-only API key of it.
 async fn org_with_key(app: &TestApp, slug: &str) -> (common::Browser, String) {
     let owner = app.owner_of(slug).await;
-    let r = owner.call("create_api_key", &[("slug", slug), ("name", "CI"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = owner.call("create_api_key", &[("slug", slug), ("name", "CI"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     (owner, r.json()["key"].as_str().unwrap().to_string())
 }
 
 async fn new_key(owner: &common::Browser, slug: &str) -> String {
-    let r = owner.call("create_api_key", &[("slug", slug), ("name", "Another"), ("projects_read", "on"), ("expires_in_days", "30")]).await;
+    let r = owner.call("create_api_key", &[("slug", slug), ("name", "Another"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     r.json()["key"].as_str().unwrap().to_string()
 }
 

@@ -119,7 +119,7 @@ async fn reading_a_list_takes_few_round_trips_all_read_only() {
     let statements = count_statements();
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Counting"), ("projects_read", "on"), ("expires_in_days", "1")]).await.json()
+    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Counting"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
         ["key"]
         .as_str()
         .unwrap()

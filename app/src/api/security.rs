@@ -109,25 +109,19 @@ pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiK
     .await
 }
 
-/// Scopes arrive as checkboxes (present when ticked); `expires_in_days` is a number of days
-/// or "never".
+/// `scopes`: the ticked checkboxes, each a scope's name (`projects:read`); `expires_in_days`
+/// is a number of days or "never".
 #[server(endpoint = "create_api_key")]
-pub async fn create_api_key(
-    slug: String,
-    name: String,
-    projects_read: Option<String>,
-    projects_write: Option<String>,
-    members_read: Option<String>,
-    expires_in_days: String,
-) -> Result<tessera_domain::dto::NewApiKey, AppError> {
+pub async fn create_api_key(slug: String, name: String, scopes: Option<Vec<String>>, expires_in_days: String) -> Result<tessera_domain::dto::NewApiKey, AppError> {
     use tessera_domain::input::FieldError;
     use tessera_domain::Scope;
     let (backend, ctx) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    let scopes: Vec<Scope> = [(projects_read, Scope::ProjectsRead), (projects_write, Scope::ProjectsWrite), (members_read, Scope::MembersRead)]
-        .into_iter()
-        .filter_map(|(ticked, scope)| ticked.map(|_| scope))
-        .collect();
+    let scopes = scopes
+        .unwrap_or_default()
+        .iter()
+        .map(|name| Scope::parse(name).ok_or_else(|| AppError::Invalid(FieldError::new("scopes", format!("There is no scope called \"{name}\"; choose from the list.")))))
+        .collect::<Result<Vec<Scope>, AppError>>()?;
     let expires = match expires_in_days.trim() {
         "never" => None,
         days => Some(days.parse::<u32>().map_err(|_| AppError::Invalid(FieldError::new("expires_in_days", "Choose when the key expires.")))?),

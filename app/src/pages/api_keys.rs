@@ -45,15 +45,10 @@ pub fn ApiKeysPage() -> impl IntoView {
                 <Field label="Name" name="name" required=true error=create_error hint="Where it's used, e.g. \"CI deploys\"." />
                 <fieldset class="field">
                     <legend>"What it may do"</legend>
-                    {Scope::ALL.into_iter().map(|scope| {
-                        let name = match scope {
-                            Scope::ProjectsRead => "projects_read",
-                            Scope::ProjectsWrite => "projects_write",
-                            Scope::MembersRead => "members_read",
-                        };
+                    {Scope::all().into_iter().map(|scope| {
                         view! {
                             <label class="check">
-                                <input type="checkbox" name=name />
+                                <input type="checkbox" name="scopes[]" value=scope.as_str() />
                                 " " {scope.description()} " " <code>{scope.as_str()}</code>
                             </label>
                         }
