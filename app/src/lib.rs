@@ -115,6 +115,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/projects/new") view=routes::NewProject::route() ssr=SsrMode::Async />
                         <Route path=path!("/projects/:id") view=routes::Project::route() ssr=SsrMode::Async />
                         <Route path=path!("/projects/:id/edit") view=routes::EditProject::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id/documents/new") view=routes::NewDocument::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id/documents/:doc") view=routes::DocumentView::route() ssr=SsrMode::Async />
+                        <Route path=path!("/projects/:id/documents/:doc/edit") view=routes::EditDocument::route() ssr=SsrMode::Async />
                         <Route path=path!("/members") view=routes::Members::route() ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=routes::Settings::route() ssr=SsrMode::Async />
                         <Route path=path!("/api-keys") view=routes::ApiKeys::route() ssr=SsrMode::Async />

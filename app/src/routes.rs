@@ -11,7 +11,7 @@
 //! `#[lazy_route]` needs one impl per route (each is a split point of its own): [`pages!`]
 //! writes them.
 
-use crate::pages::{account, api_keys, auth, email_links, home, invitations, members, org, projects, security, settings, sso};
+use crate::pages::{account, api_keys, auth, documents, email_links, home, invitations, members, org, projects, security, settings, sso};
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
 use leptos_router::{lazy_route, Lazy, LazyRoute};
@@ -71,6 +71,9 @@ pages! {
     NewProject => projects::NewProjectPage,
     Project => projects::ProjectPage,
     EditProject => projects::EditProjectPage,
+    NewDocument => documents::NewDocumentPage,
+    DocumentView => documents::DocumentPage,
+    EditDocument => documents::EditDocumentPage,
     Members => members::MembersPage,
     Settings => settings::SettingsPage,
     ApiKeys => api_keys::ApiKeysPage,

@@ -19,6 +19,21 @@ impl AuditEntry {
     }
 }
 
+/// `{field: {old, new}}` for each of `(field, old, new)` whose value changed: an update's record.
+pub fn changed(fields: &[(&str, &str, &str)]) -> serde_json::Value {
+    fields.iter().filter(|(_, old, new)| old != new).map(|(field, old, new)| (field.to_string(), serde_json::json!({ "old": old, "new": new }))).collect()
+}
+
+/// `{field: {new}}`: what a creation set.
+pub fn created(fields: &[(&str, &str)]) -> serde_json::Value {
+    fields.iter().map(|(field, new)| (field.to_string(), serde_json::json!({ "new": new }))).collect()
+}
+
+/// `{field: {old}}`: what a deletion took away.
+pub fn removed(fields: &[(&str, &str)]) -> serde_json::Value {
+    fields.iter().map(|(field, old)| (field.to_string(), serde_json::json!({ "old": old }))).collect()
+}
+
 pub(crate) async fn insert(conn: &mut PgConnection, ctx: &Ctx, entry: &AuditEntry) -> Result<()> {
     let key = ctx.api_key.as_ref().map(|k| k.id);
     insert_as(conn, ctx.tenant.id, Some(ctx.user_id), key, &ctx.meta, entry).await

@@ -96,6 +96,25 @@ impl Ctx {
         Self { tenant, user_id: created_by, role: creator_role, meta, api_key: Some(key), _sealed: () }
     }
 
+    /// Whether the actor may change or delete something `owner` made: with `write`, their own;
+    /// with `manage`, anyone's.
+    pub fn may_change(&self, owner: Uuid, write: Permission, manage: Permission) -> bool {
+        self.require(write).is_ok() && (owner == self.user_id || self.require(manage).is_ok())
+    }
+
+    /// As [`Ctx::may_change`], refusing with why: for an API key in its own terms (its scope, or
+    /// its creator's role now), for a person what they may change instead (`what`: "projects").
+    pub fn require_change(&self, owner: Uuid, write: Permission, manage: Permission, what: &str) -> Result<(), AppError> {
+        self.require(write)?;
+        if owner == self.user_id || self.require(manage).is_ok() {
+            return Ok(());
+        }
+        if self.api_key.is_some() {
+            self.require(manage)?;
+        }
+        Err(AppError::Forbidden(format!("You can change and delete the {what} you created; an admin can change this one.")))
+    }
+
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if let Some(key) = &self.api_key {
             let Some(scope) = Scope::needed_for(permission) else {

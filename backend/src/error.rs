@@ -27,10 +27,37 @@ impl From<Error> for AppError {
     }
 }
 
+/// A database constraint whose violation is the user's to fix: the field at fault and what to
+/// say. Each resource registers its own next to its queries (`inventory::submit!`), so a
+/// statement that trips one answers with a field error, found by the constraint's name, and
+/// no service has to match on it.
+pub struct Constraint {
+    /// As named in the migration.
+    pub name: &'static str,
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+inventory::collect!(Constraint);
+
+/// The registered answer to a violated constraint: a unique one is a conflict (409), any other
+/// (a check, a reference) invalid input (422).
+fn known_constraint(db: &dyn sqlx::error::DatabaseError) -> Option<AppError> {
+    let name = db.constraint()?;
+    let known = inventory::iter::<Constraint>.into_iter().find(|c| c.name == name)?;
+    let error = FieldError::new(known.field, known.message);
+    Some(if db.is_unique_violation() { AppError::Conflict(error) } else { AppError::Invalid(error) })
+}
+
 impl Error {
     /// What the client may see. Internal faults are logged with a reference the user can quote,
     /// and their details stay in the log.
     pub fn into_app_error(self) -> AppError {
+        if let Error::Db(sqlx::Error::Database(db)) = &self {
+            if let Some(known) = known_constraint(db.as_ref()) {
+                return known;
+            }
+        }
         match self {
             Error::App(e) => e,
             // statement_timeout fired: a slow database (or a long lock) is an outage, not a bug.

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod ctx;
 pub mod db;
+pub mod documents;
 pub mod email;
 pub mod error;
 pub mod identity;
@@ -23,6 +24,7 @@ pub mod tokens;
 
 pub use ctx::{Authn, ClientIp, Ctx, RequestMeta};
 pub use error::{Error, Result};
+pub use tenancy::Org;
 
 use sqlx::PgPool;
 use std::sync::Arc;

@@ -1,11 +1,9 @@
 //! Projects: the demo tenant-scoped resource, and the pattern to copy for new ones.
 
-use crate::audit::AuditEntry;
-use crate::ctx::Ctx;
-use crate::error::{unique_violation, Result};
+use crate::audit::{self, AuditEntry};
+use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
-use crate::tenancy::Tenancy;
-use serde_json::json;
+use crate::Org;
 use tessera_domain::dto::ProjectSummary;
 use tessera_domain::input::{FieldError, ProjectDescription, ProjectName};
 use tessera_domain::{AppError, Permission};
@@ -22,15 +20,19 @@ struct ProjectRow {
     updated_at: OffsetDateTime,
 }
 
+inventory::submit! {
+    Constraint { name: "projects_name_unique", field: "name", message: "A project with this name already exists here. Choose another name." }
+}
+
 const PROJECT_COLUMNS: &str = "id, name, description, created_by, created_at, updated_at";
 /// `SELECT {PROJECT_COLUMNS} FROM projects`.
 const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at, updated_at FROM projects";
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
 /// their names are looked up in one batch.
-async fn summaries(tenancy: &Tenancy, ctx: &Ctx, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
+async fn summaries(org: &Org, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.created_by).collect();
-    let names = tenancy.display_names(&ids).await?;
+    let names = org.display_names(&ids).await?;
     Ok(rows
         .into_iter()
         .map(|row| ProjectSummary {
@@ -40,85 +42,82 @@ async fn summaries(tenancy: &Tenancy, ctx: &Ctx, rows: Vec<ProjectRow>) -> Resul
             created_by: names.get(&row.created_by).cloned().unwrap_or_else(|| "a former member".into()),
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
-            can_change: may_change(ctx, row.created_by),
+            can_change: org.may_change(row.created_by, Permission::CreateProject, Permission::ManageProjects),
         })
         .collect())
 }
 
-/// Members change and delete the projects they created; Admins and Owners any.
-fn may_change(ctx: &Ctx, created_by: Uuid) -> bool {
-    ctx.require(Permission::CreateProject).is_ok() && (created_by == ctx.user_id || ctx.require(Permission::ManageProjects).is_ok())
-}
-
-pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ProjectSummary>> {
-    let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
+pub async fn list(org: &Org) -> Result<Vec<ProjectSummary>> {
+    let mut tx = org.read(Permission::ViewProjects).await?;
     // No tenant filter here on purpose: row-level security supplies it.
     let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500")).fetch_all(tx.conn()).await?;
     drop(tx);
-    summaries(tenancy, ctx, rows).await
+    summaries(org, rows).await
 }
 
-pub async fn get(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<ProjectSummary> {
-    let mut tx = tenancy.read(ctx, Permission::ViewProjects).await?;
+pub async fn get(org: &Org, id: Uuid) -> Result<ProjectSummary> {
+    let mut tx = org.read(Permission::ViewProjects).await?;
     let row: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1")).bind(id).fetch_optional(tx.conn()).await?;
     drop(tx);
-    let row = row.ok_or_else(no_such_project)?;
-    Ok(summaries(tenancy, ctx, vec![row]).await?.remove(0))
+    one(org, row.ok_or_else(no_such_project)?).await
 }
 
-/// Creates a project and returns its id.
-pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, description: &str) -> Result<ProjectSummary> {
-    // Checked before validating, so a role that may not create learns that first.
-    ctx.require(Permission::CreateProject)?;
-    let name = ProjectName::parse(name)?;
-    let description = ProjectDescription::parse(description)?;
-    let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
+/// A new project, parsed at the edge.
+pub struct ProjectDraft {
+    pub name: ProjectName,
+    pub description: ProjectDescription,
+}
+
+impl ProjectDraft {
+    pub fn parse(name: &str, description: &str) -> Result<Self, FieldError> {
+        Ok(Self { name: ProjectName::parse(name)?, description: ProjectDescription::parse(description)? })
+    }
+}
+
+/// Creates a project; returns it as written.
+pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
+    let mut tx = org.write(Permission::CreateProject).await?;
     let id = Uuid::new_v4();
-    let created: std::result::Result<ProjectRow, _> = sqlx::query_as(&format!(
-        "INSERT INTO projects (id, tenant_id, name, description, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING {PROJECT_COLUMNS}"
+    let created: ProjectRow = sqlx::query_as(&format!(
+        "INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"
     ))
     .bind(id)
-    .bind(ctx.tenant.id)
-    .bind(name.as_str())
-    .bind(description.as_str())
-    .bind(ctx.user_id)
+    .bind(draft.name.as_str())
+    .bind(draft.description.as_str())
+    .bind(org.user_id)
     .fetch_one(tx.conn())
-    .await;
-    let created = match created {
-        Ok(row) => row,
-        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name.as_str()).into()),
-        Err(e) => return Err(e.into()),
-    };
-    tx.commit(AuditEntry::new(
-        "project.created",
-        "project",
-        id,
-        json!({ "name": { "new": name.as_str() }, "description": { "new": description.as_str() } }),
-    ))
     .await?;
+    let changes = audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str())]);
+    tx.commit(AuditEntry::new("project.created", "project", id, changes)).await?;
     // What was written, without reading again (a key may write projects and not read them).
-    Ok(summaries(tenancy, ctx, vec![created]).await?.remove(0))
+    one(org, created).await
 }
 
-/// What a change to a project sets; a field left `None` keeps its value.
-#[derive(Default)]
-pub struct ProjectChange<'a> {
-    pub name: Option<&'a str>,
-    pub description: Option<&'a str>,
-    /// The `updated_at` of the version the change was made from, if known: when someone changed
-    /// the project since, the change is refused rather than undoing theirs.
-    pub made_from: Option<&'a str>,
+/// What a change to a project sets (`None` keeps a field), parsed at the edge, and the
+/// `updated_at` of the version it was made from, if known: when someone changed the project
+/// since, the change is refused rather than undoing theirs.
+pub struct ProjectChange {
+    pub name: Option<ProjectName>,
+    pub description: Option<ProjectDescription>,
+    pub made_from: Option<String>,
+}
+
+impl ProjectChange {
+    pub fn parse(name: Option<&str>, description: Option<&str>, made_from: Option<&str>) -> Result<Self, FieldError> {
+        Ok(Self {
+            name: name.map(ProjectName::parse).transpose()?,
+            description: description.map(ProjectDescription::parse).transpose()?,
+            made_from: made_from.map(str::to_string),
+        })
+    }
 }
 
 /// Changes a project's name and description. Members change the projects they created;
 /// Admins and Owners any. The audit entry has the fields that changed, before and after.
 /// Returns the project as it is now.
-pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChange<'_>) -> Result<ProjectSummary> {
-    ctx.require(Permission::CreateProject)?;
-    let new_name = change.name.map(ProjectName::parse).transpose()?;
-    let new_description = change.description.map(ProjectDescription::parse).transpose()?;
-    let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
-    let before = lock_for_change(tx.conn(), ctx, id).await?;
+pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<ProjectSummary> {
+    let mut tx = org.write(Permission::CreateProject).await?;
+    let before = lock_for_change(tx.conn(), org, id).await?;
     if change.made_from.is_some_and(|seen| seen != rfc3339(before.updated_at)) {
         return Err(AppError::Conflict(FieldError::new(
             "updated_at",
@@ -127,65 +126,46 @@ pub async fn update(tenancy: &Tenancy, ctx: &Ctx, id: Uuid, change: ProjectChang
         .into());
     }
     // Unchanged fields as they are now, under the lock (not as a caller last saw them).
-    let name = new_name.as_ref().map_or(before.name.as_str(), |n| n.as_str());
-    let description = new_description.as_ref().map_or(before.description.as_str(), |d| d.as_str());
-    if before.name == name && before.description == description {
+    let name = change.name.as_ref().map_or(before.name.as_str(), ProjectName::as_str);
+    let description = change.description.as_ref().map_or(before.description.as_str(), ProjectDescription::as_str);
+    let changes = audit::changed(&[("name", &before.name, name), ("description", &before.description, description)]);
+    if changes.as_object().is_some_and(|c| c.is_empty()) {
         // Saved as it was: nothing to write or record.
         drop(tx);
-        return Ok(summaries(tenancy, ctx, vec![before]).await?.remove(0));
+        return one(org, before).await;
     }
-    let updated: std::result::Result<ProjectRow, _> =
+    let updated: ProjectRow =
         sqlx::query_as(&format!("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"))
             .bind(id)
             .bind(name)
             .bind(description)
             .fetch_one(tx.conn())
-            .await;
-    let updated = match updated {
-        Ok(row) => row,
-        Err(e) if unique_violation(&e).is_some() => return Err(name_taken(name).into()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut changes = serde_json::Map::new();
-    if before.name != name {
-        changes.insert("name".into(), json!({ "old": before.name, "new": name }));
-    }
-    if before.description != description {
-        changes.insert("description".into(), json!({ "old": before.description, "new": description }));
-    }
-    tx.commit(AuditEntry::new("project.updated", "project", id, serde_json::Value::Object(changes))).await?;
-    Ok(summaries(tenancy, ctx, vec![updated]).await?.remove(0))
+            .await?;
+    tx.commit(AuditEntry::new("project.updated", "project", id, changes)).await?;
+    one(org, updated).await
 }
 
 /// Deletes a project. Members delete the projects they created; Admins and Owners any. The
 /// audit entry keeps what it was.
-pub async fn delete(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
-    ctx.require(Permission::CreateProject)?;
-    let mut tx = tenancy.write(ctx, Permission::CreateProject).await?;
-    let before = lock_for_change(tx.conn(), ctx, id).await?;
+pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
+    let mut tx = org.write(Permission::CreateProject).await?;
+    let before = lock_for_change(tx.conn(), org, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
-    tx.commit(AuditEntry::new(
-        "project.deleted",
-        "project",
-        id,
-        json!({ "name": { "old": before.name }, "description": { "old": before.description } }),
-    ))
-    .await
+    let changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);
+    tx.commit(AuditEntry::new("project.deleted", "project", id, changes)).await
 }
 
 /// Locks the project against concurrent changes (a second editor waits, then sees the first
 /// one's result, or that it is gone) and checks the caller may change it.
-async fn lock_for_change(conn: &mut sqlx::PgConnection, ctx: &Ctx, id: Uuid) -> Result<ProjectRow> {
+async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, id: Uuid) -> Result<ProjectRow> {
     let before: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await?;
     let before = before.ok_or_else(no_such_project)?;
-    if !may_change(ctx, before.created_by) {
-        // For an API key, say why in its terms (its scope, or its creator's role now).
-        if ctx.api_key.is_some() {
-            ctx.require(Permission::ManageProjects)?;
-        }
-        return Err(AppError::Forbidden("You can change and delete the projects you created; an admin can change this one.".into()).into());
-    }
+    org.require_change(before.created_by, Permission::CreateProject, Permission::ManageProjects, "projects")?;
     Ok(before)
+}
+
+async fn one(org: &Org, row: ProjectRow) -> Result<ProjectSummary> {
+    Ok(summaries(org, vec![row]).await?.remove(0))
 }
 
 /// A project that isn't there, or isn't this organization's: from outside, the same answer.
@@ -193,16 +173,12 @@ pub fn no_such_project() -> AppError {
     AppError::NotFound("That project doesn't exist in this organization.".into())
 }
 
-fn name_taken(name: &str) -> AppError {
-    AppError::Conflict(FieldError::new("name", format!("A project called \"{name}\" already exists here. Choose another name.")))
-}
-
 /// Counts for the dashboard.
-pub async fn overview(tenancy: &Tenancy, ctx: &Ctx) -> Result<(i64, i64)> {
-    let mut data = tenancy.read(ctx, Permission::ViewProjects).await?;
+pub async fn overview(org: &Org) -> Result<(i64, i64)> {
+    let mut data = org.read(Permission::ViewProjects).await?;
     let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(data.conn()).await?;
     drop(data);
-    let mut control = tenancy.control_read(ctx, Permission::ViewMembers).await?;
+    let mut control = org.control_read(Permission::ViewMembers).await?;
     let members: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships").fetch_one(control.conn()).await?;
     Ok((projects, members))
 }

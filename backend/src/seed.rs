@@ -56,7 +56,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
             ("Customer portal", "Self-service billing and support for enterprise customers."),
             ("Data warehouse", "Nightly exports into the analytics warehouse."),
         ] {
-            projects::create(&backend.tenancy, &ctx, name, description).await?;
+            projects::create(&ctx, projects::ProjectDraft::parse(name, description)?).await?;
         }
     }
     Ok(())

@@ -67,6 +67,29 @@ pub struct ProjectSummary {
     pub can_change: bool,
 }
 
+/// A document inside a project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Document {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub title: String,
+    /// The text. In a list, only its first 280 characters (`body_truncated` says so); read the
+    /// document for all of it.
+    pub body: String,
+    pub body_truncated: bool,
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_by: String,
+    /// RFC 3339; an edit made from this version sends it back, and is refused if someone
+    /// changed the document in between.
+    pub updated_at: String,
+    /// Whether whoever asked may change and delete it (their own document, or an Admin's or
+    /// Owner's right; for an API key, also its `documents:write` scope).
+    pub can_change: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {

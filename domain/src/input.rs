@@ -209,17 +209,63 @@ pub struct ProjectDescription(String);
 impl ProjectDescription {
     pub const MAX_LEN: usize = 2000;
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        // Line breaks and tabs are the only control characters, checked before trimming (as
-        // the API's schema says). Browsers submit a textarea's line breaks as CRLF, old files
-        // as CR: one form is stored.
-        if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-            return Err(FieldError::new("description", "The description can't contain control characters other than line breaks and tabs."));
+        parse_text(raw, "description", "the description", Self::MAX_LEN).map(ProjectDescription)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Text of several lines (a description, a document's body), trimmed, with one kind of line
+/// break. Line breaks and tabs are the only control characters, checked before trimming (as
+/// the API's schema says); browsers submit a textarea's line breaks as CRLF, old files as CR.
+fn parse_text(raw: &str, field: &str, what: &str, max: usize) -> Result<String, FieldError> {
+    if raw.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(FieldError::new(field, format!("{} can't contain control characters other than line breaks and tabs.", capitalized(what))));
+    }
+    let value = raw.trim().replace("\r\n", "\n").replace('\r', "\n");
+    if char_count(&value) > max {
+        return Err(FieldError::new(field, format!("Keep {what} to {max} characters or fewer.")));
+    }
+    Ok(value)
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// A document's title: one line, up to 200 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentTitle(String);
+
+impl DocumentTitle {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if has_control(raw) {
+            return Err(FieldError::new("title", "The title can't contain control characters."));
         }
-        let value = raw.trim().replace("\r\n", "\n").replace('\r', "\n");
-        if char_count(&value) > Self::MAX_LEN {
-            return Err(FieldError::new("description", format!("Keep the description to {} characters or fewer.", Self::MAX_LEN)));
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(FieldError::new("title", "Give the document a title."));
         }
-        Ok(ProjectDescription(value))
+        if char_count(value) > 200 {
+            return Err(FieldError::new("title", "Keep the title to 200 characters or fewer."));
+        }
+        Ok(DocumentTitle(value.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A document's text: up to 50,000 characters, line breaks kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentBody(String);
+
+impl DocumentBody {
+    pub const MAX_LEN: usize = 50_000;
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_text(raw, "body", "the text", Self::MAX_LEN).map(DocumentBody)
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -246,6 +292,18 @@ mod tests {
         assert!(ProjectDescription::parse("\u{0B}").is_err());
         assert!(ProjectDescription::parse("a\u{0C}b").is_err());
         assert_eq!(ProjectDescription::parse(" one\r\ntwo\rthree\tfour ").unwrap().as_str(), "one\ntwo\nthree\tfour");
+        assert_eq!(ProjectDescription::parse("\u{0B}").unwrap_err().message, "The description can't contain control characters other than line breaks and tabs.");
+    }
+
+    #[test]
+    fn document_titles_are_one_line_and_bodies_keep_their_lines() {
+        assert_eq!(DocumentTitle::parse("  Runbook ").unwrap().as_str(), "Runbook");
+        assert_eq!(DocumentTitle::parse(" ").unwrap_err().message, "Give the document a title.");
+        assert!(DocumentTitle::parse("Run\nbook").is_err());
+        assert!(DocumentTitle::parse(&"x".repeat(201)).is_err());
+        assert_eq!(DocumentBody::parse("a\r\nb").unwrap().as_str(), "a\nb");
+        assert_eq!(DocumentBody::parse(&"x".repeat(50_001)).unwrap_err().field, "body");
+        assert!(DocumentBody::parse("a\u{7}b").is_err());
     }
 
     #[test]

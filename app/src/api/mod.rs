@@ -2,17 +2,23 @@
 //! calls during server rendering) and by the integration tests. Each one is thin: it resolves
 //! who is asking and where, then calls a backend service, which enforces the rules.
 
+mod documents;
 mod invitations;
+mod members;
+mod projects;
 mod security;
 mod sso;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+pub use documents::*;
 pub use invitations::*;
+pub use members::*;
+pub use projects::*;
 pub use security::*;
 pub use sso::*;
 
 use leptos::prelude::*;
-use tessera_domain::dto::{DeviceSession, Member, OrgContext, OrgOverview, ProjectSummary, SessionSummary};
+use tessera_domain::dto::{DeviceSession, OrgContext, OrgOverview, SessionSummary};
 use tessera_domain::placement::{PlacementInfo, PlacementOptions};
 use tessera_domain::AppError;
 
@@ -232,14 +238,6 @@ pub async fn sign_out_other_sessions() -> Result<u64, AppError> {
     Ok(ssr::backend()?.sessions.revoke_others(user_id, current.as_deref()).await?)
 }
 
-/// An Owner or Admin signs a member out of every browser.
-#[server(endpoint = "sign_out_member")]
-pub async fn sign_out_member(slug: String, user_id: String) -> Result<u64, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let user_id = ssr::parse_id(&user_id, "member")?;
-    Ok(tessera_backend::members::revoke_sessions(&backend.tenancy, &ctx, user_id).await?)
-}
-
 #[server(endpoint = "log_out")]
 pub async fn log_out() -> Result<(), AppError> {
     ssr::session()?.flush().await.map_err(ssr::internal)?;
@@ -297,8 +295,8 @@ pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
 #[server(endpoint = "load_org")]
 pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (_, ctx) = enter(&slug).await?;
-        Ok(OrgContext { slug: ctx.tenant.slug, name: ctx.tenant.name, role: ctx.role })
+        let (_, org) = enter(&slug).await?;
+        Ok(OrgContext { slug: org.tenant.slug.clone(), name: org.tenant.name.clone(), role: org.role })
     })
     .await
 }
@@ -306,82 +304,9 @@ pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
 #[server(endpoint = "org_overview")]
 pub async fn load_org_overview(slug: String) -> Result<OrgOverview, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        let (project_count, member_count) = tessera_backend::projects::overview(&backend.tenancy, &ctx).await?;
+        let (_, org) = enter(&slug).await?;
+        let (project_count, member_count) = tessera_backend::projects::overview(&org).await?;
         Ok(OrgOverview { project_count, member_count })
     })
     .await
-}
-
-#[server(endpoint = "list_projects")]
-pub async fn list_projects(slug: String) -> Result<Vec<ProjectSummary>, AppError> {
-    ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::projects::list(&backend.tenancy, &ctx).await?)
-    })
-    .await
-}
-
-#[server(endpoint = "get_project")]
-pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, AppError> {
-    ssr::once_per_request((slug.clone(), id.clone()), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        let id = ssr::parse_id(&id, "project")?;
-        Ok(tessera_backend::projects::get(&backend.tenancy, &ctx, id).await?)
-    })
-    .await
-}
-
-#[server(endpoint = "create_project")]
-pub async fn create_project(slug: String, name: String, description: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let id = tessera_backend::projects::create(&backend.tenancy, &ctx, &name, &description).await?.id;
-    leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
-    Ok(())
-}
-
-/// Saves a project's name and description; back to the project's page. `made_from`: the
-/// `updated_at` the form was filled from (a change made since refuses this one).
-#[server(endpoint = "update_project")]
-pub async fn update_project(slug: String, id: String, name: String, description: String, made_from: Option<String>) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let id = ssr::parse_id(&id, "project")?;
-    let change = tessera_backend::projects::ProjectChange { name: Some(&name), description: Some(&description), made_from: made_from.as_deref() };
-    tessera_backend::projects::update(&backend.tenancy, &ctx, id, change).await?;
-    leptos_axum::redirect(&format!("/t/{}/projects/{id}", ctx.tenant.slug));
-    Ok(())
-}
-
-/// Deletes a project; back to the list.
-#[server(endpoint = "delete_project")]
-pub async fn delete_project(slug: String, id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let id = ssr::parse_id(&id, "project")?;
-    tessera_backend::projects::delete(&backend.tenancy, &ctx, id).await?;
-    leptos_axum::redirect(&format!("/t/{}/projects", ctx.tenant.slug));
-    Ok(())
-}
-
-#[server(endpoint = "list_members")]
-pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
-    ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::members::list(&backend.tenancy, &ctx).await?)
-    })
-    .await
-}
-
-#[server(endpoint = "change_role")]
-pub async fn change_role(slug: String, user_id: String, role: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let user_id = ssr::parse_id(&user_id, "member")?;
-    let role = ssr::parse_role(&role)?;
-    Ok(tessera_backend::members::change_role(&backend.tenancy, &ctx, user_id, role).await?)
-}
-
-#[server(endpoint = "remove_member")]
-pub async fn remove_member(slug: String, user_id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    let user_id = ssr::parse_id(&user_id, "member")?;
-    Ok(tessera_backend::members::remove(&backend.tenancy, &ctx, user_id).await?)
 }

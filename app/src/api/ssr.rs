@@ -3,7 +3,7 @@
 use http::request::Parts;
 use leptos::prelude::*;
 use std::net::SocketAddr;
-use tessera_backend::{Backend, Ctx, RequestMeta};
+use tessera_backend::{Backend, Org, RequestMeta};
 use tessera_domain::input::FieldError;
 use tessera_domain::{AppError, Role};
 use tower_sessions::Session;
@@ -251,7 +251,7 @@ pub fn meta() -> RequestMeta {
 }
 
 /// Enters the tenant named by `slug` as the logged-in user (404 if they aren't a member).
-pub async fn enter(slug: &str) -> Result<(Backend, Ctx), AppError> {
+pub async fn enter(slug: &str) -> Result<(Backend, Org), AppError> {
     let backend = backend()?;
     let memo = use_context::<EnteredOrganizations>();
     if let Some(ctx) = memo.as_ref().and_then(|m| m.get(slug)) {
@@ -289,7 +289,7 @@ pub struct EnteredOrganizations(std::sync::Arc<std::sync::Mutex<Entered>>);
 
 #[derive(Default)]
 struct Entered {
-    by_slug: std::collections::HashMap<String, Ctx>,
+    by_slug: std::collections::HashMap<String, Org>,
     /// Set by [`EnteredOrganizations::forget`]: the page context read with the session is out
     /// of date too.
     forgotten: bool,
@@ -321,11 +321,11 @@ impl EnteredOrganizations {
         self.lock().forgotten
     }
 
-    fn get(&self, slug: &str) -> Option<Ctx> {
+    fn get(&self, slug: &str) -> Option<Org> {
         self.lock().by_slug.get(&Self::key(slug)).cloned()
     }
 
-    fn keep(&self, slug: &str, ctx: &Ctx) {
+    fn keep(&self, slug: &str, ctx: &Org) {
         self.lock().by_slug.insert(Self::key(slug), ctx.clone());
     }
 

@@ -133,3 +133,16 @@ pub fn TextAreaField(
         </div>
     }
 }
+
+/// A destructive action that asks first: `summary` opens a confirmation holding the form
+/// (`children`: the question, hidden fields and a danger [`Submit`]). A plain `<details>`, so it
+/// works before the app loads; `open` keeps it open, e.g. to show why the action failed.
+#[component]
+pub fn ConfirmDelete(summary: &'static str, #[prop(into)] open: Signal<bool>, children: Children) -> impl IntoView {
+    view! {
+        <details class="confirm-delete" open=move || open.get()>
+            <summary class="btn btn-danger">{summary}</summary>
+            {children()}
+        </details>
+    }
+}

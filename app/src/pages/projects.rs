@@ -1,5 +1,5 @@
 use crate::api::{get_project, list_projects, CreateProject, DeleteProject, UpdateProject};
-use crate::components::form::{last_error, Field, FormAlert, Submit, TextAreaField};
+use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit, TextAreaField};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
@@ -156,7 +156,7 @@ pub fn ProjectPage() -> impl IntoView {
                             </nav>
                             <article class="card">
                                 <h1 data-testid="project-name">{p.name.clone()}</h1>
-                                <p class="project-description">
+                                <p class="project-description written-text">
                                     {if p.description.is_empty() { "No description.".to_string() } else { p.description.clone() }}
                                 </p>
                                 <dl class="meta">
@@ -167,6 +167,7 @@ pub fn ProjectPage() -> impl IntoView {
                                 </dl>
                                 {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() name=p.name.clone() /> })}
                             </article>
+                            <crate::pages::documents::ProjectDocuments project=p.id.to_string() />
                         }
                             .into_any()
                     }
@@ -177,9 +178,7 @@ pub fn ProjectPage() -> impl IntoView {
     }
 }
 
-/// Edit and delete, for whoever may change the project. Deleting asks twice: the button opens
-/// a confirmation that names what goes (a plain `<details>`, so it works before the app loads;
-/// it stays open to show why a delete failed).
+/// Edit and delete, for whoever may change the project. Deleting asks first and names what goes.
 #[component]
 fn ProjectActions(id: String, name: String) -> impl IntoView {
     let slug = use_slug();
@@ -187,18 +186,17 @@ fn ProjectActions(id: String, name: String) -> impl IntoView {
     let error = last_error(delete);
     let edit_href = format!("/t/{}/projects/{id}/edit", slug.get_untracked());
     view! {
-        <div class="project-actions">
+        <div class="item-actions">
             <a class="btn" href=edit_href data-testid="edit-project">"Edit"</a>
-            <details class="project-delete" open=move || error.get().is_some()>
-                <summary class="btn btn-danger">"Delete…"</summary>
+            <ConfirmDelete summary="Delete…" open=Signal::derive(move || error.get().is_some())>
                 <ActionForm action=delete attr:class="form">
                     <FormAlert error fields=&[] />
-                    <p>"Delete " <strong>{name}</strong> " for everyone in the organization? This can't be undone."</p>
+                    <p>"Delete " <strong>{name}</strong> " and its documents for everyone in the organization? This can't be undone."</p>
                     <input type="hidden" name="slug" value=move || slug.get() />
                     <input type="hidden" name="id" value=id.clone() />
                     <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() danger=true />
                 </ActionForm>
-            </details>
+            </ConfirmDelete>
         </div>
     }
 }

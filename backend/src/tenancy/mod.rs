@@ -16,11 +16,14 @@
 
 pub mod lifecycle;
 pub mod migrate;
+mod org;
 pub mod placement;
 pub mod provision;
 pub mod relocate;
 pub mod security;
 pub mod topology;
+
+pub use org::Org;
 
 use crate::audit::{self, AuditEntry};
 use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
@@ -225,13 +228,13 @@ impl Tenancy {
     /// An organization that requires two-factor authentication refuses (403, `MfaRequired`)
     /// a member whose sign-in had none, unless it came through the organization's own IdP and
     /// the organization trusts its IdP's MFA.
-    pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+    pub async fn enter(&self, authn: Authn, slug: &str, meta: RequestMeta) -> Result<Org> {
         self.enter_with(authn, slug, None, meta).await
     }
 
     /// As [`Tenancy::enter`], taking the organization and role from `page` (read with the
     /// request's session) when it was read for this user and slug, instead of asking again.
-    pub async fn enter_with(&self, authn: Authn, slug: &str, page: Option<&crate::sessions::PageContext>, meta: RequestMeta) -> Result<Ctx> {
+    pub async fn enter_with(&self, authn: Authn, slug: &str, page: Option<&crate::sessions::PageContext>, meta: RequestMeta) -> Result<Org> {
         let user_id = authn.user_id;
         let slug = known_slug(slug)?;
         let read_ahead = page
@@ -264,7 +267,7 @@ impl Tenancy {
         }
         // Spent once the caller is known to be a member, so nobody else can spend it.
         self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
-        Ok(Ctx::new(tenant, user_id, role, meta))
+        Ok(Org::new(self.clone(), Ctx::new(tenant, user_id, role, meta)))
     }
 
     /// The organization `slug` and `user_id`'s role in it.
@@ -290,7 +293,7 @@ impl Tenancy {
     /// Resolves `/t/{slug}` for an organization API key (`tsk_…`). A key that is unknown,
     /// revoked or expired is refused (401, saying which); a key of another organization finds
     /// nothing (404), as a non-member would. Marks the key as used (at most once a minute).
-    pub async fn enter_with_api_key(&self, key: &str, slug: &str, meta: RequestMeta) -> Result<Ctx> {
+    pub async fn enter_with_api_key(&self, key: &str, slug: &str, meta: RequestMeta) -> Result<Org> {
         let hash = crate::db::hex(&crate::api_keys::digest(key));
         // One statement (migration `api_key_entrance`): the key's row is visible only to whoever
         // presents the key, as the api_keys policies say. Values inlined: hex we made, and a
@@ -329,7 +332,7 @@ impl Tenancy {
         self.limiter.admit(Scope::ApiKey(key_id), meta.spent.as_ref()).await?;
         self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
         let scopes = scopes.iter().filter_map(|s| tessera_domain::Scope::parse(s)).collect();
-        Ok(Ctx::for_api_key(tenant, created_by, creator_role, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta))
+        Ok(Org::new(self.clone(), Ctx::for_api_key(tenant, created_by, creator_role, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta)))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
@@ -369,7 +372,7 @@ impl Tenancy {
     /// Creates an organization with `user_id` as its first Owner, its data placed in `region`
     /// under `model`. The schema or database is made (and migrated) first; if the control-plane
     /// insert then fails (a slug taken meanwhile), it is removed again.
-    pub async fn create_tenant(&self, user_id: Uuid, name: &str, slug: &str, region: &str, model: &str, meta: RequestMeta) -> Result<Ctx> {
+    pub async fn create_tenant(&self, user_id: Uuid, name: &str, slug: &str, region: &str, model: &str, meta: RequestMeta) -> Result<Org> {
         let name = OrgName::parse(name)?;
         let slug = OrgSlug::parse(slug)?;
         let model = TenancyModel::parse(model)?;
@@ -395,7 +398,7 @@ impl Tenancy {
             ))
         })?;
         match self.insert_tenant(user_id, id, &name, &slug, &placement, version, meta).await {
-            Ok(ctx) => Ok(ctx),
+            Ok(ctx) => Ok(Org::new(self.clone(), ctx)),
             Err(e) => {
                 // A lost connection can hide a commit that happened: only remove the storage
                 // when the tenant row really isn't there.

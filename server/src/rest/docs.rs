@@ -25,6 +25,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Signing in for an access token, refreshing it, signing out"),
         (name = "projects", description = "An organization's projects"),
+        (name = "documents", description = "The documents inside a project"),
         (name = "members", description = "An organization's team"),
     )
 )]

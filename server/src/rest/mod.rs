@@ -10,7 +10,9 @@
 
 mod auth;
 mod docs;
-mod orgs;
+mod documents;
+mod members;
+mod projects;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -18,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use http::{header, StatusCode};
 use std::net::SocketAddr;
-use tessera_backend::{Backend, Ctx, RequestMeta};
+use crate::input_guard::TextPath;
+use tessera_backend::{Backend, Org, RequestMeta};
 use tessera_domain::AppError;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -29,9 +32,10 @@ pub fn router(backend: Backend) -> Router {
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
-        .routes(routes!(orgs::list_projects, orgs::create_project))
-        .routes(routes!(orgs::get_project, orgs::update_project, orgs::delete_project))
-        .routes(routes!(orgs::list_members))
+        // One router per resource slice.
+        .merge(projects::router())
+        .merge(documents::router())
+        .merge(members::router())
         .split_for_parts();
     router
         .merge(docs::router(api))
@@ -74,6 +78,12 @@ impl From<AppError> for ApiError {
 impl From<tessera_backend::Error> for ApiError {
     fn from(e: tessera_backend::Error) -> Self {
         ApiError(e.into_app_error())
+    }
+}
+
+impl From<tessera_domain::input::FieldError> for ApiError {
+    fn from(e: tessera_domain::input::FieldError) -> Self {
+        ApiError(AppError::Invalid(e))
     }
 }
 
@@ -140,15 +150,50 @@ impl<S: Send + Sync> FromRequestParts<S> for Credential {
     }
 }
 
-/// Enters an organization with whichever credential was sent.
-pub async fn enter(backend: &Backend, credential: Credential, slug: &str, meta: RequestMeta) -> ApiResult<Ctx> {
-    Ok(match credential {
-        Credential::ApiKey(key) => backend.tenancy.enter_with_api_key(&key, slug, meta).await?,
-        Credential::AccessToken(token) => {
-            let authn = backend.tokens.authenticate(&token).await?;
-            backend.tenancy.enter(authn, slug, meta).await?
-        }
-    })
+/// The organization named by the route's `{slug}`, entered through the door with whichever
+/// bearer credential was sent: what every route inside an organization starts from.
+pub struct InOrg(pub Org);
+
+impl FromRequestParts<Backend> for InOrg {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, backend: &Backend) -> Result<Self, Self::Rejection> {
+        let credential = Credential::from_request_parts(parts, backend).await?;
+        let Ok(Meta(meta)) = Meta::from_request_parts(parts, backend).await;
+        // Path text that doesn't decode names no organization: the door's not found.
+        let TextPath(params) = TextPath::<std::collections::HashMap<String, String>>::from_request_parts(parts, backend)
+            .await
+            .map_err(|_| ApiError(AppError::not_found()))?;
+        let slug = params.get("slug").map(String::as_str).unwrap_or_default();
+        Ok(InOrg(match credential {
+            Credential::ApiKey(key) => backend.tenancy.enter_with_api_key(&key, slug, meta).await?,
+            Credential::AccessToken(token) => {
+                let authn = backend.tokens.authenticate(&token).await?;
+                backend.tenancy.enter(authn, slug, meta).await?
+            }
+        }))
+    }
+}
+
+/// What every route inside an organization may answer besides its own results (one list, so
+/// the routes' documentation can't disagree).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: the answers themselves are `ApiError`s
+pub enum OrgRouteErrors {
+    /// No credential, or one that is unknown, expired or revoked
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// The credential may not do this (role, API key scope, or the organization's sign-in rules)
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such organization for this credential
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A request budget is spent; see Retry-After
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+    /// The organization's data can't be reached right now; try again shortly
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// A JSON body, refused with a readable 400 (not axum's plain-text rejection) when malformed.

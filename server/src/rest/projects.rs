@@ -1,39 +1,21 @@
-//! An organization's resources, for a member's access token or the organization's API key.
-//! Each handler enters through the same door as the pages, so the same permission checks,
-//! tenant isolation and audit records apply.
+//! Projects over REST: list, read, create, change and delete, for a member's access token or
+//! an API key with the projects scopes.
 
-use super::{enter, ApiResult, Body, Credential, ErrorBody, Meta};
-
-/// What every route inside an organization may answer besides its own results (one list, so
-/// the routes' documentation can't disagree).
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // documentation only: the answers themselves are `ApiError`s
-pub enum OrgRouteErrors {
-    /// No credential, or one that is unknown, expired or revoked
-    #[response(status = 401)]
-    Unauthenticated(ErrorBody),
-    /// The credential may not do this (role, API key scope, or the organization's sign-in rules)
-    #[response(status = 403)]
-    Forbidden(ErrorBody),
-    /// No such organization for this credential
-    #[response(status = 404)]
-    NotFound(ErrorBody),
-    /// A request budget is spent; see Retry-After
-    #[response(status = 429)]
-    RateLimited(ErrorBody),
-    /// The organization's data can't be reached right now; try again shortly
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-}
+use super::{ApiResult, Body, ErrorBody, InOrg, OrgRouteErrors};
 use crate::input_guard::TextPath;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use tessera_backend::{members, projects, Backend};
-use tessera_domain::dto::{Member, ProjectSummary};
+use tessera_backend::projects::{self, ProjectDraft};
+use tessera_backend::Backend;
+use tessera_domain::dto::ProjectSummary;
 use tessera_domain::AppError;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<Backend> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get, update, delete))
+}
 
 /// The organization's projects, newest first.
 #[utoipa::path(
@@ -47,14 +29,8 @@ use uuid::Uuid;
         OrgRouteErrors,
     )
 )]
-pub async fn list_projects(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath(slug): TextPath<String>,
-) -> ApiResult<Json<Vec<ProjectSummary>>> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
-    Ok(Json(projects::list(&backend.tenancy, &ctx).await?))
+pub async fn list(InOrg(org): InOrg) -> ApiResult<Json<Vec<ProjectSummary>>> {
+    Ok(Json(projects::list(&org).await?))
 }
 
 /// One project.
@@ -69,14 +45,8 @@ pub async fn list_projects(
         OrgRouteErrors,
     )
 )]
-pub async fn get_project(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath((slug, id)): TextPath<(String, String)>,
-) -> ApiResult<Json<ProjectSummary>> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
-    Ok(Json(projects::get(&backend.tenancy, &ctx, project_id(&id)?).await?))
+pub async fn get(InOrg(org): InOrg, TextPath((_, id)): TextPath<(String, String)>) -> ApiResult<Json<ProjectSummary>> {
+    Ok(Json(projects::get(&org, project_id(&id)?).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -108,15 +78,8 @@ pub struct NewProject {
         OrgRouteErrors,
     )
 )]
-pub async fn create_project(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath(slug): TextPath<String>,
-    Body(body): Body<NewProject>,
-) -> ApiResult<(StatusCode, Json<ProjectSummary>)> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
-    Ok((StatusCode::CREATED, Json(projects::create(&backend.tenancy, &ctx, &body.name, &body.description).await?)))
+pub async fn create(InOrg(org): InOrg, Body(body): Body<NewProject>) -> ApiResult<(StatusCode, Json<ProjectSummary>)> {
+    Ok((StatusCode::CREATED, Json(projects::create(&org, ProjectDraft::parse(&body.name, &body.description)?).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -149,21 +112,17 @@ pub struct ProjectChange {
         OrgRouteErrors,
     )
 )]
-pub async fn update_project(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath((slug, id)): TextPath<(String, String)>,
+pub async fn update(
+    InOrg(org): InOrg,
+    TextPath((_, id)): TextPath<(String, String)>,
     Body(body): Body<ProjectChange>,
 ) -> ApiResult<Json<ProjectSummary>> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
     let id = project_id(&id)?;
-    let change =
-        projects::ProjectChange { name: body.name.as_deref(), description: body.description.as_deref(), made_from: body.updated_at.as_deref() };
-    Ok(Json(projects::update(&backend.tenancy, &ctx, id, change).await?))
+    let change = projects::ProjectChange::parse(body.name.as_deref(), body.description.as_deref(), body.updated_at.as_deref())?;
+    Ok(Json(projects::update(&org, id, change).await?))
 }
 
-/// Deletes a project: Members their own, Admins and Owners any (a key also needs `projects:write`).
+/// Deletes a project and its documents: Members their own, Admins and Owners any (a key also needs `projects:write`).
 #[utoipa::path(
     delete,
     path = "/api/v1/orgs/{slug}/projects/{id}",
@@ -176,40 +135,12 @@ pub async fn update_project(
         OrgRouteErrors,
     )
 )]
-pub async fn delete_project(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath((slug, id)): TextPath<(String, String)>,
-) -> ApiResult<StatusCode> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
-    projects::delete(&backend.tenancy, &ctx, project_id(&id)?).await?;
+pub async fn delete(InOrg(org): InOrg, TextPath((_, id)): TextPath<(String, String)>) -> ApiResult<StatusCode> {
+    projects::delete(&org, project_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A project id from the path. A malformed one names nothing: not found.
 fn project_id(raw: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(raw.trim()).map_err(|_| projects::no_such_project())
-}
-
-/// The organization's members and their roles.
-#[utoipa::path(
-    get,
-    path = "/api/v1/orgs/{slug}/members",
-    tag = "members",
-    params(("slug" = String, Path, description = "The organization's URL name")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The members", body = Vec<Member>),
-        OrgRouteErrors,
-    )
-)]
-pub async fn list_members(
-    State(backend): State<Backend>,
-    Meta(meta): Meta,
-    credential: Credential,
-    TextPath(slug): TextPath<String>,
-) -> ApiResult<Json<Vec<Member>>> {
-    let ctx = enter(&backend, credential, &slug, meta).await?;
-    Ok(Json(members::list(&backend.tenancy, &ctx).await?))
 }

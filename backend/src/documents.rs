@@ -1,0 +1,197 @@
+//! Documents: pages of text inside a project. Viewers read them; Members write them and change
+//! or delete their own; Admins and Owners any. Every change is audited with what it changed.
+
+use crate::audit::{self, AuditEntry};
+use crate::error::Result;
+use crate::members::rfc3339;
+use crate::Org;
+use tessera_domain::dto::Document;
+use tessera_domain::input::{DocumentBody, DocumentTitle, FieldError};
+use tessera_domain::{AppError, Permission};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: Uuid,
+    project_id: Uuid,
+    title: String,
+    body: String,
+    body_truncated: bool,
+    created_by: Uuid,
+    created_at: OffsetDateTime,
+    updated_by: Uuid,
+    updated_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, project_id, title, body, false AS body_truncated, created_by, created_at, updated_by, updated_at";
+/// How much of each body a list carries.
+const EXCERPT: usize = 280;
+
+/// A new document, parsed at the edge.
+pub struct DocumentDraft {
+    pub title: DocumentTitle,
+    pub body: DocumentBody,
+}
+
+impl DocumentDraft {
+    pub fn parse(title: &str, body: &str) -> Result<Self, FieldError> {
+        Ok(Self { title: DocumentTitle::parse(title)?, body: DocumentBody::parse(body)? })
+    }
+}
+
+/// What a change sets (`None` keeps a field) and the `updated_at` it was made from, if known:
+/// when someone changed the document since, the change is refused rather than undoing theirs.
+pub struct DocumentChange {
+    pub title: Option<DocumentTitle>,
+    pub body: Option<DocumentBody>,
+    pub made_from: Option<String>,
+}
+
+impl DocumentChange {
+    pub fn parse(title: Option<&str>, body: Option<&str>, made_from: Option<&str>) -> Result<Self, FieldError> {
+        Ok(Self {
+            title: title.map(DocumentTitle::parse).transpose()?,
+            body: body.map(DocumentBody::parse).transpose()?,
+            made_from: made_from.map(str::to_string),
+        })
+    }
+}
+
+/// The project's documents, most recently changed first, each with the start of its text.
+pub async fn list(org: &Org, project: Uuid) -> Result<Vec<Document>> {
+    let mut tx = org.read(Permission::ViewDocuments).await?;
+    require_project(tx.conn(), project, "").await?;
+    let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
+        "SELECT id, project_id, title, left(body, {EXCERPT}) AS body, length(body) > {EXCERPT} AS body_truncated,
+                created_by, created_at, updated_by, updated_at
+           FROM documents WHERE project_id = $1 ORDER BY updated_at DESC, id LIMIT 500"
+    ))
+    .bind(project)
+    .fetch_all(tx.conn())
+    .await?;
+    drop(tx);
+    documents(org, rows).await
+}
+
+pub async fn get(org: &Org, project: Uuid, id: Uuid) -> Result<Document> {
+    let mut tx = org.read(Permission::ViewDocuments).await?;
+    let row: Option<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2"))
+        .bind(project)
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+    drop(tx);
+    one(org, row.ok_or_else(no_such_document)?).await
+}
+
+pub async fn create(org: &Org, project: Uuid, draft: DocumentDraft) -> Result<Document> {
+    let mut tx = org.write(Permission::WriteDocuments).await?;
+    // Held until commit, so the project can't be deleted under the new document.
+    require_project(tx.conn(), project, "FOR KEY SHARE").await?;
+    let id = Uuid::new_v4();
+    let row: DocumentRow = sqlx::query_as(&format!(
+        "INSERT INTO documents (id, project_id, title, body, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(project)
+    .bind(draft.title.as_str())
+    .bind(draft.body.as_str())
+    .bind(org.user_id)
+    .fetch_one(tx.conn())
+    .await?;
+    let changes = audit::created(&[("title", draft.title.as_str()), ("body", draft.body.as_str()), ("project_id", &project.to_string())]);
+    tx.commit(AuditEntry::new("document.created", "document", id, changes)).await?;
+    one(org, row).await
+}
+
+/// Changes a document's title or text; returns it as it is now. Saving it unchanged writes
+/// and records nothing.
+pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) -> Result<Document> {
+    let mut tx = org.write(Permission::WriteDocuments).await?;
+    let before = lock_for_change(tx.conn(), org, project, id).await?;
+    if change.made_from.is_some_and(|seen| seen != rfc3339(before.updated_at)) {
+        return Err(AppError::Conflict(FieldError::new(
+            "updated_at",
+            "Someone changed this document since you opened it. Reload to see their changes, then make yours again.",
+        ))
+        .into());
+    }
+    let title = change.title.as_ref().map_or(before.title.as_str(), DocumentTitle::as_str);
+    let body = change.body.as_ref().map_or(before.body.as_str(), DocumentBody::as_str);
+    let changes = audit::changed(&[("title", &before.title, title), ("body", &before.body, body)]);
+    if changes.as_object().is_some_and(|c| c.is_empty()) {
+        drop(tx);
+        return one(org, before).await;
+    }
+    let row: DocumentRow = sqlx::query_as(&format!(
+        "UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(title)
+    .bind(body)
+    .bind(org.user_id)
+    .fetch_one(tx.conn())
+    .await?;
+    tx.commit(AuditEntry::new("document.updated", "document", id, changes)).await?;
+    one(org, row).await
+}
+
+/// Deletes a document; the audit record keeps what it said.
+pub async fn delete(org: &Org, project: Uuid, id: Uuid) -> Result<()> {
+    let mut tx = org.write(Permission::WriteDocuments).await?;
+    let before = lock_for_change(tx.conn(), org, project, id).await?;
+    sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    let changes = audit::removed(&[("title", &before.title), ("body", &before.body), ("project_id", &project.to_string())]);
+    tx.commit(AuditEntry::new("document.deleted", "document", id, changes)).await
+}
+
+/// Locks the document (a second editor waits, then sees the first one's result or that it is
+/// gone) and checks the actor may change it.
+async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, project: Uuid, id: Uuid) -> Result<DocumentRow> {
+    let row: Option<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2 FOR UPDATE"))
+        .bind(project)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let row = row.ok_or_else(no_such_document)?;
+    org.require_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments, "documents")?;
+    Ok(row)
+}
+
+/// The project must be this organization's (row-level security hides any other).
+async fn require_project(conn: &mut sqlx::PgConnection, project: Uuid, lock: &str) -> Result<()> {
+    let found: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM projects WHERE id = $1 {lock}")).bind(project).fetch_optional(conn).await?;
+    found.map(|_| ()).ok_or_else(|| crate::projects::no_such_project().into())
+}
+
+async fn one(org: &Org, row: DocumentRow) -> Result<Document> {
+    Ok(documents(org, vec![row]).await?.remove(0))
+}
+
+/// Rows as people see them: authors by name (tenant data keeps only ids).
+async fn documents(org: &Org, rows: Vec<DocumentRow>) -> Result<Vec<Document>> {
+    let ids: Vec<Uuid> = rows.iter().flat_map(|r| [r.created_by, r.updated_by]).collect();
+    let names = org.display_names(&ids).await?;
+    let name = |id: &Uuid| names.get(id).cloned().unwrap_or_else(|| "a former member".into());
+    Ok(rows
+        .into_iter()
+        .map(|row| Document {
+            can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
+            created_by: name(&row.created_by),
+            updated_by: name(&row.updated_by),
+            id: row.id,
+            project_id: row.project_id,
+            title: row.title,
+            body: row.body,
+            body_truncated: row.body_truncated,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        })
+        .collect())
+}
+
+/// A document that isn't there, or not in this project of this organization: one answer.
+pub fn no_such_document() -> AppError {
+    AppError::NotFound("That document doesn't exist in this project.".into())
+}

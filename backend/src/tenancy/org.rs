@@ -1,0 +1,67 @@
+//! The organization handle: what the door gives a request that got into an organization, and
+//! all a resource's services need. It pairs who is acting there (the [`Ctx`], whose fields it
+//! derefs to) with the transactions the door opens for them, so a service takes `(&org, input)`
+//! and has no way to reach tenant data but through `read` and `write`.
+
+use super::{ReadTx, Tenancy, WriteTx};
+use crate::ctx::Ctx;
+use crate::error::Result;
+use std::collections::HashMap;
+use std::ops::Deref;
+use tessera_domain::Permission;
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct Org {
+    tenancy: Tenancy,
+    ctx: Ctx,
+}
+
+impl Org {
+    pub(crate) fn new(tenancy: Tenancy, ctx: Ctx) -> Self {
+        Self { tenancy, ctx }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// A read-only transaction on the organization's data, if the actor has `permission`.
+    pub async fn read(&self, permission: Permission) -> Result<ReadTx> {
+        self.tenancy.read(&self.ctx, permission).await
+    }
+
+    /// A write on the organization's data, if the actor has `permission` and the organization
+    /// is writable; it commits only with its audit record.
+    pub async fn write(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.write(&self.ctx, permission).await
+    }
+
+    /// A read-only control-plane transaction in the organization (its team, its lifecycle).
+    pub async fn control_read(&self, permission: Permission) -> Result<ReadTx> {
+        self.tenancy.control_read(&self.ctx, permission).await
+    }
+
+    /// A control-plane write in the organization, committed with its audit record.
+    pub async fn control_write(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.control_write(&self.ctx, permission).await
+    }
+
+    /// People's display names by id, for "created by" columns (tenant data keeps only ids;
+    /// people live in the control plane, maybe on another cluster).
+    pub async fn display_names(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        self.tenancy.display_names(ids).await
+    }
+
+    /// The door itself, for services that still take `(tenancy, ctx)`.
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+}
+
+impl Deref for Org {
+    type Target = Ctx;
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
