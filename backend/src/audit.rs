@@ -21,7 +21,11 @@ impl AuditEntry {
 
 /// `{field: {old, new}}` for each of `(field, old, new)` whose value changed: an update's record.
 pub fn changed(fields: &[(&str, &str, &str)]) -> serde_json::Value {
-    fields.iter().filter(|(_, old, new)| old != new).map(|(field, old, new)| (field.to_string(), serde_json::json!({ "old": old, "new": new }))).collect()
+    fields
+        .iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, old, new)| (field.to_string(), serde_json::json!({ "old": old, "new": new })))
+        .collect()
 }
 
 /// `{field: {new}}`: what a creation set.

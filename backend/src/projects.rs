@@ -78,15 +78,14 @@ impl ProjectDraft {
 pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
     let mut tx = org.write(Permission::CreateProject).await?;
     let id = Uuid::new_v4();
-    let created: ProjectRow = sqlx::query_as(&format!(
-        "INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(draft.name.as_str())
-    .bind(draft.description.as_str())
-    .bind(org.user_id)
-    .fetch_one(tx.conn())
-    .await?;
+    let created: ProjectRow =
+        sqlx::query_as(&format!("INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"))
+            .bind(id)
+            .bind(draft.name.as_str())
+            .bind(draft.description.as_str())
+            .bind(org.user_id)
+            .fetch_one(tx.conn())
+            .await?;
     let changes = audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str())]);
     tx.commit(AuditEntry::new("project.created", "project", id, changes)).await?;
     // What was written, without reading again (a key may write projects and not read them).

@@ -292,7 +292,10 @@ mod tests {
         assert!(ProjectDescription::parse("\u{0B}").is_err());
         assert!(ProjectDescription::parse("a\u{0C}b").is_err());
         assert_eq!(ProjectDescription::parse(" one\r\ntwo\rthree\tfour ").unwrap().as_str(), "one\ntwo\nthree\tfour");
-        assert_eq!(ProjectDescription::parse("\u{0B}").unwrap_err().message, "The description can't contain control characters other than line breaks and tabs.");
+        assert_eq!(
+            ProjectDescription::parse("\u{0B}").unwrap_err().message,
+            "The description can't contain control characters other than line breaks and tabs."
+        );
     }
 
     #[test]

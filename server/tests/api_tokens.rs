@@ -306,7 +306,8 @@ async fn keys_made_by_someone_who_leaves_the_organization_stop_working() {
     owner.add_project("keyed", "Widgets").await;
     let admin = app.signed_up("ada@example.test").await;
     owner.invite_and_accept("keyed", "ada@example.test", "admin", &admin).await;
-    let r = admin.call("create_api_key", &[("slug", "keyed"), ("name", "Ada's script"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
+    let r =
+        admin.call("create_api_key", &[("slug", "keyed"), ("name", "Ada's script"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     let key = r.json()["key"].as_str().unwrap().to_string();
     let owners = owner.call("create_api_key", &[("slug", "keyed"), ("name", "CI"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
     let owners_key = owners.json()["key"].as_str().unwrap().to_string();

@@ -235,6 +235,9 @@ fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -
         ("role", "owner".into()),
         ("name", format!("Planted {tag}")),
         ("description", "Planted".into()),
+        ("project", id.into()),
+        ("title", format!("Planted {tag}")),
+        ("body", "Planted".into()),
         ("email", format!("probe-{tag}@example.test")),
         ("password", "not-anyones-password".into()),
         ("code", "000000".into()),
@@ -391,7 +394,11 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
                     let r = client
                         .request(method.to_uppercase().parse().unwrap(), format!("{}{path}", t.app.base))
                         .bearer_auth(&key)
-                        .json(&serde_json::json!({ "name": format!("Planted {probes}"), "description": "Planted" }))
+                        .json(&if template.contains("/documents") {
+                            serde_json::json!({ "title": format!("Planted {probes}"), "body": "Planted" })
+                        } else {
+                            serde_json::json!({ "name": format!("Planted {probes}"), "description": "Planted" })
+                        })
                         .send()
                         .await
                         .unwrap();

@@ -231,11 +231,12 @@ async fn the_owner_lookups_put_back_the_settings_they_make_and_need_the_secret()
     use sha2::Digest;
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Lookup"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
-        ["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key =
+        owner.call("create_api_key", &[("slug", "acme"), ("name", "Lookup"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
+            ["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let key_hash: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let session: String = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id IS NOT NULL").fetch_one(&app.inspect).await.unwrap();
 

@@ -37,7 +37,7 @@ async fn the_api_publishes_an_openapi_document_of_every_route_it_serves() {
             }
         }
     }
-    assert_eq!(operations, 10, "sign in, refresh, sign out, me; list, get, create, change and delete projects; members");
+    assert_eq!(operations, 15, "sign in, refresh, sign out, me; list, get, create, change and delete projects and documents; members");
     // The types a program reads are described field by field.
     let schemas = &document["components"]["schemas"];
     for name in ["ProjectSummary", "Member", "Role", "TokenPair", "CurrentUser", "ErrorBody", "SignIn", "NewProject", "ProjectChange"] {

@@ -119,11 +119,12 @@ async fn reading_a_list_takes_few_round_trips_all_read_only() {
     let statements = count_statements();
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let key = owner.call("create_api_key", &[("slug", "acme"), ("name", "Counting"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
-        ["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key =
+        owner.call("create_api_key", &[("slug", "acme"), ("name", "Counting"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()
+            ["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let rest = reqwest::Client::new();
     let rest_list = || rest.get(format!("{}/api/v1/orgs/acme/projects", app.base)).bearer_auth(&key).send();
     // The first calls after signing in may still save the session, or mark the key as used.

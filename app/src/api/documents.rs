@@ -41,7 +41,14 @@ pub async fn create_document(slug: String, project: String, title: String, body:
 /// Saves a document's title and text; back to its page. `made_from`: the `updated_at` the form
 /// was filled from (a change made since refuses this one).
 #[server(endpoint = "update_document")]
-pub async fn update_document(slug: String, project: String, id: String, title: String, body: String, made_from: Option<String>) -> Result<(), AppError> {
+pub async fn update_document(
+    slug: String,
+    project: String,
+    id: String,
+    title: String,
+    body: String,
+    made_from: Option<String>,
+) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
     let (project, id) = (ssr::parse_id(&project, "project")?, ssr::parse_id(&id, "document")?);
     documents::update(&org, project, id, DocumentChange::parse(Some(&title), Some(&body), made_from.as_deref())?).await?;

@@ -112,7 +112,12 @@ pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiK
 /// `scopes`: the ticked checkboxes, each a scope's name (`projects:read`); `expires_in_days`
 /// is a number of days or "never".
 #[server(endpoint = "create_api_key")]
-pub async fn create_api_key(slug: String, name: String, scopes: Option<Vec<String>>, expires_in_days: String) -> Result<tessera_domain::dto::NewApiKey, AppError> {
+pub async fn create_api_key(
+    slug: String,
+    name: String,
+    scopes: Option<Vec<String>>,
+    expires_in_days: String,
+) -> Result<tessera_domain::dto::NewApiKey, AppError> {
     use tessera_domain::input::FieldError;
     use tessera_domain::Scope;
     let (backend, ctx) = enter(&slug).await?;
@@ -120,7 +125,10 @@ pub async fn create_api_key(slug: String, name: String, scopes: Option<Vec<Strin
     let scopes = scopes
         .unwrap_or_default()
         .iter()
-        .map(|name| Scope::parse(name).ok_or_else(|| AppError::Invalid(FieldError::new("scopes", format!("There is no scope called \"{name}\"; choose from the list.")))))
+        .map(|name| {
+            Scope::parse(name)
+                .ok_or_else(|| AppError::Invalid(FieldError::new("scopes", format!("There is no scope called \"{name}\"; choose from the list."))))
+        })
         .collect::<Result<Vec<Scope>, AppError>>()?;
     let expires = match expires_in_days.trim() {
         "never" => None,

@@ -14,13 +14,13 @@ mod documents;
 mod members;
 mod projects;
 
+use crate::input_guard::TextPath;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use http::{header, StatusCode};
 use std::net::SocketAddr;
-use crate::input_guard::TextPath;
 use tessera_backend::{Backend, Org, RequestMeta};
 use tessera_domain::AppError;
 use utoipa::OpenApi;
