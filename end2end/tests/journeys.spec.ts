@@ -117,6 +117,56 @@ test("a viewer sees projects but no way to create one", async ({ page }) => {
   await expect(page.getByRole("button", { name: "Create project" })).toHaveCount(0);
 });
 
+test("a member writes, edits and deletes a document; a viewer reads it with no way to change it", async ({ page, browser }) => {
+  const title = `Runbook ${unique()}`;
+  await logIn(page, "member@acme.test", "tessera-demo");
+  await page.goto("/t/acme/projects");
+  await page.getByTestId("project-row").first().getByRole("link").click();
+  await expect(page).toHaveURL(/\/t\/acme\/projects\/[0-9a-f-]{36}$/);
+  const projectUrl = page.url();
+  await hydrated(page);
+  await page.getByTestId("new-document").click();
+  await expect(page).toHaveURL(/\/documents\/new$/);
+  await hydrated(page);
+  await page.getByLabel("Title").fill(title);
+  await page.getByLabel("Text").fill("Step one.\nStep two.");
+  await page.getByRole("button", { name: "Save document" }).click();
+  await expect(page).toHaveURL(/\/documents\/[0-9a-f-]{36}$/);
+  await expect(page.getByTestId("document-title")).toHaveText(title);
+  await expect(page.getByTestId("document-body")).toHaveText("Step one.\nStep two.");
+  const documentUrl = page.url();
+
+  await hydrated(page);
+  await page.getByTestId("edit-document").click();
+  await expect(page.getByLabel("Title")).toHaveValue(title);
+  await page.getByLabel("Title").fill(`${title} v2`);
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await expect(page).toHaveURL(documentUrl);
+  await expect(page.getByTestId("document-title")).toHaveText(`${title} v2`);
+
+  // A viewer reads it, is offered no edit, and the server refuses the change anyway.
+  const viewer = await (await browser.newContext()).newPage();
+  await logIn(viewer, "viewer@acme.test", "tessera-demo");
+  await viewer.goto(documentUrl);
+  await expect(viewer.getByTestId("document-title")).toHaveText(`${title} v2`);
+  await hydrated(viewer);
+  await expect(viewer.getByTestId("edit-document")).toHaveCount(0);
+  await expect(viewer.getByText("Delete…")).toHaveCount(0);
+  const [, , , project, , id] = new URL(documentUrl).pathname.split("/").slice(1);
+  const refused = await viewer.request.post("/api/update_document", {
+    headers: { Accept: "application/json" },
+    form: { slug: "acme", project, id, title: "Viewer was here", body: "" },
+  });
+  expect(refused.status()).toBe(403);
+  await viewer.context().close();
+
+  // The member deletes it, confirming first, and lands back on the project.
+  await page.getByText("Delete…").click();
+  await page.getByRole("button", { name: "Delete document" }).click();
+  await expect(page).toHaveURL(projectUrl);
+  await expect(page.getByText(`${title} v2`)).toHaveCount(0);
+});
+
 test("an admin manages the team from the members page", async ({ page }) => {
   await logIn(page, "admin@acme.test", "tessera-demo");
   await page.goto("/t/acme/members");
