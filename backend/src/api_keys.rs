@@ -3,10 +3,9 @@
 //! enters the organization through [`crate::tenancy::Tenancy::enter_with_api_key`].
 
 use crate::audit::AuditEntry;
-use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::members::rfc3339;
-use crate::tenancy::Tenancy;
+use crate::Org;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tessera_domain::dto::{ApiKeySummary, NewApiKey};
@@ -51,16 +50,16 @@ const SELECT_KEYS: &str = "SELECT k.id, k.name, k.prefix, k.scopes, COALESCE(u.d
         k.last_used_at, k.revoked_at
    FROM api_keys k JOIN users u ON u.id = k.created_by";
 
-pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<ApiKeySummary>> {
-    let mut tx = tenancy.control_read(ctx, Permission::ManageApiKeys).await?;
+pub async fn list(org: &Org) -> Result<Vec<ApiKeySummary>> {
+    let mut tx = org.control_read(Permission::ManageApiKeys).await?;
     let rows: Vec<KeyRow> =
         sqlx::query_as(&format!("{SELECT_KEYS} ORDER BY k.revoked_at IS NOT NULL, k.created_at DESC")).fetch_all(tx.conn()).await?;
     Ok(rows.into_iter().map(summary).collect())
 }
 
 /// Makes a key. `expires_in_days` of `None` means it never expires (the admin chose that).
-pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, scopes: &[Scope], expires_in_days: Option<u32>) -> Result<NewApiKey> {
-    ctx.require(Permission::ManageApiKeys)?;
+pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Option<u32>) -> Result<NewApiKey> {
+    org.require(Permission::ManageApiKeys)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::Invalid(FieldError::new("name", "Give the key a name of up to 100 characters, such as where it's used.")).into());
@@ -75,7 +74,7 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, scopes: &[Scope], 
     let key = format!("{KEY_PREFIX}{prefix}_{}", random_chars(32));
     let expires_at = expires_in_days.map(|d| OffsetDateTime::now_utc() + time::Duration::days(d.into()));
     let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str()).collect();
-    let mut tx = tenancy.control_write(ctx, Permission::ManageApiKeys).await?;
+    let mut tx = org.control_write(Permission::ManageApiKeys).await?;
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO api_keys (name, prefix, key_hash, scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
@@ -83,7 +82,7 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, scopes: &[Scope], 
     .bind(&prefix)
     .bind(digest(&key))
     .bind(&scope_names)
-    .bind(ctx.user_id)
+    .bind(org.user_id)
     .bind(expires_at)
     .fetch_one(tx.conn())
     .await?;
@@ -103,8 +102,8 @@ pub async fn create(tenancy: &Tenancy, ctx: &Ctx, name: &str, scopes: &[Scope], 
     Ok(NewApiKey { key, summary: summary(row) })
 }
 
-pub async fn revoke(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageApiKeys).await?;
+pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageApiKeys).await?;
     let prefix: Option<String> = sqlx::query_scalar("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING prefix")
         .bind(id)
         .fetch_optional(tx.conn())

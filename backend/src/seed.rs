@@ -49,7 +49,7 @@ pub async fn demo(backend: &Backend) -> Result<()> {
             Err(e) => return Err(e),
         };
         for (email, role) in DEMO_USERS.iter().skip(1) {
-            members::add(&backend.tenancy, &backend.identity, &ctx, email, *role).await?;
+            members::add(&ctx, &backend.identity, email, *role).await?;
         }
         for (name, description) in [
             ("Website relaunch", "New marketing site with the 2027 brand."),

@@ -10,32 +10,32 @@ use super::ssr::{self, enter};
 
 #[server(endpoint = "invite_member")]
 pub async fn invite_member(slug: String, email: String, role: String) -> Result<Invitation, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (backend, org) = enter(&slug).await?;
     let role = ssr::parse_role(&role)?;
-    Ok(tessera_backend::members::invitations::invite(&backend.tenancy, &backend.identity, &ctx, &email, role).await?)
+    Ok(tessera_backend::members::invitations::invite(&org, &backend.identity, &email, role).await?)
 }
 
 #[server(endpoint = "org_invitations")]
 pub async fn org_invitations(slug: String) -> Result<Vec<Invitation>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::members::invitations::list(&backend.tenancy, &ctx).await?)
+        let (_, org) = enter(&slug).await?;
+        Ok(tessera_backend::members::invitations::list(&org).await?)
     })
     .await
 }
 
 #[server(endpoint = "resend_invitation")]
 pub async fn resend_invitation(slug: String, id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (backend, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "invitation")?;
-    Ok(tessera_backend::members::invitations::resend(&backend.tenancy, &backend.identity, &ctx, id).await?)
+    Ok(tessera_backend::members::invitations::resend(&org, &backend.identity, id).await?)
 }
 
 #[server(endpoint = "withdraw_invitation")]
 pub async fn withdraw_invitation(slug: String, id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "invitation")?;
-    Ok(tessera_backend::members::invitations::revoke(&backend.tenancy, &ctx, id).await?)
+    Ok(tessera_backend::members::invitations::revoke(&org, id).await?)
 }
 
 /// What an emailed invitation link invites to (no sign-in needed to see it).

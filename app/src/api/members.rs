@@ -10,31 +10,31 @@ use super::ssr::{self, enter};
 #[server(endpoint = "list_members")]
 pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::members::list(&backend.tenancy, &ctx).await?)
+        let (_, org) = enter(&slug).await?;
+        Ok(tessera_backend::members::list(&org).await?)
     })
     .await
 }
 
 #[server(endpoint = "change_role")]
 pub async fn change_role(slug: String, user_id: String, role: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
     let role = ssr::parse_role(&role)?;
-    Ok(tessera_backend::members::change_role(&backend.tenancy, &ctx, user_id, role).await?)
+    Ok(tessera_backend::members::change_role(&org, user_id, role).await?)
 }
 
 #[server(endpoint = "remove_member")]
 pub async fn remove_member(slug: String, user_id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
-    Ok(tessera_backend::members::remove(&backend.tenancy, &ctx, user_id).await?)
+    Ok(tessera_backend::members::remove(&org, user_id).await?)
 }
 
 /// An Owner or Admin signs a member out of every browser.
 #[server(endpoint = "sign_out_member")]
 pub async fn sign_out_member(slug: String, user_id: String) -> Result<u64, AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
-    Ok(tessera_backend::members::revoke_sessions(&backend.tenancy, &ctx, user_id).await?)
+    Ok(tessera_backend::members::revoke_sessions(&org, user_id).await?)
 }

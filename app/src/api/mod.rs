@@ -268,8 +268,8 @@ pub async fn create_org(name: String, slug: String, region: Option<String>, mode
 #[server(endpoint = "org_settings")]
 pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::tenancy::lifecycle::placement_info(&backend.tenancy, &ctx).await?)
+        let (_, org) = enter(&slug).await?;
+        Ok(tessera_backend::tenancy::lifecycle::placement_info(&org).await?)
     })
     .await
 }
@@ -277,18 +277,18 @@ pub async fn org_settings(slug: String) -> Result<PlacementInfo, AppError> {
 /// Schedules the organization for deletion; `confirm` must be its URL name.
 #[server(endpoint = "delete_org")]
 pub async fn delete_org(slug: String, confirm: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (backend, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    tessera_backend::tenancy::lifecycle::schedule_deletion(&backend.tenancy, &ctx, &confirm, backend.deletion_retention).await?;
-    leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
+    tessera_backend::tenancy::lifecycle::schedule_deletion(&org, &confirm, backend.deletion_retention).await?;
+    leptos_axum::redirect(&format!("/t/{}/settings", org.tenant.slug));
     Ok(())
 }
 
 #[server(endpoint = "cancel_org_deletion")]
 pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    tessera_backend::tenancy::lifecycle::cancel_deletion(&backend.tenancy, &ctx).await?;
-    leptos_axum::redirect(&format!("/t/{}/settings", ctx.tenant.slug));
+    let (_, org) = enter(&slug).await?;
+    tessera_backend::tenancy::lifecycle::cancel_deletion(&org).await?;
+    leptos_axum::redirect(&format!("/t/{}/settings", org.tenant.slug));
     Ok(())
 }
 

@@ -84,8 +84,8 @@ pub async fn regenerate_recovery_codes() -> Result<Vec<String>, AppError> {
 #[server(endpoint = "org_sign_in_policy")]
 pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::tenancy::security::policy(&backend.tenancy, &ctx).await?)
+        let (_, org) = enter(&slug).await?;
+        Ok(tessera_backend::tenancy::security::policy(&org).await?)
     })
     .await
 }
@@ -93,18 +93,17 @@ pub async fn org_sign_in_policy(slug: String) -> Result<SignInPolicy, AppError> 
 /// Checkboxes: present ("on") when ticked, absent otherwise.
 #[server(endpoint = "set_org_sign_in_policy")]
 pub async fn set_org_sign_in_policy(slug: String, require_mfa: Option<String>, sso_satisfies_mfa: Option<String>) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
     let signed_in_with_mfa = ssr::authn().await?.mfa;
-    Ok(tessera_backend::tenancy::security::set_policy(&backend.tenancy, &ctx, require_mfa.is_some(), sso_satisfies_mfa.is_some(), signed_in_with_mfa)
-        .await?)
+    Ok(tessera_backend::tenancy::security::set_policy(&org, require_mfa.is_some(), sso_satisfies_mfa.is_some(), signed_in_with_mfa).await?)
 }
 
 #[server(endpoint = "list_api_keys")]
 pub async fn list_api_keys(slug: String) -> Result<Vec<tessera_domain::dto::ApiKeySummary>, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::api_keys::list(&backend.tenancy, &ctx).await?)
+        let (_, org) = enter(&slug).await?;
+        Ok(tessera_backend::api_keys::list(&org).await?)
     })
     .await
 }
@@ -120,7 +119,7 @@ pub async fn create_api_key(
 ) -> Result<tessera_domain::dto::NewApiKey, AppError> {
     use tessera_domain::input::FieldError;
     use tessera_domain::Scope;
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
     let scopes = scopes
         .unwrap_or_default()
@@ -134,14 +133,14 @@ pub async fn create_api_key(
         "never" => None,
         days => Some(days.parse::<u32>().map_err(|_| AppError::Invalid(FieldError::new("expires_in_days", "Choose when the key expires.")))?),
     };
-    Ok(tessera_backend::api_keys::create(&backend.tenancy, &ctx, &name, &scopes, expires).await?)
+    Ok(tessera_backend::api_keys::create(&org, &name, &scopes, expires).await?)
 }
 
 #[server(endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(slug: String, id: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "API key")?;
-    Ok(tessera_backend::api_keys::revoke(&backend.tenancy, &ctx, id).await?)
+    Ok(tessera_backend::api_keys::revoke(&org, id).await?)
 }
 
 /// The outside identity providers this deployment offers ("Continue with …").

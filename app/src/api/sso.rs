@@ -10,8 +10,8 @@ use super::ssr::{self, enter};
 #[server(endpoint = "org_sso_settings")]
 pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
     ssr::once_per_request(slug.clone(), async move {
-        let (backend, ctx) = enter(&slug).await?;
-        Ok(tessera_backend::sso::settings(&backend.tenancy, &backend.sso, &ctx).await?)
+        let (backend, org) = enter(&slug).await?;
+        Ok(tessera_backend::sso::settings(&org, &backend.sso).await?)
     })
     .await
 }
@@ -19,9 +19,9 @@ pub async fn org_sso_settings(slug: String) -> Result<SsoSettings, AppError> {
 /// Connects the IdP from pasted metadata XML, or from the URL it is published at.
 #[server(endpoint = "save_sso_idp")]
 pub async fn save_sso_idp(slug: String, metadata_xml: String, metadata_url: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (backend, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    Ok(tessera_backend::sso::save_idp(&backend.tenancy, &backend.sso, &ctx, &metadata_xml, &metadata_url).await?)
+    Ok(tessera_backend::sso::save_idp(&org, &backend.sso, &metadata_xml, &metadata_url).await?)
 }
 
 /// Checkboxes arrive only when ticked.
@@ -39,7 +39,7 @@ pub async fn save_sso_mapping(
     require_sso: Option<String>,
 ) -> Result<(), AppError> {
     use tessera_domain::dto::SsoMapping;
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
     let default = if default_role.trim().is_empty() { tessera_domain::Role::Member } else { ssr::parse_role(&default_role)? };
     let mapping = SsoMapping {
@@ -52,32 +52,32 @@ pub async fn save_sso_mapping(
         allow_idp_initiated: allow_idp_initiated.is_some(),
         require_sso: require_sso.is_some(),
     };
-    Ok(tessera_backend::sso::save_mapping(&backend.tenancy, &ctx, &mapping, &group_roles).await?)
+    Ok(tessera_backend::sso::save_mapping(&org, &mapping, &group_roles).await?)
 }
 
 #[server(endpoint = "remove_sso_idp")]
 pub async fn remove_sso_idp(slug: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
+    let (_, org) = enter(&slug).await?;
     ssr::require_recent_auth().await?;
-    Ok(tessera_backend::sso::remove_idp(&backend.tenancy, &ctx).await?)
+    Ok(tessera_backend::sso::remove_idp(&org).await?)
 }
 
 #[server(endpoint = "add_sso_domain")]
 pub async fn add_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    Ok(tessera_backend::sso::domains::add(&backend.tenancy, &ctx, &domain).await?)
+    let (_, org) = enter(&slug).await?;
+    Ok(tessera_backend::sso::domains::add(&org, &domain).await?)
 }
 
 #[server(endpoint = "verify_sso_domain")]
 pub async fn verify_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    Ok(tessera_backend::sso::domains::verify(&backend.tenancy, &backend.sso, &ctx, &domain).await?)
+    let (backend, org) = enter(&slug).await?;
+    Ok(tessera_backend::sso::domains::verify(&org, &backend.sso, &domain).await?)
 }
 
 #[server(endpoint = "remove_sso_domain")]
 pub async fn remove_sso_domain(slug: String, domain: String) -> Result<(), AppError> {
-    let (backend, ctx) = enter(&slug).await?;
-    Ok(tessera_backend::sso::domains::remove(&backend.tenancy, &ctx, &domain).await?)
+    let (_, org) = enter(&slug).await?;
+    Ok(tessera_backend::sso::domains::remove(&org, &domain).await?)
 }
 
 /// Where to start signing in with the SSO of the organization that owns this address's

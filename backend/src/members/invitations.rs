@@ -8,12 +8,13 @@
 //! address it was sent to (see the `invitations` policies).
 
 use crate::audit::{self, AuditEntry};
-use crate::ctx::{Ctx, RequestMeta};
+use crate::ctx::RequestMeta;
 use crate::error::Result;
 use crate::identity::links::{digest, new_secret};
 use crate::identity::throttle::{self, Limit};
 use crate::identity::{events, Identity};
 use crate::tenancy::Tenancy;
+use crate::Org;
 use serde_json::json;
 use sqlx::PgConnection;
 use tessera_domain::dto::{CurrentUser, Invitation, InvitationPreview, InvitationState};
@@ -40,15 +41,15 @@ pub enum InvitationKey {
 
 /// Invites `email` to the organization as `role`; inviting an address that already has an
 /// open invitation sends it again (with a new link and the new role).
-pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Invitation> {
+pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> Result<Invitation> {
     // Checked before validating, so a role that may not invite learns that first.
-    ctx.require(Permission::ManageMembers)?;
+    org.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
-    if !ctx.role.may_assign(role) {
+    if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can invite someone as an Owner.".into()).into());
     }
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
-    ensure_confirmed_inviter(tx.conn(), ctx.user_id).await?;
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
+    ensure_confirmed_inviter(tx.conn(), org.user_id).await?;
     let already_member: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = $1)")
             .bind(email.as_str())
@@ -57,7 +58,7 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     if already_member {
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     }
-    count_sending(tx.conn(), ctx.tenant.id, email.as_str()).await?;
+    count_sending(tx.conn(), org.tenant.id, email.as_str()).await?;
     let token = new_secret();
     let expires_at = OffsetDateTime::now_utc() + LIFETIME;
     let previous: Option<(Uuid, String)> = sqlx::query_as(
@@ -69,7 +70,7 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
     let (id, entry) = match previous {
         Some((id, old_role)) => {
             // Inviting again replaces the open invitation, so it takes the right to withdraw it.
-            if !ctx.role.may_assign(super::parse_role(&old_role)?) {
+            if !org.role.may_assign(super::parse_role(&old_role)?) {
                 return Err(AppError::Forbidden("That person has an open invitation to become an Owner; only an Owner can change it.".into()).into());
             }
             sqlx::query("UPDATE invitations SET role = $2, token_hash = $3, sent_at = now(), expires_at = $4, invited_by = $5 WHERE id = $1")
@@ -77,7 +78,7 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
                 .bind(role.as_str())
                 .bind(digest(&token))
                 .bind(expires_at)
-                .bind(ctx.user_id)
+                .bind(org.user_id)
                 .execute(tx.conn())
                 .await?;
             (
@@ -97,11 +98,11 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
                  ON CONFLICT (tenant_id, email) WHERE accepted_at IS NULL AND declined_at IS NULL AND revoked_at IS NULL DO NOTHING
                  RETURNING id",
             )
-            .bind(ctx.tenant.id)
+            .bind(org.tenant.id)
             .bind(email.as_str())
             .bind(role.as_str())
             .bind(digest(&token))
-            .bind(ctx.user_id)
+            .bind(org.user_id)
             .bind(expires_at)
             .fetch_optional(tx.conn())
             .await?
@@ -114,9 +115,9 @@ pub async fn invite(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &s
             )
         }
     };
-    let inviter = inviter_label(tx.conn(), ctx.user_id).await?;
+    let inviter = inviter_label(tx.conn(), org.user_id).await?;
     tx.commit(entry).await?;
-    send(identity, email.as_str(), &inviter, &ctx.tenant.name, role, &token, expires_at);
+    send(identity, email.as_str(), &inviter, &org.tenant.name, role, &token, expires_at);
     Ok(Invitation {
         id,
         email: email.as_str().to_string(),
@@ -140,8 +141,8 @@ struct OpenInvitationRow {
 }
 
 /// The organization's open invitations, newest first (expired ones too, so they can be resent).
-pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
-    let mut tx = tenancy.control_read(ctx, Permission::ManageMembers).await?;
+pub async fn list(org: &Org) -> Result<Vec<Invitation>> {
+    let mut tx = org.control_read(Permission::ManageMembers).await?;
     let rows: Vec<OpenInvitationRow> = sqlx::query_as(
         "SELECT i.id, i.email, i.role, COALESCE(u.display_name, u.email) AS invited_by, i.sent_at, i.expires_at, i.expires_at <= now() AS expired
            FROM invitations i LEFT JOIN users u ON u.id = i.invited_by
@@ -166,15 +167,15 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Invitation>> {
 }
 
 /// Sends an open invitation again: a new link (the old one stops working), a fresh week.
-pub async fn resend(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, id: Uuid) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
-    ensure_confirmed_inviter(tx.conn(), ctx.user_id).await?;
+pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
+    ensure_confirmed_inviter(tx.conn(), org.user_id).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
-    if !ctx.role.may_assign(role) {
+    if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can resend an invitation to become an Owner.".into()).into());
     }
     let to: String = sqlx::query_scalar("SELECT email FROM invitations WHERE id = $1").bind(id).fetch_one(tx.conn()).await?;
-    count_sending(tx.conn(), ctx.tenant.id, &to).await?;
+    count_sending(tx.conn(), org.tenant.id, &to).await?;
     let token = new_secret();
     let expires_at = OffsetDateTime::now_utc() + LIFETIME;
     let email: String = sqlx::query_scalar("UPDATE invitations SET token_hash = $2, sent_at = now(), expires_at = $3 WHERE id = $1 RETURNING email")
@@ -183,17 +184,17 @@ pub async fn resend(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, id: Uuid)
         .bind(expires_at)
         .fetch_one(tx.conn())
         .await?;
-    let inviter = inviter_label(tx.conn(), ctx.user_id).await?;
+    let inviter = inviter_label(tx.conn(), org.user_id).await?;
     tx.commit(AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": &email } }))).await?;
-    send(identity, &email, &inviter, &ctx.tenant.name, role, &token, expires_at);
+    send(identity, &email, &inviter, &org.tenant.name, role, &token, expires_at);
     Ok(())
 }
 
 /// Withdraws an open invitation: its link stops working at once.
-pub async fn revoke(tenancy: &Tenancy, ctx: &Ctx, id: Uuid) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
-    if !ctx.role.may_assign(role) {
+    if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
     }
     let email: String =

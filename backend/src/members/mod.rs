@@ -7,9 +7,9 @@
 pub mod invitations;
 
 use crate::audit::AuditEntry;
-use crate::ctx::Ctx;
 use crate::error::Result;
-use crate::{identity::Identity, tenancy::Tenancy};
+use crate::identity::Identity;
+use crate::Org;
 use serde_json::json;
 use sqlx::PgConnection;
 use tessera_domain::dto::Member;
@@ -19,8 +19,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
-    let mut tx = tenancy.control_read(ctx, Permission::ViewMembers).await?;
+pub async fn list(org: &Org) -> Result<Vec<Member>> {
+    let mut tx = org.control_read(Permission::ViewMembers).await?;
     let rows: Vec<(Uuid, String, Option<String>, String, OffsetDateTime)> = sqlx::query_as(
         "SELECT u.id, u.email, u.display_name, m.role, m.created_at
            FROM memberships m JOIN users u ON u.id = m.user_id
@@ -37,11 +37,11 @@ pub async fn list(tenancy: &Tenancy, ctx: &Ctx) -> Result<Vec<Member>> {
 
 /// Adds an existing, confirmed Tessera user to the team by email, without asking them: only
 /// for the operator's demo seed. People join by invitation.
-pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email: &str, role: Role) -> Result<Member> {
+pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role) -> Result<Member> {
     // Checked before validating, so a role that may not add members learns that first.
-    ctx.require(Permission::ManageMembers)?;
+    org.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
-    if !ctx.role.may_assign(role) {
+    if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can make someone an Owner.".into()).into());
     }
     let Some((user_id, confirmed)) = identity.find_by_email(&email).await? else {
@@ -58,12 +58,12 @@ pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email
         ))
         .into());
     }
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
     let inserted: Option<OffsetDateTime> = sqlx::query_scalar(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING created_at",
     )
-    .bind(ctx.tenant.id)
+    .bind(org.tenant.id)
     .bind(user_id)
     .bind(role.as_str())
     .fetch_optional(tx.conn())
@@ -76,13 +76,13 @@ pub(crate) async fn add(tenancy: &Tenancy, identity: &Identity, ctx: &Ctx, email
     Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
 }
 
-pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: Role) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
     let current = current_role(tx.conn(), user_id).await?;
     if current == new_role {
         return Ok(());
     }
-    if !ctx.role.may_assign(current) || !ctx.role.may_assign(new_role) {
+    if !org.role.may_assign(current) || !org.role.may_assign(new_role) {
         return Err(AppError::Forbidden("Only an Owner can change an Owner's role or make someone an Owner.".into()).into());
     }
     if current == Role::Owner {
@@ -98,10 +98,10 @@ pub async fn change_role(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid, new_role: 
     tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await
 }
 
-pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
     let current = current_role(tx.conn(), user_id).await?;
-    if !ctx.role.may_assign(current) {
+    if !org.role.may_assign(current) {
         return Err(AppError::Forbidden("Only an Owner can remove an Owner.".into()).into());
     }
     if current == Role::Owner {
@@ -127,10 +127,10 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<()> {
 
 /// Signs a member out of every browser (a lost laptop, someone leaving). Owners and Admins may
 /// do it for the people whose role they may change; audited like any team change.
-pub async fn revoke_sessions(tenancy: &Tenancy, ctx: &Ctx, user_id: Uuid) -> Result<u64> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageMembers).await?;
+pub async fn revoke_sessions(org: &Org, user_id: Uuid) -> Result<u64> {
+    let mut tx = org.control_write(Permission::ManageMembers).await?;
     let role = current_role(tx.conn(), user_id).await?;
-    if !ctx.role.may_assign(role) {
+    if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());
     }
     let ended = crate::sessions::sign_out_elsewhere(tx.conn(), user_id, None, "user").await?;

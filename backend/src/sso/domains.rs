@@ -3,9 +3,9 @@
 
 use super::Sso;
 use crate::audit::AuditEntry;
-use crate::ctx::Ctx;
 use crate::error::{unique_violation, Result};
 use crate::tenancy::Tenancy;
+use crate::Org;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::TokioResolver;
@@ -73,15 +73,15 @@ pub fn parse_domain(raw: &str) -> Result<String> {
     }
 }
 
-pub async fn add(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
-    ctx.require(Permission::ManageSecurity)?;
+pub async fn add(org: &Org, raw: &str) -> Result<()> {
+    org.require(Permission::ManageSecurity)?;
     let domain = parse_domain(raw)?;
     let token = {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
         crate::db::hex(&bytes)
     };
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let inserted =
         sqlx::query("INSERT INTO tenant_domains (domain, verification_token) VALUES ($1, $2)").bind(&domain).bind(&token).execute(tx.conn()).await;
     match inserted {
@@ -95,11 +95,11 @@ pub async fn add(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
 }
 
 /// Looks for the TXT record and marks the domain verified when it is there.
-pub async fn verify(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, raw: &str) -> Result<()> {
-    ctx.require(Permission::ManageSecurity)?;
+pub async fn verify(org: &Org, sso: &Sso, raw: &str) -> Result<()> {
+    org.require(Permission::ManageSecurity)?;
     let domain = parse_domain(raw)?;
     let token: Option<(String, bool)> = {
-        let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
+        let mut tx = org.control_read(Permission::ManageSecurity).await?;
         sqlx::query_as("SELECT verification_token, verified_at IS NOT NULL FROM tenant_domains WHERE domain = $1")
             .bind(&domain)
             .fetch_optional(tx.conn())
@@ -123,7 +123,7 @@ pub async fn verify(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, raw: &str) -> Resul
         ))
         .into());
     }
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let verified =
         sqlx::query("UPDATE tenant_domains SET verified_at = now() WHERE domain = $1 AND verified_at IS NULL").bind(&domain).execute(tx.conn()).await;
     match verified {
@@ -140,14 +140,14 @@ pub async fn verify(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, raw: &str) -> Resul
     tx.commit(AuditEntry::new("domain.verified", "domain", &domain, serde_json::json!({ "verified": { "old": false, "new": true } }))).await
 }
 
-pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
+pub async fn remove(org: &Org, raw: &str) -> Result<()> {
     let domain = parse_domain(raw)?;
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let (required, others): (bool, i64) = sqlx::query_as(
         "SELECT t.require_sso, (SELECT count(*) FROM tenant_domains WHERE verified_at IS NOT NULL AND domain <> $1) FROM tenants t WHERE t.id = $2",
     )
     .bind(&domain)
-    .bind(ctx.tenant.id)
+    .bind(org.tenant.id)
     .fetch_one(tx.conn())
     .await?;
     if required && others == 0 {
@@ -158,7 +158,7 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
         .into());
     }
     let removed =
-        sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $2 AND domain = $1").bind(&domain).bind(ctx.tenant.id).execute(tx.conn()).await?;
+        sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $2 AND domain = $1").bind(&domain).bind(org.tenant.id).execute(tx.conn()).await?;
     if removed.rows_affected() == 0 {
         return Err(AppError::NotFound("That domain isn't on the list.".into()).into());
     }
@@ -169,7 +169,7 @@ pub async fn remove(tenancy: &Tenancy, ctx: &Ctx, raw: &str) -> Result<()> {
           WHERE u.id = i.user_id AND i.provider = $1
             AND (lower(split_part(u.email, '@', 2)) = $2 OR lower(split_part(i.email, '@', 2)) = $2)",
     )
-    .bind(format!("saml:{}", ctx.tenant.id))
+    .bind(format!("saml:{}", org.tenant.id))
     .bind(&domain)
     .execute(tx.conn())
     .await?

@@ -11,11 +11,11 @@ pub mod outbound;
 pub mod saml;
 
 use crate::audit::{self, AuditEntry};
-use crate::ctx::Ctx;
 use crate::email::{templates, OutgoingEmail};
 use crate::error::Result;
 use crate::identity::Identity;
 use crate::tenancy::Tenancy;
+use crate::Org;
 use std::time::Duration;
 use tessera_domain::dto::{PreviousCertificates, SsoDomain, SsoMapping, SsoRefusalCount, SsoSettings};
 use tessera_domain::input::FieldError;
@@ -105,8 +105,8 @@ const SETTINGS: &str = "SELECT s.idp_metadata_url, s.idp_entity_id, s.idp_sso_ur
        FROM tenant_sso s JOIN tenants t ON t.id = s.tenant_id";
 
 /// Everything an admin sees on the organization's single sign-on page.
-pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSettings> {
-    let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
+pub async fn settings(org: &Org, sso: &Sso) -> Result<SsoSettings> {
+    let mut tx = org.control_read(Permission::ManageSecurity).await?;
     let row: Option<SettingsRow> = sqlx::query_as(SETTINGS).fetch_optional(tx.conn()).await?;
     let domains: Vec<(String, String, Option<time::OffsetDateTime>)> =
         sqlx::query_as("SELECT domain, verification_token, verified_at FROM tenant_domains ORDER BY domain").fetch_all(tx.conn()).await?;
@@ -116,7 +116,7 @@ pub async fn settings(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx) -> Result<SsoSett
     )
     .fetch_all(tx.conn())
     .await?;
-    let slug = &ctx.tenant.slug;
+    let slug = &org.tenant.slug;
     let fingerprints = |xml: &str| saml::IdpMetadata::parse(xml).map(|m| m.fingerprints).unwrap_or_default();
     Ok(SsoSettings {
         sp_entity_id: sso.sp_entity_id(slug),
@@ -198,8 +198,8 @@ fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::V
 /// fetch (an admin's own change takes effect at once: certificates still trusted after a
 /// refresh's rollover are forgotten). The metadata must name the IdP, offer an HTTP-Redirect sign-on endpoint and carry a
 /// signing certificate (without one nothing could be verified, so it is refused).
-pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &str, metadata_url: &str) -> Result<()> {
-    ctx.require(Permission::ManageSecurity)?;
+pub async fn save_idp(org: &Org, sso: &Sso, metadata_xml: &str, metadata_url: &str) -> Result<()> {
+    org.require(Permission::ManageSecurity)?;
     let (xml, url) = match (metadata_xml.trim(), metadata_url.trim()) {
         ("", "") => {
             return Err(
@@ -210,7 +210,7 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
         (xml, _) => (xml.to_string(), None),
     };
     let idp = saml::IdpMetadata::parse(&xml)?;
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let old: Option<(String, String)> =
         sqlx::query_as("SELECT idp_entity_id, idp_sso_url FROM tenant_sso FOR UPDATE").fetch_optional(tx.conn()).await?;
     sqlx::query(
@@ -228,7 +228,7 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
     tx.commit(AuditEntry::new(
         "sso.idp_configured",
         "tenant",
-        ctx.tenant.id,
+        org.tenant.id,
         serde_json::json!({
             "idp_entity_id": { "old": old.as_ref().map(|o| &o.0), "new": idp.entity_id },
             "idp_sso_url": { "old": old.as_ref().map(|o| &o.1), "new": idp.sso_url },
@@ -239,14 +239,14 @@ pub async fn save_idp(tenancy: &Tenancy, sso: &Sso, ctx: &Ctx, metadata_xml: &st
 }
 
 /// Attribute mapping, roles and the rules for signing in through the IdP.
-pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, group_roles: &str) -> Result<()> {
-    ctx.require(Permission::ManageSecurity)?;
+pub async fn save_mapping(org: &Org, mapping: &SsoMapping, group_roles: &str) -> Result<()> {
+    org.require(Permission::ManageSecurity)?;
     let roles = parse_group_roles(group_roles)?;
     if mapping.default_role == Role::Owner {
         return Err(AppError::Invalid(FieldError::new("default_role", "New members from single sign-on can be admins, members or viewers.")).into());
     }
     let clean = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let old: Option<SettingsRow> = sqlx::query_as(&format!("{SETTINGS} FOR UPDATE OF s")).fetch_optional(tx.conn()).await?;
     let Some(old) = old else {
         return Err(AppError::Conflict(FieldError::new("metadata_xml", "Connect your identity provider first.")).into());
@@ -289,7 +289,7 @@ pub async fn save_mapping(tenancy: &Tenancy, ctx: &Ctx, mapping: &SsoMapping, gr
     note("jit_provisioning", old.jit_provisioning.into(), mapping.jit_provisioning.into());
     note("allow_idp_initiated", old.allow_idp_initiated.into(), mapping.allow_idp_initiated.into());
     note("require_sso", old.require_sso.into(), mapping.require_sso.into());
-    tx.commit(AuditEntry::new("sso.settings_changed", "tenant", ctx.tenant.id, serde_json::Value::Object(changed))).await
+    tx.commit(AuditEntry::new("sso.settings_changed", "tenant", org.tenant.id, serde_json::Value::Object(changed))).await
 }
 
 /// Reads again the metadata of IdPs connected by URL, once a day each (maintenance job), so
@@ -426,12 +426,12 @@ pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
 }
 
 /// Disconnects the IdP (and stops requiring it).
-pub async fn remove_idp(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+pub async fn remove_idp(org: &Org) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let removed: Option<String> = sqlx::query_scalar("DELETE FROM tenant_sso RETURNING idp_entity_id").fetch_optional(tx.conn()).await?;
     let Some(entity_id) = removed else {
         return Err(AppError::NotFound("No identity provider is connected.".into()).into());
     };
     sqlx::query("SELECT tenant_set_sign_in_rules(NULL, NULL, false)").execute(tx.conn()).await?;
-    tx.commit(AuditEntry::new("sso.idp_removed", "tenant", ctx.tenant.id, serde_json::json!({ "idp_entity_id": { "old": entity_id } }))).await
+    tx.commit(AuditEntry::new("sso.idp_removed", "tenant", org.tenant.id, serde_json::json!({ "idp_entity_id": { "old": entity_id } }))).await
 }

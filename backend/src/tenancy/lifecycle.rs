@@ -6,9 +6,9 @@ use super::placement::Placement;
 use super::provision::{drop_storage, Fence};
 use super::{Tenancy, TenantStatus};
 use crate::audit::{self, AuditEntry};
-use crate::ctx::Ctx;
 use crate::error::Result;
 use crate::members::rfc3339;
+use crate::Org;
 use tessera_domain::input::FieldError;
 use tessera_domain::placement::PlacementInfo;
 use tessera_domain::{AppError, Permission};
@@ -16,18 +16,18 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Where the tenant's data lives and its lifecycle state, for its admins.
-pub async fn placement_info(tenancy: &Tenancy, ctx: &Ctx) -> Result<PlacementInfo> {
-    let mut tx = tenancy.control_read(ctx, Permission::ViewSettings).await?;
+pub async fn placement_info(org: &Org) -> Result<PlacementInfo> {
+    let mut tx = org.control_read(Permission::ViewSettings).await?;
     let (status, version, delete_after): (String, i64, Option<OffsetDateTime>) = sqlx::query_as(
         "SELECT t.status, CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END, t.delete_after
            FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region WHERE t.id = $1",
     )
-    .bind(ctx.tenant.id)
+    .bind(org.tenant.id)
     .fetch_one(tx.conn())
     .await?;
     Ok(PlacementInfo {
-        region: ctx.tenant.placement.region.clone(),
-        model: ctx.tenant.placement.model,
+        region: org.tenant.placement.region.clone(),
+        model: org.tenant.placement.model,
         schema_version: version,
         status,
         delete_after: delete_after.map(rfc3339),
@@ -36,22 +36,22 @@ pub async fn placement_info(tenancy: &Tenancy, ctx: &Ctx) -> Result<PlacementInf
 
 /// Schedules the organization for deletion after `retention`. The Owner confirms by typing
 /// its URL name, the usual guard against deleting the wrong one.
-pub async fn schedule_deletion(tenancy: &Tenancy, ctx: &Ctx, confirm: &str, retention: time::Duration) -> Result<OffsetDateTime> {
-    ctx.require(Permission::DeleteOrganization)?;
-    if confirm.trim().to_lowercase() != ctx.tenant.slug {
+pub async fn schedule_deletion(org: &Org, confirm: &str, retention: time::Duration) -> Result<OffsetDateTime> {
+    org.require(Permission::DeleteOrganization)?;
+    if confirm.trim().to_lowercase() != org.tenant.slug {
         return Err(
-            AppError::Invalid(FieldError::new("confirm", format!("Type the organization's URL name, {}, to confirm.", ctx.tenant.slug))).into()
+            AppError::Invalid(FieldError::new("confirm", format!("Type the organization's URL name, {}, to confirm.", org.tenant.slug))).into()
         );
     }
-    let mut tx = tenancy.control_write(ctx, Permission::DeleteOrganization).await?;
+    let mut tx = org.control_write(Permission::DeleteOrganization).await?;
     let delete_after = OffsetDateTime::now_utc() + retention;
-    if !set_status(tx.conn(), ctx.tenant.id, "active", "deleting", Some(delete_after)).await? {
+    if !set_status(tx.conn(), org.tenant.id, "active", "deleting", Some(delete_after)).await? {
         return Err(AppError::Conflict(FieldError::new("confirm", "This organization can't be deleted right now. Reload and try again.")).into());
     }
     tx.commit(AuditEntry::new(
         "tenant.deletion_scheduled",
         "tenant",
-        ctx.tenant.id,
+        org.tenant.id,
         serde_json::json!({ "status": { "old": "active", "new": "deleting" }, "delete_after": { "new": rfc3339(delete_after) } }),
     ))
     .await?;
@@ -59,22 +59,20 @@ pub async fn schedule_deletion(tenancy: &Tenancy, ctx: &Ctx, confirm: &str, rete
 }
 
 /// Takes back a scheduled deletion before the purge runs.
-pub async fn cancel_deletion(tenancy: &Tenancy, ctx: &Ctx) -> Result<()> {
-    ctx.require(Permission::DeleteOrganization)?;
-    if ctx.tenant.status != TenantStatus::Deleting {
+pub async fn cancel_deletion(org: &Org) -> Result<()> {
+    org.require(Permission::DeleteOrganization)?;
+    if org.tenant.status != TenantStatus::Deleting {
         return Err(AppError::Conflict(FieldError::new("organization", "This organization isn't scheduled for deletion.")).into());
     }
-    // The one control write allowed while deleting, so it bypasses `control_write`'s guard.
-    let mut tx = tenancy.begin_control(ctx.tenant.id, false).await?;
-    if !set_status(&mut tx, ctx.tenant.id, "deleting", "active", None).await? {
+    let mut write = org.control_write_while_deleting(Permission::DeleteOrganization).await?;
+    if !set_status(write.conn(), org.tenant.id, "deleting", "active", None).await? {
         return Err(AppError::Conflict(FieldError::new("organization", "It's too late to cancel: the deletion has already run.")).into());
     }
-    let write = super::WriteTx { tx, ctx: ctx.clone() };
     write
         .commit(AuditEntry::new(
             "tenant.deletion_cancelled",
             "tenant",
-            ctx.tenant.id,
+            org.tenant.id,
             serde_json::json!({ "status": { "old": "deleting", "new": "active" } }),
         ))
         .await

@@ -222,6 +222,13 @@ impl Tenancy {
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
     }
 
+    /// A control-plane write in a tenant scheduled for deletion: the one write allowed then
+    /// (taking the deletion back), so it skips `control_write`'s writability guard.
+    pub(crate) async fn control_write_while_deleting(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+        ctx.require(permission)?;
+        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
+    }
+
     /// Resolves `/t/{slug}` for a user. A tenant that does not exist and one the user does not
     /// belong to look the same (404), so slugs of other organizations cannot be probed.
     ///

@@ -47,6 +47,12 @@ impl Org {
         self.tenancy.control_write(&self.ctx, permission).await
     }
 
+    /// A control-plane write while the organization is scheduled for deletion: only for taking
+    /// that back (`lifecycle::cancel_deletion`).
+    pub(crate) async fn control_write_while_deleting(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.control_write_while_deleting(&self.ctx, permission).await
+    }
+
     /// People's display names by id, for "created by" columns (tenant data keeps only ids;
     /// people live in the control plane, maybe on another cluster).
     pub async fn display_names(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {

@@ -2,18 +2,17 @@
 //! whether a sign-in through the organization's own IdP already counts as two-factor. The rule
 //! is enforced by the door itself ([`super::Tenancy::enter`]), so no page can forget it.
 
-use super::Tenancy;
 use crate::audit::AuditEntry;
-use crate::ctx::Ctx;
 use crate::error::Result;
+use crate::Org;
 use tessera_domain::dto::SignInPolicy;
 use tessera_domain::input::FieldError;
 use tessera_domain::{AppError, Permission};
 
-pub async fn policy(tenancy: &Tenancy, ctx: &Ctx) -> Result<SignInPolicy> {
-    let mut tx = tenancy.control_read(ctx, Permission::ManageSecurity).await?;
+pub async fn policy(org: &Org) -> Result<SignInPolicy> {
+    let mut tx = org.control_read(Permission::ManageSecurity).await?;
     let (require_mfa, sso_satisfies_mfa): (bool, bool) =
-        sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1").bind(ctx.tenant.id).fetch_one(tx.conn()).await?;
+        sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1").bind(org.tenant.id).fetch_one(tx.conn()).await?;
     // Second factors are each account's own (row-level security); the owner's function
     // counts them for the organization acted in and tells nothing else.
     let members_without_mfa: i64 = sqlx::query_scalar("SELECT tenant_members_without_second_factor()").fetch_one(tx.conn()).await?;
@@ -22,8 +21,8 @@ pub async fn policy(tenancy: &Tenancy, ctx: &Ctx) -> Result<SignInPolicy> {
 
 /// Changes the rules. Requiring two-factor is refused to an admin whose own sign-in has none:
 /// they would be shut out of the organization by their own click.
-pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_satisfies_mfa: bool, actor_signed_in_with_mfa: bool) -> Result<()> {
-    ctx.require(Permission::ManageSecurity)?;
+pub async fn set_policy(org: &Org, require_mfa: bool, sso_satisfies_mfa: bool, actor_signed_in_with_mfa: bool) -> Result<()> {
+    org.require(Permission::ManageSecurity)?;
     if require_mfa && !actor_signed_in_with_mfa {
         return Err(AppError::Invalid(FieldError::new(
             "require_mfa",
@@ -31,9 +30,9 @@ pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_sat
         ))
         .into());
     }
-    let mut tx = tenancy.control_write(ctx, Permission::ManageSecurity).await?;
+    let mut tx = org.control_write(Permission::ManageSecurity).await?;
     let (old_require, old_sso): (bool, bool) = sqlx::query_as("SELECT require_mfa, sso_satisfies_mfa FROM tenants WHERE id = $1 FOR UPDATE")
-        .bind(ctx.tenant.id)
+        .bind(org.tenant.id)
         .fetch_one(tx.conn())
         .await?;
     if (old_require, old_sso) == (require_mfa, sso_satisfies_mfa) {
@@ -47,5 +46,5 @@ pub async fn set_policy(tenancy: &Tenancy, ctx: &Ctx, require_mfa: bool, sso_sat
     if old_sso != sso_satisfies_mfa {
         changed.insert("sso_satisfies_mfa".into(), serde_json::json!({ "old": old_sso, "new": sso_satisfies_mfa }));
     }
-    tx.commit(AuditEntry::new("tenant.sign_in_policy_changed", "tenant", ctx.tenant.id, serde_json::Value::Object(changed))).await
+    tx.commit(AuditEntry::new("tenant.sign_in_policy_changed", "tenant", org.tenant.id, serde_json::Value::Object(changed))).await
 }

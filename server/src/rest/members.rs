@@ -23,5 +23,5 @@ pub fn router() -> OpenApiRouter<Backend> {
     )
 )]
 pub async fn list(InOrg(org): InOrg) -> ApiResult<Json<Vec<Member>>> {
-    Ok(Json(members::list(org.tenancy(), &org).await?))
+    Ok(Json(members::list(&org).await?))
 }
