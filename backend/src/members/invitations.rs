@@ -7,13 +7,13 @@
 //! without being inside the organization only by presenting the token, or by the confirmed
 //! address it was sent to (see the `invitations` policies).
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::ctx::RequestMeta;
 use crate::error::Result;
 use crate::identity::links::{digest, new_secret};
 use crate::identity::throttle::{self, Limit};
 use crate::identity::{events, Identity};
-use crate::tenancy::Tenancy;
+use crate::tenancy::{SystemActor, Tenancy};
 use crate::Org;
 use serde_json::json;
 use sqlx::PgConnection;
@@ -205,10 +205,9 @@ pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
 /// What an emailed link invites to. Anyone holding the link may see this: it went to the
 /// invited inbox, and the token can't be guessed.
 pub async fn preview(tenancy: &Tenancy, token: &str) -> Result<InvitationPreview> {
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
-    present_token(&mut tx, token).await?;
-    let found = previews(&mut tx, "i.token_hash = $1", Some(digest(token))).await?.into_iter().next();
-    tx.commit().await?;
+    let mut read = tenancy.system_read(&[]).await?;
+    present_token(read.conn(), token).await?;
+    let found = previews(read.conn(), "i.token_hash = $1", Some(digest(token))).await?.into_iter().next();
     found.ok_or_else(invalid_link)
 }
 
@@ -217,15 +216,14 @@ pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<Invit
     if !user.email_verified {
         return Ok(Vec::new());
     }
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
-    confirmed_address(&mut tx, user).await?;
+    let mut read = tenancy.system_read(&[]).await?;
+    confirmed_address(read.conn(), user).await?;
     let open = previews(
-        &mut tx,
+        read.conn(),
         "i.accepted_at IS NULL AND i.declined_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now() AND t.status = 'active'",
         None,
     )
     .await?;
-    tx.commit().await?;
     Ok(open)
 }
 
@@ -234,8 +232,8 @@ pub async fn for_user(tenancy: &Tenancy, user: &CurrentUser) -> Result<Vec<Invit
 /// address (the link could only be read in that inbox).
 pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, meta: &RequestMeta) -> Result<String> {
     let (id, tenant_id) = locate(tenancy, Some(user), key).await?;
-    let mut tx = tenancy.begin_control(tenant_id, false).await?;
-    let invitation = open_for_answer(&mut tx, id, key).await?;
+    let mut tx = tenancy.system_write(tenant_id, SystemActor::Person(Some(user.id), meta.clone())).await?;
+    let invitation = open_for_answer(tx.conn(), id, key).await?;
     if invitation.accepted_by == Some(user.id) {
         // A second click on "Accept" (or the link opened again): already done.
         return Ok(invitation.slug);
@@ -281,20 +279,18 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         .into());
     }
     if !user.email_verified && matches!(key, InvitationKey::Token(_)) {
-        crate::identity::confirm_email(&mut tx, user.id).await?;
-        events::record(&mut tx, events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
+        crate::identity::confirm_email(tx.conn(), user.id).await?;
+        events::record(tx.conn(), events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
     }
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
         .bind(tenant_id)
         .bind(user.id)
         .bind(&invitation.role)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?
         .rows_affected()
         == 1;
-    sqlx::query("UPDATE invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1").bind(id).bind(user.id).execute(&mut *tx).await?;
-    let accepted = AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }));
-    audit::insert_as(&mut tx, tenant_id, Some(user.id), None, meta, &accepted).await?;
+    sqlx::query("UPDATE invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1").bind(id).bind(user.id).execute(tx.conn()).await?;
     if joined {
         let added = AuditEntry::new(
             "membership.added",
@@ -302,9 +298,9 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
             user.id,
             json!({ "email": { "new": &invitation.email }, "role": { "new": &invitation.role }, "via": { "new": "invitation" } }),
         );
-        audit::insert_as(&mut tx, tenant_id, Some(user.id), None, meta, &added).await?;
+        tx.record(added).await?;
     }
-    tx.commit().await?;
+    tx.commit(AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }))).await?;
     Ok(invitation.slug)
 }
 
@@ -312,17 +308,14 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
 /// invited inbox); by id, only the signed-in person it was sent to.
 pub async fn decline(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey, meta: &RequestMeta) -> Result<()> {
     let (id, tenant_id) = locate(tenancy, user, key).await?;
-    let mut tx = tenancy.begin_control(tenant_id, false).await?;
-    let invitation = open_for_answer(&mut tx, id, key).await?;
+    let mut tx = tenancy.system_write(tenant_id, SystemActor::Person(user.map(|u| u.id), meta.clone())).await?;
+    let invitation = open_for_answer(tx.conn(), id, key).await?;
     if invitation.declined {
         return Ok(());
     }
     invitation.ensure_open()?;
-    sqlx::query("UPDATE invitations SET declined_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
-    let entry = AuditEntry::new("invitation.declined", "invitation", id, json!({ "email": { "old": &invitation.email } }));
-    audit::insert_as(&mut tx, tenant_id, user.map(|u| u.id), None, meta, &entry).await?;
-    tx.commit().await?;
-    Ok(())
+    sqlx::query("UPDATE invitations SET declined_at = now() WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    tx.commit(AuditEntry::new("invitation.declined", "invitation", id, json!({ "email": { "old": &invitation.email } }))).await
 }
 
 fn invalid_link() -> crate::Error {
@@ -397,21 +390,21 @@ async fn confirmed_address(conn: &mut PgConnection, user: &CurrentUser) -> Resul
 /// Finds which invitation (and organization) the recipient means, through the policies that
 /// let only the token's holder, or the confirmed address, see it.
 async fn locate(tenancy: &Tenancy, user: Option<&CurrentUser>, key: &InvitationKey) -> Result<(Uuid, Uuid)> {
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
+    let mut read = tenancy.system_read(&[]).await?;
     let found: Option<(Uuid, Uuid)> = match key {
         InvitationKey::Token(token) => {
-            present_token(&mut tx, token).await?;
-            sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE token_hash = $1").bind(digest(token)).fetch_optional(&mut *tx).await?
+            present_token(read.conn(), token).await?;
+            sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE token_hash = $1").bind(digest(token)).fetch_optional(read.conn()).await?
         }
         InvitationKey::Id(id) => match user.filter(|u| u.email_verified) {
             Some(user) => {
-                confirmed_address(&mut tx, user).await?;
-                sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?
+                confirmed_address(read.conn(), user).await?;
+                sqlx::query_as("SELECT id, tenant_id FROM invitations WHERE id = $1").bind(id).fetch_optional(read.conn()).await?
             }
             None => None,
         },
     };
-    tx.commit().await?;
+    drop(read);
     found.ok_or_else(invalid_link)
 }
 

@@ -183,22 +183,20 @@ pub async fn remove(org: &Org, raw: &str) -> Result<()> {
 pub async fn organization_for_email(tenancy: &Tenancy, email: &str) -> Result<Option<(String, String, bool)>> {
     let Some((_, domain)) = email.trim().rsplit_once('@') else { return Ok(None) };
     let Ok(domain) = parse_domain(domain) else { return Ok(None) };
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[(crate::db::Setting::EmailDomain, &domain)]).await?;
+    let mut read = tenancy.system_read(&[(crate::db::Setting::EmailDomain, &domain)]).await?;
     let found: Option<(uuid::Uuid, String, String, bool)> = sqlx::query_as(
         "SELECT t.id, t.slug, t.name, t.require_sso FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
           WHERE d.domain = $1 AND d.verified_at IS NOT NULL AND t.status IN ('active', 'moving', 'deleting')",
     )
     .bind(&domain)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(read.conn())
     .await?;
     let Some((tenant_id, slug, name, require_sso)) = found else {
-        tx.commit().await?;
         return Ok(None);
     };
     // Only if its IdP is connected (read within that organization's context).
-    crate::db::set_local(&mut tx, &[(crate::db::Setting::TenantId, &tenant_id.to_string())]).await?;
-    let connected: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_sso)").fetch_one(&mut *tx).await?;
-    tx.commit().await?;
+    read.within(tenant_id).await?;
+    let connected: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_sso)").fetch_one(read.conn()).await?;
     Ok(connected.then_some((slug, name, require_sso)))
 }
 
@@ -225,21 +223,19 @@ pub async fn is_owner(tenancy: &Tenancy, slug: &str, email: &str) -> Result<bool
     // must keep this way in.
     let Some(email) = tessera_domain::input::Email::for_lookup(email) else { return Ok(false) };
     let email = email.as_str();
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
+    let mut read = tenancy.system_read(&[]).await?;
     let tenant: Option<uuid::Uuid> =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(&mut *tx).await?;
+        sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(slug.as_str()).fetch_optional(read.conn()).await?;
     let Some(tenant) = tenant else {
-        tx.commit().await?;
         return Ok(false);
     };
-    crate::db::set_local(&mut tx, &[(crate::db::Setting::TenantId, &tenant.to_string())]).await?;
+    read.within(tenant).await?;
     let owner: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE lower(u.email) = lower($1) AND m.role = 'owner')",
     )
     .bind(email.trim())
-    .fetch_one(&mut *tx)
+    .fetch_one(read.conn())
     .await?;
-    tx.commit().await?;
     Ok(owner)
 }
 

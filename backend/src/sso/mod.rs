@@ -10,10 +10,11 @@ pub mod domains;
 pub mod outbound;
 pub mod saml;
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::email::{templates, OutgoingEmail};
 use crate::error::Result;
 use crate::identity::Identity;
+use crate::tenancy::SystemActor;
 use crate::tenancy::Tenancy;
 use crate::Org;
 use std::time::Duration;
@@ -300,15 +301,15 @@ pub async fn save_mapping(org: &Org, mapping: &SsoMapping, group_roles: &str) ->
 /// expect (a compromised metadata host) is theirs to stop, while an expected rollover needs
 /// nobody to click anything on the day. Returns how many connections changed.
 pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity) -> Result<u64> {
-    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::Maintenance, "refresh")]).await?;
+    let mut scan = tenancy.maintenance("refresh").await?;
     let due: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT tenant_id, idp_metadata_url, idp_entity_id, idp_metadata_xml FROM tenant_sso
           WHERE idp_metadata_url IS NOT NULL AND metadata_checked_at < now() - interval '1 day'
           ORDER BY metadata_checked_at LIMIT 100",
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(scan.conn())
     .await?;
-    tx.commit().await?;
+    scan.commit(0).await?;
     let mut changed = 0;
     for (tenant_id, url, entity_id, stored) in due {
         let fetched = match saml::fetch_metadata(sso, &url).await {
@@ -340,7 +341,14 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             }
             Err(e) => (Some(refresh_failed(tenant_id, &e.to_string())), None),
         };
-        let mut tx = tenancy.begin_control(tenant_id, false).await?;
+        let Some(entry) = entry else {
+            // Unchanged: only when it was looked at.
+            let mut tx = tenancy.bookkeeping(tenant_id).await?;
+            sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(tx.conn()).await?;
+            tx.commit().await?;
+            continue;
+        };
+        let mut tx = tenancy.system_write(tenant_id, SystemActor::Job("maintenance")).await?;
         let mut notify = None;
         if let Some((xml, idp, rollover)) = &update {
             // A second change inside an overlap ends the first one: the certificates that
@@ -348,7 +356,7 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             let overlapping: Option<String> = sqlx::query_scalar(
                 "SELECT previous_metadata_xml FROM tenant_sso WHERE previous_trusted_until > now() AND previous_metadata_xml IS NOT NULL",
             )
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
             let dropped: Vec<String> = overlapping
                 .map(|xml| saml::IdpMetadata::parse(&xml).map(|m| m.fingerprints).unwrap_or_default())
@@ -367,22 +375,19 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             .bind(&url)
             .bind(rollover)
             .bind(saml::ROLLOVER_OVERLAP_DAYS as i32)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
             changed += 1;
             if *rollover {
                 let change = templates::CertificateChange { before: &before, after: &idp.fingerprints, no_longer_trusted: &dropped };
-                notify = Some(rollover_notice(&mut tx, tenant_id, &change, identity.public_url()).await?);
+                notify = Some(rollover_notice(tx.conn(), tenant_id, &change, identity.public_url()).await?);
             }
         }
-        sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(&mut *tx).await?;
-        if let Some(entry) = entry {
-            if update.is_none() {
-                tracing::warn!(tenant = %tenant_id, changes = %entry.changes, "could not refresh an IdP's metadata");
-            }
-            audit::insert_system(&mut tx, tenant_id, &entry, "maintenance").await?;
+        sqlx::query("UPDATE tenant_sso SET metadata_checked_at = now()").execute(tx.conn()).await?;
+        if update.is_none() {
+            tracing::warn!(tenant = %tenant_id, changes = %entry.changes, "could not refresh an IdP's metadata");
         }
-        tx.commit().await?;
+        tx.commit(entry).await?;
         for mail in notify.into_iter().flatten() {
             identity.send_later(mail);
         }
@@ -416,12 +421,12 @@ fn refresh_failed(tenant_id: Uuid, reason: &str) -> AuditEntry {
 /// Forgets SAML requests and replay-cache entries that are past use, in every organization
 /// (maintenance job; see the `*_prune` policies).
 pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
-    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::Maintenance, "prune")]).await?;
-    let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(&mut *tx).await?.rows_affected();
-    n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
-    n += sqlx::query("DELETE FROM sso_handoffs WHERE expires_at < now() - interval '1 hour'").execute(&mut *tx).await?.rows_affected();
-    n += sqlx::query("DELETE FROM sso_refusals WHERE window_start < now() - interval '30 days'").execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
+    let mut tx = tenancy.maintenance("prune").await?;
+    let mut n = sqlx::query("DELETE FROM saml_requests WHERE created_at < now() - interval '1 day'").execute(tx.conn()).await?.rows_affected();
+    n += sqlx::query("DELETE FROM saml_assertions_seen WHERE expires_at < now() - interval '1 hour'").execute(tx.conn()).await?.rows_affected();
+    n += sqlx::query("DELETE FROM sso_handoffs WHERE expires_at < now() - interval '1 hour'").execute(tx.conn()).await?.rows_affected();
+    n += sqlx::query("DELETE FROM sso_refusals WHERE window_start < now() - interval '30 days'").execute(tx.conn()).await?.rows_affected();
+    tx.commit(n).await?;
     Ok(n)
 }
 

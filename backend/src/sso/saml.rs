@@ -20,11 +20,11 @@
 //! ones, the previous ones stay trusted alongside them for [`ROLLOVER_OVERLAP_DAYS`].
 
 use super::Sso;
-use crate::audit::{self, AuditEntry};
+use crate::audit::AuditEntry;
 use crate::ctx::RequestMeta;
 use crate::error::Result;
 use crate::identity::throttle;
-use crate::tenancy::Tenancy;
+use crate::tenancy::{Bookkeeping, SystemActor, Tenancy};
 use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::Assertion;
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
@@ -209,13 +209,12 @@ fn not_set_up() -> crate::Error {
 
 async fn tenant_by_slug(tenancy: &Tenancy, slug: &str) -> Result<(Uuid, String, String)> {
     let slug = crate::tenancy::known_slug(slug).map_err(|_| not_set_up())?;
-    let mut tx = crate::db::begin(tenancy.control_pool(), true, &[]).await?;
+    let mut read = tenancy.system_read(&[]).await?;
     let found: Option<(Uuid, String, String)> =
         sqlx::query_as("SELECT id, slug, name FROM tenants WHERE slug = $1 AND status IN ('active', 'moving', 'deleting')")
             .bind(slug.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(read.conn())
             .await?;
-    tx.commit().await?;
     found.ok_or_else(not_set_up)
 }
 
@@ -236,16 +235,15 @@ struct SsoRow {
 
 async fn connection(tenancy: &Tenancy, slug: &str) -> Result<Connection> {
     let (tenant_id, slug, name) = tenant_by_slug(tenancy, slug).await?;
-    let mut tx = tenancy.begin_control(tenant_id, true).await?;
+    let mut read = tenancy.system_read_in(tenant_id).await?;
     let row: Option<SsoRow> = sqlx::query_as(
         "SELECT idp_metadata_xml, idp_sso_url, email_attribute, name_attribute, groups_attribute, group_roles, default_role,
                 jit_provisioning, allow_idp_initiated,
                 CASE WHEN previous_trusted_until > now() THEN previous_metadata_xml END AS previous_metadata_xml
            FROM tenant_sso",
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(read.conn())
     .await?;
-    tx.commit().await?;
     let row = row.ok_or_else(not_set_up)?;
     Ok(Connection {
         tenant_id,
@@ -306,9 +304,9 @@ pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, m
     let mut request = sp.make_authentication_request(&conn.sso_url).map_err(|e| crate::Error::Internal(format!("AuthnRequest: {e}")))?;
     // samael's default id has 32 random bits; a request id is a one-time secret, so use 122.
     request.id = format!("id-{}", Uuid::new_v4().simple());
-    let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+    let mut tx = tenancy.bookkeeping(conn.tenant_id).await?;
     if let Some(ip) = meta.ip {
-        throttle::hit(&mut tx, &format!("sso:start:ip:{ip}"), throttle::SSO_STARTS_PER_IP).await?;
+        throttle::hit(tx.conn(), &format!("sso:start:ip:{ip}"), throttle::SSO_STARTS_PER_IP).await?;
     }
     let browser_nonce = crate::identity::links::new_secret();
     sqlx::query("INSERT INTO saml_requests (id, tenant_id, next_path, browser_hash) VALUES ($1, $2, $3, $4)")
@@ -316,7 +314,7 @@ pub async fn start_login(tenancy: &Tenancy, sso: &Sso, slug: &str, next: &str, m
         .bind(conn.tenant_id)
         .bind(next)
         .bind(crate::identity::links::digest(&browser_nonce))
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
     tx.commit().await?;
     let url = request
@@ -473,8 +471,8 @@ pub async fn consume(
     let conn = connection(tenancy, slug).await?;
     let refusals = meta.ip.map(|ip| format!("sso:refused:ip:{ip}"));
     if let Some(bucket) = &refusals {
-        let mut tx = crate::db::open(tenancy.control_pool(), false).await?;
-        let hits = throttle::current(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
+        let mut tx = tenancy.bookkeeping_presented(&[]).await?;
+        let hits = throttle::current(tx.conn(), bucket, throttle::SSO_REFUSALS_PER_IP).await?;
         tx.commit().await?;
         if hits >= throttle::SSO_REFUSALS_PER_IP.max {
             return Err(AppError::RateLimited(
@@ -488,15 +486,16 @@ pub async fn consume(
         Ok(Err(refusal)) => {
             let reason = refusal.reason;
             tracing::warn!(tenant = %conn.slug, reason = reason.name(), told = refusal.told(), "refused a SAML response");
-            let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+            let mut tally = tenancy.bookkeeping(conn.tenant_id).await?;
             if let Some(bucket) = &refusals {
-                throttle::record(&mut tx, bucket, throttle::SSO_REFUSALS_PER_IP).await?;
+                throttle::record(tally.conn(), bucket, throttle::SSO_REFUSALS_PER_IP).await?;
             }
-            if count_refusal(&mut tx, reason, meta).await? {
+            let first_of_its_kind = count_refusal(tally.conn(), reason, meta).await?;
+            tally.commit().await?;
+            if first_of_its_kind {
                 let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason.name() } }));
-                audit::insert_as(&mut tx, conn.tenant_id, None, None, meta, &entry).await?;
+                tenancy.system_write(conn.tenant_id, SystemActor::Person(None, meta.clone())).await?.commit(entry).await?;
             }
-            tx.commit().await?;
             Err(AppError::Forbidden(format!(
                 "We couldn't sign you in to {} through its identity provider: {}. Try signing in again; if it keeps happening, tell your IT team.",
                 conn.name,
@@ -534,13 +533,11 @@ async fn accept(
     meta: &RequestMeta,
 ) -> Result<std::result::Result<Handoff, Refusal>> {
     let outstanding: Vec<String> = {
-        let mut tx = tenancy.begin_control(conn.tenant_id, true).await?;
-        let ids = sqlx::query_scalar("SELECT id FROM saml_requests WHERE used_at IS NULL AND created_at > now() - make_interval(mins => $1)")
+        let mut read = tenancy.system_read_in(conn.tenant_id).await?;
+        sqlx::query_scalar("SELECT id FROM saml_requests WHERE used_at IS NULL AND created_at > now() - make_interval(mins => $1)")
             .bind(REQUEST_LIFETIME_MINUTES)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        ids
+            .fetch_all(read.conn())
+            .await?
     };
     let assertion = match verify(sso, conn, saml_response.to_string(), outstanding.clone(), false).await {
         Ok(assertion) => assertion,
@@ -598,11 +595,11 @@ async fn accept(
         .min();
     let domain = email.as_str().rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
 
-    let mut tx = tenancy.begin_control(conn.tenant_id, false).await?;
+    let mut tx = tenancy.system_write(conn.tenant_id, SystemActor::Person(None, meta.clone())).await?;
     let result = async {
         let domain_ok: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_domains WHERE domain = $1 AND verified_at IS NOT NULL)")
             .bind(&domain)
-            .fetch_one(&mut *tx)
+            .fetch_one(tx.conn())
             .await?;
         if !domain_ok {
             return Ok(Err(refuse_saying(RefusalReason::UnverifiedDomain, format!("{} isn't at one of the organization's verified email domains", email.as_str()))));
@@ -619,7 +616,7 @@ async fn accept(
         .bind(conn.tenant_id)
         .bind(&assertion.id)
         .bind(expires as f64)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         if fresh.rows_affected() == 0 {
             return Ok(Err(refuse(RefusalReason::Replayed)));
@@ -630,7 +627,7 @@ async fn accept(
             let request: Option<(String, Option<Vec<u8>>)> =
                 sqlx::query_as("UPDATE saml_requests SET used_at = now() WHERE id = $1 AND used_at IS NULL RETURNING next_path, browser_hash")
                     .bind(request_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(tx.conn())
                     .await?;
             let Some((path, hash)) = request else {
                 return Ok(Err(refuse(RefusalReason::Unsolicited)));
@@ -647,21 +644,21 @@ async fn accept(
         .bind(&provider)
         .bind(&name_id)
         .bind(email.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         let user_id = match linked {
             Some(user_id) => user_id,
             None => {
                 let existing: Option<(Uuid, bool)> = sqlx::query_as("SELECT id, email_verified_at IS NULL FROM users WHERE lower(email) = $1 FOR UPDATE")
                     .bind(email.as_str())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(tx.conn())
                     .await?;
                 let user_id = match existing {
                     Some((user_id, unconfirmed)) => {
                         // The organization owns the domain; whoever registered this address
                         // without confirming it is shut out, as with a magic link.
                         if unconfirmed {
-                            crate::identity::evict_unconfirmed_registrant(&mut tx, user_id).await?;
+                            crate::identity::evict_unconfirmed_registrant(tx.conn(), user_id).await?;
                         }
                         user_id
                     }
@@ -671,7 +668,7 @@ async fn accept(
                             .bind(user_id)
                             .bind(email.as_str())
                             .bind(display_name.as_deref().filter(|n| !n.is_empty()))
-                            .execute(&mut *tx)
+                            .execute(tx.conn())
                             .await?;
                         user_id
                     }
@@ -680,7 +677,7 @@ async fn accept(
                 let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM user_identities WHERE provider = $1 AND subject = $2)")
                     .bind(&provider)
                     .bind(&name_id)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(tx.conn())
                     .await?;
                 if taken {
                     return Ok(Err(refuse(RefusalReason::NameIdTaken)));
@@ -690,7 +687,7 @@ async fn accept(
                     .bind(&provider)
                     .bind(&name_id)
                     .bind(email.as_str())
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
                 user_id
             }
@@ -698,9 +695,9 @@ async fn accept(
         let current: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE")
             .bind(conn.tenant_id)
             .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn())
             .await?;
-        let sso_meta = meta.clone();
+        tx.acting_as(user_id);
         match current.map(|r| r.parse::<Role>().unwrap_or(Role::Viewer)) {
             None if !conn.jit_provisioning => {
                 return Ok(Err(refuse_saying(RefusalReason::NotInvited, format!("{} isn't a member and this organization adds people by invitation only", email.as_str()))));
@@ -711,10 +708,10 @@ async fn accept(
                     .bind(conn.tenant_id)
                     .bind(user_id)
                     .bind(role.as_str())
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
                 let entry = AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": role.as_str() }, "via": { "new": "sso" } }));
-                audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, &sso_meta, &entry).await?;
+                tx.record(entry).await?;
             }
             // Groups keep roles in step with the IdP, but never touch an Owner.
             Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {
@@ -723,7 +720,7 @@ async fn accept(
                     .bind(conn.tenant_id)
                     .bind(user_id)
                     .bind(role.as_str())
-                    .execute(&mut *tx)
+                    .execute(tx.conn())
                     .await?;
                 let entry = AuditEntry::new(
                     "membership.role_changed",
@@ -731,7 +728,7 @@ async fn accept(
                     user_id,
                     serde_json::json!({ "role": { "old": old.as_str(), "new": role.as_str() }, "via": { "new": "sso groups" } }),
                 );
-                audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, &sso_meta, &entry).await?;
+                tx.record(entry).await?;
             }
             Some(_) => {}
         }
@@ -741,7 +738,6 @@ async fn accept(
             user_id,
             serde_json::json!({ "email": { "new": email.as_str() }, "initiated_by": { "new": if answered.is_some() { "sp" } else { "idp" } } }),
         );
-        audit::insert_as(&mut tx, conn.tenant_id, Some(user_id), None, meta, &entry).await?;
         let fallback = format!("/t/{}", conn.slug);
         let next = next.or_else(|| relay_state.and_then(tessera_domain::input::local_path).map(str::to_string)).unwrap_or(fallback);
         let token = crate::identity::links::new_secret();
@@ -756,14 +752,14 @@ async fn accept(
         .bind(&browser_hash)
         .bind(&next)
         .bind(HANDOFF_LIFETIME_MINUTES)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
-        Ok::<_, crate::Error>(Ok(Handoff { token, started_here: browser_hash.is_some() }))
+        Ok::<_, crate::Error>(Ok((Handoff { token, started_here: browser_hash.is_some() }, entry)))
     }
     .await?;
     match result {
-        Ok(sign_in) => {
-            tx.commit().await?;
+        Ok((sign_in, signed_in)) => {
+            tx.commit(signed_in).await?;
             Ok(Ok(sign_in))
         }
         Err(refusal) => Ok(Err(refusal)),
@@ -775,9 +771,9 @@ fn handoff_gone() -> crate::Error {
 }
 
 /// Opens a transaction in which the handoff `token` (and only it) is visible.
-async fn handoff_tx(tenancy: &Tenancy, token: &str) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+async fn handoff_tx(tenancy: &Tenancy, token: &str) -> Result<Bookkeeping> {
     let hash = crate::db::hex(&crate::identity::links::digest(token));
-    crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::SsoHandoff, &hash)]).await
+    tenancy.bookkeeping_presented(&[(crate::db::Setting::SsoHandoff, &hash)]).await
 }
 
 /// Who an IdP-initiated sign-in would sign in, and where, for the confirmation page.
@@ -787,7 +783,7 @@ pub async fn preview_handoff(tenancy: &Tenancy, token: &str) -> Result<tessera_d
         "SELECT h.email, t.name FROM sso_handoffs h JOIN tenants t ON t.id = h.tenant_id
           WHERE h.used_at IS NULL AND h.expires_at > now() AND h.browser_hash IS NULL",
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(tx.conn())
     .await?;
     tx.commit().await?;
     let (email, organization) = found.ok_or_else(handoff_gone)?;
@@ -810,7 +806,7 @@ pub async fn redeem_handoff(tenancy: &Tenancy, token: &str, redeemer: Redeemer<'
         "UPDATE sso_handoffs SET used_at = now() WHERE used_at IS NULL AND expires_at > now()
          RETURNING tenant_id, user_id, browser_hash, next_path",
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(tx.conn())
     .await?;
     let (tenant_id, user_id, browser_hash, next) = found.ok_or_else(handoff_gone)?;
     match (&browser_hash, redeemer) {

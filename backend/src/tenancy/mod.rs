@@ -21,9 +21,11 @@ pub mod placement;
 pub mod provision;
 pub mod relocate;
 pub mod security;
+mod system;
 pub mod topology;
 
 pub use org::Org;
+pub use system::{Bookkeeping, Maintenance, SystemActor, SystemRead, SystemWrite};
 
 use crate::audit::{self, AuditEntry};
 use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
@@ -179,7 +181,7 @@ impl Tenancy {
         }
     }
 
-    pub(crate) async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
+    async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
         crate::db::begin(&self.control, read_only, &[(Setting::TenantId, &tenant_id.to_string())]).await
     }
 
@@ -538,7 +540,7 @@ impl Tenancy {
         Ok(exists)
     }
 
-    pub(crate) fn control_pool(&self) -> &PgPool {
+    fn control_pool(&self) -> &PgPool {
         &self.control
     }
 }

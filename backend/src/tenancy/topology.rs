@@ -206,7 +206,7 @@ impl Topology {
 
     /// The pool that reaches a tenant's data. For dedicated tenants this may open a pool (and
     /// close the least recently used one when the cap is reached).
-    pub(crate) fn pool_for(&self, placement: &Placement) -> Result<PgPool> {
+    pub(super) fn pool_for(&self, placement: &Placement) -> Result<PgPool> {
         let region = self.regions.iter().find(|r| r.name.as_str() == placement.region).ok_or_else(|| {
             AppError::Unavailable(format!(
                 "This organization's data is in region \"{}\", which this server isn't connected to. Please contact support.",
@@ -267,7 +267,7 @@ impl Topology {
     }
 
     /// Owner-role connection options for a region's database, or one of its dedicated ones.
-    pub(crate) fn owner_options(&self, region: &str, database: Option<&str>) -> Result<PgConnectOptions> {
+    pub(super) fn owner_options(&self, region: &str, database: Option<&str>) -> Result<PgConnectOptions> {
         let region = self.region(region)?;
         match database {
             Some(db) => Ok(dedicated_owner(region)?.database(db)),
@@ -280,7 +280,7 @@ impl Topology {
 
     /// The owner connection that creates and drops a placement's database (or schema), and
     /// whose cluster the placement is on: the dedicated cluster's for a dedicated tenant.
-    pub(crate) fn admin_options(&self, placement: &Placement) -> Result<PgConnectOptions> {
+    pub(super) fn admin_options(&self, placement: &Placement) -> Result<PgConnectOptions> {
         let region = self.region(&placement.region)?;
         if placement.database.is_some() {
             dedicated_owner(region)

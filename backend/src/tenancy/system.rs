@@ -1,0 +1,162 @@
+//! The system entrance: the door for work done in an organization by nobody acting as its
+//! member: answering an invitation, a sign-in through the organization's IdP, scheduled
+//! maintenance, jobs. Members go through [`super::Org`]; everything else that touches an
+//! organization's control-plane rows comes through here, so the pool and the tenant setting
+//! stay inside `tenancy`.
+//!
+//! Four kinds of transaction, each named for what it may do:
+//! - [`SystemRead`]: read-only; sees what a presented secret (an invitation token, a handoff,
+//!   an email domain) unlocks in the row policies, and one organization's rows once `within`.
+//! - [`SystemWrite`]: a change in one organization, committed only with its audit record.
+//! - [`Bookkeeping`]: state that is no organization's data: the one-time secrets and counters
+//!   of a sign-in in progress (SAML request ids, handoffs, refusal tallies), when a job last
+//!   looked at something. Not audited (the sign-in it leads to is); nothing else may use it.
+//! - [`Maintenance`]: housekeeping across organizations under the `app.maintenance` policies,
+//!   which show each job only the rows past use it removes.
+
+use super::Tenancy;
+use crate::audit::{self, AuditEntry};
+use crate::ctx::RequestMeta;
+use crate::db::Setting;
+use crate::error::Result;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+/// Who acts when no member does, as the audit record names them.
+pub enum SystemActor {
+    /// A person not acting as a member (yet): accepting an invitation, signing in through the
+    /// organization's IdP. `None` when not known, e.g. an emailed link declined.
+    Person(Option<Uuid>, RequestMeta),
+    /// Scheduled work or an operator's command; its name becomes the record's request id.
+    Job(&'static str),
+}
+
+pub struct SystemRead {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl SystemRead {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// From here on, the row policies show one organization's rows.
+    pub async fn within(&mut self, tenant_id: Uuid) -> Result<()> {
+        crate::db::set_local(&mut self.tx, &[(Setting::TenantId, &tenant_id.to_string())]).await
+    }
+}
+
+pub struct SystemWrite {
+    tx: Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    actor: SystemActor,
+}
+
+impl SystemWrite {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Names the person acting once the transaction has found out who it is (a SAML sign-in
+    /// learns it from the assertion).
+    pub fn acting_as(&mut self, user_id: Uuid) {
+        if let SystemActor::Person(user, _) = &mut self.actor {
+            *user = Some(user_id);
+        }
+    }
+
+    /// An extra audit record (a change with several effects) in this transaction.
+    pub async fn record(&mut self, entry: AuditEntry) -> Result<()> {
+        match &self.actor {
+            SystemActor::Person(user, meta) => audit::insert_as(&mut self.tx, self.tenant_id, *user, None, meta, &entry).await,
+            SystemActor::Job(name) => audit::insert_system(&mut self.tx, self.tenant_id, &entry, name).await,
+        }
+    }
+
+    /// Writes the audit record for this change and commits both together.
+    pub async fn commit(mut self, entry: AuditEntry) -> Result<()> {
+        self.record(entry).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub struct Bookkeeping {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Bookkeeping {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub struct Maintenance {
+    tx: Transaction<'static, Postgres>,
+    job: &'static str,
+}
+
+impl Maintenance {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits, and logs what the job did (`rows` removed or changed): no single organization's
+    /// data changed, so the log is its record.
+    pub async fn commit(self, rows: u64) -> Result<()> {
+        self.tx.commit().await?;
+        if rows > 0 {
+            tracing::info!(job = self.job, rows, "maintenance");
+        }
+        Ok(())
+    }
+}
+
+impl Tenancy {
+    /// A read-only control-plane transaction for someone not acting as a member, seeing what
+    /// `presented` (the digests and addresses a request proved) unlocks in the row policies.
+    pub async fn system_read(&self, presented: &[(Setting, &str)]) -> Result<SystemRead> {
+        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
+            return Err(crate::Error::Internal("system_read: name the organization with `within`, maintenance with `maintenance`".into()));
+        }
+        Ok(SystemRead { tx: crate::db::begin(&self.control, true, presented).await? })
+    }
+
+    /// A read-only transaction in one organization's control-plane rows.
+    pub async fn system_read_in(&self, tenant_id: Uuid) -> Result<SystemRead> {
+        let mut read = self.system_read(&[]).await?;
+        read.within(tenant_id).await?;
+        Ok(read)
+    }
+
+    /// A change in one organization's control-plane rows by nobody acting as its member; it
+    /// commits only with its audit record, which names `actor`.
+    pub async fn system_write(&self, tenant_id: Uuid, actor: SystemActor) -> Result<SystemWrite> {
+        Ok(SystemWrite { tx: self.begin_control(tenant_id, false).await?, tenant_id, actor })
+    }
+
+    /// Bookkeeping in one organization's control-plane rows (see [`Bookkeeping`]).
+    pub async fn bookkeeping(&self, tenant_id: Uuid) -> Result<Bookkeeping> {
+        Ok(Bookkeeping { tx: self.begin_control(tenant_id, false).await? })
+    }
+
+    /// Bookkeeping found by what the request presented (a handoff's digest), or none of any
+    /// organization (a throttle bucket).
+    pub async fn bookkeeping_presented(&self, presented: &[(Setting, &str)]) -> Result<Bookkeeping> {
+        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
+            return Err(crate::Error::Internal("bookkeeping_presented: no organization or maintenance settings".into()));
+        }
+        Ok(Bookkeeping { tx: crate::db::begin(&self.control, false, presented).await? })
+    }
+
+    /// Housekeeping across organizations as `job` (the `app.maintenance` policies decide what
+    /// it sees).
+    pub async fn maintenance(&self, job: &'static str) -> Result<Maintenance> {
+        Ok(Maintenance { tx: crate::db::begin(&self.control, false, &[(Setting::Maintenance, job)]).await?, job })
+    }
+}
