@@ -73,7 +73,8 @@ pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Op
     let prefix = random_chars(8);
     let key = format!("{KEY_PREFIX}{prefix}_{}", random_chars(32));
     let expires_at = expires_in_days.map(|d| OffsetDateTime::now_utc() + time::Duration::days(d.into()));
-    let scope_names: Vec<String> = scopes.iter().map(|s| s.as_str()).collect();
+    // Each once, in the catalogue's order, whatever order or repeats the form sent.
+    let scope_names: Vec<String> = tessera_domain::Scope::all().into_iter().filter(|s| scopes.contains(s)).map(|s| s.as_str()).collect();
     let mut tx = org.control_write(Permission::ManageApiKeys).await?;
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO api_keys (name, prefix, key_hash, scopes, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

@@ -117,7 +117,7 @@ impl Ctx {
 
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if let Some(key) = &self.api_key {
-            let Some(scope) = Scope::needed_for(permission) else {
+            let Some(scope) = permission.key_scope() else {
                 return Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into()));
             };
             if !key.scopes.contains(&scope) {

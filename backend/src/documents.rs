@@ -4,6 +4,7 @@
 use crate::audit::{self, AuditEntry};
 use crate::error::Result;
 use crate::members::rfc3339;
+use crate::tenancy::WriteTx;
 use crate::Org;
 use tessera_domain::dto::Document;
 use tessera_domain::input::{DocumentBody, DocumentTitle, FieldError};
@@ -45,15 +46,16 @@ impl DocumentDraft {
 pub struct DocumentChange {
     pub title: Option<DocumentTitle>,
     pub body: Option<DocumentBody>,
-    pub made_from: Option<String>,
+    /// The `updated_at` it was made from, if the client said.
+    pub seen_version: Option<OffsetDateTime>,
 }
 
 impl DocumentChange {
-    pub fn parse(title: Option<&str>, body: Option<&str>, made_from: Option<&str>) -> Result<Self, FieldError> {
+    pub fn parse(title: Option<&str>, body: Option<&str>, updated_at: Option<&str>) -> Result<Self, FieldError> {
         Ok(Self {
             title: title.map(DocumentTitle::parse).transpose()?,
             body: body.map(DocumentBody::parse).transpose()?,
-            made_from: made_from.map(str::to_string),
+            seen_version: crate::edits::seen_version(updated_at)?,
         })
     }
 }
@@ -110,13 +112,7 @@ pub async fn create(org: &Org, project: Uuid, draft: DocumentDraft) -> Result<Do
 pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) -> Result<Document> {
     let mut tx = org.write(Permission::WriteDocuments).await?;
     let before = lock_for_change(tx.conn(), org, project, id).await?;
-    if change.made_from.is_some_and(|seen| seen != rfc3339(before.updated_at)) {
-        return Err(AppError::Conflict(FieldError::new(
-            "updated_at",
-            "Someone changed this document since you opened it. Reload to see their changes, then make yours again.",
-        ))
-        .into());
-    }
+    crate::edits::ensure_current(change.seen_version, before.updated_at, "document")?;
     let title = change.title.as_ref().map_or(before.title.as_str(), DocumentTitle::as_str);
     let body = change.body.as_ref().map_or(before.body.as_str(), DocumentBody::as_str);
     let changes = audit::changed(&[("title", &before.title, title), ("body", &before.body, body)]);
@@ -143,6 +139,28 @@ pub async fn delete(org: &Org, project: Uuid, id: Uuid) -> Result<()> {
     sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let changes = audit::removed(&[("title", &before.title), ("body", &before.body), ("project_id", &project.to_string())]);
     tx.commit(AuditEntry::new("document.deleted", "document", id, changes)).await
+}
+
+/// Deletes the documents of a project being deleted (in its transaction), each one only if the
+/// actor could delete it on its own, and each with its own audit record. Returns how many.
+pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uuid) -> Result<usize> {
+    let rows: Vec<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 ORDER BY created_at FOR UPDATE"))
+        .bind(project)
+        .fetch_all(tx.conn())
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    org.require(Permission::WriteDocuments)?;
+    if rows.iter().any(|row| !org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments)) {
+        return Err(AppError::Forbidden("This project holds documents other people wrote, so only an admin can delete it.".into()).into());
+    }
+    sqlx::query("DELETE FROM documents WHERE project_id = $1").bind(project).execute(tx.conn()).await?;
+    for row in &rows {
+        let changes = audit::removed(&[("title", &row.title), ("body", &row.body), ("project_id", &project.to_string())]);
+        tx.record(AuditEntry::new("document.deleted", "document", row.id, changes)).await?;
+    }
+    Ok(rows.len())
 }
 
 /// Locks the document (a second editor waits, then sees the first one's result or that it is

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod ctx;
 pub mod db;
 pub mod documents;
+pub mod edits;
 pub mod email;
 pub mod error;
 pub mod identity;

@@ -1,4 +1,5 @@
-//! Projects: the demo tenant-scoped resource, and the pattern to copy for new ones.
+//! Projects: the first tenant-scoped resource. Members create them and change or delete their
+//! own; Admins and Owners any; deleting one takes its documents (see `documents.rs`).
 
 use crate::audit::{self, AuditEntry};
 use crate::error::{Constraint, Result};
@@ -21,7 +22,7 @@ struct ProjectRow {
 }
 
 inventory::submit! {
-    Constraint { name: "projects_name_unique", field: "name", message: "A project with this name already exists here. Choose another name." }
+    Constraint { name: "projects_name_unique", table: "projects", field: "name", message: "A project with this name already exists here. Choose another name." }
 }
 
 const PROJECT_COLUMNS: &str = "id, name, description, created_by, created_at, updated_at";
@@ -98,15 +99,16 @@ pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
 pub struct ProjectChange {
     pub name: Option<ProjectName>,
     pub description: Option<ProjectDescription>,
-    pub made_from: Option<String>,
+    /// The `updated_at` it was made from, if the client said.
+    pub seen_version: Option<OffsetDateTime>,
 }
 
 impl ProjectChange {
-    pub fn parse(name: Option<&str>, description: Option<&str>, made_from: Option<&str>) -> Result<Self, FieldError> {
+    pub fn parse(name: Option<&str>, description: Option<&str>, updated_at: Option<&str>) -> Result<Self, FieldError> {
         Ok(Self {
             name: name.map(ProjectName::parse).transpose()?,
             description: description.map(ProjectDescription::parse).transpose()?,
-            made_from: made_from.map(str::to_string),
+            seen_version: crate::edits::seen_version(updated_at)?,
         })
     }
 }
@@ -117,13 +119,7 @@ impl ProjectChange {
 pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<ProjectSummary> {
     let mut tx = org.write(Permission::CreateProject).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
-    if change.made_from.is_some_and(|seen| seen != rfc3339(before.updated_at)) {
-        return Err(AppError::Conflict(FieldError::new(
-            "updated_at",
-            "Someone changed this project since you opened it. Reload to see their changes, then make yours again.",
-        ))
-        .into());
-    }
+    crate::edits::ensure_current(change.seen_version, before.updated_at, "project")?;
     // Unchanged fields as they are now, under the lock (not as a caller last saw them).
     let name = change.name.as_ref().map_or(before.name.as_str(), ProjectName::as_str);
     let description = change.description.as_ref().map_or(before.description.as_str(), ProjectDescription::as_str);
@@ -144,13 +140,19 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
     one(org, updated).await
 }
 
-/// Deletes a project. Members delete the projects they created; Admins and Owners any. The
-/// audit entry keeps what it was.
+/// Deletes a project and its documents. Members delete the projects they created (and only if
+/// they could delete every document in it); Admins and Owners any. The audit entries keep what
+/// each was.
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     let mut tx = org.write(Permission::CreateProject).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
+    // Its documents go with it, recorded one by one (not left to the foreign key's cascade).
+    let documents = crate::documents::delete_with_project(&mut tx, org, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
-    let changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);
+    let mut changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);
+    if documents > 0 {
+        changes["documents"] = serde_json::json!({ "old": documents });
+    }
     tx.commit(AuditEntry::new("project.deleted", "project", id, changes)).await
 }
 

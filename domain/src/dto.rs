@@ -90,6 +90,13 @@ pub struct Document {
     pub can_change: bool,
 }
 
+/// A project's documents as its page shows them, with whether the reader may write new ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentList {
+    pub documents: Vec<Document>,
+    pub can_write: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {

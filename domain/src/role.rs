@@ -127,8 +127,6 @@ pub enum Resource {
 }
 
 impl Resource {
-    pub const ALL: [Resource; 3] = [Resource::Projects, Resource::Documents, Resource::Members];
-
     /// As it appears in scope names and in the words for people.
     pub fn name(self) -> &'static str {
         match self {
@@ -150,8 +148,10 @@ pub enum Access {
 /// and the scopes a key can be given are exactly those.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Scope {
-    pub resource: Resource,
-    pub access: Access,
+    // Private: a scope is made only by the permission table (or parsed from its names), so no
+    // code can mint one no permission names.
+    resource: Resource,
+    access: Access,
 }
 
 impl Scope {
@@ -175,7 +175,7 @@ impl Scope {
         format!("{}:{access}", self.resource.name())
     }
 
-    /// A scope a key can be given, by its name.
+    /// A scope a key can be given, by its name (exactly as listed: lowercase).
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::all().into_iter().find(|scope| scope.as_str() == s.trim())
     }
@@ -185,11 +185,6 @@ impl Scope {
             Access::Read => format!("List and read {}", self.resource.name()),
             Access::Write => format!("Create, change and delete {}", self.resource.name()),
         }
-    }
-
-    /// The scope a permission needs, if a key can be given it at all.
-    pub fn needed_for(permission: Permission) -> Option<Scope> {
-        permission.key_scope()
     }
 }
 
@@ -252,8 +247,8 @@ mod tests {
     fn api_key_scopes_come_from_the_permission_table_and_nothing_else() {
         let names: Vec<String> = Scope::all().into_iter().map(Scope::as_str).collect();
         assert_eq!(names, ["projects:read", "projects:write", "documents:read", "documents:write", "members:read"]);
-        assert_eq!(Scope::needed_for(Permission::ManageMembers), None);
-        assert_eq!(Scope::needed_for(Permission::ManageApiKeys), None);
+        assert_eq!(Permission::ManageMembers.key_scope(), None);
+        assert_eq!(Permission::ManageApiKeys.key_scope(), None);
         assert_eq!(Scope::parse("members:read").map(Scope::as_str).as_deref(), Some("members:read"));
         // Named in no permission: not a scope a key can have.
         assert_eq!(Scope::parse("members:write"), None);

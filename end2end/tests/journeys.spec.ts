@@ -158,6 +158,7 @@ test("a member writes, edits and deletes a document; a viewer reads it with no w
     form: { slug: "acme", project, id, title: "Viewer was here", body: "" },
   });
   expect(refused.status()).toBe(403);
+  expect(JSON.stringify(await refused.json())).toContain("role");
   await viewer.context().close();
 
   // The member deletes it, confirming first, and lands back on the project.

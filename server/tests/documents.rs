@@ -27,7 +27,7 @@ fn ok(r: Response) {
 }
 
 async fn document(browser: &Browser, project: &str, title: &str) -> Value {
-    let list = browser.call("list_documents", &[("slug", "acme"), ("project", project)]).await.json();
+    let list = browser.call("list_documents", &[("slug", "acme"), ("project", project)]).await.json()["documents"].clone();
     list.as_array().unwrap_or_else(|| panic!("{list}")).iter().find(|d| d["title"] == title).unwrap_or_else(|| panic!("{title} in {list}")).clone()
 }
 
@@ -89,6 +89,11 @@ async fn viewers_read_documents_and_members_change_only_their_own() {
 
     // Vic reads everything and may change nothing; the pages offer nothing to change.
     assert_eq!(document(&vic, &project, "Holidays").await["can_change"], false);
+    let may_write = |b: &Browser| {
+        let (b, project) = (b.clone(), project.clone());
+        async move { b.call("list_documents", &[("slug", "acme"), ("project", &project)]).await.json()["can_write"].as_bool() }
+    };
+    assert_eq!((may_write(&vic).await, may_write(&bea).await), (Some(false), Some(true)));
     let r = vic.call("create_document", &[("slug", "acme"), ("project", &project), ("title", "Mine"), ("body", "")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     for id in [&owners, &beas] {
@@ -117,7 +122,7 @@ async fn viewers_read_documents_and_members_change_only_their_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_stay_in_their_project_and_go_with_it() {
     let app = TestApp::spawn().await;
-    let (owner, _bea, _vic, project) = acme_team(&app).await;
+    let (owner, bea, _vic, project) = acme_team(&app).await;
     let id = id_of(&owner, &project, "Holidays").await;
     owner.add_project("acme", "Elsewhere").await;
     let elsewhere = app.project_id("Elsewhere").await;
@@ -134,11 +139,23 @@ async fn documents_stay_in_their_project_and_go_with_it() {
         assert_eq!(owner.call("list_documents", &[("slug", "acme"), ("project", missing)]).await.status, StatusCode::NOT_FOUND);
     }
 
-    // Deleting the project takes its documents with it; the trail keeps what they were.
-    ok(owner.call("delete_document", &[("slug", "acme"), ("project", &project), ("id", &id)]).await);
-    assert_eq!(history(&app, &id).await.last().unwrap().1["title"], json!({ "old": "Holidays" }));
+    // A project's documents go with it, each recorded; a Member can't take other people's
+    // documents with her own project.
+    bea.add_project("acme", "Bea's notes").await;
+    let beas = app.project_id("Bea's notes").await;
+    ok(owner.call("create_document", &[("slug", "acme"), ("project", &beas), ("title", "Owner's note"), ("body", "")]).await);
+    let r = bea.call("delete_project", &[("slug", "acme"), ("id", &beas)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.error_message().contains("documents other people wrote"), "{}", r.body);
+    let on_call = id_of(&owner, &project, "On call").await;
     ok(owner.call("delete_project", &[("slug", "acme"), ("id", &project)]).await);
-    assert_eq!(app.count("SELECT count(*) FROM shared.documents").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM shared.documents").await, 1, "only Bea's project's document is left");
+    for (id, title) in [(&id, "Holidays"), (&on_call, "On call")] {
+        let (action, changes) = history(&app, id).await.pop().unwrap();
+        assert_eq!((action.as_str(), &changes["title"]), ("document.deleted", &json!({ "old": title })));
+    }
+    let project_trail = history(&app, &project).await;
+    assert_eq!(project_trail.last().unwrap().1["documents"], json!({ "old": 2 }));
     assert_eq!(owner.call("list_documents", &[("slug", "acme"), ("project", &project)]).await.status, StatusCode::NOT_FOUND);
 }
 
@@ -160,7 +177,7 @@ async fn bad_documents_and_stale_edits_are_refused_with_the_field_to_fix() {
     // The owner saves first; Bea's form, filled before that, would undo it: refused.
     let seen = document(&bea, &project, "On call").await["updated_at"].as_str().unwrap().to_string();
     let change = |title: &'static str| {
-        [("slug", "acme"), ("project", project.as_str()), ("id", id.as_str()), ("title", title), ("body", ""), ("made_from", seen.as_str())]
+        [("slug", "acme"), ("project", project.as_str()), ("id", id.as_str()), ("title", title), ("body", ""), ("updated_at", seen.as_str())]
     };
     ok(owner.call("update_document", &change("Owner's version")).await);
     let r = bea.call("update_document", &change("Bea's version")).await;

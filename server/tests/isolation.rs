@@ -12,6 +12,8 @@ struct TwoTenants {
     app: TestApp,
     alice: common::Browser,
     bob_project: String,
+    /// A document in Bob's project.
+    bob_document: String,
     bob_user: String,
     label: String,
 }
@@ -36,9 +38,14 @@ async fn two_tenants(alpha: (&str, &str), bravo: (&str, &str)) -> TwoTenants {
     let bob = app.owner_of_in("bravo", bravo.1, bravo.0).await;
     bob.add_project("bravo", "Bravo secret").await;
     let bob_project = bob.call("list_projects", &[("slug", "bravo")]).await.json()[0]["id"].as_str().unwrap().to_string();
+    let r =
+        bob.call("create_document", &[("slug", "bravo"), ("project", &bob_project), ("title", "Bravo secret plan"), ("body", "Bravo secret")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    let listed = bob.call("list_documents", &[("slug", "bravo"), ("project", &bob_project)]).await.json();
+    let bob_document = listed["documents"][0]["id"].as_str().unwrap().to_string();
     let bob_user = app.user_id("owner@bravo.test").await;
     let label = format!("alpha {} in {}, bravo {} in {}", alpha.0, alpha.1, bravo.0, bravo.1);
-    TwoTenants { app, alice, bob_project, bob_user, label }
+    TwoTenants { app, alice, bob_project, bob_document, bob_user, label }
 }
 
 async fn each_placement<F, Fut>(scenario: F)
@@ -58,7 +65,11 @@ async fn every_server_function_refuses_the_other_tenants_data() {
 
 async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) {
     let p = t.bob_project.as_str();
+    let d = t.bob_document.as_str();
     let u = t.bob_user.as_str();
+    // Alice's own project, to smuggle Bob's document ids into.
+    let own = t.alice.call("list_projects", &[("slug", "alpha")]).await.json()[0]["id"].as_str().unwrap().to_string();
+    let own = own.as_str();
     let attempts: Vec<(&str, Vec<(&str, &str)>)> = vec![
         // Bob's organization by name.
         ("load_org", vec![("slug", "bravo")]),
@@ -73,12 +84,23 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
         ("org_invitations", vec![("slug", "bravo")]),
         ("change_role", vec![("slug", "bravo"), ("user_id", u), ("role", "viewer")]),
         ("remove_member", vec![("slug", "bravo"), ("user_id", u)]),
+        ("list_documents", vec![("slug", "bravo"), ("project", p)]),
+        ("get_document", vec![("slug", "bravo"), ("project", p), ("id", d)]),
+        ("create_document", vec![("slug", "bravo"), ("project", p), ("title", "Planted"), ("body", "")]),
+        ("update_document", vec![("slug", "bravo"), ("project", p), ("id", d), ("title", "Planted"), ("body", "")]),
+        ("delete_document", vec![("slug", "bravo"), ("project", p), ("id", d)]),
         // Bob's ids smuggled into Alice's own organization.
         ("get_project", vec![("slug", "alpha"), ("id", p)]),
         ("update_project", vec![("slug", "alpha"), ("id", p), ("name", "Planted"), ("description", "")]),
         ("delete_project", vec![("slug", "alpha"), ("id", p)]),
         ("change_role", vec![("slug", "alpha"), ("user_id", u), ("role", "viewer")]),
         ("remove_member", vec![("slug", "alpha"), ("user_id", u)]),
+        ("list_documents", vec![("slug", "alpha"), ("project", p)]),
+        ("create_document", vec![("slug", "alpha"), ("project", p), ("title", "Planted"), ("body", "")]),
+        ("get_document", vec![("slug", "alpha"), ("project", p), ("id", d)]),
+        ("get_document", vec![("slug", "alpha"), ("project", own), ("id", d)]),
+        ("update_document", vec![("slug", "alpha"), ("project", own), ("id", d), ("title", "Planted"), ("body", "")]),
+        ("delete_document", vec![("slug", "alpha"), ("project", own), ("id", d)]),
     ];
     for (function, form) in attempts {
         let r = t.alice.call(function, &form).await;
@@ -90,6 +112,9 @@ async fn every_server_function_refuses_the_other_tenants_data_in(t: TwoTenants) 
         let mut conn = t.app.inspect_tenant(slug).await;
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'Planted'").fetch_one(&mut conn).await.unwrap();
         assert_eq!(n, 0, "{}: nothing planted in {slug}", t.label);
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM documents WHERE title IN ('Planted', 'Bravo secret plan')").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, if slug == "bravo" { 1 } else { 0 }, "{}: Bob's document is where it was, unchanged, in {slug}", t.label);
     }
     assert_eq!(t.app.count("SELECT count(*) FROM memberships").await, 2, "no membership changed");
     assert_eq!(t.app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 2);
@@ -118,6 +143,9 @@ async fn every_tenant_page_of_the_other_tenant_is_a_404_in(t: TwoTenants) {
         format!("/t/alpha/projects/{p}/edit"),
         "/t/bravo/members".to_string(),
         format!("/t/alpha/projects/{p}"),
+        format!("/t/bravo/projects/{p}/documents/{}", t.bob_document),
+        format!("/t/alpha/projects/{p}/documents/{}", t.bob_document),
+        format!("/t/bravo/projects/{p}/documents/new"),
         "/t/no-such-org".to_string(),
     ] {
         let r = t.alice.get(&path).await;
@@ -154,6 +182,19 @@ async fn without_tenant_context_the_app_role_sees_no_tenant_rows_in(t: TwoTenant
         .execute(&mut *tx)
         .await;
     assert!(planted.is_err(), "{}: row-level security refuses rows for another tenant", t.label);
+    tx.rollback().await.unwrap();
+    // A document of Alice's can't name Bob's project: the foreign key includes the tenant (a
+    // key check doesn't see row-level security, so a plain project_id would find Bob's).
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{alpha}'").as_str()).await.unwrap();
+    let planted = sqlx::query(
+        "INSERT INTO documents (id, project_id, title, created_by, updated_by) VALUES (gen_random_uuid(), $1, 'Planted', gen_random_uuid(), gen_random_uuid())",
+    )
+    .bind(uuid::Uuid::parse_str(&t.bob_project).unwrap())
+    .execute(&mut *tx)
+    .await;
+    let code = planted.as_ref().err().and_then(|e| e.as_database_error()).and_then(|e| e.code()).map(|c| c.to_string());
+    assert_eq!(code.as_deref(), Some("23503"), "{}: a foreign-key violation, not a document in Bob's project: {planted:?}", t.label);
     tx.rollback().await.unwrap();
 
     // The tenant setting is transaction-local: nothing lingers on the connection.
@@ -307,9 +348,11 @@ async fn every_registered_endpoint_refuses_the_other_tenant() {
 async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
     let before = bravo_fingerprint(&t).await;
     let bravo_id = t.app.tenant_id("bravo").await.to_string();
-    let secrets = ["Bravo secret", "Org bravo", "owner@bravo.test", t.bob_project.as_str(), t.bob_user.as_str(), bravo_id.as_str()];
+    let secrets =
+        ["Bravo secret", "Org bravo", "owner@bravo.test", t.bob_project.as_str(), t.bob_document.as_str(), t.bob_user.as_str(), bravo_id.as_str()];
     let leaked = |body: &str| secrets.iter().find(|s| body.contains(**s)).map(|s| s.to_string());
-    let (made_up_id, made_up_user) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let (made_up_id, made_up_user, made_up_document) =
+        (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
     let mut alice = t.alice.clone();
     let mut probes = 0;
 
@@ -331,7 +374,12 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
             for (slug, id, user) in calls {
                 probes += 1;
                 let tag = probes.to_string();
-                let form = every_field(slug, id, user, &tag);
+                let mut form = every_field(slug, id, user, &tag);
+                if function.contains("document") {
+                    // A document's own id (Bob's, or a made-up one) beside its project's.
+                    let document = if id == made_up_id { made_up_document.as_str() } else { t.bob_document.as_str() };
+                    form.iter_mut().filter(|(k, _)| *k == "id").for_each(|(_, v)| *v = document.to_string());
+                }
                 let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let r = alice.call(function, &form).await;
                 let what = format!("{}: {function} (slug {slug})", t.label);
@@ -367,6 +415,8 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
                 ("scopes[]", "projects:read"),
                 ("scopes[]", "projects:write"),
                 ("scopes[]", "members:read"),
+                ("scopes[]", "documents:read"),
+                ("scopes[]", "documents:write"),
                 ("expires_in_days", "1"),
             ],
         )
@@ -386,9 +436,12 @@ async fn every_registered_endpoint_refuses_the_other_tenant_in(t: TwoTenants) {
                 let mut answers = Vec::new();
                 for (slug, id) in [control, probe] {
                     probes += 1;
-                    let mut path = template.replace("{slug}", slug);
+                    let mut path = template.replace("{slug}", slug).replace("{project}", id);
+                    // A document's own id, the one the project's id would be in other paths.
+                    let document = if id == made_up_id { made_up_document.as_str() } else { t.bob_document.as_str() };
+                    let last = if template.contains("/documents/") { document } else { id };
                     while let (Some(start), Some(end)) = (path.find('{'), path.find('}')) {
-                        path.replace_range(start..=end, id);
+                        path.replace_range(start..=end, last);
                     }
                     // Only documented fields: a body with others is refused before the door.
                     let r = client

@@ -195,11 +195,11 @@ async fn the_edit_form_comes_filled_in_from_the_server_and_a_stale_one_is_refuse
 
     // The owner saves a change first; Bea's form, filled before it, would undo it: refused.
     let r = owner
-        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan"), ("description", "Reviewed"), ("made_from", &seen)])
+        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan"), ("description", "Reviewed"), ("updated_at", &seen)])
         .await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     let r = bea
-        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan v2"), ("description", "Line one"), ("made_from", &seen)])
+        .call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's plan v2"), ("description", "Line one"), ("updated_at", &seen)])
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.error_message().contains("changed this project since you opened it"), "{}", r.body);

@@ -2,7 +2,7 @@
 //! the document is in.
 
 use leptos::prelude::*;
-use tessera_domain::dto::Document;
+use tessera_domain::dto::{Document, DocumentList};
 use tessera_domain::AppError;
 
 #[cfg(feature = "ssr")]
@@ -10,11 +10,13 @@ use super::ssr::{self, enter};
 #[cfg(feature = "ssr")]
 use tessera_backend::documents::{self, DocumentChange, DocumentDraft};
 
+/// The project's documents, and whether the caller may write one (the page's "New document").
 #[server(endpoint = "list_documents")]
-pub async fn list_documents(slug: String, project: String) -> Result<Vec<Document>, AppError> {
+pub async fn list_documents(slug: String, project: String) -> Result<DocumentList, AppError> {
     ssr::once_per_request((slug.clone(), project.clone()), async move {
         let (_, org) = enter(&slug).await?;
-        Ok(documents::list(&org, ssr::parse_id(&project, "project")?).await?)
+        let documents = documents::list(&org, ssr::parse_id(&project, "project")?).await?;
+        Ok(DocumentList { documents, can_write: org.require(tessera_domain::Permission::WriteDocuments).is_ok() })
     })
     .await
 }
@@ -23,7 +25,7 @@ pub async fn list_documents(slug: String, project: String) -> Result<Vec<Documen
 pub async fn get_document(slug: String, project: String, id: String) -> Result<Document, AppError> {
     ssr::once_per_request((slug.clone(), project.clone(), id.clone()), async move {
         let (_, org) = enter(&slug).await?;
-        Ok(documents::get(&org, ssr::parse_id(&project, "project")?, ssr::parse_id(&id, "document")?).await?)
+        Ok(documents::get(&org, ssr::parse_id(&project, "project")?, document_id(&id)?).await?)
     })
     .await
 }
@@ -38,8 +40,8 @@ pub async fn create_document(slug: String, project: String, title: String, body:
     Ok(())
 }
 
-/// Saves a document's title and text; back to its page. `made_from`: the `updated_at` the form
-/// was filled from (a change made since refuses this one).
+/// Saves a document's title and text; back to its page. `updated_at`: the version the form
+/// was filled from (a change someone made since refuses this one).
 #[server(endpoint = "update_document")]
 pub async fn update_document(
     slug: String,
@@ -47,11 +49,11 @@ pub async fn update_document(
     id: String,
     title: String,
     body: String,
-    made_from: Option<String>,
+    updated_at: Option<String>,
 ) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
-    let (project, id) = (ssr::parse_id(&project, "project")?, ssr::parse_id(&id, "document")?);
-    documents::update(&org, project, id, DocumentChange::parse(Some(&title), Some(&body), made_from.as_deref())?).await?;
+    let (project, id) = (ssr::parse_id(&project, "project")?, document_id(&id)?);
+    documents::update(&org, project, id, DocumentChange::parse(Some(&title), Some(&body), updated_at.as_deref())?).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{project}/documents/{id}", org.tenant.slug));
     Ok(())
 }
@@ -61,7 +63,13 @@ pub async fn update_document(
 pub async fn delete_document(slug: String, project: String, id: String) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
     let project = ssr::parse_id(&project, "project")?;
-    documents::delete(&org, project, ssr::parse_id(&id, "document")?).await?;
+    documents::delete(&org, project, document_id(&id)?).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{project}", org.tenant.slug));
     Ok(())
+}
+
+/// A document id from a form; a malformed one names nothing, as an unknown one.
+#[cfg(feature = "ssr")]
+fn document_id(raw: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| documents::no_such_document())
 }

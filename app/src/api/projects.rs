@@ -35,13 +35,13 @@ pub async fn create_project(slug: String, name: String, description: String) -> 
     Ok(())
 }
 
-/// Saves a project's name and description; back to the project's page. `made_from`: the
-/// `updated_at` the form was filled from (a change made since refuses this one).
+/// Saves a project's name and description; back to the project's page. `updated_at`: the
+/// version the form was filled from (a change someone made since refuses this one).
 #[server(endpoint = "update_project")]
-pub async fn update_project(slug: String, id: String, name: String, description: String, made_from: Option<String>) -> Result<(), AppError> {
+pub async fn update_project(slug: String, id: String, name: String, description: String, updated_at: Option<String>) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "project")?;
-    projects::update(&org, id, ProjectChange::parse(Some(&name), Some(&description), made_from.as_deref())?).await?;
+    projects::update(&org, id, ProjectChange::parse(Some(&name), Some(&description), updated_at.as_deref())?).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", org.tenant.slug));
     Ok(())
 }

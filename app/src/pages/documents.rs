@@ -42,29 +42,39 @@ pub fn ProjectDocuments(project: String) -> impl IntoView {
     let slug = use_slug();
     let key = project.clone();
     let documents = Resource::new(move || (slug.get(), key.clone()), |(slug, project)| list_documents(slug, project));
-    let can_write = can_write();
     let new_href = project_href(&project, "/documents/new");
     view! {
         <section class="card" aria-labelledby="documents-heading">
-            <header class="page-header">
-                <h2 id="documents-heading">"Documents"</h2>
-                <Show when=move || can_write.get()>
-                    <a class="btn btn-primary" href=new_href.clone() data-testid="new-document">"New document"</a>
-                </Show>
-            </header>
-            <Suspense fallback=|| view! { <p class="loading">"Loading documents…"</p> }>
-                {move || Suspend::new(async move {
-                    match documents.await {
-                        Err(error) => view! { <ErrorPage error /> }.into_any(),
-                        Ok(list) if list.is_empty() => view! { <p class="muted">"No documents in this project yet."</p> }.into_any(),
-                        Ok(list) => view! {
-                            <ul class="document-list">
-                                {list.into_iter().map(|d| view! { <DocumentItem document=d /> }).collect_view()}
-                            </ul>
+            <Suspense fallback=|| view! { <h2 id="documents-heading">"Documents"</h2> <p class="loading">"Loading documents…"</p> }>
+                {move || {
+                    let new_href = new_href.clone();
+                    Suspend::new(async move {
+                        match documents.await {
+                            Err(error) => view! { <ErrorPage error /> }.into_any(),
+                            Ok(list) => view! {
+                                // What the reader may do comes with the list (one answer, the same when the
+                                // page is rendered and when it comes to life in the browser).
+                                <header class="page-header">
+                                    <h2 id="documents-heading">"Documents"</h2>
+                                    {list.can_write.then(|| view! {
+                                        <a class="btn btn-primary" href=new_href data-testid="new-document">"New document"</a>
+                                    })}
+                                </header>
+                                {if list.documents.is_empty() {
+                                    view! { <p class="muted">"No documents in this project yet."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <ul class="document-list">
+                                            {list.documents.into_iter().map(|d| view! { <DocumentItem document=d /> }).collect_view()}
+                                        </ul>
+                                    }
+                                        .into_any()
+                                }}
+                            }
+                                .into_any(),
                         }
-                            .into_any(),
-                    }
-                })}
+                    })
+                }}
             </Suspense>
         </section>
     }
@@ -192,7 +202,7 @@ pub fn EditDocumentPage() -> impl IntoView {
                                     <input type="hidden" name="slug" value=move || ids.get().0 />
                                     <input type="hidden" name="project" value=project.clone() />
                                     <input type="hidden" name="id" value=d.id.to_string() />
-                                    <input type="hidden" name="made_from" value=d.updated_at.clone() />
+                                    <input type="hidden" name="updated_at" value=d.updated_at.clone() />
                                     <Field label="Title" name="title" required=true error check=check_title value=RwSignal::new(d.title.clone()) />
                                     <TextAreaField label="Text" name="body" error value=d.body.clone() rows=12 />
                                     <Submit label="Save changes" busy_label="Saving…" pending=action.pending() />

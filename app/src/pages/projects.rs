@@ -222,7 +222,7 @@ pub fn EditProjectPage() -> impl IntoView {
                                     <FormAlert error fields=&["name", "description"] />
                                     <input type="hidden" name="slug" value=move || slug.get() />
                                     <input type="hidden" name="id" value=p.id.to_string() />
-                                    <input type="hidden" name="made_from" value=p.updated_at.clone() />
+                                    <input type="hidden" name="updated_at" value=p.updated_at.clone() />
                                     <Field label="Project name" name="name" required=true error check=check_name value=name />
                                     <TextAreaField label="Description" name="description" error value=p.description.clone() />
                                     <Submit label="Save changes" busy_label="Saving…" pending=action.pending() />

@@ -490,12 +490,11 @@ pub async fn consume(
             if let Some(bucket) = &refusals {
                 throttle::record(tally.conn(), bucket, throttle::SSO_REFUSALS_PER_IP).await?;
             }
-            let first_of_its_kind = count_refusal(tally.conn(), reason, meta).await?;
-            tally.commit().await?;
-            if first_of_its_kind {
+            if count_refusal(tally.conn(), reason, meta).await? {
                 let entry = AuditEntry::new("sso.login_refused", "tenant", conn.tenant_id, serde_json::json!({ "reason": { "new": reason.name() } }));
-                tenancy.system_write(conn.tenant_id, SystemActor::Person(None, meta.clone())).await?.commit(entry).await?;
+                tally.record(&SystemActor::Person(None, meta.clone()), entry).await?;
             }
+            tally.commit().await?;
             Err(AppError::Forbidden(format!(
                 "We couldn't sign you in to {} through its identity provider: {}. Try signing in again; if it keeps happening, tell your IT team.",
                 conn.name,

@@ -22,10 +22,6 @@ impl Org {
         Self { tenancy, ctx }
     }
 
-    pub fn ctx(&self) -> &Ctx {
-        &self.ctx
-    }
-
     /// A read-only transaction on the organization's data, if the actor has `permission`.
     pub async fn read(&self, permission: Permission) -> Result<ReadTx> {
         self.tenancy.read(&self.ctx, permission).await
@@ -57,11 +53,6 @@ impl Org {
     /// people live in the control plane, maybe on another cluster).
     pub async fn display_names(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
         self.tenancy.display_names(ids).await
-    }
-
-    /// The door itself, for services that still take `(tenancy, ctx)`.
-    pub fn tenancy(&self) -> &Tenancy {
-        &self.tenancy
     }
 }
 

@@ -67,10 +67,7 @@ impl SystemWrite {
 
     /// An extra audit record (a change with several effects) in this transaction.
     pub async fn record(&mut self, entry: AuditEntry) -> Result<()> {
-        match &self.actor {
-            SystemActor::Person(user, meta) => audit::insert_as(&mut self.tx, self.tenant_id, *user, None, meta, &entry).await,
-            SystemActor::Job(name) => audit::insert_system(&mut self.tx, self.tenant_id, &entry, name).await,
-        }
+        insert(&mut self.tx, self.tenant_id, &self.actor, &entry).await
     }
 
     /// Writes the audit record for this change and commits both together.
@@ -83,11 +80,19 @@ impl SystemWrite {
 
 pub struct Bookkeeping {
     tx: Transaction<'static, Postgres>,
+    tenant_id: Option<Uuid>,
 }
 
 impl Bookkeeping {
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// An audit record for something the bookkeeping noticed (the first refused sign-in of its
+    /// kind in a while), committed with it.
+    pub async fn record(&mut self, actor: &SystemActor, entry: AuditEntry) -> Result<()> {
+        let tenant_id = self.tenant_id.ok_or_else(|| crate::Error::Internal("bookkeeping without an organization can't record".into()))?;
+        insert(&mut self.tx, tenant_id, actor, &entry).await
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -117,10 +122,18 @@ impl Maintenance {
     }
 }
 
+/// The audit record of `entry`, naming `actor`.
+async fn insert(conn: &mut PgConnection, tenant_id: Uuid, actor: &SystemActor, entry: &AuditEntry) -> Result<()> {
+    match actor {
+        SystemActor::Person(user, meta) => audit::insert_as(conn, tenant_id, *user, None, meta, entry).await,
+        SystemActor::Job(name) => audit::insert_system(conn, tenant_id, entry, name).await,
+    }
+}
+
 impl Tenancy {
     /// A read-only control-plane transaction for someone not acting as a member, seeing what
     /// `presented` (the digests and addresses a request proved) unlocks in the row policies.
-    pub async fn system_read(&self, presented: &[(Setting, &str)]) -> Result<SystemRead> {
+    pub(crate) async fn system_read(&self, presented: &[(Setting, &str)]) -> Result<SystemRead> {
         if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
             return Err(crate::Error::Internal("system_read: name the organization with `within`, maintenance with `maintenance`".into()));
         }
@@ -128,7 +141,7 @@ impl Tenancy {
     }
 
     /// A read-only transaction in one organization's control-plane rows.
-    pub async fn system_read_in(&self, tenant_id: Uuid) -> Result<SystemRead> {
+    pub(crate) async fn system_read_in(&self, tenant_id: Uuid) -> Result<SystemRead> {
         let mut read = self.system_read(&[]).await?;
         read.within(tenant_id).await?;
         Ok(read)
@@ -136,27 +149,27 @@ impl Tenancy {
 
     /// A change in one organization's control-plane rows by nobody acting as its member; it
     /// commits only with its audit record, which names `actor`.
-    pub async fn system_write(&self, tenant_id: Uuid, actor: SystemActor) -> Result<SystemWrite> {
+    pub(crate) async fn system_write(&self, tenant_id: Uuid, actor: SystemActor) -> Result<SystemWrite> {
         Ok(SystemWrite { tx: self.begin_control(tenant_id, false).await?, tenant_id, actor })
     }
 
     /// Bookkeeping in one organization's control-plane rows (see [`Bookkeeping`]).
-    pub async fn bookkeeping(&self, tenant_id: Uuid) -> Result<Bookkeeping> {
-        Ok(Bookkeeping { tx: self.begin_control(tenant_id, false).await? })
+    pub(crate) async fn bookkeeping(&self, tenant_id: Uuid) -> Result<Bookkeeping> {
+        Ok(Bookkeeping { tx: self.begin_control(tenant_id, false).await?, tenant_id: Some(tenant_id) })
     }
 
     /// Bookkeeping found by what the request presented (a handoff's digest), or none of any
     /// organization (a throttle bucket).
-    pub async fn bookkeeping_presented(&self, presented: &[(Setting, &str)]) -> Result<Bookkeeping> {
+    pub(crate) async fn bookkeeping_presented(&self, presented: &[(Setting, &str)]) -> Result<Bookkeeping> {
         if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
             return Err(crate::Error::Internal("bookkeeping_presented: no organization or maintenance settings".into()));
         }
-        Ok(Bookkeeping { tx: crate::db::begin(&self.control, false, presented).await? })
+        Ok(Bookkeeping { tx: crate::db::begin(&self.control, false, presented).await?, tenant_id: None })
     }
 
     /// Housekeeping across organizations as `job` (the `app.maintenance` policies decide what
     /// it sees).
-    pub async fn maintenance(&self, job: &'static str) -> Result<Maintenance> {
+    pub(crate) async fn maintenance(&self, job: &'static str) -> Result<Maintenance> {
         Ok(Maintenance { tx: crate::db::begin(&self.control, false, &[(Setting::Maintenance, job)]).await?, job })
     }
 }

@@ -1,7 +1,7 @@
 //! Documents over REST: list a project's documents, read, write, change and delete one, for a
 //! member's access token or an API key with the documents scopes.
 
-use super::{ApiResult, Body, ErrorBody, InOrg, OrgRouteErrors};
+use super::{path_id, ApiResult, Body, ErrorBody, InOrg, OrgRouteErrors};
 use crate::input_guard::TextPath;
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,11 +16,9 @@ pub fn router() -> OpenApiRouter<Backend> {
     OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get, update, delete))
 }
 
-/// Ids from the path; a malformed one names nothing: not found.
-fn ids(project: &str, id: Option<&str>) -> ApiResult<(Uuid, Uuid)> {
-    let project = Uuid::parse_str(project.trim()).map_err(|_| projects::no_such_project())?;
-    let id = id.map_or(Ok(Uuid::nil()), |id| Uuid::parse_str(id.trim())).map_err(|_| documents::no_such_document())?;
-    Ok((project, id))
+/// The project's and the document's ids from the path.
+fn ids(project: &str, id: &str) -> ApiResult<(Uuid, Uuid)> {
+    Ok((path_id(project, projects::no_such_project)?, path_id(id, documents::no_such_document)?))
 }
 
 /// A project's documents, most recently changed first; each `body` is cut to 280 characters.
@@ -28,7 +26,7 @@ fn ids(project: &str, id: Option<&str>) -> ApiResult<(Uuid, Uuid)> {
     params(("slug" = String, Path, description = "The organization's URL name"), ("project" = String, Path, description = "The project's id")),
     security(("bearer" = [])), responses((status = 200, description = "The documents", body = Vec<Document>), OrgRouteErrors))]
 pub async fn list(InOrg(org): InOrg, TextPath((_, project)): TextPath<(String, String)>) -> ApiResult<Json<Vec<Document>>> {
-    Ok(Json(documents::list(&org, ids(&project, None)?.0).await?))
+    Ok(Json(documents::list(&org, path_id(&project, projects::no_such_project)?).await?))
 }
 
 /// One document, all of its text.
@@ -37,7 +35,7 @@ pub async fn list(InOrg(org): InOrg, TextPath((_, project)): TextPath<(String, S
            ("id" = String, Path, description = "The document's id")),
     security(("bearer" = [])), responses((status = 200, description = "The document", body = Document), OrgRouteErrors))]
 pub async fn get(InOrg(org): InOrg, TextPath((_, project, id)): TextPath<(String, String, String)>) -> ApiResult<Json<Document>> {
-    let (project, id) = ids(&project, Some(&id))?;
+    let (project, id) = ids(&project, &id)?;
     Ok(Json(documents::get(&org, project, id).await?))
 }
 
@@ -66,16 +64,16 @@ pub async fn create(
     Body(body): Body<NewDocument>,
 ) -> ApiResult<(StatusCode, Json<Document>)> {
     let draft = DocumentDraft::parse(&body.title, &body.body)?;
-    Ok((StatusCode::CREATED, Json(documents::create(&org, ids(&project, None)?.0, draft).await?)))
+    Ok((StatusCode::CREATED, Json(documents::create(&org, path_id(&project, projects::no_such_project)?, draft).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentPatch {
-    /// A new title (same rules as on creation); absent keeps the current one.
+    /// A new title (same rules as on creation); absent or null keeps the current one.
     #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     title: Option<String>,
-    /// New text; absent keeps the current one.
+    /// New text; absent or null keeps the current one.
     #[schema(max_length = 50000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     body: Option<String>,
     /// The document's `updated_at` as you last read it: if someone changed it since, the change
@@ -97,7 +95,7 @@ pub async fn update(
     TextPath((_, project, id)): TextPath<(String, String, String)>,
     Body(body): Body<DocumentPatch>,
 ) -> ApiResult<Json<Document>> {
-    let (project, id) = ids(&project, Some(&id))?;
+    let (project, id) = ids(&project, &id)?;
     let change = DocumentChange::parse(body.title.as_deref(), body.body.as_deref(), body.updated_at.as_deref())?;
     Ok(Json(documents::update(&org, project, id, change).await?))
 }
@@ -109,7 +107,7 @@ pub async fn update(
     security(("bearer" = [])),
     responses((status = 204, description = "Deleted"), (status = 409, description = "The organization is read-only right now", body = ErrorBody), OrgRouteErrors))]
 pub async fn delete(InOrg(org): InOrg, TextPath((_, project, id)): TextPath<(String, String, String)>) -> ApiResult<StatusCode> {
-    let (project, id) = ids(&project, Some(&id))?;
+    let (project, id) = ids(&project, &id)?;
     documents::delete(&org, project, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

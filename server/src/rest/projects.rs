@@ -9,7 +9,6 @@ use serde::Deserialize;
 use tessera_backend::projects::{self, ProjectDraft};
 use tessera_backend::Backend;
 use tessera_domain::dto::ProjectSummary;
-use tessera_domain::AppError;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -85,10 +84,10 @@ pub async fn create(InOrg(org): InOrg, Body(body): Body<NewProject>) -> ApiResul
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChange {
-    /// A new name (same rules as on creation); absent keeps the current one.
+    /// A new name (same rules as on creation); absent or null keeps the current one.
     #[schema(min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     name: Option<String>,
-    /// A new description; absent keeps the current one.
+    /// A new description; absent or null keeps the current one.
     #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     description: Option<String>,
     /// The project's `updated_at` as you last read it: if someone changed it since, the change
@@ -140,7 +139,6 @@ pub async fn delete(InOrg(org): InOrg, TextPath((_, id)): TextPath<(String, Stri
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A project id from the path. A malformed one names nothing: not found.
-fn project_id(raw: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| projects::no_such_project())
+fn project_id(raw: &str) -> ApiResult<Uuid> {
+    super::path_id(raw, projects::no_such_project)
 }
