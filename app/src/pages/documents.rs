@@ -1,15 +1,16 @@
 //! The documents slice's pages: a project's documents (on the project's page), and a document
 //! to read, write, edit and delete.
 
-use crate::api::{get_document, list_documents, CreateDocument, DeleteDocument, UpdateDocument};
+use crate::api::{get_document, CreateDocument, DeleteDocument, UpdateDocument};
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit, TextAreaField};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use tessera_domain::dto::Document;
+use tessera_domain::dto::{Document, DocumentList};
 use tessera_domain::input::DocumentTitle;
+use tessera_domain::AppError;
 use tessera_domain::Permission;
 
 fn can_write() -> Signal<bool> {
@@ -36,48 +37,37 @@ fn ids() -> Memo<(String, String, String)> {
     })
 }
 
-/// The documents section of a project's page.
+/// The documents section of a project's page (`documents`: loaded with the page).
 #[component]
-pub fn ProjectDocuments(project: String) -> impl IntoView {
-    let slug = use_slug();
-    let key = project.clone();
-    let documents = Resource::new(move || (slug.get(), key.clone()), |(slug, project)| list_documents(slug, project));
-    let new_href = project_href(&project, "/documents/new");
-    view! {
-        <section class="card" aria-labelledby="documents-heading">
-            <Suspense fallback=|| view! { <h2 id="documents-heading">"Documents"</h2> <p class="loading">"Loading documents…"</p> }>
-                {move || {
-                    let new_href = new_href.clone();
-                    Suspend::new(async move {
-                        match documents.await {
-                            Err(error) => view! { <ErrorPage error /> }.into_any(),
-                            Ok(list) => view! {
-                                // What the reader may do comes with the list (one answer, the same when the
-                                // page is rendered and when it comes to life in the browser).
-                                <header class="page-header">
-                                    <h2 id="documents-heading">"Documents"</h2>
-                                    {list.can_write.then(|| view! {
-                                        <a class="btn btn-primary" href=new_href data-testid="new-document">"New document"</a>
-                                    })}
-                                </header>
-                                {if list.documents.is_empty() {
-                                    view! { <p class="muted">"No documents in this project yet."</p> }.into_any()
-                                } else {
-                                    view! {
-                                        <ul class="document-list">
-                                            {list.documents.into_iter().map(|d| view! { <DocumentItem document=d /> }).collect_view()}
-                                        </ul>
-                                    }
-                                        .into_any()
-                                }}
-                            }
-                                .into_any(),
-                        }
-                    })
-                }}
-            </Suspense>
-        </section>
-    }
+pub fn ProjectDocuments(project: String, documents: Result<DocumentList, AppError>) -> impl IntoView {
+    let body = match documents {
+        Err(error) => view! { <ErrorPage error /> }.into_any(),
+        Ok(list) => {
+            // Whether the reader may write comes with the list.
+            let new_link = list.can_write.then(|| {
+                view! { <a class="btn btn-primary" href=project_href(&project, "/documents/new") data-testid="new-document">"New document"</a> }
+            });
+            let items = if list.documents.is_empty() {
+                view! { <p class="muted">"No documents in this project yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="document-list">
+                        {list.documents.into_iter().map(|d| view! { <DocumentItem document=d /> }).collect_view()}
+                    </ul>
+                }
+                .into_any()
+            };
+            view! {
+                <header class="page-header">
+                    <h2 id="documents-heading">"Documents"</h2>
+                    {new_link}
+                </header>
+                {items}
+            }
+            .into_any()
+        }
+    };
+    view! { <section class="card" aria-labelledby="documents-heading">{body}</section> }
 }
 
 #[component]

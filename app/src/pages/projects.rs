@@ -1,4 +1,4 @@
-use crate::api::{get_project, list_projects, CreateProject, DeleteProject, UpdateProject};
+use crate::api::{get_project, list_documents, list_projects, CreateProject, DeleteProject, UpdateProject};
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit, TextAreaField};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
@@ -143,11 +143,15 @@ pub fn ProjectPage() -> impl IntoView {
     let slug = use_slug();
     let params = use_params_map();
     let project = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| get_project(slug, id));
+    // Made with the page, not inside the project's view: a resource created there isn't carried
+    // to the browser with the page, so hydrating would find other markup.
+    let documents = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| list_documents(slug, id));
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
             {move || Suspend::new(async move {
                 match project.await {
                     Ok(p) => {
+                        let documents = documents.await;
                         view! {
                             <PageTitle text=p.name.clone() />
                             <nav class="breadcrumbs" aria-label="Breadcrumb">
@@ -167,7 +171,7 @@ pub fn ProjectPage() -> impl IntoView {
                                 </dl>
                                 {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() name=p.name.clone() /> })}
                             </article>
-                            <crate::pages::documents::ProjectDocuments project=p.id.to_string() />
+                            <crate::pages::documents::ProjectDocuments project=p.id.to_string() documents />
                         }
                             .into_any()
                     }
