@@ -55,17 +55,7 @@ fn send_content_security_policy() {
     }
 }
 
-/// A value for a URL query (`?next=/t/acme`): unreserved characters and `/` kept, the rest
-/// percent-encoded.
-pub(crate) fn query_escape(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub(crate) use tessera_domain::input::query_escape;
 
 /// The date of an RFC 3339 timestamp from the server (`2026-12-05`), as the UI shows it.
 pub(crate) fn date_of(timestamp: &str) -> String {

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod secrets;
 pub mod seed;
 pub mod sessions;
+pub mod sign_in;
 pub mod sso;
 pub mod tenancy;
 pub mod tokens;

@@ -272,6 +272,18 @@ impl DocumentBody {
     }
 }
 
+/// `value` as it may stand in a URL's query (`?next=`): unreserved characters and `/` as they
+/// are, everything else percent-encoded. Shared by the pages' links and the server's redirects.
+pub fn query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A path on this site to send someone to after an action (`?next=`), never another site:
 /// a local path of printable ASCII only. Browsers drop tabs and newlines from URLs (so
 /// "/\t/evil" would become "//evil") and treat `\` like `/`, and control characters can't go in

@@ -7,8 +7,8 @@ use crate::rest::Meta;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use tessera_app::api::ssr::{self, LinkIntent, LINK_INTENT_KEY, OIDC_PENDING_KEY, SIGN_IN_PROBLEM_KEY};
 use tessera_backend::identity::oidc::PendingAuthorization;
+use tessera_backend::sign_in::{self, BrowserSignIn, LinkIntent, LINK_INTENT_KEY, OIDC_PENDING_KEY, SIGN_IN_PROBLEM_KEY};
 use tessera_backend::Backend;
 use tessera_domain::AppError;
 use tower_sessions::Session;
@@ -37,16 +37,16 @@ async fn start(State(backend): State<Backend>, session: Session, TextPath(provid
     // Connecting an account to a signed-in user needs the intent armed by `connect_identity`
     // (which demanded a recent re-authentication); otherwise this is a sign-in.
     let intent = session.remove::<LinkIntent>(LINK_INTENT_KEY).await.ok().flatten();
-    let user = ssr::user_id_on(&session).await.ok().flatten();
+    let user = BrowserSignIn::new(&session).user_id().await.ok().flatten();
     let link_user = match (intent, user) {
-        (Some(intent), Some(user)) if intent.provider == provider && ssr::now() - intent.at <= LINK_INTENT_SECS => Some(user),
+        (Some(intent), Some(user)) if intent.provider == provider && sign_in::now() - intent.at <= LINK_INTENT_SECS => Some(user),
         _ => None,
     };
-    let next = ssr::safe_next(query.next.as_deref());
+    let next = sign_in::safe_next(query.next.as_deref());
     match backend.oidc.start(&provider, next, link_user).await {
         Ok((url, pending)) => match session.insert(OIDC_PENDING_KEY, pending).await {
             Ok(()) => Redirect::to(&url).into_response(),
-            Err(e) => problem(&session, link_user.is_some(), ssr::internal(e)).await,
+            Err(e) => problem(&session, link_user.is_some(), tessera_backend::Error::Internal(format!("session: {e}")).into_app_error()).await,
         },
         Err(e) => problem(&session, link_user.is_some(), e.into_app_error()).await,
     }
@@ -95,7 +95,7 @@ async fn callback(
     };
     if let Some(user_id) = pending.link_user {
         // Still the same person in this browser?
-        if ssr::user_id_on(&session).await.ok().flatten() != Some(user_id) {
+        if BrowserSignIn::new(&session).user_id().await.ok().flatten() != Some(user_id) {
             return problem(&session, false, AppError::Unauthenticated).await;
         }
         return match backend.identity.link_external(user_id, &external, &name, &meta).await {
@@ -107,8 +107,8 @@ async fn callback(
         Ok(user) => user,
         Err(e) => return problem(&session, false, e.into_app_error()).await,
     };
-    match ssr::sign_in_on(&session, &backend, &meta, user.id, Some(&pending.next), None).await {
+    match BrowserSignIn::new(&session).finish_first_factor(&backend, &meta, user.id, Some(&pending.next), None).await {
         Ok(target) => Redirect::to(&target).into_response(),
-        Err(e) => problem(&session, false, e).await,
+        Err(e) => problem(&session, false, e.into_app_error()).await,
     }
 }

@@ -26,7 +26,7 @@ pub async fn budgets(State(limiter): State<RateLimiter>, mut req: Request, next:
     let rest = path.starts_with("/api/v1/");
     let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
     let user = match req.extensions().get::<tower_sessions::Session>() {
-        Some(session) if !rest => tessera_app::api::ssr::user_id_on(session).await.ok().flatten(),
+        Some(session) if !rest => tessera_backend::sign_in::BrowserSignIn::new(session).user_id().await.ok().flatten(),
         _ => None,
     };
     let signing_in = path.starts_with("/api/v1/auth/");

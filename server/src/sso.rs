@@ -10,7 +10,7 @@ use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{header, StatusCode};
 use serde::Deserialize;
-use tessera_app::api::ssr::{self, SIGN_IN_PROBLEM_KEY};
+use tessera_backend::sign_in::{self, BrowserSignIn, SIGN_IN_PROBLEM_KEY};
 use tessera_backend::sso::saml;
 use tessera_backend::Backend;
 use tower_sessions::Session;
@@ -78,7 +78,7 @@ async fn login(
     TextPath(slug): TextPath<String>,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let next = ssr::safe_next(query.next.as_deref());
+    let next = sign_in::safe_next(query.next.as_deref());
     let next = if next == "/" { format!("/t/{}", slug.trim().to_lowercase()) } else { next };
     match saml::start_login(&backend.tenancy, &backend.sso, &slug, &next, &meta).await {
         Ok(started) => {
@@ -141,7 +141,10 @@ async fn finish(
     let nonce = nonce_of(&headers);
     let token = query.token.unwrap_or_default();
     let result = match saml::redeem_handoff(&backend.tenancy, &token, saml::Redeemer::Nonce(nonce.as_deref())).await {
-        Ok(sign_in) => ssr::sign_in_on(&session, &backend, &meta, sign_in.user_id, Some(&sign_in.next), Some(sign_in.tenant_id)).await,
+        Ok(handoff) => BrowserSignIn::new(&session)
+            .finish_first_factor(&backend, &meta, handoff.user_id, Some(&handoff.next), Some(handoff.tenant_id))
+            .await
+            .map_err(tessera_backend::Error::into_app_error),
         Err(e) => Err(e.into_app_error()),
     };
     let mut response = match result {

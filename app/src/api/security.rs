@@ -11,10 +11,10 @@ use super::ssr::{self, enter};
 #[server(endpoint = "verify_sign_in_code")]
 pub async fn verify_sign_in_code(code: String) -> Result<(), AppError> {
     use tessera_backend::identity::mfa::CodePurpose;
-    let (user_id, next, sso_tenant) = ssr::pending_sign_in().await?;
-    ssr::backend()?.identity.check_second_factor(user_id, &code, CodePurpose::SignIn, &ssr::meta()).await?;
-    ssr::start_session_on(&ssr::session()?, &ssr::meta(), user_id, true, sso_tenant).await?;
-    leptos_axum::redirect(&next);
+    let pending = ssr::pending_sign_in().await?;
+    ssr::backend()?.identity.check_second_factor(pending.user_id, &code, CodePurpose::SignIn, &ssr::meta()).await?;
+    ssr::start_session(pending.user_id, true, pending.sso_tenant).await?;
+    leptos_axum::redirect(&pending.next);
     Ok(())
 }
 
@@ -174,7 +174,10 @@ pub async fn connect_identity(provider: String) -> Result<String, AppError> {
     if !backend.oidc.providers().iter().any(|(id, _)| *id == provider) {
         return Err(AppError::NotFound("That sign-in provider isn't set up here.".into()));
     }
-    ssr::session()?.insert(ssr::LINK_INTENT_KEY, ssr::LinkIntent { provider: provider.clone(), at: ssr::now() }).await.map_err(ssr::internal)?;
+    ssr::session()?
+        .insert(ssr::LINK_INTENT_KEY, tessera_backend::sign_in::LinkIntent { provider: provider.clone(), at: tessera_backend::sign_in::now() })
+        .await
+        .map_err(ssr::internal)?;
     Ok(format!("/auth/oidc/{provider}/start?next=/account/security"))
 }
 

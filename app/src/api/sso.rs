@@ -111,7 +111,7 @@ pub async fn confirm_sso_handoff(token: String) -> Result<(), AppError> {
     use tessera_backend::sso::saml::{redeem_handoff, Redeemer};
     let backend = ssr::backend()?;
     let sign_in = redeem_handoff(&backend.tenancy, &token, Redeemer::Confirmed).await?;
-    let target = ssr::sign_in_on(&ssr::session()?, &backend, &ssr::meta(), sign_in.user_id, Some(&sign_in.next), Some(sign_in.tenant_id)).await?;
+    let target = ssr::sign_in_through_idp(sign_in.user_id, &sign_in.next, sign_in.tenant_id).await?;
     leptos_axum::redirect(&target);
     Ok(())
 }

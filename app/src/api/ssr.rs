@@ -9,7 +9,8 @@ use tessera_domain::{AppError, Role};
 use tower_sessions::Session;
 use uuid::Uuid;
 
-const USER_ID_KEY: &str = "user_id";
+use tessera_backend::sign_in::BrowserSignIn;
+pub use tessera_backend::sign_in::{safe_next, AFTER_CONFIRMATION_KEY, LINK_INTENT_KEY, SIGNED_UP_AS_KEY, SIGN_IN_PROBLEM_KEY};
 
 pub fn internal(e: impl std::fmt::Display) -> AppError {
     tessera_backend::Error::Internal(e.to_string()).into_app_error()
@@ -45,115 +46,46 @@ pub fn session() -> Result<Session, AppError> {
     with_parts(|parts| parts.extensions.get::<Session>().cloned())?.ok_or_else(|| internal("session layer missing"))
 }
 
+/// This browser's sign-in state (`tessera_backend::sign_in`, shared with the server's routes).
+fn sign_in_state(session: &Session) -> BrowserSignIn<'_> {
+    BrowserSignIn::new(session)
+}
+
 pub async fn user_id() -> Result<Option<Uuid>, AppError> {
-    session()?.get::<Uuid>(USER_ID_KEY).await.map_err(internal)
+    Ok(sign_in_state(&session()?).user_id().await?)
 }
 
 pub async fn require_user() -> Result<Uuid, AppError> {
     user_id().await?.ok_or(AppError::Unauthenticated)
 }
 
-/// When this browser last proved who is using it (sign-in or re-authentication), unix seconds.
-const AUTH_AT_KEY: &str = "auth_at";
-/// Whether this sign-in included a second factor (or set one up).
-const MFA_KEY: &str = "mfa";
-/// The organization whose IdP this browser signed in through, if any.
-const SSO_TENANT_KEY: &str = "sso_tenant";
-/// A password (or link) that checked out, waiting for the second factor.
-const PENDING_KEY: &str = "pending_sign_in";
-/// How long the second-factor step may take after the password.
-const PENDING_LIFETIME_SECS: i64 = 10 * 60;
-
-/// A message for the next page to show, from a flow that ended in a redirect (the OpenID
-/// Connect callback): kept server-side so no URL can put words on our pages.
-pub const SIGN_IN_PROBLEM_KEY: &str = "sign_in_problem";
-/// Where to go after following the sign-up confirmation link in this browser.
-pub const AFTER_CONFIRMATION_KEY: &str = "after_confirmation";
-/// The address this browser last signed up with (the "check your inbox" page shows it).
-pub const SIGNED_UP_AS_KEY: &str = "signed_up_as";
-/// Set (with the time) when a signed-in, recently re-authenticated user asked to connect an
-/// outside account; the start of the OpenID flow checks it.
-pub const LINK_INTENT_KEY: &str = "oidc_link_intent";
-/// What the OpenID flow keeps while the browser is at the provider.
-pub const OIDC_PENDING_KEY: &str = "oidc_pending";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct LinkIntent {
-    pub provider: String,
-    pub at: i64,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PendingSignIn {
-    user_id: Uuid,
-    at: i64,
-    next: String,
-    /// Came through this organization's IdP (kept through the second-factor step).
-    #[serde(default)]
-    sso_tenant: Option<Uuid>,
-}
-
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// The signed-in user and how they signed in, as the door needs it.
 pub async fn authn() -> Result<tessera_backend::Authn, AppError> {
-    let session = session()?;
-    let user_id = require_user().await?;
-    let mfa = session.get::<bool>(MFA_KEY).await.map_err(internal)?.unwrap_or(false);
-    let sso_tenant = session.get::<Uuid>(SSO_TENANT_KEY).await.map_err(internal)?;
-    Ok(tessera_backend::Authn { user_id, mfa, sso_tenant })
+    sign_in_state(&session()?).authn().await?.ok_or(AppError::Unauthenticated)
 }
 
 /// Finishes a first factor (password, emailed link): signs in at once, or, for an account
 /// with two-factor on, parks the sign-in until the code is given. Returns where to go next.
 pub async fn sign_in(user_id: Uuid, next: Option<&str>) -> Result<String, AppError> {
-    sign_in_on(&session()?, &backend()?, &meta(), user_id, next, None).await
+    EnteredOrganizations::forget();
+    Ok(sign_in_state(&session()?).finish_first_factor(&backend()?, &meta(), user_id, next, None).await?)
 }
 
-/// [`sign_in`] for handlers outside server functions (the OpenID Connect callback).
-/// `sso_tenant`: the sign-in came through that organization's IdP.
-pub async fn sign_in_on(
-    session: &Session,
-    backend: &Backend,
-    meta: &RequestMeta,
-    user_id: Uuid,
-    next: Option<&str>,
-    sso_tenant: Option<Uuid>,
-) -> Result<String, AppError> {
-    let next = safe_next(next);
-    // Every first factor but the organization's own IdP ends here, so the domain's "sign in
-    // with our SSO" rule is applied once, for all of them.
-    if sso_tenant.is_none() {
-        let user = backend.identity.user(user_id).await?.ok_or(AppError::Unauthenticated)?;
-        tessera_backend::sso::domains::check_first_factor(&backend.tenancy, &user.email).await?;
-    }
-    if backend.identity.mfa_enabled(user_id).await? {
-        // A new id here too: the half-signed-in session must not be one an attacker planted.
-        session.cycle_id().await.map_err(internal)?;
-        session.remove_value(USER_ID_KEY).await.map_err(internal)?;
-        session.insert(PENDING_KEY, PendingSignIn { user_id, at: now(), next: next.clone(), sso_tenant }).await.map_err(internal)?;
-        return Ok(format!("/login/mfa?next={}", crate::query_escape(&next)));
-    }
-    start_session_on(session, meta, user_id, false, sso_tenant).await?;
-    Ok(next)
+/// [`sign_in`] through the organization `tenant`'s own IdP (its domain rule doesn't apply).
+pub async fn sign_in_through_idp(user_id: Uuid, next: &str, tenant: Uuid) -> Result<String, AppError> {
+    EnteredOrganizations::forget();
+    Ok(sign_in_state(&session()?).finish_first_factor(&backend()?, &meta(), user_id, Some(next), Some(tenant)).await?)
 }
 
-/// The sign-in waiting for its second factor, if it hasn't expired: who, where to, and the
-/// organization whose IdP it came through, if any.
-pub async fn pending_sign_in() -> Result<(Uuid, String, Option<Uuid>), AppError> {
-    let pending = session()?.get::<PendingSignIn>(PENDING_KEY).await.map_err(internal)?;
-    match pending {
-        Some(p) if now() - p.at <= PENDING_LIFETIME_SECS => Ok((p.user_id, p.next, p.sso_tenant)),
-        _ => Err(AppError::BadRequest("Your sign-in timed out. Please log in again.".into())),
-    }
+/// The sign-in waiting for its second factor, if it hasn't expired.
+pub async fn pending_sign_in() -> Result<tessera_backend::sign_in::PendingSignIn, AppError> {
+    Ok(sign_in_state(&session()?).pending().await?)
 }
 
 /// Demands a recent proof of identity before a sensitive action.
 pub async fn require_recent_auth() -> Result<Uuid, AppError> {
     let user_id = require_user().await?;
-    if !recently_authenticated_on(&session()?, &backend()?).await? {
+    if !sign_in_state(&session()?).recently_authenticated(backend()?.reauth_window).await? {
         return Err(AppError::ReauthRequired);
     }
     Ok(user_id)
@@ -162,70 +94,29 @@ pub async fn require_recent_auth() -> Result<Uuid, AppError> {
 /// Records that this browser just proved who is using it (with a second factor, or not).
 pub async fn mark_authenticated(with_second_factor: bool) -> Result<(), AppError> {
     EnteredOrganizations::forget();
-    let session = session()?;
-    session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
-    if with_second_factor {
-        session.insert(MFA_KEY, true).await.map_err(internal)?;
-    }
-    Ok(())
+    Ok(sign_in_state(&session()?).mark_authenticated(with_second_factor).await?)
 }
 
 pub async fn forget_second_factor() -> Result<(), AppError> {
     EnteredOrganizations::forget();
-    session()?.insert(MFA_KEY, false).await.map_err(internal)
+    Ok(sign_in_state(&session()?).forget_second_factor().await?)
 }
-
-const BROWSER_SECRET_KEY: &str = "link_secret";
 
 /// A secret kept in this browser's session (created on first use), to bind emailed sign-in
 /// links to the browser that asked for them.
 pub async fn browser_secret() -> Result<String, AppError> {
-    let session = session()?;
-    if let Some(secret) = session.get::<String>(BROWSER_SECRET_KEY).await.map_err(internal)? {
-        return Ok(secret);
-    }
-    let secret = tessera_backend::identity::links::new_secret();
-    session.insert(BROWSER_SECRET_KEY, &secret).await.map_err(internal)?;
-    Ok(secret)
+    Ok(sign_in_state(&session()?).browser_secret().await?)
 }
 
 pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
-    session()?.get::<String>(BROWSER_SECRET_KEY).await.map_err(internal)
+    Ok(sign_in_state(&session()?).existing_browser_secret().await?)
 }
 
-/// Signs this browser in as `user_id`: a new session id (no fixation), plus where and when,
-/// for the user's list of sessions. `mfa`: the sign-in included a second factor.
-pub async fn start_session(user_id: Uuid, mfa: bool) -> Result<(), AppError> {
-    start_session_on(&session()?, &meta(), user_id, mfa, None).await
-}
-
-pub async fn start_session_on(session: &Session, meta: &RequestMeta, user_id: Uuid, mfa: bool, sso_tenant: Option<Uuid>) -> Result<(), AppError> {
-    use tessera_backend::sessions::{IP_KEY, SIGNED_IN_AT_KEY, USER_AGENT_KEY};
+/// Signs this browser in as `user_id` (after the second factor, or a reset). `mfa`: the
+/// sign-in included a second factor; `sso_tenant`: it came through that organization's IdP.
+pub async fn start_session(user_id: Uuid, mfa: bool, sso_tenant: Option<Uuid>) -> Result<(), AppError> {
     EnteredOrganizations::forget();
-    session.cycle_id().await.map_err(internal)?;
-    session.remove_value(PENDING_KEY).await.map_err(internal)?;
-    match sso_tenant {
-        Some(tenant) => session.insert(SSO_TENANT_KEY, tenant).await.map_err(internal)?,
-        None => {
-            session.remove_value(SSO_TENANT_KEY).await.map_err(internal)?;
-        }
-    }
-    session.insert(MFA_KEY, mfa).await.map_err(internal)?;
-    session.insert(AUTH_AT_KEY, now()).await.map_err(internal)?;
-    session.insert(SIGNED_IN_AT_KEY, tessera_backend::sessions::now_rfc3339()).await.map_err(internal)?;
-    session.insert(USER_AGENT_KEY, meta.user_agent.clone()).await.map_err(internal)?;
-    session.insert(IP_KEY, meta.ip.map(|ip| ip.to_string())).await.map_err(internal)?;
-    session.insert(USER_ID_KEY, user_id).await.map_err(internal)
-}
-
-/// Whether this browser proved who is using it within the re-authentication window.
-pub async fn recently_authenticated_on(session: &Session, backend: &Backend) -> Result<bool, AppError> {
-    let at = session.get::<i64>(AUTH_AT_KEY).await.map_err(internal)?.unwrap_or(0);
-    Ok(now() - at <= backend.reauth_window.as_secs() as i64)
-}
-
-pub async fn user_id_on(session: &Session) -> Result<Option<Uuid>, AppError> {
-    session.get::<Uuid>(USER_ID_KEY).await.map_err(internal)
+    Ok(sign_in_state(&session()?).start(&meta(), user_id, mfa, sso_tenant).await?)
 }
 
 /// This browser's session id, if it has been saved.
@@ -386,9 +277,4 @@ pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
 
 pub fn parse_role(raw: &str) -> Result<Role, AppError> {
     raw.parse().map_err(|e: tessera_domain::role::UnknownRole| AppError::Invalid(FieldError::new("role", e.to_string())))
-}
-
-/// Where to go after logging in: only paths on this site, never `//evil.example` or a full URL.
-pub fn safe_next(next: Option<&str>) -> String {
-    next.and_then(tessera_domain::input::local_path).unwrap_or("/").to_string()
 }
