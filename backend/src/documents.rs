@@ -2,7 +2,7 @@
 //! or delete their own; Admins and Owners any. Every change is audited with what it changed.
 
 use crate::audit::{self, AuditEntry};
-use crate::error::Result;
+use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
 use crate::tenancy::WriteTx;
 use crate::Org;
@@ -23,6 +23,10 @@ struct DocumentRow {
     created_at: OffsetDateTime,
     updated_by: Uuid,
     updated_at: OffsetDateTime,
+}
+
+inventory::submit! {
+    Constraint { name: "documents_project_fk", table: "documents", field: "project", message: "That project doesn't exist in this organization (any more)." }
 }
 
 const COLUMNS: &str = "id, project_id, title, body, false AS body_truncated, created_by, created_at, updated_by, updated_at";
@@ -141,26 +145,40 @@ pub async fn delete(org: &Org, project: Uuid, id: Uuid) -> Result<()> {
     tx.commit(AuditEntry::new("document.deleted", "document", id, changes)).await
 }
 
-/// Deletes the documents of a project being deleted (in its transaction), each one only if the
-/// actor could delete it on its own, and each with its own audit record. Returns how many.
+/// The most documents a project may hold and still be deleted in one go.
+const MAX_DELETED_WITH_PROJECT: i64 = 1_000;
+
+/// Deletes the documents of a project being deleted (in its transaction, the project already
+/// locked), each only if the actor could delete it on its own, each with its own audit record
+/// (the title; a document's text stays in its own history). Returns how many.
 pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uuid) -> Result<usize> {
-    let rows: Vec<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 ORDER BY created_at FOR UPDATE"))
-        .bind(project)
-        .fetch_all(tx.conn())
-        .await?;
-    if rows.is_empty() {
+    let (total, others): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE created_by <> $2) FROM documents WHERE project_id = $1")
+            .bind(project)
+            .bind(org.user_id)
+            .fetch_one(tx.conn())
+            .await?;
+    if total == 0 {
         return Ok(0);
     }
     org.require(Permission::WriteDocuments)?;
-    if rows.iter().any(|row| !org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments)) {
+    if others > 0 && org.require(Permission::ManageDocuments).is_err() {
         return Err(AppError::Forbidden("This project holds documents other people wrote, so only an admin can delete it.".into()).into());
     }
-    sqlx::query("DELETE FROM documents WHERE project_id = $1").bind(project).execute(tx.conn()).await?;
-    for row in &rows {
-        let changes = audit::removed(&[("title", &row.title), ("body", &row.body), ("project_id", &project.to_string())]);
-        tx.record(AuditEntry::new("document.deleted", "document", row.id, changes)).await?;
+    if total > MAX_DELETED_WITH_PROJECT {
+        return Err(AppError::Conflict(FieldError::new(
+            "project",
+            format!("This project holds {total} documents; delete some first (up to {MAX_DELETED_WITH_PROJECT} go with a project)."),
+        ))
+        .into());
     }
-    Ok(rows.len())
+    let removed: Vec<(Uuid, String)> =
+        sqlx::query_as("DELETE FROM documents WHERE project_id = $1 RETURNING id, title").bind(project).fetch_all(tx.conn()).await?;
+    for (id, title) in &removed {
+        let changes = audit::removed(&[("title", title), ("project_id", &project.to_string())]);
+        tx.record(AuditEntry::new("document.deleted", "document", id, changes)).await?;
+    }
+    Ok(removed.len())
 }
 
 /// Locks the document (a second editor waits, then sees the first one's result or that it is

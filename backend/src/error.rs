@@ -41,28 +41,6 @@ pub struct Constraint {
 
 inventory::collect!(Constraint);
 
-#[cfg(test)]
-mod tests {
-    use super::Constraint;
-
-    #[test]
-    fn each_registered_constraint_is_registered_once_and_exists_in_a_migration() {
-        let migrations: String = ["../migrations/control", "../migrations/tenant"]
-            .iter()
-            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
-            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-            .collect();
-        let all: Vec<&Constraint> = inventory::iter::<Constraint>.into_iter().collect();
-        assert!(!all.is_empty());
-        for c in &all {
-            assert_eq!(all.iter().filter(|o| (o.name, o.table) == (c.name, c.table)).count(), 1, "{} on {} twice", c.name, c.table);
-            // The line that makes it names the table too (`… projects_name_unique ON projects (…)`).
-            let declared = migrations.lines().any(|line| line.contains(c.name) && line.contains(&format!(" {} ", c.table)));
-            assert!(declared, "{} on {} is in no migration", c.name, c.table);
-        }
-    }
-}
-
 /// The registered answer to a violated constraint: a unique one is a conflict (409), any other
 /// (a check, a reference) invalid input (422).
 fn known_constraint(db: &dyn sqlx::error::DatabaseError) -> Option<AppError> {
@@ -124,5 +102,27 @@ pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<String> {
     match err {
         sqlx::Error::Database(db) if db.is_unique_violation() => Some(db.constraint().unwrap_or_default().to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Constraint;
+
+    #[test]
+    fn each_registered_constraint_is_registered_once_and_exists_in_a_migration() {
+        let migrations: String = ["../migrations/control", "../migrations/tenant"]
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+            .collect();
+        let all: Vec<&Constraint> = inventory::iter::<Constraint>.into_iter().collect();
+        assert!(!all.is_empty());
+        for c in &all {
+            assert_eq!(all.iter().filter(|o| (o.name, o.table) == (c.name, c.table)).count(), 1, "{} on {} twice", c.name, c.table);
+            // The line that makes it names the table too (`… projects_name_unique ON projects (…)`).
+            let declared = migrations.lines().any(|line| line.contains(c.name) && line.contains(&format!(" {} ", c.table)));
+            assert!(declared, "{} on {} is in no migration", c.name, c.table);
+        }
     }
 }

@@ -146,7 +146,8 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     let mut tx = org.write(Permission::CreateProject).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
-    // Its documents go with it, recorded one by one (not left to the foreign key's cascade).
+    // Its documents go with it, checked and recorded one by one (the database refuses to drop
+    // them on its own).
     let documents = crate::documents::delete_with_project(&mut tx, org, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let mut changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);

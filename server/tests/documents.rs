@@ -154,6 +154,11 @@ async fn documents_stay_in_their_project_and_go_with_it() {
         let (action, changes) = history(&app, id).await.pop().unwrap();
         assert_eq!((action.as_str(), &changes["title"]), ("document.deleted", &json!({ "old": title })));
     }
+    // Bea's project holding only her own documents goes, documents and all.
+    bea.add_project("acme", "Bea's scratch").await;
+    let scratch = app.project_id("Bea's scratch").await;
+    ok(bea.call("create_document", &[("slug", "acme"), ("project", &scratch), ("title", "Mine"), ("body", "")]).await);
+    ok(bea.call("delete_project", &[("slug", "acme"), ("id", &scratch)]).await);
     let project_trail = history(&app, &project).await;
     assert_eq!(project_trail.last().unwrap().1["documents"], json!({ "old": 2 }));
     assert_eq!(owner.call("list_documents", &[("slug", "acme"), ("project", &project)]).await.status, StatusCode::NOT_FOUND);
@@ -236,6 +241,29 @@ async fn the_rest_api_reads_and_writes_documents_under_the_documents_scopes() {
     assert_eq!(client.delete(&url).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(client.delete(&url).bearer_auth(&writer).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(client.get(&url).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    // A version that isn't one is the client's mistake to fix, not a conflict.
+    let r = client.patch(&url).bearer_auth(&writer).json(&json!({ "body": "x", "updated_at": "yesterday" })).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A key that may write projects but not documents can't take documents with a project.
+    let project_url = format!("{}/api/v1/orgs/acme/projects/{project}", app.base);
+    let r = client.delete(&project_url).bearer_auth(&projects_only).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("documents:write"));
+    let r = client
+        .post(format!("{}/api/v1/orgs/acme/projects", app.base))
+        .bearer_auth(&projects_only)
+        .json(&json!({ "name": "Empty" }))
+        .send()
+        .await
+        .unwrap();
+    let empty: Value = r.json().await.unwrap();
+    let r = client
+        .delete(format!("{}/api/v1/orgs/acme/projects/{}", app.base, empty["id"].as_str().unwrap()))
+        .bearer_auth(&projects_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "an empty project needs no documents scope");
     let malformed = format!("{}/api/v1/orgs/acme/projects/nope/documents/also-nope", app.base);
     assert_eq!(client.get(&malformed).bearer_auth(&reader).send().await.unwrap().status(), StatusCode::NOT_FOUND);
 }

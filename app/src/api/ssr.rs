@@ -112,7 +112,7 @@ pub async fn existing_browser_secret() -> Result<Option<String>, AppError> {
     Ok(sign_in_state(&session()?).existing_browser_secret().await?)
 }
 
-/// Signs this browser in as `user_id` (after the second factor, or a reset). `mfa`: the
+/// Signs this browser in as `user_id` after the second factor. `mfa`: the
 /// sign-in included a second factor; `sso_tenant`: it came through that organization's IdP.
 pub async fn start_session(user_id: Uuid, mfa: bool, sso_tenant: Option<Uuid>) -> Result<(), AppError> {
     EnteredOrganizations::forget();

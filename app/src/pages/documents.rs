@@ -41,7 +41,7 @@ fn ids() -> Memo<(String, String, String)> {
 #[component]
 pub fn ProjectDocuments(project: String, documents: Result<DocumentList, AppError>) -> impl IntoView {
     let body = match documents {
-        Err(error) => view! { <ErrorPage error /> }.into_any(),
+        Err(error) => view! { <h2 id="documents-heading">"Documents"</h2> <ErrorPage error /> }.into_any(),
         Ok(list) => {
             // Whether the reader may write comes with the list.
             let new_link = list.can_write.then(|| {

@@ -195,7 +195,7 @@ fn ProjectActions(id: String, name: String) -> impl IntoView {
             <ConfirmDelete summary="Delete…" open=Signal::derive(move || error.get().is_some())>
                 <ActionForm action=delete attr:class="form">
                     <FormAlert error fields=&[] />
-                    <p>"Delete " <strong>{name}</strong> " and its documents for everyone in the organization? This can't be undone."</p>
+                    <p>"Delete " <strong>{name}</strong> " and its documents for everyone in the organization? This can't be undone. (A member can delete a project only if they wrote every document in it.)"</p>
                     <input type="hidden" name="slug" value=move || slug.get() />
                     <input type="hidden" name="id" value=id.clone() />
                     <Submit label="Delete project" busy_label="Deleting…" pending=delete.pending() danger=true />

@@ -10,7 +10,8 @@
 //! - [`SystemWrite`]: a change in one organization, committed only with its audit record.
 //! - [`Bookkeeping`]: state that is no organization's data: the one-time secrets and counters
 //!   of a sign-in in progress (SAML request ids, handoffs, refusal tallies), when a job last
-//!   looked at something. Not audited (the sign-in it leads to is); nothing else may use it.
+//!   looked at something. Not audited itself (the sign-in it leads to is), though it can write
+//!   an audit record for what it noticed (`record`); nothing else may use it.
 //! - [`Maintenance`]: housekeeping across organizations under the `app.maintenance` policies,
 //!   which show each job only the rows past use it removes.
 

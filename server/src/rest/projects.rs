@@ -121,7 +121,7 @@ pub async fn update(
     Ok(Json(projects::update(&org, id, change).await?))
 }
 
-/// Deletes a project and its documents: Members their own, Admins and Owners any (a key also needs `projects:write`).
+/// Deletes a project and its documents: Members their own (if they wrote every document in it), Admins and Owners any (a key also needs `projects:write`).
 #[utoipa::path(
     delete,
     path = "/api/v1/orgs/{slug}/projects/{id}",
