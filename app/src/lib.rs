@@ -9,7 +9,7 @@ use components::layout::AppHeader;
 use components::raw_text::DocumentTitle;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta};
-use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::components::{ParentRoute, Route, Router, Routes, RoutingProgress};
 use leptos_router::{path, SsrMode};
 use pages::{not_found::NotFound, org};
 
@@ -75,11 +75,17 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     // Every route renders completely before the response starts, so a page can still set its
     // status code (a 404 for someone else's organization) after loading its data.
+    let (is_routing, set_is_routing) = signal(false);
     view! {
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
         <DocumentTitle />
-        <Router>
+        <Router set_is_routing>
+            // A bar across the top while the next page's code or data is on its way, so a slow
+            // click doesn't look like a dead one.
+            <div class="routing-progress" aria-hidden="true">
+                <RoutingProgress is_routing max_time=std::time::Duration::from_millis(600) />
+            </div>
             <AppHeader />
             <main id="main" class="main">
                 <Routes fallback=|| view! { <NotFound /> }>

@@ -168,6 +168,37 @@ test("a member writes, edits and deletes a document; a viewer reads it with no w
   await expect(page.getByText(`${title} v2`)).toHaveCount(0);
 });
 
+test("a page whose code can't be fetched (a deploy replaced it) loads afresh instead of breaking", async ({ page }) => {
+  await logIn(page, "member@acme.test", "tessera-demo");
+  await page.goto("/t/acme/projects");
+  await hydrated(page);
+  // The project page's code is gone once, as for a tab opened before a deploy.
+  let refused = 0;
+  await page.route(/split___project_view_[0-9]+\.wasm/, (route) => (refused++ === 0 ? route.fulfill({ status: 404, body: "gone" }) : route.continue()));
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.getByTestId("project-row").first().getByRole("link").click();
+  await expect(page).toHaveURL(/\/t\/acme\/projects\/[0-9a-f-]{36}$/);
+  await expect(page.getByTestId("project-name")).toBeVisible();
+  await hydrated(page);
+  expect(refused, "the page's code was asked for again after the failure").toBeGreaterThanOrEqual(2);
+  expect(loads, "the page was loaded afresh").toBe(1);
+});
+
+test("a slow page shows that it is on its way", async ({ page }) => {
+  await logIn(page, "member@acme.test", "tessera-demo");
+  await page.goto("/t/acme/projects");
+  await hydrated(page);
+  await page.route(/split___project_view_[0-9]+\.wasm/, async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.continue();
+  });
+  await page.getByTestId("project-row").first().getByRole("link").click();
+  await expect(page.locator(".routing-progress progress")).toBeVisible();
+  await expect(page.getByTestId("project-name")).toBeVisible();
+  await expect(page.locator(".routing-progress progress")).toHaveCount(0);
+});
+
 test("an admin manages the team from the members page", async ({ page }) => {
   await logIn(page, "admin@acme.test", "tessera-demo");
   await page.goto("/t/acme/members");
