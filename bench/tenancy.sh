@@ -130,7 +130,7 @@ echo "== wrk: the same rows as JSON (pooled, acme), 64 connections, ${DURATION}s
 echo "   baseline: /t/acme/projects.json; REST: GET /api/v1/orgs/acme/projects with an API key;"
 echo "   server function: POST /api/list_projects signed in"
 KEY=$(curl -fs -H "Cookie: $COOKIE" -H 'accept: application/json' \
-  -d 'slug=acme&name=Benchmark&projects_read=on&expires_in_days=1' "http://127.0.0.1:$HTTPPORT/api/create_api_key" |
+  -d 'slug=acme&name=Benchmark&scopes%5B%5D=projects%3Aread&expires_in_days=1' "http://127.0.0.1:$HTTPPORT/api/create_api_key" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "http://127.0.0.1:$HTTPPORT/api/v1/orgs/acme/projects")" = 200
 cat > "$WORK/server_fn.lua" <<'LUA'

@@ -30,14 +30,17 @@ call("log_in", {"email": "owner@acme.test", "password": "tessera-demo"})
 made = json.loads(
     call(
         "create_api_key",
-        {
-            "slug": "acme",
-            "name": "Security scan",
-            "projects_read": "on",
-            "projects_write": "on",
-            "members_read": "on",
-            "expires_in_days": "1",
-        },
+        [
+            ("slug", "acme"),
+            ("name", "Security scan"),
+            # Every scope a key can have, as the form's checkboxes send them.
+            ("scopes[]", "projects:read"),
+            ("scopes[]", "projects:write"),
+            ("scopes[]", "documents:read"),
+            ("scopes[]", "documents:write"),
+            ("scopes[]", "members:read"),
+            ("expires_in_days", "1"),
+        ],
     )
 )
 cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
