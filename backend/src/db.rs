@@ -79,8 +79,9 @@ pub async fn check_app_role(pool: &PgPool) -> Result<()> {
 /// and the code that sets it can't drift apart by a typo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Setting {
-    /// The organization acted in; tenant policies show only its rows.
-    TenantId,
+    /// The organization acted in; tenant policies show only its rows. Only the door can make
+    /// this setting: its [`DoorSeal`](crate::tenancy::DoorSeal) can't be built anywhere else.
+    TenantId(crate::tenancy::DoorSeal),
     /// The signed-in user; the memberships policy shows their own rows.
     UserId,
     /// The account whose credentials (sessions, tokens, second factors, password) this
@@ -105,8 +106,8 @@ pub enum Setting {
     EmailDomain,
     /// A maintenance job's name; each job's policy lets it see only what it cleans up.
     Maintenance,
-    /// The schema a tenant's data lives in.
-    SearchPath,
+    /// The schema a tenant's data lives in (the door's, as `TenantId`).
+    SearchPath(crate::tenancy::DoorSeal),
     /// How long each statement may run (`5000ms`).
     StatementTimeout,
 }
@@ -114,7 +115,7 @@ pub enum Setting {
 impl Setting {
     fn name(self) -> &'static str {
         match self {
-            Setting::TenantId => "app.tenant_id",
+            Setting::TenantId(_) => "app.tenant_id",
             Setting::UserId => "app.user_id",
             Setting::AccountId => "app.account_id",
             Setting::SessionId => "app.session_id",
@@ -126,7 +127,7 @@ impl Setting {
             Setting::ConfirmedEmail => "app.confirmed_email",
             Setting::EmailDomain => "app.email_domain",
             Setting::Maintenance => "app.maintenance",
-            Setting::SearchPath => "search_path",
+            Setting::SearchPath(_) => "search_path",
             Setting::StatementTimeout => "statement_timeout",
         }
     }
@@ -147,7 +148,7 @@ pub fn set_local_sql(settings: &[(Setting, &str)]) -> Result<String> {
             return Err(Error::Internal(format!("refusing to set {} to a value with a NUL", setting.name())));
         }
         let value = match setting {
-            Setting::SearchPath => format!("\"{}\"", value.replace('"', "\"\"")),
+            Setting::SearchPath(_) => format!("\"{}\"", value.replace('"', "\"\"")),
             _ => literal(value),
         };
         sql.push_str(&format!("SET LOCAL {} = {value}; ", setting.name()));

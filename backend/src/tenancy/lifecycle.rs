@@ -96,7 +96,7 @@ pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
             failed.push(id);
             continue;
         }
-        let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId, &id.to_string())]).await?;
+        let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId(super::SEAL), &id.to_string())]).await?;
         if set_status(&mut tx, id, "purging", "deleted", None).await? {
             sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
             let entry = AuditEntry::new(

@@ -25,6 +25,18 @@ mod system;
 pub mod topology;
 
 pub use org::Org;
+
+/// Proof that a setting naming an organization or its schema comes from the door: its only
+/// field is private to this module, so no other module (identity code holding a control-plane
+/// pool, say) can set `app.tenant_id` or `search_path` itself.
+///
+/// ```compile_fail
+/// let _ = tessera_backend::db::Setting::TenantId(tessera_backend::tenancy::DoorSeal(()));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoorSeal(());
+
+const SEAL: DoorSeal = DoorSeal(());
 pub use system::{Bookkeeping, Maintenance, SystemActor, SystemRead, SystemWrite};
 
 use crate::audit::{self, AuditEntry};
@@ -165,7 +177,11 @@ impl Tenancy {
             // Any failure to open is about reaching that database, not about the request.
             let mut tx = crate::db::open(&pool, read_only).await.map_err(|e| unreachable(tenant, e, true))?;
             let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
-            let settings = [(Setting::SearchPath, tenant.placement.schema.as_str()), (Setting::TenantId, &id), (Setting::StatementTimeout, &timeout)];
+            let settings = [
+                (Setting::SearchPath(SEAL), tenant.placement.schema.as_str()),
+                (Setting::TenantId(SEAL), &id),
+                (Setting::StatementTimeout, &timeout),
+            ];
             crate::db::set_local(&mut tx, &settings).await.map_err(|e| match e {
                 Error::Db(e) => unreachable(tenant, e, false),
                 other => other,
@@ -182,7 +198,7 @@ impl Tenancy {
     }
 
     async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
-        crate::db::begin(&self.control, read_only, &[(Setting::TenantId, &tenant_id.to_string())]).await
+        crate::db::begin(&self.control, read_only, &[(Setting::TenantId(SEAL), &tenant_id.to_string())]).await
     }
 
     /// Opens a read-only transaction on the tenant's data, if its role has `permission`.

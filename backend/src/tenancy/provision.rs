@@ -152,7 +152,11 @@ pub(crate) async fn drop_storage(topology: &Topology, tenant_id: Uuid, placement
 /// binds the owner too, so the tenant id must be set even for maintenance.
 pub(crate) async fn enter_as_owner(conn: &mut PgConnection, schema: &str, tenant_id: Uuid) -> Result<()> {
     check_identifier(schema)?;
-    crate::db::set_local(conn, &[(crate::db::Setting::SearchPath, schema), (crate::db::Setting::TenantId, &tenant_id.to_string())]).await
+    crate::db::set_local(
+        conn,
+        &[(crate::db::Setting::SearchPath(super::SEAL), schema), (crate::db::Setting::TenantId(super::SEAL), &tenant_id.to_string())],
+    )
+    .await
 }
 
 /// The physical place a placement names: (cluster, database, schema). Two region names may

@@ -264,7 +264,7 @@ async fn copy(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) -> 
 /// Points the tenant at its new place, audited with what was verified.
 async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, copies: &[TableCopy], request_id: &str) -> Result<()> {
     let version = provision::latest_tenant_version();
-    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId, &id.to_string())]).await?;
+    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId(super::SEAL), &id.to_string())]).await?;
     // The model and region are the ones announced when the move began (`tenant_move_finish`
     // takes them from the row, and refuses storage not named after this tenant).
     let switched: bool = sqlx::query_scalar("SELECT tenant_move_finish($1, $2, $3, $4)")

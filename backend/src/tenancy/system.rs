@@ -43,7 +43,7 @@ impl SystemRead {
 
     /// From here on, the row policies show one organization's rows.
     pub async fn within(&mut self, tenant_id: Uuid) -> Result<()> {
-        crate::db::set_local(&mut self.tx, &[(Setting::TenantId, &tenant_id.to_string())]).await
+        crate::db::set_local(&mut self.tx, &[(Setting::TenantId(super::SEAL), &tenant_id.to_string())]).await
     }
 }
 
@@ -135,7 +135,7 @@ impl Tenancy {
     /// A read-only control-plane transaction for someone not acting as a member, seeing what
     /// `presented` (the digests and addresses a request proved) unlocks in the row policies.
     pub(crate) async fn system_read(&self, presented: &[(Setting, &str)]) -> Result<SystemRead> {
-        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
+        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId(_) | Setting::SearchPath(_) | Setting::Maintenance)) {
             return Err(crate::Error::Internal("system_read: name the organization with `within`, maintenance with `maintenance`".into()));
         }
         Ok(SystemRead { tx: crate::db::begin(&self.control, true, presented).await? })
@@ -162,7 +162,7 @@ impl Tenancy {
     /// Bookkeeping found by what the request presented (a handoff's digest), or none of any
     /// organization (a throttle bucket).
     pub(crate) async fn bookkeeping_presented(&self, presented: &[(Setting, &str)]) -> Result<Bookkeeping> {
-        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId | Setting::Maintenance)) {
+        if presented.iter().any(|(setting, _)| matches!(setting, Setting::TenantId(_) | Setting::SearchPath(_) | Setting::Maintenance)) {
             return Err(crate::Error::Internal("bookkeeping_presented: no organization or maintenance settings".into()));
         }
         Ok(Bookkeeping { tx: crate::db::begin(&self.control, false, presented).await?, tenant_id: None })
