@@ -35,15 +35,6 @@ async fn id_of(browser: &Browser, project: &str, title: &str) -> String {
     document(browser, project, title).await["id"].as_str().unwrap().to_string()
 }
 
-/// The document's audit records, oldest first: (action, changes).
-async fn history(app: &TestApp, id: &str) -> Vec<(String, Value)> {
-    sqlx::query_as("SELECT action, changes FROM shared.audit_log WHERE target_id = $1 ORDER BY occurred_at")
-        .bind(id)
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_writes_a_document_edits_it_and_the_trail_shows_before_and_after() {
     let app = TestApp::spawn().await;
@@ -63,7 +54,7 @@ async fn a_member_writes_a_document_edits_it_and_the_trail_shows_before_and_afte
     ok(bea
         .call("update_document", &[("slug", "acme"), ("project", &project), ("id", &id), ("title", "On-call rota"), ("body", "Line one\nLine two")])
         .await);
-    let trail = history(&app, &id).await;
+    let trail = app.trail(&id).await;
     assert_eq!(trail.len(), 2, "{trail:?}");
     assert_eq!(trail[0].0, "document.created");
     assert_eq!(trail[0].1["title"], json!({ "new": "On call" }));
@@ -116,7 +107,7 @@ async fn viewers_read_documents_and_members_change_only_their_own() {
     ok(owner.call("update_document", &[("slug", "acme"), ("project", &project), ("id", &beas), ("title", "On call"), ("body", "Reviewed")]).await);
     let reviewed = document(&bea, &project, "On call").await;
     assert_eq!((reviewed["updated_by"].as_str(), reviewed["created_by"].as_str()), (Some("owner@acme.test"), Some("bea@example.test")), "{reviewed}");
-    assert_eq!(history(&app, &owners).await.len(), 1, "the refused attempts changed nothing");
+    assert_eq!(app.trail(&owners).await.len(), 1, "the refused attempts changed nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +142,7 @@ async fn documents_stay_in_their_project_and_go_with_it() {
     ok(owner.call("delete_project", &[("slug", "acme"), ("id", &project)]).await);
     assert_eq!(app.count("SELECT count(*) FROM shared.documents").await, 1, "only Bea's project's document is left");
     for (id, title) in [(&id, "Holidays"), (&on_call, "On call")] {
-        let (action, changes) = history(&app, id).await.pop().unwrap();
+        let (action, changes) = app.trail(id).await.pop().unwrap();
         assert_eq!((action.as_str(), &changes["title"]), ("document.deleted", &json!({ "old": title })));
     }
     // Bea's project holding only her own documents goes, documents and all.
@@ -159,7 +150,7 @@ async fn documents_stay_in_their_project_and_go_with_it() {
     let scratch = app.project_id("Bea's scratch").await;
     ok(bea.call("create_document", &[("slug", "acme"), ("project", &scratch), ("title", "Mine"), ("body", "")]).await);
     ok(bea.call("delete_project", &[("slug", "acme"), ("id", &scratch)]).await);
-    let project_trail = history(&app, &project).await;
+    let project_trail = app.trail(&project).await;
     assert_eq!(project_trail.last().unwrap().1["documents"], json!({ "old": 2 }));
     assert_eq!(owner.call("list_documents", &[("slug", "acme"), ("project", &project)]).await.status, StatusCode::NOT_FOUND);
 }

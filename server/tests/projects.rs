@@ -23,15 +23,6 @@ async fn id_of(browser: &Browser, name: &str) -> String {
     list.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} in {list}"))["id"].as_str().unwrap().to_string()
 }
 
-/// The project's audit records, oldest first: (action, changes).
-async fn history(app: &TestApp, id: &str) -> Vec<(String, Value)> {
-    sqlx::query_as("SELECT action, changes FROM shared.audit_log WHERE target_id = $1 ORDER BY occurred_at")
-        .bind(id)
-        .fetch_all(&app.inspect)
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_renames_their_project_and_the_trail_shows_before_and_after() {
     let app = TestApp::spawn().await;
@@ -49,7 +40,7 @@ async fn a_member_renames_their_project_and_the_trail_shows_before_and_after() {
     // Saving it unchanged records nothing.
     let r = bea.call("update_project", &[("slug", "acme"), ("id", &id), ("name", "Bea's better plan"), ("description", "Now with goals")]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
-    let trail = history(&app, &id).await;
+    let trail = app.trail(&id).await;
     assert_eq!(trail.len(), 2, "{trail:?}");
     assert_eq!(trail[1].0, "project.updated");
     assert_eq!(
@@ -116,7 +107,7 @@ async fn bad_changes_are_refused_with_the_field_to_fix_and_change_nothing() {
         );
         assert_eq!(owner.call("delete_project", &[("slug", "acme"), ("id", missing)]).await.status, StatusCode::NOT_FOUND);
     }
-    assert_eq!(history(&app, &id).await.len(), 1, "only its creation");
+    assert_eq!(app.trail(&id).await.len(), 1, "only its creation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +120,7 @@ async fn a_deleted_project_is_gone_and_the_trail_keeps_what_it_was() {
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     assert_eq!(bea.call("get_project", &[("slug", "acme"), ("id", &id)]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(bea.call("delete_project", &[("slug", "acme"), ("id", &id)]).await.status, StatusCode::NOT_FOUND, "deleting twice finds nothing");
-    let trail = history(&app, &id).await;
+    let trail = app.trail(&id).await;
     assert_eq!(trail.last().unwrap(), &("project.deleted".to_string(), json!({ "name": { "old": "Bea's plan" }, "description": { "old": "" } })));
 }
 

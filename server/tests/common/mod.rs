@@ -387,6 +387,16 @@ impl TestApp {
         id.to_string()
     }
 
+    /// The audit records about `target_id` in the shared tenant tables, oldest first:
+    /// (action, changes).
+    pub async fn trail(&self, target_id: &str) -> Vec<(String, Value)> {
+        sqlx::query_as("SELECT action, changes FROM shared.audit_log WHERE target_id = $1 ORDER BY occurred_at")
+            .bind(target_id)
+            .fetch_all(&self.inspect)
+            .await
+            .unwrap()
+    }
+
     pub async fn project_id(&self, name: &str) -> String {
         let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM shared.projects WHERE name = $1").bind(name).fetch_one(&self.inspect).await.unwrap();
         id.to_string()
