@@ -33,6 +33,8 @@ pub struct TestApp {
     /// The services behind the server, for operator actions (moves, purges) in tests.
     pub backend: tessera_backend::Backend,
     pub config: Config,
+    /// The name of this test's database, the same on both clusters.
+    database: String,
 }
 
 pub struct Response {
@@ -142,6 +144,46 @@ async fn create_database(admin_url: &str, database: &str, template: &str) {
     admin.close().await.ok();
 }
 
+/// A passing test's databases go when it ends: some 200 tests, each cloning a database on two
+/// clusters, in two passes, once filled a CI machine's disk. A failing test keeps its own for
+/// a look behind the app's back (the cluster itself goes when the test command ends).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let database = self.database.clone();
+        // Its own thread and runtime: the test's runtime may be single-threaded and busy here.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for the clean-up");
+            runtime.block_on(drop_databases(&database))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("warning: could not drop the test database {}: {e}", self.database);
+        }
+    }
+}
+
+/// Drops a test's database on both clusters, and the dedicated databases its organizations got.
+async fn drop_databases(database: &str) -> Result<(), sqlx::Error> {
+    let admins = [env("TESSERA_TEST_ADMIN_URL"), env("TESSERA_TEST_REGION_B_ADMIN_URL")];
+    let mut control = PgConnection::connect(&with_database(&admins[0], "postgres", database)).await?;
+    let mut doomed: Vec<String> = sqlx::query_scalar("SELECT database FROM tenants WHERE database IS NOT NULL").fetch_all(&mut control).await?;
+    control.close().await.ok();
+    doomed.push(database.to_string());
+    for admin in &admins {
+        // As the superuser: FORCE ends every connection to it, the superuser's `inspect` pools
+        // included, besides the server's and PgBouncer's.
+        let mut conn = PgConnection::connect(&with_database(admin, "postgres", "postgres")).await?;
+        for name in &doomed {
+            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+        }
+        conn.close().await.ok();
+    }
+    Ok(())
+}
+
 async fn superuser_pool(admin_url: &str, database: &str) -> PgPool {
     let options: PgConnectOptions = with_database(admin_url, "postgres", database).parse().unwrap();
     PgPoolOptions::new().max_connections(3).connect_with(options.options([("search_path", "public,shared")])).await.expect("superuser pool")
@@ -242,7 +284,7 @@ impl TestApp {
         let inspect = superuser_pool(&admin_url, &database).await;
         let inspect_b = superuser_pool(&admin_b, &database).await;
         let app_db_url = with_database(&admin_url, "tessera_app", &database);
-        TestApp { base: format!("http://{addr}"), inspect, inspect_b, owner_db_url: owner_url, app_db_url, backend, config }
+        TestApp { base: format!("http://{addr}"), inspect, inspect_b, owner_db_url: owner_url, app_db_url, backend, config, database }
     }
 
     /// Another server on the same databases and configuration, as in a deployment that runs
