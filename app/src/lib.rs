@@ -6,7 +6,7 @@ pub mod pages;
 pub mod routes;
 
 use components::layout::AppHeader;
-use components::raw_text::DocumentTitle;
+use components::raw_text::TabTitle;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta};
 use leptos_router::components::{ParentRoute, Route, Router, Routes, RoutingProgress};
@@ -79,7 +79,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Link rel="icon" href="/favicon.svg" />
         <Meta name="description" content="Tessera: the multi-tenant SaaS foundation." />
-        <DocumentTitle />
+        <TabTitle />
         <Router set_is_routing>
             // A bar across the top while the next page's code or data is on its way, so a slow
             // click doesn't look like a dead one.

@@ -120,7 +120,7 @@ impl Ctx {
             let Some(scope) = permission.key_scope() else {
                 return Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into()));
             };
-            if !key.scopes.contains(&scope) {
+            if !key.scopes.iter().any(|held| held.covers(scope)) {
                 return Err(AppError::Forbidden(format!(
                     "This API key doesn't have the {} scope. An admin can create a key that has it.",
                     scope.as_str()
@@ -129,7 +129,7 @@ impl Ctx {
             if !self.role.can(permission) {
                 let article = if matches!(self.role, Role::Admin | Role::Owner) { "an" } else { "a" };
                 return Err(AppError::Forbidden(format!(
-                    "The person who made this API key is now {article} {} and can't do that, so neither can the key. An admin can make a new key.",
+                    "This API key acts with the rights of the person who made it, who is {article} {} and can't do that. An admin can make a key that may.",
                     self.role.label()
                 )));
             }

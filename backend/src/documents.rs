@@ -6,7 +6,7 @@ use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
 use crate::tenancy::WriteTx;
 use crate::Org;
-use tessera_domain::dto::Document;
+use tessera_domain::dto::{Document, DocumentSummary};
 use tessera_domain::input::{DocumentBody, DocumentTitle, FieldError};
 use tessera_domain::{AppError, Permission};
 use time::OffsetDateTime;
@@ -65,7 +65,7 @@ impl DocumentChange {
 }
 
 /// The project's documents, most recently changed first, each with the start of its text.
-pub async fn list(org: &Org, project: Uuid) -> Result<Vec<Document>> {
+pub async fn list(org: &Org, project: Uuid) -> Result<Vec<DocumentSummary>> {
     let mut tx = org.read(Permission::ViewDocuments).await?;
     require_project(tx.conn(), project, "").await?;
     let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
@@ -77,7 +77,22 @@ pub async fn list(org: &Org, project: Uuid) -> Result<Vec<Document>> {
     .fetch_all(tx.conn())
     .await?;
     drop(tx);
-    documents(org, rows).await
+    let names = author_names(org, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| DocumentSummary {
+            can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
+            created_by: names(&row.created_by),
+            updated_by: names(&row.updated_by),
+            id: row.id,
+            project_id: row.project_id,
+            title: row.title,
+            excerpt: row.body,
+            truncated: row.body_truncated,
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        })
+        .collect())
 }
 
 pub async fn get(org: &Org, project: Uuid, id: Uuid) -> Result<Document> {
@@ -125,7 +140,7 @@ pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) 
         return one(org, before).await;
     }
     let row: DocumentRow =
-        sqlx::query_as(&format!("UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"))
+        sqlx::query_as(&format!("UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = clock_timestamp() WHERE id = $1 RETURNING {COLUMNS}"))
             .bind(id)
             .bind(title)
             .bind(body)
@@ -172,11 +187,16 @@ pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uu
         ))
         .into());
     }
-    let removed: Vec<(Uuid, String)> =
+    #[derive(sqlx::FromRow)]
+    struct Removed {
+        id: Uuid,
+        title: String,
+    }
+    let removed: Vec<Removed> =
         sqlx::query_as("DELETE FROM documents WHERE project_id = $1 RETURNING id, title").bind(project).fetch_all(tx.conn()).await?;
-    for (id, title) in &removed {
-        let changes = audit::removed(&[("title", title), ("project_id", &project.to_string())]);
-        tx.record(AuditEntry::new("document.deleted", "document", id, changes)).await?;
+    for document in &removed {
+        let changes = audit::removed(&[("title", &document.title), ("project_id", &project.to_string())]);
+        tx.record(AuditEntry::new("document.deleted", "document", document.id, changes)).await?;
     }
     Ok(removed.len())
 }
@@ -200,30 +220,27 @@ async fn require_project(conn: &mut sqlx::PgConnection, project: Uuid, lock: &st
     found.map(|_| ()).ok_or_else(|| crate::projects::no_such_project().into())
 }
 
+/// A row as people see it: authors by name (tenant data keeps only ids).
 async fn one(org: &Org, row: DocumentRow) -> Result<Document> {
-    Ok(documents(org, vec![row]).await?.remove(0))
+    let names = author_names(org, std::slice::from_ref(&row)).await?;
+    Ok(Document {
+        can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
+        created_by: names(&row.created_by),
+        updated_by: names(&row.updated_by),
+        id: row.id,
+        project_id: row.project_id,
+        title: row.title,
+        body: row.body,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    })
 }
 
-/// Rows as people see them: authors by name (tenant data keeps only ids).
-async fn documents(org: &Org, rows: Vec<DocumentRow>) -> Result<Vec<Document>> {
+/// The names of the rows' authors, looked up in one batch (users live in the control plane).
+async fn author_names(org: &Org, rows: &[DocumentRow]) -> Result<impl Fn(&Uuid) -> String> {
     let ids: Vec<Uuid> = rows.iter().flat_map(|r| [r.created_by, r.updated_by]).collect();
     let names = org.display_names(&ids).await?;
-    let name = |id: &Uuid| names.get(id).cloned().unwrap_or_else(|| "a former member".into());
-    Ok(rows
-        .into_iter()
-        .map(|row| Document {
-            can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
-            created_by: name(&row.created_by),
-            updated_by: name(&row.updated_by),
-            id: row.id,
-            project_id: row.project_id,
-            title: row.title,
-            body: row.body,
-            body_truncated: row.body_truncated,
-            created_at: rfc3339(row.created_at),
-            updated_at: rfc3339(row.updated_at),
-        })
-        .collect())
+    Ok(move |id: &Uuid| names.get(id).cloned().unwrap_or_else(|| "a former member".into()))
 }
 
 /// A document that isn't there, or not in this project of this organization: one answer.

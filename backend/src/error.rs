@@ -41,13 +41,15 @@ pub struct Constraint {
 
 inventory::collect!(Constraint);
 
-/// The registered answer to a violated constraint: a unique one is a conflict (409), any other
-/// (a check, a reference) invalid input (422).
+/// The registered answer to a violated constraint. A unique or a reference one is a conflict
+/// (409): someone else got there first, or the row referred to went while this request ran
+/// (services check that it exists first, so only a race gets here). A check is invalid input
+/// (422).
 fn known_constraint(db: &dyn sqlx::error::DatabaseError) -> Option<AppError> {
     let (name, table) = (db.constraint()?, db.table()?);
     let known = inventory::iter::<Constraint>.into_iter().find(|c| c.name == name && c.table == table)?;
     let error = FieldError::new(known.field, known.message);
-    Some(if db.is_unique_violation() { AppError::Conflict(error) } else { AppError::Invalid(error) })
+    Some(if db.is_unique_violation() || db.is_foreign_key_violation() { AppError::Conflict(error) } else { AppError::Invalid(error) })
 }
 
 impl Error {

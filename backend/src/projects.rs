@@ -25,9 +25,14 @@ inventory::submit! {
     Constraint { name: "projects_name_unique", table: "projects", field: "name", message: "A project with this name already exists here. Choose another name." }
 }
 
-const PROJECT_COLUMNS: &str = "id, name, description, created_by, created_at, updated_at";
-/// `SELECT {PROJECT_COLUMNS} FROM projects`.
-const SELECT_PROJECT: &str = "SELECT id, name, description, created_by, created_at, updated_at FROM projects";
+/// The columns of [`ProjectRow`].
+macro_rules! project_columns {
+    () => {
+        "id, name, description, created_by, created_at, updated_at"
+    };
+}
+const PROJECT_COLUMNS: &str = project_columns!();
+const SELECT_PROJECT: &str = concat!("SELECT ", project_columns!(), " FROM projects");
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
 /// their names are looked up in one batch.
@@ -43,7 +48,7 @@ async fn summaries(org: &Org, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummar
             created_by: names.get(&row.created_by).cloned().unwrap_or_else(|| "a former member".into()),
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
-            can_change: org.may_change(row.created_by, Permission::CreateProject, Permission::ManageProjects),
+            can_change: org.may_change(row.created_by, Permission::WriteProjects, Permission::ManageProjects),
         })
         .collect())
 }
@@ -77,7 +82,7 @@ impl ProjectDraft {
 
 /// Creates a project; returns it as written.
 pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
-    let mut tx = org.write(Permission::CreateProject).await?;
+    let mut tx = org.write(Permission::WriteProjects).await?;
     let id = Uuid::new_v4();
     let created: ProjectRow =
         sqlx::query_as(&format!("INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"))
@@ -117,7 +122,7 @@ impl ProjectChange {
 /// Admins and Owners any. The audit entry has the fields that changed, before and after.
 /// Returns the project as it is now.
 pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<ProjectSummary> {
-    let mut tx = org.write(Permission::CreateProject).await?;
+    let mut tx = org.write(Permission::WriteProjects).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
     crate::edits::ensure_current(change.seen_version, before.updated_at, "project")?;
     // Unchanged fields as they are now, under the lock (not as a caller last saw them).
@@ -130,7 +135,7 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
         return one(org, before).await;
     }
     let updated: ProjectRow =
-        sqlx::query_as(&format!("UPDATE projects SET name = $2, description = $3, updated_at = now() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"))
+        sqlx::query_as(&format!("UPDATE projects SET name = $2, description = $3, updated_at = clock_timestamp() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"))
             .bind(id)
             .bind(name)
             .bind(description)
@@ -144,7 +149,7 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
 /// they could delete every document in it); Admins and Owners any. The audit entries keep what
 /// each was.
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.write(Permission::CreateProject).await?;
+    let mut tx = org.write(Permission::WriteProjects).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
     // Its documents go with it, checked and recorded one by one (the database refuses to drop
     // them on its own).
@@ -162,7 +167,7 @@ pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
 async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, id: Uuid) -> Result<ProjectRow> {
     let before: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await?;
     let before = before.ok_or_else(no_such_project)?;
-    org.require_change(before.created_by, Permission::CreateProject, Permission::ManageProjects, "projects")?;
+    org.require_change(before.created_by, Permission::WriteProjects, Permission::ManageProjects, "projects")?;
     Ok(before)
 }
 

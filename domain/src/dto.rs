@@ -67,17 +67,14 @@ pub struct ProjectSummary {
     pub can_change: bool,
 }
 
-/// A document inside a project.
+/// A document inside a project, all of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Document {
     pub id: Uuid,
     pub project_id: Uuid,
     pub title: String,
-    /// The text. In a list, only its first 280 characters (`body_truncated` says so); read the
-    /// document for all of it.
     pub body: String,
-    pub body_truncated: bool,
     pub created_by: String,
     /// RFC 3339.
     pub created_at: String,
@@ -90,10 +87,32 @@ pub struct Document {
     pub can_change: bool,
 }
 
+/// A document as a list shows it: the start of its text, never all of it, so nobody edits
+/// from a list and cuts a document short. Read the document ([`Document`]) to edit it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DocumentSummary {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub title: String,
+    /// The first 280 characters of the text.
+    pub excerpt: String,
+    /// Whether the text goes on past the excerpt.
+    pub truncated: bool,
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_by: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// As in [`Document`].
+    pub can_change: bool,
+}
+
 /// A project's documents as its page shows them, with whether the reader may write new ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocumentList {
-    pub documents: Vec<Document>,
+    pub documents: Vec<DocumentSummary>,
     pub can_write: bool,
 }
 

@@ -274,6 +274,12 @@ impl DocumentBody {
 
 /// `value` as it may stand in a URL's query (`?next=`): unreserved characters and `/` as they
 /// are, everything else percent-encoded. Shared by the pages' links and the server's redirects.
+/// An id from a path or form. One that can't be an id names nothing: the same answer as an id
+/// nobody has (`not_found`), so a malformed one tells a prober nothing more.
+pub fn parse_id(raw: &str, not_found: impl FnOnce() -> crate::AppError) -> Result<uuid::Uuid, crate::AppError> {
+    uuid::Uuid::parse_str(raw.trim()).map_err(|_| not_found())
+}
+
 pub fn query_escape(value: &str) -> String {
     value
         .bytes()

@@ -50,7 +50,7 @@ macro_rules! permissions {
 permissions! {
     ViewProjects: Viewer, Projects Read;
     /// Create projects, and change or delete the ones you created.
-    CreateProject: Member, Projects Write;
+    WriteProjects: Member, Projects Write;
     /// Change or delete anyone's project.
     ManageProjects: Admin, Projects Write;
     ViewDocuments: Viewer, Documents Read;
@@ -175,6 +175,12 @@ impl Scope {
         format!("{}:{access}", self.resource.name())
     }
 
+    /// Whether a key with this scope may do what `needed` covers. Writing includes reading: a
+    /// change answers with the row it changed, so a key that may change a resource sees it.
+    pub fn covers(self, needed: Scope) -> bool {
+        self.resource == needed.resource && (self.access == needed.access || self.access == Access::Write)
+    }
+
     /// A scope a key can be given, by its name (exactly as listed: lowercase).
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::all().into_iter().find(|scope| scope.as_str() == s.trim())
@@ -183,7 +189,7 @@ impl Scope {
     pub fn description(self) -> String {
         match self.access {
             Access::Read => format!("List and read {}", self.resource.name()),
-            Access::Write => format!("Create, change and delete {}", self.resource.name()),
+            Access::Write => format!("Read, create, change and delete {}", self.resource.name()),
         }
     }
 }
@@ -223,15 +229,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_scope_includes_reading_that_resource_and_nothing_else() {
+        let scope = |name| Scope::parse(name).unwrap();
+        assert!(scope("documents:write").covers(scope("documents:read")));
+        assert!(scope("documents:read").covers(scope("documents:read")));
+        assert!(!scope("documents:read").covers(scope("documents:write")));
+        assert!(!scope("documents:write").covers(scope("projects:read")));
+    }
+
+    #[test]
     fn viewers_read_but_never_write() {
         assert!(Role::Viewer.can(Permission::ViewProjects));
-        assert!(!Role::Viewer.can(Permission::CreateProject));
+        assert!(!Role::Viewer.can(Permission::WriteProjects));
         assert!(!Role::Viewer.can(Permission::ManageMembers));
     }
 
     #[test]
     fn members_create_projects_but_do_not_manage_the_team() {
-        assert!(Role::Member.can(Permission::CreateProject));
+        assert!(Role::Member.can(Permission::WriteProjects));
         assert!(!Role::Member.can(Permission::ManageMembers));
     }
 

@@ -9,13 +9,17 @@ use tessera_domain::AppError;
 use super::ssr::{self, enter};
 #[cfg(feature = "ssr")]
 use tessera_backend::documents::{self, DocumentChange, DocumentDraft};
+#[cfg(feature = "ssr")]
+use tessera_backend::projects;
+#[cfg(feature = "ssr")]
+use tessera_domain::input::parse_id;
 
 /// The project's documents, and whether the caller may write one (the page's "New document").
 #[server(endpoint = "list_documents")]
 pub async fn list_documents(slug: String, project: String) -> Result<DocumentList, AppError> {
     ssr::once_per_request((slug.clone(), project.clone()), async move {
         let (_, org) = enter(&slug).await?;
-        let documents = documents::list(&org, ssr::parse_id(&project, "project")?).await?;
+        let documents = documents::list(&org, parse_id(&project, projects::no_such_project)?).await?;
         Ok(DocumentList { documents, can_write: org.require(tessera_domain::Permission::WriteDocuments).is_ok() })
     })
     .await
@@ -25,7 +29,7 @@ pub async fn list_documents(slug: String, project: String) -> Result<DocumentLis
 pub async fn get_document(slug: String, project: String, id: String) -> Result<Document, AppError> {
     ssr::once_per_request((slug.clone(), project.clone(), id.clone()), async move {
         let (_, org) = enter(&slug).await?;
-        Ok(documents::get(&org, ssr::parse_id(&project, "project")?, document_id(&id)?).await?)
+        Ok(documents::get(&org, parse_id(&project, projects::no_such_project)?, parse_id(&id, documents::no_such_document)?).await?)
     })
     .await
 }
@@ -34,7 +38,7 @@ pub async fn get_document(slug: String, project: String, id: String) -> Result<D
 #[server(endpoint = "create_document")]
 pub async fn create_document(slug: String, project: String, title: String, body: String) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
-    let project = ssr::parse_id(&project, "project")?;
+    let project = parse_id(&project, projects::no_such_project)?;
     let id = documents::create(&org, project, DocumentDraft::parse(&title, &body)?).await?.id;
     leptos_axum::redirect(&format!("/t/{}/projects/{project}/documents/{id}", org.tenant.slug));
     Ok(())
@@ -52,7 +56,7 @@ pub async fn update_document(
     updated_at: Option<String>,
 ) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
-    let (project, id) = (ssr::parse_id(&project, "project")?, document_id(&id)?);
+    let (project, id) = (parse_id(&project, projects::no_such_project)?, parse_id(&id, documents::no_such_document)?);
     documents::update(&org, project, id, DocumentChange::parse(Some(&title), Some(&body), updated_at.as_deref())?).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{project}/documents/{id}", org.tenant.slug));
     Ok(())
@@ -62,14 +66,11 @@ pub async fn update_document(
 #[server(endpoint = "delete_document")]
 pub async fn delete_document(slug: String, project: String, id: String) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
-    let project = ssr::parse_id(&project, "project")?;
-    documents::delete(&org, project, document_id(&id)?).await?;
+    let project = parse_id(&project, projects::no_such_project)?;
+    documents::delete(&org, project, parse_id(&id, documents::no_such_document)?).await?;
     leptos_axum::redirect(&format!("/t/{}/projects/{project}", org.tenant.slug));
     Ok(())
 }
 
 /// A document id from a form; a malformed one names nothing, as an unknown one.
 #[cfg(feature = "ssr")]
-fn document_id(raw: &str) -> Result<uuid::Uuid, AppError> {
-    uuid::Uuid::parse_str(raw.trim()).map_err(|_| documents::no_such_document())
-}

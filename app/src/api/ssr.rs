@@ -271,8 +271,9 @@ where
 }
 
 /// An id from a URL or form. A malformed one is simply not found: it names nothing.
+/// An id of something in the organization (`what`: "member"), as [`input::parse_id`].
 pub fn parse_id(raw: &str, what: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(raw.trim()).map_err(|_| AppError::NotFound(format!("That {what} doesn't exist in this organization.")))
+    tessera_domain::input::parse_id(raw, || AppError::NotFound(format!("That {what} doesn't exist in this organization.")))
 }
 
 pub fn parse_role(raw: &str) -> Result<Role, AppError> {

@@ -25,9 +25,10 @@ pub fn escapable_raw_text(text: &str) -> String {
     }
 }
 
-/// The document title: "Projects · Tessera", or "Tessera" alone. Set once, at the root.
+/// The browser tab's title (the HTML `<title>`): "Projects · Tessera", or "Tessera" alone. Set
+/// once, at the root.
 #[component]
-pub fn DocumentTitle() -> impl IntoView {
+pub fn TabTitle() -> impl IntoView {
     let formatter = |title: String| {
         let full = if title.is_empty() { "Tessera".to_string() } else { format!("{title} · Tessera") };
         escapable_raw_text(&full)

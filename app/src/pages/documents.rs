@@ -8,7 +8,7 @@ use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use tessera_domain::dto::{Document, DocumentList};
+use tessera_domain::dto::{Document, DocumentList, DocumentSummary};
 use tessera_domain::input::DocumentTitle;
 use tessera_domain::AppError;
 use tessera_domain::Permission;
@@ -71,9 +71,9 @@ pub fn ProjectDocuments(project: String, documents: Result<DocumentList, AppErro
 }
 
 #[component]
-fn DocumentItem(document: Document) -> impl IntoView {
+fn DocumentItem(document: DocumentSummary) -> impl IntoView {
     let href = project_href(&document.project_id.to_string(), &format!("/documents/{}", document.id));
-    let excerpt = if document.body_truncated { format!("{}…", document.body) } else { document.body };
+    let excerpt = if document.truncated { format!("{}…", document.excerpt) } else { document.excerpt };
     view! {
         <li data-testid="document-row">
             <a href=href>{document.title}</a>

@@ -81,7 +81,7 @@ pub fn Dashboard() -> impl IntoView {
                                     <h1>{org.name.clone()}</h1>
                                     <p class="muted">"You are " <span class="badge" data-testid="my-role">{org.role.label()}</span></p>
                                 </div>
-                                {org.role.can(Permission::CreateProject).then(|| view! {
+                                {org.role.can(Permission::WriteProjects).then(|| view! {
                                     <a class="btn btn-primary" href=format!("{base}/projects/new")>"New project"</a>
                                 })}
                             </header>

@@ -10,7 +10,7 @@ use tessera_domain::Permission;
 
 fn can_create() -> Signal<bool> {
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
-    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::CreateProject)))
+    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::WriteProjects)))
 }
 
 #[component]

@@ -348,7 +348,7 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
             tx.commit().await?;
             continue;
         };
-        let mut tx = tenancy.system_write(tenant_id, SystemActor::Job("maintenance")).await?;
+        let mut tx = tenancy.system_write(tenant_id, SystemActor::Job("maintenance".into())).await?;
         let mut notify = None;
         if let Some((xml, idp, rollover)) = &update {
             // A second change inside an overlap ends the first one: the certificates that

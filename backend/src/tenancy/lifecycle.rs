@@ -4,8 +4,8 @@
 
 use super::placement::Placement;
 use super::provision::{drop_storage, Fence};
-use super::{Tenancy, TenantStatus};
-use crate::audit::{self, AuditEntry};
+use super::{SystemActor, Tenancy, TenantStatus};
+use crate::audit::AuditEntry;
 use crate::error::Result;
 use crate::members::rfc3339;
 use crate::Org;
@@ -96,20 +96,20 @@ pub async fn purge_due(tenancy: &Tenancy) -> Result<Vec<String>> {
             failed.push(id);
             continue;
         }
-        let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId(super::SEAL), &id.to_string())]).await?;
-        if set_status(&mut tx, id, "purging", "deleted", None).await? {
-            sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(&mut *tx).await?;
+        let mut tx = tenancy.system_write(id, SystemActor::Job("scheduled-purge".into())).await?;
+        // Another server may have finished it first: then there is nothing to record.
+        if set_status(tx.conn(), id, "purging", "deleted", None).await? {
+            sqlx::query("DELETE FROM memberships WHERE tenant_id = $1").bind(id).execute(tx.conn()).await?;
             let entry = AuditEntry::new(
                 "tenant.purged",
                 "tenant",
                 id,
                 serde_json::json!({ "status": { "old": "deleting", "new": "deleted" }, "removed": placement.describe() }),
             );
-            audit::insert_system(&mut tx, id, &entry, "scheduled-purge").await?;
+            tx.commit(entry).await?;
             tracing::info!(tenant = %slug, placement = %placement.describe(), "purged a deleted tenant");
             purged.push(slug);
         }
-        tx.commit().await?;
     }
 }
 

@@ -28,7 +28,8 @@ pub use org::Org;
 
 /// Proof that a setting naming an organization or its schema comes from the door: its only
 /// field is private to this module, so no other module (identity code holding a control-plane
-/// pool, say) can set `app.tenant_id` or `search_path` itself.
+/// pool, say) can build `Setting::TenantId` or `SearchPath`. Raw SQL that names them outside
+/// the door is caught by a source scan (`only_the_door_sets_which_organization_a_transaction_sees`).
 ///
 /// ```compile_fail
 /// let _ = tessera_backend::db::Setting::TenantId(tessera_backend::tenancy::DoorSeal(()));
@@ -202,14 +203,14 @@ impl Tenancy {
     }
 
     /// Opens a read-only transaction on the tenant's data, if its role has `permission`.
-    pub async fn read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
+    async fn read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
         ctx.require(permission)?;
         Ok(ReadTx { tx: self.begin_data(&ctx.tenant, true).await? })
     }
 
     /// Opens a write transaction on the tenant's data, if its role has `permission` and the
     /// tenant is writable.
-    pub async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+    async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
         let mut tx = self.begin_data(&ctx.tenant, false).await?;
@@ -228,13 +229,13 @@ impl Tenancy {
     }
 
     /// A read-only control-plane transaction in the tenant (its team, its lifecycle).
-    pub async fn control_read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
+    async fn control_read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
         ctx.require(permission)?;
         Ok(ReadTx { tx: self.begin_control(ctx.tenant.id, true).await? })
     }
 
     /// A control-plane write in the tenant, committed with its audit record.
-    pub async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+    async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
@@ -242,7 +243,7 @@ impl Tenancy {
 
     /// A control-plane write in a tenant scheduled for deletion: the one write allowed then
     /// (taking the deletion back), so it skips `control_write`'s writability guard.
-    pub(crate) async fn control_write_while_deleting(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+    async fn control_write_while_deleting(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
     }
@@ -643,4 +644,35 @@ fn no_room_for_dedicated() -> AppError {
         "model",
         "This deployment has no room for another organization with its own database right now. Choose shared tables or an own schema (you can move later).",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The seal covers the typed settings; this covers SQL text. Only the door (and `db`, which
+    /// applies what the door sets) may name the settings that choose an organization's rows or
+    /// the role a statement runs as: anywhere else, a raw `SET LOCAL app.tenant_id` would be a
+    /// side door no type stops.
+    #[test]
+    fn only_the_door_sets_which_organization_a_transaction_sees() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut offenders = Vec::new();
+        let mut stack: Vec<_> = ["backend/src", "server/src", "app/src"].iter().map(|dir| root.join(dir)).collect();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let door = path.ends_with("backend/src/tenancy") || path.ends_with("backend/src/db.rs");
+                if path.is_dir() && !door {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && !door {
+                    let code = std::fs::read_to_string(&path).unwrap().to_ascii_lowercase();
+                    for needle in ["app.tenant_id", "search_path", "set_config", "local role", "reset role", "session authorization"] {
+                        if code.contains(needle) {
+                            offenders.push(format!("{} names {needle}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "only backend/src/tenancy and db.rs may:\n{}", offenders.join("\n"));
+    }
 }

@@ -45,7 +45,7 @@ impl Org {
 
     /// A control-plane write while the organization is scheduled for deletion: only for taking
     /// that back (`lifecycle::cancel_deletion`).
-    pub(crate) async fn control_write_while_deleting(&self, permission: Permission) -> Result<WriteTx> {
+    pub(super) async fn control_write_while_deleting(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.control_write_while_deleting(&self.ctx, permission).await
     }
 

@@ -17,8 +17,8 @@
 
 use super::placement::Placement;
 use super::provision::{self, create_storage, drop_storage, enter_as_owner, tenant_tables, Fence};
-use super::Tenancy;
-use crate::audit::{self, AuditEntry};
+use super::{SystemActor, Tenancy};
+use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use futures_util::StreamExt;
 use sqlx::{Connection, PgConnection};
@@ -264,7 +264,7 @@ async fn copy(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement) -> 
 /// Points the tenant at its new place, audited with what was verified.
 async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, copies: &[TableCopy], request_id: &str) -> Result<()> {
     let version = provision::latest_tenant_version();
-    let mut tx = crate::db::begin(tenancy.control_pool(), false, &[(crate::db::Setting::TenantId(super::SEAL), &id.to_string())]).await?;
+    let mut tx = tenancy.system_write(id, SystemActor::Job(request_id.to_string())).await?;
     // The model and region are the ones announced when the move began (`tenant_move_finish`
     // takes them from the row, and refuses storage not named after this tenant).
     let switched: bool = sqlx::query_scalar("SELECT tenant_move_finish($1, $2, $3, $4)")
@@ -272,7 +272,7 @@ async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, c
         .bind(to.database.as_deref())
         .bind(&to.schema)
         .bind(version)
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
     if !switched {
         return Err(Error::Internal("the tenant stopped being in the moving state during the move".into()));
@@ -289,9 +289,7 @@ async fn switch(tenancy: &Tenancy, id: Uuid, from: &Placement, to: &Placement, c
             "verified": rows,
         }),
     );
-    audit::insert_system(&mut tx, id, &entry, request_id).await?;
-    tx.commit().await?;
-    Ok(())
+    tx.commit(entry).await
 }
 
 /// Writes the fence in the source, waiting for in-flight writes to finish.

@@ -28,8 +28,9 @@ pub enum SystemActor {
     /// A person not acting as a member (yet): accepting an invitation, signing in through the
     /// organization's IdP. `None` when not known, e.g. an emailed link declined.
     Person(Option<Uuid>, RequestMeta),
-    /// Scheduled work or an operator's command; its name becomes the record's request id.
-    Job(&'static str),
+    /// Scheduled work or an operator's command (a move names itself with its request id); its
+    /// name becomes the record's request id.
+    Job(String),
 }
 
 pub struct SystemRead {

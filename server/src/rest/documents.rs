@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use tessera_backend::documents::{self, DocumentChange, DocumentDraft};
 use tessera_backend::{projects, Backend};
-use tessera_domain::dto::Document;
+use tessera_domain::dto::{Document, DocumentSummary};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -21,11 +21,12 @@ fn ids(project: &str, id: &str) -> ApiResult<(Uuid, Uuid)> {
     Ok((path_id(project, projects::no_such_project)?, path_id(id, documents::no_such_document)?))
 }
 
-/// A project's documents, most recently changed first; each `body` is cut to 280 characters.
+/// A project's documents, most recently changed first, each with the start of its text (read a
+/// document for all of it).
 #[utoipa::path(get, path = "/api/v1/orgs/{slug}/projects/{project}/documents", tag = "documents",
     params(("slug" = String, Path, description = "The organization's URL name"), ("project" = String, Path, description = "The project's id")),
-    security(("bearer" = [])), responses((status = 200, description = "The documents", body = Vec<Document>), OrgRouteErrors))]
-pub async fn list(InOrg(org): InOrg, TextPath((_, project)): TextPath<(String, String)>) -> ApiResult<Json<Vec<Document>>> {
+    security(("bearer" = [])), responses((status = 200, description = "The documents", body = Vec<DocumentSummary>), OrgRouteErrors))]
+pub async fn list(InOrg(org): InOrg, TextPath((_, project)): TextPath<(String, String)>) -> ApiResult<Json<Vec<DocumentSummary>>> {
     Ok(Json(documents::list(&org, path_id(&project, projects::no_such_project)?).await?))
 }
 

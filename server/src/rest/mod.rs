@@ -152,7 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Credential {
 
 /// An id from the path. A malformed one names nothing: the same answer as an id nobody has.
 pub(crate) fn path_id(raw: &str, not_found: fn() -> AppError) -> ApiResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(raw.trim()).map_err(|_| ApiError(not_found()))
+    Ok(tessera_domain::input::parse_id(raw, not_found)?)
 }
 
 /// The organization named by the route's `{slug}`, entered through the door with whichever

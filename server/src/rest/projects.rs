@@ -121,7 +121,9 @@ pub async fn update(
     Ok(Json(projects::update(&org, id, change).await?))
 }
 
-/// Deletes a project and its documents: Members their own (if they wrote every document in it), Admins and Owners any (a key also needs `projects:write`).
+/// Deletes a project and its documents (up to 1,000 go with it): Members their own, if they
+/// wrote every document in it; Admins and Owners any. A key needs `projects:write`, and
+/// `documents:write` too when the project holds documents.
 #[utoipa::path(
     delete,
     path = "/api/v1/orgs/{slug}/projects/{id}",
@@ -130,7 +132,7 @@ pub async fn update(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 409, description = "The organization is read-only right now", body = ErrorBody),
+        (status = 409, description = "The organization is read-only right now, or the project holds over 1,000 documents", body = ErrorBody),
         OrgRouteErrors,
     )
 )]
