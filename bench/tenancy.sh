@@ -14,7 +14,9 @@
 #      transaction) and off (superuser, explicit tenant filter): the RLS overhead ratio;
 #   5. the page and the REST call again with 10,000 more pooled organizations and 1,000,000
 #      project rows in the shared tables, as a ratio of the first run;
-#   6. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date.
+#   6. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date;
+#   7. jobs/s through the job queue (`tessera-server worker`, 4 workers, probe jobs spread
+#      over 100 organizations' lanes) against pgbench running each job's own statement.
 # Bounded: every load runs for DURATION seconds against 127.0.0.1 only. With PROFILE=<file>,
 # the pooled page's load is also recorded with `perf record -a` into that file (where the
 # machine's time goes: the server, PostgreSQL, wrk).
@@ -24,6 +26,7 @@ TENANTS=${TENANTS:-1000}
 SCALE_ORGS=${SCALE_ORGS:-10000}
 SCALE_ROWS=${SCALE_ROWS:-1000000}
 JOBS=${JOBS:-8}
+QUEUE_JOBS=${QUEUE_JOBS:-20000}
 SERVER=${TESSERA_SERVER_BIN:?build with cargo xtask bench}
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
@@ -212,3 +215,29 @@ END=$(date +%s.%N)
 tail -1 "$WORK/migrate.out"
 MIGRATED=$(grep -c 'migrated from 0' "$WORK/migrate.out" || true)
 python3 -c "print(f'migrated {$MIGRATED} tenant schemas in {$END - $START:.1f} s (target: 1,000 in <= 60 s)')"
+
+echo "== the job queue: $QUEUE_JOBS probe jobs in 100 organizations' lanes, \`tessera-server worker\` with 4 workers"
+echo "   baseline: pgbench, 4 clients running each job's own statement (the probe's insert), no queue"
+cat > "$WORK/probe.sql" <<SQL
+BEGIN;
+SET LOCAL app.maintenance = 'jobs';
+INSERT INTO job_probes (job_id) VALUES (gen_random_uuid()) ON CONFLICT (job_id) DO UPDATE SET runs = job_probes.runs + 1;
+COMMIT;
+SQL
+BASE_TPS=$("$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PORT_EU" -U tessera_app -c 4 -j 2 -t $((QUEUE_JOBS / 4)) -f "$WORK/probe.sql" tessera | awk '/^tps/{print $3}')
+psql -d tessera -c "DELETE FROM job_probes" -c "INSERT INTO jobs (id, kind, version, payload, lane, max_attempts)
+  SELECT gen_random_uuid(), 'jobs.probe', 1, '{}', ('00000000-0000-0000-0000-' || lpad((n % 100)::text, 12, '0'))::uuid, 3
+    FROM generate_series(1, $QUEUE_JOBS) n" -c "ANALYZE jobs"
+START=$(date +%s.%N)
+TESSERA_JOB_WORKERS=4 TESSERA_JOB_POLL_MS=50 RUST_LOG=warn "$SERVER" worker & WORKER_PID=$!
+while [ "$(psql -d tessera -At -c "SELECT count(*) FROM jobs WHERE kind = 'jobs.probe' AND status <> 'done'")" != 0 ]; do
+  kill -0 "$WORKER_PID" || { echo "the worker stopped"; exit 1; }
+  sleep 0.2
+done
+END=$(date +%s.%N)
+kill "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
+RAN=$(psql -d tessera -At -c "SELECT count(*), max(runs) FROM job_probes")
+python3 -c "
+jobs_s = $QUEUE_JOBS / ($END - $START); base = float('$BASE_TPS')
+print(f'queue: {jobs_s:.0f} jobs/s with 4 workers; baseline {base:.0f} statements/s; ratio {jobs_s / base:.2f}x')
+print('probe rows, most runs of one job: $RAN'.replace('|', ', '))"

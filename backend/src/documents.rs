@@ -139,14 +139,15 @@ pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) 
         drop(tx);
         return one(org, before).await;
     }
-    let row: DocumentRow =
-        sqlx::query_as(&format!("UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = clock_timestamp() WHERE id = $1 RETURNING {COLUMNS}"))
-            .bind(id)
-            .bind(title)
-            .bind(body)
-            .bind(org.user_id)
-            .fetch_one(tx.conn())
-            .await?;
+    let row: DocumentRow = sqlx::query_as(&format!(
+        "UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = clock_timestamp() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(title)
+    .bind(body)
+    .bind(org.user_id)
+    .fetch_one(tx.conn())
+    .await?;
     tx.commit(AuditEntry::new("document.updated", "document", id, changes)).await?;
     one(org, row).await
 }

@@ -13,6 +13,7 @@ pub mod edits;
 pub mod email;
 pub mod error;
 pub mod identity;
+pub mod jobs;
 pub mod members;
 pub mod projects;
 pub mod rate_limit;

@@ -134,13 +134,14 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
         drop(tx);
         return one(org, before).await;
     }
-    let updated: ProjectRow =
-        sqlx::query_as(&format!("UPDATE projects SET name = $2, description = $3, updated_at = clock_timestamp() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"))
-            .bind(id)
-            .bind(name)
-            .bind(description)
-            .fetch_one(tx.conn())
-            .await?;
+    let updated: ProjectRow = sqlx::query_as(&format!(
+        "UPDATE projects SET name = $2, description = $3, updated_at = clock_timestamp() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(description)
+    .fetch_one(tx.conn())
+    .await?;
     tx.commit(AuditEntry::new("project.updated", "project", id, changes)).await?;
     one(org, updated).await
 }

@@ -18,6 +18,8 @@ pub enum KeyPurpose {
     AccessTokens,
     /// Sealing per-tenant SAML/OIDC client secrets at rest.
     SsoSeal,
+    /// Sealing emails waiting in the job queue.
+    MailSeal,
 }
 
 impl KeyPurpose {
@@ -26,6 +28,7 @@ impl KeyPurpose {
             KeyPurpose::TotpSeal => b"tessera/totp-seal/v1",
             KeyPurpose::AccessTokens => b"tessera/access-tokens/v1",
             KeyPurpose::SsoSeal => b"tessera/sso-seal/v1",
+            KeyPurpose::MailSeal => b"tessera/mail-seal/v1",
         }
     }
 }

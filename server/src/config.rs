@@ -23,8 +23,9 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a deleted organization's data is kept before the purge removes it.
     pub deletion_retention: Duration,
-    /// How often the purge (and session clean-up) runs; `None` switches the job off.
-    pub maintenance_interval: Option<Duration>,
+    /// The job queue's workers in this process (`TESSERA_JOB_WORKERS`, 0: none here, run
+    /// `tessera-server worker` instead), how often idle ones poll, their lease and shutdown grace.
+    pub jobs: tessera_backend::jobs::WorkerConfig,
     /// Where mail goes: SMTP when `TESSERA_SMTP_URL` is set, else files in the data folder.
     pub email: EmailConfig,
     /// The address people reach Tessera at, for links in emails.
@@ -144,7 +145,6 @@ impl Config {
             pgbouncer,
             dedicated_tenants_max: number("TESSERA_DEDICATED_TENANTS_MAX", 100)?,
         };
-        let maintenance = number("TESSERA_MAINTENANCE_INTERVAL_SECS", 600)?;
         let data_dir = std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into()));
         let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
         let email = match (var("TESSERA_RESEND_API_KEY"), var("TESSERA_SMTP_URL")) {
@@ -167,7 +167,13 @@ impl Config {
             sso_private_metadata_hosts: flag("TESSERA_SSO_PRIVATE_METADATA_HOSTS"),
             db_max_connections: number("TESSERA_DB_MAX_CONNECTIONS", 20)? as u32,
             deletion_retention: Duration::from_secs(number("TESSERA_DELETION_RETENTION_DAYS", 30)? * 86_400),
-            maintenance_interval: (maintenance > 0).then(|| Duration::from_secs(maintenance)),
+            jobs: tessera_backend::jobs::WorkerConfig {
+                workers: number("TESSERA_JOB_WORKERS", 4)? as usize,
+                poll_interval: Duration::from_millis(number("TESSERA_JOB_POLL_MS", 500)?.max(10)),
+                lease: Duration::from_secs(number("TESSERA_JOB_LEASE_SECS", 60)?.max(1)),
+                shutdown_grace: Duration::from_secs(number("TESSERA_JOB_SHUTDOWN_GRACE_SECS", 30)?),
+                schedules: true,
+            },
             email,
             public_url,
             secret_key,

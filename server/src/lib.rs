@@ -15,10 +15,9 @@ use config::Config;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tessera_app::{shell, App};
-use tessera_backend::sessions::PgSessionStore;
-use tessera_backend::tenancy::{lifecycle, migrate, topology::Topology};
+use tessera_backend::jobs::Workers;
+use tessera_backend::tenancy::{migrate, topology::Topology};
 use tessera_backend::{db, seed, Backend};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -46,20 +45,9 @@ pub async fn build(config: &Config) -> Result<Router, StartError> {
     Ok(build_app(config).await?.0)
 }
 
-/// Like [`build`], also handing back the services (tests drive moves and purges through them).
-pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError> {
-    if let Some(owner_url) = &config.owner_database_url {
-        let topology = Topology::new(&config.topology)?;
-        let report = migrate::migrate_all(owner_url, &topology, 4, &|_, _, _| {}).await?;
-        for (region, result) in &report.regions {
-            if let Err(e) = result {
-                tracing::warn!(region, error = %e, "region's shared schema was not migrated");
-            }
-        }
-        for t in report.tenants.iter().filter(|t| matches!(t.outcome, migrate::Outcome::Failed(_))) {
-            tracing::warn!(tenant = %t.slug, outcome = ?t.outcome, "tenant was not migrated; it is not served until `tessera-server migrate` succeeds");
-        }
-    }
+/// The services a server or a worker process runs on: the control-plane pool (checked to be
+/// the confined role), the topology, mail, and the request budgets.
+pub async fn services(config: &Config) -> Result<(Backend, tessera_backend::rate_limit::RateLimiter), StartError> {
     let pool = db::connect(&config.database_url, config.db_max_connections, config.topology.pgbouncer).await?;
     db::check_app_role(&pool).await?;
     let mailer = tessera_backend::email::mailer(&config.email)?;
@@ -81,9 +69,24 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         None => tessera_backend::rate_limit::RateLimiter::local(config.rate_limits),
     };
     backend.tenancy.set_rate_limiter(limiter.clone());
-    if let Some(every) = config.maintenance_interval {
-        spawn_maintenance(backend.clone(), PgSessionStore::new(pool.clone()), every);
+    Ok((backend, limiter))
+}
+
+/// Like [`build`], also handing back the services (tests drive moves and purges through them).
+pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError> {
+    if let Some(owner_url) = &config.owner_database_url {
+        let topology = Topology::new(&config.topology)?;
+        let report = migrate::migrate_all(owner_url, &topology, 4, &|_, _, _| {}).await?;
+        for (region, result) in &report.regions {
+            if let Err(e) = result {
+                tracing::warn!(region, error = %e, "region's shared schema was not migrated");
+            }
+        }
+        for t in report.tenants.iter().filter(|t| matches!(t.outcome, migrate::Outcome::Failed(_))) {
+            tracing::warn!(tenant = %t.slug, outcome = ?t.outcome, "tenant was not migrated; it is not served until `tessera-server migrate` succeeds");
+        }
     }
+    let (backend, limiter) = services(config).await?;
     if config.seed_demo {
         seed::demo(&backend).await?;
     }
@@ -97,6 +100,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .build();
     let routes = route_list();
     let services = backend.clone();
+    let session_store = backend.sessions.clone();
     let provide_backend = move || {
         provide_context(backend.clone());
         tessera_app::api::ssr::EnteredOrganizations::provide();
@@ -106,7 +110,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     // Served over https (production), the cookie is `Secure` and `__Host-` prefixed: browsers
     // then refuse it over http and refuse any subdomain's attempt to set or scope it.
     let https = middleware::is_https(&config.public_url);
-    let sessions = SessionManagerLayer::new(PgSessionStore::new(pool))
+    let sessions = SessionManagerLayer::new(session_store)
         .with_name(if https { "__Host-tessera_session" } else { "tessera_session" })
         .with_path("/")
         .with_http_only(true)
@@ -139,45 +143,32 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     Ok((middleware::harden(app, https), services))
 }
 
-/// The scheduled job: purges organizations whose retention period is over and drops expired
-/// sessions. Safe on several servers at once (the purge claims tenants with SKIP LOCKED).
-fn spawn_maintenance(backend: Backend, sessions: PgSessionStore, every: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            ticks.tick().await;
-            match lifecycle::purge_due(&backend.tenancy).await {
-                Ok(purged) if !purged.is_empty() => tracing::info!(?purged, "purged deleted organizations"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "the purge job failed"),
-            }
-            if let Err(e) = sessions.delete_expired().await {
-                tracing::warn!(error = %e, "could not delete expired sessions");
-            }
-            if let Err(e) = backend.identity.prune_expired().await {
-                tracing::warn!(error = %e, "could not prune expired rate-limit windows, links and tokens");
-            }
-            if let Err(e) = tessera_backend::sso::prune_expired(&backend.tenancy).await {
-                tracing::warn!(error = %e, "could not prune expired SAML requests");
-            }
-            match tessera_backend::sso::refresh_metadata(&backend.tenancy, &backend.sso, &backend.identity).await {
-                Ok(0) => {}
-                Ok(changed) => tracing::info!(changed, "refreshed IdP metadata published at URLs"),
-                Err(e) => tracing::warn!(error = %e, "could not refresh IdP metadata"),
-            }
-        }
-    });
-}
-
-/// Serves until Ctrl-C or SIGTERM.
+/// Serves, with the job queue's workers beside it (unless `TESSERA_JOB_WORKERS=0`), until
+/// Ctrl-C or SIGTERM; then stops taking requests and jobs, and lets running ones finish.
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let router = build(&config).await?;
+    let (router, backend) = build_app(&config).await?;
+    let workers = Workers::start(backend, config.jobs.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await.map_err(|e| StartError::Bind(config.addr, e))?;
     tracing::info!("Tessera is listening on http://{}", config.addr);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(StartError::Serve)
+        .map_err(StartError::Serve);
+    workers.shutdown().await;
+    served
+}
+
+/// Runs only the job queue's workers (`tessera-server worker`), for deployments that keep
+/// them apart from the web servers, until Ctrl-C or SIGTERM.
+pub async fn run_workers(config: Config) -> Result<(), StartError> {
+    let (backend, _) = services(&config).await?;
+    let jobs = tessera_backend::jobs::WorkerConfig { workers: config.jobs.workers.max(1), ..config.jobs.clone() };
+    tracing::info!(workers = jobs.workers, "Tessera's job workers are running");
+    let workers = Workers::start(backend, jobs).await?;
+    shutdown_signal().await;
+    tracing::info!("stopping: no new jobs; running ones get the grace period to finish");
+    workers.shutdown().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_backend::tenancy::{lifecycle, migrate, relocate, topology::Topology};
 use tessera_backend::{db, Backend};
-use tessera_server::{config::Config, run};
+use tessera_server::{config::Config, run, run_workers};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -16,6 +16,12 @@ const USAGE: &str = "usage: tessera-server [command]
                           move an organization to model M (pooled, schema, dedicated) and/or region R
   move <slug> --abort     undo a move that was interrupted (the tenant goes back to where it was)
   purge                   purge organizations whose deletion retention period is over
+  worker                  run only the job queue's workers (TESSERA_JOB_WORKERS of them, at least 1)
+  jobs                    the job queue: how many jobs of each kind are in each state, and the
+                          most recent dead ones with their last error
+  jobs retry <id>         queue a dead job again, with its attempts back
+  jobs discard <id>       remove a dead job for good
+  jobs check              enqueue a probe job and wait (up to 60 s) for a worker to run it
 ";
 
 fn usage() -> ! {
@@ -58,6 +64,8 @@ async fn main() {
             }
         }
         "purge" => purge_command(&config).await,
+        "worker" => run_workers(config).await.map_err(|e| e.to_string()),
+        "jobs" => jobs_command(&config, &args[1..]).await,
         _ => usage(),
     };
     if let Err(e) = result {
@@ -164,4 +172,59 @@ async fn purge_command(config: &Config) -> Result<(), String> {
     let purged = lifecycle::purge_due(&backend.tenancy).await.map_err(|e| e.to_string())?;
     println!("purged {} organization(s){}{}", purged.len(), if purged.is_empty() { "" } else { ": " }, purged.join(", "));
     Ok(())
+}
+
+async fn jobs_command(config: &Config, args: &[String]) -> Result<(), String> {
+    use tessera_backend::jobs::admin;
+    let backend = backend(config).await?;
+    let id = || -> Result<uuid::Uuid, String> {
+        let raw = args.get(1).ok_or("name the job: its id, as `tessera-server jobs` lists it")?;
+        raw.parse().map_err(|_| format!("{raw:?} is not a job id"))
+    };
+    match args.first().map(String::as_str) {
+        None => {
+            let counts = admin::counts(&backend).await.map_err(|e| e.to_string())?;
+            println!("{:<32} {:<10} jobs", "kind", "state");
+            for count in &counts {
+                println!("{:<32} {:<10} {}", count.kind, count.status, count.jobs);
+            }
+            let dead = admin::dead(&backend, 20).await.map_err(|e| e.to_string())?;
+            if !dead.is_empty() {
+                println!("\nmost recent dead jobs (retry or discard them by id):");
+                for job in dead {
+                    let when = job.finished_at.map(|t| t.to_string()).unwrap_or_default();
+                    println!("{}  {}  {} attempts  {when}\n    {}", job.id, job.kind, job.attempts, job.last_error.unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Some("retry") => match admin::retry(&backend, id()?).await.map_err(|e| e.to_string())? {
+            true => {
+                println!("queued again");
+                Ok(())
+            }
+            false => Err("no dead job has that id".into()),
+        },
+        Some("discard") => match admin::discard(&backend, id()?).await.map_err(|e| e.to_string())? {
+            true => {
+                println!("discarded");
+                Ok(())
+            }
+            false => Err("no dead job has that id".into()),
+        },
+        Some("check") => {
+            let probe = tessera_backend::jobs::probe::Probe { hold_ms: 0, fail_attempts: 0 };
+            let id = admin::enqueue_probe(&backend, &probe).await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(60) {
+                if admin::probe_ran(&backend, id).await.map_err(|e| e.to_string())? {
+                    println!("a worker ran the probe job in {} ms", started.elapsed().as_millis());
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(format!("no worker ran the probe job {id} within 60 s: are workers running (TESSERA_JOB_WORKERS, or `tessera-server worker`)?"))
+        }
+        Some(_) => usage(),
+    }
 }

@@ -349,7 +349,7 @@ async fn an_api_key_never_does_more_than_its_creator_still_may() {
     assert_eq!(api.get("/api/v1/orgs/keyed/projects", &key).await.status, StatusCode::OK);
     let r = api.post("/api/v1/orgs/keyed/projects", Some(&key), json!({ "name": "After" })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(message(&r).contains("now a Viewer"), "{}", r.body);
+    assert!(message(&r).contains("who is a Viewer"), "{}", r.body);
     let mut tenant = app.inspect_tenant("keyed").await;
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'After'").fetch_one(&mut tenant).await.unwrap();
     assert_eq!(after, 0);

@@ -117,7 +117,8 @@ impl Statements {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_list_takes_few_round_trips_all_read_only() {
     let statements = count_statements();
-    let app = TestApp::spawn().await;
+    // No job workers: their polling would be counted with the requests'.
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 0).await;
     let owner = app.owner_of("acme").await;
     let key =
         owner.call("create_api_key", &[("slug", "acme"), ("name", "Counting"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await.json()

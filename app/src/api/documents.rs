@@ -71,6 +71,3 @@ pub async fn delete_document(slug: String, project: String, id: String) -> Resul
     leptos_axum::redirect(&format!("/t/{}/projects/{project}", org.tenant.slug));
     Ok(())
 }
-
-/// A document id from a form; a malformed one names nothing, as an unknown one.
-#[cfg(feature = "ssr")]

@@ -8,7 +8,7 @@ use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use tessera_domain::dto::{Document, DocumentList, DocumentSummary};
+use tessera_domain::dto::{DocumentList, DocumentSummary};
 use tessera_domain::input::DocumentTitle;
 use tessera_domain::AppError;
 use tessera_domain::Permission;

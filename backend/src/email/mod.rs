@@ -13,13 +13,51 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// One message, with HTML and plain-text bodies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct OutgoingEmail {
     pub to: String,
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The id of the job sending it: the SMTP `Message-ID` and Resend's idempotency key, so a
+    /// message sent again (its worker died between sending and recording it) is known to be
+    /// the same one. `None` outside the queue.
+    #[serde(skip)]
+    pub id: Option<uuid::Uuid>,
 }
+
+/// An email waiting in the job queue. Sealed with a key of its own: mails carry sign-in links,
+/// which must not sit readable in the database (or its backups).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SendMail {
+    sealed: String,
+}
+
+impl SendMail {
+    pub(crate) fn seal(secret: &crate::secrets::SecretKey, email: &OutgoingEmail) -> Result<SendMail> {
+        use base64::Engine;
+        let plain = serde_json::to_vec(email)?;
+        Ok(SendMail { sealed: base64::engine::general_purpose::STANDARD.encode(secret.seal(crate::secrets::KeyPurpose::MailSeal, &plain)) })
+    }
+
+    pub(crate) fn open(&self, secret: &crate::secrets::SecretKey) -> Result<OutgoingEmail> {
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::STANDARD.decode(&self.sealed).map_err(|e| Error::Internal(format!("a queued email: {e}")))?;
+        let plain = secret.open(crate::secrets::KeyPurpose::MailSeal, &sealed).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(serde_json::from_slice(&plain)?)
+    }
+}
+
+impl crate::jobs::Job for SendMail {
+    const KIND: &'static str = "mail.send";
+    const MAX_ATTEMPTS: i32 = 10;
+
+    async fn run(self, job: &crate::jobs::RunningJob) -> Result<()> {
+        job.backend.identity.deliver(self, job.id).await
+    }
+}
+
+crate::register_job!(SendMail);
 
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
@@ -63,7 +101,9 @@ fn parse_from(from: &str) -> Result<Mailbox> {
 
 fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message> {
     let to: Mailbox = email.to.parse().map_err(|e| Error::Internal(format!("recipient {:?}: {e}", email.to)))?;
+    let domain = from.email.domain();
     Message::builder()
+        .message_id(email.id.map(|id| format!("<{id}@{domain}>")))
         .from(from.clone())
         .to(to)
         .subject(&email.subject)
@@ -106,14 +146,12 @@ impl Mailer for ResendMailer {
             "html": email.html,
             "text": email.text,
         });
-        let response = self
-            .client
-            .post(&self.endpoint)
-            .bearer_auth(&self.api_key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::Internal(format!("sending email through Resend: {e}")))?;
+        let mut request = self.client.post(&self.endpoint).bearer_auth(&self.api_key);
+        if let Some(id) = email.id {
+            // Resend sends a message once per key (within a day).
+            request = request.header("Idempotency-Key", id.to_string());
+        }
+        let response = request.json(&body).send().await.map_err(|e| Error::Internal(format!("sending email through Resend: {e}")))?;
         if !response.status().is_success() {
             let status = response.status();
             let detail = response.text().await.unwrap_or_default();

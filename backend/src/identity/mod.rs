@@ -67,16 +67,20 @@ impl Identity {
         &self.public_url
     }
 
-    /// Sends in the background: the response must not wait on (or reveal, by its timing) the
-    /// mail server, and a mail outage must not fail the request that caused the mail.
-    pub(crate) fn send_later(&self, mail: crate::email::OutgoingEmail) {
-        let mailer = self.mailer.clone();
-        tokio::spawn(async move {
-            let (to, subject) = (mail.to.clone(), mail.subject.clone());
-            if let Err(e) = mailer.send(mail).await {
-                tracing::error!(%to, %subject, error = %e, "an email could not be sent");
-            }
-        });
+    /// Queues `mail` in the transaction `conn` is in: it goes out once that commits, and never
+    /// if it rolls back. The response doesn't wait on (or reveal, by its timing) the mail
+    /// server; a mail outage delays the mail (retried, then visible as a dead job) and fails
+    /// no request. Callers wake the workers after committing (`jobs::wake`).
+    pub(crate) async fn queue_mail(&self, conn: &mut sqlx::PgConnection, lane: crate::jobs::Lane, mail: &crate::email::OutgoingEmail) -> Result<()> {
+        crate::jobs::enqueue(conn, lane, &crate::email::SendMail::seal(&self.secret, mail)?).await?;
+        Ok(())
+    }
+
+    /// Sends a queued mail (the `mail.send` job), identified by its job's id.
+    pub(crate) async fn deliver(&self, mail: crate::email::SendMail, job: Uuid) -> Result<()> {
+        let mut email = mail.open(&self.secret)?;
+        email.id = Some(job);
+        self.mailer.send(email).await
     }
 
     /// Creates an account. Unless the address is already proven, the answer is the same
@@ -134,8 +138,14 @@ impl Identity {
             .into()),
             (AddressProof::Pending { browser }, true) => {
                 let token = links::issue(&mut tx, Purpose::VerifyEmail, id, email.as_str(), Some(browser)).await?;
+                self.queue_mail(
+                    &mut tx,
+                    crate::jobs::Lane::Deployment,
+                    &templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)),
+                )
+                .await?;
                 tx.commit().await?;
-                self.send_later(templates::verify_email(email.as_str(), &format!("{}/auth/verify?token={token}", self.public_url)));
+                crate::jobs::wake();
                 Ok(SignedUp::AwaitingConfirmation(user))
             }
             (AddressProof::Pending { browser }, false) => {
@@ -152,8 +162,9 @@ impl Identity {
                     }
                     _ => templates::account_exists(email.as_str(), &format!("{}/login", self.public_url), &format!("{}/forgot", self.public_url)),
                 };
+                self.queue_mail(&mut tx, crate::jobs::Lane::Deployment, &mail).await?;
                 tx.commit().await?;
-                self.send_later(mail);
+                crate::jobs::wake();
                 Ok(SignedUp::AlreadyRegistered)
             }
         }
@@ -243,10 +254,11 @@ impl Identity {
                 } else {
                     None
                 };
-                tx.commit().await?;
-                if let Some(mail) = mail {
-                    self.send_later(mail);
+                if let Some(mail) = &mail {
+                    self.queue_mail(&mut tx, crate::jobs::Lane::Deployment, mail).await?;
                 }
+                tx.commit().await?;
+                crate::jobs::wake();
                 Err(AppError::Invalid(FieldError::new("password", LOGIN_FAILED)).into())
             }
             row => {
@@ -274,8 +286,9 @@ impl Identity {
             }
             None => templates::no_account(email.as_str(), &format!("{}/signup", self.public_url)),
         };
+        self.queue_mail(&mut tx, crate::jobs::Lane::Deployment, &mail).await?;
         tx.commit().await?;
-        self.send_later(mail);
+        crate::jobs::wake();
         Ok(())
     }
 
@@ -459,8 +472,14 @@ impl Identity {
         let mut tx = crate::db::open(&self.pool, false).await?;
         link_request(&mut tx, &user.email, meta).await?;
         let token = links::issue(&mut tx, Purpose::VerifyEmail, user.id, &user.email, Some(browser)).await?;
+        self.queue_mail(
+            &mut tx,
+            crate::jobs::Lane::Deployment,
+            &templates::verify_email(&user.email, &format!("{}/auth/verify?token={token}", self.public_url)),
+        )
+        .await?;
         tx.commit().await?;
-        self.send_later(templates::verify_email(&user.email, &format!("{}/auth/verify?token={token}", self.public_url)));
+        crate::jobs::wake();
         Ok(())
     }
 
@@ -477,10 +496,11 @@ impl Identity {
             }
             None => None,
         };
-        tx.commit().await?;
-        if let Some(mail) = mail {
-            self.send_later(mail);
+        if let Some(mail) = &mail {
+            self.queue_mail(&mut tx, crate::jobs::Lane::Deployment, mail).await?;
         }
+        tx.commit().await?;
+        crate::jobs::wake();
         Ok(())
     }
 

@@ -116,8 +116,9 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
         }
     };
     let inviter = inviter_label(tx.conn(), org.user_id).await?;
+    send(tx.conn(), org, identity, email.as_str(), &inviter, role, &token, expires_at).await?;
     tx.commit(entry).await?;
-    send(identity, email.as_str(), &inviter, &org.tenant.name, role, &token, expires_at);
+    crate::jobs::wake();
     Ok(Invitation {
         id,
         email: email.as_str().to_string(),
@@ -185,8 +186,9 @@ pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
         .fetch_one(tx.conn())
         .await?;
     let inviter = inviter_label(tx.conn(), org.user_id).await?;
+    send(tx.conn(), org, identity, &email, &inviter, role, &token, expires_at).await?;
     tx.commit(AuditEntry::new("invitation.resent", "invitation", id, json!({ "email": { "new": &email } }))).await?;
-    send(identity, &email, &inviter, &org.tenant.name, role, &token, expires_at);
+    crate::jobs::wake();
     Ok(())
 }
 
@@ -363,10 +365,22 @@ async fn inviter_label(conn: &mut PgConnection, user_id: Uuid) -> Result<String>
     })
 }
 
-fn send(identity: &Identity, to: &str, inviter: &str, organization: &str, role: Role, token: &str, expires_at: OffsetDateTime) {
+/// Queues the invitation mail in the organization's lane, with the invitation's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    conn: &mut PgConnection,
+    org: &Org,
+    identity: &Identity,
+    to: &str,
+    inviter: &str,
+    role: Role,
+    token: &str,
+    expires_at: OffsetDateTime,
+) -> Result<()> {
     let url = format!("{}/invite?token={token}", identity.public_url());
     let expires_on = format!("{} {} {}", expires_at.day(), expires_at.month(), expires_at.year());
-    identity.send_later(crate::email::templates::invitation(to, inviter, organization, role.label(), &url, &expires_on));
+    let mail = crate::email::templates::invitation(to, inviter, &org.tenant.name, role.label(), &url, &expires_on);
+    identity.queue_mail(conn, crate::jobs::Lane::Organization(org.tenant.id), &mail).await
 }
 
 async fn open_invitation_role(conn: &mut PgConnection, id: Uuid) -> Result<Role> {

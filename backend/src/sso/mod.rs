@@ -387,10 +387,11 @@ pub async fn refresh_metadata(tenancy: &Tenancy, sso: &Sso, identity: &Identity)
         if update.is_none() {
             tracing::warn!(tenant = %tenant_id, changes = %entry.changes, "could not refresh an IdP's metadata");
         }
-        tx.commit(entry).await?;
-        for mail in notify.into_iter().flatten() {
-            identity.send_later(mail);
+        for mail in notify.iter().flatten() {
+            identity.queue_mail(tx.conn(), crate::jobs::Lane::Organization(tenant_id), mail).await?;
         }
+        tx.commit(entry).await?;
+        crate::jobs::wake();
     }
     Ok(changed)
 }

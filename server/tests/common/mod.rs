@@ -35,6 +35,8 @@ pub struct TestApp {
     pub config: Config,
     /// The name of this test's database, the same on both clusters.
     database: String,
+    /// This server's job workers.
+    workers: Option<tessera_backend::jobs::Workers>,
 }
 
 pub struct Response {
@@ -149,6 +151,8 @@ async fn create_database(admin_url: &str, database: &str, template: &str) {
 /// a look behind the app's back (the cluster itself goes when the test command ends).
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // Stopped first, so none is mid-statement when the database goes.
+        drop(self.workers.take());
         if std::thread::panicking() {
             return;
         }
@@ -259,7 +263,15 @@ impl TestApp {
             seed_demo: false,
             db_max_connections: 5,
             deletion_retention: Duration::from_secs(30 * 86_400),
-            maintenance_interval: None,
+            // Quick to notice work (mail goes through the queue); no recurring work, so no tick
+            // lands in the middle of a test.
+            jobs: tessera_backend::jobs::WorkerConfig {
+                workers: 2,
+                poll_interval: Duration::from_millis(50),
+                lease: Duration::from_secs(30),
+                shutdown_grace: Duration::from_secs(1),
+                schedules: false,
+            },
             email,
             public_url: format!("http://{addr}"),
             secret_key: tessera_backend::secrets::SecretKey::generate(),
@@ -278,13 +290,24 @@ impl TestApp {
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
+        let workers = tessera_backend::jobs::Workers::start(backend.clone(), config.jobs.clone()).await.expect("workers start");
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
         let inspect = superuser_pool(&admin_url, &database).await;
         let inspect_b = superuser_pool(&admin_b, &database).await;
         let app_db_url = with_database(&admin_url, "tessera_app", &database);
-        TestApp { base: format!("http://{addr}"), inspect, inspect_b, owner_db_url: owner_url, app_db_url, backend, config, database }
+        TestApp {
+            base: format!("http://{addr}"),
+            inspect,
+            inspect_b,
+            owner_db_url: owner_url,
+            app_db_url,
+            backend,
+            config,
+            database,
+            workers: Some(workers),
+        }
     }
 
     /// Another server on the same databases and configuration, as in a deployment that runs
