@@ -95,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=routes::LogIn::route() ssr=SsrMode::Async />
                     <Route path=path!("/orgs/new") view=routes::NewOrg::route() ssr=SsrMode::Async />
                     <Route path=path!("/account/sessions") view=routes::Sessions::route() ssr=SsrMode::Async />
+                    <Route path=path!("/notifications") view=routes::Notifications::route() ssr=SsrMode::Async />
                     <Route path=path!("/account/security") view=routes::Security::route() ssr=SsrMode::Async />
                     <Route path=path!("/login/mfa") view=routes::SignInCode::route() ssr=SsrMode::Async />
                     <Route path=path!("/login/sso") view=routes::SsoSignIn::route() ssr=SsrMode::Async />

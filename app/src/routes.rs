@@ -11,7 +11,9 @@
 //! `#[lazy_route]` needs one impl per route (each is a split point of its own): [`pages!`]
 //! writes them.
 
-use crate::pages::{account, api_keys, auth, documents, email_links, home, invitations, members, org, projects, security, settings, sso};
+use crate::pages::{
+    account, api_keys, auth, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso,
+};
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
 use leptos_router::{lazy_route, Lazy, LazyRoute};
@@ -56,6 +58,7 @@ pages! {
     LogIn => auth::LogInPage,
     NewOrg => home::NewOrgPage,
     Sessions => account::SessionsPage,
+    Notifications => notifications::NotificationsPage,
     Security => security::SecurityPage,
     SignInCode => security::SignInCodePage,
     SsoSignIn => sso::SsoSignInPage,

@@ -88,6 +88,8 @@ pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Op
     .fetch_one(tx.conn())
     .await?;
     let row: KeyRow = sqlx::query_as(&format!("{SELECT_KEYS} WHERE k.id = $1")).bind(id).fetch_one(tx.conn()).await?;
+    let event = crate::notifications::Event::ApiKeyCreated { tenant_id: org.tenant.id, name: name.to_string(), by: org.user_id };
+    crate::notifications::notify(tx.conn(), event).await?;
     tx.commit(AuditEntry::new(
         "api_key.created",
         "api_key",

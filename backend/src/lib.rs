@@ -15,6 +15,7 @@ pub mod error;
 pub mod identity;
 pub mod jobs;
 pub mod members;
+pub mod notifications;
 pub mod projects;
 pub mod rate_limit;
 pub mod secrets;
@@ -46,6 +47,8 @@ pub struct Backend {
     pub oidc: identity::oidc::Oidc,
     /// Organizations' own SAML identity providers and verified domains.
     pub sso: sso::Sso,
+    /// People's in-app notifications.
+    pub notifications: notifications::Notifications,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
     /// How recently someone must have proved who they are (password or code) to make a
@@ -72,6 +75,7 @@ impl Backend {
             sso: sso::Sso::new(public_url, dns_server)?,
             identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
+            notifications: notifications::Notifications::new(control.clone()),
             tenancy: tenancy::Tenancy::new(control, topology),
             deletion_retention: time::Duration::days(30),
             reauth_window: std::time::Duration::from_secs(10 * 60),

@@ -243,6 +243,8 @@ pub struct PageContext {
     /// `None` when the session names a user who no longer exists.
     pub user: Option<tessera_domain::dto::CurrentUser>,
     pub orgs: Vec<tessera_domain::dto::OrgSummary>,
+    /// Unread notifications, up to 100.
+    pub unread_notifications: i64,
     /// The organization named in the page's address, as `Tenancy::enter` reads it.
     pub(crate) entrance: Option<crate::tenancy::Entrance>,
 }
@@ -280,6 +282,8 @@ struct ContextJson {
     user_id: Option<uuid::Uuid>,
     user: Option<tessera_domain::dto::CurrentUser>,
     orgs: Vec<OrgJson>,
+    #[serde(default)]
+    unread_notifications: i64,
     entrance: Option<crate::tenancy::Entrance>,
 }
 
@@ -318,7 +322,16 @@ async fn read_session_context(pool: &PgPool, digest: &str, slug: Option<&str>) -
             Ok(tessera_domain::dto::OrgSummary { slug: o.slug, name: o.name, role })
         })
         .collect::<crate::Result<Vec<_>>>()?;
-    Ok(Some(FoundSession { data, context: PageContext { user_id: found.user_id, user: found.user, orgs, entrance: found.entrance } }))
+    Ok(Some(FoundSession {
+        data,
+        context: PageContext {
+            user_id: found.user_id,
+            user: found.user,
+            orgs,
+            unread_notifications: found.unread_notifications,
+            entrance: found.entrance,
+        },
+    }))
 }
 
 /// How long an idle session lives; also how "last active" is derived from its expiry.

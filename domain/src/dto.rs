@@ -25,6 +25,39 @@ impl CurrentUser {
 pub struct SessionSummary {
     pub user: CurrentUser,
     pub orgs: Vec<OrgSummary>,
+    /// Unread notifications (the bell), counted up to 100.
+    pub unread_notifications: i64,
+}
+
+/// Something a person was told about: an invitation, a role change, a new member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// A path inside the app to follow, if any.
+    pub link: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub read: bool,
+}
+
+/// A person's notifications, newest first, and which kinds also email them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationInbox {
+    pub notifications: Vec<Notification>,
+    pub unread: i64,
+    pub preferences: Vec<NotificationPreference>,
+}
+
+/// Whether a kind of notification also sends an email.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationPreference {
+    pub kind: String,
+    /// As people read it: "When you are invited to an organization".
+    pub label: String,
+    pub email: bool,
 }
 
 /// One organization in the tenant switcher.

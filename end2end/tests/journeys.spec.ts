@@ -199,6 +199,34 @@ test("a slow page shows that it is on its way", async ({ page }) => {
   await expect(page.locator(".routing-progress progress")).toHaveCount(0);
 });
 
+test("an invitation shows up on the page the invitee has open, and they mark it read", async ({ page, browser }) => {
+  const email = `invitee-${unique()}@example.test`;
+  await signUpConfirmed(page, email);
+  await hydrated(page);
+  await expect(page.getByTestId("notifications")).toHaveAttribute("aria-label", "Notifications");
+
+  // An admin invites them from another browser; their open page hears of it without a reload.
+  const admin = await (await browser.newContext()).newPage();
+  await logIn(admin, "admin@acme.test", "tessera-demo");
+  const invited = await admin.request.post("/api/invite_member", {
+    headers: { Accept: "application/json" },
+    form: { slug: "acme", email, role: "member" },
+  });
+  expect(invited.status()).toBe(200);
+  await admin.context().close();
+  await expect(page.getByTestId("unread-count")).toHaveText("1");
+
+  await page.getByTestId("notifications").click();
+  await expect(page).toHaveURL(/\/notifications$/);
+  await hydrated(page);
+  const notification = page.getByTestId("notification").first();
+  await expect(notification).toContainText("invited you to");
+  await expect(notification).toContainText("New");
+  await notification.getByRole("button", { name: "Mark as read" }).click();
+  await expect(page.getByTestId("notification").first()).not.toContainText("New");
+  await expect(page.getByTestId("unread-count")).toHaveCount(0);
+});
+
 test("an admin manages the team from the members page", async ({ page }) => {
   await logIn(page, "admin@acme.test", "tessera-demo");
   await page.goto("/t/acme/members");

@@ -6,7 +6,7 @@
 CREATE TABLE jobs (
     id           uuid PRIMARY KEY,
     kind         text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.]{0,63}$'),
-    -- The payload's shape; a worker leaves a newer one to a server that knows it.
+    -- The payload's shape; a worker puts a newer one back for a server that knows it.
     version      smallint NOT NULL CHECK (version >= 1),
     payload      jsonb NOT NULL,
     -- Whose turn it is: the organization the job works for, or the nil uuid for the
@@ -27,7 +27,9 @@ CREATE TABLE jobs (
     finished_at  timestamptz,
     CHECK ((status = 'running') = (lease_token IS NOT NULL AND lease_until IS NOT NULL))
 );
-CREATE INDEX jobs_ready ON jobs (lane, run_at) WHERE status = 'queued';
+CREATE INDEX jobs_ready ON jobs (lane, run_at, id) WHERE status = 'queued';
+-- A schedule's next tick waits while its last one is still queued or running.
+CREATE INDEX jobs_active_by_kind ON jobs (kind) WHERE status IN ('queued', 'running');
 CREATE INDEX jobs_leased ON jobs (lease_until) WHERE status = 'running';
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status = 'done';
 CREATE INDEX jobs_dead ON jobs (finished_at DESC) WHERE status = 'dead';
@@ -47,7 +49,8 @@ CREATE FUNCTION app_jobs() RETURNS boolean
 
 ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY jobs_enqueue ON jobs FOR INSERT
-    WITH CHECK (app_jobs() OR lane = COALESCE(app_tenant_id(), '00000000-0000-0000-0000-000000000000'::uuid));
+    WITH CHECK (app_jobs() OR (lane = COALESCE(app_tenant_id(), '00000000-0000-0000-0000-000000000000'::uuid)
+                               AND status = 'queued' AND attempts = 0 AND lease_token IS NULL AND dedupe_key IS NULL));
 CREATE POLICY jobs_workers ON jobs USING (app_jobs()) WITH CHECK (app_jobs());
 ALTER TABLE job_schedules ENABLE ROW LEVEL SECURITY;
 CREATE POLICY job_schedules_workers ON job_schedules USING (app_jobs()) WITH CHECK (app_jobs());

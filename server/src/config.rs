@@ -145,6 +145,12 @@ impl Config {
             pgbouncer,
             dedicated_tenants_max: number("TESSERA_DEDICATED_TENANTS_MAX", 100)?,
         };
+        if var("TESSERA_MAINTENANCE_INTERVAL_SECS").is_some() {
+            // Gone since housekeeping became scheduled jobs; say so rather than ignore it.
+            eprintln!(
+                "tessera-server: TESSERA_MAINTENANCE_INTERVAL_SECS is no longer read: housekeeping runs as scheduled jobs on the job workers (TESSERA_JOB_WORKERS)"
+            );
+        }
         let data_dir = std::path::PathBuf::from(var("TESSERA_DATA_DIR").unwrap_or_else(|| "data".into()));
         let from = var("TESSERA_EMAIL_FROM").unwrap_or_else(|| "Tessera <no-reply@tessera.localhost>".into());
         let email = match (var("TESSERA_RESEND_API_KEY"), var("TESSERA_SMTP_URL")) {
@@ -171,7 +177,8 @@ impl Config {
                 workers: number("TESSERA_JOB_WORKERS", 4)? as usize,
                 poll_interval: Duration::from_millis(number("TESSERA_JOB_POLL_MS", 500)?.max(10)),
                 lease: Duration::from_secs(number("TESSERA_JOB_LEASE_SECS", 60)?.max(1)),
-                shutdown_grace: Duration::from_secs(number("TESSERA_JOB_SHUTDOWN_GRACE_SECS", 30)?),
+                // Inside the 30 s an orchestrator usually gives before it kills the process.
+                shutdown_grace: Duration::from_secs(number("TESSERA_JOB_SHUTDOWN_GRACE_SECS", 20)?),
                 schedules: true,
             },
             email,

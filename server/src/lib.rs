@@ -5,6 +5,7 @@ mod assets;
 pub mod config;
 mod input_guard;
 mod middleware;
+mod notifications;
 mod oidc;
 mod rate_limits;
 mod rest;
@@ -131,7 +132,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         })
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options)
-        .merge(oidc::router(services.clone()));
+        .merge(oidc::router(services.clone()))
+        .merge(notifications::router(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
     let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)
@@ -150,11 +152,32 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let workers = Workers::start(backend, config.jobs.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr).await.map_err(|e| StartError::Bind(config.addr, e))?;
     tracing::info!("Tessera is listening on http://{}", config.addr);
+    // On the signal, the workers stop claiming at once, while requests drain, so both fit in
+    // the time an orchestrator gives before it kills the process.
+    let stopping = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        }
+    });
+    let workers = tokio::spawn({
+        let mut stop = stopping.subscribe();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+            workers.shutdown().await;
+        }
+    });
+    let mut stop = stopping.subscribe();
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
         .await
         .map_err(StartError::Serve);
-    workers.shutdown().await;
+    let _ = stopping.send(true);
+    let _ = workers.await;
     served
 }
 
@@ -162,7 +185,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 /// them apart from the web servers, until Ctrl-C or SIGTERM.
 pub async fn run_workers(config: Config) -> Result<(), StartError> {
     let (backend, _) = services(&config).await?;
-    let jobs = tessera_backend::jobs::WorkerConfig { workers: config.jobs.workers.max(1), ..config.jobs.clone() };
+    // TESSERA_JOB_WORKERS=0 switches the web servers' workers off; a worker process shared
+    // that setting runs the default number instead.
+    let workers = if config.jobs.workers == 0 { tessera_backend::jobs::WorkerConfig::default().workers } else { config.jobs.workers };
+    let jobs = tessera_backend::jobs::WorkerConfig { workers, ..config.jobs.clone() };
     tracing::info!(workers = jobs.workers, "Tessera's job workers are running");
     let workers = Workers::start(backend, jobs).await?;
     shutdown_signal().await;

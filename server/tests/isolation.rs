@@ -309,6 +309,7 @@ fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -
         ("require_mfa", "on".into()),
         ("sso_satisfies_mfa", "on".into()),
         ("require_sso", "on".into()),
+        ("kind", "role_changed".into()),
     ]
 }
 

@@ -224,7 +224,9 @@ async fn shutdown_lets_running_jobs_finish_within_the_grace_period_and_puts_back
     let stopping = Instant::now();
     workers.shutdown().await;
     assert!(stopping.elapsed() < Duration::from_secs(3), "shutdown waited {:?}", stopping.elapsed());
-    assert_eq!(job(&app, slow).await, ("queued".to_string(), 0, None), "put back, the attempt not counted");
+    let (status, attempts, error) = job(&app, slow).await;
+    assert_eq!((status.as_str(), attempts), ("queued", 1), "put back at once, the attempt counted");
+    assert!(error.unwrap().contains("shutdown"));
 }
 
 #[tokio::test]

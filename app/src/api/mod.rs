@@ -5,6 +5,7 @@
 mod documents;
 mod invitations;
 mod members;
+mod notifications;
 mod projects;
 mod security;
 mod sso;
@@ -13,6 +14,7 @@ pub mod ssr;
 pub use documents::*;
 pub use invitations::*;
 pub use members::*;
+pub use notifications::*;
 pub use projects::*;
 pub use security::*;
 pub use sso::*;
@@ -31,11 +33,11 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
     ssr::once_per_request((), async move {
         let Some(user_id) = ssr::user_id().await? else { return Ok(None) };
         let backend = ssr::backend()?;
-        let (user, orgs) = match ssr::page_context().filter(|page| page.user_id == Some(user_id)) {
-            Some(page) => (page.user, page.orgs),
+        let (user, orgs, unread_notifications) = match ssr::page_context().filter(|page| page.user_id == Some(user_id)) {
+            Some(page) => (page.user, page.orgs, page.unread_notifications),
             None => match backend.identity.user(user_id).await? {
-                Some(user) => (Some(user), backend.tenancy.organizations_of(user_id).await?),
-                None => (None, Vec::new()),
+                Some(user) => (Some(user), backend.tenancy.organizations_of(user_id).await?, backend.notifications.unread(user_id).await?),
+                None => (None, Vec::new(), 0),
             },
         };
         let Some(user) = user else {
@@ -43,7 +45,7 @@ pub async fn my_session() -> Result<Option<SessionSummary>, AppError> {
             ssr::session()?.flush().await.map_err(ssr::internal)?;
             return Ok(None);
         };
-        Ok(Some(SessionSummary { user, orgs }))
+        Ok(Some(SessionSummary { user, orgs, unread_notifications }))
     })
     .await
 }

@@ -27,7 +27,7 @@ pub fn AppHeader() -> impl IntoView {
             <Transition fallback=|| ()>
                 {move || Suspend::new(async move {
                     match session.await {
-                        Ok(Some(SessionSummary { user: me, orgs })) => {
+                        Ok(Some(SessionSummary { user: me, orgs, unread_notifications })) => {
                             // The header sits outside the routes, so it reads the organization from the path.
                             let current = nav
                                 .get_untracked()
@@ -37,6 +37,7 @@ pub fn AppHeader() -> impl IntoView {
                             view! {
                                 <nav class="topbar-nav" aria-label="Account">
                                     <OrgSwitcher orgs current />
+                                    <NotificationBell unread=unread_notifications />
                                     <a class="topbar-user" href="/account/security" data-testid="current-user" title="Your account">{me.label().to_string()}</a>
                                     <ActionForm action=logout attr:class="inline-form">
                                         <button type="submit" class="btn btn-ghost btn-sm">"Log out"</button>
@@ -59,6 +60,49 @@ pub fn AppHeader() -> impl IntoView {
             </Transition>
         </header>
     }
+}
+
+/// The bell: a link to the notifications page with the unread count, rendered on the server
+/// and kept current after hydration by the live stream (`/api/notifications/stream`).
+#[component]
+fn NotificationBell(unread: i64) -> impl IntoView {
+    let unread = RwSignal::new(unread);
+    #[cfg(feature = "hydrate")]
+    live_count(unread);
+    let label = move || match unread.get() {
+        0 => "Notifications".to_string(),
+        1 => "Notifications, 1 unread".to_string(),
+        n if n >= 100 => "Notifications, 99+ unread".to_string(),
+        n => format!("Notifications, {n} unread"),
+    };
+    let badge = move || match unread.get() {
+        0 => None,
+        n if n >= 100 => Some("99+".to_string()),
+        n => Some(n.to_string()),
+    };
+    view! {
+        <a class="bell btn btn-ghost btn-sm" href="/notifications" data-testid="notifications" aria-label=label title=label>
+            <span aria-hidden="true">"🔔"</span>
+            {move || badge().map(|count| view! { <span class="bell-count" data-testid="unread-count">{count}</span> })}
+        </a>
+    }
+}
+
+/// Opens the live count for as long as the bell is shown (the header renders it afresh on
+/// every navigation, and the browser reconnects by itself after a server restart).
+#[cfg(feature = "hydrate")]
+fn live_count(unread: RwSignal<i64>) {
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::JsCast;
+    let Ok(source) = web_sys::EventSource::new("/api/notifications/stream") else { return };
+    let on_count = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        if let Some(count) = event.data().as_string().and_then(|text| text.trim().parse().ok()) {
+            unread.set(count);
+        }
+    });
+    let _ = source.add_event_listener_with_callback("unread", on_count.as_ref().unchecked_ref());
+    let source = send_wrapper::SendWrapper::new((source, on_count));
+    on_cleanup(move || source.0.close());
 }
 
 /// The tenant switcher: a disclosure listing every organization you belong to. A plain

@@ -7,6 +7,7 @@ pub mod home;
 pub mod invitations;
 pub mod members;
 pub mod not_found;
+pub mod notifications;
 pub mod org;
 pub mod projects;
 pub mod security;

@@ -100,7 +100,8 @@ fn parse_from(from: &str) -> Result<Mailbox> {
 }
 
 fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message> {
-    let to: Mailbox = email.to.parse().map_err(|e| Error::Internal(format!("recipient {:?}: {e}", email.to)))?;
+    // The address stays out of the error: it is kept with a failed job, and logged.
+    let to: Mailbox = email.to.parse().map_err(|_| Error::Internal("the recipient's address doesn't parse".into()))?;
     let domain = from.email.domain();
     Message::builder()
         .message_id(email.id.map(|id| format!("<{id}@{domain}>")))

@@ -156,3 +156,15 @@ mod tests {
         assert_eq!(mail.to, "ada@example.com");
     }
 }
+
+/// A notification, for people who asked to get that kind by email too.
+pub fn notification(to: &str, title: &str, body: &str, url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        title,
+        &[title, body],
+        "Open Tessera",
+        url,
+        "You get this because of your notification settings; change them on your notifications page.",
+    )
+}

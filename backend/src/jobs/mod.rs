@@ -55,13 +55,17 @@ impl Lane {
 }
 
 /// A kind of job. Its payload is the value itself, stored as JSON; `VERSION` changes when the
-/// payload's shape does (a server leaves a job of a newer version to one that knows it).
+/// payload's shape does (a server puts a job of a newer version back for one that knows it,
+/// and older payloads must still parse: give new fields serde defaults). Workers only claim
+/// kinds their server has, so a new kind waits for a server that knows it.
 pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// Unique, lowercase, dotted: `mail.send`.
     const KIND: &'static str;
     const VERSION: i16 = 1;
     /// Attempts before the job is dead (kept, with its last error, for an operator).
     const MAX_ATTEMPTS: i32 = 8;
+    /// How long one attempt may run before it is stopped (and counted as failed).
+    const TIMEOUT: Duration = Duration::from_secs(600);
 
     /// How long to wait before attempt `attempt + 1`, after `attempt` failed (1-based).
     fn retry_after(attempt: i32) -> Duration {
@@ -147,6 +151,7 @@ pub struct Handler {
     pub version: i16,
     pub max_attempts: i32,
     pub retry_after: fn(i32) -> Duration,
+    pub timeout: Duration,
     pub run: RunFn,
 }
 
@@ -154,12 +159,24 @@ inventory::collect!(Handler);
 
 impl Handler {
     pub const fn of<J: Job>() -> Handler {
-        Handler { kind: J::KIND, version: J::VERSION, max_attempts: J::MAX_ATTEMPTS, retry_after: J::retry_after, run: run_erased::<J> }
+        Handler {
+            kind: J::KIND,
+            version: J::VERSION,
+            max_attempts: J::MAX_ATTEMPTS,
+            retry_after: J::retry_after,
+            timeout: J::TIMEOUT,
+            run: run_erased::<J>,
+        }
     }
 
     pub(crate) fn find(kind: &str) -> Option<&'static Handler> {
         inventory::iter::<Handler>.into_iter().find(|h| h.kind == kind)
     }
+}
+
+/// The kinds this server can run.
+pub(crate) fn known_kinds() -> Vec<&'static str> {
+    inventory::iter::<Handler>.into_iter().map(|h| h.kind).collect()
 }
 
 fn run_erased<J: Job>(payload: serde_json::Value, job: RunningJob) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {

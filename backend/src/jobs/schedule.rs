@@ -3,7 +3,8 @@
 //! housekeeping first finds it due moves it on under the row's lock and enqueues the tick's
 //! job in the same transaction (with the tick in its dedupe key), so no tick runs twice and
 //! none is lost when a server stops. Ticks missed while no server ran are not made up: the
-//! next one is computed from now.
+//! next one is computed from now. A tick that comes while the last one's job is still queued
+//! or running is skipped, so a schedule's runs never overlap.
 
 use super::{Job, Lane};
 use crate::error::{Error, Result};
@@ -85,9 +86,16 @@ pub(crate) async fn enqueue_due(backend: &Backend) -> Result<u64> {
             continue;
         };
         let job = (recurring.job)();
+        // One at a time: while the last tick's job is queued or running (retrying, say), this
+        // tick is skipped, not stacked behind it.
+        let busy: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = $1 AND status IN ('queued', 'running'))")
+            .bind(job.kind)
+            .fetch_one(tx.conn())
+            .await?;
         let dedupe = format!("schedule:{name}:{}", tick.unix_timestamp());
-        if super::insert(tx.conn(), Uuid::new_v4(), Lane::Deployment, job.kind, job.version, job.max_attempts, job.payload, None, Some(&dedupe))
-            .await?
+        if !busy
+            && super::insert(tx.conn(), Uuid::new_v4(), Lane::Deployment, job.kind, job.version, job.max_attempts, job.payload, None, Some(&dedupe))
+                .await?
         {
             enqueued += 1;
         }
@@ -113,6 +121,8 @@ mod tests {
         let mut names = Vec::new();
         for recurring in inventory::iter::<Recurring> {
             let next = next_tick(recurring, OffsetDateTime::now_utc()).unwrap_or_else(|e| panic!("{e}"));
+            let kind = (recurring.job)().kind;
+            assert!(super::super::Handler::find(kind).is_some(), "{}: its job kind {kind} isn't registered (register_job!)", recurring.name);
             assert!(next > OffsetDateTime::now_utc(), "{}", recurring.name);
             assert!(!names.contains(&recurring.name), "{} registered twice", recurring.name);
             names.push(recurring.name);

@@ -41,7 +41,7 @@ impl Default for WorkerConfig {
             workers: 4,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
             schedules: true,
         }
     }
@@ -169,13 +169,16 @@ enum Claim {
 /// Claims the oldest ready job of the next lane after `after_lane` that has one.
 async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Result<Claim> {
     let mut tx = backend.tenancy.maintenance("jobs").await?;
+    // Only kinds this server has: during a rolling deploy, a new kind waits for a new server.
+    let kinds = super::known_kinds();
     let next: Option<Uuid> = sqlx::query_scalar(
-        "(SELECT lane FROM jobs WHERE status = 'queued' AND run_at <= now() AND lane > $1 ORDER BY lane LIMIT 1)
+        "(SELECT lane FROM jobs WHERE status = 'queued' AND run_at <= now() AND lane > $1 AND kind = ANY($2) ORDER BY lane LIMIT 1)
          UNION ALL
-         (SELECT lane FROM jobs WHERE status = 'queued' AND run_at <= now() ORDER BY lane LIMIT 1)
+         (SELECT lane FROM jobs WHERE status = 'queued' AND run_at <= now() AND kind = ANY($2) ORDER BY lane LIMIT 1)
          LIMIT 1",
     )
     .bind(*after_lane)
+    .bind(&kinds)
     .fetch_optional(tx.conn())
     .await?;
     let Some(lane) = next else {
@@ -186,29 +189,41 @@ async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Res
     let claimed: Option<Claimed> = sqlx::query_as(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $2,
                          lease_until = now() + make_interval(secs => $3)
-          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND lane = $1 AND run_at <= now()
+          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND lane = $1 AND run_at <= now() AND kind = ANY($4)
                        ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
           RETURNING id, kind, version, payload, lane, attempts, lease_token",
     )
     .bind(lane)
     .bind(Uuid::new_v4())
     .bind(lease.as_secs_f64())
+    .bind(&kinds)
     .fetch_optional(tx.conn())
     .await?;
     tx.commit(0).await?;
     Ok(claimed.map_or(Claim::LaneBusy, Claim::Job))
 }
 
+/// How a run ended, when it didn't end by itself.
+enum Stopped {
+    /// The worker is shutting down: the job goes back in the queue.
+    ShuttingDown,
+    /// The lease couldn't be renewed in time (or another worker holds the job now): whatever
+    /// this run does is no longer recorded, so it stops.
+    LostLease,
+    /// It ran past its kind's time limit.
+    TimedOut,
+}
+
 /// Runs a claimed job, renewing its lease, and records the outcome.
 async fn run(backend: &Backend, config: &WorkerConfig, job: Claimed, mut running: watch::Receiver<bool>) {
-    let Some(handler) = Handler::find(&job.kind) else {
-        let error = format!("No handler for jobs of kind {} on this server (is it an older version?).", job.kind);
-        record_failure(backend, &job, None, &error).await;
-        return;
-    };
+    // Claims only take kinds this server has (see `claim`); a newer payload than it knows
+    // goes back for a newer server, the attempt not counted.
+    let Some(handler) = Handler::find(&job.kind) else { return };
     if job.version > handler.version {
-        let error = format!("The payload is version {}; this server knows up to {}.", job.version, handler.version);
-        record_failure(backend, &job, Some(handler), &error).await;
+        tracing::warn!(job = %job.id, kind = %job.kind, version = job.version, "a job's payload is newer than this server knows; left for another");
+        let put_back = "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_at = now() + interval '30 seconds',
+                               lease_token = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2";
+        let _ = finish(backend, &job, put_back).await;
         return;
     }
     let lane = if job.lane.is_nil() { Lane::Deployment } else { Lane::Organization(job.lane) };
@@ -217,34 +232,59 @@ async fn run(backend: &Backend, config: &WorkerConfig, job: Claimed, mut running
     let mut task = tokio::spawn(tracing::Instrument::instrument((handler.run)(job.payload.clone(), running_job), span));
     let mut renew = tokio::time::interval(config.lease / 3);
     renew.tick().await;
+    let mut renewed = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(handler.timeout);
+    tokio::pin!(deadline);
     let outcome = loop {
         tokio::select! {
-            outcome = &mut task => break Some(outcome),
-            _ = renew.tick() => {
-                if let Err(e) = renew_lease(backend, &job, config.lease).await {
-                    tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease");
+            outcome = &mut task => break Ok(outcome),
+            _ = renew.tick() => match renew_lease(backend, &job, config.lease).await {
+                Ok(true) => renewed = tokio::time::Instant::now(),
+                Ok(false) => break Err(Stopped::LostLease),
+                // Out of reach for now: fine until the lease would run out.
+                Err(e) if renewed.elapsed() + config.lease / 3 < config.lease => {
+                    tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease; trying again");
                 }
-            }
-            _ = running.changed() => {
-                task.abort();
-                break None;
-            }
+                Err(_) => break Err(Stopped::LostLease),
+            },
+            _ = &mut deadline => break Err(Stopped::TimedOut),
+            _ = running.changed() => break Err(Stopped::ShuttingDown),
         }
     };
+    if outcome.is_err() {
+        // Stopped here, and waited for: nothing of this run happens after it is recorded.
+        task.abort();
+        let _ = (&mut task).await;
+    }
     match outcome {
-        Some(Ok(Ok(()))) => {
-            if let Err(e) = finish(backend, &job, "UPDATE jobs SET status = 'done', finished_at = now(), last_error = NULL, lease_token = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2").await {
-                tracing::error!(job = %job.id, error = %e, "a job ran but could not be marked done; it will run again when its lease runs out");
+        Ok(Ok(Ok(()))) => {
+            let done = "UPDATE jobs SET status = 'done', finished_at = now(), last_error = NULL, lease_token = NULL, lease_until = NULL
+                         WHERE id = $1 AND lease_token = $2";
+            match finish(backend, &job, done).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(job = %job.id, kind = %job.kind, "a job finished after its lease was taken over; the other run counts"),
+                Err(e) => tracing::error!(job = %job.id, error = %e, "a job ran but could not be marked done; it runs again when its lease runs out"),
             }
         }
-        Some(Ok(Err(e))) => record_failure(backend, &job, Some(handler), &e.to_string()).await,
-        Some(Err(joined)) => {
+        Ok(Ok(Err(e))) => record_failure(backend, &job, Some(handler), &e.to_string()).await,
+        Ok(Err(joined)) => {
             let error = if joined.is_panic() { "The handler panicked.".to_string() } else { format!("The handler stopped: {joined}") };
             record_failure(backend, &job, Some(handler), &error).await;
         }
-        // Shutting down: back in the queue, the attempt not counted.
-        None => {
-            let put_back = "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_token = NULL, lease_until = NULL WHERE id = $1 AND lease_token = $2";
+        Err(Stopped::TimedOut) => {
+            let error = format!("It ran longer than its limit of {} s and was stopped.", handler.timeout.as_secs());
+            record_failure(backend, &job, Some(handler), &error).await;
+        }
+        Err(Stopped::LostLease) => {
+            tracing::warn!(job = %job.id, kind = %job.kind, "lost a job's lease (the database was out of reach too long); stopped it, it runs again")
+        }
+        // Back in the queue now rather than when the lease runs out. The attempt counts: a
+        // job that never finishes within the grace period must still end up dead.
+        Err(Stopped::ShuttingDown) => {
+            let put_back = "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                                   finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+                                   last_error = 'Stopped by a shutdown before it finished.', lease_token = NULL, lease_until = NULL
+                             WHERE id = $1 AND lease_token = $2";
             if let Err(e) = finish(backend, &job, put_back).await {
                 tracing::warn!(job = %job.id, error = %e, "could not put a job back on shutdown; it runs again when its lease runs out");
             }
@@ -252,21 +292,28 @@ async fn run(backend: &Backend, config: &WorkerConfig, job: Claimed, mut running
     }
 }
 
-async fn finish(backend: &Backend, job: &Claimed, statement: &str) -> Result<()> {
+/// Runs `statement` on the job if this worker still holds it; whether it did.
+async fn finish(backend: &Backend, job: &Claimed, statement: &str) -> Result<bool> {
     let mut tx = backend.tenancy.maintenance("jobs").await?;
-    sqlx::query(statement).bind(job.id).bind(job.lease_token).execute(tx.conn()).await?;
-    tx.commit(0).await
+    let held = sqlx::query(statement).bind(job.id).bind(job.lease_token).execute(tx.conn()).await?.rows_affected() == 1;
+    tx.commit(0).await?;
+    Ok(held)
 }
 
-async fn renew_lease(backend: &Backend, job: &Claimed, lease: Duration) -> Result<()> {
+/// Extends the lease; false if this worker no longer holds the job.
+async fn renew_lease(backend: &Backend, job: &Claimed, lease: Duration) -> Result<bool> {
     let mut tx = backend.tenancy.maintenance("jobs").await?;
-    sqlx::query("UPDATE jobs SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_token = $2")
-        .bind(job.id)
-        .bind(job.lease_token)
-        .bind(lease.as_secs_f64())
-        .execute(tx.conn())
-        .await?;
-    tx.commit(0).await
+    let held =
+        sqlx::query("UPDATE jobs SET lease_until = now() + make_interval(secs => $3) WHERE id = $1 AND lease_token = $2 AND status = 'running'")
+            .bind(job.id)
+            .bind(job.lease_token)
+            .bind(lease.as_secs_f64())
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            == 1;
+    tx.commit(0).await?;
+    Ok(held)
 }
 
 /// A failed attempt: retried after the kind's backoff, or dead once out of attempts.
@@ -294,9 +341,10 @@ async fn record_failure(backend: &Backend, job: &Claimed, handler: Option<&Handl
         Ok(Some(status)) if status == "dead" => {
             tracing::error!(job = %job.id, kind = %job.kind, attempts = job.attempts, error, "a job failed for the last time")
         }
-        Ok(_) => {
+        Ok(Some(_)) => {
             tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error, retry_in = ?retry_after, "a job failed; it will be retried")
         }
+        Ok(None) => tracing::warn!(job = %job.id, kind = %job.kind, error, "a job failed after its lease was taken over; the other run counts"),
         Err(e) => tracing::error!(job = %job.id, error = %e, "could not record a job's failure; it runs again when its lease runs out"),
     }
 }
@@ -327,7 +375,10 @@ pub(crate) async fn reclaim_expired_leases(backend: &Backend) -> Result<u64> {
     let reclaimed = sqlx::query(
         "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
                          finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
-                         run_at = now(), lease_token = NULL, lease_until = NULL,
+                         -- Backed off, as any failure: a job that crashes its worker mustn't take
+                         -- down the next one at once.
+                         run_at = now() + make_interval(secs => least(3600, 5 * 2 ^ least(attempts - 1, 20))),
+                         lease_token = NULL, lease_until = NULL,
                          last_error = 'Its worker stopped while running it (the lease ran out).'
           WHERE status = 'running' AND lease_until < now()",
     )

@@ -117,6 +117,8 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
     };
     let inviter = inviter_label(tx.conn(), org.user_id).await?;
     send(tx.conn(), org, identity, email.as_str(), &inviter, role, &token, expires_at).await?;
+    let event = crate::notifications::Event::Invited { tenant_id: org.tenant.id, email: email.as_str().to_string(), role, by: org.user_id };
+    crate::notifications::notify(tx.conn(), event).await?;
     tx.commit(entry).await?;
     crate::jobs::wake();
     Ok(Invitation {
@@ -301,6 +303,8 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
             json!({ "email": { "new": &invitation.email }, "role": { "new": &invitation.role }, "via": { "new": "invitation" } }),
         );
         tx.record(added).await?;
+        let role = invitation.role.parse().unwrap_or(Role::Viewer);
+        crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id, user_id: user.id, role }).await?;
     }
     tx.commit(AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }))).await?;
     Ok(invitation.slug)

@@ -9,6 +9,7 @@ pub mod invitations;
 use crate::audit::AuditEntry;
 use crate::error::Result;
 use crate::identity::Identity;
+use crate::notifications::Event;
 use crate::Org;
 use serde_json::json;
 use sqlx::PgConnection;
@@ -71,6 +72,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
     let Some(joined) = inserted else {
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     };
+    crate::notifications::notify(tx.conn(), Event::MemberJoined { tenant_id: org.tenant.id, user_id, role }).await?;
     tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         .await?;
     Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
@@ -95,7 +97,11 @@ pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()>
     if voided > 0 {
         changes["open_invitations"] = json!({ "old": voided, "new": 0 });
     }
-    tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await
+    let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role: new_role, by: Some(org.user_id) };
+    crate::notifications::notify(tx.conn(), event).await?;
+    tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await?;
+    crate::jobs::wake();
+    Ok(())
 }
 
 pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {

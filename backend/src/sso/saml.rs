@@ -711,6 +711,7 @@ async fn accept(
                     .await?;
                 let entry = AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": role.as_str() }, "via": { "new": "sso" } }));
                 tx.record(entry).await?;
+                crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id: conn.tenant_id, user_id, role }).await?;
             }
             // Groups keep roles in step with the IdP, but never touch an Owner.
             Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {
@@ -728,6 +729,8 @@ async fn accept(
                     serde_json::json!({ "role": { "old": old.as_str(), "new": role.as_str() }, "via": { "new": "sso groups" } }),
                 );
                 tx.record(entry).await?;
+                let event = crate::notifications::Event::RoleChanged { tenant_id: conn.tenant_id, user_id, role, by: None };
+                crate::notifications::notify(tx.conn(), event).await?;
             }
             Some(_) => {}
         }

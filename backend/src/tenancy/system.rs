@@ -169,6 +169,15 @@ impl Tenancy {
         Ok(Bookkeeping { tx: crate::db::begin(&self.control, false, presented).await?, tenant_id: None })
     }
 
+    /// Work a job does for one organization (`tenant_id`): its policies as `job` (the job
+    /// queue's tables, notifications), and the organization's own control-plane rows (its
+    /// members, to tell them).
+    pub(crate) async fn maintenance_in(&self, job: &'static str, tenant_id: Uuid) -> Result<Maintenance> {
+        let tenant = tenant_id.to_string();
+        let settings = [(Setting::Maintenance, job), (Setting::TenantId(super::SEAL), tenant.as_str())];
+        Ok(Maintenance { tx: crate::db::begin(&self.control, false, &settings).await?, job })
+    }
+
     /// Housekeeping across organizations as `job` (the `app.maintenance` policies decide what
     /// it sees).
     pub(crate) async fn maintenance(&self, job: &'static str) -> Result<Maintenance> {

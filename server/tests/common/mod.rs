@@ -77,6 +77,38 @@ pub struct Browser {
     client: Client,
 }
 
+/// An open Server-Sent Events response.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event's name and data (keep-alive comments skipped), waiting up to 20 seconds.
+    pub async fn next_event(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut event, mut data) = ("message".to_string(), String::new());
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim());
+                    }
+                }
+                if block.lines().any(|line| !line.is_empty() && !line.starts_with(':')) {
+                    return (event, data);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk()).await.expect("an event within 20 s");
+            let chunk = chunk.expect("the stream reads").expect("the stream stays open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `cargo xtask test`, which starts PostgreSQL"))
 }
@@ -576,6 +608,13 @@ impl Browser {
 
     pub async fn get(&self, path: &str) -> Response {
         read(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
+    }
+
+    /// A Server-Sent Events stream this browser opens, read event by event.
+    pub async fn stream(&self, path: &str) -> EventStream {
+        let response = self.client.get(format!("{}{path}", self.base)).header("accept", "text/event-stream").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        EventStream { response, buffer: String::new() }
     }
 
     /// Brings `email` into `slug` as `role` the way people join: this browser (an Owner or

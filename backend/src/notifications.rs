@@ -1,0 +1,369 @@
+//! In-app notifications: what people are told about as it happens (an invitation, a role
+//! change, a new member, a new API key). A change enqueues an event job in its own transaction
+//! ([`notify`]); the job works out who to tell, stores one notification each (once, however
+//! often the job runs), emails those who asked for it, and tells this server's open pages
+//! ([`subscribe`]). Pages on other servers see it at their next check (see the stream route).
+
+use crate::error::Result;
+use crate::jobs::{self, Job, Lane, RunningJob};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use std::sync::OnceLock;
+use tessera_domain::dto::{Notification, NotificationInbox, NotificationPreference};
+use tessera_domain::{AppError, Role};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// The kinds, with whether each emails by default and how the preference reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Invited,
+    RoleChanged,
+    MemberJoined,
+    ApiKeyCreated,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Invited => "invited",
+            Kind::RoleChanged => "role_changed",
+            Kind::MemberJoined => "member_joined",
+            Kind::ApiKeyCreated => "api_key_created",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Invited => "When someone invites you to an organization (the invitation itself is always emailed)",
+            Kind::RoleChanged => "When your role in an organization changes",
+            Kind::MemberJoined => "When someone joins an organization you administer",
+            Kind::ApiKeyCreated => "When an API key is created in an organization you administer",
+        }
+    }
+
+    /// Security-relevant kinds email unless switched off; the rest only when asked for.
+    fn emails_by_default(self) -> bool {
+        matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated)
+    }
+
+    pub fn parse(raw: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+/// Something that happened that people should hear about; the payload of a `notify` job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// `email` was invited to the organization (told if the address has an account).
+    Invited { tenant_id: Uuid, email: String, role: Role, by: Uuid },
+    /// `user_id`'s role changed to `role`.
+    RoleChanged { tenant_id: Uuid, user_id: Uuid, role: Role, by: Option<Uuid> },
+    /// `user_id` joined (its Owners and Admins are told).
+    MemberJoined { tenant_id: Uuid, user_id: Uuid, role: Role },
+    /// An API key named `name` was created by `by` (the other Owners and Admins are told).
+    ApiKeyCreated { tenant_id: Uuid, name: String, by: Uuid },
+}
+
+impl Event {
+    fn tenant_id(&self) -> Uuid {
+        match self {
+            Event::Invited { tenant_id, .. }
+            | Event::RoleChanged { tenant_id, .. }
+            | Event::MemberJoined { tenant_id, .. }
+            | Event::ApiKeyCreated { tenant_id, .. } => *tenant_id,
+        }
+    }
+}
+
+/// Enqueues `event` in the transaction of the change it reports (an organization's
+/// control-plane transaction: the job runs in its lane).
+pub(crate) async fn notify(conn: &mut PgConnection, event: Event) -> Result<()> {
+    jobs::enqueue(conn, Lane::Organization(event.tenant_id()), &Notify { event }).await?;
+    Ok(())
+}
+
+/// The job that tells people about an [`Event`].
+#[derive(Serialize, Deserialize)]
+pub struct Notify {
+    event: Event,
+}
+
+impl Job for Notify {
+    const KIND: &'static str = "notify";
+
+    async fn run(self, job: &RunningJob) -> Result<()> {
+        let backend = &job.backend;
+        let mut tx = backend.tenancy.maintenance_in("jobs", self.event.tenant_id()).await?;
+        let conn = tx.conn();
+        let (organization, slug): (String, String) =
+            sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1").bind(self.event.tenant_id()).fetch_one(&mut *conn).await?;
+        // (recipient, title, body, link)
+        let mut told: Vec<(Uuid, String, String, String)> = Vec::new();
+        let kind = match &self.event {
+            Event::Invited { email, role, by, .. } => {
+                let invitee: Option<Uuid> =
+                    sqlx::query_scalar("SELECT id FROM users WHERE lower(email) = lower($1) AND email_verified_at IS NOT NULL")
+                        .bind(email)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if let Some(invitee) = invitee {
+                    let inviter = name_of(&mut *conn, *by).await?;
+                    told.push((
+                        invitee,
+                        format!("{inviter} invited you to {organization}"),
+                        format!("You would join as {}. Accept or decline from the link in the invitation email.", role.label()),
+                        "/".into(),
+                    ));
+                }
+                Kind::Invited
+            }
+            Event::RoleChanged { user_id, role, by, .. } => {
+                let by = match by {
+                    Some(by) => name_of(&mut *conn, *by).await?,
+                    None => "Single sign-on".into(),
+                };
+                told.push((
+                    *user_id,
+                    format!("You are now {} {} in {organization}", article(*role), role.label()),
+                    format!("Changed by {by}."),
+                    format!("/t/{slug}"),
+                ));
+                Kind::RoleChanged
+            }
+            Event::MemberJoined { user_id, role, tenant_id } => {
+                let joiner = name_of(&mut *conn, *user_id).await?;
+                for admin in administrators(conn, *tenant_id).await?.into_iter().filter(|a| a != user_id) {
+                    told.push((
+                        admin,
+                        format!("{joiner} joined {organization}"),
+                        format!("As {} {}.", article(*role), role.label()),
+                        format!("/t/{slug}/members"),
+                    ));
+                }
+                Kind::MemberJoined
+            }
+            Event::ApiKeyCreated { name, by, tenant_id } => {
+                let creator = name_of(&mut *conn, *by).await?;
+                for admin in administrators(conn, *tenant_id).await?.into_iter().filter(|a| a != by) {
+                    told.push((
+                        admin,
+                        format!("{creator} created the API key \"{name}\" in {organization}"),
+                        "If you don't recognise it, revoke it on the API keys page.".into(),
+                        format!("/t/{slug}/api-keys"),
+                    ));
+                }
+                Kind::ApiKeyCreated
+            }
+        };
+        let mut mails = Vec::new();
+        for (user_id, title, body, link) in &told {
+            let made = sqlx::query(
+                "INSERT INTO notifications (id, user_id, tenant_id, kind, title, body, link, dedupe_key)
+                 VALUES ($1, $2, $3, $4, left($5, 200), left($6, 2000), $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
+            )
+            .bind(Uuid::new_v4())
+            .bind(user_id)
+            .bind(self.event.tenant_id())
+            .bind(kind.as_str())
+            .bind(title)
+            .bind(body)
+            .bind(link)
+            .bind(format!("{}:{user_id}", job.id))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if made == 1 && wants_email(conn, *user_id, kind).await? {
+                let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *conn).await?;
+                let url = format!("{}{link}", backend.identity.public_url());
+                mails.push(crate::email::templates::notification(&email, title, body, &url));
+            }
+        }
+        for mail in &mails {
+            backend.identity.queue_mail(conn, Lane::Organization(self.event.tenant_id()), mail).await?;
+        }
+        tx.commit(0).await?;
+        jobs::wake();
+        for (user_id, ..) in told {
+            let _ = channel().send(user_id);
+        }
+        Ok(())
+    }
+}
+
+crate::register_job!(Notify);
+
+/// How people see someone: their name, else their address.
+async fn name_of(conn: &mut PgConnection, id: Uuid) -> Result<String> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT COALESCE(NULLIF(display_name, ''), email) FROM users WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    Ok(name.unwrap_or_else(|| "Someone".into()))
+}
+
+fn article(role: Role) -> &'static str {
+    if matches!(role, Role::Owner | Role::Admin) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+async fn administrators(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT user_id FROM memberships WHERE tenant_id = $1 AND role IN ('owner', 'admin')")
+        .bind(tenant_id)
+        .fetch_all(conn)
+        .await?)
+}
+
+async fn wants_email(conn: &mut PgConnection, user_id: Uuid, kind: Kind) -> Result<bool> {
+    let chosen: Option<bool> = sqlx::query_scalar("SELECT email FROM notification_preferences WHERE user_id = $1 AND kind = $2")
+        .bind(user_id)
+        .bind(kind.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(chosen.unwrap_or(kind.emails_by_default()))
+}
+
+/// Who has new notifications, as this server learns it (its workers made them).
+fn channel() -> &'static broadcast::Sender<Uuid> {
+    static CHANNEL: OnceLock<broadcast::Sender<Uuid>> = OnceLock::new();
+    CHANNEL.get_or_init(|| broadcast::channel(1024).0)
+}
+
+/// Hears of each person this server's workers just notified (the live stream filters its own).
+pub fn subscribe() -> broadcast::Receiver<Uuid> {
+    channel().subscribe()
+}
+
+/// A person's own notifications, read and changed in transactions that handle only their
+/// account (the row policies show no one else's).
+#[derive(Clone)]
+pub struct Notifications {
+    pool: PgPool,
+}
+
+#[derive(sqlx::FromRow)]
+struct NotificationRow {
+    id: Uuid,
+    kind: String,
+    title: String,
+    body: String,
+    link: Option<String>,
+    created_at: OffsetDateTime,
+    read_at: Option<OffsetDateTime>,
+}
+
+impl Notifications {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The newest 50, how many are unread, and the email preferences.
+    pub async fn inbox(&self, user_id: Uuid) -> Result<NotificationInbox> {
+        let mut tx = crate::db::account_tx(&self.pool, true, user_id).await?;
+        let rows: Vec<NotificationRow> = sqlx::query_as(
+            "SELECT id, kind, title, body, link, created_at, read_at FROM notifications WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT 50",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let unread = unread_in(&mut tx, user_id).await?;
+        let chosen: Vec<(String, bool)> =
+            sqlx::query_as("SELECT kind, email FROM notification_preferences WHERE user_id = $1").bind(user_id).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let notifications = rows
+            .into_iter()
+            .map(|row| Notification {
+                id: row.id,
+                kind: row.kind,
+                title: row.title,
+                body: row.body,
+                link: row.link,
+                created_at: crate::members::rfc3339(row.created_at),
+                read: row.read_at.is_some(),
+            })
+            .collect();
+        let preferences = Kind::ALL
+            .into_iter()
+            .map(|kind| NotificationPreference {
+                kind: kind.as_str().into(),
+                label: kind.label().into(),
+                email: chosen.iter().find(|(k, _)| k == kind.as_str()).map_or(kind.emails_by_default(), |(_, email)| *email),
+            })
+            .collect();
+        Ok(NotificationInbox { notifications, unread, preferences })
+    }
+
+    /// Unread notifications, counted up to 100.
+    pub async fn unread(&self, user_id: Uuid) -> Result<i64> {
+        let mut tx = crate::db::account_tx(&self.pool, true, user_id).await?;
+        let unread = unread_in(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(unread)
+    }
+
+    /// Marks one read (`Some(id)`) or all of them; returns how many are still unread.
+    pub async fn mark_read(&self, user_id: Uuid, id: Option<Uuid>) -> Result<i64> {
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
+        let found = sqlx::query(
+            "UPDATE notifications SET read_at = COALESCE(read_at, now()) WHERE user_id = $1 AND ($2::uuid IS NULL OR id = $2) AND read_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if let (Some(id), 0) = (id, found) {
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE id = $1)").bind(id).fetch_one(&mut *tx).await?;
+            if !exists {
+                return Err(AppError::NotFound("That notification doesn't exist (any more).".into()).into());
+            }
+        }
+        let unread = unread_in(&mut tx, user_id).await?;
+        tx.commit().await?;
+        // The person's other open pages (on this server) show the new count at once.
+        let _ = channel().send(user_id);
+        Ok(unread)
+    }
+
+    /// Whether notifications of `kind` also email this person.
+    pub async fn set_email(&self, user_id: Uuid, kind: &str, email: bool) -> Result<()> {
+        let kind = Kind::parse(kind)
+            .ok_or_else(|| AppError::Invalid(tessera_domain::input::FieldError::new("kind", "There is no such kind of notification.")))?;
+        let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
+        sqlx::query(
+            "INSERT INTO notification_preferences (user_id, kind, email) VALUES ($1, $2, $3) ON CONFLICT (user_id, kind) DO UPDATE SET email = $3",
+        )
+        .bind(user_id)
+        .bind(kind.as_str())
+        .bind(email)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn unread_in(conn: &mut PgConnection, user_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM notifications WHERE user_id = $1 AND read_at IS NULL LIMIT 100) unread")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_from_its_name() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Kind::parse("nope"), None);
+    }
+}
