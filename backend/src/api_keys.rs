@@ -61,7 +61,8 @@ pub async fn list(org: &Org) -> Result<Vec<ApiKeySummary>> {
 pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Option<u32>) -> Result<NewApiKey> {
     org.require(Permission::ManageApiKeys)?;
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    // No line breaks or other control characters: the name appears in notifications and mails.
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(AppError::Invalid(FieldError::new("name", "Give the key a name of up to 100 characters, such as where it's used.")).into());
     }
     if scopes.is_empty() {
@@ -102,6 +103,7 @@ pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Op
         }),
     ))
     .await?;
+    crate::jobs::wake();
     Ok(NewApiKey { key, summary: summary(row) })
 }
 

@@ -38,7 +38,7 @@ impl Kind {
 
     fn label(self) -> &'static str {
         match self {
-            Kind::Invited => "When someone invites you to an organization (the invitation itself is always emailed)",
+            Kind::Invited => "When someone invites you to an organization",
             Kind::RoleChanged => "When your role in an organization changes",
             Kind::MemberJoined => "When someone joins an organization you administer",
             Kind::ApiKeyCreated => "When an API key is created in an organization you administer",
@@ -48,6 +48,12 @@ impl Kind {
     /// Security-relevant kinds email unless switched off; the rest only when asked for.
     fn emails_by_default(self) -> bool {
         matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated)
+    }
+
+    /// Whether people choose about email: an invitation is emailed anyway (it carries the
+    /// link to accept), so a second mail is never offered.
+    fn email_is_a_choice(self) -> bool {
+        self != Kind::Invited
     }
 
     pub fn parse(raw: &str) -> Option<Kind> {
@@ -98,10 +104,19 @@ impl Job for Notify {
 
     async fn run(self, job: &RunningJob) -> Result<()> {
         let backend = &job.backend;
+        // The organization is the job's lane, which the row policy let only that organization's
+        // own transaction choose; a payload naming another is refused, not trusted.
+        if job.lane != Lane::Organization(self.event.tenant_id()) {
+            return Err(crate::Error::Internal("a notify job's event names another organization than its lane".into()));
+        }
         let mut tx = backend.tenancy.maintenance_in("jobs", self.event.tenant_id()).await?;
         let conn = tx.conn();
-        let (organization, slug): (String, String) =
-            sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1").bind(self.event.tenant_id()).fetch_one(&mut *conn).await?;
+        let found: Option<(String, String)> = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1 AND status <> 'deleted'")
+            .bind(self.event.tenant_id())
+            .fetch_optional(&mut *conn)
+            .await?;
+        // Purged since: nobody left to tell.
+        let Some((organization, slug)) = found else { return Ok(()) };
         // (recipient, title, body, link)
         let mut told: Vec<(Uuid, String, String, String)> = Vec::new();
         let kind = match &self.event {
@@ -220,6 +235,9 @@ async fn administrators(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<
 }
 
 async fn wants_email(conn: &mut PgConnection, user_id: Uuid, kind: Kind) -> Result<bool> {
+    if !kind.email_is_a_choice() {
+        return Ok(false);
+    }
     let chosen: Option<bool> = sqlx::query_scalar("SELECT email FROM notification_preferences WHERE user_id = $1 AND kind = $2")
         .bind(user_id)
         .bind(kind.as_str())
@@ -289,6 +307,7 @@ impl Notifications {
             .collect();
         let preferences = Kind::ALL
             .into_iter()
+            .filter(|kind| kind.email_is_a_choice())
             .map(|kind| NotificationPreference {
                 kind: kind.as_str().into(),
                 label: kind.label().into(),
@@ -333,6 +352,7 @@ impl Notifications {
     /// Whether notifications of `kind` also email this person.
     pub async fn set_email(&self, user_id: Uuid, kind: &str, email: bool) -> Result<()> {
         let kind = Kind::parse(kind)
+            .filter(|kind| kind.email_is_a_choice())
             .ok_or_else(|| AppError::Invalid(tessera_domain::input::FieldError::new("kind", "There is no such kind of notification.")))?;
         let mut tx = crate::db::account_tx(&self.pool, false, user_id).await?;
         sqlx::query(

@@ -6,11 +6,11 @@ CREATE TABLE notifications (
     user_id      uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     -- The organization it is about, if any.
     tenant_id    uuid REFERENCES tenants (id) ON DELETE CASCADE,
-    kind         text NOT NULL CHECK (kind ~ '^[a-z][a-z_.]{0,63}$'),
+    kind         text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.]{0,63}$'),
     title        text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
     body         text NOT NULL DEFAULT '' CHECK (length(body) <= 2000),
     -- A path inside the app.
-    link         text CHECK (link ~ '^/([^/]|$)'),
+    link         text CHECK (link ~ '^/[!-~]*$' AND link !~ '^//' AND position('\' in link) = 0),
     created_at   timestamptz NOT NULL DEFAULT now(),
     read_at      timestamptz,
     dedupe_key   text NOT NULL UNIQUE CHECK (length(dedupe_key) <= 200)
@@ -21,22 +21,25 @@ CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NU
 -- Which kinds also send an email, per person; a kind with no row uses its default.
 CREATE TABLE notification_preferences (
     user_id  uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    kind     text NOT NULL CHECK (kind ~ '^[a-z][a-z_.]{0,63}$'),
+    kind     text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.]{0,63}$'),
     email    boolean NOT NULL,
     PRIMARY KEY (user_id, kind)
 );
 
--- A person reads and marks only their own (the account the transaction handles); the job
--- workers make them and read preferences.
+-- A person reads and marks (only `read_at`) their own, the account the transaction handles;
+-- only the job workers make them, so nobody writes a notification's text or link.
 ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
-CREATE POLICY notifications_of_account ON notifications
+CREATE POLICY notifications_of_account ON notifications FOR SELECT USING (user_id = app_account_id());
+CREATE POLICY notifications_marked ON notifications FOR UPDATE
     USING (user_id = app_account_id()) WITH CHECK (user_id = app_account_id());
 CREATE POLICY notifications_workers ON notifications USING (app_jobs()) WITH CHECK (app_jobs());
 ALTER TABLE notification_preferences ENABLE ROW LEVEL SECURITY;
 CREATE POLICY notification_preferences_of_account ON notification_preferences
     USING (user_id = app_account_id()) WITH CHECK (user_id = app_account_id());
 CREATE POLICY notification_preferences_workers ON notification_preferences FOR SELECT USING (app_jobs());
-GRANT SELECT, INSERT, UPDATE, DELETE ON notifications, notification_preferences TO tessera_app;
+GRANT SELECT, INSERT, DELETE ON notifications TO tessera_app;
+GRANT UPDATE (read_at) ON notifications TO tessera_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON notification_preferences TO tessera_app;
 
 -- The page context (see 20261206000002_session_context.sql) also carries the unread count, so
 -- the bell costs no extra round trip.

@@ -160,6 +160,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         async move {
             shutdown_signal().await;
             let _ = stopping.send(true);
+            notifications::end_streams();
         }
     });
     let workers = tokio::spawn({

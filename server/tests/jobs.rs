@@ -262,8 +262,15 @@ async fn recurring_work_is_enqueued_once_per_tick_however_many_servers_run() {
 
 #[tokio::test]
 async fn mail_waits_in_the_queue_sealed_and_a_mail_outage_fails_no_request() {
-    // Nothing listens on this port: every send fails.
-    let dead_smtp = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A mail server that hangs up on every connection: every send fails at once. (A port left
+    // closed could be taken by another test's server meanwhile, and hang the send instead.)
+    let hangs_up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_smtp = hangs_up.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((connection, _)) = hangs_up.accept().await {
+            drop(connection);
+        }
+    });
     let app = TestApp::spawn_with(|c| {
         c.email = tessera_backend::email::EmailConfig::Smtp { url: format!("smtp://{dead_smtp}"), from: "Tessera <no-reply@tessera.test>".into() };
     })

@@ -34,8 +34,8 @@ async fn notifications(app: &TestApp, browser: &Browser, count: usize) -> Vec<Va
 async fn a_member_hears_of_their_invitation_their_new_role_and_admins_of_newcomers_and_new_keys() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let bea = app.signed_up("bea@example.test").await;
-    owner.invite_and_accept("acme", "bea@example.test", "member", &bea).await;
+    let bea = app.signed_up("bea-is-told@example.test").await;
+    owner.invite_and_accept("acme", "bea-is-told@example.test", "member", &bea).await;
 
     let told = notifications(&app, &bea, 1).await;
     assert!(told[0]["title"].as_str().unwrap().contains("invited you to"), "{told:?}");
@@ -44,13 +44,22 @@ async fn a_member_hears_of_their_invitation_their_new_role_and_admins_of_newcome
     assert!(owners[0]["title"].as_str().unwrap().contains("joined"), "{owners:?}");
     assert_eq!(owners[0]["link"], "/t/acme/members");
 
-    let bea_id = app.user_id("bea@example.test").await;
+    let bea_id = app.user_id("bea-is-told@example.test").await;
     let r = owner.call("change_role", &[("slug", "acme"), ("user_id", &bea_id), ("role", "admin")]).await;
     assert!(r.status.is_success(), "{}", r.body);
     let told = notifications(&app, &bea, 2).await;
     assert!(told[0]["title"].as_str().unwrap().starts_with("You are now an Admin in "), "{told:?}");
     // Role changes email by default: a security-relevant change shouldn't go unseen.
-    assert!(Inbox::latest("bea@example.test", "You are now an Admin").await["text"].as_str().unwrap().contains("/t/acme"));
+    assert!(Inbox::latest("bea-is-told@example.test", "You are now an Admin").await["text"].as_str().unwrap().contains("/t/acme"));
+
+    // A key's name goes into notifications and mails: no line breaks to fake a paragraph with.
+    let r = owner
+        .call(
+            "create_api_key",
+            &[("slug", "acme"), ("name", "Deploys\n\nClick http://evil.test"), ("scopes[]", "projects:read"), ("expires_in_days", "1")],
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
     // Bea (now an Admin) hears of the owner's new API key; the owner, who made it, doesn't.
     let r = owner.call("create_api_key", &[("slug", "acme"), ("name", "Deploys"), ("scopes[]", "projects:read"), ("expires_in_days", "1")]).await;
@@ -101,8 +110,9 @@ async fn the_unread_count_is_on_every_page_and_people_mark_only_their_own_read()
 async fn people_choose_which_kinds_also_email_them() {
     let app = TestApp::spawn().await;
     let owner = app.owner_of("acme").await;
-    let bea = app.signed_up("bea@example.test").await;
-    owner.invite_and_accept("acme", "bea@example.test", "member", &bea).await;
+    // An address of its own: the mail catcher is shared by every test.
+    let bea = app.signed_up("bea-prefers-quiet@example.test").await;
+    owner.invite_and_accept("acme", "bea-prefers-quiet@example.test", "member", &bea).await;
     notifications(&app, &bea, 1).await;
     let prefs = inbox(&bea).await["preferences"].clone();
     let role_changes = prefs.as_array().unwrap().iter().find(|p| p["kind"] == "role_changed").unwrap();
@@ -110,11 +120,15 @@ async fn people_choose_which_kinds_also_email_them() {
 
     let r = bea.call("set_notification_email", &[("kind", "role_changed")]).await;
     assert!(r.status.is_success(), "{}", r.body);
-    let bea_id = app.user_id("bea@example.test").await;
+    let bea_id = app.user_id("bea-prefers-quiet@example.test").await;
     owner.call("change_role", &[("slug", "acme"), ("user_id", &bea_id), ("role", "viewer")]).await;
     notifications(&app, &bea, 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(Inbox::count_about("bea@example.test", "You are now a Viewer").await, 0, "switched off: no email");
+    assert_eq!(Inbox::count_about("bea-prefers-quiet@example.test", "You are now a Viewer").await, 0, "switched off: no email");
+    assert!(
+        !inbox(&bea).await["preferences"].as_array().unwrap().iter().any(|p| p["kind"] == "invited"),
+        "invitations are emailed anyway: no second mail to choose"
+    );
 
     let r = bea.call("set_notification_email", &[("kind", "no_such_kind"), ("email", "on")]).await;
     assert_eq!(r.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
@@ -135,6 +149,7 @@ async fn the_live_stream_carries_only_the_signed_in_persons_count_as_it_changes(
     assert_eq!(stream.next_event().await, ("unread".to_string(), "0".to_string()));
     owner.invite_and_accept("acme", "bea@example.test", "member", &bea).await;
     assert_eq!(stream.next_event().await, ("unread".to_string(), "1".to_string()), "her invitation, live");
+    notifications(&app, &owner, 1).await;
     let mut owners = owner.stream("/api/notifications/stream").await;
     assert_eq!(owners.next_event().await.1, "1", "the owner's own count: Bea joined");
     bea.call("mark_notifications_read", &[]).await;

@@ -143,6 +143,18 @@ pub fn invitation(to: &str, inviter: &str, organization: &str, role: &str, url: 
     )
 }
 
+/// A notification, for people who asked to get that kind by email too.
+pub fn notification(to: &str, title: &str, body: &str, url: &str) -> OutgoingEmail {
+    layout(
+        to,
+        title,
+        &[title, body],
+        "Open Tessera",
+        url,
+        "You get this because of your notification settings; change them on your notifications page.",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,16 +167,4 @@ mod tests {
         assert!(!mail.html.contains("<c>"));
         assert_eq!(mail.to, "ada@example.com");
     }
-}
-
-/// A notification, for people who asked to get that kind by email too.
-pub fn notification(to: &str, title: &str, body: &str, url: &str) -> OutgoingEmail {
-    layout(
-        to,
-        title,
-        &[title, body],
-        "Open Tessera",
-        url,
-        "You get this because of your notification settings; change them on your notifications page.",
-    )
 }

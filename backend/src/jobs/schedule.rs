@@ -88,10 +88,13 @@ pub(crate) async fn enqueue_due(backend: &Backend) -> Result<u64> {
         let job = (recurring.job)();
         // One at a time: while the last tick's job is queued or running (retrying, say), this
         // tick is skipped, not stacked behind it.
-        let busy: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = $1 AND status IN ('queued', 'running'))")
-            .bind(job.kind)
-            .fetch_one(tx.conn())
-            .await?;
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = $1 AND status IN ('queued', 'running') AND dedupe_key LIKE 'schedule:' || $2 || ':%')",
+        )
+        .bind(job.kind)
+        .bind(&name)
+        .fetch_one(tx.conn())
+        .await?;
         let dedupe = format!("schedule:{name}:{}", tick.unix_timestamp());
         if !busy
             && super::insert(tx.conn(), Uuid::new_v4(), Lane::Deployment, job.kind, job.version, job.max_attempts, job.payload, None, Some(&dedupe))

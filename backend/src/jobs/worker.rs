@@ -84,8 +84,8 @@ impl Workers {
         Ok(Workers { stop_claiming, stop_running, tasks, grace })
     }
 
-    /// Stops claiming; waits up to the grace period for running jobs, then puts the rest back
-    /// in the queue (not counted as an attempt) and returns.
+    /// Stops claiming; waits up to the grace period for running jobs, then stops the rest and
+    /// puts them back in the queue (the attempt counts) and returns.
     pub async fn shutdown(mut self) {
         let _ = self.stop_claiming.send(true);
         wake();
@@ -238,15 +238,20 @@ async fn run(backend: &Backend, config: &WorkerConfig, job: Claimed, mut running
     let outcome = loop {
         tokio::select! {
             outcome = &mut task => break Ok(outcome),
-            _ = renew.tick() => match renew_lease(backend, &job, config.lease).await {
-                Ok(true) => renewed = tokio::time::Instant::now(),
-                Ok(false) => break Err(Stopped::LostLease),
-                // Out of reach for now: fine until the lease would run out.
-                Err(e) if renewed.elapsed() + config.lease / 3 < config.lease => {
-                    tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease; trying again");
+            _ = renew.tick() => {
+                // Bounded: a renewal stuck on a stalled connection must not outlast the lease.
+                let asked = tokio::time::Instant::now();
+                let left = config.lease.saturating_sub(renewed.elapsed()).saturating_sub(config.lease / 6);
+                match tokio::time::timeout(left, renew_lease(backend, &job, config.lease)).await {
+                    Ok(Ok(true)) => renewed = asked,
+                    Ok(Ok(false)) => break Err(Stopped::LostLease),
+                    // Out of reach for now: fine until the lease would run out.
+                    Ok(Err(e)) if renewed.elapsed() + config.lease / 3 < config.lease => {
+                        tracing::warn!(job = %job.id, error = %e, "could not renew a job's lease; trying again");
+                    }
+                    Ok(Err(_)) | Err(_) => break Err(Stopped::LostLease),
                 }
-                Err(_) => break Err(Stopped::LostLease),
-            },
+            }
             _ = &mut deadline => break Err(Stopped::TimedOut),
             _ = running.changed() => break Err(Stopped::ShuttingDown),
         }

@@ -307,6 +307,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id, user_id: user.id, role }).await?;
     }
     tx.commit(AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }))).await?;
+    crate::jobs::wake();
     Ok(invitation.slug)
 }
 

@@ -75,6 +75,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
     crate::notifications::notify(tx.conn(), Event::MemberJoined { tenant_id: org.tenant.id, user_id, role }).await?;
     tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         .await?;
+    crate::jobs::wake();
     Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
 }
 

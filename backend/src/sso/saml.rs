@@ -762,6 +762,7 @@ async fn accept(
     match result {
         Ok((sign_in, signed_in)) => {
             tx.commit(signed_in).await?;
+            crate::jobs::wake();
             Ok(Ok(sign_in))
         }
         Err(refusal) => Ok(Err(refusal)),
