@@ -22,10 +22,11 @@ pub enum Kind {
     RoleChanged,
     MemberJoined,
     ApiKeyCreated,
+    NewSignIn,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated];
+    pub const ALL: [Kind; 5] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated, Kind::NewSignIn];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +34,7 @@ impl Kind {
             Kind::RoleChanged => "role_changed",
             Kind::MemberJoined => "member_joined",
             Kind::ApiKeyCreated => "api_key_created",
+            Kind::NewSignIn => "new_sign_in",
         }
     }
 
@@ -42,12 +44,13 @@ impl Kind {
             Kind::RoleChanged => "When your role in an organization changes",
             Kind::MemberJoined => "When someone joins an organization you administer",
             Kind::ApiKeyCreated => "When an API key is created in an organization you administer",
+            Kind::NewSignIn => "When someone signs in to your account from a device or browser it hasn't used before",
         }
     }
 
     /// Security-relevant kinds email unless switched off; the rest only when asked for.
     fn emails_by_default(self) -> bool {
-        matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated)
+        matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated | Kind::NewSignIn)
     }
 
     /// Whether people choose about email: an invitation is emailed anyway (it carries the
@@ -73,24 +76,51 @@ pub enum Event {
     MemberJoined { tenant_id: Uuid, user_id: Uuid, role: Role },
     /// An API key named `name` was created by `by` (the other Owners and Admins are told).
     ApiKeyCreated { tenant_id: Uuid, name: String, by: Uuid },
+    /// `user_id` signed in (password or emailed link), from `user_agent` at `ip`: they are
+    /// told if that browser hadn't signed in to the account before (and it isn't their first).
+    NewSignIn { user_id: Uuid, user_agent: Option<String>, ip: Option<std::net::IpAddr> },
 }
 
 impl Event {
-    fn tenant_id(&self) -> Uuid {
+    /// The organization it happened in; none for an account's own events.
+    fn tenant_id(&self) -> Option<Uuid> {
         match self {
             Event::Invited { tenant_id, .. }
             | Event::RoleChanged { tenant_id, .. }
             | Event::MemberJoined { tenant_id, .. }
-            | Event::ApiKeyCreated { tenant_id, .. } => *tenant_id,
+            | Event::ApiKeyCreated { tenant_id, .. } => Some(*tenant_id),
+            Event::NewSignIn { .. } => None,
         }
+    }
+
+    fn lane(&self) -> Lane {
+        self.tenant_id().map_or(Lane::Deployment, Lane::Organization)
     }
 }
 
-/// Enqueues `event` in the transaction of the change it reports (an organization's
-/// control-plane transaction: the job runs in its lane).
+/// Enqueues `event` in the transaction of the change it reports: an organization's
+/// control-plane transaction (the job runs in its lane), or an account's (the deployment's).
 pub(crate) async fn notify(conn: &mut PgConnection, event: Event) -> Result<()> {
-    jobs::enqueue(conn, Lane::Organization(event.tenant_id()), &Notify { event }).await?;
+    jobs::enqueue(conn, event.lane(), &Notify { event }).await?;
     Ok(())
+}
+
+/// "Firefox on Linux": what a notification says of a browser. Never the raw user agent,
+/// which whoever signs in chooses (it would put their words into the account owner's mail).
+fn device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else { return "an unknown device".into() };
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .iter()
+        .find(|(marker, _)| ua.contains(marker))
+        .map_or("a browser or app", |(_, name)| name);
+    let system = [("Windows", "Windows"), ("Mac OS", "macOS"), ("Android", "Android"), ("iPhone", "iOS"), ("Linux", "Linux")]
+        .iter()
+        .find(|(marker, _)| ua.contains(marker))
+        .map(|(_, name)| *name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_string(),
+    }
 }
 
 /// The job that tells people about an [`Event`].
@@ -106,17 +136,26 @@ impl Job for Notify {
         let backend = &job.backend;
         // The organization is the job's lane, which the row policy let only that organization's
         // own transaction choose; a payload naming another is refused, not trusted.
-        if job.lane != Lane::Organization(self.event.tenant_id()) {
+        if job.lane != self.event.lane() {
             return Err(crate::Error::Internal("a notify job's event names another organization than its lane".into()));
         }
-        let mut tx = backend.tenancy.maintenance_in("jobs", self.event.tenant_id()).await?;
+        let mut tx = match self.event.tenant_id() {
+            Some(tenant_id) => backend.tenancy.maintenance_in("jobs", tenant_id).await?,
+            None => backend.tenancy.maintenance("jobs").await?,
+        };
         let conn = tx.conn();
-        let found: Option<(String, String)> = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1 AND status <> 'deleted'")
-            .bind(self.event.tenant_id())
-            .fetch_optional(&mut *conn)
-            .await?;
-        // Purged since: nobody left to tell.
-        let Some((organization, slug)) = found else { return Ok(()) };
+        let (organization, slug) = match self.event.tenant_id() {
+            Some(tenant_id) => {
+                let found: Option<(String, String)> = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1 AND status <> 'deleted'")
+                    .bind(tenant_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                // Purged since: nobody left to tell.
+                let Some(found) = found else { return Ok(()) };
+                found
+            }
+            None => (String::new(), String::new()),
+        };
         // (recipient, title, body, link)
         let mut told: Vec<(Uuid, String, String, String)> = Vec::new();
         let kind = match &self.event {
@@ -174,6 +213,30 @@ impl Job for Notify {
                 }
                 Kind::ApiKeyCreated
             }
+            Event::NewSignIn { user_id, user_agent, ip } => {
+                // Sign-ins of the last 90 days, the one being reported included.
+                let (from_here, all): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*) FILTER (WHERE user_agent IS NOT DISTINCT FROM $2), count(*) FROM security_events
+                      WHERE user_id = $1 AND event IN ('login.succeeded', 'magic_link.used') AND occurred_at > now() - interval '90 days'",
+                )
+                .bind(user_id)
+                .bind(user_agent)
+                .fetch_one(&mut *conn)
+                .await?;
+                if from_here == 1 && all > 1 {
+                    let place = ip.map(|ip| format!(" at {ip}")).unwrap_or_default();
+                    told.push((
+                        *user_id,
+                        "New sign-in to your account".into(),
+                        format!(
+                            "From {}{place}. If it wasn't you, change your password and sign out the sessions you don't recognise.",
+                            device(user_agent.as_deref())
+                        ),
+                        "/account/sessions".into(),
+                    ));
+                }
+                Kind::NewSignIn
+            }
         };
         let mut mails = Vec::new();
         for (user_id, title, body, link) in &told {
@@ -199,7 +262,7 @@ impl Job for Notify {
             }
         }
         for mail in &mails {
-            backend.identity.queue_mail(conn, Lane::Organization(self.event.tenant_id()), mail).await?;
+            backend.identity.queue_mail(conn, self.event.lane(), mail).await?;
         }
         tx.commit(0).await?;
         jobs::wake();

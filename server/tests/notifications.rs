@@ -156,3 +156,29 @@ async fn the_live_stream_carries_only_the_signed_in_persons_count_as_it_changes(
     // Marking read happens in the browser that shows it; the stream catches up at its next check.
     assert_eq!(stream.next_event().await, ("unread".to_string(), "0".to_string()));
 }
+
+#[tokio::test]
+async fn a_sign_in_from_a_browser_new_to_the_account_is_reported_once_in_words_not_its_user_agent() {
+    let app = TestApp::spawn().await;
+    let email = "dana-signs-in@example.test";
+    let dana = app.signed_up(email).await;
+    // A browser that hasn't signed in to this account before, with a user agent written to mislead.
+    let laptop = app.browser_with_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0 Click http://evil.test now");
+    for _ in 0..2 {
+        let r = laptop.call("log_in", &[("email", email), ("password", common::PASSWORD)]).await;
+        assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    }
+    let told = notifications(&app, &dana, 1).await;
+    assert_eq!(told[0]["title"], "New sign-in to your account");
+    let body = told[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("From Firefox on Linux at 127.0.0.1."), "{body}");
+    assert!(!body.contains("evil"), "the user agent's own words stay out: {body}");
+    assert_eq!(told[0]["link"], "/account/sessions");
+    assert!(Inbox::latest(email, "New sign-in to your account").await["text"].as_str().unwrap().contains("Firefox on Linux"));
+
+    // The same browser again, and the first one again: nothing new.
+    let r = dana.call("log_in", &[("email", email), ("password", common::PASSWORD)]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(inbox(&dana).await["notifications"].as_array().unwrap().len(), 1, "reported once");
+}

@@ -54,6 +54,11 @@ pub(crate) enum Confirmation<'a> {
 
 type UserRow = (Uuid, String, Option<String>, bool);
 
+/// The event a sign-in reports (its job decides whether the browser is new to the account).
+fn new_sign_in(user_id: Uuid, meta: &RequestMeta) -> crate::notifications::Event {
+    crate::notifications::Event::NewSignIn { user_id, user_agent: meta.user_agent.clone(), ip: meta.ip }
+}
+
 /// What a request to email a link says, whether or not an account exists.
 pub const LINK_SENT: &str = "Check your inbox. If that address has an account, a link is on its way; it works for a short time only.";
 
@@ -238,7 +243,9 @@ impl Identity {
             Some((id, email, display_name, email_verified)) if matches && (email_verified || confirmation == Confirmation::NotRequired) => {
                 throttle::give_back(&mut tx, &email_bucket, LOGIN_FAILURES_PER_EMAIL).await?;
                 events::record(&mut tx, Event::LoginSucceeded, Some(id), Some(&email), meta).await?;
+                crate::notifications::notify(&mut tx, new_sign_in(id, meta)).await?;
                 tx.commit().await?;
+                crate::jobs::wake();
                 Ok(CurrentUser { id, email, display_name, email_verified })
             }
             Some((id, email, ..)) if matches => {
@@ -313,6 +320,7 @@ impl Identity {
                 evict_unconfirmed_registrant(&mut tx, user_id).await?;
             }
             events::record(&mut tx, Event::MagicLinkUsed, Some(user_id), Some(&email), meta).await?;
+            crate::notifications::notify(&mut tx, new_sign_in(user_id, meta)).await?;
             Ok(user_id)
         }
         .await;
