@@ -119,6 +119,10 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/settings") view=routes::Settings::route() ssr=SsrMode::Async />
                         <Route path=path!("/api-keys") view=routes::ApiKeys::route() ssr=SsrMode::Async />
                         <Route path=path!("/sso") view=routes::Sso::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/webhooks") view=routes::Webhooks::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/webhooks/events") view=routes::WebhookEvents::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/webhooks/:id") view=routes::Webhook::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/webhooks/:id/deliveries/:delivery") view=routes::WebhookDelivery::route() ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

@@ -12,7 +12,7 @@
 //! writes them.
 
 use crate::pages::{
-    account, api_keys, auth, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso,
+    account, api_keys, auth, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso, webhooks,
 };
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
@@ -81,6 +81,10 @@ pages! {
     Settings => settings::SettingsPage,
     ApiKeys => api_keys::ApiKeysPage,
     Sso => sso::SsoPage,
+    Webhooks => webhooks::WebhooksPage,
+    WebhookEvents => webhooks::WebhookEventsPage,
+    Webhook => webhooks::WebhookPage,
+    WebhookDelivery => webhooks::WebhookDeliveryPage,
 }
 
 /// Names the chunks of `route`'s code in the document head, so the browser fetches them

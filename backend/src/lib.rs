@@ -25,6 +25,7 @@ pub mod sign_in;
 pub mod sso;
 pub mod tenancy;
 pub mod tokens;
+pub mod webhooks;
 
 pub use ctx::{Authn, ClientIp, Ctx, RequestMeta};
 pub use error::{Error, Result};
@@ -49,6 +50,8 @@ pub struct Backend {
     pub sso: sso::Sso,
     /// People's in-app notifications.
     pub notifications: notifications::Notifications,
+    /// Organizations' outgoing webhooks (the client that delivers, sealing their secrets).
+    pub webhooks: webhooks::Webhooks,
     /// How long a deleted organization is kept (read-only, restorable) before it is purged.
     pub deletion_retention: time::Duration,
     /// How recently someone must have proved who they are (password or code) to make a
@@ -73,6 +76,7 @@ impl Backend {
             tokens: tokens::Tokens::new(control.clone(), &secret),
             oidc: identity::oidc::Oidc::new(oidc_providers, public_url)?,
             sso: sso::Sso::new(public_url, dns_server)?,
+            webhooks: webhooks::Webhooks::new(secret.clone())?,
             identity: identity::Identity::new(control.clone(), secret, mailer, public_url),
             sessions: sessions::PgSessionStore::new(control.clone()),
             notifications: notifications::Notifications::new(control.clone()),

@@ -23,10 +23,11 @@ pub enum Kind {
     MemberJoined,
     ApiKeyCreated,
     NewSignIn,
+    WebhookDisabled,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated, Kind::NewSignIn];
+    pub const ALL: [Kind; 6] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated, Kind::NewSignIn, Kind::WebhookDisabled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -35,6 +36,7 @@ impl Kind {
             Kind::MemberJoined => "member_joined",
             Kind::ApiKeyCreated => "api_key_created",
             Kind::NewSignIn => "new_sign_in",
+            Kind::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -45,12 +47,13 @@ impl Kind {
             Kind::MemberJoined => "When someone joins an organization you administer",
             Kind::ApiKeyCreated => "When an API key is created in an organization you administer",
             Kind::NewSignIn => "When someone signs in to your account from a device or browser it hasn't used before",
+            Kind::WebhookDisabled => "When a webhook endpoint of an organization you own is switched off after failing for too long",
         }
     }
 
     /// Security-relevant kinds email unless switched off; the rest only when asked for.
     fn emails_by_default(self) -> bool {
-        matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated | Kind::NewSignIn)
+        matches!(self, Kind::RoleChanged | Kind::ApiKeyCreated | Kind::NewSignIn | Kind::WebhookDisabled)
     }
 
     /// Whether people choose about email: an invitation is emailed anyway (it carries the
@@ -79,6 +82,9 @@ pub enum Event {
     /// `user_id` signed in (password or emailed link), from `user_agent` at `ip`: they are
     /// told if that browser hadn't signed in to the account before (and it isn't their first).
     NewSignIn { user_id: Uuid, user_agent: Option<String>, ip: Option<std::net::IpAddr> },
+    /// The webhook endpoint `endpoint_id` (at `url`) was switched off after failing for too
+    /// long (the organization's Owners are told).
+    WebhookDisabled { tenant_id: Uuid, endpoint_id: Uuid, url: String },
 }
 
 impl Event {
@@ -88,7 +94,8 @@ impl Event {
             Event::Invited { tenant_id, .. }
             | Event::RoleChanged { tenant_id, .. }
             | Event::MemberJoined { tenant_id, .. }
-            | Event::ApiKeyCreated { tenant_id, .. } => Some(*tenant_id),
+            | Event::ApiKeyCreated { tenant_id, .. }
+            | Event::WebhookDisabled { tenant_id, .. } => Some(*tenant_id),
             Event::NewSignIn { .. } => None,
         }
     }
@@ -127,6 +134,14 @@ fn device(user_agent: Option<&str>) -> String {
 #[derive(Serialize, Deserialize)]
 pub struct Notify {
     event: Event,
+}
+
+impl Notify {
+    /// The job, for a transaction that enqueues it itself (a job's, through its outbox); its
+    /// lane must be the event's organization's.
+    pub(crate) fn of(event: Event) -> Self {
+        Self { event }
+    }
 }
 
 impl Job for Notify {
@@ -236,6 +251,24 @@ impl Job for Notify {
                     ));
                 }
                 Kind::NewSignIn
+            }
+            Event::WebhookDisabled { tenant_id, endpoint_id, url } => {
+                let owners: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
+                    .bind(tenant_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for owner in owners {
+                    told.push((
+                        owner,
+                        format!("A webhook endpoint of {organization} was switched off"),
+                        format!(
+                            "Every delivery to {url} failed for too long, so it was switched off. Fix the endpoint, switch it back on, \
+                             and replay the failed events from its page."
+                        ),
+                        format!("/t/{slug}/settings/webhooks/{endpoint_id}"),
+                    ));
+                }
+                Kind::WebhookDisabled
             }
         };
         let mut mails = Vec::new();

@@ -4,9 +4,12 @@
 use crate::audit::{self, AuditEntry};
 use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
+use crate::webhooks::events;
 use crate::Org;
+use serde_json::json;
 use tessera_domain::dto::ProjectSummary;
 use tessera_domain::input::{FieldError, ProjectDescription, ProjectName};
+use tessera_domain::webhooks::EventType;
 use tessera_domain::{AppError, Permission};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,6 +22,13 @@ struct ProjectRow {
     created_by: Uuid,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+}
+
+impl ProjectRow {
+    /// The project as webhook events describe it (`project.*` in the event catalogue).
+    fn event_data(&self) -> serde_json::Value {
+        events::project(self.id, &self.name, &self.description, self.created_by, self.created_at, self.updated_at)
+    }
 }
 
 inventory::submit! {
@@ -93,6 +103,8 @@ pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
             .fetch_one(tx.conn())
             .await?;
     let changes = audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str())]);
+    let data = json!({ "project": created.event_data() });
+    events::emit(&mut tx, events::Event::new(EventType::ProjectCreated, format!("project:{id}"), data)).await?;
     tx.commit(AuditEntry::new("project.created", "project", id, changes)).await?;
     // What was written, without reading again (a key may write projects and not read them).
     one(org, created).await
@@ -142,6 +154,11 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
     .bind(description)
     .fetch_one(tx.conn())
     .await?;
+    // The old value of each field that changed, as the audit record has it.
+    let previous: serde_json::Map<String, serde_json::Value> =
+        changes.as_object().into_iter().flatten().map(|(field, change)| (field.clone(), change["old"].clone())).collect();
+    let data = json!({ "project": updated.event_data(), "previous": previous });
+    events::emit(&mut tx, events::Event::new(EventType::ProjectUpdated, format!("project:{id}"), data)).await?;
     tx.commit(AuditEntry::new("project.updated", "project", id, changes)).await?;
     one(org, updated).await
 }
@@ -156,6 +173,8 @@ pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     // them on its own).
     let documents = crate::documents::delete_with_project(&mut tx, org, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    let data = json!({ "project": before.event_data() });
+    events::emit(&mut tx, events::Event::new(EventType::ProjectDeleted, format!("project:{id}"), data)).await?;
     let mut changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);
     if documents > 0 {
         changes["documents"] = serde_json::json!({ "old": documents });

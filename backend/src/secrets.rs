@@ -20,6 +20,8 @@ pub enum KeyPurpose {
     SsoSeal,
     /// Sealing emails waiting in the job queue.
     MailSeal,
+    /// Sealing organizations' webhook signing secrets at rest.
+    WebhookSeal,
 }
 
 impl KeyPurpose {
@@ -29,6 +31,7 @@ impl KeyPurpose {
             KeyPurpose::AccessTokens => b"tessera/access-tokens/v1",
             KeyPurpose::SsoSeal => b"tessera/sso-seal/v1",
             KeyPurpose::MailSeal => b"tessera/mail-seal/v1",
+            KeyPurpose::WebhookSeal => b"tessera/webhook-seal/v1",
         }
     }
 }

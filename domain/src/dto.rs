@@ -382,3 +382,87 @@ pub struct AccountEvent {
     /// RFC 3339.
     pub occurred_at: String,
 }
+
+/// An organization's webhook endpoint, as its admins see it (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    /// Wire names (`project.created`), in catalogue order.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// Why it was switched off automatically, if it was.
+    pub disabled_reason: Option<String>,
+    /// RFC 3339: when its current run of failed deliveries began.
+    pub failing_since: Option<String>,
+    /// RFC 3339: until when the secret before the last rotation still signs too.
+    pub previous_secret_until: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Deliveries of the last 24 hours by outcome.
+    pub delivered_24h: i64,
+    pub failed_24h: i64,
+    pub pending: i64,
+}
+
+/// A signing secret just made (the endpoint's first, or a rotation's): the only time it is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewWebhookSecret {
+    pub endpoint_id: Uuid,
+    /// `whsec_…`, as Standard Webhooks libraries take it.
+    pub secret: String,
+    /// RFC 3339: after a rotation, until when the previous secret also signs.
+    pub previous_secret_until: Option<String>,
+}
+
+/// One event sent (or being sent) to one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    /// The `webhook-id` header and the envelope's `id`: the same on every attempt.
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `held` (waits for an earlier event about the same thing), `pending`, `delivered`, `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub last_response_status: Option<i32>,
+    pub last_error: Option<String>,
+}
+
+/// One attempt at a delivery: what was sent and what came back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookAttempt {
+    pub attempted_at: String,
+    pub duration_ms: i32,
+    pub request_headers: Vec<(String, String)>,
+    pub response_status: Option<i32>,
+    pub response_headers: Vec<(String, String)>,
+    /// The first 4 KiB (`webhooks::RESPONSE_KEPT_BYTES`).
+    pub response_body: Option<String>,
+    pub response_truncated: bool,
+    /// Why no response came (refused address, timeout, connection error).
+    pub error: Option<String>,
+}
+
+/// A delivery with the body it sends and each attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDeliveryDetail {
+    pub delivery: WebhookDelivery,
+    /// The request body, exactly as signed and sent.
+    pub payload: String,
+    pub attempts: Vec<WebhookAttempt>,
+}
+
+/// The webhooks page: the organization's endpoints and the deployment's rules for new ones.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoints {
+    pub endpoints: Vec<WebhookEndpoint>,
+    /// Whether endpoints may be `http://` (local development only).
+    pub allow_http: bool,
+    /// How many endpoints an organization may have.
+    pub max_endpoints: i64,
+}

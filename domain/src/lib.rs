@@ -6,6 +6,7 @@ pub mod error;
 pub mod input;
 pub mod placement;
 pub mod role;
+pub mod webhooks;
 
 pub use error::AppError;
 pub use role::{Access, Permission, Resource, Role, Scope};

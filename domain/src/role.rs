@@ -74,6 +74,8 @@ permissions! {
     ManageSecurity: Owner, no key;
     /// Create and revoke the organization's API keys.
     ManageApiKeys: Admin, no key;
+    /// Register webhook endpoints, rotate their secrets, see and resend their deliveries.
+    ManageWebhooks: Admin, no key;
 }
 
 impl Role {

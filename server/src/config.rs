@@ -52,6 +52,13 @@ pub struct Config {
     /// (`TESSERA_SSO_PRIVATE_METADATA_HOSTS`): for an IdP on your own network. Off by default,
     /// so an Owner can't make the server fetch from internal services.
     pub sso_private_metadata_hosts: bool,
+    /// Whether webhook endpoints may be `http://` and reach private or local addresses
+    /// (`TESSERA_WEBHOOK_PRIVATE_HOSTS`): for development against a local receiver. Off by
+    /// default, so an Admin can't make the server post to internal services.
+    pub webhook_private_hosts: bool,
+    /// How long a webhook endpoint may fail every delivery before it is switched off
+    /// (`TESSERA_WEBHOOK_DISABLE_AFTER_SECS`, default 5 days).
+    pub webhook_disable_after: Duration,
     /// Requests a minute per address before sign-in, per signed-in person, per organization
     /// and per API key (`TESSERA_RATE_LIMIT_PER_ADDRESS`, `…_PER_USER`, `…_PER_ORGANIZATION`,
     /// `…_PER_API_KEY`; 0: no limit).
@@ -171,6 +178,8 @@ impl Config {
             secure_cookies: flag("TESSERA_SECURE_COOKIES"),
             seed_demo: flag("TESSERA_SEED_DEMO"),
             sso_private_metadata_hosts: flag("TESSERA_SSO_PRIVATE_METADATA_HOSTS"),
+            webhook_private_hosts: flag("TESSERA_WEBHOOK_PRIVATE_HOSTS"),
+            webhook_disable_after: Duration::from_secs(number("TESSERA_WEBHOOK_DISABLE_AFTER_SECS", 5 * 86_400)?),
             db_max_connections: number("TESSERA_DB_MAX_CONNECTIONS", 20)? as u32,
             deletion_retention: Duration::from_secs(number("TESSERA_DELETION_RETENTION_DAYS", 30)? * 86_400),
             jobs: tessera_backend::jobs::WorkerConfig {

@@ -62,6 +62,10 @@ pub async fn services(config: &Config) -> Result<(Backend, tessera_backend::rate
     if config.sso_private_metadata_hosts {
         backend.sso.allow_private_metadata_hosts()?;
     }
+    if config.webhook_private_hosts {
+        backend.webhooks.allow_private_hosts()?;
+    }
+    backend.webhooks.disable_after = config.webhook_disable_after;
     backend.tokens.access_lifetime = config.access_token_lifetime;
     backend.tokens.refresh_lifetime = config.refresh_token_lifetime;
     backend.tokens.reuse_overlap = config.refresh_reuse_overlap;

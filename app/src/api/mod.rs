@@ -9,6 +9,7 @@ mod notifications;
 mod projects;
 mod security;
 mod sso;
+mod webhooks;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 pub use documents::*;
@@ -18,6 +19,7 @@ pub use notifications::*;
 pub use projects::*;
 pub use security::*;
 pub use sso::*;
+pub use webhooks::*;
 
 use leptos::prelude::*;
 use tessera_domain::dto::{DeviceSession, OrgContext, OrgOverview, SessionSummary};

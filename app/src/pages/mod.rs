@@ -13,3 +13,4 @@ pub mod projects;
 pub mod security;
 pub mod settings;
 pub mod sso;
+pub mod webhooks;

@@ -43,6 +43,9 @@ pub fn OrgLayout() -> impl IntoView {
                                     {org.role.can(Permission::ManageApiKeys).then(|| view! {
                                         <A href=format!("{base}/api-keys")>"API keys"</A>
                                     })}
+                                    {org.role.can(Permission::ManageWebhooks).then(|| view! {
+                                        <A href=format!("{base}/settings/webhooks")>"Webhooks"</A>
+                                    })}
                                     {org.role.can(Permission::ViewSettings).then(|| view! {
                                         <A href=format!("{base}/settings")>"Settings"</A>
                                     })}

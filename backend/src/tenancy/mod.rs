@@ -17,6 +17,7 @@
 pub mod lifecycle;
 pub mod migrate;
 mod org;
+pub mod outbox;
 pub mod placement;
 pub mod provision;
 pub mod relocate;
@@ -38,7 +39,7 @@ pub use org::Org;
 pub struct DoorSeal(());
 
 const SEAL: DoorSeal = DoorSeal(());
-pub use system::{Bookkeeping, Maintenance, SystemActor, SystemRead, SystemWrite};
+pub use system::{Bookkeeping, DataJob, Maintenance, SystemActor, SystemRead, SystemWrite};
 
 use crate::audit::{self, AuditEntry};
 use crate::ctx::{Authn, Ctx, RequestMeta, TenantRef, TenantStatus};
@@ -73,6 +74,9 @@ pub struct ReadTx {
 pub struct WriteTx {
     tx: Transaction<'static, Postgres>,
     ctx: Ctx,
+    /// Where the jobs it enqueues go: into the queue directly (control plane), or via the
+    /// tenant's outbox (data; moved to the queue after the commit).
+    outbox: Option<(Tenancy, Vec<outbox::OutboxJob>)>,
 }
 
 /// The tenant columns the door reads (`t` = tenants, `p` = its region's pooled_schemas row).
@@ -213,19 +217,25 @@ impl Tenancy {
     async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
-        let mut tx = self.begin_data(&ctx.tenant, false).await?;
+        let tx = self.begin_data_write(&ctx.tenant).await?;
+        Ok(WriteTx { tx, ctx: ctx.clone(), outbox: Some((self.clone(), Vec::new())) })
+    }
+
+    /// A write transaction on the tenant's data that a move can't overtake.
+    async fn begin_data_write(&self, tenant: &TenantRef) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.begin_data(tenant, false).await?;
         // A move seals the old place (under the exclusive form of this lock) before copying;
         // taking the shared lock first means this write either finishes before the seal or
         // sees it, so no write can land in a place that has already been copied.
         sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
-            .bind(relocate::fence_key(ctx.tenant.id))
+            .bind(relocate::fence_key(tenant.id))
             .execute(&mut *tx)
             .await?;
         let sealed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_fence)").fetch_one(&mut *tx).await?;
         if sealed {
             return Err(moving_error().into());
         }
-        Ok(WriteTx { tx, ctx: ctx.clone() })
+        Ok(tx)
     }
 
     /// A read-only control-plane transaction in the tenant (its team, its lifecycle).
@@ -238,14 +248,14 @@ impl Tenancy {
     async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
-        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
+        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
     }
 
     /// A control-plane write in a tenant scheduled for deletion: the one write allowed then
     /// (taking the deletion back), so it skips `control_write`'s writability guard.
     async fn control_write_while_deleting(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
-        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone() })
+        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
     }
 
     /// Resolves `/t/{slug}` for a user. A tenant that does not exist and one the user does not
@@ -532,7 +542,7 @@ impl Tenancy {
             require_sso: false,
         };
         let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
-        let mut write = WriteTx { tx, ctx: ctx.clone() };
+        let mut write = WriteTx { tx, ctx: ctx.clone(), outbox: None };
         write.record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } }))).await?;
         write
             .commit(AuditEntry::new(
@@ -548,6 +558,20 @@ impl Tenancy {
             ))
             .await?;
         Ok(ctx)
+    }
+
+    /// The organization `id` as the door serves it, unless it is gone (or suspended).
+    async fn tenant_by_id(&self, id: Uuid) -> Result<Option<TenantRef>> {
+        let mut tx = self.begin_control(id, true).await?;
+        let row: Option<TenantRow> = sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region
+              WHERE t.id = $1 AND t.status IN ('active', 'moving', 'deleting')"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(servable).transpose()
     }
 
     async fn tenant_exists(&self, id: Uuid) -> Result<bool> {
@@ -621,11 +645,35 @@ impl WriteTx {
         audit::insert(&mut self.tx, &self.ctx, &entry).await
     }
 
+    /// Enqueues `job` to run once this change commits (never if it doesn't), in the
+    /// organization's lane. Returns the job's id.
+    pub async fn enqueue<J: crate::jobs::Job>(&mut self, job: &J) -> Result<Uuid> {
+        match &mut self.outbox {
+            None => crate::jobs::enqueue(&mut self.tx, crate::jobs::Lane::Organization(self.ctx.tenant.id), job).await,
+            Some((_, queued)) => {
+                let job = outbox::OutboxJob::of(job, None)?;
+                job.insert(&mut self.tx).await?;
+                queued.push(job.clone());
+                Ok(job.id())
+            }
+        }
+    }
+
     /// Writes the audit record for this change and commits both together.
     pub async fn commit(mut self, entry: AuditEntry) -> Result<()> {
         audit::insert(&mut self.tx, &self.ctx, &entry).await?;
         self.tx.commit().await?;
+        if let Some((tenancy, queued)) = self.outbox {
+            tenancy.relay(self.ctx.tenant, queued);
+        } else {
+            crate::jobs::wake();
+        }
         Ok(())
+    }
+
+    /// The organization this transaction is in (for code that records events about it).
+    pub fn tenant_id(&self) -> Uuid {
+        self.ctx.tenant.id
     }
 }
 

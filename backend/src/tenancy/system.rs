@@ -124,6 +124,46 @@ impl Maintenance {
     }
 }
 
+/// A job's write on one organization's *data* (its webhook deliveries, say): fenced against a
+/// move like a member's write, the jobs it enqueues go through the outbox, and the audit
+/// records it writes (for changes an admin would want to know of) name the job.
+pub struct DataJob {
+    tx: Transaction<'static, Postgres>,
+    tenancy: Tenancy,
+    tenant: crate::ctx::TenantRef,
+    job: &'static str,
+    queued: Vec<super::outbox::OutboxJob>,
+}
+
+impl DataJob {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub fn tenant(&self) -> &crate::ctx::TenantRef {
+        &self.tenant
+    }
+
+    /// Enqueues `job` (in the organization's lane) to run once this commits.
+    pub async fn enqueue<J: crate::jobs::Job>(&mut self, job: &J) -> Result<Uuid> {
+        let job = super::outbox::OutboxJob::of(job, None)?;
+        job.insert(&mut self.tx).await?;
+        self.queued.push(job.clone());
+        Ok(job.id())
+    }
+
+    /// An audit record, naming the job, committed with the change.
+    pub async fn record(&mut self, entry: AuditEntry) -> Result<()> {
+        audit::insert_system(&mut self.tx, self.tenant.id, &entry, self.job).await
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.tenancy.relay(self.tenant, self.queued);
+        Ok(())
+    }
+}
+
 /// The audit record of `entry`, naming `actor`.
 async fn insert(conn: &mut PgConnection, tenant_id: Uuid, actor: &SystemActor, entry: &AuditEntry) -> Result<()> {
     match actor {
@@ -176,6 +216,20 @@ impl Tenancy {
         let tenant = tenant_id.to_string();
         let settings = [(Setting::Maintenance, job), (Setting::TenantId(super::SEAL), tenant.as_str())];
         Ok(Maintenance { tx: crate::db::begin(&self.control, false, &settings).await?, job })
+    }
+
+    /// A job's write on `tenant_id`'s data (see [`DataJob`]); `None` when the organization is
+    /// gone or scheduled for deletion (nothing is done for it any more). A move in progress is
+    /// an error, so the job is retried once the move is done.
+    pub(crate) async fn data_job(&self, job: &'static str, tenant_id: Uuid) -> Result<Option<DataJob>> {
+        let Some(tenant) = self.tenant_by_id(tenant_id).await? else { return Ok(None) };
+        match tenant.status {
+            crate::ctx::TenantStatus::Deleting => return Ok(None),
+            crate::ctx::TenantStatus::Moving => return Err(super::moving_error().into()),
+            crate::ctx::TenantStatus::Active => {}
+        }
+        let tx = self.begin_data_write(&tenant).await?;
+        Ok(Some(DataJob { tx, tenancy: self.clone(), tenant, job, queued: Vec::new() }))
     }
 
     /// Housekeeping across organizations as `job` (the `app.maintenance` policies decide what

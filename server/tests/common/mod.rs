@@ -315,6 +315,8 @@ impl TestApp {
             trusted_proxies: Vec::new(),
             // The SAML IdP stand-in serves its metadata on loopback.
             sso_private_metadata_hosts: true,
+            webhook_private_hosts: true,
+            webhook_disable_after: std::time::Duration::from_secs(5 * 86_400),
             dns_server: std::env::var("TESSERA_TEST_DNS_SERVER").ok().map(|v| v.parse().expect("TESSERA_TEST_DNS_SERVER is ip:port")),
             // Unlimited: tests send bursts from one address; `rate_limits.rs` sets its own.
             rate_limits: tessera_backend::rate_limit::Budgets::UNLIMITED,
