@@ -16,7 +16,9 @@
 #      project rows in the shared tables, as a ratio of the first run;
 #   6. the time `tessera-server migrate` takes to bring 1,000 tenant schemas up to date;
 #   7. jobs/s through the job queue (`tessera-server worker`, 4 workers, probe jobs spread
-#      over 100 organizations' lanes) against pgbench running each job's own statement.
+#      over 100 organizations' lanes) against pgbench running each job's own statement;
+#   8. webhook deliveries/s (signed, logged, 4 workers) to a local receiver (the baseline's
+#      /hook), against wrk posting the same body to that receiver over 4 connections.
 # Bounded: every load runs for DURATION seconds against 127.0.0.1 only. With PROFILE=<file>,
 # the pooled page's load is also recorded with `perf record -a` into that file (where the
 # machine's time goes: the server, PostgreSQL, wrk).
@@ -27,6 +29,7 @@ SCALE_ORGS=${SCALE_ORGS:-10000}
 SCALE_ROWS=${SCALE_ROWS:-1000000}
 JOBS=${JOBS:-8}
 QUEUE_JOBS=${QUEUE_JOBS:-20000}
+DELIVERIES=${DELIVERIES:-5000}
 SERVER=${TESSERA_SERVER_BIN:?build with cargo xtask bench}
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
@@ -66,7 +69,7 @@ export TESSERA_REGIONS="eu=$(app "$PORT_EU"),us=$(app "$PORT_US")"
 export TESSERA_REGION_OWNER_URLS="eu=$(owner "$PORT_EU"),us=$(owner "$PORT_US")"
 # Request budgets off: the load would otherwise measure how fast 429s come back.
 export TESSERA_RATE_LIMIT_PER_ADDRESS=0 TESSERA_RATE_LIMIT_PER_USER=0 TESSERA_RATE_LIMIT_PER_ORGANIZATION=0 TESSERA_RATE_LIMIT_PER_API_KEY=0
-TESSERA_SEED_DEMO=1 TESSERA_ADDR="127.0.0.1:$HTTPPORT" RUST_LOG=warn "$SERVER" & SERVER_PID=$!
+TESSERA_WEBHOOK_PRIVATE_HOSTS=1 TESSERA_SEED_DEMO=1 TESSERA_ADDR="127.0.0.1:$HTTPPORT" RUST_LOG=warn "$SERVER" & SERVER_PID=$!
 for _ in $(seq 150); do curl -fs "http://127.0.0.1:$HTTPPORT/healthz" >/dev/null && break; sleep 0.2; done
 curl -fs -c "$WORK/cookies" -H 'accept: application/json' \
   -d 'email=owner@acme.test&password=tessera-demo' "http://127.0.0.1:$HTTPPORT/api/log_in" >/dev/null
@@ -84,6 +87,10 @@ done
 BASEPORT=$(free_port)
 BASELINE_ADDR="127.0.0.1:$BASEPORT" BASELINE_ORGS="$ORGS" "${TESSERA_BASELINE_BIN:?build with cargo xtask bench}" & BASELINE_PID=$!
 for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$BASEPORT/t/acme/projects" && break; sleep 0.1; done
+# Acme's webhook endpoint for section 8, made now, while the sign-in is recent enough for it.
+curl -fs -H "Cookie: $COOKIE" -H 'accept: application/json' \
+  -d "slug=acme&url=http%3A%2F%2F127.0.0.1%3A$BASEPORT%2Fhook&description=bench&event_types%5B%5D=project.created&enabled=on" \
+  "http://127.0.0.1:$HTTPPORT/api/create_webhook" >/dev/null
 
 load() { # url [wrk options…] -> "rps p99 non2xx"
   local url=$1 out; shift
@@ -241,3 +248,36 @@ python3 -c "
 jobs_s = $QUEUE_JOBS / ($END - $START); base = float('$BASE_TPS')
 print(f'queue: {jobs_s:.0f} jobs/s with 4 workers; baseline {base:.0f} statements/s; ratio {jobs_s / base:.2f}x')
 print('probe rows, most runs of one job: $RAN'.replace('|', ', '))"
+
+echo "== webhooks: $DELIVERIES deliveries to a local receiver, \`tessera-server worker\` with 4 workers"
+echo "   baseline: wrk posting the same body to the same receiver over 4 connections (no signing, no log, no queue)"
+ACME=$(psql -d tessera -At -c "SELECT id FROM tenants WHERE slug = 'acme'")
+ENDPOINT=$(psql -d tessera -At -c "SELECT id FROM shared.webhook_endpoints WHERE tenant_id = '$ACME'")
+BODY=$(python3 -c "import json; print(json.dumps({'id': '00000000-0000-0000-0000-000000000000', 'type': 'project.created', 'api_version': '2026-12-09', 'timestamp': '2026-12-09T10:15:00Z', 'organization_id': '$ACME', 'data': {'project': {'id': '0193a5c2-7d1e-7a40-9c1b-4f3e2d1c0b9a', 'name': 'Website relaunch', 'description': 'Everything for the March launch', 'created_by': '4d1f0c6e-2b7a-4c39-8e51-0f9a6b3c2d17', 'created_at': '2026-12-09T10:15:00Z', 'updated_at': '2026-12-09T10:15:00Z'}}}))")
+psql -d tessera -v body="$BODY" <<SQL
+INSERT INTO shared.webhook_events (id, tenant_id, type, resource, payload)
+  SELECT gen_random_uuid(), '$ACME', 'project.created', 'project:' || n, :'body' FROM generate_series(1, $DELIVERIES) n;
+INSERT INTO shared.webhook_deliveries (id, tenant_id, event_id, endpoint_id, resource, status, next_attempt_at)
+  SELECT gen_random_uuid(), '$ACME', id, '$ENDPOINT', resource, 'pending', now() FROM shared.webhook_events WHERE tenant_id = '$ACME';
+INSERT INTO jobs (id, kind, version, payload, lane, max_attempts)
+  SELECT gen_random_uuid(), 'webhooks.deliver', 1, jsonb_build_object('delivery_id', id), '$ACME', 8 FROM shared.webhook_deliveries;
+ANALYZE jobs; ANALYZE shared.webhook_deliveries;
+SQL
+cat > "$WORK/hook.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.body = [[$BODY]]
+LUA
+HOOK_BASE=$(wrk -t2 -c4 -d"${DURATION}s" -s "$WORK/hook.lua" "http://127.0.0.1:$BASEPORT/hook" | awk '/Requests\/sec/{print $2}')
+START=$(date +%s.%N)
+TESSERA_JOB_WORKERS=4 TESSERA_JOB_POLL_MS=50 TESSERA_WEBHOOK_PRIVATE_HOSTS=1 RUST_LOG=warn "$SERVER" worker & WORKER_PID=$!
+while [ "$(psql -d tessera -At -c "SELECT count(*) FROM shared.webhook_deliveries WHERE status <> 'delivered'")" != 0 ]; do
+  kill -0 "$WORKER_PID" || { echo "the worker stopped"; exit 1; }
+  sleep 0.2
+done
+END=$(date +%s.%N)
+kill "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null || true
+ATTEMPTS=$(psql -d tessera -At -c "SELECT count(*) FROM shared.webhook_attempts")
+python3 -c "
+rate = $DELIVERIES / ($END - $START); base = float('$HOOK_BASE')
+print(f'webhooks: {rate:.0f} deliveries/s with 4 workers; baseline {base:.0f} posts/s; ratio {rate / base:.2f}x; attempts logged: $ATTEMPTS')"

@@ -219,10 +219,10 @@ mod tests {
 
     #[test]
     fn event_types_come_from_the_catalogue() {
-        assert_eq!(parse_event_types(&["member.added", "project.created", "member.added"]).unwrap(), vec![
-            EventType::ProjectCreated,
-            EventType::MemberAdded
-        ]);
+        assert_eq!(
+            parse_event_types(&["member.added", "project.created", "member.added"]).unwrap(),
+            vec![EventType::ProjectCreated, EventType::MemberAdded]
+        );
         assert!(parse_event_types::<&str>(&[]).is_err());
         assert!(parse_event_types(&["project.exploded"]).unwrap_err().message.contains("project.exploded"));
         assert!(parse_event_types(&["webhook.test"]).is_err());

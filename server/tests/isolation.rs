@@ -310,6 +310,13 @@ fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -
         ("sso_satisfies_mfa", "on".into()),
         ("require_sso", "on".into()),
         ("kind", "role_changed".into()),
+        ("url", "http://127.0.0.1:9/planted".into()),
+        ("event_types[]", "project.created".into()),
+        ("enabled", "on".into()),
+        ("delivery", id.into()),
+        ("since", "2026-01-01T00:00:00Z".into()),
+        ("status", "".into()),
+        ("before", "".into()),
     ]
 }
 

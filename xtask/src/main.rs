@@ -112,6 +112,10 @@ fn dev() -> Result {
     build.site(false)?;
     let mut server = Command::new(Build::server_binary(false));
     server.env("LEPTOS_SITE_ROOT", Build::site_root());
+    // Development: webhooks may go to a receiver on this machine (never set in production).
+    if std::env::var_os("TESSERA_WEBHOOK_PRIVATE_HOSTS").is_none() {
+        server.env("TESSERA_WEBHOOK_PRIVATE_HOSTS", "1");
+    }
     let clusters = if std::env::var("DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
         None
     } else {
@@ -230,6 +234,9 @@ fn scan(build: &Build) -> Result {
     scans::run_all()
 }
 
+/// Standard Webhooks' own Python library, pinned: tests check our signatures with it.
+const STANDARD_WEBHOOKS: &str = "standardwebhooks==1.3.0";
+
 fn test(args: &[String]) -> Result {
     let e2e_only = args.first().is_some_and(|a| a == "--e2e");
     let (filter, e2e_grep): (&[String], Option<&String>) = if e2e_only { (&[], args.get(1)) } else { (args, None) };
@@ -269,6 +276,8 @@ fn test(args: &[String]) -> Result {
             results.push((what.to_string(), outcome.is_ok()));
         }
     }
+    // The independent Standard Webhooks implementation the webhook tests verify signatures with.
+    let webhook_verifier = util::python_venv("webhooks-venv", &[STANDARD_WEBHOOKS])?.join("bin/python");
     step("Compiling the server and every test");
     run(build.cargo().args(["build", "--workspace", "--exclude", "tessera-frontend", "--tests"]))?;
     build.site(false)?;
@@ -379,6 +388,7 @@ fn test(args: &[String]) -> Result {
                     .env("TESSERA_TEST_DNS_API", &dns_api)
                     .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url)
                     .env("TESSERA_TEST_REDIS_URL", &redis_url)
+                    .env("TESSERA_TEST_WEBHOOK_VERIFIER", &webhook_verifier)
                     .env("TESSERA_TEST_PG_CA", a.tls_ca())
                     .env("TESSERA_TEST_REGION_B_PG_CA", b.tls_ca()),
             )?

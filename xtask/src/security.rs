@@ -34,21 +34,7 @@ pub fn run_scans(build: &Build) -> Result {
 
 /// A venv in the cache with the pinned scanners.
 fn scanners() -> Result<std::path::PathBuf> {
-    let venv = util::cache_dir().join("security-venv");
-    let marker = venv.join(format!("{SCHEMATHESIS}+{SQLMAP}"));
-    if !marker.exists() {
-        step(&format!("Installing {SCHEMATHESIS} and {SQLMAP} from PyPI (once; cached)"));
-        if util::which("python3").is_none() {
-            util::apt_install(&["python3", "python3-venv"])?;
-        }
-        if run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).is_err() {
-            util::apt_install(&["python3-venv"])?;
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        }
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", SCHEMATHESIS, SQLMAP]))?;
-        std::fs::write(&marker, "").map_err(|e| e.to_string())?;
-    }
-    Ok(venv)
+    util::python_venv("security-venv", &[SCHEMATHESIS, SQLMAP])
 }
 
 fn scan_against(venv: &Path, dir: &Path, a: &Cluster, b: &Cluster) -> Result {

@@ -62,6 +62,25 @@ pub fn cache_dir() -> PathBuf {
     dir
 }
 
+/// A venv in the cache (`name`) with `packages` (pinned, from PyPI) installed; made once.
+pub fn python_venv(name: &str, packages: &[&str]) -> Result<PathBuf> {
+    let venv = cache_dir().join(name);
+    let marker = venv.join(packages.join("+"));
+    if !marker.exists() {
+        step(&format!("Installing {} from PyPI (once; cached)", packages.join(" and ")));
+        if which("python3").is_none() {
+            apt_install(&["python3", "python3-venv"])?;
+        }
+        if run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).is_err() {
+            apt_install(&["python3-venv"])?;
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(packages))?;
+        std::fs::write(&marker, "").map_err(|e| e.to_string())?;
+    }
+    Ok(venv)
+}
+
 pub fn is_root() -> bool {
     output(Command::new("id").arg("-u")).is_ok_and(|uid| uid == "0")
 }

@@ -9,9 +9,9 @@ mod notifications;
 mod projects;
 mod security;
 mod sso;
-mod webhooks;
 #[cfg(feature = "ssr")]
 pub mod ssr;
+mod webhooks;
 pub use documents::*;
 pub use invitations::*;
 pub use members::*;

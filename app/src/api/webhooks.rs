@@ -85,7 +85,12 @@ pub async fn delete_webhook(slug: String, id: String) -> Result<(), AppError> {
 /// The endpoint's deliveries, newest first, 50 at a time (`before`: the last id shown);
 /// `status`: empty for all, or held / pending / delivered / failed.
 #[server(endpoint = "list_webhook_deliveries")]
-pub async fn list_webhook_deliveries(slug: String, id: String, status: Option<String>, before: Option<String>) -> Result<Vec<WebhookDelivery>, AppError> {
+pub async fn list_webhook_deliveries(
+    slug: String,
+    id: String,
+    status: Option<String>,
+    before: Option<String>,
+) -> Result<Vec<WebhookDelivery>, AppError> {
     let (_, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "webhook endpoint")?;
     let before = before.filter(|b| !b.is_empty()).map(|b| ssr::parse_id(&b, "delivery")).transpose()?;

@@ -32,7 +32,7 @@ pub fn NotificationsPage() -> impl IntoView {
                     Err(error) => view! { <ErrorPage error /> }.into_any(),
                     Ok(inbox) => {
                         let list = if inbox.notifications.is_empty() {
-                            view! { <p class="muted">"Nothing yet. You'll hear here when someone invites you or changes your role, joins or adds an API key to an organization you run, or signs in to your account from a new device."</p> }.into_any()
+                            view! { <p class="muted">"Nothing yet. You'll hear here when someone invites you or changes your role, joins or adds an API key to an organization you run, signs in to your account from a new device, or when a webhook endpoint of an organization you own is switched off."</p> }.into_any()
                         } else {
                             view! {
                                 <ul class="card-list" role="list">

@@ -2,8 +2,8 @@
 //! delivery log (resend, replay, test), and the catalogue of events with example payloads.
 
 use crate::api::{
-    get_webhook, get_webhook_delivery, list_webhook_deliveries, list_webhooks, CreateWebhook, DeleteWebhook, ReplayWebhookFailures, ResendWebhookDelivery,
-    RotateWebhookSecret, SendWebhookTest, UpdateWebhook,
+    get_webhook, get_webhook_delivery, list_webhook_deliveries, list_webhooks, CreateWebhook, DeleteWebhook, ReplayWebhookFailures,
+    ResendWebhookDelivery, RotateWebhookSecret, SendWebhookTest, UpdateWebhook,
 };
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
@@ -201,10 +201,8 @@ pub fn WebhookPage() -> impl IntoView {
     let rotate = ServerAction::<RotateWebhookSecret>::new();
     let test = ServerAction::<SendWebhookTest>::new();
     let replay = ServerAction::<ReplayWebhookFailures>::new();
-    let endpoint = Resource::new(
-        move || (slug.get(), id(), update.version().get(), rotate.version().get()),
-        |(slug, id, _, _)| get_webhook(slug, id),
-    );
+    let endpoint =
+        Resource::new(move || (slug.get(), id(), update.version().get(), rotate.version().get()), |(slug, id, _, _)| get_webhook(slug, id));
     let settings = Resource::new(move || slug.get(), list_webhooks);
     let deliveries = Resource::new(
         move || {

@@ -102,7 +102,12 @@ pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()>
     }
     let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role: new_role, by: Some(org.user_id) };
     crate::notifications::notify(tx.conn(), event).await?;
-    let change = crate::webhooks::events::MemberChange { kind: crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role: new_role, previous_role: Some(current) };
+    let change = crate::webhooks::events::MemberChange {
+        kind: crate::webhooks::events::MemberEventKind::RoleChanged,
+        user_id,
+        role: new_role,
+        previous_role: Some(current),
+    };
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await?;
     crate::jobs::wake();
@@ -133,7 +138,12 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     if voided > 0 {
         changes["open_invitations"] = json!({ "old": voided, "new": 0 });
     }
-    let change = crate::webhooks::events::MemberChange { kind: crate::webhooks::events::MemberEventKind::Removed, user_id, role: current, previous_role: None };
+    let change = crate::webhooks::events::MemberChange {
+        kind: crate::webhooks::events::MemberEventKind::Removed,
+        user_id,
+        role: current,
+        previous_role: None,
+    };
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
 }

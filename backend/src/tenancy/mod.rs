@@ -227,10 +227,7 @@ impl Tenancy {
         // A move seals the old place (under the exclusive form of this lock) before copying;
         // taking the shared lock first means this write either finishes before the seal or
         // sees it, so no write can land in a place that has already been copied.
-        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))")
-            .bind(relocate::fence_key(tenant.id))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))").bind(relocate::fence_key(tenant.id)).execute(&mut *tx).await?;
         let sealed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_fence)").fetch_one(&mut *tx).await?;
         if sealed {
             return Err(moving_error().into());

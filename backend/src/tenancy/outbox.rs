@@ -83,8 +83,18 @@ impl Tenancy {
         // The organization's own transaction may enqueue in its own lane (the jobs policy).
         let mut control = self.begin_control(tenant.id, false).await?;
         for job in jobs {
-            crate::jobs::insert(&mut control, job.id, Lane::Organization(tenant.id), &job.kind, job.version, job.max_attempts, job.payload.clone(), job.run_at, None)
-                .await?;
+            crate::jobs::insert(
+                &mut control,
+                job.id,
+                Lane::Organization(tenant.id),
+                &job.kind,
+                job.version,
+                job.max_attempts,
+                job.payload.clone(),
+                job.run_at,
+                None,
+            )
+            .await?;
         }
         control.commit().await?;
         crate::jobs::wake();
@@ -100,7 +110,12 @@ impl Tenancy {
     async fn places_by_database(&self) -> Result<Vec<(Placement, Vec<String>)>> {
         let mut databases: BTreeMap<(String, Option<String>), (Placement, Vec<String>)> = BTreeMap::new();
         for region in self.topology.regions() {
-            let shared = Placement { model: tessera_domain::placement::TenancyModel::Pooled, region: region.name.to_string(), database: None, schema: SHARED_SCHEMA.into() };
+            let shared = Placement {
+                model: tessera_domain::placement::TenancyModel::Pooled,
+                region: region.name.to_string(),
+                database: None,
+                schema: SHARED_SCHEMA.into(),
+            };
             databases.insert((shared.region.clone(), None), (shared, vec![SHARED_SCHEMA.to_string()]));
         }
         let own: Vec<(String, String, Option<String>, String)> = {
@@ -122,15 +137,20 @@ impl Tenancy {
 
     /// Moves what the relay left behind in every place tenant data lives (rows older than a
     /// minute, so a relay still under way isn't raced). Returns how many jobs it moved.
-    pub(crate) async fn sweep_outbox(&self) -> Result<u64> {
+    pub async fn sweep_outbox(&self) -> Result<u64> {
         let mut moved = 0;
+        let mut failed = Vec::new();
         for (placement, schemas) in &self.places_by_database().await? {
             for chunk in schemas.chunks(200) {
                 match self.sweep_schemas(placement, chunk).await {
                     Ok(n) => moved += n,
-                    Err(e) => tracing::warn!(place = %placement.describe(), error = %e, "sweeping outboxes failed; next minute again"),
+                    Err(e) => failed.push(format!("{}: {e}", placement.describe())),
                 }
             }
+        }
+        // Every place was tried; a failure fails the tick, so the job queue shows it.
+        if !failed.is_empty() {
+            return Err(crate::Error::Internal(format!("sweeping outboxes failed ({moved} jobs moved elsewhere): {}", failed.join("; "))));
         }
         Ok(moved)
     }
@@ -145,7 +165,7 @@ impl Tenancy {
                 let schema = quote_ident(schema);
                 format!(
                     "(SELECT {} AS schema, tenant_id, id, kind, version, payload, max_attempts, run_at FROM {schema}.outbox
-                       WHERE created_at < now() - interval '1 minute' ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)",
+                       WHERE created_at < now() - interval '1 minute' ORDER BY created_at LIMIT 500)",
                     crate::db::literal(schema.trim_matches('"'))
                 )
             })
@@ -156,7 +176,8 @@ impl Tenancy {
             data.commit().await?;
             return Ok(0);
         }
-        // As the workers: any organization's lane, and a job already moved stays one job.
+        // As the workers: any organization's lane, and a job already moved stays one job (no row
+        // locks needed: two sweeps, or a sweep and a late relay, insert the same ids).
         let mut control = self.maintenance("jobs").await?;
         let mut moved = 0;
         for row in &rows {

@@ -119,7 +119,8 @@ impl Job for Deliver {
         // switching it back on.
         if !pending.enabled && pending.event_type != "webhook.test" {
             let why = "The endpoint is switched off; the event wasn't sent. Replay it once the endpoint is on again.";
-            finish(&mut tx, self.delivery_id, &pending, Outcome { status: "failed", attempted: false, response_status: None, problem: Some(why) }).await?;
+            finish(&mut tx, self.delivery_id, &pending, Outcome { status: "failed", attempted: false, response_status: None, problem: Some(why) })
+                .await?;
             return tx.commit().await;
         }
         let mut secrets = vec![webhooks.open(&pending.secret_sealed)?];
@@ -263,11 +264,11 @@ async fn switch_off_if_failing_too_long(tx: &mut crate::tenancy::DataJob, after:
 /// "5 days", "3 hours", "90 seconds".
 fn describe(d: Duration) -> String {
     let secs = d.as_secs();
-    let (n, unit) = if secs >= 86400 && secs % 86400 == 0 {
+    let (n, unit) = if secs >= 86400 && secs.is_multiple_of(86400) {
         (secs / 86400, "day")
-    } else if secs >= 3600 && secs % 3600 == 0 {
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
         (secs / 3600, "hour")
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         (secs / 60, "minute")
     } else {
         (secs, "second")
@@ -331,7 +332,8 @@ async fn send(webhooks: &super::Webhooks, pending: &Pending, secrets: &[String])
             }
             attempt.response_truncated = body.len() > RESPONSE_KEPT_BYTES;
             body.truncate(RESPONSE_KEPT_BYTES);
-            attempt.response_body = Some(String::from_utf8_lossy(&body).chars().take(RESPONSE_KEPT_BYTES).collect::<String>().replace('\0', "\u{fffd}"));
+            attempt.response_body =
+                Some(String::from_utf8_lossy(&body).chars().take(RESPONSE_KEPT_BYTES).collect::<String>().replace('\0', "\u{fffd}"));
         }
         Err(e) => attempt.error = Some(describe_error(&e)),
     }
@@ -357,7 +359,8 @@ fn check_target(url: &str, private_hosts: bool) -> std::result::Result<(), Strin
 }
 
 fn refused_address() -> String {
-    "Not sent: the endpoint's address is private, loopback, link-local or otherwise not on the public internet. Webhooks only go to public addresses.".into()
+    "Not sent: the endpoint's address is private, loopback, link-local or otherwise not on the public internet. Webhooks only go to public addresses."
+        .into()
 }
 
 fn describe_error(e: &reqwest::Error) -> String {

@@ -126,7 +126,10 @@ pub async fn get(org: &Org, id: Uuid) -> Result<WebhookEndpoint> {
 pub async fn create(org: &Org, webhooks: &Webhooks, draft: EndpointDraft) -> Result<(WebhookEndpoint, NewWebhookSecret)> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
     // Counted under a lock on the organization's endpoints, so two at once can't pass the cap.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(format!("webhook-endpoints:{}", org.tenant.id)).execute(tx.conn()).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("webhook-endpoints:{}", org.tenant.id))
+        .execute(tx.conn())
+        .await?;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints").fetch_one(tx.conn()).await?;
     if count >= MAX_ENDPOINTS {
         return Err(AppError::Invalid(FieldError::new(
@@ -220,7 +223,10 @@ pub async fn rotate_secret(org: &Org, webhooks: &Webhooks, id: Uuid) -> Result<N
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
     let before: Option<(String, String, Vec<String>)> =
-        sqlx::query_as("DELETE FROM webhook_endpoints WHERE id = $1 RETURNING url, description, event_types").bind(id).fetch_optional(tx.conn()).await?;
+        sqlx::query_as("DELETE FROM webhook_endpoints WHERE id = $1 RETURNING url, description, event_types")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
     let (url, description, types) = before.ok_or_else(no_such_endpoint)?;
     let mut changes = audit::removed(&[("url", &url), ("description", &description)]);
     changes["event_types"] = json!({ "old": types });

@@ -69,10 +69,12 @@ impl Event {
 pub async fn emit<T: EventSink>(tx: &mut T, event: Event) -> Result<Option<Uuid>> {
     let endpoints: Vec<Uuid> = match event.only_endpoint {
         Some(id) => sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE id = $1").bind(id).fetch_all(tx.conn()).await?,
-        None => sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled AND $1 = ANY(event_types) ORDER BY id")
-            .bind(event.kind.as_str())
-            .fetch_all(tx.conn())
-            .await?,
+        None => {
+            sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE enabled AND $1 = ANY(event_types) ORDER BY id")
+                .bind(event.kind.as_str())
+                .fetch_all(tx.conn())
+                .await?
+        }
     };
     if endpoints.is_empty() {
         return Ok(None);
@@ -80,15 +82,16 @@ pub async fn emit<T: EventSink>(tx: &mut T, event: Event) -> Result<Option<Uuid>
     let id = event.id.unwrap_or_else(Uuid::new_v4);
     let occurred_at = OffsetDateTime::now_utc();
     let payload = envelope(id, event.kind, tx.tenant_id(), occurred_at, event.data);
-    let recorded = sqlx::query("INSERT INTO webhook_events (id, type, resource, payload, occurred_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING")
-        .bind(id)
-        .bind(event.kind.as_str())
-        .bind(&event.resource)
-        .bind(&payload)
-        .bind(occurred_at)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    let recorded =
+        sqlx::query("INSERT INTO webhook_events (id, type, resource, payload, occurred_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(event.kind.as_str())
+            .bind(&event.resource)
+            .bind(&payload)
+            .bind(occurred_at)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
     if recorded == 0 {
         // Recorded by an earlier run of the same job, deliveries and all.
         return Ok(None);
@@ -175,7 +178,8 @@ impl Job for RecordEvent {
         let tenancy = &job.backend.tenancy;
         let person: Option<(String, Option<String>)> = {
             let mut tx = tenancy.maintenance_in("jobs", tenant_id).await?;
-            let row = sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1").bind(self.member.user_id).fetch_optional(tx.conn()).await?;
+            let row =
+                sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1").bind(self.member.user_id).fetch_optional(tx.conn()).await?;
             tx.commit(0).await?;
             row
         };
@@ -200,7 +204,14 @@ impl Job for RecordEvent {
 crate::register_job!(RecordEvent);
 
 /// A project as events describe it.
-pub fn project(id: Uuid, name: &str, description: &str, created_by: Uuid, created_at: OffsetDateTime, updated_at: OffsetDateTime) -> serde_json::Value {
+pub fn project(
+    id: Uuid,
+    name: &str,
+    description: &str,
+    created_by: Uuid,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+) -> serde_json::Value {
     json!({
         "id": id,
         "name": name,

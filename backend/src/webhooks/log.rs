@@ -64,7 +64,8 @@ pub async fn deliveries(org: &Org, endpoint_id: Uuid, status: Option<&str>, befo
         }
     }
     let mut tx = org.read(Permission::ManageWebhooks).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1)").bind(endpoint_id).fetch_one(tx.conn()).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1)").bind(endpoint_id).fetch_one(tx.conn()).await?;
     if !exists {
         return Err(no_such_endpoint().into());
     }
@@ -98,8 +99,11 @@ struct AttemptRow {
 /// One delivery: the body it sends and each attempt, oldest first.
 pub async fn delivery(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<WebhookDeliveryDetail> {
     let mut tx = org.read(Permission::ManageWebhooks).await?;
-    let row: Option<DeliveryRow> =
-        sqlx::query_as(&format!("{SELECT_DELIVERY} WHERE d.id = $1 AND d.endpoint_id = $2")).bind(id).bind(endpoint_id).fetch_optional(tx.conn()).await?;
+    let row: Option<DeliveryRow> = sqlx::query_as(&format!("{SELECT_DELIVERY} WHERE d.id = $1 AND d.endpoint_id = $2"))
+        .bind(id)
+        .bind(endpoint_id)
+        .fetch_optional(tx.conn())
+        .await?;
     let row = row.ok_or_else(no_such_delivery)?;
     let payload: String = sqlx::query_scalar("SELECT payload FROM webhook_events WHERE id = $1").bind(row.event_id).fetch_one(tx.conn()).await?;
     let attempts: Vec<AttemptRow> = sqlx::query_as(
@@ -109,7 +113,8 @@ pub async fn delivery(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<WebhookD
     .bind(id)
     .fetch_all(tx.conn())
     .await?;
-    let headers = |value: Option<serde_json::Value>| -> Vec<(String, String)> { value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default() };
+    let headers =
+        |value: Option<serde_json::Value>| -> Vec<(String, String)> { value.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default() };
     Ok(WebhookDeliveryDetail {
         delivery: row.into(),
         payload,
@@ -140,11 +145,18 @@ pub async fn resend(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<()> {
     match status.as_deref() {
         None => return Err(no_such_delivery().into()),
         Some("held" | "pending") => {
-            return Err(AppError::Conflict(FieldError::new("delivery", "This delivery is still being sent; resend it once it has been delivered or has failed.")).into())
+            return Err(AppError::Conflict(FieldError::new(
+                "delivery",
+                "This delivery is still being sent; resend it once it has been delivered or has failed.",
+            ))
+            .into())
         }
         Some(_) => {}
     }
-    sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL WHERE id = $1").bind(id).execute(tx.conn()).await?;
+    sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     tx.enqueue(&Deliver { delivery_id: id }).await?;
     let changes = json!({ "status": { "old": status, "new": "pending" } });
     tx.commit(AuditEntry::new("webhook_delivery.resent", "webhook_delivery", id, changes)).await
@@ -154,7 +166,9 @@ pub async fn resend(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<()> {
 /// [`REPLAY_LIMIT`], oldest first). Returns how many.
 pub async fn replay_failed(org: &Org, endpoint_id: Uuid, since: OffsetDateTime) -> Result<u64> {
     if since > OffsetDateTime::now_utc() {
-        return Err(AppError::Invalid(FieldError::new("since", "Choose a moment in the past: deliveries that failed since then are sent again.")).into());
+        return Err(
+            AppError::Invalid(FieldError::new("since", "Choose a moment in the past: deliveries that failed since then are sent again.")).into()
+        );
     }
     let mut tx = org.write(Permission::ManageWebhooks).await?;
     let exists: bool =
@@ -188,7 +202,8 @@ pub async fn replay_failed(org: &Org, endpoint_id: Uuid, since: OffsetDateTime) 
 /// it before switching it on). Returns the delivery's event id.
 pub async fn send_test(org: &Org, endpoint_id: Uuid) -> Result<Uuid> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1)").bind(endpoint_id).fetch_one(tx.conn()).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1)").bind(endpoint_id).fetch_one(tx.conn()).await?;
     if !exists {
         return Err(no_such_endpoint().into());
     }

@@ -93,7 +93,8 @@ fn new_secret() -> String {
 /// bytes, over `{webhook-id}.{webhook-timestamp}.{body}` (the Standard Webhooks scheme).
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String> {
     let key = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = base64::engine::general_purpose::STANDARD.decode(key).map_err(|e| crate::Error::Internal(format!("a signing secret isn't base64: {e}")))?;
+    let key =
+        base64::engine::general_purpose::STANDARD.decode(key).map_err(|e| crate::Error::Internal(format!("a signing secret isn't base64: {e}")))?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
     Ok(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))

@@ -5,7 +5,8 @@
 //! beside Tessera on the same clusters and reports Tessera's page as a ratio of it.
 //!
 //! `/t/{slug}/projects.json` answers the same rows as JSON: what the REST list and the server
-//! function are measured against.
+//! function are measured against. `POST /hook` answers 200 to anything: the receiver webhook
+//! deliveries go to.
 //!
 //! Configuration (environment):
 //! - `BASELINE_ADDR`: where to listen (`127.0.0.1:port`);
@@ -65,6 +66,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let app =
         Router::new().route("/t/{slug}/projects", get(projects)).route("/t/{slug}/projects.json", get(projects_json)).with_state(Arc::new(places));
+    // A webhook receiver that takes every delivery: what webhook throughput is measured against.
+    let app = app.route("/hook", axum::routing::post(|_body: axum::body::Bytes| async { StatusCode::OK }));
     axum::serve(tokio::net::TcpListener::bind(&addr).await?, app).await?;
     Ok(())
 }
