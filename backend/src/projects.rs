@@ -104,7 +104,7 @@ pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
             .await?;
     let changes = audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str())]);
     let data = json!({ "project": created.event_data() });
-    events::emit(&mut tx, events::Event::new(EventType::ProjectCreated, format!("project:{id}"), data)).await?;
+    events::emit(&mut tx, events::Event::new(EventType::ProjectCreated, id, data)).await?;
     tx.commit(AuditEntry::new("project.created", "project", id, changes)).await?;
     // What was written, without reading again (a key may write projects and not read them).
     one(org, created).await
@@ -158,7 +158,7 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
     let previous: serde_json::Map<String, serde_json::Value> =
         changes.as_object().into_iter().flatten().map(|(field, change)| (field.clone(), change["old"].clone())).collect();
     let data = json!({ "project": updated.event_data(), "previous": previous });
-    events::emit(&mut tx, events::Event::new(EventType::ProjectUpdated, format!("project:{id}"), data)).await?;
+    events::emit(&mut tx, events::Event::new(EventType::ProjectUpdated, id, data)).await?;
     tx.commit(AuditEntry::new("project.updated", "project", id, changes)).await?;
     one(org, updated).await
 }
@@ -174,7 +174,7 @@ pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     let documents = crate::documents::delete_with_project(&mut tx, org, id).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let data = json!({ "project": before.event_data() });
-    events::emit(&mut tx, events::Event::new(EventType::ProjectDeleted, format!("project:{id}"), data)).await?;
+    events::emit(&mut tx, events::Event::new(EventType::ProjectDeleted, id, data)).await?;
     let mut changes = audit::removed(&[("name", &before.name), ("description", &before.description)]);
     if documents > 0 {
         changes["documents"] = serde_json::json!({ "old": documents });

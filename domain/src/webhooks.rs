@@ -16,6 +16,12 @@ pub const ROTATION_OVERLAP_HOURS: i64 = 24;
 /// What a delivery attempt keeps of the response body (and of error text), in bytes.
 pub const RESPONSE_KEPT_BYTES: usize = 4096;
 
+/// How long events and their delivery logs are kept.
+pub const KEPT_DAYS: i32 = 30;
+
+/// Deliveries one page of an endpoint's log shows.
+pub const DELIVERIES_PER_PAGE: i64 = 50;
+
 macro_rules! event_types {
     ($($name:ident = $wire:literal, $resource:literal, $doc:literal, $example:literal;)*) => {
         /// One kind of event an endpoint can subscribe to.

@@ -17,10 +17,15 @@ CREATE INDEX outbox_oldest ON outbox (created_at);
 
 ALTER TABLE outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE outbox FORCE ROW LEVEL SECURITY;
--- The sweeper reads every organization's leftovers in a place at once (`app.maintenance`).
 CREATE POLICY outbox_in_tenant ON outbox
-    USING (tenant_id = app_tenant_id() OR current_setting('app.maintenance', true) = 'outbox')
+    USING (tenant_id = app_tenant_id())
     WITH CHECK (tenant_id = app_tenant_id());
+-- The sweeper (`app.maintenance = 'outbox'`) sees every organization's leftovers in a place at
+-- once, and only leftovers: rows more than a minute old, which it reads and deletes.
+CREATE POLICY outbox_sweeper_reads ON outbox FOR SELECT
+    USING (current_setting('app.maintenance', true) = 'outbox' AND created_at < now() - interval '1 minute');
+CREATE POLICY outbox_sweeper_deletes ON outbox FOR DELETE
+    USING (current_setting('app.maintenance', true) = 'outbox' AND created_at < now() - interval '1 minute');
 
 -- Where an organization's events are sent. The signing secret is sealed with the deployment's
 -- key (never stored in clear); after a rotation the previous one signs too until
@@ -80,6 +85,8 @@ CREATE TABLE webhook_deliveries (
     CONSTRAINT webhook_deliveries_endpoint_fk FOREIGN KEY (tenant_id, endpoint_id) REFERENCES webhook_endpoints (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX webhook_deliveries_of_endpoint ON webhook_deliveries (tenant_id, endpoint_id, created_at DESC);
+-- The endpoint list's counts of the last day.
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (tenant_id, endpoint_id, status, finished_at);
 CREATE INDEX webhook_deliveries_unfinished ON webhook_deliveries (tenant_id, endpoint_id, resource, created_at)
     WHERE status IN ('held', 'pending');
 
@@ -106,16 +113,19 @@ ALTER TABLE webhook_endpoints FORCE ROW LEVEL SECURITY;
 CREATE POLICY webhook_endpoints_in_tenant ON webhook_endpoints USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
 ALTER TABLE webhook_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_events FORCE ROW LEVEL SECURITY;
--- Events (with their deliveries and attempts, by cascade) are kept 30 days; the pruning job sees
--- every organization's in a place at once (`app.maintenance`).
-CREATE POLICY webhook_events_in_tenant ON webhook_events
-    USING (tenant_id = app_tenant_id() OR current_setting('app.maintenance', true) = 'webhooks.prune')
-    WITH CHECK (tenant_id = app_tenant_id());
+CREATE POLICY webhook_events_in_tenant ON webhook_events USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
+-- Events (with their deliveries and attempts, by cascade) are kept 30 days. The pruning job
+-- (`app.maintenance = 'webhooks.prune'`) sees every organization's in a place at once, and only
+-- what it may remove: events past 30 days, and which deliveries are still unfinished.
+CREATE POLICY webhook_events_pruned_reads ON webhook_events FOR SELECT
+    USING (current_setting('app.maintenance', true) = 'webhooks.prune' AND occurred_at < now() - interval '30 days');
+CREATE POLICY webhook_events_pruned ON webhook_events FOR DELETE
+    USING (current_setting('app.maintenance', true) = 'webhooks.prune' AND occurred_at < now() - interval '30 days');
 ALTER TABLE webhook_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_deliveries FORCE ROW LEVEL SECURITY;
-CREATE POLICY webhook_deliveries_in_tenant ON webhook_deliveries
-    USING (tenant_id = app_tenant_id() OR current_setting('app.maintenance', true) = 'webhooks.prune')
-    WITH CHECK (tenant_id = app_tenant_id());
+CREATE POLICY webhook_deliveries_in_tenant ON webhook_deliveries USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
+CREATE POLICY webhook_deliveries_unfinished_for_pruning ON webhook_deliveries FOR SELECT
+    USING (current_setting('app.maintenance', true) = 'webhooks.prune' AND status IN ('held', 'pending'));
 ALTER TABLE webhook_attempts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_attempts FORCE ROW LEVEL SECURITY;
 CREATE POLICY webhook_attempts_in_tenant ON webhook_attempts USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());

@@ -372,7 +372,7 @@ fn DeliveryLog(
                                 Err(error) => view! { <ErrorPage error /> }.into_any(),
                                 Ok(list) if list.is_empty() => view! { <p class="muted">"No deliveries here yet. Events this endpoint subscribes to show up as they happen; kept for 30 days."</p> }.into_any(),
                                 Ok(list) => {
-                                    let older = (list.len() >= 50).then(|| list.last().map(|d| d.id)).flatten();
+                                    let older = (list.len() as i64 >= tessera_domain::webhooks::DELIVERIES_PER_PAGE).then(|| list.last().map(|d| d.id)).flatten();
                                     let status = current();
                                     view! {
                                         <table class="table" data-testid="webhook-deliveries">

@@ -305,12 +305,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         tx.record(added).await?;
         let role = invitation.role.parse().unwrap_or(Role::Viewer);
         crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id, user_id: user.id, role }).await?;
-        let change = crate::webhooks::events::MemberChange {
-            kind: crate::webhooks::events::MemberEventKind::Added,
-            user_id: user.id,
-            role,
-            previous_role: None,
-        };
+        let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user.id, role, None);
         crate::webhooks::events::member_changed(tx.conn(), tenant_id, change).await?;
     }
     tx.commit(AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }))).await?;

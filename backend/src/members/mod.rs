@@ -73,7 +73,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
         return Err(AppError::Conflict(FieldError::new("email", "That person is already a member of this organization.")).into());
     };
     crate::notifications::notify(tx.conn(), Event::MemberJoined { tenant_id: org.tenant.id, user_id, role }).await?;
-    let change = crate::webhooks::events::MemberChange { kind: crate::webhooks::events::MemberEventKind::Added, user_id, role, previous_role: None };
+    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user_id, role, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         .await?;
@@ -102,12 +102,7 @@ pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()>
     }
     let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role: new_role, by: Some(org.user_id) };
     crate::notifications::notify(tx.conn(), event).await?;
-    let change = crate::webhooks::events::MemberChange {
-        kind: crate::webhooks::events::MemberEventKind::RoleChanged,
-        user_id,
-        role: new_role,
-        previous_role: Some(current),
-    };
+    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, new_role, Some(current));
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await?;
     crate::jobs::wake();
@@ -138,12 +133,7 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     if voided > 0 {
         changes["open_invitations"] = json!({ "old": voided, "new": 0 });
     }
-    let change = crate::webhooks::events::MemberChange {
-        kind: crate::webhooks::events::MemberEventKind::Removed,
-        user_id,
-        role: current,
-        previous_role: None,
-    };
+    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Removed, user_id, current, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
 }

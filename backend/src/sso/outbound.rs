@@ -35,8 +35,18 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    // IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some stacks) and 6to4
+    // (`2002:AABB:CCDD::`) carry an IPv4 address: it decides.
+    if segments[..6].iter().all(|s| *s == 0) && !ip.is_unspecified() && !ip.is_loopback() {
+        return is_public_v4(Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32));
+    }
+    if first == 0x2002 {
+        return is_public_v4(Ipv4Addr::from(((segments[1] as u32) << 16) | segments[2] as u32));
+    }
     !(ip.is_unspecified()
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still private)
         || ip.is_loopback()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
@@ -98,10 +108,15 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "2001:db8::1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "fec0::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "2002:808:808::"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

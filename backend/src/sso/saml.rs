@@ -712,7 +712,7 @@ async fn accept(
                 let entry = AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": role.as_str() }, "via": { "new": "sso" } }));
                 tx.record(entry).await?;
                 crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id: conn.tenant_id, user_id, role }).await?;
-                let change = crate::webhooks::events::MemberChange { kind: crate::webhooks::events::MemberEventKind::Added, user_id, role, previous_role: None };
+                let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user_id, role, None);
                 crate::webhooks::events::member_changed(tx.conn(), conn.tenant_id, change).await?;
             }
             // Groups keep roles in step with the IdP, but never touch an Owner.
@@ -733,7 +733,7 @@ async fn accept(
                 tx.record(entry).await?;
                 let event = crate::notifications::Event::RoleChanged { tenant_id: conn.tenant_id, user_id, role, by: None };
                 crate::notifications::notify(tx.conn(), event).await?;
-                let change = crate::webhooks::events::MemberChange { kind: crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, previous_role: Some(old) };
+                let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, Some(old));
                 crate::webhooks::events::member_changed(tx.conn(), conn.tenant_id, change).await?;
             }
             Some(_) => {}

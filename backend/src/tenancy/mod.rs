@@ -557,12 +557,13 @@ impl Tenancy {
         Ok(ctx)
     }
 
-    /// The organization `id` as the door serves it, unless it is gone (or suspended).
+    /// The organization `id` as the door serves it, unless it is gone; a suspended one (or one
+    /// waiting for migrations) is an error, so work for it waits and is retried.
     async fn tenant_by_id(&self, id: Uuid) -> Result<Option<TenantRef>> {
         let mut tx = self.begin_control(id, true).await?;
         let row: Option<TenantRow> = sqlx::query_as(&format!(
             "SELECT {TENANT_COLUMNS} FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region
-              WHERE t.id = $1 AND t.status IN ('active', 'moving', 'deleting')"
+              WHERE t.id = $1 AND t.status IN ('active', 'moving', 'deleting', 'suspended')"
         ))
         .bind(id)
         .fetch_optional(&mut *tx)

@@ -219,8 +219,8 @@ impl Tenancy {
     }
 
     /// A job's write on `tenant_id`'s data (see [`DataJob`]); `None` when the organization is
-    /// gone or scheduled for deletion (nothing is done for it any more). A move in progress is
-    /// an error, so the job is retried once the move is done.
+    /// gone or scheduled for deletion (nothing is done for it any more). A move in progress, a
+    /// suspension or pending migrations are errors, so the job is retried later.
     pub(crate) async fn data_job(&self, job: &'static str, tenant_id: Uuid) -> Result<Option<DataJob>> {
         let Some(tenant) = self.tenant_by_id(tenant_id).await? else { return Ok(None) };
         match tenant.status {

@@ -41,7 +41,7 @@ pub(crate) async fn lock_resource(conn: &mut PgConnection, endpoint_id: Uuid, re
 }
 
 #[derive(sqlx::FromRow)]
-struct Pending {
+struct Outgoing {
     status: String,
     event_id: Uuid,
     event_type: String,
@@ -99,10 +99,26 @@ impl Job for Deliver {
         let Lane::Organization(tenant_id) = job.lane else {
             return Err(Error::Internal("a webhook delivery outside an organization's lane".into()));
         };
+        let outcome = self.attempt(job, tenant_id).await;
+        // The last attempt failed some other way than at the endpoint (a database error, a move,
+        // a suspension): the delivery still ends, so the ones held behind it go.
+        if let Err(e) = &outcome {
+            if job.attempt >= Self::MAX_ATTEMPTS {
+                if let Err(also) = give_up(job, tenant_id, self.delivery_id, &e.to_string()).await {
+                    tracing::error!(delivery = %self.delivery_id, error = %also, "a webhook delivery couldn't be marked failed; an admin can resend it");
+                }
+            }
+        }
+        outcome
+    }
+}
+
+impl Deliver {
+    async fn attempt(&self, job: &RunningJob, tenant_id: Uuid) -> Result<()> {
         let backend = &job.backend;
         let webhooks = &backend.webhooks;
         let Some(mut tx) = backend.tenancy.data_job("webhooks.deliver", tenant_id).await? else { return Ok(()) };
-        let pending: Option<Pending> = sqlx::query_as(
+        let found: Option<Outgoing> = sqlx::query_as(
             "SELECT d.status, d.event_id, e.type AS event_type, d.resource, e.payload, d.endpoint_id, p.url, p.enabled, p.secret_sealed,
                     CASE WHEN p.previous_secret_until > now() THEN p.previous_secret_sealed END AS previous_secret_sealed
                FROM webhook_deliveries d
@@ -114,26 +130,26 @@ impl Job for Deliver {
         .fetch_optional(tx.conn())
         .await?;
         // Gone with its endpoint or event, or already finished by an earlier run.
-        let Some(pending) = pending.filter(|p| p.status == "pending") else { return Ok(()) };
+        let Some(outgoing) = found.filter(|p| p.status == "pending") else { return Ok(()) };
         // A test event goes to a switched-off endpoint too: that's how to check it before
         // switching it back on.
-        if !pending.enabled && pending.event_type != "webhook.test" {
+        if !outgoing.enabled && outgoing.event_type != "webhook.test" {
             let why = "The endpoint is switched off; the event wasn't sent. Replay it once the endpoint is on again.";
-            finish(&mut tx, self.delivery_id, &pending, Outcome { status: "failed", attempted: false, response_status: None, problem: Some(why) })
+            finish(&mut tx, self.delivery_id, &outgoing, Outcome { status: "failed", attempted: false, response_status: None, problem: Some(why) })
                 .await?;
             return tx.commit().await;
         }
-        let mut secrets = vec![webhooks.open(&pending.secret_sealed)?];
-        if let Some(previous) = &pending.previous_secret_sealed {
+        let mut secrets = vec![webhooks.open(&outgoing.secret_sealed)?];
+        if let Some(previous) = &outgoing.previous_secret_sealed {
             secrets.push(webhooks.open(previous)?);
         }
         // Nothing held open while the endpoint takes its time.
         drop(tx);
 
-        let attempt = send(webhooks, &pending, &secrets).await;
+        let attempt = send(webhooks, &outgoing, &secrets).await?;
 
         let Some(mut tx) = backend.tenancy.data_job("webhooks.deliver", tenant_id).await? else { return Ok(()) };
-        lock_resource(tx.conn(), pending.endpoint_id, &pending.resource).await?;
+        lock_resource(tx.conn(), outgoing.endpoint_id, &outgoing.resource).await?;
         sqlx::query(
             "INSERT INTO webhook_attempts (id, delivery_id, attempted_at, duration_ms, request_headers, response_status, response_headers,
                                            response_body, response_truncated, error)
@@ -154,26 +170,26 @@ impl Job for Deliver {
         let problem = attempt.problem();
         if attempt.succeeded() {
             sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-                .bind(pending.endpoint_id)
+                .bind(outgoing.endpoint_id)
                 .execute(tx.conn())
                 .await?;
             let outcome = Outcome { status: "delivered", attempted: true, response_status: attempt.response_status, problem: None };
-            finish(&mut tx, self.delivery_id, &pending, outcome).await?;
+            finish(&mut tx, self.delivery_id, &outgoing, outcome).await?;
             return tx.commit().await;
         }
         sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
-            .bind(pending.endpoint_id)
+            .bind(outgoing.endpoint_id)
             .bind(attempt.attempted_at)
             .execute(tx.conn())
             .await?;
-        switch_off_if_failing_too_long(&mut tx, webhooks.disable_after, pending.endpoint_id).await?;
-        let last = job.attempt >= Self::MAX_ATTEMPTS;
+        switch_off_if_failing_too_long(&mut tx, webhooks.disable_after, outgoing.endpoint_id).await?;
+        let last = job.attempt >= <Self as Job>::MAX_ATTEMPTS;
         if last {
             let outcome = Outcome { status: "failed", attempted: true, response_status: attempt.response_status, problem: problem.as_deref() };
-            finish(&mut tx, self.delivery_id, &pending, outcome).await?;
+            finish(&mut tx, self.delivery_id, &outgoing, outcome).await?;
             return tx.commit().await;
         }
-        let wait = Self::retry_after(job.attempt);
+        let wait = <Self as Job>::retry_after(job.attempt);
         sqlx::query(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_error = left($3, 4096),
                     next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1",
@@ -192,6 +208,27 @@ impl Job for Deliver {
 
 crate::register_job!(Deliver);
 
+/// Marks a delivery whose last attempt failed short of the endpoint as failed.
+async fn give_up(job: &RunningJob, tenant_id: Uuid, delivery_id: Uuid, error: &str) -> Result<()> {
+    let Some(mut tx) = job.backend.tenancy.data_job("webhooks.deliver", tenant_id).await? else { return Ok(()) };
+    let target: Option<(Uuid, String)> = sqlx::query_as("SELECT endpoint_id, resource FROM webhook_deliveries WHERE id = $1 AND status = 'pending'")
+        .bind(delivery_id)
+        .fetch_optional(tx.conn())
+        .await?;
+    let Some((endpoint_id, resource)) = target else { return Ok(()) };
+    lock_resource(tx.conn(), endpoint_id, &resource).await?;
+    let problem = format!("Stopped after {} attempts; the last couldn't be made: {error}", <Deliver as Job>::MAX_ATTEMPTS);
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = left($2, 4096), next_attempt_at = NULL, finished_at = now() WHERE id = $1",
+    )
+    .bind(delivery_id)
+    .bind(problem)
+    .execute(tx.conn())
+    .await?;
+    release_next(&mut tx, endpoint_id, &resource).await?;
+    tx.commit().await
+}
+
 /// How a delivery ended.
 struct Outcome<'a> {
     /// `delivered` or `failed`.
@@ -203,8 +240,8 @@ struct Outcome<'a> {
 }
 
 /// Marks the delivery finished and lets the next delivery about the same resource go.
-async fn finish(tx: &mut crate::tenancy::DataJob, delivery_id: Uuid, pending: &Pending, outcome: Outcome<'_>) -> Result<()> {
-    lock_resource(tx.conn(), pending.endpoint_id, &pending.resource).await?;
+async fn finish(tx: &mut crate::tenancy::DataJob, delivery_id: Uuid, outgoing: &Outgoing, outcome: Outcome<'_>) -> Result<()> {
+    lock_resource(tx.conn(), outgoing.endpoint_id, &outgoing.resource).await?;
     let Outcome { status, attempted, response_status, problem } = outcome;
     sqlx::query(
         "UPDATE webhook_deliveries SET status = $2, attempts = attempts + $3, last_status = COALESCE($4, last_status),
@@ -217,7 +254,7 @@ async fn finish(tx: &mut crate::tenancy::DataJob, delivery_id: Uuid, pending: &P
     .bind(problem)
     .execute(tx.conn())
     .await?;
-    release_next(tx, pending.endpoint_id, &pending.resource).await
+    release_next(tx, outgoing.endpoint_id, &outgoing.resource).await
 }
 
 /// The oldest held delivery about `resource` to `endpoint_id` goes, if none is under way.
@@ -276,34 +313,38 @@ fn describe(d: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-/// One attempt: signs with each current secret and POSTs the event's body.
-async fn send(webhooks: &super::Webhooks, pending: &Pending, secrets: &[String]) -> Attempt {
+/// One attempt: signs with each current secret and POSTs the event's body. An error only when
+/// it can't be signed (nothing is sent unsigned).
+async fn send(webhooks: &super::Webhooks, outgoing: &Outgoing, secrets: &[String]) -> Result<Attempt> {
     let attempted_at = OffsetDateTime::now_utc();
     let timestamp = attempted_at.unix_timestamp();
-    let id = pending.event_id.to_string();
-    let signatures: Vec<String> = secrets.iter().filter_map(|s| super::sign(s, &id, timestamp, &pending.payload).ok()).collect();
+    let id = outgoing.event_id.to_string();
+    let signatures = secrets.iter().map(|s| super::sign(s, &id, timestamp, &outgoing.payload)).collect::<Result<Vec<String>>>()?;
     let request_headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("webhook-id".to_string(), id.clone()),
         ("webhook-timestamp".to_string(), timestamp.to_string()),
         ("webhook-signature".to_string(), signatures.join(" ")),
     ];
+    // The log shows what was sent but not the signatures: a copy of the log could replay them.
+    let mut logged_headers = request_headers.clone();
+    logged_headers[3].1 = format!("({} signature{}, not kept)", signatures.len(), if signatures.len() == 1 { "" } else { "s" });
     let started = Instant::now();
     let mut attempt = Attempt {
         attempted_at,
         duration_ms: 0,
-        request_headers: request_headers.clone(),
+        request_headers: logged_headers,
         response_status: None,
         response_headers: Vec::new(),
         response_body: None,
         response_truncated: false,
         error: None,
     };
-    if let Err(refused) = check_target(&pending.url, webhooks.private_hosts()) {
+    if let Err(refused) = check_target(&outgoing.url, webhooks.private_hosts()) {
         attempt.error = Some(refused);
-        return attempt;
+        return Ok(attempt);
     }
-    let mut request = webhooks.http.post(&pending.url).body(pending.payload.clone());
+    let mut request = webhooks.http.post(&outgoing.url).body(outgoing.payload.clone());
     for (name, value) in &request_headers {
         request = request.header(name, value);
     }
@@ -338,7 +379,7 @@ async fn send(webhooks: &super::Webhooks, pending: &Pending, secrets: &[String])
         Err(e) => attempt.error = Some(describe_error(&e)),
     }
     attempt.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    attempt
+    Ok(attempt)
 }
 
 /// A URL naming an IP address skips the resolver (which checks names), so it is checked here.

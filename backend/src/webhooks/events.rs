@@ -49,8 +49,11 @@ impl EventSink for crate::tenancy::DataJob {
 /// An event about to be recorded.
 pub struct Event {
     pub kind: EventType,
-    /// What it is about, e.g. `project:<id>`: deliveries about one resource go in order.
+    /// What it is about, `<kind's resource>:<id>` (`project:…`): deliveries about one resource
+    /// go in order.
     pub resource: String,
+    /// When the change happened, if not now (a job recording it later).
+    pub occurred_at: Option<OffsetDateTime>,
     pub data: serde_json::Value,
     /// Set when the event must have this id (a job recording it again must not make a second).
     pub id: Option<Uuid>,
@@ -59,8 +62,9 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(kind: EventType, resource: String, data: serde_json::Value) -> Self {
-        Self { kind, resource, data, id: None, only_endpoint: None }
+    /// An event about the resource `resource_id` of the kind's resource type.
+    pub fn new(kind: EventType, resource_id: impl std::fmt::Display, data: serde_json::Value) -> Self {
+        Self { kind, resource: format!("{}:{resource_id}", kind.resource()), occurred_at: None, data, id: None, only_endpoint: None }
     }
 }
 
@@ -80,7 +84,7 @@ pub async fn emit<T: EventSink>(tx: &mut T, event: Event) -> Result<Option<Uuid>
         return Ok(None);
     }
     let id = event.id.unwrap_or_else(Uuid::new_v4);
-    let occurred_at = OffsetDateTime::now_utc();
+    let occurred_at = event.occurred_at.unwrap_or_else(OffsetDateTime::now_utc);
     let payload = envelope(id, event.kind, tx.tenant_id(), occurred_at, event.data);
     let recorded =
         sqlx::query("INSERT INTO webhook_events (id, type, resource, payload, occurred_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING")
@@ -145,6 +149,16 @@ pub struct MemberChange {
     pub role: Role,
     /// The role before a change.
     pub previous_role: Option<Role>,
+    /// When it changed (Unix milliseconds): the event's `timestamp`, though it is recorded later.
+    #[serde(default)]
+    pub at_ms: Option<i64>,
+}
+
+impl MemberChange {
+    pub fn now(kind: MemberEventKind, user_id: Uuid, role: Role, previous_role: Option<Role>) -> Self {
+        let at_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        Self { kind, user_id, role, previous_role, at_ms: Some(at_ms) }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -184,7 +198,8 @@ impl Job for RecordEvent {
             row
         };
         let (email, name) = person.unwrap_or_default();
-        let MemberChange { kind, user_id, role, previous_role } = self.member;
+        let MemberChange { kind, user_id, role, previous_role, at_ms } = self.member;
+        let occurred_at = at_ms.and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok());
         let member = json!({ "user_id": user_id, "email": email, "name": name, "role": role.as_str() });
         let (kind, data) = match kind {
             MemberEventKind::Added => (EventType::MemberAdded, json!({ "member": member })),
@@ -195,7 +210,7 @@ impl Job for RecordEvent {
         };
         let Some(mut tx) = tenancy.data_job("webhooks.record_event", tenant_id).await? else { return Ok(()) };
         // The job's id, stable across its attempts, is the event's: a second run records nothing.
-        let event = Event { id: Some(job.id), ..Event::new(kind, format!("member:{user_id}"), data) };
+        let event = Event { id: Some(job.id), occurred_at, ..Event::new(kind, user_id, data) };
         emit(&mut tx, event).await?;
         tx.commit().await
     }

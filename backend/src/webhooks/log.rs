@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Deliveries a page of the log shows.
-pub const PAGE: i64 = 50;
+pub const PAGE: i64 = tessera_domain::webhooks::DELIVERIES_PER_PAGE;
 
 /// Failed deliveries one replay sends again at most (replay again for the next ones).
 pub const REPLAY_LIMIT: i64 = 1000;
@@ -211,7 +211,7 @@ pub async fn send_test(org: &Org, endpoint_id: Uuid) -> Result<Uuid> {
         "endpoint_id": endpoint_id,
         "message": "A test event from Tessera. If you can read this, your endpoint receives and can verify our webhooks.",
     });
-    let event = Event { only_endpoint: Some(endpoint_id), ..Event::new(EventType::WebhookTest, format!("endpoint:{endpoint_id}"), data) };
+    let event = Event { only_endpoint: Some(endpoint_id), ..Event::new(EventType::WebhookTest, endpoint_id, data) };
     let id = emit(&mut tx, event).await?.ok_or_else(no_such_endpoint)?;
     tx.commit(AuditEntry::new("webhook_endpoint.tested", "webhook_endpoint", endpoint_id, json!({ "event": { "new": id } }))).await?;
     Ok(id)
@@ -222,7 +222,7 @@ fn no_such_delivery() -> AppError {
 }
 
 /// How long events and their delivery logs are kept.
-pub const KEPT_DAYS: i32 = 30;
+pub const KEPT_DAYS: i32 = tessera_domain::webhooks::KEPT_DAYS;
 
 /// Forgets events (with their deliveries and attempts) older than [`KEPT_DAYS`], daily.
 #[derive(serde::Serialize, serde::Deserialize)]
