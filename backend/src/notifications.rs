@@ -232,7 +232,7 @@ impl Job for Notify {
                 // Sign-ins of the last 90 days, the one being reported included.
                 let (from_here, all): (i64, i64) = sqlx::query_as(
                     "SELECT count(*) FILTER (WHERE user_agent IS NOT DISTINCT FROM $2), count(*) FROM security_events
-                      WHERE user_id = $1 AND event IN ('login.succeeded', 'magic_link.used') AND occurred_at > now() - interval '90 days'",
+                      WHERE user_id = $1 AND event IN ('login.succeeded', 'magic_link.used', 'oidc.signed_in') AND occurred_at > now() - interval '90 days'",
                 )
                 .bind(user_id)
                 .bind(user_agent)

@@ -702,3 +702,54 @@ test("an admin connects their SAML IdP and proves their domain; a colleague sign
   await expect(colleague.getByTestId("current-user")).toHaveText(`ada@${domain}`);
   await colleague.context().close();
 });
+
+test("an admin connects a webhook endpoint, keeps its secret, and watches a test event arrive", async ({ page }) => {
+  // The integrator's receiver, on loopback.
+  const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+  const { createServer } = await import("node:http");
+  const receiver = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.push({ headers: request.headers, body });
+      response.writeHead(200).end("ok");
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const address = receiver.address();
+  const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}/hooks/${unique()}`;
+  try {
+    await logIn(page, "admin@acme.test", "tessera-demo");
+    await page.goto("/t/acme/settings/webhooks");
+    await hydrated(page);
+    await page.getByLabel("Endpoint URL").fill(url);
+    await page.getByRole("textbox", { name: "Description", exact: true }).fill("Journey receiver");
+    await page.getByRole("checkbox", { name: /project\.created/ }).check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    const secret = page.getByTestId("webhook-secret");
+    await expect(secret).toContainText("whsec_");
+    await expect(page.getByTestId("webhook-endpoint-row").filter({ hasText: url })).toBeVisible();
+
+    await page.getByRole("link", { name: "Go to the endpoint" }).click();
+    await expect(page.getByTestId("webhook-url")).toHaveText(url);
+    await hydrated(page);
+    await page.getByRole("button", { name: "Send test event" }).click();
+    await expect(page.getByText("Test event queued")).toBeVisible();
+    await expect.poll(() => received.length, { timeout: 10_000 }).toBe(1);
+    expect(JSON.parse(received[0].body).type).toBe("webhook.test");
+    expect(received[0].headers["webhook-signature"]).toMatch(/^v1,/);
+
+    // The log says it arrived; its page shows what was sent and what came back.
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return page.getByTestId("delivery-status").first().textContent();
+      }, { timeout: 10_000 })
+      .toBe("delivered");
+    await page.getByRole("link", { name: "webhook.test" }).first().click();
+    await expect(page.getByTestId("delivery-attempt")).toContainText("HTTP 200");
+    await expect(page.getByTestId("delivery-payload")).toContainText("webhook.test");
+  } finally {
+    receiver.close();
+  }
+});

@@ -40,9 +40,12 @@ CREATE TABLE webhook_endpoints (
     secret_sealed          bytea NOT NULL,
     previous_secret_sealed bytea,
     previous_secret_until  timestamptz,
-    -- When its current run of failures began (cleared by a success); past the deployment's
-    -- limit the endpoint is switched off, and `disabled_reason` says why.
+    -- When its current run of failures began (cleared by a success; restarted when the last
+    -- failure is over a day old, longer than any wait between retries, so quiet days don't
+    -- count as failing); past the deployment's limit the endpoint is switched off, and
+    -- `disabled_reason` says why.
     failing_since          timestamptz,
+    last_failed_at         timestamptz,
     disabled_reason        text CHECK (length(disabled_reason) <= 500),
     created_by             uuid NOT NULL,
     created_at             timestamptz NOT NULL DEFAULT now(),

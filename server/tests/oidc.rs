@@ -41,6 +41,15 @@ async fn a_new_person_signs_up_with_their_identity_provider_and_comes_back_as_th
     let linked = again.call("my_identities", &[]).await.json();
     assert_eq!((linked[0]["provider_name"].as_str(), linked[0]["email"].as_str()), (Some("Test IdP"), Some("ria@example.test")));
     assert_eq!(events(&app, "oidc.signed_in").await, 2);
+
+    // Through the provider from a browser the account hasn't used: its owner hears of it.
+    let firefox = app.browser_with_agent("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0");
+    firefox.through_idp("/auth/oidc/test/start", &verified("ria@example.test", "Ria")).await;
+    let started = std::time::Instant::now();
+    while app.count("SELECT count(*) FROM notifications WHERE kind = 'new_sign_in'").await != 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "no new-sign-in notification");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,26 +30,36 @@ impl Received {
 }
 
 /// A customer's endpoint on loopback: answers 500 (with a long body) to the first
-/// `fail_next` requests, 200 after.
+/// `fail_next` requests, 200 after, each after `delay` (counting how many it held at once).
 #[derive(Clone)]
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     fail_next: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
+        Self::answering_after(Duration::ZERO).await
+    }
+
+    async fn answering_after(delay: Duration) -> Receiver {
         let got = Arc::new(Mutex::new(Vec::new()));
         let fail_next = Arc::new(AtomicUsize::new(0));
-        let (log, failing) = (got.clone(), fail_next.clone());
+        let (in_flight, most_at_once) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (log, failing, most) = (got.clone(), fail_next.clone(), most_at_once.clone());
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (log, failing) = (log.clone(), failing.clone());
+                let (log, failing, in_flight, most) = (log.clone(), failing.clone(), in_flight.clone(), most.clone());
                 async move {
                     let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
                     log.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into_owned() });
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
                     if failing.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
                         (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(10_000))
                     } else {
@@ -61,7 +71,7 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { url, got, fail_next }
+        Receiver { url, got, fail_next, most_at_once }
     }
 
     fn fail(&self, times: usize) {
@@ -564,4 +574,26 @@ async fn jobs_from_tenant_data_reach_the_queue_only_if_their_change_commits_and_
         assert!(started.elapsed() < Duration::from_secs(10), "the relay left its outbox row");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_slow_endpoint_holds_two_workers_at_most_so_other_organizations_deliveries_go_on() {
+    let app = TestApp::spawn_with(|c| c.jobs.workers = 4).await;
+    let slow_owner = app.owner_of("slowpoke").await;
+    let slow = Receiver::answering_after(Duration::from_secs(2)).await;
+    add_endpoint(&slow_owner, "slowpoke", &slow.url, &["project.created"]).await;
+    let quick_owner = app.owner_of("quick").await;
+    let quick = Receiver::start().await;
+    add_endpoint(&quick_owner, "quick", &quick.url, &["project.created"]).await;
+
+    for n in 1..=5 {
+        slow_owner.add_project("slowpoke", &format!("Slow {n}")).await;
+    }
+    slow.wait_for(&app, 2).await;
+    let started = Instant::now();
+    quick_owner.add_project("quick", "Quick").await;
+    quick.wait_for(&app, 1).await;
+    assert!(started.elapsed() < Duration::from_millis(1500), "another organization's delivery waited {:?}", started.elapsed());
+    slow.wait_for(&app, 5).await;
+    assert_eq!(slow.most_at_once.load(Ordering::SeqCst), 2, "one organization's deliveries hold two workers at most");
 }

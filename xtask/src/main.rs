@@ -419,8 +419,9 @@ fn test(args: &[String]) -> Result {
             .env("LEPTOS_SITE_ROOT", Build::site_root())
             .env("TESSERA_SEED_DEMO", "1")
             .env("TESSERA_DNS_SERVER", &dns_server)
-            // The SAML IdP stand-in's metadata URL is on loopback.
+            // The SAML IdP stand-in's metadata URL is on loopback, and so is the webhook receiver.
             .env("TESSERA_SSO_PRIVATE_METADATA_HOSTS", "1")
+            .env("TESSERA_WEBHOOK_PRIVATE_HOSTS", "1")
             .env(
                 "TESSERA_OIDC_PROVIDERS",
                 format!(

@@ -359,7 +359,9 @@ impl Identity {
             }
         };
         events::record(&mut tx, Event::ExternalSignIn, Some(user_id), ext.email.as_deref(), meta).await?;
+        crate::notifications::notify(&mut tx, super::new_sign_in(user_id, meta)).await?;
         tx.commit().await?;
+        crate::jobs::wake();
         self.user(user_id).await?.ok_or_else(|| AppError::not_found().into())
     }
 

@@ -66,6 +66,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     const MAX_ATTEMPTS: i32 = 8;
     /// How long one attempt may run before it is stopped (and counted as failed).
     const TIMEOUT: Duration = Duration::from_secs(600);
+    /// How many of this kind may run at once in one lane (`None`: no limit). For kinds whose
+    /// run time an organization controls (a webhook endpoint that answers slowly), so one
+    /// organization can't hold every worker and starve the others' jobs, mail included.
+    const MAX_RUNNING_PER_LANE: Option<u32> = None;
 
     /// How long to wait before attempt `attempt + 1`, after `attempt` failed (1-based).
     fn retry_after(attempt: i32) -> Duration {
@@ -152,6 +156,7 @@ pub struct Handler {
     pub max_attempts: i32,
     pub retry_after: fn(i32) -> Duration,
     pub timeout: Duration,
+    pub max_running_per_lane: Option<u32>,
     pub run: RunFn,
 }
 
@@ -165,6 +170,7 @@ impl Handler {
             max_attempts: J::MAX_ATTEMPTS,
             retry_after: J::retry_after,
             timeout: J::TIMEOUT,
+            max_running_per_lane: J::MAX_RUNNING_PER_LANE,
             run: run_erased::<J>,
         }
     }
@@ -177,6 +183,11 @@ impl Handler {
 /// The kinds this server can run.
 pub(crate) fn known_kinds() -> Vec<&'static str> {
     inventory::iter::<Handler>.into_iter().map(|h| h.kind).collect()
+}
+
+/// The kinds limited per lane, and each one's limit.
+pub(crate) fn lane_limits() -> (Vec<&'static str>, Vec<i32>) {
+    inventory::iter::<Handler>.into_iter().filter_map(|h| h.max_running_per_lane.map(|n| (h.kind, n as i32))).unzip()
 }
 
 fn run_erased<J: Job>(payload: serde_json::Value, job: RunningJob) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {

@@ -171,6 +171,7 @@ async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Res
     let mut tx = backend.tenancy.maintenance("jobs").await?;
     // Only kinds this server has: during a rolling deploy, a new kind waits for a new server.
     let kinds = super::known_kinds();
+    let (limited, limits) = super::lane_limits();
     let next: Option<Uuid> = sqlx::query_scalar(
         "(SELECT lane FROM jobs WHERE status = 'queued' AND run_at <= now() AND lane > $1 AND kind = ANY($2) ORDER BY lane LIMIT 1)
          UNION ALL
@@ -189,7 +190,12 @@ async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Res
     let claimed: Option<Claimed> = sqlx::query_as(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $2,
                          lease_until = now() + make_interval(secs => $3)
-          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND lane = $1 AND run_at <= now() AND kind = ANY($4)
+          WHERE id = (SELECT id FROM jobs j WHERE status = 'queued' AND lane = $1 AND run_at <= now() AND kind = ANY($4)
+                         -- A kind at its limit in this lane waits (approximate: two claims at
+                         -- once may both pass; it bounds a lane's share, it isn't a lock).
+                         AND NOT EXISTS (SELECT 1 FROM unnest($5::text[], $6::int[]) AS l(kind, most)
+                                          WHERE l.kind = j.kind
+                                            AND (SELECT count(*) FROM jobs r WHERE r.lane = $1 AND r.kind = l.kind AND r.status = 'running') >= l.most)
                        ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
           RETURNING id, kind, version, payload, lane, attempts, lease_token",
     )
@@ -197,6 +203,8 @@ async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Res
     .bind(Uuid::new_v4())
     .bind(lease.as_secs_f64())
     .bind(&kinds)
+    .bind(&limited)
+    .bind(&limits)
     .fetch_optional(tx.conn())
     .await?;
     tx.commit(0).await?;

@@ -90,6 +90,9 @@ impl Job for Deliver {
     const KIND: &'static str = "webhooks.deliver";
     const MAX_ATTEMPTS: i32 = RETRY_AFTER.len() as i32 + 1;
     const TIMEOUT: Duration = Duration::from_secs(60);
+    /// An endpoint may take 15 s a request: two at a time per organization leaves the other
+    /// workers to everyone else.
+    const MAX_RUNNING_PER_LANE: Option<u32> = Some(2);
 
     fn retry_after(attempt: i32) -> Duration {
         RETRY_AFTER[(attempt.max(1) as usize - 1).min(RETRY_AFTER.len() - 1)]
@@ -177,11 +180,15 @@ impl Deliver {
             finish(&mut tx, self.delivery_id, &outgoing, outcome).await?;
             return tx.commit().await;
         }
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
-            .bind(outgoing.endpoint_id)
-            .bind(attempt.attempted_at)
-            .execute(tx.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE webhook_endpoints SET last_failed_at = $2,
+                    failing_since = CASE WHEN failing_since IS NULL OR last_failed_at < $2 - interval '24 hours' THEN $2 ELSE failing_since END
+              WHERE id = $1",
+        )
+        .bind(outgoing.endpoint_id)
+        .bind(attempt.attempted_at)
+        .execute(tx.conn())
+        .await?;
         switch_off_if_failing_too_long(&mut tx, webhooks.disable_after, outgoing.endpoint_id).await?;
         let last = job.attempt >= <Self as Job>::MAX_ATTEMPTS;
         if last {
