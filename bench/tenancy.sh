@@ -263,6 +263,9 @@ INSERT INTO jobs (id, kind, version, payload, lane, max_attempts)
   SELECT gen_random_uuid(), 'webhooks.deliver', 1, jsonb_build_object('delivery_id', id), '$ACME', 8 FROM shared.webhook_deliveries;
 ANALYZE jobs; ANALYZE shared.webhook_deliveries;
 SQL
+# The receiver: the baseline's POST /hook (the baseline stopped after section 2).
+BASELINE_ADDR="127.0.0.1:$BASEPORT" BASELINE_ORGS="$ORGS" "$TESSERA_BASELINE_BIN" & BASELINE_PID=$!
+for _ in $(seq 100); do curl -fs -o /dev/null -X POST "http://127.0.0.1:$BASEPORT/hook" && break; sleep 0.1; done
 cat > "$WORK/hook.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"

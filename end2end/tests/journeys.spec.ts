@@ -728,6 +728,7 @@ test("an admin connects a webhook endpoint, keeps its secret, and watches a test
     await page.getByRole("button", { name: "Add endpoint" }).click();
     const secret = page.getByTestId("webhook-secret");
     await expect(secret).toContainText("whsec_");
+    const signingSecret = (await secret.textContent())!.trim();
     await expect(page.getByTestId("webhook-endpoint-row").filter({ hasText: url })).toBeVisible();
 
     await page.getByRole("link", { name: "Go to the endpoint" }).click();
@@ -737,7 +738,12 @@ test("an admin connects a webhook endpoint, keeps its secret, and watches a test
     await expect(page.getByText("Test event queued")).toBeVisible();
     await expect.poll(() => received.length, { timeout: 10_000 }).toBe(1);
     expect(JSON.parse(received[0].body).type).toBe("webhook.test");
-    expect(received[0].headers["webhook-signature"]).toMatch(/^v1,/);
+    // Signed as Standard Webhooks says, with the secret shown once.
+    const { createHmac } = await import("node:crypto");
+    const headers = received[0].headers;
+    const key = Buffer.from(signingSecret.replace(/^whsec_/, ""), "base64");
+    const expected = createHmac("sha256", key).update(`${headers["webhook-id"]}.${headers["webhook-timestamp"]}.${received[0].body}`).digest("base64");
+    expect(String(headers["webhook-signature"]).split(" ")).toContain(`v1,${expected}`);
 
     // The log says it arrived; its page shows what was sent and what came back.
     await expect
@@ -749,6 +755,15 @@ test("an admin connects a webhook endpoint, keeps its secret, and watches a test
     await page.getByRole("link", { name: "webhook.test" }).first().click();
     await expect(page.getByTestId("delivery-attempt")).toContainText("HTTP 200");
     await expect(page.getByTestId("delivery-payload")).toContainText("webhook.test");
+    await expect(page.getByTestId("delivery-attempt")).not.toContainText(expected);
+
+    // Tidy: the demo organization keeps no endpoint from this journey.
+    await page.getByRole("link", { name: "Endpoint" }).click();
+    await expect(page.getByTestId("webhook-url")).toHaveText(url);
+    await hydrated(page);
+    await page.getByText("Remove…").click();
+    await page.getByRole("button", { name: "Remove endpoint" }).click();
+    await expect(page).toHaveURL(/\/settings\/webhooks$/);
   } finally {
     receiver.close();
   }

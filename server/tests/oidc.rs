@@ -42,7 +42,10 @@ async fn a_new_person_signs_up_with_their_identity_provider_and_comes_back_as_th
     assert_eq!((linked[0]["provider_name"].as_str(), linked[0]["email"].as_str()), (Some("Test IdP"), Some("ria@example.test")));
     assert_eq!(events(&app, "oidc.signed_in").await, 2);
 
-    // Through the provider from a browser the account hasn't used: its owner hears of it.
+    // Through the provider from a browser the account hasn't used: its owner hears of it (and
+    // only then: the sign-up and the sign-in from the same browser told nobody).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.count("SELECT count(*) FROM notifications").await, 0);
     let firefox = app.browser_with_agent("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0");
     firefox.through_idp("/auth/oidc/test/start", &verified("ria@example.test", "Ria")).await;
     let started = std::time::Instant::now();
@@ -50,6 +53,8 @@ async fn a_new_person_signs_up_with_their_identity_provider_and_comes_back_as_th
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "no new-sign-in notification");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let body: String = sqlx::query_scalar("SELECT body FROM notifications").fetch_one(&app.inspect).await.unwrap();
+    assert!(body.contains("Firefox on Linux"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,13 +84,17 @@ impl Receiver {
 
     /// Waits up to ten seconds for `count` requests.
     async fn wait_for(&self, app: &TestApp, count: usize) -> Vec<Received> {
+        self.wait_up_to(app, count, Duration::from_secs(10)).await
+    }
+
+    async fn wait_up_to(&self, app: &TestApp, count: usize, limit: Duration) -> Vec<Received> {
         let started = Instant::now();
         loop {
             let got = self.received();
             if got.len() >= count {
                 return got;
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if started.elapsed() > limit {
                 let jobs: Vec<(String, String, i32, Option<String>)> =
                     sqlx::query_as("SELECT kind, status, attempts, last_error FROM jobs ORDER BY created_at").fetch_all(&app.inspect).await.unwrap();
                 panic!("expected {count} requests, got {}: {got:?}\njobs: {jobs:?}", got.len());
@@ -580,7 +584,8 @@ async fn jobs_from_tenant_data_reach_the_queue_only_if_their_change_commits_and_
 async fn a_slow_endpoint_holds_two_workers_at_most_so_other_organizations_deliveries_go_on() {
     let app = TestApp::spawn_with(|c| c.jobs.workers = 4).await;
     let slow_owner = app.owner_of("slowpoke").await;
-    let slow = Receiver::answering_after(Duration::from_secs(2)).await;
+    // Each request takes 6 s: without the limit, four would hold all four workers that long.
+    let slow = Receiver::answering_after(Duration::from_secs(6)).await;
     add_endpoint(&slow_owner, "slowpoke", &slow.url, &["project.created"]).await;
     let quick_owner = app.owner_of("quick").await;
     let quick = Receiver::start().await;
@@ -593,7 +598,42 @@ async fn a_slow_endpoint_holds_two_workers_at_most_so_other_organizations_delive
     let started = Instant::now();
     quick_owner.add_project("quick", "Quick").await;
     quick.wait_for(&app, 1).await;
-    assert!(started.elapsed() < Duration::from_millis(1500), "another organization's delivery waited {:?}", started.elapsed());
-    slow.wait_for(&app, 5).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "another organization's delivery waited {:?}", started.elapsed());
+    slow.wait_up_to(&app, 5, Duration::from_secs(30)).await;
     assert_eq!(slow.most_at_once.load(Ordering::SeqCst), 2, "one organization's deliveries hold two workers at most");
+}
+
+#[tokio::test]
+async fn a_delivery_whose_job_was_lost_can_be_resent_and_the_line_behind_it_moves_on() {
+    let app = TestApp::spawn().await;
+    let owner = app.owner_of("stuck").await;
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = add_endpoint(&owner, "stuck", &receiver.url, &["project.created", "project.updated"]).await;
+    receiver.fail(1);
+    owner.add_project("stuck", "Lost").await;
+    receiver.wait_for(&app, 1).await;
+    log_until(&owner, "stuck", &endpoint, "the failed first attempt", |log| log.len() == 1 && log[0]["attempts"] == 1).await;
+    // Its retry's job is lost (its worker died on its last attempt, say).
+    sqlx::query("DELETE FROM jobs WHERE kind = 'webhooks.deliver'").execute(&app.inspect).await.unwrap();
+    let project = app.project_id("Lost").await;
+    let r = owner.call("update_project", &[("slug", "stuck"), ("id", &project), ("name", "Found"), ("description", "")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
+    let log = log_until(&owner, "stuck", &endpoint, "the change held behind it", |log| log.iter().any(|d| d["status"] == "held")).await;
+    let stuck = log.iter().find(|d| d["status"] == "pending").unwrap()["id"].as_str().unwrap().to_string();
+
+    // While its retry is merely due, it is still being sent.
+    let r = owner.call("resend_webhook_delivery", &[("slug", "stuck"), ("id", &endpoint), ("delivery", &stuck)]).await;
+    assert_eq!(r.status, reqwest::StatusCode::CONFLICT, "{}", r.body);
+    // Over an hour late, it may be resent; then the held change follows it.
+    let mut tenant = app.inspect_tenant("stuck").await;
+    sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = now() - interval '2 hours' WHERE status = 'pending'")
+        .execute(&mut tenant)
+        .await
+        .unwrap();
+    let r = owner.call("resend_webhook_delivery", &[("slug", "stuck"), ("id", &endpoint), ("delivery", &stuck)]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let got = receiver.wait_for(&app, 3).await;
+    let names: Vec<String> = got.iter().map(|r| r.json()["data"]["project"]["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["Lost", "Lost", "Found"]);
+    log_until(&owner, "stuck", &endpoint, "both delivered", |log| log.iter().all(|d| d["status"] == "delivered")).await;
 }

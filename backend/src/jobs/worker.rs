@@ -187,24 +187,34 @@ async fn claim(backend: &Backend, after_lane: &mut Uuid, lease: Duration) -> Res
         return Ok(Claim::Empty);
     };
     *after_lane = lane;
+    // Kinds limited per lane that are at their limit here wait. Claims in the lane take its lock
+    // first and count after it (a statement of their own, so its snapshot sees the last claim's
+    // commit): two claims can't both see room for one more.
+    let mut runnable = kinds;
+    if !limited.is_empty() {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('jobs.lane:' || $1::text, 0))").bind(lane).execute(tx.conn()).await?;
+        let full: Vec<String> = sqlx::query_scalar(
+            "SELECT l.kind FROM unnest($2::text[], $3::int[]) AS l(kind, most)
+              WHERE (SELECT count(*) FROM jobs r WHERE r.lane = $1 AND r.kind = l.kind AND r.status = 'running') >= l.most",
+        )
+        .bind(lane)
+        .bind(&limited)
+        .bind(&limits)
+        .fetch_all(tx.conn())
+        .await?;
+        runnable.retain(|kind| !full.iter().any(|f| f == kind));
+    }
     let claimed: Option<Claimed> = sqlx::query_as(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $2,
                          lease_until = now() + make_interval(secs => $3)
-          WHERE id = (SELECT id FROM jobs j WHERE status = 'queued' AND lane = $1 AND run_at <= now() AND kind = ANY($4)
-                         -- A kind at its limit in this lane waits (approximate: two claims at
-                         -- once may both pass; it bounds a lane's share, it isn't a lock).
-                         AND NOT EXISTS (SELECT 1 FROM unnest($5::text[], $6::int[]) AS l(kind, most)
-                                          WHERE l.kind = j.kind
-                                            AND (SELECT count(*) FROM jobs r WHERE r.lane = $1 AND r.kind = l.kind AND r.status = 'running') >= l.most)
+          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND lane = $1 AND run_at <= now() AND kind = ANY($4)
                        ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
           RETURNING id, kind, version, payload, lane, attempts, lease_token",
     )
     .bind(lane)
     .bind(Uuid::new_v4())
     .bind(lease.as_secs_f64())
-    .bind(&kinds)
-    .bind(&limited)
-    .bind(&limits)
+    .bind(&runnable)
     .fetch_optional(tx.conn())
     .await?;
     tx.commit(0).await?;

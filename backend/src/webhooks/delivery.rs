@@ -181,7 +181,7 @@ impl Deliver {
             return tx.commit().await;
         }
         sqlx::query(
-            "UPDATE webhook_endpoints SET last_failed_at = $2,
+            "UPDATE webhook_endpoints SET last_failed_at = GREATEST(last_failed_at, $2),
                     failing_since = CASE WHEN failing_since IS NULL OR last_failed_at < $2 - interval '24 hours' THEN $2 ELSE failing_since END
               WHERE id = $1",
         )
@@ -215,24 +215,30 @@ impl Deliver {
 
 crate::register_job!(Deliver);
 
-/// Marks a delivery whose last attempt failed short of the endpoint as failed.
+/// Marks a delivery whose last attempt failed short of the endpoint as failed (the reason goes
+/// to the server's log; the organization's admins see that it stopped, not our internals).
 async fn give_up(job: &RunningJob, tenant_id: Uuid, delivery_id: Uuid, error: &str) -> Result<()> {
+    tracing::warn!(delivery = %delivery_id, error, "a webhook delivery's last attempt failed short of the endpoint");
     let Some(mut tx) = job.backend.tenancy.data_job("webhooks.deliver", tenant_id).await? else { return Ok(()) };
-    let target: Option<(Uuid, String)> = sqlx::query_as("SELECT endpoint_id, resource FROM webhook_deliveries WHERE id = $1 AND status = 'pending'")
-        .bind(delivery_id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let target: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT endpoint_id, resource FROM webhook_deliveries WHERE id = $1").bind(delivery_id).fetch_optional(tx.conn()).await?;
     let Some((endpoint_id, resource)) = target else { return Ok(()) };
     lock_resource(tx.conn(), endpoint_id, &resource).await?;
-    let problem = format!("Stopped after {} attempts; the last couldn't be made: {error}", <Deliver as Job>::MAX_ATTEMPTS);
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'failed', last_error = left($2, 4096), next_attempt_at = NULL, finished_at = now() WHERE id = $1",
+    let problem =
+        format!("Stopped after {} attempts: the last one couldn't be made on our side. Resend it to try again.", <Deliver as Job>::MAX_ATTEMPTS);
+    // Only if nothing finished it meanwhile (checked under the resource's lock).
+    let ended = sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, next_attempt_at = NULL, finished_at = now()
+          WHERE id = $1 AND status = 'pending'",
     )
     .bind(delivery_id)
     .bind(problem)
     .execute(tx.conn())
-    .await?;
-    release_next(&mut tx, endpoint_id, &resource).await?;
+    .await?
+    .rows_affected();
+    if ended == 1 {
+        release_next(&mut tx, endpoint_id, &resource).await?;
+    }
     tx.commit().await
 }
 

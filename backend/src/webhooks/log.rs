@@ -134,36 +134,35 @@ pub async fn delivery(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<WebhookD
     })
 }
 
-/// Sends a finished delivery again, as it was (same id and body, signed afresh), now.
+/// Sends a finished delivery again, as it was (same id and body, signed afresh): now, or after
+/// the unfinished delivery about the same resource ahead of it. A pending delivery whose attempt
+/// is over an hour late lost its job (its last attempt died with its worker, say) and may be
+/// resent too.
 pub async fn resend(org: &Org, endpoint_id: Uuid, id: Uuid) -> Result<()> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 FOR UPDATE")
-        .bind(id)
-        .bind(endpoint_id)
-        .fetch_optional(tx.conn())
-        .await?;
-    match status.as_deref() {
-        None => return Err(no_such_delivery().into()),
-        Some("held" | "pending") => {
-            return Err(AppError::Conflict(FieldError::new(
-                "delivery",
-                "This delivery is still being sent; resend it once it has been delivered or has failed.",
-            ))
-            .into())
-        }
-        Some(_) => {}
+    let found: Option<(String, String, bool)> = sqlx::query_as(
+        "SELECT status, resource, status = 'pending' AND next_attempt_at < now() - interval '1 hour'
+           FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(endpoint_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some((status, resource, stale)) = found else { return Err(no_such_delivery().into()) };
+    if matches!(status.as_str(), "held" | "pending") && !stale {
+        return Err(AppError::Conflict(FieldError::new(
+            "delivery",
+            "This delivery is still being sent; resend it once it has been delivered or has failed.",
+        ))
+        .into());
     }
-    sqlx::query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    tx.enqueue(&Deliver { delivery_id: id }).await?;
-    let changes = json!({ "status": { "old": status, "new": "pending" } });
+    let now = send_again(&mut tx, endpoint_id, id, &resource).await?;
+    let changes = json!({ "status": { "old": status, "new": now } });
     tx.commit(AuditEntry::new("webhook_delivery.resent", "webhook_delivery", id, changes)).await
 }
 
 /// Sends again every delivery to the endpoint that failed since `since` (up to
-/// [`REPLAY_LIMIT`], oldest first). Returns how many.
+/// [`REPLAY_LIMIT`], oldest first, each in its resource's line). Returns how many.
 pub async fn replay_failed(org: &Org, endpoint_id: Uuid, since: OffsetDateTime) -> Result<u64> {
     if since > OffsetDateTime::now_utc() {
         return Err(
@@ -176,26 +175,60 @@ pub async fn replay_failed(org: &Org, endpoint_id: Uuid, since: OffsetDateTime) 
     if !exists {
         return Err(no_such_endpoint().into());
     }
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(), finished_at = NULL
-          WHERE id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
-                        ORDER BY created_at, id LIMIT $3)
-          RETURNING id",
+    // Locked and read again after the lock (a resend may have taken one meanwhile).
+    let failed: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, resource FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2
+          ORDER BY created_at, id LIMIT $3 FOR UPDATE",
     )
     .bind(endpoint_id)
     .bind(since)
     .bind(REPLAY_LIMIT)
     .fetch_all(tx.conn())
     .await?;
-    if ids.is_empty() {
+    let mut replayed = 0u64;
+    for (id, resource) in &failed {
+        let still_failed: bool =
+            sqlx::query_scalar("SELECT status = 'failed' FROM webhook_deliveries WHERE id = $1").bind(id).fetch_one(tx.conn()).await?;
+        if still_failed {
+            send_again(&mut tx, endpoint_id, *id, resource).await?;
+            replayed += 1;
+        }
+    }
+    if replayed == 0 {
         return Ok(0);
     }
-    for id in &ids {
-        tx.enqueue(&Deliver { delivery_id: *id }).await?;
-    }
-    let changes = json!({ "replayed": { "new": ids.len() }, "since": { "new": rfc3339(since) } });
+    let changes = json!({ "replayed": { "new": replayed }, "since": { "new": rfc3339(since) } });
     tx.commit(AuditEntry::new("webhook_endpoint.replayed", "webhook_endpoint", endpoint_id, changes)).await?;
-    Ok(ids.len() as u64)
+    Ok(replayed)
+}
+
+/// Puts a delivery back in its resource's line: sent now if nothing about the same resource to
+/// the same endpoint is unfinished, else held behind it (oldest first, so replays keep their
+/// order). Returns its new status.
+async fn send_again(tx: &mut crate::tenancy::WriteTx, endpoint_id: Uuid, id: Uuid, resource: &str) -> Result<&'static str> {
+    super::delivery::lock_resource(tx.conn(), endpoint_id, resource).await?;
+    let waiting: bool = sqlx::query_scalar(
+        // Ahead of it: one being sent, or one held that is older (ones held behind it wait for it).
+        "SELECT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = $1 AND d.resource = $2 AND d.id <> $3
+                          AND (d.status = 'pending' OR (d.status = 'held' AND (d.created_at, d.id) < (SELECT created_at, id FROM webhook_deliveries WHERE id = $3))))",
+    )
+    .bind(endpoint_id)
+    .bind(resource)
+    .bind(id)
+    .fetch_one(tx.conn())
+    .await?;
+    let status = if waiting { "held" } else { "pending" };
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $2, next_attempt_at = CASE WHEN $2 = 'pending' THEN now() END, finished_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .execute(tx.conn())
+    .await?;
+    if !waiting {
+        tx.enqueue(&Deliver { delivery_id: id }).await?;
+    }
+    Ok(status)
 }
 
 /// Sends a `webhook.test` event to the endpoint alone (even if it is switched off, to check
@@ -218,7 +251,7 @@ pub async fn send_test(org: &Org, endpoint_id: Uuid) -> Result<Uuid> {
 }
 
 fn no_such_delivery() -> AppError {
-    AppError::NotFound("That delivery doesn't exist for this endpoint (deliveries are kept for 30 days).".into())
+    AppError::NotFound(format!("That delivery doesn't exist for this endpoint (deliveries are kept for {KEPT_DAYS} days)."))
 }
 
 /// How long events and their delivery logs are kept.
