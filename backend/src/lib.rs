@@ -6,6 +6,7 @@
 mod catalogue;
 pub mod api_keys;
 pub mod audit;
+pub mod billing;
 pub mod ctx;
 pub mod db;
 pub mod documents;
