@@ -67,6 +67,38 @@ impl Entitlements {
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
     }
+
+    /// Whether one more member fits, `used` seats being taken (members and open invitations).
+    pub fn room_for_seat(&self, used: u32) -> Result<(), Refusal> {
+        match self.seats {
+            Some(seats) if used >= seats => Err(Refusal(format!(
+                "Your plan includes {seats} {}; {used} {} used. Upgrade or remove a member.",
+                plural(seats, "seat", "seats"),
+                plural(used, "is", "are")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether one more project fits, `used` being there.
+    pub fn room_for_project(&self, used: u32) -> Result<(), Refusal> {
+        match self.projects {
+            Some(projects) if used >= projects => Err(Refusal(format!(
+                "Your plan includes {projects} {}; {used} {} in use. Upgrade, or delete a project you no longer need.",
+                plural(projects, "project", "projects"),
+                plural(used, "is", "are")
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
 }
 
 /// One plan of the catalogue (`billing/plans.toml`). Prices are in the smallest unit of the
@@ -665,6 +697,17 @@ mod tests {
             let error = c.validate().unwrap_err();
             assert!(error.contains(message), "{message}: {error}");
         }
+    }
+
+    #[test]
+    fn limits_say_what_the_plan_includes_and_how_to_get_more() {
+        let five = Entitlements { seats: Some(5), projects: Some(1), ..Entitlements::default() };
+        assert_eq!(five.room_for_seat(4), Ok(()));
+        assert_eq!(five.room_for_seat(5).unwrap_err().0, "Your plan includes 5 seats; 5 are used. Upgrade or remove a member.");
+        assert!(five.room_for_project(1).unwrap_err().0.starts_with("Your plan includes 1 project; 1 is in use."));
+        let unlimited = Entitlements::default();
+        assert_eq!(unlimited.room_for_seat(10_000), Ok(()));
+        assert_eq!(unlimited.room_for_project(10_000), Ok(()));
     }
 
     #[test]

@@ -3,3 +3,4 @@
 //! this module reads the plan catalogue and, as it grows, talks to Stripe and applies its events.
 
 pub mod catalogue;
+pub mod signature;
