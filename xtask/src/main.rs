@@ -336,6 +336,15 @@ fn test(args: &[String]) -> Result {
     env.helpers.push(stand_in("github-oauth.mjs", &[("GITHUB_PORT", github_port.to_string()), ("GITHUB_CLIENTS", e2e_client("github"))])?);
     util::wait_for_port(github_port, 30)?;
 
+    // Stripe: the project's own stateful stand-in (end2end/stand-ins/stripe.mjs), its objects
+    // checked against Stripe's example objects (the fixtures beside the advisory database).
+    let stripe_port = util::free_port()?;
+    let stripe_url = format!("http://127.0.0.1:{stripe_port}");
+    step(&format!("Starting the Stripe stand-in ({stripe_url})"));
+    env.helpers.push(stand_in("stripe.mjs", &[("STRIPE_PORT", stripe_port.to_string())])?);
+    util::wait_for_port(stripe_port, 30)?;
+    let stripe_fixtures = util::root().join("../shared/data/stripe-openapi/fixtures3.json");
+
     // A DNS server whose TXT records tests set over HTTP (domain verification), and a SAML IdP
     // (saml-idp) for organizations' single sign-on.
     let (dns_port, dns_http_port, saml_port) = (util::free_port()?, util::free_port()?, util::free_port()?);
@@ -389,6 +398,8 @@ fn test(args: &[String]) -> Result {
                     .env("TESSERA_TEST_SAML_IDP_URL", &saml_idp_url)
                     .env("TESSERA_TEST_REDIS_URL", &redis_url)
                     .env("TESSERA_TEST_WEBHOOK_VERIFIER", &webhook_verifier)
+                    .env("TESSERA_TEST_STRIPE_URL", &stripe_url)
+                    .env("TESSERA_TEST_STRIPE_FIXTURES", &stripe_fixtures)
                     .env("TESSERA_TEST_PG_CA", a.tls_ca())
                     .env("TESSERA_TEST_REGION_B_PG_CA", b.tls_ca()),
             )?
