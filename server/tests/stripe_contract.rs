@@ -46,15 +46,11 @@ async fn every_object_the_stand_in_returns_has_exactly_the_fields_of_stripes_own
     assert_eq!(status, StatusCode::OK, "{customer}");
     let (_, product, _) = post("/v1/products", &[("name", "Team"), ("metadata[plan]", "team")], None).await;
     let product_id = product["id"].as_str().unwrap();
+    // The stand-in lives for the whole test run (both passes): a key of this test's own.
+    let lookup = format!("contract_team_month_{}", uuid::Uuid::new_v4().simple());
     let (status, price, _) = post(
         "/v1/prices",
-        &[
-            ("currency", "usd"),
-            ("product", product_id),
-            ("unit_amount", "2900"),
-            ("recurring[interval]", "month"),
-            ("lookup_key", "contract_team_month"),
-        ],
+        &[("currency", "usd"), ("product", product_id), ("unit_amount", "2900"), ("recurring[interval]", "month"), ("lookup_key", lookup.as_str())],
         None,
     )
     .await;
