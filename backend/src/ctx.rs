@@ -50,6 +50,9 @@ pub struct TenantRef {
     pub sso_satisfies_mfa: bool,
     /// Members (but Owners) must have signed in through the organization's IdP.
     pub require_sso: bool,
+    /// Its billing as stored with its row (the door derives the state and plan limits from it:
+    /// `Org::billing`).
+    pub billing: Option<crate::billing::Record>,
 }
 
 /// The lifecycle states the door cares about (see the `tenants.status` check constraint).

@@ -9,6 +9,12 @@ pub enum Error {
     Db(#[from] sqlx::Error),
     #[error("{0}")]
     Internal(String),
+    /// Stripe answered with an error (`status` is its HTTP status; `code` its error code).
+    #[error("Stripe {status}: {message}")]
+    Stripe { status: u16, code: Option<String>, param: Option<String>, message: String },
+    /// An outside service (Stripe) couldn't be reached: worth retrying, not a bug.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -95,6 +101,10 @@ impl Error {
             Error::Db(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)) => {
                 tracing::warn!(error = %e, "database unreachable");
                 AppError::Unavailable("We can't reach the database right now. Please try again in a minute.".into())
+            }
+            Error::Unavailable(e) => {
+                tracing::warn!(error = %e, "an outside service is unreachable");
+                crate::billing::stripe::unreachable()
             }
             other => {
                 let reference = uuid::Uuid::new_v4().simple().to_string();

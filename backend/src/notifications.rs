@@ -24,10 +24,12 @@ pub enum Kind {
     ApiKeyCreated,
     NewSignIn,
     WebhookDisabled,
+    Billing,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated, Kind::NewSignIn, Kind::WebhookDisabled];
+    pub const ALL: [Kind; 7] =
+        [Kind::Invited, Kind::RoleChanged, Kind::MemberJoined, Kind::ApiKeyCreated, Kind::NewSignIn, Kind::WebhookDisabled, Kind::Billing];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::ApiKeyCreated => "api_key_created",
             Kind::NewSignIn => "new_sign_in",
             Kind::WebhookDisabled => "webhook_disabled",
+            Kind::Billing => "billing",
         }
     }
 
@@ -48,6 +51,7 @@ impl Kind {
             Kind::ApiKeyCreated => "When an API key is created in an organization you administer",
             Kind::NewSignIn => "When someone signs in to your account from a device or browser it hasn't used before",
             Kind::WebhookDisabled => "When a webhook endpoint of an organization you own is switched off after failing for too long",
+            Kind::Billing => "Billing of an organization you administer: trial ending, failed payments, plan changes, receipts",
         }
     }
 
@@ -59,7 +63,13 @@ impl Kind {
     /// Whether people choose about email: an invitation is emailed anyway (it carries the
     /// link to accept), so a second mail is never offered.
     fn email_is_a_choice(self) -> bool {
-        self != Kind::Invited
+        !matches!(self, Kind::Invited | Kind::Billing)
+    }
+
+    /// Mailed whatever the preference: a failed payment or a receipt must reach an
+    /// administrator's inbox, not only the bell.
+    fn always_emails(self) -> bool {
+        self == Kind::Billing
     }
 
     pub fn parse(raw: &str) -> Option<Kind> {
@@ -85,6 +95,9 @@ pub enum Event {
     /// The webhook endpoint `endpoint_id` (at `url`) was switched off after failing for too
     /// long (the organization's Owners are told).
     WebhookDisabled { tenant_id: Uuid, endpoint_id: Uuid, url: String },
+    /// Something about the organization's subscription (its Owners and Admins are told, and
+    /// mailed, with a link to the billing page).
+    Billing { tenant_id: Uuid, title: String, body: String },
 }
 
 impl Event {
@@ -95,7 +108,8 @@ impl Event {
             | Event::RoleChanged { tenant_id, .. }
             | Event::MemberJoined { tenant_id, .. }
             | Event::ApiKeyCreated { tenant_id, .. }
-            | Event::WebhookDisabled { tenant_id, .. } => Some(*tenant_id),
+            | Event::WebhookDisabled { tenant_id, .. }
+            | Event::Billing { tenant_id, .. } => Some(*tenant_id),
             Event::NewSignIn { .. } => None,
         }
     }
@@ -270,6 +284,12 @@ impl Job for Notify {
                 }
                 Kind::WebhookDisabled
             }
+            Event::Billing { tenant_id, title, body } => {
+                for admin in administrators(conn, *tenant_id).await? {
+                    told.push((admin, title.clone(), body.clone(), format!("/t/{slug}/settings/billing")));
+                }
+                Kind::Billing
+            }
         };
         let mut mails = Vec::new();
         for (user_id, title, body, link) in &told {
@@ -331,6 +351,9 @@ async fn administrators(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<
 }
 
 async fn wants_email(conn: &mut PgConnection, user_id: Uuid, kind: Kind) -> Result<bool> {
+    if kind.always_emails() {
+        return Ok(true);
+    }
     if !kind.email_is_a_choice() {
         return Ok(false);
     }

@@ -64,6 +64,19 @@ pub struct Entitlements {
 }
 
 impl Entitlements {
+    /// Every feature, no limits.
+    pub fn unlimited() -> Entitlements {
+        Entitlements {
+            features: [Feature::ApiAccess, Feature::Webhooks, Feature::SingleSignOn, Feature::AuditExport, Feature::CustomRoles]
+                .into_iter()
+                .collect(),
+            seats: None,
+            projects: None,
+            api_calls_per_month: None,
+            storage_mb: None,
+        }
+    }
+
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
     }
@@ -208,6 +221,224 @@ impl Catalogue {
     }
 }
 
+/// What a Stripe price of a plan charges for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// The plan's flat price per period.
+    Flat,
+    /// Per member, per period (the subscription item's quantity is the seat count).
+    Seat,
+    /// Per API call, billed in arrears from the meter.
+    ApiCalls,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Flat, Component::Seat, Component::ApiCalls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Flat => "flat",
+            Component::Seat => "seat",
+            Component::ApiCalls => "api_calls",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+}
+
+/// One Stripe price a paid plan needs, as `billing sync` makes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceSpec {
+    /// `team_month_flat`: what Tessera finds the price by (Stripe's lookup key).
+    pub lookup_key: String,
+    pub plan: String,
+    pub interval: Interval,
+    pub component: Component,
+    /// In the smallest currency unit, as a decimal (an API call costs a fraction of a cent).
+    pub unit_amount_decimal: String,
+}
+
+impl Plan {
+    /// The Stripe prices this plan is sold at in `interval` (none for the free plan; a component
+    /// priced at zero has none either).
+    pub fn prices(&self, interval: Interval) -> Vec<PriceSpec> {
+        let (flat, seat) = match interval {
+            Interval::Month => (self.monthly_flat, self.monthly_per_seat),
+            Interval::Year => (self.annual_flat, self.annual_per_seat),
+        };
+        let per_call = {
+            let thousandths = self.per_thousand_api_calls;
+            let fraction = format!("{:03}", thousandths % 1000);
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                (thousandths / 1000).to_string()
+            } else {
+                format!("{}.{fraction}", thousandths / 1000)
+            }
+        };
+        [
+            (Component::Flat, flat, flat.to_string()),
+            (Component::Seat, seat, seat.to_string()),
+            (Component::ApiCalls, self.per_thousand_api_calls, per_call),
+        ]
+        .into_iter()
+        .filter(|(_, amount, _)| !self.free && *amount > 0)
+        .map(|(component, _, unit_amount_decimal)| PriceSpec {
+            lookup_key: format!("{}_{}_{}", self.key, interval.as_str(), component.as_str()),
+            plan: self.key.clone(),
+            interval,
+            component,
+            unit_amount_decimal,
+        })
+        .collect()
+    }
+}
+
+/// An invoice as Tessera keeps and shows it (from Stripe's invoice object).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    /// Set when the invoice is finalized (a draft has none).
+    pub number: Option<String>,
+    /// draft, open, paid, uncollectible or void.
+    pub status: String,
+    pub currency: String,
+    pub created: Timestamp,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub subtotal: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub amount_due: i64,
+    pub amount_paid: i64,
+    pub amount_remaining: i64,
+    pub customer_name: Option<String>,
+    pub customer_email: Option<String>,
+    /// Who issued it (the deployment's Stripe account name).
+    pub issuer: Option<String>,
+    pub billing_reason: Option<String>,
+    pub attempt_count: u64,
+    pub next_payment_attempt: Option<Timestamp>,
+    pub paid_at: Option<Timestamp>,
+    pub lines: Vec<InvoiceLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceLine {
+    pub description: String,
+    pub quantity: Option<u64>,
+    pub amount: i64,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    /// A credit or charge for part of a period (a plan or seat change).
+    pub proration: bool,
+}
+
+/// What the billing page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    /// Billing is configured; when off, every organization is on the free plan.
+    pub enabled: bool,
+    pub state: BillingState,
+    /// The plan whose limits apply now.
+    pub plan: Plan,
+    pub seats_used: u32,
+    pub projects_used: u32,
+    /// API calls this calendar month (UTC) so far.
+    pub api_calls_this_month: u64,
+    /// "Visa •••• 4242 (expires 12/34)".
+    pub payment_method: Option<String>,
+    pub currency: String,
+    /// Every plan, to compare and choose from.
+    pub plans: Vec<Plan>,
+    pub invoices: Vec<InvoiceSummary>,
+    /// The organization's now, on Stripe's clock (a test clock runs ahead).
+    pub now: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceSummary {
+    pub id: String,
+    pub number: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub created: Timestamp,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub total: i64,
+    pub amount_due: i64,
+}
+
+/// What a plan change would cost, shown before it is confirmed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePreview {
+    pub plan: String,
+    pub interval: Interval,
+    pub timing: ChangeTiming,
+    /// When it takes effect: now, or the period's end.
+    pub effective_at: Timestamp,
+    /// Charged now (a prorated upgrade), in the smallest currency unit.
+    pub due_now: i64,
+    /// The lines of that charge (credits for unused time, charges for the rest of the period).
+    pub lines: Vec<InvoiceLine>,
+    /// What each period costs after the change, before usage.
+    pub per_period: i64,
+    pub currency: String,
+    /// The moment the proration was computed for: confirming with it charges exactly this.
+    pub proration_date: Timestamp,
+}
+
+impl Plan {
+    /// The plan's price per `interval` for `seats` members, before metered usage.
+    pub fn price_for(&self, interval: Interval, seats: u32) -> i64 {
+        let (flat, seat) = match interval {
+            Interval::Month => (self.monthly_flat, self.monthly_per_seat),
+            Interval::Year => (self.annual_flat, self.annual_per_seat),
+        };
+        (flat + seat * u64::from(seats)) as i64
+    }
+}
+
+/// An amount in the smallest unit of `currency`, as people read it: "$29.00", "−$3.21",
+/// "€8.00", "12.50 CHF".
+pub fn money(amount: i64, currency: &str) -> String {
+    let sign = if amount < 0 { "−" } else { "" };
+    let (whole, cents) = (amount.unsigned_abs() / 100, amount.unsigned_abs() % 100);
+    let mut grouped = String::new();
+    for (i, digit) in whole.to_string().chars().enumerate() {
+        let left = whole.to_string().len() - i;
+        if i > 0 && left % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    match currency.to_ascii_lowercase().as_str() {
+        "usd" => format!("{sign}${grouped}.{cents:02}"),
+        "eur" => format!("{sign}€{grouped}.{cents:02}"),
+        "gbp" => format!("{sign}£{grouped}.{cents:02}"),
+        other => format!("{sign}{grouped}.{cents:02} {}", other.to_ascii_uppercase()),
+    }
+}
+
+/// A day as people read it, in UTC: "Dec 20, 2026".
+pub fn date(at: Timestamp) -> String {
+    // Days to civil date (Howard Hinnant's algorithm), so the browser needs no time crate.
+    let z = at.div_euclid(DAY) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{} {day}, {year}", MONTHS[(month - 1) as usize])
+}
+
 /// Stripe's subscription statuses (all of them, so a new one can't be mistaken for another).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -306,7 +537,9 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { grace_days: 14, retention_days: 90 }
+        // Stripe retries a failed payment for about two weeks (Smart Retries' default); a week of
+        // full access leaves another week of read-only before it gives up and cancels.
+        Policy { grace_days: 7, retention_days: 90 }
     }
 }
 
@@ -387,6 +620,21 @@ impl BillingState {
         }
     }
 
+    /// A short stable name of the state (what the audit log records a change between):
+    /// `trialing:team`, `active:business:year`, `active:team:month:canceling`, `past_due:team`.
+    pub fn label(&self) -> String {
+        match self {
+            BillingState::Free => "free".into(),
+            BillingState::Trialing { plan, .. } => format!("trialing:{plan}"),
+            BillingState::Active { plan, interval, cancels_at, .. } => {
+                format!("active:{plan}:{}{}", interval.as_str(), if cancels_at.is_some() { ":canceling" } else { "" })
+            }
+            BillingState::PastDue { plan, .. } => format!("past_due:{plan}"),
+            BillingState::Restricted { plan, .. } => format!("restricted:{plan}"),
+            BillingState::Ended { plan, .. } => format!("ended:{plan}"),
+        }
+    }
+
     /// Whether Owners and Admins should see "Fix payment".
     pub fn needs_payment(&self) -> bool {
         matches!(self, BillingState::PastDue { .. } | BillingState::Restricted { .. })
@@ -404,7 +652,8 @@ pub enum Command {
 }
 
 /// How a plan change takes effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangeTiming {
     /// An upgrade, or monthly to annual: now, with proration.
     Now,
@@ -674,6 +923,30 @@ mod tests {
             plan.annual_flat = plan.monthly_flat * 10;
         }
         Catalogue { currency: "usd".into(), trial_plan: "team".into(), plans }
+    }
+
+    #[test]
+    fn each_paid_plan_has_a_price_per_component_and_interval_found_by_lookup_key() {
+        let catalogue = catalogue();
+        assert!(catalogue.free_plan().prices(Interval::Month).is_empty());
+        let team = Plan { monthly_per_seat: 800, annual_per_seat: 8000, per_thousand_api_calls: 50, ..catalogue.plan("team").unwrap().clone() };
+        let keys: Vec<String> = team.prices(Interval::Year).into_iter().map(|p| p.lookup_key).collect();
+        assert_eq!(keys, ["team_year_flat", "team_year_seat", "team_year_api_calls"]);
+        let per_call =
+            |per_thousand: u64| Plan { per_thousand_api_calls: per_thousand, ..team.clone() }.prices(Interval::Month)[2].unit_amount_decimal.clone();
+        assert_eq!((per_call(50).as_str(), per_call(1500).as_str(), per_call(2000).as_str(), per_call(7).as_str()), ("0.05", "1.5", "2", "0.007"));
+    }
+
+    #[test]
+    fn money_and_dates_read_as_people_write_them() {
+        assert_eq!(money(290_000, "usd"), "$2,900.00");
+        assert_eq!(money(-321, "usd"), "−$3.21");
+        assert_eq!(money(800, "eur"), "€8.00");
+        assert_eq!(money(1250, "chf"), "12.50 CHF");
+        assert_eq!(money(0, "usd"), "$0.00");
+        assert_eq!(date(0), "Jan 1, 1970");
+        assert_eq!(date(1_800_000_000), "Jan 15, 2027");
+        assert_eq!(date(951_782_400), "Feb 29, 2000");
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The organization's subscription is unpaid past its grace period (or its plan doesn't
+    /// include this): the message says how to fix it.
+    #[error("{0}")]
+    PaymentRequired(String),
     /// Too many attempts in a short time; the message says when to try again.
     #[error("{0}")]
     RateLimited(String),
@@ -53,6 +57,7 @@ impl AppError {
             AppError::Forbidden(_) | AppError::ReauthRequired | AppError::MfaRequired(_) | AppError::SsoRequired(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::BadRequest(_) => 400,
+            AppError::PaymentRequired(_) => 402,
             AppError::RateLimited(_) => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,

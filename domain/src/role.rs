@@ -76,6 +76,8 @@ permissions! {
     ManageApiKeys: Admin, no key;
     /// Register webhook endpoints, rotate their secrets, see and resend their deliveries.
     ManageWebhooks: Admin, no key;
+    /// See the plan, invoices and payment method; subscribe, change plan, cancel, resume.
+    ManageBilling: Admin, no key;
 }
 
 impl Role {

@@ -1,320 +1,162 @@
 // A local, stateful stand-in for the parts of Stripe's API Tessera uses, so billing is tested
-// end to end without the network. Objects have the shape of the current API version: every
-// top-level key of Stripe's own example objects (`../shared/data/stripe-openapi/fixtures3.json`;
-// `server/tests/stripe_contract.rs` checks it), so a client can't come to depend on a shape real
-// Stripe doesn't send.
+// end to end without the network. Objects have the shape of the current API version
+// (2026-09-30.endive): every top-level key of Stripe's own example objects
+// (`../shared/data/stripe-openapi/fixtures3.json`; `server/tests/stripe_contract.rs` checks it),
+// so a client can't come to depend on a shape real Stripe doesn't send. Behaviour follows
+// `../shared/data/stripe-behaviour.md`. The modules are in `stripe/`:
 //
-// Built so far (billing grows it; see issue "Billing"):
-//   POST/GET        /v1/customers, /v1/customers/:id (create with test_clock, update, retrieve)
-//   POST/GET        /v1/products, /v1/products/:id (create, update, retrieve, list)
-//   POST/GET        /v1/prices, /v1/prices/:id (create with lookup_key / transfer_lookup_key,
-//                   update, retrieve, list by lookup_keys[] / product / active)
-//   POST/GET        /v1/test_helpers/test_clocks, /v1/test_helpers/test_clocks/:id
+//   accounts.mjs       one account per secret key (objects, events, endpoints, settings)
+//   catalog.mjs        customers, products, prices (+ plan view), billing meters, meter events
+//   cards.mjs          payment methods, Stripe's test cards, setup intents
+//   subscriptions.mjs  subscriptions and items, prorations, statuses, renewals, previews
+//   schedules.mjs      subscription schedules (changes at the end of a period)
+//   invoices.mjs       invoices, lines, pending invoice items, payment, retries (dunning)
+//   clock.mjs          test clocks and the engine that runs what falls due, in time order
+//   checkout.mjs       checkout sessions and their hosted card form
+//   pages.mjs          the HTML/PDF pages (checkout form, hosted invoice)
+//   webhooks.mjs       events, webhook endpoints, signed delivery with retries, chaos controls
+//   core.mjs           errors, form decoding, parameters, lists, ids, calendar arithmetic
+//
+// API (`Authorization: Bearer sk_test_…`; each key is an account of its own):
+//   /v1/customers                  POST, GET (email, test_clock); /:id GET POST DELETE;
+//                                  /:id/payment_methods GET
+//   /v1/products, /v1/prices       POST, GET (lookup_keys[], product, active); /:id GET POST;
+//                                  /v1/plans/:id GET
+//   /v1/payment_methods            GET ?customer; /:id GET; /:id/attach (pm_card_… test ids too);
+//                                  /:id/detach
+//   /v1/setup_intents              GET ?customer; /:id GET
+//   /v1/subscriptions              POST, GET (customer, status, price); /:id GET POST DELETE;
+//                                  /:id/resume; /v1/subscription_items GET ?subscription, /:id GET
+//   /v1/subscription_schedules     POST (from_subscription), GET; /:id GET POST; /release; /cancel
+//   /v1/invoices                   GET (customer, subscription, status); /:id GET; /:id/lines;
+//                                  /:id/pay, /void, /finalize, /mark_uncollectible;
+//                                  /create_preview POST; /v1/invoiceitems GET, /:id GET
+//   /v1/billing/meters             POST, GET; /:id GET POST; /v1/billing/meter_events POST
+//   /v1/checkout/sessions          POST (subscription, setup); /:id GET; /:id/expire
+//   /v1/webhook_endpoints          POST, GET; /:id GET POST DELETE
+//   /v1/events                     GET (type, types[]); /:id GET
+//   /v1/test_helpers/test_clocks   POST, GET; /:id GET DELETE; /:id/advance
+// Pages (no key): /checkout/:session (GET form, POST card_number, expiry, cvc, name),
+//   /invoice/:id (hosted invoice), /invoice/:id/pdf.
+// Stand-in only (same key): POST /_standin/chaos {duplicate, reorder}, POST /_standin/settings
+//   {final_retry_action: cancel|unpaid|past_due}, GET /_standin/deliveries.
+//
+// Time: objects of a customer on a test clock live by its frozen_time (advancing it runs all that
+// falls due, in time order: trial ends, renewals, finalizing, retries, schedule phases); all else
+// by the wall clock. Every event goes to each enabled endpoint wanting its type, signed
+// `t=<wall-clock time>,v1=<HMAC-SHA256>`, retried after 1, 5 and 25 s.
 //
 // As Stripe does: bodies are form-encoded with brackets (`metadata[plan]=team`,
-// `recurring[interval]=month`, `lookup_keys[]=a`); `Authorization: Bearer sk_test_…` is
-// required; `Idempotency-Key` replays the first response (with `Idempotent-Replayed: true`) and
-// refuses the same key with other parameters (400 `idempotency_error`); errors are
-// `{"error": {"type", "message", "param"?, "code"?}}`.
+// `items[0][price]=…`, `expand[]=latest_invoice`); `Idempotency-Key` replays the first answer
+// (with `Idempotent-Replayed: true`) and refuses the same key with other parameters (400
+// `idempotency_error`); errors are `{"error": {"type", "message", "param"?, "code"?,
+// "decline_code"?}}`, card errors 402 `card_error`. A bug answers 500 `api_error` and is logged.
 //
 // Environment: STRIPE_PORT (required; 127.0.0.1 only). Stops on SIGTERM or SIGINT.
 
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import process from 'node:process';
+import { accountFor, expand, owner } from './stripe/accounts.mjs';
+import { routes as cardRoutes } from './stripe/cards.mjs';
+import { routes as catalogRoutes } from './stripe/catalog.mjs';
+import { checkoutPage, routes as checkoutRoutes } from './stripe/checkout.mjs';
+import { routes as clockRoutes } from './stripe/clock.mjs';
+import { StripeError, array, decodeForm, invalid, newId, site, stringLeaves } from './stripe/core.mjs';
+import { routes as invoiceRoutes } from './stripe/invoices.mjs';
+import { invoiceHtml, invoicePdf } from './stripe/pages.mjs';
+import { routes as scheduleRoutes } from './stripe/schedules.mjs';
+import { routes as subscriptionRoutes } from './stripe/subscriptions.mjs';
+import { inBatch, routes as webhookRoutes } from './stripe/webhooks.mjs';
 
 const port = Number.parseInt(process.env.STRIPE_PORT ?? '', 10);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
   console.error('stripe stand-in: STRIPE_PORT must be set to a TCP port number');
   process.exit(2);
 }
+site.origin = `http://127.0.0.1:${port}`;
 
-const store = {
-  customer: new Map(),
-  product: new Map(),
-  price: new Map(),
-  'test_helpers.test_clock': new Map(),
-};
-// key -> { fingerprint, status, body }
-const idempotency = new Map();
-
-const now = () => Math.floor(Date.now() / 1000);
-const newId = (prefix) => `${prefix}_${randomBytes(12).toString('base64url').replace(/[-_]/g, 'x')}`;
-
-class StripeError extends Error {
-  constructor(status, type, message, param, code) {
-    super(message);
-    Object.assign(this, { status, type, param, code });
-  }
-}
-const invalid = (message, param) => new StripeError(400, 'invalid_request_error', message, param);
-const missing = (kind, id) => new StripeError(404, 'invalid_request_error', `No such ${kind}: '${id}'`, 'id', 'resource_missing');
-
-// `a[b][0][c]=v` and `a[]=v` into nested objects and arrays, as Stripe reads them.
-function decodeForm(text) {
-  const root = {};
-  for (const pair of text.split('&').filter(Boolean)) {
-    const [rawKey, rawValue = ''] = pair.split('=');
-    const key = decodeURIComponent(rawKey.replace(/\+/g, ' '));
-    const value = decodeURIComponent(rawValue.replace(/\+/g, ' '));
-    const path = key.match(/^[^[]+|\[[^\]]*\]/g)?.map((part) => part.replace(/^\[|\]$/g, '')) ?? [key];
-    let node = root;
-    path.forEach((part, i) => {
-      const last = i === path.length - 1;
-      const nextIsIndex = !last && (path[i + 1] === '' || /^\d+$/.test(path[i + 1]));
-      if (part === '') {
-        if (!Array.isArray(node)) throw invalid(`Invalid array parameter: ${key}`, key);
-        if (last) node.push(value);
-        else {
-          node.push(nextIsIndex ? [] : {});
-          node = node[node.length - 1];
-        }
-        return;
-      }
-      if (last) {
-        node[part] = value;
-      } else {
-        node[part] ??= nextIsIndex ? [] : {};
-        node = node[part];
-      }
-    });
-  }
-  return root;
-}
-
-const int = (value, param) => {
-  if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(String(value))) throw invalid(`Invalid integer: ${value}`, param);
-  return Number.parseInt(value, 10);
-};
-const bool = (value) => (value === undefined ? undefined : value === 'true');
-const metadata = (given, current = {}) => {
-  if (given === undefined) return current;
-  if (given === '') return {};
-  const merged = { ...current };
-  for (const [k, v] of Object.entries(given)) {
-    if (v === '') delete merged[k];
-    else merged[k] = v;
-  }
-  return merged;
-};
-
-function get(kind, id, label = kind) {
-  const object = store[kind].get(id);
-  if (!object) throw missing(label, id);
-  return object;
-}
-
-function list(objects, params, url) {
-  const limit = Math.min(int(params.limit, 'limit') ?? 10, 100);
-  const data = objects.sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1));
-  return { object: 'list', data: data.slice(0, limit), has_more: data.length > limit, url };
-}
-
-// --- Objects, with every key Stripe's example objects have.
-
-function createCustomer(p) {
-  let clock = null;
-  if (p.test_clock) clock = get('test_helpers.test_clock', p.test_clock, 'test_clock').id;
-  const customer = {
-    id: newId('cus'),
-    object: 'customer',
-    address: null,
-    balance: 0,
-    created: now(),
-    currency: null,
-    default_source: null,
-    delinquent: false,
-    description: p.description ?? null,
-    discount: null,
-    email: p.email ?? null,
-    invoice_prefix: randomBytes(4).toString('hex').toUpperCase(),
-    invoice_settings: { custom_fields: null, default_payment_method: null, footer: null, rendering_options: null },
-    livemode: false,
-    metadata: metadata(p.metadata),
-    name: p.name ?? null,
-    next_invoice_sequence: 1,
-    phone: null,
-    preferred_locales: [],
-    shipping: null,
-    tax_exempt: 'none',
-    test_clock: clock,
-  };
-  store.customer.set(customer.id, customer);
-  return customer;
-}
-
-function updateCustomer(customer, p) {
-  if (p.test_clock !== undefined) throw invalid('Received unknown parameter: test_clock', 'test_clock');
-  if (p.email !== undefined) customer.email = p.email || null;
-  if (p.name !== undefined) customer.name = p.name || null;
-  if (p.description !== undefined) customer.description = p.description || null;
-  customer.metadata = metadata(p.metadata, customer.metadata);
-  if (p.invoice_settings?.default_payment_method !== undefined) {
-    customer.invoice_settings.default_payment_method = p.invoice_settings.default_payment_method || null;
-  }
-  return customer;
-}
-
-function createProduct(p) {
-  if (!p.name) throw invalid('Missing required param: name.', 'name');
-  const product = {
-    id: p.id ?? newId('prod'),
-    object: 'product',
-    active: bool(p.active) ?? true,
-    created: now(),
-    default_price: null,
-    description: p.description ?? null,
-    images: [],
-    livemode: false,
-    marketing_features: [],
-    metadata: metadata(p.metadata),
-    name: p.name,
-    package_dimensions: null,
-    shippable: null,
-    statement_descriptor: null,
-    tax_code: null,
-    type: 'service',
-    unit_label: p.unit_label ?? null,
-    updated: now(),
-    url: null,
-  };
-  if (store.product.has(product.id)) throw invalid(`Product already exists.`, 'id');
-  store.product.set(product.id, product);
-  return product;
-}
-
-function updateProduct(product, p) {
-  if (p.name !== undefined) product.name = p.name;
-  if (p.description !== undefined) product.description = p.description || null;
-  if (p.active !== undefined) product.active = bool(p.active);
-  product.metadata = metadata(p.metadata, product.metadata);
-  product.updated = now();
-  return product;
-}
-
-// A lookup key names one price at a time; `transfer_lookup_key` moves it to the new one.
-function claimLookupKey(key, transfer, price) {
-  if (!key) return;
-  const holder = [...store.price.values()].find((other) => other.lookup_key === key && other.id !== price.id);
-  if (holder) {
-    if (!transfer) throw invalid(`A price (\`${holder.id}\`) already uses that lookup key.`, 'lookup_key');
-    holder.lookup_key = null;
-  }
-  price.lookup_key = key;
-}
-
-function createPrice(p) {
-  if (!p.currency) throw invalid('Missing required param: currency.', 'currency');
-  if (!p.product) throw invalid('Missing required param: product.', 'product');
-  get('product', p.product);
-  const recurring = p.recurring
-    ? {
-        interval: p.recurring.interval,
-        interval_count: int(p.recurring.interval_count, 'recurring[interval_count]') ?? 1,
-        meter: p.recurring.meter ?? null,
-        trial_period_days: null,
-        usage_type: p.recurring.usage_type ?? 'licensed',
-      }
-    : null;
-  if (recurring && !['day', 'week', 'month', 'year'].includes(recurring.interval)) {
-    throw invalid('Invalid recurring[interval]: must be one of day, week, month, or year', 'recurring[interval]');
-  }
-  if (recurring?.usage_type === 'metered' && !recurring.meter) {
-    throw invalid('Metered prices need a meter (recurring[meter]).', 'recurring[meter]');
-  }
-  const unitAmount = int(p.unit_amount, 'unit_amount');
-  if (unitAmount === undefined && p.unit_amount_decimal === undefined) throw invalid('Missing required param: unit_amount.', 'unit_amount');
-  const price = {
-    id: newId('price'),
-    object: 'price',
-    active: bool(p.active) ?? true,
-    billing_scheme: 'per_unit',
-    created: now(),
-    currency: p.currency.toLowerCase(),
-    custom_unit_amount: null,
-    livemode: false,
-    lookup_key: null,
-    metadata: metadata(p.metadata),
-    nickname: p.nickname ?? null,
-    product: p.product,
-    recurring,
-    tax_behavior: p.tax_behavior ?? 'unspecified',
-    tiers_mode: null,
-    transform_quantity: null,
-    type: recurring ? 'recurring' : 'one_time',
-    unit_amount: unitAmount ?? null,
-    unit_amount_decimal: p.unit_amount_decimal ?? (unitAmount === undefined ? null : String(unitAmount)),
-  };
-  claimLookupKey(p.lookup_key, bool(p.transfer_lookup_key), price);
-  store.price.set(price.id, price);
-  return price;
-}
-
-function updatePrice(price, p) {
-  for (const fixed of ['unit_amount', 'currency', 'recurring', 'product']) {
-    if (p[fixed] !== undefined) throw invalid(`Received unknown parameter: ${fixed}`, fixed);
-  }
-  if (p.active !== undefined) price.active = bool(p.active);
-  if (p.nickname !== undefined) price.nickname = p.nickname || null;
-  if (p.lookup_key !== undefined) {
-    if (p.lookup_key === '') price.lookup_key = null;
-    else claimLookupKey(p.lookup_key, bool(p.transfer_lookup_key), price);
-  }
-  price.metadata = metadata(p.metadata, price.metadata);
-  return price;
-}
-
-function createTestClock(p) {
-  const frozen = int(p.frozen_time, 'frozen_time');
-  if (frozen === undefined) throw invalid('Missing required param: frozen_time.', 'frozen_time');
-  const clock = {
-    id: newId('clock'),
-    object: 'test_helpers.test_clock',
-    created: now(),
-    deletes_after: now() + 7 * 86400,
-    frozen_time: frozen,
-    livemode: false,
-    name: p.name ?? null,
-    status: 'ready',
-    status_details: {},
-  };
-  store['test_helpers.test_clock'].set(clock.id, clock);
-  return clock;
-}
-
-// --- Routing.
-
-const routes = [
-  ['POST', /^\/v1\/customers$/, (p) => createCustomer(p)],
-  ['GET', /^\/v1\/customers\/([^/]+)$/, (p, [id]) => get('customer', id)],
-  ['POST', /^\/v1\/customers\/([^/]+)$/, (p, [id]) => updateCustomer(get('customer', id), p)],
-  ['POST', /^\/v1\/products$/, (p) => createProduct(p)],
-  ['GET', /^\/v1\/products$/, (p, _, url) => list([...store.product.values()].filter((x) => p.active === undefined || x.active === bool(p.active)), p, url)],
-  ['GET', /^\/v1\/products\/([^/]+)$/, (p, [id]) => get('product', id)],
-  ['POST', /^\/v1\/products\/([^/]+)$/, (p, [id]) => updateProduct(get('product', id), p)],
-  ['POST', /^\/v1\/prices$/, (p) => createPrice(p)],
-  [
-    'GET',
-    /^\/v1\/prices$/,
-    (p, _, url) => {
-      const keys = p.lookup_keys ? [].concat(p.lookup_keys) : null;
-      const prices = [...store.price.values()].filter(
-        (x) => (!keys || keys.includes(x.lookup_key)) && (p.product === undefined || x.product === p.product) && (p.active === undefined || x.active === bool(p.active)),
-      );
-      return list(prices, p, url);
-    },
-  ],
-  ['GET', /^\/v1\/prices\/([^/]+)$/, (p, [id]) => get('price', id)],
-  ['POST', /^\/v1\/prices\/([^/]+)$/, (p, [id]) => updatePrice(get('price', id), p)],
-  ['POST', /^\/v1\/test_helpers\/test_clocks$/, (p) => createTestClock(p)],
-  ['GET', /^\/v1\/test_helpers\/test_clocks\/([^/]+)$/, (p, [id]) => get('test_helpers.test_clock', id, 'test_clock')],
-];
+const routes = [...catalogRoutes, ...cardRoutes, ...subscriptionRoutes, ...scheduleRoutes, ...invoiceRoutes, ...checkoutRoutes, ...clockRoutes, ...webhookRoutes];
 
 function send(response, status, body, headers = {}) {
-  const text = JSON.stringify(body);
-  response.writeHead(status, { 'content-type': 'application/json', 'request-id': newId('req'), ...headers });
-  response.end(text);
+  response.writeHead(status, { 'content-type': 'application/json', ...headers });
+  response.end(JSON.stringify(body));
+}
+
+function readParams(request, url, raw) {
+  const query = decodeForm(url.search.slice(1));
+  if (!raw) return query;
+  if ((request.headers['content-type'] ?? '').startsWith('application/json')) {
+    try {
+      return { ...query, ...stringLeaves(JSON.parse(raw)) };
+    } catch {
+      throw invalid('Invalid JSON body.');
+    }
+  }
+  return { ...query, ...decodeForm(raw) };
+}
+
+function api(request, response, url, raw) {
+  const requestId = newId('req', 10);
+  const headers = { 'request-id': requestId };
+  try {
+    const key = (request.headers.authorization ?? '').match(/^Bearer (sk_test_\w+)$/)?.[1];
+    if (!key) throw new StripeError(401, 'invalid_request_error', 'Invalid API Key provided. Use a test secret key (sk_test_…).');
+    const account = accountFor(key);
+    const route = routes.find(([method, pattern]) => method === request.method && pattern.test(url.pathname));
+    if (!route) throw new StripeError(404, 'invalid_request_error', `Unrecognized request URL (${request.method}: ${url.pathname}).`);
+    const params = readParams(request, url, raw);
+    const idempotencyKey = request.method === 'POST' ? (request.headers['idempotency-key'] ?? null) : null;
+    const fingerprint = `${request.method} ${url.pathname} ${raw}`;
+    if (idempotencyKey) {
+      const seen = account.idempotency.get(idempotencyKey);
+      if (seen && seen.fingerprint !== fingerprint) {
+        throw new StripeError(400, 'idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.');
+      }
+      if (seen) return send(response, seen.status, seen.body, { ...headers, 'idempotent-replayed': 'true' });
+    }
+    // What a request did is saved for its key once it ran (also a card decline); a request
+    // refused before doing anything is not.
+    const remember = (status, body) => idempotencyKey && account.idempotency.set(idempotencyKey, { fingerprint, status, body: structuredClone(body) });
+    try {
+      const result = inBatch(account, { id: requestId, idempotency_key: idempotencyKey }, () => route[2](account, params, url.pathname.match(route[1]).slice(1), url.pathname));
+      const body = expand(account, result, array(params.expand));
+      remember(200, body);
+      send(response, 200, body, headers);
+    } catch (error) {
+      if (error instanceof StripeError && error.status === 402) remember(402, error.body);
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof StripeError) return send(response, error.status, error.body, headers);
+    console.error('stripe stand-in: request failed', request.method, url.pathname, error);
+    send(response, 500, { error: { type: 'api_error', message: 'The stand-in failed; see its log.' } }, headers);
+  }
+}
+
+// The pages people open: checkout, hosted invoices.
+function pages(request, response, url, raw) {
+  const checkout = url.pathname.match(/^\/checkout\/([^/]+)$/);
+  if (checkout && ['GET', 'POST'].includes(request.method)) {
+    const answer = checkoutPage(request.method, checkout[1], request.method === 'POST' ? decodeForm(raw) : null);
+    if (answer.redirect) {
+      response.writeHead(303, { location: answer.redirect });
+      return response.end();
+    }
+    response.writeHead(answer.status, { 'content-type': 'text/html; charset=utf-8' });
+    return response.end(answer.html);
+  }
+  const invoicePage = url.pathname.match(/^\/invoice\/([^/]+?)(\/pdf)?$/);
+  const [, invoice] = invoicePage && request.method === 'GET' ? owner('invoice', invoicePage[1]) : [];
+  if (!invoice) {
+    response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    return response.end('Not found');
+  }
+  if (invoicePage[2]) {
+    response.writeHead(200, { 'content-type': 'application/pdf', 'content-disposition': `inline; filename="${invoice.number ?? invoice.id}.pdf"` });
+    return response.end(invoicePdf(invoice));
+  }
+  response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  return response.end(invoiceHtml(invoice));
 }
 
 const server = createServer((request, response) => {
@@ -324,36 +166,22 @@ const server = createServer((request, response) => {
     raw += chunk;
   });
   request.on('end', () => {
-    const url = new URL(request.url, `http://127.0.0.1:${port}`);
+    const url = new URL(request.url, site.origin);
     try {
-      if (!/^Bearer sk_test_\w+$/.test(request.headers.authorization ?? '')) {
-        throw new StripeError(401, 'invalid_request_error', 'Invalid API Key provided. Use a test secret key (sk_test_…).');
-      }
-      const route = routes.find(([method, pattern]) => method === request.method && pattern.test(url.pathname));
-      if (!route) throw new StripeError(404, 'invalid_request_error', `Unrecognized request URL (${request.method}: ${url.pathname}).`);
-      const params = request.method === 'GET' ? decodeForm(url.search.slice(1)) : decodeForm(raw);
-      const key = request.method === 'POST' ? request.headers['idempotency-key'] : undefined;
-      const fingerprint = `${request.method} ${url.pathname} ${raw}`;
-      if (key) {
-        const seen = idempotency.get(key);
-        if (seen && seen.fingerprint !== fingerprint) {
-          throw new StripeError(400, 'idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.');
-        }
-        if (seen) return send(response, seen.status, seen.body, { 'idempotent-replayed': 'true' });
-      }
-      const body = route[2](params, url.pathname.match(route[1]).slice(1), url.pathname);
-      if (key) idempotency.set(key, { fingerprint, status: 200, body: structuredClone(body) });
-      send(response, 200, body);
+      if (url.pathname.startsWith('/v1/') || url.pathname.startsWith('/_standin/')) api(request, response, url, raw);
+      else pages(request, response, url, raw);
     } catch (error) {
-      if (!(error instanceof StripeError)) {
-        console.error(error);
-        return send(response, 500, { error: { type: 'api_error', message: 'The stand-in failed; see its log.' } });
-      }
-      const { status, type, message, param, code } = error;
-      send(response, status, { error: { type, message, ...(param && { param }), ...(code && { code }) } });
+      // A form that doesn't decode is the sender's mistake; anything else is a bug.
+      const malformed = error instanceof StripeError;
+      if (!malformed) console.error('stripe stand-in: page failed', request.method, url.pathname, error);
+      if (!response.headersSent) response.writeHead(malformed ? 400 : 500, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end(malformed ? error.message : 'The stand-in failed; see its log.');
     }
   });
 });
 
-server.listen(port, '127.0.0.1', () => console.log(`stripe stand-in listening on http://127.0.0.1:${port}`));
+// Work done outside a request (clock steps, deliveries) must never take the stand-in down.
+process.on('uncaughtException', (error) => console.error('stripe stand-in: unexpected error', error));
+
+server.listen(port, '127.0.0.1', () => console.log(`stripe stand-in listening on ${site.origin}`));
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

@@ -66,6 +66,9 @@ pub struct Config {
     /// Redis keeping those budgets, shared by every server using it (`TESSERA_REDIS_URL`);
     /// unset: each server keeps its own, in memory.
     pub redis_url: Option<String>,
+    /// Stripe billing (`TESSERA_STRIPE_SECRET_KEY` and friends); off without a key, and then
+    /// every organization is on the free plan.
+    pub billing: tessera_backend::billing::BillingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +232,23 @@ impl Config {
                 }
             },
             redis_url: var("TESSERA_REDIS_URL"),
+            billing: tessera_backend::billing::BillingConfig {
+                secret_key: var("TESSERA_STRIPE_SECRET_KEY"),
+                api_base: var("TESSERA_STRIPE_API_BASE"),
+                webhook_secrets: var("TESSERA_STRIPE_WEBHOOK_SECRET")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                plans_file: var("TESSERA_BILLING_PLANS").map(std::path::PathBuf::from),
+                policy: tessera_domain::billing::Policy {
+                    grace_days: number("TESSERA_BILLING_GRACE_DAYS", 7)? as i64,
+                    retention_days: number("TESSERA_BILLING_RETENTION_DAYS", 90)? as i64,
+                },
+                test_clocks: flag("TESSERA_STRIPE_TEST_CLOCKS"),
+            },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! behind request ids, security headers, CSRF checks and browser sessions.
 
 mod assets;
+mod billing;
 pub mod config;
 mod input_guard;
 mod middleware;
@@ -74,6 +75,7 @@ pub async fn services(config: &Config) -> Result<(Backend, tessera_backend::rate
         None => tessera_backend::rate_limit::RateLimiter::local(config.rate_limits),
     };
     backend.tenancy.set_rate_limiter(limiter.clone());
+    backend.tenancy.set_billing(tessera_backend::billing::Billing::new(&config.billing)?);
     Ok((backend, limiter))
 }
 
@@ -141,7 +143,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
     let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)
-        .merge(middleware::wrap_api(rest, &proxies, &limiter))
+        .merge(middleware::wrap_api(rest.merge(billing::router(services.clone())), &proxies, &limiter))
         .merge(sso)
         // Outside the session layer: a response a shared cache may keep for a year must never
         // carry anyone's cookie (nor cost a session read).

@@ -22,6 +22,8 @@ const USAGE: &str = "usage: tessera-server [command]
   jobs retry <id>         queue a dead job again, with its attempts back
   jobs discard <id>       remove a dead job for good
   jobs check              enqueue a probe job and wait (up to 60 s) for a worker to run it
+  billing sync            make Stripe's products, prices and API-call meter match the plan catalogue
+                          (billing/plans.toml, or TESSERA_BILLING_PLANS), and report what changed
 ";
 
 fn usage() -> ! {
@@ -66,6 +68,7 @@ async fn main() {
         "purge" => purge_command(&config).await,
         "worker" => run_workers(config).await.map_err(|e| e.to_string()),
         "jobs" => jobs_command(&config, &args[1..]).await,
+        "billing" if args.get(1).map(String::as_str) == Some("sync") => billing_sync(&config).await,
         _ => usage(),
     };
     if let Err(e) = result {
@@ -227,4 +230,17 @@ async fn jobs_command(config: &Config, args: &[String]) -> Result<(), String> {
         }
         Some(_) => usage(),
     }
+}
+
+async fn billing_sync(config: &Config) -> Result<(), String> {
+    // Needs only Stripe and the catalogue, not the database.
+    let billing = tessera_backend::billing::Billing::new(&config.billing).map_err(|e| e.to_string())?;
+    let stripe = billing.stripe().map_err(|_| "set TESSERA_STRIPE_SECRET_KEY to sync the catalogue to Stripe".to_string())?;
+    let changes = tessera_backend::billing::sync::sync(stripe, billing.catalogue()).await.map_err(|e| e.to_string())?;
+    for change in &changes {
+        println!("{change}");
+    }
+    let changed = changes.iter().filter(|c| c.outcome != tessera_backend::billing::sync::Outcome::Unchanged).count();
+    println!("{changed} change(s), {} unchanged", changes.len() - changed);
+    Ok(())
 }

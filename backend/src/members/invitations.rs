@@ -67,6 +67,10 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
     .bind(email.as_str())
     .fetch_optional(tx.conn())
     .await?;
+    // A new invitation takes a seat (one replacing an open one keeps that one's).
+    if previous.is_none() {
+        crate::billing::account::require_seat(tx.conn(), org.tenancy().billing(), org.tenant.id, org.tenant.billing.as_ref(), true).await?;
+    }
     let (id, entry) = match previous {
         Some((id, old_role)) => {
             // Inviting again replaces the open invitation, so it takes the right to withdraw it.
@@ -286,6 +290,10 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         crate::identity::confirm_email(tx.conn(), user.id).await?;
         events::record(tx.conn(), events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
     }
+    // The plan may have shrunk since the invitation was sent.
+    let record: Option<sqlx::types::Json<crate::billing::Record>> =
+        sqlx::query_scalar("SELECT billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(tx.conn()).await?;
+    crate::billing::account::require_seat(tx.conn(), tenancy.billing(), tenant_id, record.as_ref().map(|r| &r.0), false).await?;
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
         .bind(tenant_id)
         .bind(user.id)
@@ -307,6 +315,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id, user_id: user.id, role }).await?;
         let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user.id, role, None);
         crate::webhooks::events::member_changed(tx.conn(), tenant_id, change).await?;
+        crate::billing::account::seats_changed(tx.conn(), tenant_id).await?;
     }
     tx.commit(AuditEntry::new("invitation.accepted", "invitation", id, json!({ "email": { "new": &invitation.email } }))).await?;
     crate::jobs::wake();

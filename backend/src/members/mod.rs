@@ -60,6 +60,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
         .into());
     }
     let mut tx = org.control_write(Permission::ManageMembers).await?;
+    crate::billing::account::require_seat(tx.conn(), org.tenancy().billing(), org.tenant.id, org.tenant.billing.as_ref(), true).await?;
     let inserted: Option<OffsetDateTime> = sqlx::query_scalar(
         "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, user_id) DO NOTHING RETURNING created_at",
@@ -75,6 +76,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
     crate::notifications::notify(tx.conn(), Event::MemberJoined { tenant_id: org.tenant.id, user_id, role }).await?;
     let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user_id, role, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
+    crate::billing::account::seats_changed(tx.conn(), org.tenant.id).await?;
     tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         .await?;
     crate::jobs::wake();
@@ -135,6 +137,7 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     }
     let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Removed, user_id, current, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
+    crate::billing::account::seats_changed(tx.conn(), org.tenant.id).await?;
     tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
 }
 

@@ -714,6 +714,7 @@ async fn accept(
                 crate::notifications::notify(tx.conn(), crate::notifications::Event::MemberJoined { tenant_id: conn.tenant_id, user_id, role }).await?;
                 let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Added, user_id, role, None);
                 crate::webhooks::events::member_changed(tx.conn(), conn.tenant_id, change).await?;
+                crate::billing::account::seats_changed(tx.conn(), conn.tenant_id).await?;
             }
             // Groups keep roles in step with the IdP, but never touch an Owner.
             Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {

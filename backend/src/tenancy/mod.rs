@@ -63,6 +63,8 @@ pub struct Tenancy {
     topology: Arc<Topology>,
     /// Budgets spent on the way in: the organization's, and an API key's own.
     limiter: RateLimiter,
+    /// Plans and payment state: restricted organizations are read-only at the door.
+    billing: crate::billing::Billing,
 }
 
 /// A read-only transaction inside one tenant.
@@ -84,7 +86,7 @@ pub struct WriteTx {
 /// `api_key_entrance`): a column added here needs a migration there, or `TenantRow` won't parse.
 const TENANT_COLUMNS: &str = "t.id, t.slug, t.name, t.status, t.model, t.region, t.database, t.schema_name,
     CASE WHEN t.model = 'pooled' THEN COALESCE(p.version, 0) ELSE t.schema_version END AS version,
-    t.require_mfa, t.sso_satisfies_mfa, t.require_sso";
+    t.require_mfa, t.sso_satisfies_mfa, t.require_sso, t.billing";
 
 #[derive(sqlx::FromRow, serde::Deserialize, Clone, Debug)]
 struct TenantRow {
@@ -100,6 +102,9 @@ struct TenantRow {
     require_mfa: bool,
     sso_satisfies_mfa: bool,
     require_sso: bool,
+    /// `billing::Record`; NULL for an organization never billed.
+    #[serde(default)]
+    billing: Option<sqlx::types::Json<crate::billing::Record>>,
 }
 
 /// What `enter` reads: the organization and the caller's role in it (`None`: not a member).
@@ -130,7 +135,8 @@ struct ApiKeyRow {
 /// A tenant as the door found it, if it can be served now: suspended organizations are
 /// refused, and one whose data is behind this build's migrations waits for them.
 fn servable(row: TenantRow) -> Result<TenantRef> {
-    let TenantRow { id, slug, name, status, model, region, database, schema_name, version, require_mfa, sso_satisfies_mfa, require_sso } = row;
+    let TenantRow { id, slug, name, status, model, region, database, schema_name, version, require_mfa, sso_satisfies_mfa, require_sso, billing } =
+        row;
     let status = match status.as_str() {
         "active" => TenantStatus::Active,
         "moving" => TenantStatus::Moving,
@@ -145,12 +151,22 @@ fn servable(row: TenantRow) -> Result<TenantRef> {
         .into());
     }
     let placement = Placement::from_row(&model, region, database, schema_name)?;
-    Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa, require_sso })
+    let billing = billing.map(|json| json.0);
+    Ok(TenantRef { id, slug, name, placement, status, require_mfa, sso_satisfies_mfa, require_sso, billing })
 }
 
 impl Tenancy {
     pub fn new(control: PgPool, topology: Arc<Topology>) -> Self {
-        Self { control, topology, limiter: RateLimiter::local(Budgets::UNLIMITED) }
+        Self { control, topology, limiter: RateLimiter::local(Budgets::UNLIMITED), billing: crate::billing::Billing::off() }
+    }
+
+    /// Sets billing up (the server's configuration; off until then).
+    pub fn set_billing(&mut self, billing: crate::billing::Billing) {
+        self.billing = billing;
+    }
+
+    pub fn billing(&self) -> &crate::billing::Billing {
+        &self.billing
     }
 
     /// Replaces the request budgets (the server's configuration; Redis to share them).
@@ -217,6 +233,7 @@ impl Tenancy {
     async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
+        self.billing.view(ctx.tenant.billing.as_ref()).require_writable()?;
         let tx = self.begin_data_write(&ctx.tenant).await?;
         Ok(WriteTx { tx, ctx: ctx.clone(), outbox: Some((self.clone(), Vec::new())) })
     }
@@ -243,6 +260,15 @@ impl Tenancy {
 
     /// A control-plane write in the tenant, committed with its audit record.
     async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+        ctx.require(permission)?;
+        writable(&ctx.tenant)?;
+        self.billing.view(ctx.tenant.billing.as_ref()).require_writable()?;
+        Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
+    }
+
+    /// A control-plane write about billing (its audit records): allowed while the organization
+    /// is read-only for an unpaid subscription, since paying is how that ends.
+    async fn billing_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
@@ -503,13 +529,16 @@ impl Tenancy {
         version: i64,
         meta: RequestMeta,
     ) -> Result<Ctx> {
+        // A new organization's trial starts now, before Stripe hears of it (the job below tells
+        // Stripe; an outage there doesn't hold up sign-up).
+        let billing = self.billing.trial_record(crate::billing::now());
         let mut tx = self.begin_control(id, false).await?;
         if placement.model == TenancyModel::Dedicated {
             self.take_dedicated_place(&mut tx).await?;
         }
         let inserted = sqlx::query(
-            "INSERT INTO tenants (id, slug, name, model, region, database, schema_name, schema_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tenants (id, slug, name, model, region, database, schema_name, schema_version, billing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id)
         .bind(slug.as_str())
@@ -519,6 +548,7 @@ impl Tenancy {
         .bind(placement.database.as_deref())
         .bind(&placement.schema)
         .bind(version)
+        .bind(billing.clone().map(sqlx::types::Json))
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
@@ -537,10 +567,14 @@ impl Tenancy {
             require_mfa: false,
             sso_satisfies_mfa: true,
             require_sso: false,
+            billing: billing.clone(),
         };
         let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
         let mut write = WriteTx { tx, ctx: ctx.clone(), outbox: None };
         write.record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } }))).await?;
+        if self.billing.enabled() {
+            write.enqueue(&crate::billing::account::OpenAccount { tenant_id: id }).await?;
+        }
         write
             .commit(AuditEntry::new(
                 "tenant.created",

@@ -43,10 +43,25 @@ impl Org {
         self.tenancy.control_write(&self.ctx, permission).await
     }
 
+    /// A control-plane write about billing, allowed while unpaid (paying is how that ends).
+    pub(crate) async fn billing_write(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.billing_write(&self.ctx, permission).await
+    }
+
     /// A control-plane write while the organization is scheduled for deletion: only for taking
     /// that back (`lifecycle::cancel_deletion`).
     pub(super) async fn control_write_while_deleting(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.control_write_while_deleting(&self.ctx, permission).await
+    }
+
+    /// The door itself (billing's configuration, for services that need it).
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    /// The organization's billing now: its state and what its plan allows.
+    pub fn billing(&self) -> crate::billing::View {
+        self.tenancy.billing().view(self.ctx.tenant.billing.as_ref())
     }
 
     /// People's display names by id, for "created by" columns (tenant data keeps only ids;

@@ -169,13 +169,23 @@ impl FromRequestParts<Backend> for InOrg {
             .await
             .map_err(|_| ApiError(AppError::not_found()))?;
         let slug = params.get("slug").map(String::as_str).unwrap_or_default();
-        Ok(InOrg(match credential {
+        let org = match credential {
             Credential::ApiKey(key) => backend.tenancy.enter_with_api_key(&key, slug, meta).await?,
             Credential::AccessToken(token) => {
                 let authn = backend.tokens.authenticate(&token).await?;
                 backend.tenancy.enter(authn, slug, meta).await?
             }
-        }))
+        };
+        // Each call counts against the plan's monthly allowance and is billed as usage.
+        let view = org.billing();
+        if !view.entitlements.has(tessera_domain::billing::Feature::ApiAccess) {
+            return Err(ApiError(AppError::PaymentRequired(
+                "This organization's plan doesn't include the API. An owner or admin can upgrade under Settings → Billing.".into(),
+            )));
+        }
+        let billing = backend.tenancy.billing();
+        billing.usage().call(&backend.tenancy, org.tenant.id, &view).await?;
+        Ok(InOrg(org))
     }
 }
 

@@ -233,6 +233,10 @@ impl TestApp {
     /// A server on fresh databases in both regions (cluster A: control plane + region "eu";
     /// cluster B: region "us"), with `adjust` applied to its configuration.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(None, adjust).await
+    }
+
+    async fn spawn_on(port: Option<u16>, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let admin_url = env("TESSERA_TEST_ADMIN_URL");
         let admin_b = env("TESSERA_TEST_REGION_B_ADMIN_URL");
         let database = format!("test_{}", uuid::Uuid::new_v4().simple());
@@ -245,7 +249,7 @@ impl TestApp {
         let app_url = |port: u16| format!("postgres://tessera_app@127.0.0.1:{port}/{database}");
         let owner_url = with_database(&admin_url, "tessera_owner", &database);
         // Bound first: links in emails must carry the server's real address.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0))).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut oidc_providers = Vec::new();
         if let Ok(issuer) = std::env::var("TESSERA_TEST_OIDC_ISSUER") {
@@ -321,6 +325,8 @@ impl TestApp {
             // Unlimited: tests send bursts from one address; `rate_limits.rs` sets its own.
             rate_limits: tessera_backend::rate_limit::Budgets::UNLIMITED,
             redis_url: None,
+            // Off unless a test asks for it (`spawn_billed`): everyone on the free plan.
+            billing: tessera_backend::billing::BillingConfig::default(),
         };
         adjust(&mut config);
         let (router, backend) = tessera_server::build_app(&config).await.expect("server builds");
@@ -342,6 +348,35 @@ impl TestApp {
             database,
             workers: Some(workers),
         }
+    }
+
+    /// A server with billing on: a Stripe account of its own on the stand-in (its own test key,
+    /// so tests running at once don't see each other's objects), whose webhook endpoint is this
+    /// server, the catalogue synced, and a test clock per customer. With `STRIPE_SECRET_KEY`
+    /// (and `STRIPE_WEBHOOK_SECRET` from `stripe listen --forward-to <server>/webhooks/stripe`)
+    /// it is real Stripe's test mode instead.
+    pub async fn spawn_billed(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let listener_port = {
+            // The server's address must be known before it starts, for the endpoint's URL.
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let (secret_key, api_base, webhook_secret) = stripe_account(listener_port).await;
+        let app = Self::spawn_on(Some(listener_port), |config| {
+            config.billing = tessera_backend::billing::BillingConfig {
+                secret_key: Some(secret_key),
+                api_base,
+                webhook_secrets: vec![webhook_secret],
+                plans_file: None,
+                policy: tessera_domain::billing::Policy::default(),
+                test_clocks: true,
+            };
+            adjust(config);
+        })
+        .await;
+        let billing = app.backend.tenancy.billing();
+        tessera_backend::billing::sync::sync(billing.stripe().unwrap(), billing.catalogue()).await.expect("the catalogue syncs to Stripe");
+        app
     }
 
     /// Another server on the same databases and configuration, as in a deployment that runs
@@ -747,4 +782,26 @@ pub async fn within_one_window(minutes: u64, margin_secs: u64) {
     if left < margin_secs {
         tokio::time::sleep(Duration::from_secs(left + 1)).await;
     }
+}
+
+/// A Stripe account for one test server: (secret key, API base, webhook signing secret).
+async fn stripe_account(port: u16) -> (String, Option<String>, String) {
+    if let Ok(key) = std::env::var("STRIPE_SECRET_KEY") {
+        let secret = std::env::var("STRIPE_WEBHOOK_SECRET").expect("with STRIPE_SECRET_KEY, set STRIPE_WEBHOOK_SECRET (from `stripe listen`)");
+        return (key, None, secret);
+    }
+    let base = std::env::var("TESSERA_TEST_STRIPE_URL").expect("TESSERA_TEST_STRIPE_URL (set by cargo xtask test)");
+    let key = format!("sk_test_{}", uuid::Uuid::new_v4().simple());
+    let endpoint: Value = Client::new()
+        .post(format!("{base}/v1/webhook_endpoints"))
+        .bearer_auth(&key)
+        .form(&[("url", format!("http://127.0.0.1:{port}/webhooks/stripe").as_str()), ("enabled_events[]", "*")])
+        .send()
+        .await
+        .expect("the Stripe stand-in is running")
+        .json()
+        .await
+        .unwrap();
+    let secret = endpoint["secret"].as_str().unwrap_or_else(|| panic!("a webhook endpoint: {endpoint}")).to_string();
+    (key, Some(base), secret)
 }
