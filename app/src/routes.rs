@@ -12,7 +12,8 @@
 //! writes them.
 
 use crate::pages::{
-    account, api_keys, auth, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso, webhooks,
+    account, api_keys, auth, billing, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso,
+    webhooks,
 };
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
@@ -85,6 +86,7 @@ pages! {
     WebhookEvents => webhooks::WebhookEventsPage,
     Webhook => webhooks::WebhookPage,
     WebhookDelivery => webhooks::WebhookDeliveryPage,
+    Billing => billing::BillingPage,
 }
 
 /// Names the chunks of `route`'s code in the document head, so the browser fetches them

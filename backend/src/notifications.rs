@@ -97,7 +97,14 @@ pub enum Event {
     WebhookDisabled { tenant_id: Uuid, endpoint_id: Uuid, url: String },
     /// Something about the organization's subscription (its Owners and Admins are told, and
     /// mailed, with a link to the billing page).
-    Billing { tenant_id: Uuid, title: String, body: String },
+    Billing {
+        tenant_id: Uuid,
+        title: String,
+        body: String,
+        /// An invoice whose PDF goes with the mail (a receipt).
+        #[serde(default)]
+        invoice: Option<String>,
+    },
 }
 
 impl Event {
@@ -284,7 +291,7 @@ impl Job for Notify {
                 }
                 Kind::WebhookDisabled
             }
-            Event::Billing { tenant_id, title, body } => {
+            Event::Billing { tenant_id, title, body, .. } => {
                 for admin in administrators(conn, *tenant_id).await? {
                     told.push((admin, title.clone(), body.clone(), format!("/t/{slug}/settings/billing")));
                 }
@@ -312,6 +319,13 @@ impl Job for Notify {
                 let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1").bind(user_id).fetch_one(&mut *conn).await?;
                 let url = format!("{}{link}", backend.identity.public_url());
                 mails.push(crate::email::templates::notification(&email, title, body, &url));
+            }
+        }
+        if let (Event::Billing { invoice: Some(invoice), .. }, false) = (&self.event, mails.is_empty()) {
+            if let Some(pdf) = crate::billing::pdf::attachment(&mut *conn, invoice, &organization).await? {
+                for mail in &mut mails {
+                    mail.attachments.push(pdf.clone());
+                }
             }
         }
         for mail in &mails {

@@ -74,6 +74,9 @@ pub struct OrgContext {
     pub slug: String,
     pub name: String,
     pub role: Role,
+    /// A payment problem everyone in the organization should see (a banner; Owners and
+    /// Admins get a "Fix payment" button with it).
+    pub billing_alert: Option<String>,
 }
 
 /// The organization's overview page: how much is in it. (Only that page pays for counting.)

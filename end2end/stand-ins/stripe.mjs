@@ -52,7 +52,9 @@
 // `idempotency_error`); errors are `{"error": {"type", "message", "param"?, "code"?,
 // "decline_code"?}}`, card errors 402 `card_error`. A bug answers 500 `api_error` and is logged.
 //
-// Environment: STRIPE_PORT (required; 127.0.0.1 only). Stops on SIGTERM or SIGINT.
+// Environment: STRIPE_PORT (required; 127.0.0.1 only). For a development server, also
+// STRIPE_DEV_KEY, STRIPE_DEV_WEBHOOK_URL and STRIPE_DEV_WEBHOOK_SECRET: that account starts with
+// an endpoint at that URL signing with that secret. Stops on SIGTERM or SIGINT.
 
 import { createServer } from 'node:http';
 import process from 'node:process';
@@ -66,7 +68,7 @@ import { routes as invoiceRoutes } from './stripe/invoices.mjs';
 import { invoiceHtml, invoicePdf } from './stripe/pages.mjs';
 import { routes as scheduleRoutes } from './stripe/schedules.mjs';
 import { routes as subscriptionRoutes } from './stripe/subscriptions.mjs';
-import { inBatch, routes as webhookRoutes } from './stripe/webhooks.mjs';
+import { inBatch, preregister, routes as webhookRoutes } from './stripe/webhooks.mjs';
 
 const port = Number.parseInt(process.env.STRIPE_PORT ?? '', 10);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -182,6 +184,9 @@ const server = createServer((request, response) => {
 
 // Work done outside a request (clock steps, deliveries) must never take the stand-in down.
 process.on('uncaughtException', (error) => console.error('stripe stand-in: unexpected error', error));
+
+const dev = ['STRIPE_DEV_KEY', 'STRIPE_DEV_WEBHOOK_URL', 'STRIPE_DEV_WEBHOOK_SECRET'].map((name) => process.env[name]);
+if (dev.every(Boolean)) preregister(accountFor(dev[0]), dev[1], dev[2]);
 
 server.listen(port, '127.0.0.1', () => console.log(`stripe stand-in listening on ${site.origin}`));
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => server.close(() => process.exit(0)));

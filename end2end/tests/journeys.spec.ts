@@ -768,3 +768,113 @@ test("an admin connects a webhook endpoint, keeps its secret, and watches a test
     receiver.close();
   }
 });
+
+/** The Stripe stand-in, as the test server's account (the test command passes both). */
+async function stripe(method: "GET" | "POST", path: string, form?: Record<string, string>) {
+  const response = await fetch(`${process.env.STRIPE_URL}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${process.env.STRIPE_KEY}`, "Content-Type": "application/x-www-form-urlencoded" },
+    body: form ? new URLSearchParams(form).toString() : undefined,
+  });
+  expect(response.ok, `${method} ${path}: ${response.status}`).toBeTruthy();
+  return response.json();
+}
+
+/** Moves the organization's Stripe test clock (named after its slug) `days` ahead and waits
+ *  until Stripe has done what fell due. */
+async function advanceClock(slug: string, days: number) {
+  let clock: { id: string; frozen_time: number } | undefined;
+  await expect
+    .poll(async () => {
+      const clocks = await stripe("GET", "/v1/test_helpers/test_clocks?limit=100");
+      clock = clocks.data.find((c: { name: string }) => c.name === slug);
+      return clock?.id;
+    })
+    .toBeTruthy();
+  await stripe("POST", `/v1/test_helpers/test_clocks/${clock!.id}/advance`, { frozen_time: String(clock!.frozen_time + days * 86_400) });
+  await expect.poll(async () => (await stripe("GET", `/v1/test_helpers/test_clocks/${clock!.id}`)).status).toBe("ready");
+}
+
+/** Fills Stripe's hosted card form. */
+async function payOnStripe(page: Page, card: string, button: string) {
+  await expect(page).toHaveURL(/\/checkout\//);
+  await page.getByLabel("Card number").fill(card);
+  await page.getByLabel("Expiry (MM / YY)").fill("12 / 34");
+  await page.getByLabel("CVC").fill("123");
+  await page.getByLabel("Name on card").fill("Pat Payer");
+  await page.getByRole("button", { name: button }).click();
+}
+
+/** Reloads the billing page until `check` passes (Stripe's webhook is on its way). */
+async function eventually(page: Page, check: () => Promise<void>) {
+  await expect(async () => {
+    await page.reload();
+    await check();
+  }).toPass({ timeout: 30_000 });
+}
+
+test("an owner upgrades with a test card, gets the invoice as a PDF, fixes a failing card; a viewer has no billing", async ({ page, browser }) => {
+  const id = unique();
+  const slug = `billing-${id}`;
+  await signUpConfirmed(page, `payer-${id}@example.com`, "Pat Payer");
+  await page.getByRole("link", { name: "Create an organization" }).click();
+  await hydrated(page);
+  await page.getByLabel("Organization name").fill(`Billing ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+
+  // A new organization is on a trial of Team, without a card.
+  await page.getByRole("link", { name: "Billing" }).click();
+  await expect(page.getByTestId("billing-badge")).toHaveText("Trial");
+  await expect(page.getByTestId("billing-card")).toHaveText("none on file");
+  await hydrated(page);
+
+  // The Owner chooses Business and adds a card on Stripe's page; it is charged when the trial ends.
+  await page.getByRole("button", { name: "Choose Business monthly" }).click();
+  await payOnStripe(page, "4242 4242 4242 4242", "Save card");
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}/settings/billing\\?checkout=`));
+  await eventually(page, async () => {
+    await expect(page.getByTestId("billing-card")).toContainText("Visa •••• 4242");
+    await expect(page.getByRole("heading", { name: /Business/ })).toBeVisible();
+  });
+  await advanceClock(slug, 15);
+  await eventually(page, async () => {
+    await expect(page.getByTestId("billing-badge")).toHaveText("Active");
+    await expect(page.getByTestId("invoice-row").filter({ hasText: "Paid" }).filter({ hasText: "$114.00" })).toHaveCount(1);
+  });
+
+  // Its PDF, made by Tessera: the organization, the amount and the lines.
+  const download = page.waitForEvent("download");
+  await page.getByTestId("invoice-row").filter({ hasText: "$114.00" }).getByRole("link", { name: /Download/ }).click();
+  const pdf = await (await download).path();
+  const { execFileSync } = await import("node:child_process");
+  const text = execFileSync("pdftotext", ["-layout", pdf, "-"]).toString();
+  expect(text).toContain(`Billing ${id}`);
+  expect(text).toContain("$114.00");
+  expect(text).toMatch(/Business/);
+  expect(text).toContain("Paid");
+
+  // A card that fails: the renewal fails, and everyone sees the banner; the Owner can fix it.
+  await page.getByRole("button", { name: "Replace card" }).click();
+  await payOnStripe(page, "4000 0000 0000 0341", "Save card");
+  await eventually(page, async () => expect(page.getByTestId("billing-card")).toContainText("0341"));
+  await advanceClock(slug, 32);
+  await eventually(page, async () => expect(page.getByTestId("billing-banner")).toContainText("A payment for"));
+  await page.getByTestId("billing-banner").getByRole("link", { name: "Fix payment" }).click();
+  await hydrated(page);
+  await page.getByTestId("billing-status").getByRole("button", { name: "Fix payment" }).click();
+  await payOnStripe(page, "4242 4242 4242 4242", "Save card");
+  await eventually(page, async () => {
+    await expect(page.getByTestId("billing-banner")).toHaveCount(0);
+    await expect(page.getByTestId("billing-badge")).toHaveText("Active");
+  });
+
+  // A Viewer has no billing link, and the page refuses them.
+  const viewer = await (await browser.newContext()).newPage();
+  await logIn(viewer, "viewer@acme.test", "tessera-demo");
+  await viewer.goto("/t/acme");
+  await expect(viewer.getByRole("link", { name: "Billing" })).toHaveCount(0);
+  const refused = await viewer.goto("/t/acme/settings/billing");
+  expect([403, 404]).toContain(refused!.status());
+});

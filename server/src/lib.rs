@@ -139,7 +139,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .fallback(leptos_axum::file_and_error_handler_with_context(provide_backend, shell))
         .with_state(options)
         .merge(oidc::router(services.clone()))
-        .merge(notifications::router(services.clone()));
+        .merge(notifications::router(services.clone()))
+        .merge(billing::pages(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
     let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)

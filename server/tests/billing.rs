@@ -510,3 +510,158 @@ async fn until_invoice(app: &TestApp, slug: &str, check: impl Fn(&tessera_domain
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn events_sent_three_times_and_in_reverse_order_end_in_stripes_newest_state() {
+    let app = TestApp::spawn_billed(|_| {}).await;
+    let stripe = Stripe::of(&app);
+    // Every event delivered three times, each batch in reverse (an update before its create).
+    stripe.post("/_standin/chaos", &[("duplicate", "2"), ("reorder", "true")]).await;
+    let slug = unique("chaos");
+    app.owner_of(&slug).await;
+    let record = until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
+    let subscription = record.snapshot.unwrap().subscription_id;
+    // Two changes in a row in Stripe: cancelled, then resumed. Their events arrive reversed.
+    stripe.post(&format!("/v1/subscriptions/{subscription}"), &[("cancel_at_period_end", "true")]).await;
+    stripe.post(&format!("/v1/subscriptions/{subscription}"), &[("cancel_at_period_end", "false")]).await;
+    let deliveries = stripe.get("/_standin/deliveries").await;
+    let updates = |events: &Value| events.as_array().map_or(0, |d| d.iter().filter(|d| d["type"] == "customer.subscription.updated").count());
+    let started = Instant::now();
+    loop {
+        let processed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE type = 'customer.subscription.updated' AND processed_at IS NOT NULL")
+                .fetch_one(&app.inspect)
+                .await
+                .unwrap();
+        if processed >= 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the two updates weren't processed\njobs: {:#?}", jobs(&app).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE type = 'customer.subscription.updated'").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(stored, 2, "each event is stored once, however often it came (deliveries so far: {})", updates(&deliveries["data"]));
+    let record = record_of(&app, &slug).await;
+    assert!(!record.snapshot.unwrap().cancel_at_period_end, "the newest state wins: resumed");
+    assert_eq!(state(&app, &slug).await, "trialing:team");
+}
+
+#[tokio::test]
+async fn an_event_whose_worker_died_after_processing_it_is_processed_again_with_one_effect() {
+    let app = TestApp::spawn_billed(|_| {}).await;
+    let slug = unique("lost");
+    let owner_email = format!("owner@{slug}.test");
+    app.owner_of(&slug).await;
+    let customer = customer_of(&app, &slug).await;
+    until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
+    let secret = app.config.billing.webhook_secrets[0].clone();
+    let failed = json!({ "id": "in_lost_1", "object": "invoice", "customer": customer, "currency": "usd", "amount_due": 3700,
+                         "attempt_count": 1, "next_payment_attempt": now() + 3 * DAY, "number": "LOST-0001" });
+    let id = format!("evt_lost_{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(deliver(&app, &event(&id, "invoice.payment_failed", failed.clone()), &secret, now()).await.0, StatusCode::OK);
+    processed(&app, &id).await;
+    let subject = format!("Payment of $37.00 for Org {slug} failed");
+    Inbox::latest(&owner_email, &subject).await;
+    // The worker dies after the work, before the queue heard: its lease runs out and another
+    // worker takes the job again.
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', lease_token = gen_random_uuid(), lease_until = now() - interval '1 second', finished_at = NULL
+          WHERE kind = 'billing.process_event' AND payload->>'event_id' = $1",
+    )
+    .bind(&id)
+    .execute(&app.inspect)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let (status, attempts): (String, i32) =
+            sqlx::query_as("SELECT status, attempts FROM jobs WHERE kind = 'billing.process_event' AND payload->>'event_id' = $1")
+                .bind(&id)
+                .fetch_one(&app.inspect)
+                .await
+                .unwrap();
+        if status == "done" && attempts == 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the job wasn't taken again: {status}, {attempts} attempts");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And Stripe sending the event again (as it does when unsure) changes nothing either.
+    assert_eq!(deliver(&app, &event(&id, "invoice.payment_failed", failed), &secret, now()).await.1["duplicate"], true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(Inbox::count_about(&owner_email, &subject).await, 1, "one dunning mail for one failed attempt");
+    let notices: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM billing_notices WHERE key LIKE 'payment_failed:in_lost_1:%'").fetch_one(&app.inspect).await.unwrap();
+    assert_eq!(notices, 1);
+}
+
+#[tokio::test]
+async fn the_plans_seat_limit_stops_an_invitation_with_what_to_do_and_billing_is_for_owners_and_admins() {
+    let plans = std::env::temp_dir().join(format!("plans-{}.toml", uuid::Uuid::new_v4().simple()));
+    let shipped = tessera_backend::billing::catalogue::SHIPPED;
+    let team_at = shipped.find("key = \"team\"").unwrap();
+    let seats_at = team_at + shipped[team_at..].find("seats = 25").unwrap();
+    std::fs::write(&plans, format!("{}seats = 2{}", &shipped[..seats_at], &shipped[seats_at + "seats = 25".len()..])).unwrap();
+    let app = TestApp::spawn_billed(|c| c.billing.plans_file = Some(plans.clone())).await;
+    let slug = unique("seats");
+    let owner = app.owner_of(&slug).await;
+    let viewer = app.signed_up(&format!("viewer@{slug}.test")).await;
+    owner.invite_and_accept(&slug, &format!("viewer@{slug}.test"), "viewer", &viewer).await;
+    let r = owner.call("invite_member", &[("slug", &slug), ("email", "third@example.test"), ("role", "member")]).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    assert_eq!(r.error_message(), "Your plan includes 2 seats; 2 are used. Upgrade or remove a member.");
+    assert_eq!(app.count("SELECT count(*) FROM invitations WHERE email = 'third@example.test'").await, 0, "nothing was written");
+
+    // Members and Viewers have no billing: its functions refuse them, the page shows nothing.
+    let r = viewer.call("billing_overview", &[("slug", &slug)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = viewer.call("start_checkout", &[("slug", &slug), ("plan", "business"), ("interval", "month")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let page = viewer.get(&format!("/t/{slug}/settings/billing")).await;
+    assert!(matches!(page.status.as_u16(), 403 | 404), "{}", page.status);
+    assert!(!viewer.get(&format!("/t/{slug}")).await.body.contains("/settings/billing"), "no billing link for a Viewer");
+    assert!(owner.get(&format!("/t/{slug}")).await.body.contains("/settings/billing"), "the Owner has one");
+    let _ = std::fs::remove_file(plans);
+}
+
+#[tokio::test]
+async fn annual_billing_costs_less_and_metered_api_calls_are_billed_on_the_invoice() {
+    let app = TestApp::spawn_billed(|_| {}).await;
+    let stripe = Stripe::of(&app);
+    let slug = unique("annual");
+    let owner = app.owner_of(&slug).await;
+    let clock = clock_of(&app, &slug).await;
+    until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
+    // During the trial the Owner chooses Team, billed yearly.
+    let r = owner.call("start_checkout", &[("slug", &slug), ("plan", "team"), ("interval", "year")]).await;
+    let url: String = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(pay_on_checkout(&url, "4242 4242 4242 4242").await, StatusCode::SEE_OTHER);
+    let chosen =
+        until(&app, &slug, "Team, yearly", |r| r.snapshot.as_ref().is_some_and(|s| s.interval == tessera_domain::billing::Interval::Year)).await;
+    stripe.advance(&clock, chosen.snapshot.unwrap().trial_end.unwrap() + 2 * 3600).await;
+    until_state(&app, &slug, "active:team:year").await;
+    let first = until_invoice(&app, &slug, |i| i.status == "paid" && i.amount_paid > 0).await;
+    assert_eq!(first.amount_paid, 29_000 + 8_000, "a year of Team for one member");
+    assert!(first.amount_paid < 12 * (2_900 + 800), "less than twelve months");
+
+    // API calls through the REST API count, and are reported to Stripe's meter.
+    let r = owner.call("create_api_key", &[("slug", &slug), ("name", "Importer"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    for _ in 0..40 {
+        let r = reqwest::Client::new().get(format!("{}/api/v1/orgs/{slug}/projects", app.base)).bearer_auth(&key).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let reported = tessera_backend::billing::usage::report(&app.backend).await.unwrap();
+    assert!(reported >= 1, "the calls' minute(s) reported");
+    assert_eq!(tessera_backend::billing::usage::report(&app.backend).await.unwrap(), 0, "and not again");
+    let overview = owner.call("billing_overview", &[("slug", &slug)]).await;
+    assert_eq!(overview.json()["api_calls_this_month"], 40);
+    // At the year's end the calls are on the renewal invoice.
+    let period_end = record_of(&app, &slug).await.snapshot.unwrap().period_end.unwrap();
+    stripe.advance(&clock, period_end + 2 * 3600).await;
+    let renewal = until_invoice(&app, &slug, |i| i.lines.iter().any(|l| l.quantity == Some(40))).await;
+    assert_eq!(renewal.billing_reason.as_deref(), Some("subscription_cycle"));
+    let usage = renewal.lines.iter().find(|l| l.quantity == Some(40)).unwrap();
+    assert_eq!(usage.amount, 2, "40 calls at $0.0005");
+}

@@ -114,3 +114,139 @@ async fn a_lookup_key_names_one_price_and_moves_only_when_asked() {
     let response = reqwest::Client::new().get(format!("{}/v1/prices", base())).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `GET`/`POST` in an account of the test's own.
+struct Account(String);
+
+impl Account {
+    fn new() -> Account {
+        Account(format!("sk_test_contract_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let response = reqwest::Client::new().post(format!("{}{path}", base())).bearer_auth(&self.0).form(form).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = reqwest::Client::new().get(format!("{}{path}", base())).bearer_auth(&self.0).send().await.unwrap();
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        response.json().await.unwrap()
+    }
+}
+
+/// Parses `object` as async-stripe's type for it, as Tessera's client does.
+fn parses_as<T: miniserde::Deserialize>(kind: &str, object: &Value) {
+    if let Err(e) = miniserde::json::from_str::<T>(&object.to_string()) {
+        panic!("{kind} doesn't parse as async-stripe's type ({e}): {object}");
+    }
+}
+
+#[tokio::test]
+async fn every_billing_object_has_stripes_fields_and_parses_as_async_stripes_type() {
+    let fixtures = fixtures();
+    let example = |kind: &str| fixtures["resources"][kind].clone();
+    let stripe = Account::new();
+    let meter = stripe
+        .post(
+            "/v1/billing/meters",
+            &[
+                ("display_name", "API calls"),
+                ("event_name", "contract_calls"),
+                ("default_aggregation[formula]", "sum"),
+                ("customer_mapping[event_payload_key]", "stripe_customer_id"),
+                ("customer_mapping[type]", "by_id"),
+                ("value_settings[event_payload_key]", "value"),
+            ],
+        )
+        .await;
+    let product = stripe.post("/v1/products", &[("name", "Team")]).await;
+    let product = product["id"].as_str().unwrap();
+    let seat =
+        stripe.post("/v1/prices", &[("currency", "usd"), ("product", product), ("unit_amount", "800"), ("recurring[interval]", "month")]).await;
+    let calls = stripe
+        .post(
+            "/v1/prices",
+            &[
+                ("currency", "usd"),
+                ("product", product),
+                ("unit_amount_decimal", "0.05"),
+                ("recurring[interval]", "month"),
+                ("recurring[usage_type]", "metered"),
+                ("recurring[meter]", meter["id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let customer = stripe.post("/v1/customers", &[("email", "contract@example.test"), ("name", "Contract")]).await;
+    let customer = customer["id"].as_str().unwrap();
+    let card = stripe.post("/v1/payment_methods/pm_card_visa/attach", &[("customer", customer)]).await;
+    let card = card["id"].as_str().unwrap();
+    stripe.post(&format!("/v1/customers/{customer}"), &[("invoice_settings[default_payment_method]", card)]).await;
+    let subscription = stripe
+        .post(
+            "/v1/subscriptions",
+            &[
+                ("customer", customer),
+                ("items[0][price]", seat["id"].as_str().unwrap()),
+                ("items[0][quantity]", "2"),
+                ("items[1][price]", calls["id"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let subscription_id = subscription["id"].as_str().unwrap();
+    let seat_item = subscription["items"]["data"].as_array().unwrap().iter().find(|i| i["price"]["id"] == seat["id"]).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A seat added: a pending proration (an invoice item).
+    stripe.post(&format!("/v1/subscriptions/{subscription_id}"), &[("items[0][id]", &seat_item), ("items[0][quantity]", "3")]).await;
+    let invoice = stripe.get(&format!("/v1/invoices/{}", subscription["latest_invoice"].as_str().unwrap())).await;
+    let meter_event = stripe
+        .post(
+            "/v1/billing/meter_events",
+            &[("event_name", "contract_calls"), ("payload[stripe_customer_id]", customer), ("payload[value]", "3"), ("identifier", "contract-1")],
+        )
+        .await;
+    let session = stripe
+        .post("/v1/checkout/sessions", &[("mode", "setup"), ("customer", customer), ("currency", "usd"), ("success_url", "http://127.0.0.1/done")])
+        .await;
+    let schedule = stripe.post("/v1/subscription_schedules", &[("from_subscription", subscription_id)]).await;
+    let preview = stripe.post("/v1/invoices/create_preview", &[("customer", customer), ("subscription", subscription_id)]).await;
+    let item = stripe.get(&format!("/v1/invoiceitems?customer={customer}")).await["data"][0].clone();
+    let event = stripe.get("/v1/events?limit=1").await["data"][0].clone();
+
+    let checks = [
+        ("subscription", stripe.get(&format!("/v1/subscriptions/{subscription_id}")).await),
+        ("subscription_item", subscription["items"]["data"][0].clone()),
+        ("invoice", invoice.clone()),
+        ("invoice", preview.clone()),
+        ("line_item", invoice["lines"]["data"][0].clone()),
+        ("invoiceitem", item.clone()),
+        ("payment_method", stripe.get(&format!("/v1/payment_methods/{card}")).await),
+        ("checkout.session", session.clone()),
+        ("subscription_schedule", schedule.clone()),
+        ("billing.meter", meter.clone()),
+        ("billing.meter_event", meter_event.clone()),
+        ("plan", subscription["items"]["data"][0]["plan"].clone()),
+        ("event", event.clone()),
+    ];
+    for (kind, object) in &checks {
+        assert_eq!(keys(object), keys(&example(kind)), "{kind}: the stand-in's fields differ from Stripe's example");
+    }
+    parses_as::<stripe_shared::Subscription>("subscription", &checks[0].1);
+    parses_as::<stripe_shared::SubscriptionItem>("subscription_item", &checks[1].1);
+    parses_as::<stripe_shared::Invoice>("invoice", &invoice);
+    parses_as::<stripe_shared::Invoice>("a preview invoice", &preview);
+    parses_as::<stripe_shared::InvoiceLineItem>("line_item", &checks[4].1);
+    parses_as::<stripe_billing::InvoiceItem>("invoiceitem", &item);
+    parses_as::<stripe_shared::PaymentMethod>("payment_method", &checks[6].1);
+    parses_as::<stripe_shared::CheckoutSession>("checkout.session", &session);
+    parses_as::<stripe_shared::SubscriptionSchedule>("subscription_schedule", &schedule);
+    parses_as::<stripe_billing::BillingMeter>("billing.meter", &meter);
+    parses_as::<stripe_billing::BillingMeterEvent>("billing.meter_event", &meter_event);
+    parses_as::<stripe_shared::Event>("event", &event);
+    assert!(preview["id"].as_str().unwrap().starts_with("upcoming_in_"), "a preview is not an invoice of its own");
+}

@@ -137,10 +137,42 @@ fn dev() -> Result {
         server.env("DATABASE_OWNER_URL", a.url("tessera_owner", "tessera")).env("TESSERA_SEED_DEMO", "1").env("TESSERA_DATA_DIR", data.join("data"));
         Some((a, b))
     };
+    // Billing against the Stripe stand-in, unless a real Stripe key is given.
+    let stripe = if std::env::var_os("TESSERA_STRIPE_SECRET_KEY").is_none() {
+        let port = util::free_port()?;
+        let (key, secret) = (format!("sk_test_dev{}", std::process::id()), format!("whsec_dev{}", util::nonce()));
+        step(&format!("Starting the Stripe stand-in on http://127.0.0.1:{port} (its checkout pages take the test card 4242 4242 4242 4242)"));
+        let child = stand_in(
+            "stripe.mjs",
+            &[
+                ("STRIPE_PORT", port.to_string()),
+                ("STRIPE_DEV_KEY", key.clone()),
+                ("STRIPE_DEV_WEBHOOK_URL", "http://127.0.0.1:3000/webhooks/stripe".into()),
+                ("STRIPE_DEV_WEBHOOK_SECRET", secret.clone()),
+            ],
+        )?;
+        util::wait_for_port(port, 30)?;
+        server
+            .env("TESSERA_STRIPE_SECRET_KEY", &key)
+            .env("TESSERA_STRIPE_API_BASE", format!("http://127.0.0.1:{port}"))
+            .env("TESSERA_STRIPE_WEBHOOK_SECRET", &secret);
+        Some(child)
+    } else {
+        None
+    };
+    // The plans in Stripe as `billing/plans.toml` has them (idempotent).
+    if stripe.is_some() {
+        let mut sync = Command::new(Build::server_binary(false));
+        sync.args(["billing", "sync"]).envs(server.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))));
+        run(&mut sync)?;
+    }
     step("Serving Tessera at http://127.0.0.1:3000 (Ctrl-C stops it; demo login: owner@acme.test / tessera-demo)");
     let mut child = server.spawn().map_err(|e| format!("could not start the server: {e}"))?;
     ignore_ctrl_c();
     let status = child.wait();
+    if let Some(mut stripe) = stripe {
+        let _ = stripe.kill();
+    }
     if let Some((a, b)) = clusters {
         step("Stopping PostgreSQL");
         a.stop();
@@ -421,8 +453,23 @@ fn test(args: &[String]) -> Result {
             cluster.psql("postgres", &format!("REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC"))?;
         }
         let base_url = format!("http://127.0.0.1:{http_port}");
+        // Billing on, against an account of this pass's own in the Stripe stand-in, on test
+        // clocks (journeys move a customer's time to make a renewal fail).
+        let stripe_key = format!("sk_test_e2e_{pass}_{}", util::nonce());
+        let stripe_secret = util::stripe_webhook_endpoint(stripe_port, &stripe_key, &format!("{base_url}/webhooks/stripe"))?;
+        let stripe_env = [
+            ("TESSERA_STRIPE_SECRET_KEY", stripe_key.clone()),
+            ("TESSERA_STRIPE_API_BASE", stripe_url.clone()),
+            ("TESSERA_STRIPE_WEBHOOK_SECRET", stripe_secret),
+            ("TESSERA_STRIPE_TEST_CLOCKS", "1".into()),
+        ];
+        run(Command::new(Build::server_binary(false))
+            .args(["billing", "sync"])
+            .envs(region_env(a, &db, b, &db, app_a, app_b))
+            .envs(stripe_env.clone()))?;
         let server = Command::new(Build::server_binary(false))
             .envs(region_env(a, &db, b, &db, app_a, app_b))
+            .envs(stripe_env)
             .env("TESSERA_PGBOUNCER", pgbouncer)
             .env("TESSERA_SMTP_URL", &smtp_url)
             .env("TESSERA_PUBLIC_URL", &base_url)
@@ -453,7 +500,9 @@ fn test(args: &[String]) -> Result {
                 .env("BASE_URL", &base_url)
                 .env("MAILDEV_URL", &maildev_url)
                 .env("DNS_API_URL", &dns_api)
-                .env("SAML_IDP_URL", &saml_idp_url),
+                .env("SAML_IDP_URL", &saml_idp_url)
+                .env("STRIPE_URL", &stripe_url)
+                .env("STRIPE_KEY", &stripe_key),
         )?
         .success();
         if let Some(mut server) = env.server.take() {

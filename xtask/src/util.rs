@@ -150,3 +150,29 @@ pub fn wait_for_port(port: u16, seconds: u64) -> Result {
     }
     Err(format!("nothing listened on port {port} within {seconds} s"))
 }
+
+/// Hard-to-guess text for a development secret (xtask has no dependencies, so no `rand`): the
+/// clock's nanoseconds mixed with the process id.
+pub fn nonce() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mixed = nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u128::from(std::process::id()).rotate_left(64);
+    format!("{mixed:032x}")
+}
+
+/// Registers a webhook endpoint at `url` in the Stripe stand-in's account `key` (on `port`),
+/// returning its signing secret (a plain HTTP/1.0 request: xtask has no HTTP client).
+pub fn stripe_webhook_endpoint(port: u16, key: &str, url: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let body = format!("url={}&enabled_events[]=*", url.replace(':', "%3A").replace('/', "%2F"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("the Stripe stand-in: {e}"))?;
+    write!(
+        stream,
+        "POST /v1/webhook_endpoints HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("the Stripe stand-in: {e}"))?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|e| format!("the Stripe stand-in: {e}"))?;
+    let secret = answer.split("\"secret\":\"").nth(1).and_then(|rest| rest.split('"').next());
+    secret.map(str::to_string).ok_or_else(|| format!("the Stripe stand-in didn't make a webhook endpoint: {answer}"))
+}

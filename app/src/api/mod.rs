@@ -302,7 +302,18 @@ pub async fn cancel_org_deletion(slug: String) -> Result<(), AppError> {
 pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
     ssr::once_per_request(slug.clone(), async move {
         let (_, org) = enter(&slug).await?;
-        Ok(OrgContext { slug: org.tenant.slug.clone(), name: org.tenant.name.clone(), role: org.role })
+        let billing_alert = match org.billing().state {
+            tessera_domain::billing::BillingState::PastDue { restricts_at, .. } => Some(format!(
+                "A payment for {} failed. Unless the payment method is updated, the organization becomes read-only on {}.",
+                org.tenant.name,
+                tessera_domain::billing::date(restricts_at)
+            )),
+            tessera_domain::billing::BillingState::Restricted { .. } => {
+                Some(format!("{} is read-only until its overdue payment goes through.", org.tenant.name))
+            }
+            _ => None,
+        };
+        Ok(OrgContext { slug: org.tenant.slug.clone(), name: org.tenant.name.clone(), role: org.role, billing_alert })
     })
     .await
 }

@@ -1,6 +1,7 @@
 pub mod account;
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
 pub mod documents;
 pub mod email_links;
 pub mod home;

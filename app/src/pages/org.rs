@@ -46,11 +46,22 @@ pub fn OrgLayout() -> impl IntoView {
                                     {org.role.can(Permission::ManageWebhooks).then(|| view! {
                                         <A href=format!("{base}/settings/webhooks")>"Webhooks"</A>
                                     })}
+                                    {org.role.can(Permission::ManageBilling).then(|| view! {
+                                        <A href=format!("{base}/settings/billing")>"Billing"</A>
+                                    })}
                                     {org.role.can(Permission::ViewSettings).then(|| view! {
                                         <A href=format!("{base}/settings")>"Settings"</A>
                                     })}
                                 </nav>
                                 <div class="org-content">
+                                    {org.billing_alert.clone().map(|alert| view! {
+                                        <div class="alert alert-warning billing-banner" role="alert" data-testid="billing-banner">
+                                            <span>{alert}</span>
+                                            {org.role.can(Permission::ManageBilling).then(|| view! {
+                                                " " <a class="btn btn-primary" href=format!("{base}/settings/billing")>"Fix payment"</a>
+                                            })}
+                                        </div>
+                                    })}
                                     <Outlet />
                                 </div>
                             </div>

@@ -388,7 +388,7 @@ pub async fn refresh(backend: &Backend, tenant_id: Uuid) -> Result<Option<Record
         let entry = AuditEntry::new("billing.state_changed", "tenant", tenant_id, audit::changed(&[("state", &announced, &now_state)]));
         audit::insert_system(tx.conn(), tenant_id, &entry, "billing").await?;
         if let Some((key, title, body)) = super::notices::for_change(&billing, &organization, &announced, &state) {
-            super::notices::once(tx.conn(), tenant_id, &key, title, body).await?;
+            super::notices::once(tx.conn(), tenant_id, &key, title, body, None).await?;
         }
     }
     tx.commit(1).await?;

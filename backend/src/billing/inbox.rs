@@ -165,7 +165,9 @@ async fn tell(backend: &Backend, tenant_id: Uuid, kind: &str, object: &serde_jso
         sqlx::query_as("SELECT name, billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(tx.conn()).await?;
     let state = billing.view(record.as_ref().map(|r| &r.0)).state;
     if let Some((key, title, body)) = super::notices::for_event(billing, &organization, kind, object, &state) {
-        super::notices::once(tx.conn(), tenant_id, &key, title, body).await?;
+        // A receipt carries the invoice's PDF.
+        let invoice = (kind == "invoice.paid").then(|| object["id"].as_str().map(String::from)).flatten();
+        super::notices::once(tx.conn(), tenant_id, &key, title, body, invoice).await?;
     }
     tx.commit(0).await?;
     jobs::wake();

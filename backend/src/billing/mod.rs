@@ -15,6 +15,7 @@ pub mod catalogue;
 pub mod inbox;
 pub mod manage;
 pub mod notices;
+pub mod pdf;
 pub mod signature;
 pub mod stripe;
 pub mod sync;

@@ -13,7 +13,8 @@ use tessera_domain::billing::{date, money, BillingState};
 use uuid::Uuid;
 
 /// Queues `title`/`body` to the organization's administrators once per `key`.
-pub(crate) async fn once(conn: &mut PgConnection, tenant_id: Uuid, key: &str, title: String, body: String) -> Result<bool> {
+/// `invoice`: one whose PDF goes with the mail.
+pub(crate) async fn once(conn: &mut PgConnection, tenant_id: Uuid, key: &str, title: String, body: String, invoice: Option<String>) -> Result<bool> {
     let claimed = sqlx::query("INSERT INTO billing_notices (tenant_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(tenant_id)
         .bind(key)
@@ -22,7 +23,7 @@ pub(crate) async fn once(conn: &mut PgConnection, tenant_id: Uuid, key: &str, ti
         .rows_affected()
         == 1;
     if claimed {
-        notifications::notify(conn, Event::Billing { tenant_id, title, body }).await?;
+        notifications::notify(conn, Event::Billing { tenant_id, title, body, invoice }).await?;
     }
     Ok(claimed)
 }

@@ -24,6 +24,30 @@ pub struct OutgoingEmail {
     /// the same one. `None` outside the queue.
     #[serde(skip)]
     pub id: Option<uuid::Uuid>,
+    /// Files sent with it (an invoice's PDF with its receipt).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    /// `application/pdf`.
+    pub content_type: String,
+    /// The file, base64 (compact in the queued mail's JSON).
+    pub base64: String,
+}
+
+impl Attachment {
+    pub fn new(filename: impl Into<String>, content_type: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        Attachment { filename: filename.into(), content_type: content_type.into(), base64: base64::engine::general_purpose::STANDARD.encode(bytes) }
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(&self.base64).map_err(|e| Error::Internal(format!("an attachment: {e}")))
+    }
 }
 
 /// An email waiting in the job queue. Sealed with a key of its own: mails carry sign-in links,
@@ -103,16 +127,25 @@ fn message(from: &Mailbox, email: &OutgoingEmail) -> Result<Message> {
     // The address stays out of the error: it is kept with a failed job, and logged.
     let to: Mailbox = email.to.parse().map_err(|_| Error::Internal("the recipient's address doesn't parse".into()))?;
     let domain = from.email.domain();
+    let body = MultiPart::alternative()
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone()))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(email.html.clone()));
+    let body = if email.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for attachment in &email.attachments {
+            let kind = ContentType::parse(&attachment.content_type).map_err(|e| Error::Internal(format!("an attachment's type: {e}")))?;
+            mixed = mixed.singlepart(lettre::message::Attachment::new(attachment.filename.clone()).body(attachment.bytes()?, kind));
+        }
+        mixed
+    };
     Message::builder()
         .message_id(email.id.map(|id| format!("<{id}@{domain}>")))
         .from(from.clone())
         .to(to)
         .subject(&email.subject)
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(email.text.clone()))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(email.html.clone())),
-        )
+        .multipart(body)
         .map_err(|e| Error::Internal(format!("building an email: {e}")))
 }
 
@@ -146,6 +179,7 @@ impl Mailer for ResendMailer {
             "subject": email.subject,
             "html": email.html,
             "text": email.text,
+            "attachments": email.attachments.iter().map(|a| serde_json::json!({ "filename": a.filename, "content": a.base64 })).collect::<Vec<_>>(),
         });
         let mut request = self.client.post(&self.endpoint).bearer_auth(&self.api_key);
         if let Some(id) = email.id {

@@ -26,7 +26,7 @@ fn layout(to: &str, subject: &str, lines: &[&str], button: &str, url: &str, foot
         button = escape(button),
         footer = escape(footer),
     );
-    OutgoingEmail { to: to.to_string(), subject: subject.to_string(), text, html, id: None }
+    OutgoingEmail { to: to.to_string(), subject: subject.to_string(), text, html, id: None, attachments: Vec::new() }
 }
 
 pub fn magic_link(to: &str, url: &str) -> OutgoingEmail {
