@@ -93,6 +93,13 @@ impl ProjectDraft {
 /// Creates a project; returns it as written.
 pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
     let mut tx = org.write(Permission::WriteProjects).await?;
+    // The plan's project limit (counted in this transaction; two creations racing for the last
+    // place may both get it, which costs the operator one project, not the customer a refusal).
+    let limits = org.billing().entitlements;
+    if limits.projects.is_some() {
+        let used: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(tx.conn()).await?;
+        limits.room_for_project(u32::try_from(used).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
+    }
     let id = Uuid::new_v4();
     let created: ProjectRow =
         sqlx::query_as(&format!("INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"))

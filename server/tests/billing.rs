@@ -597,12 +597,15 @@ async fn an_event_whose_worker_died_after_processing_it_is_processed_again_with_
 }
 
 #[tokio::test]
-async fn the_plans_seat_limit_stops_an_invitation_with_what_to_do_and_billing_is_for_owners_and_admins() {
+async fn the_plans_seat_and_project_limits_stop_what_exceeds_them_with_what_to_do_and_billing_is_for_owners_and_admins() {
     let plans = std::env::temp_dir().join(format!("plans-{}.toml", uuid::Uuid::new_v4().simple()));
     let shipped = tessera_backend::billing::catalogue::SHIPPED;
     let team_at = shipped.find("key = \"team\"").unwrap();
     let seats_at = team_at + shipped[team_at..].find("seats = 25").unwrap();
-    std::fs::write(&plans, format!("{}seats = 2{}", &shipped[..seats_at], &shipped[seats_at + "seats = 25".len()..])).unwrap();
+    let limited = format!("{}seats = 2{}", &shipped[..seats_at], &shipped[seats_at + "seats = 25".len()..]);
+    let projects_at = team_at + limited[team_at..].find("projects = 100").unwrap();
+    let limited = format!("{}projects = 1{}", &limited[..projects_at], &limited[projects_at + "projects = 100".len()..]);
+    std::fs::write(&plans, limited).unwrap();
     let app = TestApp::spawn_billed(|c| c.billing.plans_file = Some(plans.clone())).await;
     let slug = unique("seats");
     let owner = app.owner_of(&slug).await;
@@ -612,6 +615,11 @@ async fn the_plans_seat_limit_stops_an_invitation_with_what_to_do_and_billing_is
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
     assert_eq!(r.error_message(), "Your plan includes 2 seats; 2 are used. Upgrade or remove a member.");
     assert_eq!(app.count("SELECT count(*) FROM invitations WHERE email = 'third@example.test'").await, 0, "nothing was written");
+    // And its project limit.
+    owner.add_project(&slug, "The one").await;
+    let r = owner.call("create_project", &[("slug", &slug), ("name", "One too many"), ("description", "")]).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    assert_eq!(r.error_message(), "Your plan includes 1 project; 1 is in use. Upgrade, or delete a project you no longer need.");
 
     // Members and Viewers have no billing: its functions refuse them, the page shows nothing.
     let r = viewer.call("billing_overview", &[("slug", &slug)]).await;

@@ -244,6 +244,10 @@ fn ensure_browser_and_npm() -> Result {
     if !std::path::Path::new("/usr/bin/chromium").exists() {
         util::apt_install(&["chromium"])?;
     }
+    // The billing journey reads the text of an invoice PDF, as a person's viewer would.
+    if util::which("pdftotext").is_none() {
+        util::apt_install(&["poppler-utils"])?;
+    }
     let e2e = util::root().join("end2end");
     // npm records what it installed in node_modules/.package-lock.json; a lockfile newer than
     // that (a dependency was added since) means installing again.
