@@ -106,6 +106,21 @@ impl Error {
                 tracing::warn!(error = %e, "an outside service is unreachable");
                 crate::billing::stripe::unreachable()
             }
+            // Stripe down or throttling: wait it out. A card Stripe declined: its own words,
+            // which are for the customer. A request Stripe refused (the subscription changed
+            // meanwhile, say): a conflict to reload and retry.
+            Error::Stripe { status, message, .. } if status == 429 || status >= 500 => {
+                tracing::warn!(status, message = %message, "Stripe is unavailable");
+                crate::billing::stripe::unreachable()
+            }
+            Error::Stripe { status: 402, message, .. } => AppError::PaymentRequired(message),
+            Error::Stripe { status, message, .. } if (400..500).contains(&status) && status != 401 && status != 403 => {
+                tracing::warn!(status, message = %message, "Stripe refused a request");
+                AppError::Conflict(FieldError::new(
+                    "billing",
+                    format!("Our payment provider refused this: {message} Reload the page to see the current state and try again."),
+                ))
+            }
             other => {
                 let reference = uuid::Uuid::new_v4().simple().to_string();
                 let reference = &reference[..12];

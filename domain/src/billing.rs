@@ -577,6 +577,9 @@ impl BillingState {
         let Some(s) = snapshot else { return BillingState::Free };
         let ended = |at: Timestamp| BillingState::Ended { plan: s.plan.clone(), ended_at: at, retained_until: at + policy.retention_days * DAY };
         match s.status {
+            // The trial promised at sign-up, before Stripe made one (its job may have failed):
+            // it ends when promised all the same.
+            StripeStatus::Trialing if s.subscription_id.is_empty() && s.trial_end.is_some_and(|end| now >= end) => BillingState::Free,
             StripeStatus::Trialing => BillingState::Trialing { plan: s.plan.clone(), ends_at: s.trial_end, has_payment_method: s.has_payment_method },
             StripeStatus::Active => BillingState::Active {
                 plan: s.plan.clone(),
@@ -596,6 +599,11 @@ impl BillingState {
             }
             // Stripe gave up retrying but keeps the subscription: read-only until paid.
             StripeStatus::Unpaid => BillingState::Restricted { plan: s.plan.clone(), unpaid_since: s.unpaid_since.unwrap_or(s.as_of) },
+            // Ended with a payment still outstanding (cancelled while unpaid, or after Stripe's
+            // last retry): read-only until it is paid, so cancelling is no way around paying.
+            StripeStatus::Canceled if s.unpaid_since.is_some() => {
+                BillingState::Restricted { plan: s.plan.clone(), unpaid_since: s.unpaid_since.unwrap_or(s.as_of) }
+            }
             StripeStatus::Canceled | StripeStatus::IncompleteExpired | StripeStatus::Paused => ended(s.ended_at.unwrap_or(s.as_of)),
             // A first payment that hasn't gone through yet grants nothing paid.
             StripeStatus::Incomplete => BillingState::Free,
@@ -796,6 +804,23 @@ mod tests {
             assert_eq!(StripeStatus::parse(status.as_str()), Some(status));
         }
         assert_eq!(BillingState::derive(None, policy, NOW), BillingState::Free);
+    }
+
+    #[test]
+    fn cancelling_with_a_payment_outstanding_keeps_the_organization_read_only_until_paid() {
+        let unpaid = Snapshot { unpaid_since: Some(NOW - DAY), ended_at: Some(NOW), ..snapshot(StripeStatus::Canceled, NOW) };
+        assert!(matches!(derive(&unpaid, NOW), BillingState::Restricted { .. }));
+        let paid = Snapshot { unpaid_since: None, ..unpaid };
+        assert!(matches!(derive(&paid, NOW), BillingState::Ended { .. }));
+    }
+
+    #[test]
+    fn the_trial_promised_at_sign_up_ends_when_promised_even_if_stripe_never_made_one() {
+        let promised = Snapshot { subscription_id: String::new(), trial_end: Some(NOW + DAY), ..snapshot(StripeStatus::Trialing, NOW) };
+        assert!(matches!(derive(&promised, NOW), BillingState::Trialing { .. }));
+        assert_eq!(derive(&promised, NOW + DAY), BillingState::Free);
+        let real = Snapshot { subscription_id: "sub_1".into(), ..promised };
+        assert!(matches!(derive(&real, NOW + DAY), BillingState::Trialing { .. }), "Stripe's own trial ends when Stripe says");
     }
 
     #[test]
@@ -1001,7 +1026,8 @@ mod tests {
         for status in StripeStatus::ALL {
             let s = Snapshot { unpaid_since: Some(NOW - 100 * DAY), ..snapshot(status, NOW) };
             let state = derive(&s, NOW);
-            let read_only = matches!(status, StripeStatus::PastDue | StripeStatus::Unpaid);
+            // Cancelled with the payment still outstanding stays read-only too.
+            let read_only = matches!(status, StripeStatus::PastDue | StripeStatus::Unpaid | StripeStatus::Canceled);
             assert_eq!(state.access() == Access::ReadOnly, read_only, "{status:?}");
         }
     }

@@ -836,7 +836,7 @@ test("an owner upgrades with a test card, gets the invoice as a PDF, fixes a fai
   await expect(page).toHaveURL(new RegExp(`/t/${slug}/settings/billing\\?checkout=`));
   await eventually(page, async () => {
     await expect(page.getByTestId("billing-card")).toContainText("Visa •••• 4242");
-    await expect(page.getByRole("heading", { name: /Business/ })).toBeVisible();
+    await expect(page.getByTestId("billing-status").getByRole("heading", { name: /Business/ })).toBeVisible();
   });
   await advanceClock(slug, 15);
   await eventually(page, async () => {

@@ -6,7 +6,6 @@
 -- and how far the customer's Stripe clock is ahead of ours (a test clock's), as JSON
 -- (`billing::Record`). NULL: never billed (the free tier).
 ALTER TABLE tenants ADD COLUMN billing jsonb;
-GRANT UPDATE (billing) ON tenants TO tessera_app;
 
 -- An organization's Stripe customer, and what was last announced of its billing state (a
 -- change from it is a transition: audit record, notification, mail).
@@ -90,12 +89,27 @@ ALTER TABLE billing_invoices ENABLE ROW LEVEL SECURITY;
 CREATE POLICY billing_invoices_in_tenant ON billing_invoices FOR SELECT USING (tenant_id = app_tenant_id());
 CREATE POLICY billing_invoices_jobs ON billing_invoices USING (app_billing()) WITH CHECK (app_billing());
 ALTER TABLE api_usage ENABLE ROW LEVEL SECURITY;
-CREATE POLICY api_usage_in_tenant ON api_usage USING (tenant_id = app_tenant_id()) WITH CHECK (tenant_id = app_tenant_id());
+CREATE POLICY api_usage_in_tenant ON api_usage FOR SELECT USING (tenant_id = app_tenant_id());
 CREATE POLICY api_usage_jobs ON api_usage USING (app_billing()) WITH CHECK (app_billing());
 
 GRANT SELECT, INSERT, UPDATE ON billing_accounts, stripe_events, billing_invoices, api_usage TO tessera_app;
 GRANT SELECT, INSERT ON billing_notices TO tessera_app;
 GRANT EXECUTE ON FUNCTION app_billing() TO tessera_app;
+
+-- The app role can't update `tenants.billing` (it decides every organization's access: a stray
+-- UPDATE, or an injected one, must not hand out a plan). Only billing's jobs set it, through this.
+CREATE FUNCTION tenant_set_billing(p_tenant uuid, p_record jsonb) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+    AS $$
+BEGIN
+    IF NOT public.app_billing() THEN
+        RAISE EXCEPTION 'tenant_set_billing is for billing''s jobs (app.maintenance = billing)' USING ERRCODE = '42501';
+    END IF;
+    UPDATE public.tenants SET billing = p_record WHERE id = p_tenant;
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_set_billing(uuid, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_set_billing(uuid, jsonb) TO tessera_app;
 
 -- The two one-round-trip entrances also carry `billing` (the rest as before).
 CREATE OR REPLACE FUNCTION session_context(presented text, slug text, oldest timestamptz) RETURNS json

@@ -291,6 +291,8 @@ fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -
         ("code", "000000".into()),
         ("confirm", "bravo".into()),
         ("model", "pooled".into()),
+        ("plan", "business".into()),
+        ("interval", "month".into()),
         ("region", "eu".into()),
         ("domain", format!("probe-{tag}.example.test")),
         ("provider", "github".into()),

@@ -128,7 +128,7 @@ fn StatusCard(
             "The payment is overdue: the organization is read-only until it is paid. Update the payment method to pay it now.".into()
         }
         BillingState::Ended { ended_at, retained_until, .. } => format!(
-            "The subscription ended on {}. The Free plan applies; what is beyond its limits is kept, read-only, until {}.",
+            "The subscription ended on {}. The Free plan applies: nothing was deleted, and what is over its limits can't grow until you subscribe again (kept at least until {}).",
             date(*ended_at),
             date(*retained_until)
         ),

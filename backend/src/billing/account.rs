@@ -42,8 +42,12 @@ pub struct OpenAccount {
     pub tenant_id: Uuid,
 }
 
+/// Billing's jobs outlast a Stripe outage: backoff grows to an hour, so 30 attempts are about a day.
+pub(crate) const BILLING_ATTEMPTS: i32 = 30;
+
 impl Job for OpenAccount {
     const KIND: &'static str = "billing.open_account";
+    const MAX_ATTEMPTS: i32 = BILLING_ATTEMPTS;
 
     async fn run(self, job: &RunningJob) -> Result<()> {
         open_account(&job.backend, self.tenant_id).await
@@ -59,6 +63,7 @@ pub struct Refresh {
 
 impl Job for Refresh {
     const KIND: &'static str = "billing.refresh";
+    const MAX_ATTEMPTS: i32 = BILLING_ATTEMPTS;
 
     async fn run(self, job: &RunningJob) -> Result<()> {
         refresh(&job.backend, self.tenant_id).await.map(|_| ())
@@ -75,12 +80,40 @@ pub struct SyncSeats {
 
 impl Job for SyncSeats {
     const KIND: &'static str = "billing.sync_seats";
+    const MAX_ATTEMPTS: i32 = BILLING_ATTEMPTS;
 
     async fn run(self, job: &RunningJob) -> Result<()> {
-        sync_seats(&job.backend, self.tenant_id).await
+        sync_seats(&job.backend, self.tenant_id, job.id).await
     }
 }
 crate::register_job!(SyncSeats);
+
+/// Ends the organization's subscription at once, without prorated credit (it is being
+/// deleted). Taking the deletion back leaves it ended: the Owner subscribes again.
+#[derive(Serialize, Deserialize)]
+pub struct EndSubscription {
+    pub tenant_id: Uuid,
+}
+
+impl Job for EndSubscription {
+    const KIND: &'static str = "billing.end_subscription";
+    const MAX_ATTEMPTS: i32 = BILLING_ATTEMPTS;
+
+    async fn run(self, job: &RunningJob) -> Result<()> {
+        let backend = &job.backend;
+        let Ok(stripe) = backend.tenancy.billing().stripe().cloned() else { return Ok(()) };
+        let mut tx = backend.tenancy.maintenance_in("billing", self.tenant_id).await?;
+        let customer = account_row(tx.conn(), self.tenant_id, false).await?.and_then(|a| a.customer_id);
+        tx.commit(0).await?;
+        let Some(customer) = customer else { return Ok(()) };
+        let going = stripe.send(ListSubscription::new().customer(customer.as_str()).status(ListSubscriptionStatus::All).limit(20)).await?.data;
+        for subscription in going.iter().filter(|s| !matches!(s.status, SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired)) {
+            stripe.send(stripe_billing::subscription::CancelSubscription::new(subscription.id.as_str())).await?;
+        }
+        refresh(backend, self.tenant_id).await.map(|_| ())
+    }
+}
+crate::register_job!(EndSubscription);
 
 /// Queues a seat count update in the transaction that adds or removes a member.
 pub(crate) async fn seats_changed(conn: &mut PgConnection, tenant_id: Uuid) -> Result<()> {
@@ -88,7 +121,7 @@ pub(crate) async fn seats_changed(conn: &mut PgConnection, tenant_id: Uuid) -> R
     Ok(())
 }
 
-async fn sync_seats(backend: &Backend, tenant_id: Uuid) -> Result<()> {
+async fn sync_seats(backend: &Backend, tenant_id: Uuid, job_id: Uuid) -> Result<()> {
     let billing = backend.tenancy.billing().clone();
     let Ok(stripe) = billing.stripe().cloned() else { return Ok(()) };
     let mut tx = backend.tenancy.maintenance_in("billing", tenant_id).await?;
@@ -120,7 +153,7 @@ async fn sync_seats(backend: &Backend, tenant_id: Uuid) -> Result<()> {
         ..stripe_billing::subscription::UpdateSubscriptionItems::new()
     }];
     let request = stripe_billing::subscription::UpdateSubscription::new(subscription.id.as_str()).items(items).proration_behavior(proration);
-    stripe.send_once(&format!("tessera-seats-{}-{}-{seats}", subscription.id, item.quantity.unwrap_or_default()), request).await?;
+    stripe.send_once(&format!("tessera-seats-{job_id}-{seats}"), request).await?;
     let mut tx = backend.tenancy.maintenance_in("billing", tenant_id).await?;
     let entry = AuditEntry::new(
         "billing.seats_changed",
@@ -362,19 +395,24 @@ pub async fn refresh(backend: &Backend, tenant_id: Uuid) -> Result<Option<Record
     let customer_card = customer.invoice_settings.as_ref().and_then(|s| s.default_payment_method.as_ref()).and_then(|pm| pm.as_object()).cloned();
     let subscription_card = current.as_ref().and_then(|s| s.default_payment_method.as_ref()).and_then(|pm| pm.as_object()).cloned();
     let card = subscription_card.or(customer_card);
-    let seen = current.as_ref().map(|s| snapshot_of(s, scheduled, card.is_some()));
+    let mut seen = current.as_ref().map(|s| snapshot_of(s, scheduled, card.is_some()));
+    // Still unpaid: the grace period counts from when it started, not from this fetch.
+    if let (Some(seen), Some(before)) = (seen.as_mut(), stored.snapshot.as_ref()) {
+        if seen.unpaid_since.is_none() && seen.status == StripeStatus::PastDue && before.subscription_id == seen.subscription_id {
+            seen.unpaid_since = before.unpaid_since;
+        }
+    }
     let record = Record {
-        snapshot: match seen {
-            Some(seen) => Some(Snapshot::merge(stored.snapshot.clone(), seen)),
-            None => stored.snapshot.clone(),
-        },
+        // What Stripe says now replaces what was stored (this holds the account's lock, so no
+        // older fetch can land after it); with no subscription yet, the promised trial stays.
+        snapshot: seen.or_else(|| stored.snapshot.clone()),
         clock_skew,
         payment_method: card
             .and_then(|pm| pm.card)
             .map(|c| format!("{} •••• {} (expires {:02}/{})", brand(&c.brand), c.last4, c.exp_month, c.exp_year)),
     };
     if record != stored {
-        sqlx::query("UPDATE tenants SET billing = $2 WHERE id = $1").bind(tenant_id).bind(Json(&record)).execute(tx.conn()).await?;
+        sqlx::query("SELECT tenant_set_billing($1, $2)").bind(tenant_id).bind(Json(&record)).execute(tx.conn()).await?;
     }
     store_invoices(&stripe, tx.conn(), tenant_id, &customer_id).await?;
     let state = billing.view(Some(&record)).state;
@@ -535,7 +573,10 @@ pub(crate) async fn checkout_completed(backend: &Backend, tenant_id: Uuid, sessi
         ..stripe_core::customer::UpdateCustomerInvoiceSettings::new()
     };
     stripe.send(stripe_core::customer::UpdateCustomer::new(customer_id.as_str()).invoice_settings(settings)).await?;
-    let snapshot = record.and_then(|r| r.0.snapshot).filter(|s| !s.subscription_id.is_empty());
+    // An ended subscription takes no changes (its open invoices are still paid below).
+    let snapshot = record
+        .and_then(|r| r.0.snapshot)
+        .filter(|s| !s.subscription_id.is_empty() && !matches!(s.status, StripeStatus::Canceled | StripeStatus::IncompleteExpired));
     if let Some(snapshot) = &snapshot {
         let mut update =
             stripe_billing::subscription::UpdateSubscription::new(snapshot.subscription_id.as_str()).default_payment_method(payment_method.as_str());

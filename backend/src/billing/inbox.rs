@@ -72,7 +72,10 @@ pub async fn receive(backend: &Backend, body: &[u8], signature: Option<&str>) ->
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("The event isn't a Stripe event object ({e}); nothing was stored.")))?;
     let payload: serde_json::Value = serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("The event isn't JSON: {e}")))?;
-    let valid_id = envelope.id.starts_with("evt_") && envelope.id.len() <= 255 && envelope.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let valid_id = envelope.id.len() > 4
+        && envelope.id.len() <= 254
+        && envelope.id.starts_with("evt_")
+        && envelope.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_id || envelope.kind.is_empty() || envelope.kind.len() > 100 {
         return Err(AppError::BadRequest("The event's id or type isn't one Stripe would send; nothing was stored.".into()).into());
     }
@@ -107,6 +110,7 @@ pub struct ProcessEvent {
 
 impl Job for ProcessEvent {
     const KIND: &'static str = "billing.process_event";
+    const MAX_ATTEMPTS: i32 = super::account::BILLING_ATTEMPTS;
 
     async fn run(self, job: &RunningJob) -> Result<()> {
         process(&job.backend, &self.event_id).await
@@ -164,6 +168,17 @@ async fn tell(backend: &Backend, tenant_id: Uuid, kind: &str, object: &serde_jso
     let (organization, record): (String, Option<sqlx::types::Json<super::Record>>) =
         sqlx::query_as("SELECT name, billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(tx.conn()).await?;
     let state = billing.view(record.as_ref().map(|r| &r.0)).state;
+    // Events come out of order: a failure heard after the invoice was paid is news to nobody.
+    if kind == "invoice.payment_failed" {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM billing_invoices WHERE id = $1")
+            .bind(object["id"].as_str().unwrap_or_default())
+            .fetch_optional(tx.conn())
+            .await?;
+        if status.as_deref() == Some("paid") {
+            tx.commit(0).await?;
+            return Ok(());
+        }
+    }
     if let Some((key, title, body)) = super::notices::for_event(billing, &organization, kind, object, &state) {
         // A receipt carries the invoice's PDF.
         let invoice = (kind == "invoice.paid").then(|| object["id"].as_str().map(String::from)).flatten();

@@ -31,7 +31,6 @@ use tessera_domain::billing::{
     check, BillingState, ChangePreview, ChangeTiming, Command, Component, Interval, InvoiceLine, InvoiceSummary, Overview,
 };
 use tessera_domain::{AppError, Permission};
-use uuid::Uuid;
 
 /// What a checkout is for, in its metadata (the completed session's event says).
 pub const PURPOSE_KEY: &str = "tessera_purpose";
@@ -141,6 +140,22 @@ fn refuse(refusal: tessera_domain::billing::Refusal) -> Error {
     AppError::Conflict(tessera_domain::input::FieldError::new("plan", refusal.0)).into()
 }
 
+/// Fetches the organization's state from Stripe again so the page shows the change at once.
+/// Best effort: the change is made (and recorded); Stripe's webhook brings it if this fails.
+async fn refresh_now(backend: &Backend, org: &Org) {
+    if let Err(e) = account::refresh(backend, org.tenant.id).await {
+        tracing::warn!(error = %e, tenant = %org.tenant.id, "refreshing billing after a change failed; the webhook will bring it");
+    }
+}
+
+/// The plan named, refused (422) when the catalogue has no such paid plan.
+fn known_plan<'a>(org: &'a Org, plan: &str) -> Result<&'a tessera_domain::billing::Plan> {
+    match org.tenancy().billing().catalogue().plan(plan) {
+        Some(found) if !found.free => Ok(found),
+        _ => Err(AppError::Invalid(tessera_domain::input::FieldError::new("plan", "There is no such plan. Choose one of the plans shown.")).into()),
+    }
+}
+
 fn billing_page(backend: &Backend, org: &Org) -> String {
     format!("{}/t/{}/settings/billing", backend.identity.public_url(), org.tenant.slug)
 }
@@ -149,9 +164,10 @@ fn billing_page(backend: &Backend, org: &Org) -> String {
 /// plan during the trial and adding the card for it, or replacing the card (both a card saved
 /// for later: setup mode). Returns the URL to send the person to.
 pub async fn checkout(backend: &Backend, org: &Org, command: Command) -> Result<String> {
+    org.require(Permission::ManageBilling)?;
     let view = org.billing();
     let (plan, interval) = match &command {
-        Command::Subscribe { plan, interval } => (Some(plan.clone()), Some(*interval)),
+        Command::Subscribe { plan, interval } => (Some(known_plan(org, plan)?.key.clone()), Some(*interval)),
         Command::UpdatePaymentMethod => (None, None),
         _ => return Err(Error::Internal("checkout is for subscribing and cards".into())),
     };
@@ -209,9 +225,10 @@ pub async fn checkout(backend: &Backend, org: &Org, command: Command) -> Result<
         metadata.insert(PLAN_KEY.to_string(), plan.clone());
         metadata.insert(INTERVAL_KEY.to_string(), interval.as_str().to_string());
     }
+    // Opened first: the permission and the organization's state are checked before Stripe is.
+    let tx = org.billing_write(Permission::ManageBilling).await?;
     let session = stripe.send(request.metadata(metadata)).await?;
     let url = session.url.ok_or_else(|| Error::Internal("Stripe returned a checkout session without a URL".into()))?;
-    let tx = org.billing_write(Permission::ManageBilling).await?;
     let changes =
         serde_json::json!({ "purpose": { "new": purpose }, "plan": { "new": plan }, "interval": { "new": interval.map(Interval::as_str) } });
     tx.commit(AuditEntry::new("billing.checkout_started", "tenant", org.tenant.id, changes)).await?;
@@ -266,11 +283,12 @@ async fn new_items(
 
 /// What changing to `plan`/`interval` would do: when, what is charged now, each period after.
 pub async fn preview(org: &Org, plan: &str, interval: Interval) -> Result<ChangePreview> {
+    org.require(Permission::ManageBilling)?;
+    known_plan(org, plan)?;
     let view = org.billing();
     let catalogue = org.tenancy().billing().catalogue();
     let command = Command::ChangePlan { plan: plan.to_string(), interval };
     let timing = check(&view.state, &command, &catalogue.plans).map_err(refuse)?.unwrap_or(ChangeTiming::Now);
-    org.require(Permission::ManageBilling)?;
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let seats = seats_of(org).await?;
@@ -348,21 +366,22 @@ async fn seats_of(org: &Org) -> Result<u32> {
 /// `proration_date` (the preview's, if recent); a downgrade at the period's end, through a
 /// subscription schedule that can be taken back until then.
 pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Interval, proration_date: Option<i64>) -> Result<ChangeTiming> {
+    org.require(Permission::ManageBilling)?;
+    known_plan(org, plan)?;
     let view = org.billing();
     let catalogue = org.tenancy().billing().catalogue();
     let command = Command::ChangePlan { plan: plan.to_string(), interval };
     let timing = check(&view.state, &command, &catalogue.plans).map_err(refuse)?.unwrap_or(ChangeTiming::Now);
-    org.require(Permission::ManageBilling)?;
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let seats = seats_of(org).await?;
+    let tx = org.billing_write(Permission::ManageBilling).await?;
     let items = new_items(&stripe, org, &subscription, plan, interval, seats).await?;
     let now = super::now() + org.tenant.billing.as_ref().map_or(0, |r| r.clock_skew);
     // A change replaces one scheduled before.
     if let Some(schedule) = &subscription.schedule {
         stripe.send(ReleaseSubscriptionSchedule::new(schedule.id().as_str())).await?;
     }
-    let key = format!("tessera-change-{}-{plan}-{}-{}", subscription.id, interval.as_str(), Uuid::new_v4());
     match timing {
         ChangeTiming::Now => {
             let items = items
@@ -378,7 +397,7 @@ pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Int
                 .items(items)
                 .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
                 .proration_date(at);
-            stripe.send_once(&key, request).await?;
+            stripe.send(request).await?;
         }
         ChangeTiming::AtPeriodEnd => {
             let schedule = stripe.send(CreateSubscriptionSchedule::new().from_subscription(subscription.id.as_str())).await?;
@@ -423,38 +442,36 @@ pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Int
             stripe.send(request).await?;
         }
     }
-    let tx = org.billing_write(Permission::ManageBilling).await?;
     let from = view.state.label();
     let changes = serde_json::json!({
         "plan": { "old": from, "new": format!("{plan}:{}", interval.as_str()) },
         "takes_effect": { "new": match timing { ChangeTiming::Now => "now", ChangeTiming::AtPeriodEnd => "at the period's end" } },
     });
     tx.commit(AuditEntry::new("billing.plan_changed", "tenant", org.tenant.id, changes)).await?;
-    account::refresh(backend, org.tenant.id).await?;
+    refresh_now(backend, org).await;
     Ok(timing)
 }
 
 /// Takes back a downgrade scheduled for the period's end.
 pub async fn keep_plan(backend: &Backend, org: &Org) -> Result<()> {
-    org.require(Permission::ManageBilling)?;
+    let tx = org.billing_write(Permission::ManageBilling).await?;
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let Some(schedule) = &subscription.schedule else {
         return Err(AppError::Conflict(tessera_domain::input::FieldError::new("plan", "No plan change is scheduled.")).into());
     };
     stripe.send(ReleaseSubscriptionSchedule::new(schedule.id().as_str())).await?;
-    let tx = org.billing_write(Permission::ManageBilling).await?;
     tx.commit(AuditEntry::new("billing.scheduled_change_dropped", "tenant", org.tenant.id, serde_json::json!({}))).await?;
-    account::refresh(backend, org.tenant.id).await?;
+    refresh_now(backend, org).await;
     Ok(())
 }
 
 /// Cancels: at the period's end when paid up (it can be resumed until then); at once when a
 /// payment is outstanding (nothing more will be charged).
 pub async fn cancel(backend: &Backend, org: &Org) -> Result<()> {
+    let tx = org.billing_write(Permission::ManageBilling).await?;
     let view = org.billing();
     check(&view.state, &Command::Cancel, &org.tenancy().billing().catalogue().plans).map_err(refuse)?;
-    org.require(Permission::ManageBilling)?;
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let now = matches!(view.state, BillingState::PastDue { .. } | BillingState::Restricted { .. });
@@ -463,23 +480,21 @@ pub async fn cancel(backend: &Backend, org: &Org) -> Result<()> {
     } else {
         stripe.send(UpdateSubscription::new(subscription.id.as_str()).cancel_at_period_end(true)).await?;
     }
-    let tx = org.billing_write(Permission::ManageBilling).await?;
     let when = if now { "now" } else { "at the period's end" };
     tx.commit(AuditEntry::new("billing.canceled", "tenant", org.tenant.id, serde_json::json!({ "ends": { "new": when } }))).await?;
-    account::refresh(backend, org.tenant.id).await?;
+    refresh_now(backend, org).await;
     Ok(())
 }
 
 /// Takes a cancellation back before the period ends.
 pub async fn resume(backend: &Backend, org: &Org) -> Result<()> {
+    let tx = org.billing_write(Permission::ManageBilling).await?;
     let view = org.billing();
     check(&view.state, &Command::Resume, &org.tenancy().billing().catalogue().plans).map_err(refuse)?;
-    org.require(Permission::ManageBilling)?;
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     stripe.send(UpdateSubscription::new(subscription.id.as_str()).cancel_at_period_end(false)).await?;
-    let tx = org.billing_write(Permission::ManageBilling).await?;
     tx.commit(AuditEntry::new("billing.resumed", "tenant", org.tenant.id, serde_json::json!({}))).await?;
-    account::refresh(backend, org.tenant.id).await?;
+    refresh_now(backend, org).await;
     Ok(())
 }

@@ -83,8 +83,8 @@ struct Inner {
     usage: usage::Usage,
 }
 
-/// How billing is set up (`TESSERA_STRIPE_*`, see the README).
-#[derive(Clone, Debug, Default)]
+/// How billing is set up (`TESSERA_STRIPE_*`, see the README). Its `Debug` leaves the secrets out.
+#[derive(Clone, Default)]
 pub struct BillingConfig {
     pub secret_key: Option<String>,
     pub api_base: Option<String>,
@@ -92,6 +92,19 @@ pub struct BillingConfig {
     pub plans_file: Option<std::path::PathBuf>,
     pub policy: Policy,
     pub test_clocks: bool,
+}
+
+impl std::fmt::Debug for BillingConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingConfig")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<set>"))
+            .field("api_base", &self.api_base)
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("plans_file", &self.plans_file)
+            .field("policy", &self.policy)
+            .field("test_clocks", &self.test_clocks)
+            .finish()
+    }
 }
 
 impl Billing {

@@ -98,15 +98,24 @@ fn state_plan(billing: &Billing, state: &BillingState) -> String {
 /// The notice for a change of state, if people should hear of it.
 pub(crate) fn for_change(billing: &Billing, organization: &str, from: &str, to: &BillingState) -> Option<(String, String, String)> {
     let plan = state_plan(billing, to);
-    let key = format!("state:{from}->{}", to.label());
+    // The moment it happened is in the key: a second restriction (another unpaid invoice) or
+    // ending is told again, a repeat of the same one isn't.
+    let moment = match to {
+        BillingState::PastDue { unpaid_since, .. } | BillingState::Restricted { unpaid_since, .. } => *unpaid_since,
+        BillingState::Ended { ended_at, .. } => *ended_at,
+        BillingState::Active { renews_at, cancels_at, .. } => renews_at.or(*cancels_at).unwrap_or_default(),
+        BillingState::Trialing { ends_at, .. } => ends_at.unwrap_or_default(),
+        BillingState::Free => 0,
+    };
+    let key = format!("state:{from}->{}:{moment}", to.label());
     match to {
         BillingState::Restricted { .. } => Some((
             key,
             format!("{organization} is read-only until its payment goes through"),
             "Everyone can still read everything, but nothing can be changed. Update the payment method on the billing page; full access comes back as soon as the payment succeeds.".into(),
         )),
-        BillingState::Active { plan: key_plan, interval, .. } if from.starts_with("past_due") || from.starts_with("restricted") => Some((
-            format!("state:{from}->active:{key_plan}:{}", interval.as_str()),
+        BillingState::Active { .. } if from.starts_with("past_due") || from.starts_with("restricted") => Some((
+            key,
             format!("Payment received: {organization} has full access again"),
             format!("Thank you. {organization} is on {plan} and fully writable again."),
         )),
@@ -119,7 +128,7 @@ pub(crate) fn for_change(billing: &Billing, organization: &str, from: &str, to: 
             key,
             format!("{organization}'s subscription has ended"),
             format!(
-                "{organization} is on the Free plan now. What it has beyond the Free plan's limits is kept, read-only, until {}. Subscribe again at any time to pick up where you left off.",
+                "{organization} is on the Free plan now. Nothing was deleted; what is over the Free plan's limits (members, projects) can't grow until you subscribe again, which you can do at any time (we keep it at least until {}).",
                 date(*retained_until)
             ),
         )),

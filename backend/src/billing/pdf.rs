@@ -484,6 +484,18 @@ const HELVETICA_BOLD: [u16; 224] = [
     611, 611, 611, 611, 611, 611, 611, 584, 611, 611, 611, 611, 611, 556, 611, 556,
 ];
 
+/// The PDF of invoice `id` as a mail attachment (a receipt), if Tessera has the invoice.
+pub(crate) async fn attachment(conn: &mut sqlx::PgConnection, id: &str, organization: &str) -> crate::Result<Option<crate::email::Attachment>> {
+    let found: Option<sqlx::types::Json<Invoice>> =
+        sqlx::query_scalar("SELECT object FROM billing_invoices WHERE id = $1").bind(id).fetch_optional(conn).await?;
+    Ok(found.map(|json| {
+        let invoice = json.0;
+        let pdf = render(&invoice, organization, invoice.issuer.as_deref().unwrap_or("Tessera"));
+        let number = invoice.number.clone().unwrap_or(invoice.id.clone());
+        crate::email::Attachment::new(format!("invoice-{number}.pdf"), "application/pdf", &pdf)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,16 +628,4 @@ mod tests {
         assert!(contains(&pdf, format!("(Page {pages} of {pages}) Tj").as_bytes()));
         assert!(contains(&pdf, format!("/Count {pages}").as_bytes()));
     }
-}
-
-/// The PDF of invoice `id` as a mail attachment (a receipt), if Tessera has the invoice.
-pub(crate) async fn attachment(conn: &mut sqlx::PgConnection, id: &str, organization: &str) -> crate::Result<Option<crate::email::Attachment>> {
-    let found: Option<sqlx::types::Json<Invoice>> =
-        sqlx::query_scalar("SELECT object FROM billing_invoices WHERE id = $1").bind(id).fetch_optional(conn).await?;
-    Ok(found.map(|json| {
-        let invoice = json.0;
-        let pdf = render(&invoice, organization, invoice.issuer.as_deref().unwrap_or("Tessera"));
-        let number = invoice.number.clone().unwrap_or(invoice.id.clone());
-        crate::email::Attachment::new(format!("invoice-{number}.pdf"), "application/pdf", &pdf)
-    }))
 }

@@ -85,12 +85,11 @@ pub async fn sync(stripe: &StripeApi, catalogue: &Catalogue) -> Result<Vec<Chang
             for spec in chunk {
                 let current = found.iter().find(|p| p.lookup_key.as_deref() == Some(spec.lookup_key.as_str()));
                 let what = format!("price {}", spec.lookup_key);
-                if let Some(price) = current.filter(|p| matches(p, spec, &catalogue.currency, &id, &meter)) {
-                    let _ = price;
+                if current.is_some_and(|p| matches(p, spec, &catalogue.currency, &id, &meter)) {
                     changes.push(Change { what, outcome: Outcome::Unchanged });
                     continue;
                 }
-                let created = create_price(stripe, spec, &catalogue.currency, &id, &meter).await?;
+                let created = create_price(stripe, spec, &catalogue.currency, &id, &meter, current.map(|p| p.id.as_str())).await?;
                 let outcome = match current {
                     Some(old) => Outcome::Replaced { old: describe(old), new: describe(&created) },
                     None => Outcome::Created,
@@ -154,7 +153,14 @@ fn describe(price: &stripe_shared::Price) -> String {
     format!("{} ({} {})", price.id, price.unit_amount_decimal.as_deref().unwrap_or("?"), price.currency)
 }
 
-async fn create_price(stripe: &StripeApi, spec: &PriceSpec, currency: &str, product: &str, meter: &str) -> Result<stripe_shared::Price> {
+async fn create_price(
+    stripe: &StripeApi,
+    spec: &PriceSpec,
+    currency: &str,
+    product: &str,
+    meter: &str,
+    replacing: Option<&str>,
+) -> Result<stripe_shared::Price> {
     let interval = match spec.interval {
         Interval::Month => CreatePriceRecurringInterval::Month,
         Interval::Year => CreatePriceRecurringInterval::Year,
@@ -179,8 +185,9 @@ async fn create_price(stripe: &StripeApi, spec: &PriceSpec, currency: &str, prod
         .transfer_lookup_key(true)
         .nickname(format!("{} {} {}", spec.plan, spec.interval.as_str(), spec.component.as_str()))
         .metadata(metadata);
-    // The key names the price's content: a rerun after a lost answer doesn't make a second one.
-    let key = format!("tessera-price-{}-{}-{currency}-{meter}", spec.lookup_key, spec.unit_amount_decimal);
+    // The key names the price's content and the price it replaces: a rerun after a lost answer
+    // doesn't make a second one, and changing back to an earlier amount makes a new one.
+    let key = format!("tessera-price-{}-{}-{currency}-{meter}-{}", spec.lookup_key, spec.unit_amount_decimal, replacing.unwrap_or("none"));
     stripe.send_once(&key, request).await
 }
 

@@ -174,6 +174,7 @@ pub struct ReportUsage;
 
 impl Job for ReportUsage {
     const KIND: &'static str = "billing.report_usage";
+    const MAX_ATTEMPTS: i32 = super::account::BILLING_ATTEMPTS;
 
     async fn run(self, job: &RunningJob) -> Result<()> {
         report(&job.backend).await.map(|_| ())
@@ -194,7 +195,7 @@ pub async fn report(backend: &Backend) -> Result<u64> {
         "SELECT u.tenant_id, u.minute, u.calls, u.reported_calls, a.customer_id, t.billing
            FROM api_usage u JOIN billing_accounts a ON a.tenant_id = u.tenant_id JOIN tenants t ON t.id = u.tenant_id
           WHERE u.calls > u.reported_calls AND a.customer_id IS NOT NULL
-          ORDER BY u.minute LIMIT 500 FOR UPDATE OF u SKIP LOCKED",
+          ORDER BY u.minute LIMIT 500",
     )
     .fetch_all(tx.conn())
     .await?;
@@ -208,15 +209,21 @@ pub async fn report(backend: &Backend) -> Result<u64> {
             .timestamp(minute.unix_timestamp() + skew);
         match stripe.send(request).await {
             Ok(_) => {}
-            // Taken before (a report whose answer was lost): done.
+            // Taken before (a report whose answer was lost, or another server's run): done.
             Err(Error::Stripe { status: 400, param: Some(param), .. }) if param == "identifier" => {}
+            // Refused for good (a deleted customer, a minute older than Stripe takes): logged and
+            // marked, so it doesn't hold up everyone else's usage.
+            Err(Error::Stripe { status, message, .. }) if (400..500).contains(&status) && status != 429 => {
+                tracing::warn!(tenant = %tenant_id, minute = %minute, status, message = %message, "Stripe refused a usage report; skipped");
+            }
             Err(e) => {
                 // What was sent so far stays marked; the rest waits for the job's retry.
                 tx.commit(reported).await?;
                 return Err(e);
             }
         }
-        sqlx::query("UPDATE api_usage SET reported_calls = $3, reported_at = now() WHERE tenant_id = $1 AND minute = $2")
+        // Rows aren't locked while Stripe is asked (the flusher keeps adding): never lower it.
+        sqlx::query("UPDATE api_usage SET reported_calls = GREATEST(reported_calls, $3), reported_at = now() WHERE tenant_id = $1 AND minute = $2")
             .bind(tenant_id)
             .bind(minute)
             .bind(calls)

@@ -293,7 +293,10 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
     // The plan may have shrunk since the invitation was sent.
     let record: Option<sqlx::types::Json<crate::billing::Record>> =
         sqlx::query_scalar("SELECT billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(tx.conn()).await?;
-    crate::billing::account::require_seat(tx.conn(), tenancy.billing(), tenant_id, record.as_ref().map(|r| &r.0), false).await?;
+    let record = record.as_ref().map(|r| &r.0);
+    // An unpaid organization takes no new members either.
+    tenancy.billing().view(record).require_writable()?;
+    crate::billing::account::require_seat(tx.conn(), tenancy.billing(), tenant_id, record, false).await?;
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
         .bind(tenant_id)
         .bind(user.id)

@@ -43,11 +43,14 @@ pub async fn schedule_deletion(org: &Org, confirm: &str, retention: time::Durati
             AppError::Invalid(FieldError::new("confirm", format!("Type the organization's URL name, {}, to confirm.", org.tenant.slug))).into()
         );
     }
-    let mut tx = org.control_write(Permission::DeleteOrganization).await?;
+    // Allowed while read-only for an unpaid subscription: leaving must not need paying first.
+    let mut tx = org.billing_write(Permission::DeleteOrganization).await?;
     let delete_after = OffsetDateTime::now_utc() + retention;
     if !set_status(tx.conn(), org.tenant.id, "active", "deleting", Some(delete_after)).await? {
         return Err(AppError::Conflict(FieldError::new("confirm", "This organization can't be deleted right now. Reload and try again.")).into());
     }
+    // Nothing more is charged for an organization on its way out.
+    tx.enqueue(&crate::billing::account::EndSubscription { tenant_id: org.tenant.id }).await?;
     tx.commit(AuditEntry::new(
         "tenant.deletion_scheduled",
         "tenant",
