@@ -788,8 +788,11 @@ pub async fn within_one_window(minutes: u64, margin_secs: u64) {
 async fn stripe_account(port: u16) -> (String, Option<String>, String) {
     if let Ok(key) = std::env::var("STRIPE_SECRET_KEY") {
         let secret = std::env::var("STRIPE_WEBHOOK_SECRET").expect("with STRIPE_SECRET_KEY, set STRIPE_WEBHOOK_SECRET (from `stripe listen`)");
+        eprintln!("billing test: against Stripe's test mode (STRIPE_SECRET_KEY)");
         return (key, None, secret);
     }
+    // Said, not silent: these aren't Stripe's own answers.
+    eprintln!("billing test: against the Stripe stand-in (no network here; set STRIPE_SECRET_KEY to use Stripe's test mode)");
     let base = std::env::var("TESSERA_TEST_STRIPE_URL").expect("TESSERA_TEST_STRIPE_URL (set by cargo xtask test)");
     let key = format!("sk_test_{}", uuid::Uuid::new_v4().simple());
     let endpoint: Value = Client::new()
