@@ -598,7 +598,7 @@ async fn an_event_whose_worker_died_after_processing_it_is_processed_again_with_
 }
 
 #[tokio::test]
-async fn the_plans_seat_and_project_limits_stop_what_exceeds_them_with_what_to_do_and_billing_is_for_owners_and_admins() {
+async fn the_plans_seat_project_and_feature_limits_stop_what_exceeds_them_with_what_to_do_and_billing_is_for_owners_and_admins() {
     let plans = std::env::temp_dir().join(format!("plans-{}.toml", uuid::Uuid::new_v4().simple()));
     let shipped = tessera_backend::billing::catalogue::SHIPPED;
     let team_at = shipped.find("key = \"team\"").unwrap();
@@ -606,6 +606,13 @@ async fn the_plans_seat_and_project_limits_stop_what_exceeds_them_with_what_to_d
     let limited = format!("{}seats = 2{}", &shipped[..seats_at], &shipped[seats_at + "seats = 25".len()..]);
     let projects_at = team_at + limited[team_at..].find("projects = 100").unwrap();
     let limited = format!("{}projects = 1{}", &limited[..projects_at], &limited[projects_at + "projects = 100".len()..]);
+    // And a Team without webhooks.
+    let features_at = team_at + limited[team_at..].find("features = [\"api_access\", \"webhooks\"]").unwrap();
+    let limited = format!(
+        "{}features = [\"api_access\"]{}",
+        &limited[..features_at],
+        &limited[features_at + "features = [\"api_access\", \"webhooks\"]".len()..]
+    );
     std::fs::write(&plans, limited).unwrap();
     let app = TestApp::spawn_billed(|c| c.billing.plans_file = Some(plans.clone())).await;
     let slug = unique("seats");
@@ -621,6 +628,18 @@ async fn the_plans_seat_and_project_limits_stop_what_exceeds_them_with_what_to_d
     let r = owner.call("create_project", &[("slug", &slug), ("name", "One too many"), ("description", "")]).await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
     assert_eq!(r.error_message(), "Your plan includes 1 project; 1 is in use. Upgrade, or delete a project you no longer need.");
+    // And its features: no webhooks on this plan.
+    let r = owner
+        .call(
+            "create_webhook",
+            &[("slug", &slug), ("url", "http://127.0.0.1:9/hook"), ("description", ""), ("event_types[]", "project.created"), ("enabled", "on")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    assert!(r.error_message().contains("plan doesn't include webhooks"), "{}", r.body);
+    let mut tenant = app.inspect_tenant(&slug).await;
+    let endpoints: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints").fetch_one(&mut tenant).await.unwrap();
+    assert_eq!(endpoints, 0, "nothing was written");
 
     // Members and Viewers have no billing: its functions refuse them, the page shows nothing.
     let r = viewer.call("billing_overview", &[("slug", &slug)]).await;

@@ -125,6 +125,7 @@ pub async fn get(org: &Org, id: Uuid) -> Result<WebhookEndpoint> {
 /// Registers an endpoint. Returns it and its signing secret (the only time it is shown).
 pub async fn create(org: &Org, webhooks: &Webhooks, draft: EndpointDraft) -> Result<(WebhookEndpoint, NewWebhookSecret)> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
+    require_plan(org)?;
     // Counted under a lock on the organization's endpoints, so two at once can't pass the cap.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("webhook-endpoints:{}", org.tenant.id))
@@ -161,6 +162,18 @@ pub async fn create(org: &Org, webhooks: &Webhooks, draft: EndpointDraft) -> Res
 }
 
 /// Replaces an endpoint's settings. Switching it on again clears an automatic switch-off.
+/// Webhooks are a feature of the plan (`webhooks` in `billing/plans.toml`): adding or switching
+/// on an endpoint needs it.
+fn require_plan(org: &Org) -> Result<()> {
+    if org.billing().entitlements.has(tessera_domain::billing::Feature::Webhooks) {
+        return Ok(());
+    }
+    Err(AppError::PaymentRequired(
+        "This organization's plan doesn't include webhooks. An owner or admin can upgrade under Settings → Billing.".into(),
+    )
+    .into())
+}
+
 pub async fn update(org: &Org, id: Uuid, draft: EndpointDraft) -> Result<WebhookEndpoint> {
     let mut tx = org.write(Permission::ManageWebhooks).await?;
     let before: Option<(String, String, Vec<String>, bool)> =
@@ -169,6 +182,9 @@ pub async fn update(org: &Org, id: Uuid, draft: EndpointDraft) -> Result<Webhook
             .fetch_optional(tx.conn())
             .await?;
     let (url, description, types, enabled) = before.ok_or_else(no_such_endpoint)?;
+    if draft.enabled && !enabled {
+        require_plan(org)?;
+    }
     let mut changes = audit::changed(&[("url", &url, draft.url.as_str()), ("description", &description, draft.description.as_str())]);
     let new_types: Vec<String> = draft.type_names().into_iter().map(String::from).collect();
     if types != new_types {
