@@ -247,6 +247,16 @@ impl Component {
     pub fn parse(raw: &str) -> Option<Component> {
         Component::ALL.into_iter().find(|c| c.as_str() == raw)
     }
+
+    /// A subscription item's quantity for it: one flat price, a seat per member, and none for
+    /// the metered calls (Stripe counts those).
+    pub fn quantity(self, seats: u32) -> Option<u64> {
+        match self {
+            Component::Flat => Some(1),
+            Component::Seat => Some(u64::from(seats)),
+            Component::ApiCalls => None,
+        }
+    }
 }
 
 /// One Stripe price a paid plan needs, as `billing sync` makes it.

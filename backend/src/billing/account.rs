@@ -338,11 +338,7 @@ async fn subscription_items(
         .into_iter()
         .map(|(component, price)| CreateSubscriptionItems {
             price: Some(price),
-            quantity: match component {
-                Component::Flat => Some(1),
-                Component::Seat => Some(u64::from(seats)),
-                Component::ApiCalls => None,
-            },
+            quantity: component.quantity(seats),
             ..CreateSubscriptionItems::new()
         })
         .collect())
@@ -510,19 +506,7 @@ async fn store_invoices(stripe: &StripeApi, conn: &mut PgConnection, tenant_id: 
             attempt_count: invoice.attempt_count,
             next_payment_attempt: invoice.next_payment_attempt,
             paid_at: invoice.status_transitions.paid_at,
-            lines: invoice
-                .lines
-                .data
-                .iter()
-                .map(|line| InvoiceLine {
-                    description: line.description.clone().unwrap_or_default(),
-                    quantity: line.quantity,
-                    amount: line.amount,
-                    period_start: line.period.start,
-                    period_end: line.period.end,
-                    proration: line.parent.as_ref().and_then(|p| p.subscription_item_details.as_ref()).is_some_and(|d| d.proration),
-                })
-                .collect(),
+            lines: invoice.lines.data.iter().map(line_of).collect(),
         };
         let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok();
         sqlx::query(
@@ -597,11 +581,7 @@ pub(crate) async fn checkout_completed(backend: &Backend, tenant_id: Uuid, sessi
                         .find(|i| i.price.metadata.get(COMPONENT_KEY).map(String::as_str) == Some(component.as_str()))
                         .map(|i| i.id.to_string());
                     let price = wanted.iter().find(|(c, _)| *c == component).map(|(_, p)| p.clone());
-                    let quantity = match component {
-                        Component::Flat => Some(1),
-                        Component::Seat => Some(u64::from(seats)),
-                        Component::ApiCalls => None,
-                    };
+                    let quantity = component.quantity(seats);
                     match (existing, price) {
                         (None, None) => None,
                         (id, Some(price)) => Some(stripe_billing::subscription::UpdateSubscriptionItems {
@@ -641,4 +621,16 @@ pub(crate) async fn checkout_completed(backend: &Backend, tenant_id: Uuid, sessi
         AuditEntry::new("billing.payment_method_updated", "tenant", tenant_id, serde_json::json!({ "payment_method": { "new": payment_method } }));
     audit::insert_system(tx.conn(), tenant_id, &entry, "billing").await?;
     tx.commit(1).await
+}
+
+/// An invoice line as Tessera keeps and shows it.
+pub(crate) fn line_of(line: &stripe_shared::InvoiceLineItem) -> InvoiceLine {
+    InvoiceLine {
+        description: line.description.clone().unwrap_or_default(),
+        quantity: line.quantity,
+        amount: line.amount,
+        period_start: line.period.start,
+        period_end: line.period.end,
+        proration: line.parent.as_ref().and_then(|p| p.subscription_item_details.as_ref()).is_some_and(|d| d.proration),
+    }
 }

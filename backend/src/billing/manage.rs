@@ -27,9 +27,7 @@ use stripe_billing::subscription_schedule::{
 };
 use stripe_checkout::checkout_session::{CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData};
 use stripe_shared::{CheckoutSessionMode, Subscription};
-use tessera_domain::billing::{
-    check, BillingState, ChangePreview, ChangeTiming, Command, Component, Interval, InvoiceLine, InvoiceSummary, Overview,
-};
+use tessera_domain::billing::{check, BillingState, ChangePreview, ChangeTiming, Command, Component, Interval, InvoiceSummary, Overview};
 use tessera_domain::{AppError, Permission};
 
 /// What a checkout is for, in its metadata (the completed session's event says).
@@ -193,11 +191,7 @@ pub async fn checkout(backend: &Backend, org: &Org, command: Command) -> Result<
             .into_iter()
             .map(|(component, price)| CreateCheckoutSessionLineItems {
                 price: Some(price),
-                quantity: match component {
-                    Component::Flat => Some(1),
-                    Component::Seat => Some(u64::from(seats)),
-                    Component::ApiCalls => None,
-                },
+                quantity: component.quantity(seats),
                 ..CreateCheckoutSessionLineItems::new()
             })
             .collect::<Vec<_>>();
@@ -269,11 +263,7 @@ async fn new_items(
     for component in Component::ALL {
         let existing = item_of(subscription, component);
         let price = wanted.iter().find(|(c, _)| *c == component).map(|(_, p)| p.clone());
-        let quantity = match component {
-            Component::Flat => Some(1),
-            Component::Seat => Some(u64::from(seats)),
-            Component::ApiCalls => None,
-        };
+        let quantity = component.quantity(seats);
         if existing.is_some() || price.is_some() {
             changes.push((component, existing, price, quantity));
         }
@@ -338,19 +328,7 @@ pub async fn preview(org: &Org, plan: &str, interval: Interval) -> Result<Change
         timing,
         effective_at: now,
         due_now: invoice.amount_due,
-        lines: invoice
-            .lines
-            .data
-            .iter()
-            .map(|line| InvoiceLine {
-                description: line.description.clone().unwrap_or_default(),
-                quantity: line.quantity,
-                amount: line.amount,
-                period_start: line.period.start,
-                period_end: line.period.end,
-                proration: line.parent.as_ref().and_then(|p| p.subscription_item_details.as_ref()).is_some_and(|d| d.proration),
-            })
-            .collect(),
+        lines: invoice.lines.data.iter().map(account::line_of).collect(),
         per_period,
         currency: catalogue.currency.clone(),
         proration_date: now,
