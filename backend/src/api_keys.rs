@@ -108,7 +108,7 @@ pub async fn create(org: &Org, name: &str, scopes: &[Scope], expires_in_days: Op
 }
 
 pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.control_write(Permission::ManageApiKeys).await?;
+    let mut tx = org.control_write_removal(Permission::ManageApiKeys).await?;
     let prefix: Option<String> = sqlx::query_scalar("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING prefix")
         .bind(id)
         .fetch_optional(tx.conn())

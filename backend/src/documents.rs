@@ -154,7 +154,7 @@ pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) 
 
 /// Deletes a document; the audit record keeps what it said.
 pub async fn delete(org: &Org, project: Uuid, id: Uuid) -> Result<()> {
-    let mut tx = org.write(Permission::WriteDocuments).await?;
+    let mut tx = org.write_removal(Permission::WriteDocuments).await?;
     let before = lock_for_change(tx.conn(), org, project, id).await?;
     sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let changes = audit::removed(&[("title", &before.title), ("body", &before.body), ("project_id", &project.to_string())]);

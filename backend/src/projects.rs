@@ -174,7 +174,7 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
 /// they could delete every document in it); Admins and Owners any. The audit entries keep what
 /// each was.
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.write(Permission::WriteProjects).await?;
+    let mut tx = org.write_removal(Permission::WriteProjects).await?;
     let before = lock_for_change(tx.conn(), org, id).await?;
     // Its documents go with it, checked and recorded one by one (the database refuses to drop
     // them on its own).

@@ -52,6 +52,19 @@ pub enum Feature {
     CustomRoles,
 }
 
+impl Feature {
+    /// The feature as a sentence names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Feature::ApiAccess => "the API",
+            Feature::Webhooks => "webhooks",
+            Feature::SingleSignOn => "single sign-on",
+            Feature::AuditExport => "audit log export",
+            Feature::CustomRoles => "custom roles",
+        }
+    }
+}
+
 /// What a plan grants: features, and limits (`None`: unlimited).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entitlements {
@@ -79,6 +92,34 @@ impl Entitlements {
 
     pub fn has(&self, feature: Feature) -> bool {
         self.features.contains(&feature)
+    }
+
+    /// Refuses what needs `feature` when the plan doesn't include it, saying how to get it.
+    pub fn require(&self, feature: Feature) -> Result<(), Refusal> {
+        if self.has(feature) {
+            return Ok(());
+        }
+        Err(Refusal(format!("This organization's plan doesn't include {}. An owner or admin can upgrade under Settings → Billing.", feature.label())))
+    }
+
+    /// After a paid subscription ended: whether the organization, with `seats` members and
+    /// `projects` projects, fits within these (the free plan's) limits. What doesn't fit is kept
+    /// but read-only, and the refusal says how to get out of it.
+    pub fn fits(&self, seats: u32, projects: u32) -> Result<(), Refusal> {
+        let mut over = Vec::new();
+        if let Some(limit) = self.seats.filter(|limit| seats > *limit) {
+            over.push(format!("{seats} members ({limit} {} included)", plural(limit, "is", "are")));
+        }
+        if let Some(limit) = self.projects.filter(|limit| projects > *limit) {
+            over.push(format!("{projects} projects ({limit} {} included)", plural(limit, "is", "are")));
+        }
+        if over.is_empty() {
+            return Ok(());
+        }
+        Err(Refusal(format!(
+            "This organization's subscription has ended and it has more than the Free plan includes: {}. Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits.",
+            over.join(" and ")
+        )))
     }
 
     /// Whether one more member fits, `used` seats being taken (members and open invitations).
@@ -1016,6 +1057,29 @@ mod tests {
         let unlimited = Entitlements::default();
         assert_eq!(unlimited.room_for_seat(10_000), Ok(()));
         assert_eq!(unlimited.room_for_project(10_000), Ok(()));
+    }
+
+    #[test]
+    fn after_a_subscription_ends_what_exceeds_the_free_plan_makes_the_organization_read_only() {
+        let free = Entitlements { seats: Some(3), projects: Some(3), ..Entitlements::default() };
+        assert_eq!(free.fits(3, 3), Ok(()), "at the limits is within them");
+        let over = free.fits(5, 3).unwrap_err().0;
+        assert!(over.contains(": 5 members (3 are included)."), "{over}");
+        assert!(over.contains("subscribes again under Settings → Billing"), "{over}");
+        let both = free.fits(4, 7).unwrap_err().0;
+        assert!(both.contains("4 members (3 are included) and 7 projects (3 are included)"), "{both}");
+        assert_eq!(Entitlements::default().fits(1_000, 1_000), Ok(()), "no limits, nothing over them");
+    }
+
+    #[test]
+    fn a_feature_the_plan_lacks_is_refused_with_how_to_get_it() {
+        let team = Entitlements { features: [Feature::ApiAccess].into_iter().collect(), ..Entitlements::default() };
+        assert_eq!(team.require(Feature::ApiAccess), Ok(()));
+        assert_eq!(
+            team.require(Feature::SingleSignOn).unwrap_err().0,
+            "This organization's plan doesn't include single sign-on. An owner or admin can upgrade under Settings → Billing."
+        );
+        assert!(Entitlements::unlimited().require(Feature::CustomRoles).is_ok());
     }
 
     #[test]

@@ -68,6 +68,8 @@ event_types! {
         r#"{"member": {"user_id": "9b2e7c1d-5a34-4f0e-b6d8-2c1a0e9f7b35", "email": "ada@example.com", "name": "Ada Lovelace", "role": "admin"}, "previous": {"role": "member"}}"#;
     MemberRemoved = "member.removed", "member", "Someone was removed from the organization. `member` is who they were there.",
         r#"{"member": {"user_id": "9b2e7c1d-5a34-4f0e-b6d8-2c1a0e9f7b35", "email": "ada@example.com", "name": "Ada Lovelace", "role": "admin"}}"#;
+    BillingChanged = "billing.changed", "billing", "The organization's billing state or plan changed: a trial started or ended, a subscription began, changed plan, was set to end, a payment failed, the organization became read-only or was restored, the subscription ended. `previous` has the state before; times are absent when they don't apply.",
+        r#"{"billing": {"state": "active", "plan": "business", "interval": "month", "read_only": false, "trial_ends_at": null, "renews_at": "2027-01-09T10:15:00Z", "cancels_at": null, "restricts_at": null, "ended_at": null}, "previous": {"state": "trialing", "plan": "team"}}"#;
     WebhookTest = "webhook.test", "endpoint", "Sent by \"Send test event\" on the endpoint's page, to that endpoint only, whatever it subscribes to.",
         r#"{"endpoint_id": "2f8c4e1a-6b3d-4a7e-9c05-1d2e3f4a5b6c", "message": "A test event from Tessera. If you can read this, your endpoint receives and can verify our webhooks."}"#;
 }

@@ -32,7 +32,7 @@
 //                                  /:id/pay, /void, /finalize, /mark_uncollectible;
 //                                  /create_preview POST; /v1/invoiceitems GET, /:id GET
 //   /v1/billing/meters             POST, GET; /:id GET POST; /v1/billing/meter_events POST
-//   /v1/checkout/sessions          POST (subscription, setup); /:id GET; /:id/expire
+//   /v1/checkout/sessions          POST (subscription, setup), GET (customer, status); /:id GET; /:id/expire
 //   /v1/webhook_endpoints          POST, GET; /:id GET POST DELETE
 //   /v1/events                     GET (type, types[]); /:id GET
 //   /v1/test_helpers/test_clocks   POST, GET; /:id GET DELETE; /:id/advance

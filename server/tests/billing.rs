@@ -363,6 +363,16 @@ async fn a_customer_lives_through_trial_payment_seats_upgrade_downgrade_dunning_
         }
     };
 
+    // An endpoint hears of every billing change (deliveries to it fail; what matters here is
+    // what is recorded for it).
+    let r = owner
+        .call(
+            "create_webhook",
+            &[("slug", &slug), ("url", "http://127.0.0.1:9/billing"), ("description", ""), ("event_types[]", "billing.changed"), ("enabled", "on")],
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+
     // Trial → paid: during the trial the Owner chooses Team and adds a card on Stripe's page.
     let r = billing("start_checkout", vec![("plan", "team".into()), ("interval", "month".into())]).await;
     assert!(r.status.is_success(), "{}", r.body);
@@ -464,6 +474,8 @@ async fn a_customer_lives_through_trial_payment_seats_upgrade_downgrade_dunning_
     until_state(&app, &slug, "active:team:month").await;
     Inbox::latest(&owner_email, &format!("Payment received: Org {slug} has full access again")).await;
     owner.add_project(&slug, "After paying").await;
+    owner.add_project(&slug, "Third").await;
+    owner.add_project(&slug, "Fourth").await;
 
     // Cancel at the period's end, change of mind, cancel again, and the period ends.
     assert!(billing("cancel_subscription", vec![]).await.status.is_success());
@@ -477,6 +489,62 @@ async fn a_customer_lives_through_trial_payment_seats_upgrade_downgrade_dunning_
     Inbox::latest(&owner_email, &format!("Org {slug}'s subscription has ended")).await;
     let ended = view(&app, &slug).await;
     assert_eq!(ended.entitlements.seats, Some(3), "the Free plan's limits apply");
+
+    // Four projects where the Free plan includes three: everything is kept and readable, but
+    // nothing can change until the Owner subscribes again or removes what is over.
+    let projects = owner.call("list_projects", &[("slug", &slug)]).await;
+    assert!(projects.status.is_success(), "reads still work: {}", projects.body);
+    let projects = projects.json();
+    assert_eq!(projects.as_array().unwrap().len(), 4, "nothing was deleted");
+    let id_of = |name: &str| projects.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["id"].as_str().unwrap().to_string();
+    let rename = |id: String| {
+        let (owner, slug) = (&owner, slug.clone());
+        async move { owner.call("update_project", &[("slug", &slug), ("id", &id), ("name", "Renamed"), ("description", "")]).await }
+    };
+    let refused = rename(id_of("Third")).await;
+    assert_eq!(refused.status, StatusCode::PAYMENT_REQUIRED, "{}", refused.body);
+    assert_eq!(
+        refused.error_message(),
+        "This organization's subscription has ended and it has more than the Free plan includes: 4 projects (3 are included). Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits."
+    );
+    let mut tenant = app.inspect_tenant(&slug).await;
+    let renamed: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'Renamed'").fetch_one(&mut tenant).await.unwrap();
+    assert_eq!(renamed, 0, "nothing was written");
+    // Removing is how to get under the limits, so it is allowed.
+    let r = owner.call("delete_project", &[("slug", &slug), ("id", &id_of("Fourth"))]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = rename(id_of("Third")).await;
+    assert!(r.status.is_success(), "within the Free plan, writable again: {}", r.body);
+
+    // Every change of state went out as a `billing.changed` event, shaped as the catalogue shows.
+    let mut tenant = app.inspect_tenant(&slug).await;
+    let started = Instant::now();
+    let events: Vec<Value> = loop {
+        let events: Vec<Value> =
+            sqlx::query_scalar("SELECT payload::jsonb FROM webhook_events WHERE type = 'billing.changed' ORDER BY occurred_at, id")
+                .fetch_all(&mut tenant)
+                .await
+                .unwrap();
+        if events.iter().any(|e| e["data"]["billing"]["state"] == "ended") || started.elapsed() > Duration::from_secs(20) {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let example: Value = serde_json::from_str(tessera_domain::webhooks::EventType::BillingChanged.example_data()).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let changes: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(keys(&e["data"]["billing"]), keys(&example["billing"]), "{e}");
+            (e["data"]["previous"]["state"].as_str().unwrap().to_string(), e["data"]["billing"]["state"].as_str().unwrap().to_string())
+        })
+        .collect();
+    for wanted in [("trialing", "active"), ("active", "past_due"), ("past_due", "restricted"), ("restricted", "active"), ("active", "ended")] {
+        assert!(changes.contains(&(wanted.0.to_string(), wanted.1.to_string())), "{wanted:?} missing from {changes:?}");
+    }
+    let restricted = events.iter().find(|e| e["data"]["billing"]["state"] == "restricted").unwrap();
+    assert_eq!(restricted["data"]["billing"]["read_only"], true);
+    assert_eq!(restricted["data"]["billing"]["plan"], "team");
 
     // Every change is in the audit log.
     let actions: Vec<String> =
@@ -606,13 +674,10 @@ async fn the_plans_seat_project_and_feature_limits_stop_what_exceeds_them_with_w
     let limited = format!("{}seats = 2{}", &shipped[..seats_at], &shipped[seats_at + "seats = 25".len()..]);
     let projects_at = team_at + limited[team_at..].find("projects = 100").unwrap();
     let limited = format!("{}projects = 1{}", &limited[..projects_at], &limited[projects_at + "projects = 100".len()..]);
-    // And a Team without webhooks.
-    let features_at = team_at + limited[team_at..].find("features = [\"api_access\", \"webhooks\"]").unwrap();
-    let limited = format!(
-        "{}features = [\"api_access\"]{}",
-        &limited[..features_at],
-        &limited[features_at + "features = [\"api_access\", \"webhooks\"]".len()..]
-    );
+    // And a Team without webhooks or single sign-on.
+    let team_features = "features = [\"api_access\", \"webhooks\", \"single_sign_on\"]";
+    let features_at = team_at + limited[team_at..].find(team_features).unwrap();
+    let limited = format!("{}features = [\"api_access\"]{}", &limited[..features_at], &limited[features_at + team_features.len()..]);
     std::fs::write(&plans, limited).unwrap();
     let app = TestApp::spawn_billed(|c| c.billing.plans_file = Some(plans.clone())).await;
     let slug = unique("seats");
@@ -640,6 +705,9 @@ async fn the_plans_seat_project_and_feature_limits_stop_what_exceeds_them_with_w
     let mut tenant = app.inspect_tenant(&slug).await;
     let endpoints: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints").fetch_one(&mut tenant).await.unwrap();
     assert_eq!(endpoints, 0, "nothing was written");
+    let r = owner.call("save_sso_idp", &[("slug", &slug), ("metadata_xml", "<EntityDescriptor/>"), ("metadata_url", "")]).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    assert_eq!(r.error_message(), "This organization's plan doesn't include single sign-on. An owner or admin can upgrade under Settings → Billing.");
 
     // Members and Viewers have no billing: its functions refuse them, the page shows nothing.
     let r = viewer.call("billing_overview", &[("slug", &slug)]).await;
@@ -661,9 +729,13 @@ async fn annual_billing_costs_less_and_metered_api_calls_are_billed_on_the_invoi
     let owner = app.owner_of(&slug).await;
     let clock = clock_of(&app, &slug).await;
     until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
-    // During the trial the Owner chooses Team, billed yearly.
+    // During the trial the Owner starts choosing Team monthly, then thinks again: yearly. Only
+    // the last checkout stays open, so two tabs can't both be paid.
+    let r = owner.call("start_checkout", &[("slug", &slug), ("plan", "team"), ("interval", "month")]).await;
+    let abandoned: String = serde_json::from_str(&r.body).unwrap();
     let r = owner.call("start_checkout", &[("slug", &slug), ("plan", "team"), ("interval", "year")]).await;
     let url: String = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(reqwest::get(&abandoned).await.unwrap().status(), StatusCode::GONE, "the first checkout was expired");
     assert_eq!(pay_on_checkout(&url, "4242 4242 4242 4242").await, StatusCode::SEE_OTHER);
     let chosen =
         until(&app, &slug, "Team, yearly", |r| r.snapshot.as_ref().is_some_and(|s| s.interval == tessera_domain::billing::Interval::Year)).await;
@@ -692,4 +764,39 @@ async fn annual_billing_costs_less_and_metered_api_calls_are_billed_on_the_invoi
     assert_eq!(renewal.billing_reason.as_deref(), Some("subscription_cycle"));
     let usage = renewal.lines.iter().find(|l| l.quantity == Some(40)).unwrap();
     assert_eq!(usage.amount, 2, "40 calls at $0.0005");
+}
+
+#[tokio::test]
+async fn what_stripe_never_announced_is_caught_up_by_the_hourly_reconciler() {
+    let app = TestApp::spawn_billed(|_| {}).await;
+    let stripe = Stripe::of(&app);
+    let slug = unique("recon");
+    app.owner_of(&slug).await;
+    let customer = customer_of(&app, &slug).await;
+    until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
+    let tenant = app.tenant_id(&slug).await;
+    let reconcile = || tessera_backend::billing::reconcile::reconcile(&app.backend);
+    assert_eq!(reconcile().await.unwrap(), Default::default(), "nothing to catch up");
+
+    // Its account as if the job that opened it had given up an hour ago.
+    sqlx::query("DELETE FROM billing_accounts WHERE tenant_id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE tenants SET created_at = now() - interval '2 hours' WHERE id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
+    assert_eq!(reconcile().await.unwrap().opened, vec![tenant]);
+    assert_eq!(customer_of(&app, &slug).await, customer, "the same customer again, not a second one");
+    let subscriptions = stripe.get(&format!("/v1/subscriptions?customer={customer}&status=all")).await;
+    assert_eq!(subscriptions["data"].as_array().unwrap().len(), 1, "and no second trial");
+
+    // A grace period that ran out with no word from Stripe: the state moved on with the clock,
+    // so Stripe is asked again, and what it says is stored and announced.
+    let stale = json!({ "status": "past_due", "unpaid_since": now() - 8 * DAY, "as_of": now() - 8 * DAY, "source": "0" });
+    sqlx::query("UPDATE tenants SET billing = jsonb_set(billing, '{snapshot}', billing->'snapshot' || $2) WHERE id = $1")
+        .bind(tenant)
+        .bind(&stale)
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(state(&app, &slug).await, "restricted:team", "the door follows the clock at once");
+    assert_eq!(reconcile().await.unwrap().refreshed, vec![tenant]);
+    until_state(&app, &slug, "trialing:team").await;
+    assert_eq!(reconcile().await.unwrap(), Default::default(), "caught up");
 }

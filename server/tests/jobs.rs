@@ -236,7 +236,18 @@ async fn recurring_work_is_enqueued_once_per_tick_however_many_servers_run() {
     let first = Workers::start(app.backend.clone(), scheduled(2)).await.unwrap();
     let second = Workers::start(app.backend.clone(), scheduled(2)).await.unwrap();
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM job_schedules ORDER BY name").fetch_all(&app.inspect).await.unwrap();
-    assert_eq!(names, ["billing.report_usage", "housekeeping.prune", "jobs.sweep_outbox", "sso.refresh_metadata", "tenants.purge", "webhooks.prune"]);
+    assert_eq!(
+        names,
+        [
+            "billing.reconcile",
+            "billing.report_usage",
+            "housekeeping.prune",
+            "jobs.sweep_outbox",
+            "sso.refresh_metadata",
+            "tenants.purge",
+            "webhooks.prune"
+        ]
+    );
     // The prune is due now.
     sqlx::query("UPDATE job_schedules SET next_run_at = now() - interval '1 minute' WHERE name = 'housekeeping.prune'")
         .execute(&app.inspect)

@@ -699,3 +699,33 @@ async fn when_the_idp_rolls_its_certificate_over_the_old_one_stays_trusted_for_t
     assert!(problem.as_str().unwrap().contains("signature didn't verify"), "{problem}");
     assert!(org.owner.call("org_sso_settings", &[("slug", &slug)]).await.json()["previous_certificates"].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_person_from_the_idp_takes_a_seat_and_is_turned_away_when_the_plan_has_none_left() {
+    // Team with a single seat, which the Owner holds.
+    let plans = std::env::temp_dir().join(format!("plans-{}.toml", uuid::Uuid::new_v4().simple()));
+    let shipped = tessera_backend::billing::catalogue::SHIPPED;
+    assert!(shipped.contains("seats = 25"));
+    std::fs::write(&plans, shipped.replacen("seats = 25", "seats = 1", 1)).unwrap();
+    let app = TestApp::spawn_billed(|c| c.billing.plans_file = Some(plans.clone())).await;
+    let org = sso_org(&app, "acme").await;
+    let users_before = app.count("SELECT count(*) FROM users").await;
+
+    let browser = app.browser();
+    let r = sign_in_through_idp(&browser, &org, &format!("grace@{}", org.domain), "/t/acme").await;
+    assert_eq!(r.location(), "/login?problem=1", "{} {}", r.status, r.body);
+    let problem = browser.call("take_sign_in_problem", &[]).await.json();
+    assert!(
+        problem
+            .as_str()
+            .unwrap_or_default()
+            .contains("can't take new members right now (Your plan includes 1 seat; 1 is used. Upgrade or remove a member); tell one of its admins"),
+        "{problem}"
+    );
+    assert_eq!(browser.call("my_session", &[]).await.json(), Value::Null, "nobody signed in");
+    assert_eq!(app.count("SELECT count(*) FROM users").await, users_before, "no account was left behind");
+    assert_eq!(app.count("SELECT count(*) FROM memberships").await, 1);
+    let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM sso_refusals").fetch_all(&app.inspect).await.unwrap();
+    assert_eq!(reasons, vec!["no_seat".to_string()]);
+    let _ = std::fs::remove_file(plans);
+}

@@ -127,11 +127,20 @@ fn StatusCard(
         BillingState::Restricted { .. } => {
             "The payment is overdue: the organization is read-only until it is paid. Update the payment method to pay it now.".into()
         }
-        BillingState::Ended { ended_at, retained_until, .. } => format!(
-            "The subscription ended on {}. The Free plan applies: nothing was deleted, and what is over its limits can't grow until you subscribe again (kept at least until {}).",
-            date(*ended_at),
-            date(*retained_until)
-        ),
+        BillingState::Ended { ended_at, retained_until, .. } => {
+            let free = overview.plans.iter().find(|p| p.free).map(|p| p.entitlements.clone()).unwrap_or_default();
+            let over = free.fits(overview.seats_used, overview.projects_used).is_err();
+            format!(
+                "The subscription ended on {}. The Free plan applies, and nothing was deleted.{} Everything is kept at least until {}.",
+                date(*ended_at),
+                if over {
+                    " The organization has more members or projects than the Free plan includes, so it is read-only: subscribe again, or remove members or projects down to its limits."
+                } else {
+                    ""
+                },
+                date(*retained_until)
+            )
+        }
     };
     let needs_payment = overview.state.needs_payment();
     let cancelable = matches!(

@@ -195,6 +195,17 @@ pub(crate) async fn require_seat(
         .map_err(|refusal| tessera_domain::AppError::PaymentRequired(refusal.0).into())
 }
 
+/// Whether one more person can join the organization now (accepting an invitation, arriving
+/// through single sign-on): it isn't read-only for an unpaid subscription and a seat is free.
+/// Open invitations aren't counted: the one joining may hold one.
+pub(crate) async fn require_room_for_member(conn: &mut PgConnection, billing: &Billing, tenant_id: Uuid) -> Result<()> {
+    // The plan may have shrunk since the invitation was sent or the IdP was connected.
+    let record: Option<Json<Record>> = sqlx::query_scalar("SELECT billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(&mut *conn).await?;
+    let record = record.as_ref().map(|r| &r.0);
+    billing.view(record).require_writable()?;
+    require_seat(conn, billing, tenant_id, record, false).await
+}
+
 /// What Tessera knows of an organization's Stripe customer.
 #[derive(sqlx::FromRow)]
 struct AccountRow {
@@ -274,8 +285,11 @@ async fn open_account(backend: &Backend, tenant_id: Uuid) -> Result<()> {
         }
     };
 
+    // Only an organization promised a trial at its creation gets one; one that existed before
+    // billing was switched on (opened by the reconciler) starts on the free plan.
+    let promised_trial = record.as_ref().and_then(|r| r.0.snapshot.as_ref()).is_some_and(|s| s.subscription_id.is_empty());
     let existing = stripe.send(ListSubscription::new().customer(customer_id.as_str()).status(ListSubscriptionStatus::All).limit(1)).await?;
-    if existing.data.is_empty() {
+    if existing.data.is_empty() && promised_trial {
         let catalogue = billing.catalogue();
         let plan = catalogue.plan(&catalogue.trial_plan).ok_or_else(|| Error::Internal("the trial plan is not in the catalogue".into()))?;
         let items = subscription_items(&stripe, &billing, &plan.key, Interval::Month, seats).await?;
@@ -424,6 +438,8 @@ pub async fn refresh(backend: &Backend, tenant_id: Uuid) -> Result<Option<Record
         if let Some((key, title, body)) = super::notices::for_change(&billing, &organization, &announced, &state) {
             super::notices::once(tx.conn(), tenant_id, &key, title, body, None).await?;
         }
+        let change = crate::webhooks::events::BillingChange::now(&announced, &state, &billing.catalogue().free_plan().key);
+        crate::webhooks::events::billing_changed(tx.conn(), tenant_id, change).await?;
     }
     tx.commit(1).await?;
     Ok(Some(record))

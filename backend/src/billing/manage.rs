@@ -25,8 +25,10 @@ use stripe_billing::subscription_schedule::{
     UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesProrationBehavior,
     UpdateSubscriptionSchedulePhasesStartDate,
 };
-use stripe_checkout::checkout_session::{CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData};
-use stripe_shared::{CheckoutSessionMode, Subscription};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession, ListCheckoutSession,
+};
+use stripe_shared::{CheckoutSessionMode, CheckoutSessionStatus, Subscription};
 use tessera_domain::billing::{check, BillingState, ChangePreview, ChangeTiming, Command, Component, Interval, InvoiceSummary, Overview};
 use tessera_domain::{AppError, Permission};
 
@@ -220,7 +222,19 @@ pub async fn checkout(backend: &Backend, org: &Org, command: Command) -> Result<
         metadata.insert(INTERVAL_KEY.to_string(), interval.as_str().to_string());
     }
     // Opened first: the permission and the organization's state are checked before Stripe is.
-    let tx = org.billing_write(Permission::ManageBilling).await?;
+    let mut tx = org.billing_write(Permission::ManageBilling).await?;
+    // One checkout at a time: one still open (another tab, another admin) is expired first, so
+    // two can't both be paid into two subscriptions. The lock makes two starting at once take
+    // turns.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('billing.checkout:' || $1::text, 0))").bind(org.tenant.id).execute(tx.conn()).await?;
+    let open = stripe.send(ListCheckoutSession::new().customer(customer.as_str()).status(CheckoutSessionStatus::Open).limit(20)).await?.data;
+    for earlier in open {
+        match stripe.send(ExpireCheckoutSession::new(earlier.id.clone())).await {
+            // Completed or expired meanwhile: nothing left to close.
+            Ok(_) | Err(Error::Stripe { status: 400, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let session = stripe.send(request.metadata(metadata)).await?;
     let url = session.url.ok_or_else(|| Error::Internal("Stripe returned a checkout session without a URL".into()))?;
     let changes =

@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod manage;
 pub mod notices;
 pub mod pdf;
+pub mod reconcile;
 pub mod signature;
 pub mod stripe;
 pub mod sync;

@@ -128,7 +128,7 @@ pub(crate) fn for_change(billing: &Billing, organization: &str, from: &str, to: 
             key,
             format!("{organization}'s subscription has ended"),
             format!(
-                "{organization} is on the Free plan now. Nothing was deleted; what is over the Free plan's limits (members, projects) can't grow until you subscribe again, which you can do at any time (we keep it at least until {}).",
+                "{organization} is on the Free plan now, and nothing was deleted. While it has more members or projects than the Free plan includes, everything can be read but nothing changed: subscribe again on the billing page, or remove members or projects down to the Free plan's limits. We keep everything at least until {}.",
                 date(*retained_until)
             ),
         )),

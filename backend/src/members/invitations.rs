@@ -200,7 +200,7 @@ pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
 
 /// Withdraws an open invitation: its link stops working at once.
 pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.control_write(Permission::ManageMembers).await?;
+    let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
     if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
@@ -290,13 +290,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         crate::identity::confirm_email(tx.conn(), user.id).await?;
         events::record(tx.conn(), events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
     }
-    // The plan may have shrunk since the invitation was sent.
-    let record: Option<sqlx::types::Json<crate::billing::Record>> =
-        sqlx::query_scalar("SELECT billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(tx.conn()).await?;
-    let record = record.as_ref().map(|r| &r.0);
-    // An unpaid organization takes no new members either.
-    tenancy.billing().view(record).require_writable()?;
-    crate::billing::account::require_seat(tx.conn(), tenancy.billing(), tenant_id, record, false).await?;
+    crate::billing::account::require_room_for_member(tx.conn(), tenancy.billing(), tenant_id).await?;
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
         .bind(tenant_id)
         .bind(user.id)

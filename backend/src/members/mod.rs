@@ -112,7 +112,7 @@ pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()>
 }
 
 pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
-    let mut tx = org.control_write(Permission::ManageMembers).await?;
+    let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let current = current_role(tx.conn(), user_id).await?;
     if !org.role.may_assign(current) {
         return Err(AppError::Forbidden("Only an Owner can remove an Owner.".into()).into());
@@ -144,7 +144,7 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
 /// Signs a member out of every browser (a lost laptop, someone leaving). Owners and Admins may
 /// do it for the people whose role they may change; audited like any team change.
 pub async fn revoke_sessions(org: &Org, user_id: Uuid) -> Result<u64> {
-    let mut tx = org.control_write(Permission::ManageMembers).await?;
+    let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let role = current_role(tx.conn(), user_id).await?;
     if !org.role.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());

@@ -142,7 +142,7 @@ pub async fn verify(org: &Org, sso: &Sso, raw: &str) -> Result<()> {
 
 pub async fn remove(org: &Org, raw: &str) -> Result<()> {
     let domain = parse_domain(raw)?;
-    let mut tx = org.control_write(Permission::ManageSecurity).await?;
+    let mut tx = org.control_write_removal(Permission::ManageSecurity).await?;
     let (required, others): (bool, i64) = sqlx::query_as(
         "SELECT t.require_sso, (SELECT count(*) FROM tenant_domains WHERE verified_at IS NOT NULL AND domain <> $1) FROM tenants t WHERE t.id = $2",
     )

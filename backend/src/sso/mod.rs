@@ -201,6 +201,9 @@ fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::V
 /// signing certificate (without one nothing could be verified, so it is refused).
 pub async fn save_idp(org: &Org, sso: &Sso, metadata_xml: &str, metadata_url: &str) -> Result<()> {
     org.require(Permission::ManageSecurity)?;
+    // Connecting an IdP is what the plan sells; one already connected keeps signing people in
+    // after a downgrade, so nobody is locked out of their data.
+    org.require_feature(tessera_domain::billing::Feature::SingleSignOn)?;
     let (xml, url) = match (metadata_xml.trim(), metadata_url.trim()) {
         ("", "") => {
             return Err(
@@ -433,7 +436,7 @@ pub async fn prune_expired(tenancy: &Tenancy) -> Result<u64> {
 
 /// Disconnects the IdP (and stops requiring it).
 pub async fn remove_idp(org: &Org) -> Result<()> {
-    let mut tx = org.control_write(Permission::ManageSecurity).await?;
+    let mut tx = org.control_write_removal(Permission::ManageSecurity).await?;
     let removed: Option<String> = sqlx::query_scalar("DELETE FROM tenant_sso RETURNING idp_entity_id").fetch_optional(tx.conn()).await?;
     let Some(entity_id) = removed else {
         return Err(AppError::NotFound("No identity provider is connected.".into()).into());

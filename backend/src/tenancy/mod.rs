@@ -27,6 +27,15 @@ pub mod topology;
 
 pub use org::Org;
 
+/// What a write does, for billing's say on it ([`Tenancy::billing_allows`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Adds or changes something.
+    Any,
+    /// Only takes something away (a project, a member, a key, a session).
+    Removal,
+}
+
 /// Proof that a setting naming an organization or its schema comes from the door: its only
 /// field is private to this module, so no other module (identity code holding a control-plane
 /// pool, say) can build `Setting::TenantId` or `SearchPath`. Raw SQL that names them outside
@@ -230,10 +239,10 @@ impl Tenancy {
 
     /// Opens a write transaction on the tenant's data, if its role has `permission` and the
     /// tenant is writable.
-    async fn write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+    async fn write(&self, ctx: &Ctx, permission: Permission, change: Change) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
-        self.billing.view(ctx.tenant.billing.as_ref()).require_writable()?;
+        self.billing_allows(ctx, change).await?;
         let tx = self.begin_data_write(&ctx.tenant).await?;
         Ok(WriteTx { tx, ctx: ctx.clone(), outbox: Some((self.clone(), Vec::new())) })
     }
@@ -259,11 +268,36 @@ impl Tenancy {
     }
 
     /// A control-plane write in the tenant, committed with its audit record.
-    async fn control_write(&self, ctx: &Ctx, permission: Permission) -> Result<WriteTx> {
+    async fn control_write(&self, ctx: &Ctx, permission: Permission, change: Change) -> Result<WriteTx> {
         ctx.require(permission)?;
         writable(&ctx.tenant)?;
-        self.billing.view(ctx.tenant.billing.as_ref()).require_writable()?;
+        self.billing_allows(ctx, change).await?;
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
+    }
+
+    /// Billing's say on a change: none while the subscription is unpaid past its grace period,
+    /// and none after a paid subscription ended while the organization has more than the free
+    /// plan includes (it is kept, read-only). Counting only happens in that rare ended state.
+    /// Removals always pass: they gain nothing unpaid, reduce what is over the limits, and
+    /// refusing them would keep a leaked key or a departed member in.
+    async fn billing_allows(&self, ctx: &Ctx, change: Change) -> Result<()> {
+        if change == Change::Removal {
+            return Ok(());
+        }
+        let view = self.billing.view(ctx.tenant.billing.as_ref());
+        view.require_writable()?;
+        if matches!(view.state, tessera_domain::billing::BillingState::Ended { .. }) {
+            let seats = {
+                let mut tx = self.begin_control(ctx.tenant.id, true).await?;
+                crate::billing::account::seats_used(&mut tx, ctx.tenant.id).await?
+            };
+            let projects: i64 = {
+                let mut tx = self.begin_data(&ctx.tenant, true).await?;
+                sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await?
+            };
+            view.entitlements.fits(seats, u32::try_from(projects).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
+        }
+        Ok(())
     }
 
     /// A control-plane write about billing (its audit records): allowed while the organization

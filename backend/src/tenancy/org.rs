@@ -3,7 +3,7 @@
 //! derefs to) with the transactions the door opens for them, so a service takes `(&org, input)`
 //! and has no way to reach tenant data but through `read` and `write`.
 
-use super::{ReadTx, Tenancy, WriteTx};
+use super::{Change, ReadTx, Tenancy, WriteTx};
 use crate::ctx::Ctx;
 use crate::error::Result;
 use std::collections::HashMap;
@@ -30,7 +30,13 @@ impl Org {
     /// A write on the organization's data, if the actor has `permission` and the organization
     /// is writable; it commits only with its audit record.
     pub async fn write(&self, permission: Permission) -> Result<WriteTx> {
-        self.tenancy.write(&self.ctx, permission).await
+        self.tenancy.write(&self.ctx, permission, Change::Any).await
+    }
+
+    /// A write that only removes from the organization's data (a project, a document, an
+    /// endpoint): allowed even while billing makes the organization read-only.
+    pub async fn write_removal(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.write(&self.ctx, permission, Change::Removal).await
     }
 
     /// A read-only control-plane transaction in the organization (its team, its lifecycle).
@@ -40,7 +46,13 @@ impl Org {
 
     /// A control-plane write in the organization, committed with its audit record.
     pub async fn control_write(&self, permission: Permission) -> Result<WriteTx> {
-        self.tenancy.control_write(&self.ctx, permission).await
+        self.tenancy.control_write(&self.ctx, permission, Change::Any).await
+    }
+
+    /// A control-plane write that only removes (a member, an invitation, a key, a session):
+    /// allowed even while billing makes the organization read-only.
+    pub async fn control_write_removal(&self, permission: Permission) -> Result<WriteTx> {
+        self.tenancy.control_write(&self.ctx, permission, Change::Removal).await
     }
 
     /// A control-plane write about billing, allowed while unpaid (paying is how that ends).
@@ -62,6 +74,11 @@ impl Org {
     /// The organization's billing now: its state and what its plan allows.
     pub fn billing(&self) -> crate::billing::View {
         self.tenancy.billing().view(self.ctx.tenant.billing.as_ref())
+    }
+
+    /// Refuses (402, saying how to get it) what needs a feature the organization's plan lacks.
+    pub fn require_feature(&self, feature: tessera_domain::billing::Feature) -> Result<(), tessera_domain::AppError> {
+        self.billing().entitlements.require(feature).map_err(|refusal| tessera_domain::AppError::PaymentRequired(refusal.0))
     }
 
     /// People's display names by id, for "created by" columns (tenant data keeps only ids;

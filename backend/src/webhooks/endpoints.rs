@@ -165,13 +165,7 @@ pub async fn create(org: &Org, webhooks: &Webhooks, draft: EndpointDraft) -> Res
 /// Webhooks are a feature of the plan (`webhooks` in `billing/plans.toml`): adding or switching
 /// on an endpoint needs it.
 fn require_plan(org: &Org) -> Result<()> {
-    if org.billing().entitlements.has(tessera_domain::billing::Feature::Webhooks) {
-        return Ok(());
-    }
-    Err(AppError::PaymentRequired(
-        "This organization's plan doesn't include webhooks. An owner or admin can upgrade under Settings → Billing.".into(),
-    )
-    .into())
+    Ok(org.require_feature(tessera_domain::billing::Feature::Webhooks)?)
 }
 
 pub async fn update(org: &Org, id: Uuid, draft: EndpointDraft) -> Result<WebhookEndpoint> {
@@ -237,7 +231,7 @@ pub async fn rotate_secret(org: &Org, webhooks: &Webhooks, id: Uuid) -> Result<N
 
 /// Removes an endpoint with its delivery log; deliveries under way stop.
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.write(Permission::ManageWebhooks).await?;
+    let mut tx = org.write_removal(Permission::ManageWebhooks).await?;
     let before: Option<(String, String, Vec<String>)> =
         sqlx::query_as("DELETE FROM webhook_endpoints WHERE id = $1 RETURNING url, description, event_types")
             .bind(id)

@@ -172,14 +172,77 @@ pub enum MemberEventKind {
 /// Enqueues the recording of a membership change in the control-plane transaction that makes
 /// it (the job runs in the organization's lane, which the row policy ties to that transaction).
 pub(crate) async fn member_changed(conn: &mut PgConnection, tenant_id: Uuid, change: MemberChange) -> Result<()> {
-    crate::jobs::enqueue(conn, Lane::Organization(tenant_id), &RecordEvent { member: change }).await?;
+    crate::jobs::enqueue(conn, Lane::Organization(tenant_id), &RecordEvent::Member(change)).await?;
     Ok(())
 }
 
-/// Records a control-plane change as an event in the organization's data.
+/// A change of billing state as the `billing.changed` event describes it, made when it is
+/// announced (so its times are the announcement's view).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BillingChange {
+    /// The event's `data`: the state now and `previous`.
+    pub data: serde_json::Value,
+    /// When it changed (Unix milliseconds).
+    pub at_ms: i64,
+}
+
+impl BillingChange {
+    /// From the state announced before (`previous`, a [`BillingState::label`]) to `now`.
+    ///
+    /// [`BillingState::label`]: tessera_domain::billing::BillingState::label
+    pub fn now(previous: &str, now: &tessera_domain::billing::BillingState, free_plan: &str) -> Self {
+        use tessera_domain::billing::{Access, BillingState};
+        let time = |t: Option<i64>| t.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).map(crate::members::rfc3339);
+        let (mut trial_ends_at, mut renews_at, mut cancels_at, mut restricts_at, mut ended_at, mut interval) = (None, None, None, None, None, None);
+        let state = match now {
+            BillingState::Free => "free",
+            BillingState::Trialing { ends_at, .. } => {
+                trial_ends_at = time(*ends_at);
+                "trialing"
+            }
+            BillingState::Active { interval: every, renews_at: renews, cancels_at: cancels, .. } => {
+                (renews_at, cancels_at, interval) = (time(*renews), time(*cancels), Some(every.as_str()));
+                "active"
+            }
+            BillingState::PastDue { restricts_at: at, .. } => {
+                restricts_at = time(Some(*at));
+                "past_due"
+            }
+            BillingState::Restricted { .. } => "restricted",
+            BillingState::Ended { ended_at: at, .. } => {
+                ended_at = time(Some(*at));
+                "ended"
+            }
+        };
+        // A label is `state:plan:…`; the free state has no plan in it.
+        let mut before = previous.split(':');
+        let previous_state = before.next().unwrap_or_default();
+        let previous_plan = before.next().filter(|_| previous_state != "ended").unwrap_or(free_plan);
+        let data = json!({
+            "billing": {
+                "state": state, "plan": now.plan_key(free_plan), "interval": interval, "read_only": now.access() == Access::ReadOnly,
+                "trial_ends_at": trial_ends_at, "renews_at": renews_at, "cancels_at": cancels_at, "restricts_at": restricts_at, "ended_at": ended_at,
+            },
+            "previous": { "state": previous_state, "plan": previous_plan },
+        });
+        Self { data, at_ms: (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 }
+    }
+}
+
+/// Enqueues the recording of a billing change in the control-plane transaction that announces
+/// it.
+pub(crate) async fn billing_changed(conn: &mut PgConnection, tenant_id: Uuid, change: BillingChange) -> Result<()> {
+    crate::jobs::enqueue(conn, Lane::Organization(tenant_id), &RecordEvent::Billing(change)).await?;
+    Ok(())
+}
+
+/// Records a control-plane change as an event in the organization's data. (Serialized as
+/// `{"member": …}` or `{"billing": …}`.)
 #[derive(Serialize, Deserialize)]
-pub struct RecordEvent {
-    member: MemberChange,
+#[serde(rename_all = "snake_case")]
+pub enum RecordEvent {
+    Member(MemberChange),
+    Billing(BillingChange),
 }
 
 impl Job for RecordEvent {
@@ -190,15 +253,24 @@ impl Job for RecordEvent {
             return Err(crate::Error::Internal("a webhook event job outside an organization's lane".into()));
         };
         let tenancy = &job.backend.tenancy;
+        let change = match self {
+            RecordEvent::Member(change) => change,
+            RecordEvent::Billing(BillingChange { data, at_ms }) => {
+                let occurred_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).ok();
+                let Some(mut tx) = tenancy.data_job("webhooks.record_event", tenant_id).await? else { return Ok(()) };
+                let event = Event { id: Some(job.id), occurred_at, ..Event::new(EventType::BillingChanged, tenant_id, data) };
+                emit(&mut tx, event).await?;
+                return tx.commit().await;
+            }
+        };
         let person: Option<(String, Option<String>)> = {
             let mut tx = tenancy.maintenance_in("jobs", tenant_id).await?;
-            let row =
-                sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1").bind(self.member.user_id).fetch_optional(tx.conn()).await?;
+            let row = sqlx::query_as("SELECT email, display_name FROM users WHERE id = $1").bind(change.user_id).fetch_optional(tx.conn()).await?;
             tx.commit(0).await?;
             row
         };
         let (email, name) = person.unwrap_or_default();
-        let MemberChange { kind, user_id, role, previous_role, at_ms } = self.member;
+        let MemberChange { kind, user_id, role, previous_role, at_ms } = change;
         let occurred_at = at_ms.and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok());
         let member = json!({ "user_id": user_id, "email": email, "name": name, "role": role.as_str() });
         let (kind, data) = match kind {

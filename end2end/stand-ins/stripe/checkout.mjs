@@ -4,7 +4,7 @@
 import { owner } from './accounts.mjs';
 import { TEST_CARDS, attachMethod, cardMethod, decline, setupIntent } from './cards.mjs';
 import { amountFor, createCustomer } from './catalog.mjs';
-import { DAY, array, hidden, int, invalid, metadata, newId, oneOf, required, site, wallNow } from './core.mjs';
+import { DAY, array, hidden, int, invalid, list, metadata, newId, oneOf, required, site, wallNow } from './core.mjs';
 import { checkoutHtml, goneHtml } from './pages.mjs';
 import { createSubscription } from './subscriptions.mjs';
 import { emit, inBatch } from './webhooks.mjs';
@@ -202,8 +202,16 @@ export function checkoutPage(method, id, form) {
   return { redirect: session.success_url.replaceAll('{CHECKOUT_SESSION_ID}', session.id) };
 }
 
+// Newest first, by the filters Stripe offers that Tessera uses (customer, status).
+function listSessions(account, p, url) {
+  if (p.status !== undefined) oneOf(p.status, ['open', 'complete', 'expired'], 'status');
+  const wanted = (s) => (p.customer === undefined || s.customer === p.customer) && (p.status === undefined || s.status === p.status);
+  return list(account.all('checkout.session').filter(wanted), p, url);
+}
+
 export const routes = [
   ['POST', /^\/v1\/checkout\/sessions$/, (a, p) => createSession(a, p)],
+  ['GET', /^\/v1\/checkout\/sessions$/, (a, p, _, url) => listSessions(a, p, url)],
   ['GET', /^\/v1\/checkout\/sessions\/([^/]+)$/, (a, p, [id]) => a.get('checkout.session', id, 'checkout.session')],
   ['POST', /^\/v1\/checkout\/sessions\/([^/]+)\/expire$/, (a, p, [id]) => expire(a, a.get('checkout.session', id, 'checkout.session'))],
 ];

@@ -178,11 +178,7 @@ impl FromRequestParts<Backend> for InOrg {
         };
         // Each call counts against the plan's monthly allowance and is billed as usage.
         let view = org.billing();
-        if !view.entitlements.has(tessera_domain::billing::Feature::ApiAccess) {
-            return Err(ApiError(AppError::PaymentRequired(
-                "This organization's plan doesn't include the API. An owner or admin can upgrade under Settings → Billing.".into(),
-            )));
-        }
+        org.require_feature(tessera_domain::billing::Feature::ApiAccess).map_err(ApiError)?;
         let billing = backend.tenancy.billing();
         billing.usage().call(&backend.tenancy, org.tenant.id, &view).await?;
         Ok(InOrg(org))
