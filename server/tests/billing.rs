@@ -800,3 +800,42 @@ async fn what_stripe_never_announced_is_caught_up_by_the_hourly_reconciler() {
     until_state(&app, &slug, "trialing:team").await;
     assert_eq!(reconcile().await.unwrap(), Default::default(), "caught up");
 }
+
+#[tokio::test]
+async fn switching_an_active_monthly_plan_to_annual_bills_the_year_now_less_the_unused_month() {
+    let app = TestApp::spawn_billed(|_| {}).await;
+    let stripe = Stripe::of(&app);
+    let slug = unique("yearly");
+    let owner = app.owner_of(&slug).await;
+    let clock = clock_of(&app, &slug).await;
+    until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
+    let r = owner.call("start_checkout", &[("slug", &slug), ("plan", "team"), ("interval", "month")]).await;
+    let url: String = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(pay_on_checkout(&url, "4242 4242 4242 4242").await, StatusCode::SEE_OTHER);
+    let with_card = until(&app, &slug, "the card on file", |r| r.payment_method.is_some()).await;
+    stripe.advance(&clock, with_card.snapshot.unwrap().trial_end.unwrap() + 2 * 3600).await;
+    until_state(&app, &slug, "active:team:month").await;
+    until_invoice(&app, &slug, |i| i.billing_reason.as_deref() == Some("subscription_cycle") && i.amount_paid == 3_700).await;
+
+    // A third of the way into the month, the Owner moves to yearly billing: it starts now.
+    stripe.advance(&clock, stripe.frozen_time(&clock).await + 10 * DAY).await;
+    let r = owner.call("preview_plan_change", &[("slug", &slug), ("plan", "team"), ("interval", "year")]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let preview: tessera_domain::billing::ChangePreview = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(preview.timing, tessera_domain::billing::ChangeTiming::Now);
+    assert!(preview.lines.iter().any(|l| !l.proration && l.amount == 29_000), "the year's flat price: {:?}", preview.lines);
+    assert!(preview.lines.iter().any(|l| !l.proration && l.amount == 8_000), "the year's seat: {:?}", preview.lines);
+    let credit: i64 = preview.lines.iter().filter(|l| l.proration).map(|l| l.amount).sum();
+    assert!(credit < 0 && -credit < 3_700, "the unused part of the month is credited: {:?}", preview.lines);
+    assert_eq!(preview.due_now, 37_000 + credit, "{preview:?}");
+    let r = owner
+        .call("change_plan", &[("slug", &slug), ("plan", "team"), ("interval", "year"), ("proration_date", &preview.proration_date.to_string())])
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(serde_json::from_str::<String>(&r.body).unwrap(), "now");
+    until_state(&app, &slug, "active:team:year").await;
+    let switch = until_invoice(&app, &slug, |i| i.billing_reason.as_deref() == Some("subscription_update") && i.status == "paid").await;
+    assert_eq!(switch.amount_paid, preview.due_now, "charged what the preview showed");
+    let renews = record_of(&app, &slug).await.snapshot.unwrap().period_end.unwrap();
+    assert!(renews - stripe.frozen_time(&clock).await > 364 * DAY, "the new period is a year from the switch");
+}

@@ -25,6 +25,7 @@ use stripe_billing::subscription_schedule::{
     UpdateSubscriptionSchedulePhasesEndDate, UpdateSubscriptionSchedulePhasesItems, UpdateSubscriptionSchedulePhasesProrationBehavior,
     UpdateSubscriptionSchedulePhasesStartDate,
 };
+use stripe_billing::test_helpers_test_clock::RetrieveTestHelpersTestClock;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession, ListCheckoutSession,
 };
@@ -116,6 +117,22 @@ pub async fn invoice(org: &Org, id: &str) -> Result<tessera_domain::billing::Inv
             .fetch_optional(tx.conn())
             .await?;
     found.map(|json| json.0).ok_or_else(|| AppError::NotFound("There is no such invoice in this organization.".into()).into())
+}
+
+/// Now in the customer's time: its test clock's (which tests move, and the stored skew may not
+/// have caught up with yet), else ours. Prorations are computed for this moment.
+async fn customer_now(stripe: &StripeApi, org: &Org) -> Result<tessera_domain::billing::Timestamp> {
+    let mut tx = org.control_read(Permission::ManageBilling).await?;
+    let clock: Option<String> = sqlx::query_scalar("SELECT test_clock FROM billing_accounts WHERE tenant_id = $1")
+        .bind(org.tenant.id)
+        .fetch_optional(tx.conn())
+        .await?
+        .flatten();
+    drop(tx);
+    match clock {
+        Some(clock) => Ok(stripe.send(RetrieveTestHelpersTestClock::new(clock.as_str())).await?.frozen_time),
+        None => Ok(super::now()),
+    }
 }
 
 /// The organization's Stripe customer; a person is told to wait if it isn't made yet.
@@ -296,7 +313,7 @@ pub async fn preview(org: &Org, plan: &str, interval: Interval) -> Result<Change
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let seats = seats_of(org).await?;
-    let now = super::now() + org.tenant.billing.as_ref().map_or(0, |r| r.clock_skew);
+    let now = customer_now(&stripe, org).await?;
     let target = catalogue.plan(plan).ok_or_else(|| AppError::NotFound("There is no such plan.".into()))?;
     let per_period = target.price_for(interval, seats);
     let period_end = subscription.items.data.iter().map(|i| i.current_period_end).max().unwrap_or(now);
@@ -369,7 +386,7 @@ pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Int
     let seats = seats_of(org).await?;
     let tx = org.billing_write(Permission::ManageBilling).await?;
     let items = new_items(&stripe, org, &subscription, plan, interval, seats).await?;
-    let now = super::now() + org.tenant.billing.as_ref().map_or(0, |r| r.clock_skew);
+    let now = customer_now(&stripe, org).await?;
     // A change replaces one scheduled before.
     if let Some(schedule) = &subscription.schedule {
         stripe.send(ReleaseSubscriptionSchedule::new(schedule.id().as_str())).await?;
