@@ -102,7 +102,7 @@ impl Entitlements {
         Err(Refusal(format!("This organization's plan doesn't include {}. An owner or admin can upgrade under Settings → Billing.", feature.label())))
     }
 
-    /// After a paid subscription ended: whether the organization, with `seats` members and
+    /// After a subscription or trial ended: whether the organization, with `seats` members and
     /// `projects` projects, fits within these (the free plan's) limits. What doesn't fit is kept
     /// but read-only, and the refusal says how to get out of it.
     pub fn fits(&self, seats: u32, projects: u32) -> Result<(), Refusal> {
@@ -117,7 +117,7 @@ impl Entitlements {
             return Ok(());
         }
         Err(Refusal(format!(
-            "This organization's subscription has ended and it has more than the Free plan includes: {}. Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits.",
+            "This organization's subscription or trial has ended and it has more than the Free plan includes: {}. Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits.",
             over.join(" and ")
         )))
     }
@@ -581,8 +581,9 @@ impl Snapshot {
 pub struct Policy {
     /// After a payment fails, how long the organization keeps full access (the dunning period).
     pub grace_days: i64,
-    /// After a paid subscription ends, how long data beyond the free tier's limits is kept
-    /// (read-only) before it may be removed.
+    /// After a subscription or trial ends, how long everything is promised to be kept (what is
+    /// beyond the free plan's limits read-only). Shown to the customer; nothing is removed
+    /// automatically after it.
     pub retention_days: i64,
 }
 
@@ -609,8 +610,9 @@ pub enum BillingState {
     PastDue { plan: String, unpaid_since: Timestamp, restricts_at: Timestamp },
     /// Unpaid past the grace period: read-only until paid.
     Restricted { plan: String, unpaid_since: Timestamp },
-    /// The paid subscription ended at `ended_at`: the free tier, with what was made beyond its
-    /// limits kept read-only until `retained_until`.
+    /// The subscription (or a trial without a card) ended at `ended_at`: the free tier; while
+    /// the organization has more than it includes, it is read-only. Kept at least until
+    /// `retained_until`.
     Ended { plan: String, ended_at: Timestamp, retained_until: Timestamp },
 }
 

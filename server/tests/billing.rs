@@ -505,7 +505,7 @@ async fn a_customer_lives_through_trial_payment_seats_upgrade_downgrade_dunning_
     assert_eq!(refused.status, StatusCode::PAYMENT_REQUIRED, "{}", refused.body);
     assert_eq!(
         refused.error_message(),
-        "This organization's subscription has ended and it has more than the Free plan includes: 4 projects (3 are included). Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits."
+        "This organization's subscription or trial has ended and it has more than the Free plan includes: 4 projects (3 are included). Everything is kept and can still be read, but nothing can be changed until an owner or admin subscribes again under Settings → Billing, or removes members or projects down to the Free plan's limits."
     );
     let mut tenant = app.inspect_tenant(&slug).await;
     let renamed: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE name = 'Renamed'").fetch_one(&mut tenant).await.unwrap();
@@ -771,20 +771,20 @@ async fn what_stripe_never_announced_is_caught_up_by_the_hourly_reconciler() {
     let app = TestApp::spawn_billed(|_| {}).await;
     let stripe = Stripe::of(&app);
     let slug = unique("recon");
-    app.owner_of(&slug).await;
+    let owner = app.owner_of(&slug).await;
     let customer = customer_of(&app, &slug).await;
     until(&app, &slug, "the trial", |r| r.snapshot.as_ref().is_some_and(|s| !s.subscription_id.is_empty())).await;
     let tenant = app.tenant_id(&slug).await;
+
+    // The organization looks free here while Stripe already has its subscription (an event not
+    // processed yet): subscribing again is refused, not a second subscription.
+    sqlx::query("UPDATE tenants SET billing = NULL WHERE id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
+    let r = owner.call("start_checkout", &[("slug", &slug), ("plan", "team"), ("interval", "month")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error_message().contains("already has a subscription"), "{}", r.body);
+    until_state(&app, &slug, "trialing:team").await;
     let reconcile = || tessera_backend::billing::reconcile::reconcile(&app.backend);
     assert_eq!(reconcile().await.unwrap(), Default::default(), "nothing to catch up");
-
-    // Its account as if the job that opened it had given up an hour ago.
-    sqlx::query("DELETE FROM billing_accounts WHERE tenant_id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
-    sqlx::query("UPDATE tenants SET created_at = now() - interval '2 hours' WHERE id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
-    assert_eq!(reconcile().await.unwrap().opened, vec![tenant]);
-    assert_eq!(customer_of(&app, &slug).await, customer, "the same customer again, not a second one");
-    let subscriptions = stripe.get(&format!("/v1/subscriptions?customer={customer}&status=all")).await;
-    assert_eq!(subscriptions["data"].as_array().unwrap().len(), 1, "and no second trial");
 
     // A grace period that ran out with no word from Stripe: the state moved on with the clock,
     // so Stripe is asked again, and what it says is stored and announced.
@@ -798,6 +798,22 @@ async fn what_stripe_never_announced_is_caught_up_by_the_hourly_reconciler() {
     assert_eq!(state(&app, &slug).await, "restricted:team", "the door follows the clock at once");
     assert_eq!(reconcile().await.unwrap().refreshed, vec![tenant]);
     until_state(&app, &slug, "trialing:team").await;
+    assert_eq!(reconcile().await.unwrap(), Default::default(), "caught up");
+
+    // An organization from before billing was switched on: no account, no record, made hours
+    // ago. It gets a Stripe customer, and stays on the free plan without a trial.
+    sqlx::query("DELETE FROM billing_accounts WHERE tenant_id = $1").bind(tenant).execute(&app.inspect).await.unwrap();
+    sqlx::query("UPDATE tenants SET billing = NULL, created_at = now() - interval '2 hours' WHERE id = $1")
+        .bind(tenant)
+        .execute(&app.inspect)
+        .await
+        .unwrap();
+    assert_eq!(reconcile().await.unwrap().opened, vec![tenant]);
+    let opened = customer_of(&app, &slug).await;
+    assert_ne!(opened, customer, "(this one's test clock starts at its creation: another customer in the stand-in)");
+    let subscriptions = stripe.get(&format!("/v1/subscriptions?customer={opened}&status=all")).await;
+    assert_eq!(subscriptions["data"].as_array().unwrap().len(), 0, "no trial for it");
+    assert_eq!(state(&app, &slug).await, "free");
     assert_eq!(reconcile().await.unwrap(), Default::default(), "caught up");
 }
 
@@ -828,6 +844,10 @@ async fn switching_an_active_monthly_plan_to_annual_bills_the_year_now_less_the_
     let credit: i64 = preview.lines.iter().filter(|l| l.proration).map(|l| l.amount).sum();
     assert!(credit < 0 && -credit < 3_700, "the unused part of the month is credited: {:?}", preview.lines);
     assert_eq!(preview.due_now, 37_000 + credit, "{preview:?}");
+    let stale = (preview.proration_date - 7_200).to_string();
+    let r = owner.call("change_plan", &[("slug", &slug), ("plan", "team"), ("interval", "year"), ("proration_date", &stale)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a preview two hours old isn't charged: {}", r.body);
+    assert!(r.error_message().contains("Preview the change again"), "{}", r.body);
     let r = owner
         .call("change_plan", &[("slug", &slug), ("plan", "team"), ("interval", "year"), ("proration_date", &preview.proration_date.to_string())])
         .await;

@@ -726,6 +726,6 @@ async fn a_new_person_from_the_idp_takes_a_seat_and_is_turned_away_when_the_plan
     assert_eq!(app.count("SELECT count(*) FROM users").await, users_before, "no account was left behind");
     assert_eq!(app.count("SELECT count(*) FROM memberships").await, 1);
     let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM sso_refusals").fetch_all(&app.inspect).await.unwrap();
-    assert_eq!(reasons, vec!["no_seat".to_string()]);
+    assert_eq!(reasons, vec!["no_room".to_string()]);
     let _ = std::fs::remove_file(plans);
 }

@@ -181,6 +181,9 @@ pub(crate) async fn require_seat(
     if view.entitlements.seats.is_none() {
         return Ok(());
     }
+    // Held to the end of the joining transaction: two people joining at once take turns, so
+    // both can't take the last seat.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('billing.seats:' || $1::text, 0))").bind(tenant_id).execute(&mut *conn).await?;
     let used: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM memberships WHERE tenant_id = $1)
               + CASE WHEN $2 THEN (SELECT count(*) FROM invitations WHERE tenant_id = $1 AND accepted_at IS NULL
@@ -196,13 +199,19 @@ pub(crate) async fn require_seat(
 }
 
 /// Whether one more person can join the organization now (accepting an invitation, arriving
-/// through single sign-on): it isn't read-only for an unpaid subscription and a seat is free.
-/// Open invitations aren't counted: the one joining may hold one.
-pub(crate) async fn require_room_for_member(conn: &mut PgConnection, billing: &Billing, tenant_id: Uuid) -> Result<()> {
+/// through single sign-on): it is writable as far as billing goes (not unpaid, not over the
+/// free plan after its subscription ended) and a seat is free. Open invitations aren't
+/// counted: the one joining may hold one.
+pub(crate) async fn require_room_for_member(conn: &mut PgConnection, tenancy: &crate::tenancy::Tenancy, tenant_id: Uuid) -> Result<()> {
     // The plan may have shrunk since the invitation was sent or the IdP was connected.
     let record: Option<Json<Record>> = sqlx::query_scalar("SELECT billing FROM tenants WHERE id = $1").bind(tenant_id).fetch_one(&mut *conn).await?;
     let record = record.as_ref().map(|r| &r.0);
-    billing.view(record).require_writable()?;
+    let billing = tenancy.billing();
+    let view = billing.view(record);
+    view.require_writable()?;
+    if let Some(tenant) = tenancy.tenant_by_id(tenant_id).await? {
+        tenancy.require_within_free_plan(&tenant, &view).await?;
+    }
     require_seat(conn, billing, tenant_id, record, false).await
 }
 
@@ -226,13 +235,13 @@ async fn open_account(backend: &Backend, tenant_id: Uuid) -> Result<()> {
     let billing = backend.tenancy.billing().clone();
     let stripe = billing.stripe()?.clone();
     let mut tx = backend.tenancy.maintenance_in("billing", tenant_id).await?;
-    let org: Option<(String, String, Option<Json<Record>>)> =
-        sqlx::query_as("SELECT name, slug, billing FROM tenants WHERE id = $1 AND status NOT IN ('deleted', 'deleting')")
+    let org: Option<(String, String, Option<Json<Record>>, time::OffsetDateTime)> =
+        sqlx::query_as("SELECT name, slug, billing, created_at FROM tenants WHERE id = $1 AND status NOT IN ('deleted', 'deleting')")
             .bind(tenant_id)
             .fetch_optional(tx.conn())
             .await?;
     // Gone or going: nothing to bill.
-    let Some((name, slug, record)) = org else { return Ok(()) };
+    let Some((name, slug, record, created_at)) = org else { return Ok(()) };
     let account = account_row(tx.conn(), tenant_id, false).await?;
     let owner_email: Option<String> = sqlx::query_scalar(
         "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
@@ -247,12 +256,12 @@ async fn open_account(backend: &Backend, tenant_id: Uuid) -> Result<()> {
     let customer_id = match account.and_then(|a| a.customer_id) {
         Some(id) => id,
         None => {
-            // Idempotency keys named after the organization: a retried job finds what the
-            // first attempt made instead of making a second customer.
+            // Idempotency keys named after the organization, and parameters that are the same
+            // on every attempt: a retried job finds what the first attempt made instead of
+            // making a second customer. (The clock starts at the organization's creation.)
             let clock = if billing.test_clocks() {
-                let clock = stripe
-                    .send_once(&format!("tessera-clock-{tenant_id}"), CreateTestHelpersTestClock::new(super::now()).name(slug.as_str()))
-                    .await?;
+                let request = CreateTestHelpersTestClock::new(created_at.unix_timestamp()).name(slug.as_str());
+                let clock = stripe.send_once(&format!("tessera-clock-{tenant_id}-{}", created_at.unix_timestamp()), request).await?;
                 Some(clock.id.to_string())
             } else {
                 None
@@ -265,7 +274,12 @@ async fn open_account(backend: &Backend, tenant_id: Uuid) -> Result<()> {
             if let Some(clock) = &clock {
                 request = request.test_clock(clock.as_str());
             }
-            let customer = stripe.send_once(&format!("tessera-customer-{tenant_id}"), request).await?;
+            // A customer on a test clock is the clock's: another clock, another customer.
+            let key = match &clock {
+                Some(clock) => format!("tessera-customer-{tenant_id}-{clock}"),
+                None => format!("tessera-customer-{tenant_id}"),
+            };
+            let customer = stripe.send_once(&key, request).await?;
             let mut tx = backend.tenancy.maintenance_in("billing", tenant_id).await?;
             // What the organization was told at creation (its trial) is what has been announced.
             let announced = billing.view(record.as_ref().map(|r| &r.0)).state.label();
@@ -285,9 +299,13 @@ async fn open_account(backend: &Backend, tenant_id: Uuid) -> Result<()> {
         }
     };
 
-    // Only an organization promised a trial at its creation gets one; one that existed before
-    // billing was switched on (opened by the reconciler) starts on the free plan.
-    let promised_trial = record.as_ref().and_then(|r| r.0.snapshot.as_ref()).is_some_and(|s| s.subscription_id.is_empty());
+    // Only an organization promised a trial at its creation gets one, and only while an hour of
+    // it is left; one that existed before billing was switched on (opened by the reconciler),
+    // or whose promised trial is over, stays on the free plan.
+    let promised_trial = record
+        .as_ref()
+        .and_then(|r| r.0.snapshot.as_ref())
+        .is_some_and(|s| s.subscription_id.is_empty() && s.trial_end.is_some_and(|end| end > super::now() + 3600));
     let existing = stripe.send(ListSubscription::new().customer(customer_id.as_str()).status(ListSubscriptionStatus::All).limit(1)).await?;
     if existing.data.is_empty() && promised_trial {
         let catalogue = billing.catalogue();

@@ -18,7 +18,8 @@ use stripe_billing::invoice::{
     CreatePreviewInvoiceSubscriptionDetailsProrationBehavior,
 };
 use stripe_billing::subscription::{
-    CancelSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+    CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
 };
 use stripe_billing::subscription_schedule::{
     CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, UpdateSubscriptionSchedule, UpdateSubscriptionSchedulePhases,
@@ -29,7 +30,7 @@ use stripe_billing::test_helpers_test_clock::RetrieveTestHelpersTestClock;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession, ListCheckoutSession,
 };
-use stripe_shared::{CheckoutSessionMode, CheckoutSessionStatus, Subscription};
+use stripe_shared::{CheckoutSessionMode, CheckoutSessionStatus, Subscription, SubscriptionStatus};
 use tessera_domain::billing::{check, BillingState, ChangePreview, ChangeTiming, Command, Component, Interval, InvoiceSummary, Overview};
 use tessera_domain::{AppError, Permission};
 
@@ -244,6 +245,20 @@ pub async fn checkout(backend: &Backend, org: &Org, command: Command) -> Result<
     // two can't both be paid into two subscriptions. The lock makes two starting at once take
     // turns.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('billing.checkout:' || $1::text, 0))").bind(org.tenant.id).execute(tx.conn()).await?;
+    if subscription_mode {
+        // Stripe may already have one that this organization's state doesn't show yet (a
+        // checkout paid in another tab whose event hasn't been processed).
+        let going = stripe.send(ListSubscription::new().customer(customer.as_str()).status(ListSubscriptionStatus::All).limit(20)).await?.data;
+        if going.iter().any(|s| !matches!(s.status, SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired)) {
+            drop(tx);
+            refresh_now(backend, org).await;
+            return Err(AppError::Conflict(tessera_domain::input::FieldError::new(
+                "plan",
+                "This organization already has a subscription (it may have just started). Reload the page to see it.",
+            ))
+            .into());
+        }
+    }
     let open = stripe.send(ListCheckoutSession::new().customer(customer.as_str()).status(CheckoutSessionStatus::Open).limit(20)).await?.data;
     for earlier in open {
         match stripe.send(ExpireCheckoutSession::new(earlier.id.clone())).await {
@@ -384,9 +399,9 @@ pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Int
     let stripe = stripe(org)?;
     let subscription = current(&stripe, org).await?;
     let seats = seats_of(org).await?;
+    let now = customer_now(&stripe, org).await?;
     let tx = org.billing_write(Permission::ManageBilling).await?;
     let items = new_items(&stripe, org, &subscription, plan, interval, seats).await?;
-    let now = customer_now(&stripe, org).await?;
     // A change replaces one scheduled before.
     if let Some(schedule) = &subscription.schedule {
         stripe.send(ReleaseSubscriptionSchedule::new(schedule.id().as_str())).await?;
@@ -400,8 +415,19 @@ pub async fn change_plan(backend: &Backend, org: &Org, plan: &str, interval: Int
                     None => UpdateSubscriptionItems { id, deleted: Some(true), ..UpdateSubscriptionItems::new() },
                 })
                 .collect::<Vec<_>>();
-            // The preview's moment, if it was a recent one, so the charge is what was shown.
-            let at = proration_date.filter(|t| (now - 3600..=now).contains(t)).unwrap_or(now);
+            // The preview's moment, so the charge is what was shown; a preview over an hour old
+            // (or from the future) is refused rather than charged differently.
+            let at = match proration_date {
+                Some(at) if (now - 3600..=now).contains(&at) => at,
+                Some(_) => {
+                    return Err(AppError::Conflict(tessera_domain::input::FieldError::new(
+                        "plan",
+                        "This preview is out of date. Preview the change again, then confirm.",
+                    ))
+                    .into())
+                }
+                None => now,
+            };
             let request = UpdateSubscription::new(subscription.id.as_str())
                 .items(items)
                 .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)

@@ -1,6 +1,7 @@
 //! The hourly safety net for what Stripe's events alone would leave undone:
-//! - an organization without a Stripe customer an hour after it was made (its job gave up
-//!   during a long Stripe outage, or it existed before billing was switched on) gets one;
+//! - an organization without a Stripe customer an hour after it was made and no job still
+//!   trying to make one (it gave up during a long Stripe outage, or the organization existed
+//!   before billing was switched on) gets one;
 //! - an organization whose state changed with the clock alone (a grace period ran out, a
 //!   promised trial ended before Stripe made it) with no event from Stripe is refreshed, so the
 //!   change is announced like any other: audit record, notices, webhook event.
@@ -48,19 +49,35 @@ pub async fn reconcile(backend: &Backend) -> Result<Reconciled> {
     if !billing.enabled() {
         return Ok(Reconciled::default());
     }
+    // Organizations whose account job is still being tried (the queue's own view).
+    let pending: Vec<Uuid> = {
+        let mut tx = backend.tenancy.maintenance("jobs").await?;
+        let lanes = sqlx::query_scalar("SELECT DISTINCT lane FROM jobs WHERE kind = $1 AND status IN ('queued', 'running')")
+            .bind(OpenAccount::KIND)
+            .fetch_all(tx.conn())
+            .await?;
+        tx.commit(0).await?;
+        lanes
+    };
     let mut tx = backend.tenancy.maintenance("billing").await?;
     let opened: Vec<Uuid> = sqlx::query_scalar(
         "SELECT t.id FROM tenants t LEFT JOIN billing_accounts a ON a.tenant_id = t.id
           WHERE a.customer_id IS NULL AND t.status IN ('active', 'suspended', 'moving') AND t.created_at < now() - interval '1 hour'
+            AND t.id <> ALL($2)
           ORDER BY t.created_at LIMIT $1",
     )
     .bind(BATCH)
+    .bind(&pending)
     .fetch_all(tx.conn())
     .await?;
-    // Only these states end with the clock (see `BillingState::derive`).
+    // Only these end with the clock (see `BillingState::derive`): unpaid past the grace period,
+    // and a trial promised at sign-up that Stripe never made. (A trial Stripe made ends with an
+    // event of its own.)
     let timed: Vec<(Uuid, Json<Record>, String)> = sqlx::query_as(
         "SELECT t.id, t.billing, a.announced FROM tenants t JOIN billing_accounts a ON a.tenant_id = t.id
-          WHERE t.billing->'snapshot'->>'status' IN ('past_due', 'trialing') AND t.status IN ('active', 'suspended', 'moving')
+          WHERE (t.billing->'snapshot'->>'status' = 'past_due'
+                 OR (t.billing->'snapshot'->>'status' = 'trialing' AND t.billing->'snapshot'->>'subscription_id' = ''))
+            AND t.status IN ('active', 'suspended', 'moving')
           ORDER BY a.updated_at LIMIT $1",
     )
     .bind(BATCH)

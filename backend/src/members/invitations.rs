@@ -290,7 +290,7 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
         crate::identity::confirm_email(tx.conn(), user.id).await?;
         events::record(tx.conn(), events::Event::EmailVerified, Some(user.id), Some(&user.email), meta).await?;
     }
-    crate::billing::account::require_room_for_member(tx.conn(), tenancy.billing(), tenant_id).await?;
+    crate::billing::account::require_room_for_member(tx.conn(), tenancy, tenant_id).await?;
     let joined = sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING")
         .bind(tenant_id)
         .bind(user.id)

@@ -201,9 +201,16 @@ fn parse_group_roles(text: &str) -> Result<serde_json::Map<String, serde_json::V
 /// signing certificate (without one nothing could be verified, so it is refused).
 pub async fn save_idp(org: &Org, sso: &Sso, metadata_xml: &str, metadata_url: &str) -> Result<()> {
     org.require(Permission::ManageSecurity)?;
-    // Connecting an IdP is what the plan sells; one already connected keeps signing people in
-    // after a downgrade, so nobody is locked out of their data.
-    org.require_feature(tessera_domain::billing::Feature::SingleSignOn)?;
+    // Connecting an IdP is what the plan sells. One already connected keeps signing people in
+    // after a downgrade, and its metadata can still be replaced (a rotated certificate), so
+    // nobody is locked out of their data.
+    let connected: bool = {
+        let mut tx = org.control_read(Permission::ManageSecurity).await?;
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenant_sso)").fetch_one(tx.conn()).await?
+    };
+    if !connected {
+        org.require_feature(tessera_domain::billing::Feature::SingleSignOn)?;
+    }
     let (xml, url) = match (metadata_xml.trim(), metadata_url.trim()) {
         ("", "") => {
             return Err(

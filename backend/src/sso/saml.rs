@@ -368,7 +368,7 @@ catalogue! {
         Replayed => "replayed", "it was already used (a replayed response)";
         NotInvited => "not_invited", "the person isn't a member and this organization adds people by invitation only";
         NameIdTaken => "name_id_taken", "its NameID already belongs to another account here";
-        NoSeat => "no_seat", "the organization's plan has no seat left for a new member";
+        NoRoom => "no_room", "the organization can't take new members right now (no seat left on its plan, or it is read-only)";
     }
 }
 
@@ -705,11 +705,11 @@ async fn accept(
             None => {
                 // Joining takes a seat like accepting an invitation does; refused, the account
                 // made for this sign-in above goes back with the transaction.
-                match crate::billing::account::require_room_for_member(tx.conn(), tenancy.billing(), conn.tenant_id).await {
+                match crate::billing::account::require_room_for_member(tx.conn(), tenancy, conn.tenant_id).await {
                     Ok(()) => {}
                     Err(crate::Error::App(AppError::PaymentRequired(why))) => {
                         let told = format!("{} can't take new members right now ({}); tell one of its admins", conn.name, why.trim_end_matches('.'));
-                        return Ok(Err(refuse_saying(RefusalReason::NoSeat, told)));
+                        return Ok(Err(refuse_saying(RefusalReason::NoRoom, told)));
                     }
                     Err(e) => return Err(e),
                 }

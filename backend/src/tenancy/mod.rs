@@ -276,8 +276,8 @@ impl Tenancy {
     }
 
     /// Billing's say on a change: none while the subscription is unpaid past its grace period,
-    /// and none after a paid subscription ended while the organization has more than the free
-    /// plan includes (it is kept, read-only). Counting only happens in that rare ended state.
+    /// and none after a subscription or trial ended while the organization has more than the
+    /// free plan includes (see [`Tenancy::require_within_free_plan`]).
     /// Removals always pass: they gain nothing unpaid, reduce what is over the limits, and
     /// refusing them would keep a leaked key or a departed member in.
     async fn billing_allows(&self, ctx: &Ctx, change: Change) -> Result<()> {
@@ -286,17 +286,26 @@ impl Tenancy {
         }
         let view = self.billing.view(ctx.tenant.billing.as_ref());
         view.require_writable()?;
-        if matches!(view.state, tessera_domain::billing::BillingState::Ended { .. }) {
-            let seats = {
-                let mut tx = self.begin_control(ctx.tenant.id, true).await?;
-                crate::billing::account::seats_used(&mut tx, ctx.tenant.id).await?
-            };
-            let projects: i64 = {
-                let mut tx = self.begin_data(&ctx.tenant, true).await?;
-                sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await?
-            };
-            view.entitlements.fits(seats, u32::try_from(projects).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
+        self.require_within_free_plan(&ctx.tenant, &view).await
+    }
+
+    /// After a subscription or trial ended (the free plan applies), refuses a change while the
+    /// organization has more members or projects than the free plan includes: what it has is
+    /// kept and readable, and the refusal says how to get out. Counted on each change, only in
+    /// that state (two small counts; every other state costs nothing).
+    pub(crate) async fn require_within_free_plan(&self, tenant: &TenantRef, view: &crate::billing::View) -> Result<()> {
+        if !matches!(view.state, tessera_domain::billing::BillingState::Ended { .. }) {
+            return Ok(());
         }
+        let seats = {
+            let mut tx = self.begin_control(tenant.id, true).await?;
+            crate::billing::account::seats_used(&mut tx, tenant.id).await?
+        };
+        let projects: i64 = {
+            let mut tx = self.begin_data(tenant, true).await?;
+            sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await?
+        };
+        view.entitlements.fits(seats, u32::try_from(projects).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
         Ok(())
     }
 
@@ -627,7 +636,7 @@ impl Tenancy {
 
     /// The organization `id` as the door serves it, unless it is gone; a suspended one (or one
     /// waiting for migrations) is an error, so work for it waits and is retried.
-    async fn tenant_by_id(&self, id: Uuid) -> Result<Option<TenantRef>> {
+    pub(crate) async fn tenant_by_id(&self, id: Uuid) -> Result<Option<TenantRef>> {
         let mut tx = self.begin_control(id, true).await?;
         let row: Option<TenantRow> = sqlx::query_as(&format!(
             "SELECT {TENANT_COLUMNS} FROM tenants t LEFT JOIN pooled_schemas p ON p.region = t.region

@@ -35,7 +35,7 @@ impl Org {
 
     /// A write that only removes from the organization's data (a project, a document, an
     /// endpoint): allowed even while billing makes the organization read-only.
-    pub async fn write_removal(&self, permission: Permission) -> Result<WriteTx> {
+    pub(crate) async fn write_removal(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.write(&self.ctx, permission, Change::Removal).await
     }
 
@@ -51,7 +51,7 @@ impl Org {
 
     /// A control-plane write that only removes (a member, an invitation, a key, a session):
     /// allowed even while billing makes the organization read-only.
-    pub async fn control_write_removal(&self, permission: Permission) -> Result<WriteTx> {
+    pub(crate) async fn control_write_removal(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.control_write(&self.ctx, permission, Change::Removal).await
     }
 

@@ -199,6 +199,10 @@ pub enum OrgRouteErrors {
     /// No such organization for this credential
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// The organization's plan doesn't include the API, or billing has made it read-only (the
+    /// message says how to fix it)
+    #[response(status = 402)]
+    PaymentRequired(ErrorBody),
     /// A request budget is spent; see Retry-After
     #[response(status = 429)]
     RateLimited(ErrorBody),
