@@ -61,8 +61,10 @@ permissions! {
     ViewMembers: Viewer, Members Read;
     /// Add existing users and change roles of non-owners.
     ManageMembers: Admin, no key;
-    /// Grant or take away the Owner role.
+    /// Grant or take away the Owner role, and hand ownership over.
     ManageOwners: Owner, no key;
+    /// Leave the organization (its last Owner can't: someone must stay in charge).
+    LeaveOrganization: Viewer, no key;
     ViewAudit: Admin, no key;
     /// See where the organization's data lives and its other settings.
     ViewSettings: Admin, no key;

@@ -4,6 +4,7 @@ mod common;
 use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creating_an_organization_makes_you_its_owner() {
@@ -264,4 +265,49 @@ async fn two_organizations_asking_for_the_last_dedicated_database_at_once_get_on
     let loser = if a.status == StatusCode::OK { &b } else { &a };
     assert!(loser.error_message().contains("no room"), "{}", loser.body);
     assert_eq!(app.count("SELECT count(*) FROM tenants WHERE model = 'dedicated'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_leave_on_their_own_and_an_owner_hands_ownership_over_after_confirming_its_them() {
+    let app = TestApp::spawn_with(|c| c.reauth_window = Duration::from_secs(1)).await;
+    let [owner, admin, member, _viewer] = team(&app).await;
+
+    // A member leaves: off the team, and the organization no longer opens for them.
+    let r = member.call("leave_organization", &[("slug", "acme")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(app.count("SELECT count(*) FROM memberships").await, 3);
+    assert_eq!(member.call("list_projects", &[("slug", "acme")]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'membership.left'").await, 1);
+
+    // The only Owner can't: someone must stay in charge.
+    let r = owner.call("leave_organization", &[("slug", "acme")]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error_message().contains("You're the only Owner"), "{}", r.body);
+
+    // Handing ownership over: only an Owner may, and only after confirming it's them.
+    let admin_id = app.user_id("admin@acme.test").await;
+    let owner_id = app.user_id("owner@acme.test").await;
+    let r = admin.call("transfer_ownership", &[("slug", "acme"), ("user_id", &owner_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(!r.body.contains("ReauthRequired"), "an Admin is told no, not asked to confirm: {}", r.body);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = owner.call("transfer_ownership", &[("slug", "acme"), ("user_id", &admin_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("ReauthRequired"), "{}", r.body);
+    assert_eq!(app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 1, "nothing changed yet");
+    assert_eq!(owner.call("reauthenticate", &[("password", common::PASSWORD)]).await.status, StatusCode::OK);
+    let r = owner.call("transfer_ownership", &[("slug", "acme"), ("user_id", &admin_id)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(admin.call("load_org", &[("slug", "acme")]).await.json()["role"], "owner");
+    assert_eq!(owner.call("load_org", &[("slug", "acme")]).await.json()["role"], "admin", "the one who handed over stays as an Admin");
+    let trail: Vec<Value> =
+        sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.ownership_transferred'").fetch_all(&app.inspect).await.unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0]["new_owner"]["old"], "admin");
+    assert_eq!(trail[0]["previous_owner"]["new"], "admin");
+
+    // Now the former Owner may leave.
+    let r = owner.call("leave_organization", &[("slug", "acme")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
+    assert_eq!(app.count("SELECT count(*) FROM memberships WHERE role = 'owner'").await, 1);
 }

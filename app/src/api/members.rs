@@ -31,6 +31,28 @@ pub async fn remove_member(slug: String, user_id: String) -> Result<(), AppError
     Ok(tessera_backend::members::remove(&org, user_id).await?)
 }
 
+/// The signed-in member leaves the organization (refused for its last Owner).
+#[server(endpoint = "leave_organization")]
+pub async fn leave_organization(slug: String) -> Result<(), AppError> {
+    let (_, org) = enter(&slug).await?;
+    tessera_backend::members::leave(&org).await?;
+    ssr::EnteredOrganizations::forget();
+    // Nothing here is theirs any more: back to their organizations.
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// An Owner hands ownership to another member (after confirming it is them).
+#[server(endpoint = "transfer_ownership")]
+pub async fn transfer_ownership(slug: String, user_id: String) -> Result<(), AppError> {
+    let (_, org) = enter(&slug).await?;
+    let to = ssr::parse_id(&user_id, "member")?;
+    // Who may is said before asking anyone to confirm it's them.
+    org.require(tessera_domain::Permission::ManageOwners)?;
+    ssr::require_recent_auth().await?;
+    Ok(tessera_backend::members::transfer_ownership(&org, to).await?)
+}
+
 /// An Owner or Admin signs a member out of every browser.
 #[server(endpoint = "sign_out_member")]
 pub async fn sign_out_member(slug: String, user_id: String) -> Result<u64, AppError> {

@@ -1,6 +1,10 @@
-use crate::api::{list_members, org_invitations, ChangeRole, InviteMember, RemoveMember, ResendInvitation, SignOutMember, WithdrawInvitation};
+use crate::api::{
+    list_members, org_invitations, ChangeRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation, SignOutMember, TransferOwnership,
+    WithdrawInvitation,
+};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
+use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
@@ -28,7 +32,12 @@ pub fn MembersPage() -> impl IntoView {
     let change = ServerAction::<ChangeRole>::new();
     let remove = ServerAction::<RemoveMember>::new();
     let sign_out = ServerAction::<SignOutMember>::new();
-    let members = Resource::new(move || (slug.get(), change.version().get(), remove.version().get()), |(slug, ..)| list_members(slug));
+    let transfer = ServerAction::<TransferOwnership>::new();
+    let leave = ServerAction::<LeaveOrganization>::new();
+    let members = Resource::new(
+        move || (slug.get(), change.version().get(), remove.version().get(), transfer.version().get()),
+        |(slug, ..)| list_members(slug),
+    );
     // Only Owners and Admins may see invitations; for others this is a 403 the page ignores.
     let invitations = Resource::new(
         move || (slug.get(), invite.version().get(), resend.version().get(), withdraw.version().get()),
@@ -53,6 +62,8 @@ pub fn MembersPage() -> impl IntoView {
                     Ok(list) => list,
                     Err(error) => return view! { <ErrorPage error /> }.into_any(),
                 };
+                // Who ownership can go to: everyone but the Owners (the signed-in Owner among them).
+                let successors: Vec<tessera_domain::dto::Member> = list.iter().filter(|m| m.role != Role::Owner).cloned().collect();
                 view! {
                     <FormAlert error=row_error fields=&[] />
                     <table class="table" data-testid="members">
@@ -130,6 +141,7 @@ pub fn MembersPage() -> impl IntoView {
                         <InviteForm action=invite error=invite_error assignable=assignable.clone() />
                         <PendingInvitations invitations resend withdraw my_role />
                     })}
+                    <YourMembership my_role successors transfer leave />
                 }
                     .into_any()
             })}
@@ -227,5 +239,62 @@ fn PendingInvitations(
                 .into_any()
             })}
         </Suspense>
+    }
+}
+
+/// The signed-in member's own membership: an Owner hands ownership over (after confirming it's
+/// them); anyone leaves (the only Owner is told why not).
+#[component]
+fn YourMembership(
+    my_role: Role,
+    successors: Vec<tessera_domain::dto::Member>,
+    transfer: ServerAction<TransferOwnership>,
+    leave: ServerAction<LeaveOrganization>,
+) -> impl IntoView {
+    let slug = use_slug();
+    let transfer_error = last_error(transfer);
+    let leave_error = last_error(leave);
+    let reauthenticated = RwSignal::new(false);
+    let handed_over = move || transfer.value().get().is_some_and(|r| r.is_ok());
+    view! {
+        <section class="card form-card" aria-labelledby="membership-title">
+            <h2 id="membership-title">"Your membership"</h2>
+            {(my_role == Role::Owner && !successors.is_empty()).then(|| view! {
+                <ActionForm action=transfer attr:class="form form-row">
+                    <FormAlert error=transfer_error fields=&["user_id"] />
+                    <input type="hidden" name="slug" value=move || slug.get() />
+                    <div class="field">
+                        <label for="transfer-to">"Hand ownership to"</label>
+                        <select id="transfer-to" name="user_id" class="input" aria-describedby="transfer-hint">
+                            {successors
+                                .into_iter()
+                                .map(|m| {
+                                    let name = m.display_name.clone().unwrap_or_else(|| m.email.clone());
+                                    view! { <option value=m.user_id.to_string()>{format!("{name} ({})", m.role.label())}</option> }
+                                })
+                                .collect_view()}
+                        </select>
+                        <p class="hint" id="transfer-hint">"They become an Owner; you stay on as an Admin."</p>
+                        <p class="field-error" role="alert">{move || transfer_error.get().filter(|e| e.field() == Some("user_id")).map(|e| e.to_string())}</p>
+                    </div>
+                    <Submit label="Hand over" busy_label="Handing over…" pending=transfer.pending() />
+                </ActionForm>
+                <Show when=move || wants_reauth(transfer_error.get()) && !reauthenticated.get()>
+                    <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
+                </Show>
+                <Show when=move || reauthenticated.get() && wants_reauth(transfer_error.get())>
+                    <p class="alert alert-info" role="status">"Thanks, confirmed. Press Hand over again."</p>
+                </Show>
+                <Show when=handed_over>
+                    <p class="alert alert-info" role="status" data-testid="ownership-handed-over">"Done: they are an Owner now, and you are an Admin."</p>
+                </Show>
+            })}
+            <ActionForm action=leave attr:class="form">
+                <FormAlert error=leave_error fields=&[] />
+                <input type="hidden" name="slug" value=move || slug.get() />
+                <p class="muted">"Leaving ends your access to this organization and revokes the API keys you made here."</p>
+                <Submit label="Leave organization" busy_label="Leaving…" pending=leave.pending() danger=true />
+            </ActionForm>
+        </section>
     }
 }

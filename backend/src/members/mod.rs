@@ -120,14 +120,20 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     if current == Role::Owner {
         ensure_another_owner(tx.conn(), user_id).await?;
     }
+    let changes = take_leave(&mut tx, org, user_id, current).await?;
+    tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
+}
+
+/// What leaving takes with it, whether someone is removed or leaves: the membership, the API
+/// keys they made (they act in their name), their open invitations. Returns the audit changes.
+async fn take_leave(tx: &mut crate::tenancy::WriteTx, org: &Org, user_id: Uuid, role: Role) -> Result<serde_json::Value> {
     sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
-    // Keys they made act in their name (the audit trail says so): they leave with them.
     let keys = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL")
         .bind(user_id)
         .execute(tx.conn())
         .await?
         .rows_affected();
-    let mut changes = json!({ "role": { "old": current.as_str() } });
+    let mut changes = json!({ "role": { "old": role.as_str() } });
     if keys > 0 {
         changes["api_keys"] = json!({ "old": keys, "new": 0 });
     }
@@ -135,10 +141,67 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     if voided > 0 {
         changes["open_invitations"] = json!({ "old": voided, "new": 0 });
     }
-    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Removed, user_id, current, None);
+    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Removed, user_id, role, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     crate::billing::account::seats_changed(tx.conn(), org.tenant.id).await?;
-    tx.commit(AuditEntry::new("membership.removed", "user", user_id, changes)).await
+    Ok(changes)
+}
+
+/// The signed-in member leaves the organization. Their API keys and open invitations go with
+/// them, as when they are removed. The last Owner is refused: someone must stay in charge
+/// (they hand ownership over, or delete the organization).
+pub async fn leave(org: &Org) -> Result<()> {
+    let mut tx = org.control_write_removal(Permission::LeaveOrganization).await?;
+    let user_id = org.user_id;
+    let current = current_role(tx.conn(), user_id).await?;
+    if current == Role::Owner && ensure_another_owner(tx.conn(), user_id).await.is_err() {
+        return Err(AppError::Conflict(FieldError::new(
+            "organization",
+            "You're the only Owner, so you can't leave: make someone else an Owner (or hand ownership over) first, or delete the organization.",
+        ))
+        .into());
+    }
+    let changes = take_leave(&mut tx, org, user_id, current).await?;
+    tx.commit(AuditEntry::new("membership.left", "user", user_id, changes)).await
+}
+
+/// An Owner hands ownership to another member, who becomes an Owner; the one handing over
+/// stays on as an Admin. (The caller confirms it is them first: a step-up re-authentication.)
+pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
+    let mut tx = org.control_write(Permission::ManageOwners).await?;
+    if to == org.user_id {
+        return Err(AppError::Invalid(FieldError::new("user_id", "Choose another member: you're an Owner already.")).into());
+    }
+    // Both rows locked, in a fixed order, so two hand-overs at once serialize.
+    let (first, second) = if org.user_id < to { (org.user_id, to) } else { (to, org.user_id) };
+    let mine_first = first == org.user_id;
+    let a = current_role(tx.conn(), first).await?;
+    let b = current_role(tx.conn(), second).await?;
+    let (mine, theirs) = if mine_first { (a, b) } else { (b, a) };
+    if mine != Role::Owner {
+        return Err(AppError::Forbidden("Only an Owner can hand ownership over.".into()).into());
+    }
+    if theirs == Role::Owner {
+        return Err(AppError::Conflict(FieldError::new("user_id", "They're an Owner already. To step down, change your own role.")).into());
+    }
+    sqlx::query("UPDATE memberships SET role = 'owner' WHERE user_id = $1").bind(to).execute(tx.conn()).await?;
+    sqlx::query("UPDATE memberships SET role = 'admin' WHERE user_id = $1").bind(org.user_id).execute(tx.conn()).await?;
+    for (user_id, role, previous) in [(to, Role::Owner, theirs), (org.user_id, Role::Admin, mine)] {
+        if role == previous {
+            continue;
+        }
+        let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role, by: Some(org.user_id) };
+        crate::notifications::notify(tx.conn(), event).await?;
+        let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, Some(previous));
+        crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
+    }
+    let changes = json!({
+        "new_owner": { "old": theirs.as_str(), "new": Role::Owner.as_str() },
+        "previous_owner": { "old": Role::Owner.as_str(), "new": Role::Admin.as_str() },
+    });
+    tx.commit(AuditEntry::new("membership.ownership_transferred", "user", to, changes)).await?;
+    crate::jobs::wake();
+    Ok(())
 }
 
 /// Signs a member out of every browser (a lost laptop, someone leaving). Owners and Admins may
