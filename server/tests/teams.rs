@@ -272,12 +272,19 @@ async fn members_leave_on_their_own_and_an_owner_hands_ownership_over_after_conf
     let app = TestApp::spawn_with(|c| c.reauth_window = Duration::from_secs(1)).await;
     let [owner, admin, member, _viewer] = team(&app).await;
 
-    // A member leaves: off the team, and the organization no longer opens for them.
+    // A member leaves: off the team, the organization no longer opens for them, and the API
+    // key they made goes with them. (Owners make keys; here the member had one from before.)
+    let member_id = app.user_id("member@acme.test").await;
+    assert_eq!(owner.call("reauthenticate", &[("password", common::PASSWORD)]).await.status, StatusCode::OK, "keys are made after confirming");
+    let r = owner.call("create_api_key", &[("slug", "acme"), ("name", "Member's"), ("scopes[]", "projects:read"), ("expires_in_days", "30")]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    sqlx::query("UPDATE api_keys SET created_by = $1::uuid").bind(&member_id).execute(&app.inspect).await.unwrap();
     let r = member.call("leave_organization", &[("slug", "acme")]).await;
     assert!(r.status.is_success() || r.status.is_redirection(), "{} {}", r.status, r.body);
     assert_eq!(app.count("SELECT count(*) FROM memberships").await, 3);
     assert_eq!(member.call("list_projects", &[("slug", "acme")]).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.count("SELECT count(*) FROM audit_log WHERE action = 'membership.left'").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").await, 0, "their key was revoked");
 
     // The only Owner can't: someone must stay in charge.
     let r = owner.call("leave_organization", &[("slug", "acme")]).await;
@@ -287,10 +294,13 @@ async fn members_leave_on_their_own_and_an_owner_hands_ownership_over_after_conf
     // Handing ownership over: only an Owner may, and only after confirming it's them.
     let admin_id = app.user_id("admin@acme.test").await;
     let owner_id = app.user_id("owner@acme.test").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let r = admin.call("transfer_ownership", &[("slug", "acme"), ("user_id", &owner_id)]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(!r.body.contains("ReauthRequired"), "an Admin is told no, not asked to confirm: {}", r.body);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // An Owner invitation the Owner sent: after handing over, it no longer speaks for anyone.
+    let r = owner.call("invite_member", &[("slug", "acme"), ("email", "next-owner@acme.test"), ("role", "owner")]).await;
+    assert!(r.status.is_success(), "{}", r.body);
     let r = owner.call("transfer_ownership", &[("slug", "acme"), ("user_id", &admin_id)]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert!(r.body.contains("ReauthRequired"), "{}", r.body);
@@ -305,6 +315,8 @@ async fn members_leave_on_their_own_and_an_owner_hands_ownership_over_after_conf
     assert_eq!(trail.len(), 1);
     assert_eq!(trail[0]["new_owner"]["old"], "admin");
     assert_eq!(trail[0]["previous_owner"]["new"], "admin");
+    assert_eq!(trail[0]["open_invitations"]["old"], 1, "the Owner invitation was withdrawn");
+    assert_eq!(app.count("SELECT count(*) FROM invitations WHERE revoked_at IS NULL AND accepted_at IS NULL").await, 0);
 
     // Now the former Owner may leave.
     let r = owner.call("leave_organization", &[("slug", "acme")]).await;

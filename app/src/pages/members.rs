@@ -2,7 +2,7 @@ use crate::api::{
     list_members, org_invitations, ChangeRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation, SignOutMember, TransferOwnership,
     WithdrawInvitation,
 };
-use crate::components::form::{last_error, Field, FormAlert, Submit};
+use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
 use crate::components::reauth::{wants_reauth, ReauthPrompt};
 use crate::pages::not_found::ErrorPage;
@@ -64,6 +64,7 @@ pub fn MembersPage() -> impl IntoView {
                 };
                 // Who ownership can go to: everyone but the Owners (the signed-in Owner among them).
                 let successors: Vec<tessera_domain::dto::Member> = list.iter().filter(|m| m.role != Role::Owner).cloned().collect();
+                let others_own = list.iter().filter(|m| m.role == Role::Owner).count() > 1;
                 view! {
                     <FormAlert error=row_error fields=&[] />
                     <table class="table" data-testid="members">
@@ -141,7 +142,7 @@ pub fn MembersPage() -> impl IntoView {
                         <InviteForm action=invite error=invite_error assignable=assignable.clone() />
                         <PendingInvitations invitations resend withdraw my_role />
                     })}
-                    <YourMembership my_role successors transfer leave />
+                    <YourMembership my_role successors others_own transfer leave />
                 }
                     .into_any()
             })}
@@ -248,6 +249,8 @@ fn PendingInvitations(
 fn YourMembership(
     my_role: Role,
     successors: Vec<tessera_domain::dto::Member>,
+    /// Whether someone besides the signed-in Owner is an Owner too.
+    others_own: bool,
     transfer: ServerAction<TransferOwnership>,
     leave: ServerAction<LeaveOrganization>,
 ) -> impl IntoView {
@@ -255,17 +258,26 @@ fn YourMembership(
     let transfer_error = last_error(transfer);
     let leave_error = last_error(leave);
     let reauthenticated = RwSignal::new(false);
-    let handed_over = move || transfer.value().get().is_some_and(|r| r.is_ok());
+    // Roles changed (theirs and the page's own): load the page again, so every control on it
+    // (and in the navigation) is the one an Admin gets.
+    Effect::new(move |_| {
+        if transfer.value().get().is_some_and(|r| r.is_ok()) {
+            let _ = window().location().reload();
+        }
+    });
+    let only_owner = my_role == Role::Owner && !others_own;
     view! {
         <section class="card form-card" aria-labelledby="membership-title">
             <h2 id="membership-title">"Your membership"</h2>
             {(my_role == Role::Owner && !successors.is_empty()).then(|| view! {
-                <ActionForm action=transfer attr:class="form form-row">
+                <ConfirmDelete summary="Hand ownership over…" open=Signal::derive(move || transfer_error.get().is_some())>
+                <ActionForm action=transfer attr:class="form">
                     <FormAlert error=transfer_error fields=&["user_id"] />
                     <input type="hidden" name="slug" value=move || slug.get() />
-                    <div class="field">
+                    <div class="field" class:field-invalid=move || transfer_error.get().is_some_and(|e| e.field() == Some("user_id"))>
                         <label for="transfer-to">"Hand ownership to"</label>
-                        <select id="transfer-to" name="user_id" class="input" aria-describedby="transfer-hint">
+                        <select id="transfer-to" name="user_id" class="input" required=true aria-describedby="transfer-hint transfer-error">
+                            <option value="" selected=true disabled=true>"Choose a member"</option>
                             {successors
                                 .into_iter()
                                 .map(|m| {
@@ -274,27 +286,34 @@ fn YourMembership(
                                 })
                                 .collect_view()}
                         </select>
-                        <p class="hint" id="transfer-hint">"They become an Owner; you stay on as an Admin."</p>
-                        <p class="field-error" role="alert">{move || transfer_error.get().filter(|e| e.field() == Some("user_id")).map(|e| e.to_string())}</p>
+                        <p class="hint" id="transfer-hint">"They become an Owner; you stay on as an Admin. You'll be asked to confirm it's you."</p>
+                        <p class="field-error" id="transfer-error" role="alert">{move || transfer_error.get().filter(|e| e.field() == Some("user_id")).map(|e| e.to_string())}</p>
                     </div>
-                    <Submit label="Hand over" busy_label="Handing over…" pending=transfer.pending() />
+                    <Submit label="Hand ownership over" busy_label="Handing over…" pending=transfer.pending() danger=true />
                 </ActionForm>
+                </ConfirmDelete>
                 <Show when=move || wants_reauth(transfer_error.get()) && !reauthenticated.get()>
                     <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
                 </Show>
                 <Show when=move || reauthenticated.get() && wants_reauth(transfer_error.get())>
                     <p class="alert alert-info" role="status">"Thanks, confirmed. Press Hand over again."</p>
                 </Show>
-                <Show when=handed_over>
-                    <p class="alert alert-info" role="status" data-testid="ownership-handed-over">"Done: they are an Owner now, and you are an Admin."</p>
-                </Show>
             })}
-            <ActionForm action=leave attr:class="form">
-                <FormAlert error=leave_error fields=&[] />
-                <input type="hidden" name="slug" value=move || slug.get() />
-                <p class="muted">"Leaving ends your access to this organization and revokes the API keys you made here."</p>
-                <Submit label="Leave organization" busy_label="Leaving…" pending=leave.pending() danger=true />
-            </ActionForm>
+            {if only_owner {
+                view! { <p class="muted">"You're the only Owner, so you can't leave: hand ownership over first, or delete the organization."</p> }.into_any()
+            } else {
+                view! {
+                    <ConfirmDelete summary="Leave organization…" open=Signal::derive(move || leave_error.get().is_some())>
+                        <ActionForm action=leave attr:class="form">
+                            <FormAlert error=leave_error fields=&[] />
+                            <input type="hidden" name="slug" value=move || slug.get() />
+                            <p>"Leave this organization? You lose access at once, and the API keys you made here are revoked. To come back, you need a new invitation."</p>
+                            <Submit label="Leave organization" busy_label="Leaving…" pending=leave.pending() danger=true />
+                        </ActionForm>
+                    </ConfirmDelete>
+                }
+                    .into_any()
+            }}
         </section>
     }
 }

@@ -154,15 +154,20 @@ pub async fn leave(org: &Org) -> Result<()> {
     let mut tx = org.control_write_removal(Permission::LeaveOrganization).await?;
     let user_id = org.user_id;
     let current = current_role(tx.conn(), user_id).await?;
-    if current == Role::Owner && ensure_another_owner(tx.conn(), user_id).await.is_err() {
-        return Err(AppError::Conflict(FieldError::new(
-            "organization",
-            "You're the only Owner, so you can't leave: make someone else an Owner (or hand ownership over) first, or delete the organization.",
-        ))
-        .into());
+    if current == Role::Owner {
+        let owners: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM memberships WHERE role = 'owner' FOR UPDATE").fetch_all(tx.conn()).await?;
+        if !owners.iter().any(|o| *o != user_id) {
+            return Err(AppError::Conflict(FieldError::new(
+                "organization",
+                "You're the only Owner, so you can't leave: hand ownership over first, or delete the organization.",
+            ))
+            .into());
+        }
     }
     let changes = take_leave(&mut tx, org, user_id, current).await?;
-    tx.commit(AuditEntry::new("membership.left", "user", user_id, changes)).await
+    tx.commit(AuditEntry::new("membership.left", "user", user_id, changes)).await?;
+    crate::jobs::wake();
+    Ok(())
 }
 
 /// An Owner hands ownership to another member, who becomes an Owner; the one handing over
@@ -179,7 +184,8 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
     let b = current_role(tx.conn(), second).await?;
     let (mine, theirs) = if mine_first { (a, b) } else { (b, a) };
     if mine != Role::Owner {
-        return Err(AppError::Forbidden("Only an Owner can hand ownership over.".into()).into());
+        // Demoted since the page was opened: someone else changed this meanwhile.
+        return Err(AppError::Conflict(FieldError::new("user_id", "You're no longer an Owner here, so you can't hand ownership over.")).into());
     }
     if theirs == Role::Owner {
         return Err(AppError::Conflict(FieldError::new("user_id", "They're an Owner already. To step down, change your own role.")).into());
@@ -195,10 +201,16 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
         let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, Some(previous));
         crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     }
-    let changes = json!({
+    let mut changes = json!({
         "new_owner": { "old": theirs.as_str(), "new": Role::Owner.as_str() },
         "previous_owner": { "old": Role::Owner.as_str(), "new": Role::Admin.as_str() },
     });
+    // As with any demotion: the Owner invitations they sent no longer speak for anyone.
+    let still_theirs: Vec<&str> = Role::ALL.into_iter().filter(|r| Role::Admin.may_assign(*r)).map(Role::as_str).collect();
+    let voided = withdraw_invitations_of(tx.conn(), org.user_id, &still_theirs).await?;
+    if voided > 0 {
+        changes["open_invitations"] = json!({ "old": voided, "new": 0 });
+    }
     tx.commit(AuditEntry::new("membership.ownership_transferred", "user", to, changes)).await?;
     crate::jobs::wake();
     Ok(())
