@@ -70,3 +70,18 @@ pub fn ReauthPrompt(
         </section>
     }
 }
+
+/// The usual answer to `ReauthRequired` under a form: the prompt in place, then a note to press
+/// the form's button (`again`) once more.
+#[component]
+pub fn ReauthWhenAsked(#[prop(into)] error: Signal<Option<AppError>>, again: &'static str) -> impl IntoView {
+    let confirmed = RwSignal::new(false);
+    view! {
+        <Show when=move || wants_reauth(error.get()) && !confirmed.get()>
+            <ReauthPrompt on_done=move |_| confirmed.set(true) />
+        </Show>
+        <Show when=move || confirmed.get() && wants_reauth(error.get())>
+            <p class="alert alert-info" role="status">{format!("Thanks, confirmed. Press {again} again.")}</p>
+        </Show>
+    }
+}

@@ -4,7 +4,7 @@
 use crate::api::{list_api_keys, CreateApiKey, RevokeApiKey};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
-use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::components::reauth::ReauthWhenAsked;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
@@ -19,7 +19,6 @@ pub fn ApiKeysPage() -> impl IntoView {
     let keys = Resource::new(move || (slug.get(), create.version().get(), revoke.version().get()), |(slug, _, _)| list_api_keys(slug));
     let create_error = last_error(create);
     let revoke_error = last_error(revoke);
-    let reauthenticated = RwSignal::new(false);
     let new_key = move || create.value().get().and_then(Result::ok);
     view! {
         <PageTitle text="API keys" />
@@ -66,12 +65,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                 </div>
                 <Submit label="Create key" busy_label="Creating…" pending=create.pending() />
             </ActionForm>
-            <Show when=move || wants_reauth(create_error.get()) && !reauthenticated.get()>
-                <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
-            </Show>
-            <Show when=move || reauthenticated.get() && wants_reauth(create_error.get())>
-                <p class="alert alert-info" role="status">"Thanks, confirmed. Press Create key again."</p>
-            </Show>
+            <ReauthWhenAsked error=create_error again="Create key" />
         </section>
         <FormAlert error=revoke_error fields=&[] />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -4,7 +4,7 @@ use crate::api::{
 };
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
-use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::components::reauth::ReauthWhenAsked;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
@@ -257,7 +257,6 @@ fn YourMembership(
     let slug = use_slug();
     let transfer_error = last_error(transfer);
     let leave_error = last_error(leave);
-    let reauthenticated = RwSignal::new(false);
     // Roles changed (theirs and the page's own): load the page again, so every control on it
     // (and in the navigation) is the one an Admin gets.
     Effect::new(move |_| {
@@ -292,12 +291,7 @@ fn YourMembership(
                     <Submit label="Hand ownership over" busy_label="Handing over…" pending=transfer.pending() danger=true />
                 </ActionForm>
                 </ConfirmDelete>
-                <Show when=move || wants_reauth(transfer_error.get()) && !reauthenticated.get()>
-                    <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
-                </Show>
-                <Show when=move || reauthenticated.get() && wants_reauth(transfer_error.get())>
-                    <p class="alert alert-info" role="status">"Thanks, confirmed. Press Hand over again."</p>
-                </Show>
+                <ReauthWhenAsked error=transfer_error again="Hand ownership over" />
             })}
             {if only_owner {
                 view! { <p class="muted">"You're the only Owner, so you can't leave: hand ownership over first, or delete the organization."</p> }.into_any()

@@ -4,7 +4,7 @@
 use crate::api::{org_settings, org_sign_in_policy, CancelOrgDeletion, DeleteOrg, SetOrgSignInPolicy};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
-use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::components::reauth::{wants_reauth, ReauthPrompt, ReauthWhenAsked};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
@@ -125,7 +125,6 @@ fn SignInPolicyCard(slug: Memo<String>) -> impl IntoView {
     let save = ServerAction::<SetOrgSignInPolicy>::new();
     let error = last_error(save);
     let policy = Resource::new(move || (slug.get(), save.version().get()), |(slug, _)| org_sign_in_policy(slug));
-    let reauthenticated = RwSignal::new(false);
     let saved = move || matches!(save.value().get(), Some(Ok(())));
     view! {
         <Suspense fallback=|| ()>
@@ -155,12 +154,7 @@ fn SignInPolicyCard(slug: Memo<String>) -> impl IntoView {
                                 </p>
                                 <Submit label="Save" busy_label="Saving…" pending=save.pending() />
                             </ActionForm>
-                            <Show when=move || wants_reauth(error.get()) && !reauthenticated.get()>
-                                <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
-                            </Show>
-                            <Show when=move || reauthenticated.get() && wants_reauth(error.get())>
-                                <p class="alert alert-info" role="status">"Thanks, confirmed. Press Save again."</p>
-                            </Show>
+                            <ReauthWhenAsked error=error again="Save" />
                             <Show when=saved>
                                 <p class="muted" role="status" data-testid="policy-saved">"Saved."</p>
                             </Show>

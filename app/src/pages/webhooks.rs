@@ -7,7 +7,7 @@ use crate::api::{
 };
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
-use crate::components::reauth::{wants_reauth, ReauthPrompt};
+use crate::components::reauth::{wants_reauth, ReauthPrompt, ReauthWhenAsked};
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::use_slug;
 use leptos::prelude::*;
@@ -31,7 +31,6 @@ pub fn WebhooksPage() -> impl IntoView {
     let create = ServerAction::<CreateWebhook>::new();
     let endpoints = Resource::new(move || (slug.get(), create.version().get()), |(slug, _)| list_webhooks(slug));
     let error = last_error(create);
-    let reauthenticated = RwSignal::new(false);
     let new_secret = move || create.value().get().and_then(Result::ok);
     view! {
         <PageTitle text="Webhooks" />
@@ -65,12 +64,7 @@ pub fn WebhooksPage() -> impl IntoView {
                                     <EndpointFields error allow_http endpoint=None />
                                     <Submit label="Add endpoint" busy_label="Adding…" pending=create.pending() />
                                 </ActionForm>
-                                <Show when=move || wants_reauth(error.get()) && !reauthenticated.get()>
-                                    <ReauthPrompt on_done=move |_| reauthenticated.set(true) />
-                                </Show>
-                                <Show when=move || reauthenticated.get() && wants_reauth(error.get())>
-                                    <p class="alert alert-info" role="status">"Thanks, confirmed. Press Add endpoint again."</p>
-                                </Show>
+                                <ReauthWhenAsked error=error again="Add endpoint" />
                             </section>
                         }
                         .into_any()
