@@ -124,6 +124,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/settings/webhooks/:id") view=routes::Webhook::route() ssr=SsrMode::Async />
                         <Route path=path!("/settings/webhooks/:id/deliveries/:delivery") view=routes::WebhookDelivery::route() ssr=SsrMode::Async />
                         <Route path=path!("/settings/billing") view=routes::Billing::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/audit") view=routes::AuditLog::route() ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </main>

@@ -12,8 +12,8 @@
 //! writes them.
 
 use crate::pages::{
-    account, api_keys, auth, billing, documents, email_links, home, invitations, members, notifications, org, projects, security, settings, sso,
-    webhooks,
+    account, api_keys, audit, auth, billing, documents, email_links, home, invitations, members, notifications, org, projects, security, settings,
+    sso, webhooks,
 };
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
@@ -87,6 +87,7 @@ pages! {
     Webhook => webhooks::WebhookPage,
     WebhookDelivery => webhooks::WebhookDeliveryPage,
     Billing => billing::BillingPage,
+    AuditLog => audit::AuditLogPage,
 }
 
 /// Names the chunks of `route`'s code in the document head, so the browser fetches them

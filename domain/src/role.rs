@@ -65,7 +65,11 @@ permissions! {
     ManageOwners: Owner, no key;
     /// Leave the organization (its last Owner can't: someone must stay in charge).
     LeaveOrganization: Viewer, no key;
-    ViewAudit: Admin, no key;
+    /// Read, filter and export the audit log (export and the API also need a plan with audit
+    /// log export).
+    ViewAudit: Admin, AuditLog Read;
+    /// Choose how long the audit log is kept.
+    ConfigureAuditLog: Owner, no key;
     /// See where the organization's data lives and its other settings.
     ViewSettings: Admin, no key;
     /// Schedule the organization (and all its data) for deletion, or cancel that.
@@ -130,6 +134,7 @@ pub enum Resource {
     Projects,
     Documents,
     Members,
+    AuditLog,
 }
 
 impl Resource {
@@ -139,6 +144,15 @@ impl Resource {
             Resource::Projects => "projects",
             Resource::Documents => "documents",
             Resource::Members => "members",
+            Resource::AuditLog => "audit_log",
+        }
+    }
+
+    /// In words for people.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Resource::AuditLog => "the audit log",
+            other => other.name(),
         }
     }
 }
@@ -194,8 +208,8 @@ impl Scope {
 
     pub fn description(self) -> String {
         match self.access {
-            Access::Read => format!("List and read {}", self.resource.name()),
-            Access::Write => format!("Read, create, change and delete {}", self.resource.name()),
+            Access::Read => format!("List and read {}", self.resource.noun()),
+            Access::Write => format!("Read, create, change and delete {}", self.resource.noun()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! behind request ids, security headers, CSRF checks and browser sessions.
 
 mod assets;
+mod audit;
 mod billing;
 pub mod config;
 mod input_guard;
@@ -140,7 +141,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Backend), StartError>
         .with_state(options)
         .merge(oidc::router(services.clone()))
         .merge(notifications::router(services.clone()))
-        .merge(billing::pages(services.clone()));
+        .merge(billing::pages(services.clone()))
+        .merge(audit::pages(services.clone()));
     let proxies = middleware::TrustedProxies(std::sync::Arc::new(config.trusted_proxies.clone()));
     let sso = middleware::wrap_sso(sso::router(services.clone(), https), sessions.clone(), &proxies);
     let app = middleware::wrap(router, sessions, &proxies, middleware::PublicScheme::of(&config.public_url, config.secure_cookies), &limiter)

@@ -22,6 +22,8 @@ const USAGE: &str = "usage: tessera-server [command]
   jobs retry <id>         queue a dead job again, with its attempts back
   jobs discard <id>       remove a dead job for good
   jobs check              enqueue a probe job and wait (up to 60 s) for a worker to run it
+  audit verify [--org S]  check the audit logs' hash chains (of organization S, or of every one):
+                          names each edited, deleted or reordered record; exits 1 if any
   billing sync            make Stripe's products, prices and API-call meter match the plan catalogue
                           (billing/plans.toml, or TESSERA_BILLING_PLANS), and report what changed
 ";
@@ -68,6 +70,7 @@ async fn main() {
         "purge" => purge_command(&config).await,
         "worker" => run_workers(config).await.map_err(|e| e.to_string()),
         "jobs" => jobs_command(&config, &args[1..]).await,
+        "audit" if args.get(1).map(String::as_str) == Some("verify") => audit_verify(&config, option(&args, "--org")).await,
         "billing" if args.get(1).map(String::as_str) == Some("sync") => billing_sync(&config).await,
         _ => usage(),
     };
@@ -167,6 +170,30 @@ async fn abort_command(config: &Config, slug: &str) -> Result<(), String> {
         other => other.to_string(),
     })?;
     println!("aborted the move of {slug}; it is active again in {}", back.describe());
+    Ok(())
+}
+
+async fn audit_verify(config: &Config, slug: Option<String>) -> Result<(), String> {
+    let backend = backend(config).await?;
+    let checked = tessera_backend::audit::verify(&backend.tenancy, slug.as_deref()).await.map_err(|e| match e {
+        tessera_backend::Error::App(app) => app.to_string(),
+        other => other.to_string(),
+    })?;
+    let mut broken = 0;
+    for (slug, integrity) in &checked {
+        if integrity.verified() {
+            println!("{slug}: verified, {} records", integrity.records);
+        } else {
+            broken += 1;
+            println!("{slug}: NOT VERIFIED, {} records, {} problem(s):", integrity.records, integrity.breaks.len());
+            for problem in &integrity.breaks {
+                println!("  [{}] {}", problem.kind, problem.message);
+            }
+        }
+    }
+    if broken > 0 {
+        return Err(format!("{broken} of {} organization(s) have audit records that were changed, removed or reordered", checked.len()));
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! calls during server rendering) and by the integration tests. Each one is thin: it resolves
 //! who is asking and where, then calls a backend service, which enforces the rules.
 
+mod audit;
 mod billing;
 mod documents;
 mod invitations;
@@ -13,6 +14,7 @@ mod sso;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 mod webhooks;
+pub use audit::*;
 pub use billing::*;
 pub use documents::*;
 pub use invitations::*;

@@ -1,5 +1,6 @@
 pub mod account;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod documents;

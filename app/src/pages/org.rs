@@ -49,6 +49,9 @@ pub fn OrgLayout() -> impl IntoView {
                                     {org.role.can(Permission::ManageBilling).then(|| view! {
                                         <A href=format!("{base}/settings/billing")>"Billing"</A>
                                     })}
+                                    {org.role.can(Permission::ViewAudit).then(|| view! {
+                                        <A href=format!("{base}/settings/audit")>"Audit log"</A>
+                                    })}
                                     {org.role.can(Permission::ViewSettings).then(|| view! {
                                         <A href=format!("{base}/settings")>"Settings"</A>
                                     })}

@@ -34,6 +34,8 @@ pub(crate) enum Change {
     Any,
     /// Only takes something away (a project, a member, a key, a session).
     Removal,
+    /// Changes nothing: only records that something sensitive was read (an audit export).
+    Record,
 }
 
 /// Proof that a setting naming an organization or its schema comes from the door: its only
@@ -281,7 +283,7 @@ impl Tenancy {
     /// Removals always pass: they gain nothing unpaid, reduce what is over the limits, and
     /// refusing them would keep a leaked key or a departed member in.
     async fn billing_allows(&self, ctx: &Ctx, change: Change) -> Result<()> {
-        if change == Change::Removal {
+        if matches!(change, Change::Removal | Change::Record) {
             return Ok(());
         }
         let view = self.billing.view(ctx.tenant.billing.as_ref());

@@ -55,6 +55,12 @@ impl Org {
         self.tenancy.control_write(&self.ctx, permission, Change::Removal).await
     }
 
+    /// Records in the organization's log that something sensitive was read (an audit export),
+    /// changing nothing else: allowed in every billing state, as reading is.
+    pub(crate) async fn record_read(&self, permission: Permission, entry: crate::audit::AuditEntry) -> Result<()> {
+        self.tenancy.control_write(&self.ctx, permission, Change::Record).await?.commit(entry).await
+    }
+
     /// A control-plane write about billing, allowed while unpaid (paying is how that ends).
     pub(crate) async fn billing_write(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.billing_write(&self.ctx, permission).await

@@ -232,6 +232,21 @@ impl Tenancy {
         Ok(Some(DataJob { tx, tenancy: self.clone(), tenant, job, queued: Vec::new() }))
     }
 
+    /// Checks one organization's two audit hash chains as an operator (`tessera-server audit
+    /// verify`): read-only, and the checks answer with places and counts, not records. `None`
+    /// when the organization is gone.
+    pub async fn audit_chains(&self, tenant_id: Uuid) -> Result<Option<tessera_domain::audit::AuditIntegrity>> {
+        use tessera_domain::audit::AuditLogName;
+        let Some(tenant) = self.tenant_by_id(tenant_id).await? else { return Ok(None) };
+        let mut control = self.begin_control(tenant_id, true).await?;
+        let mut data = self.begin_data(&tenant, true).await?;
+        let (control, data) = tokio::try_join!(
+            crate::audit::chain::check(&mut control, tenant_id, AuditLogName::Organization),
+            crate::audit::chain::check(&mut data, tenant_id, AuditLogName::Data)
+        )?;
+        Ok(Some(crate::audit::combine(control, data)))
+    }
+
     /// Housekeeping across organizations as `job` (the `app.maintenance` policies decide what
     /// it sees).
     pub(crate) async fn maintenance(&self, job: &'static str) -> Result<Maintenance> {

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "projects", description = "An organization's projects"),
         (name = "documents", description = "The documents inside a project"),
         (name = "members", description = "An organization's team"),
+        (name = "audit", description = "An organization's audit log, for security tools (SIEM) to pull"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@
 //! handler, `routes!` here), so the OpenAPI document at `/api/v1/openapi.json` (read at
 //! `/api/v1/docs`) lists exactly what the router serves.
 
+mod audit;
 mod auth;
 mod docs;
 mod documents;
@@ -36,6 +37,7 @@ pub fn router(backend: Backend) -> Router {
         .merge(projects::router())
         .merge(documents::router())
         .merge(members::router())
+        .merge(audit::router())
         .split_for_parts();
     router
         .merge(docs::router(api))
@@ -209,6 +211,23 @@ pub enum OrgRouteErrors {
     /// The organization's data can't be reached right now; try again shortly
     #[response(status = 503)]
     Unavailable(ErrorBody),
+}
+
+/// A query string, refused with a readable 400 (not axum's plain-text rejection) when it has
+/// a parameter the endpoint doesn't (a misspelt filter must not silently match everything).
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(query) => Ok(ApiQuery(query.0)),
+            Err(rejection) => Err(ApiError(AppError::BadRequest(format!(
+                "The query string isn't one this endpoint takes ({}). See /api/v1/docs for its parameters.",
+                rejection.body_text()
+            )))),
+        }
+    }
 }
 
 /// A JSON body, refused with a readable 400 (not axum's plain-text rejection) when malformed.

@@ -1,8 +1,18 @@
-//! Audit records, written only from inside a tenant write transaction (see `tenancy`).
+//! Audit records: written only from inside a door transaction (see `tenancy`), chained per
+//! organization by the database (`chain`), read back as one timeline (`timeline`), exported
+//! (`export`) and kept for the organization's retention period (`retention`).
+
+pub mod chain;
+pub mod export;
+pub mod retention;
+pub mod timeline;
 
 use crate::ctx::Ctx;
 use crate::error::Result;
+use crate::tenancy::Org;
 use sqlx::PgConnection;
+use tessera_domain::audit::{AuditIntegrity, AuditLogName};
+use tessera_domain::Permission;
 
 /// One auditable change. `changes` maps each changed field to `{ "old": .., "new": .. }`.
 #[derive(Debug, Clone)]
@@ -87,4 +97,48 @@ pub(crate) async fn insert_system(conn: &mut PgConnection, tenant_id: uuid::Uuid
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Checks both of the organization's hash chains (see [`chain`]) for the viewer's "Integrity"
+/// line.
+pub async fn integrity(org: &Org) -> Result<AuditIntegrity> {
+    let (mut control, mut data) = tokio::try_join!(org.control_read(Permission::ViewAudit), org.read(Permission::ViewAudit))?;
+    let (control, data) = tokio::try_join!(
+        chain::check(control.conn(), org.tenant.id, AuditLogName::Organization),
+        chain::check(data.conn(), org.tenant.id, AuditLogName::Data)
+    )?;
+    Ok(combine(control, data))
+}
+
+/// The two logs' checks as one answer.
+pub(crate) fn combine(control: chain::LogCheck, data: chain::LogCheck) -> AuditIntegrity {
+    let pruned_at = control.pruned_at.into_iter().chain(data.pruned_at).max().map(crate::members::rfc3339);
+    AuditIntegrity { records: control.records + data.records, breaks: control.breaks.into_iter().chain(data.breaks).collect(), pruned_at }
+}
+
+/// An operator's check of the hash chains (`tessera-server audit verify [--org SLUG]`): one
+/// organization by its URL name, or every organization that still keeps data, by URL name.
+/// Suspended organizations are left out: the door doesn't open them, even to read.
+pub async fn verify(tenancy: &crate::tenancy::Tenancy, slug: Option<&str>) -> Result<Vec<(String, AuditIntegrity)>> {
+    let organizations: Vec<(uuid::Uuid, String)> = {
+        let mut tx = tenancy.maintenance("audit").await?;
+        let rows = sqlx::query_as(
+            "SELECT id, slug FROM tenants WHERE status IN ('active', 'moving', 'deleting') AND ($1::text IS NULL OR slug = $1) ORDER BY slug",
+        )
+        .bind(slug)
+        .fetch_all(tx.conn())
+        .await?;
+        tx.commit(0).await?;
+        rows
+    };
+    if let (Some(slug), true) = (slug, organizations.is_empty()) {
+        return Err(tessera_domain::AppError::NotFound(format!("There is no organization with the URL name {slug:?}.")).into());
+    }
+    let mut checked = Vec::new();
+    for (id, slug) in organizations {
+        if let Some(integrity) = tenancy.audit_chains(id).await? {
+            checked.push((slug, integrity));
+        }
+    }
+    Ok(checked)
 }
