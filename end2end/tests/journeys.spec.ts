@@ -246,7 +246,61 @@ test("an admin manages the team from the members page", async ({ page }) => {
   await expect(page.getByTestId("member-row").filter({ hasText: "viewer@acme.test" }).getByLabel("Role of viewer@acme.test")).toHaveValue("viewer");
   // Owners are out of an admin's reach: no role picker on their row.
   await expect(page.getByTestId("member-row").filter({ hasText: "owner@acme.test" }).locator("select")).toHaveCount(0);
+
+  // The audit log has both changes, filtered to what this admin did to roles; the filters are
+  // in the URL. Exporting needs a plan this trial isn't on, and the page says so.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await expect(page).toHaveURL(/\/t\/acme\/settings\/audit$/);
+  await expect(page.getByTestId("audit-integrity")).toContainText("Integrity: verified");
+  await page.getByLabel("Who").selectOption({ label: "Demo Admin" });
+  await page.getByLabel("Action").fill("membership.role_changed");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page).toHaveURL(/actor=.*action=membership.role_changed/);
+  const changes = page.getByTestId("audit-event");
+  await expect(changes.first()).toBeVisible();
+  await expect(changes.filter({ hasNotText: "membership.role_changed" })).toHaveCount(0);
+  await changes.first().locator("summary").click();
+  await expect(changes.first().getByTestId("audit-changes")).toContainText("viewer");
+  await expect(page.getByTestId("audit-export-upsell")).toBeVisible();
 });
+
+/** Rows of a CSV file (RFC 4180: quoted cells may hold commas, quotes and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') {
+        quoted = false;
+      } else {
+        cell += c;
+      }
+    } else if (c === '"') {
+      quoted = true;
+    } else if (c === ",") {
+      row.push(cell);
+      cell = "";
+    } else if (c === "\n") {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+    } else if (c !== "\r") {
+      cell += c;
+    }
+  }
+  if (cell !== "" || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}
 
 test.describe("without JavaScript", () => {
   test.use({ javaScriptEnabled: false });
@@ -869,6 +923,24 @@ test("an owner upgrades with a test card, gets the invoice as a PDF, fixes a fai
     await expect(page.getByTestId("billing-banner")).toHaveCount(0);
     await expect(page.getByTestId("billing-badge")).toHaveText("Active");
   });
+
+  // Business includes audit log export: the Owner downloads their billing history as CSV.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await expect(page.getByTestId("audit-integrity")).toContainText("Integrity: verified");
+  await page.getByLabel("Action").fill("billing");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page).toHaveURL(/action=billing/);
+  await expect(page.getByTestId("audit-event").first()).toContainText("billing.");
+  const exported = page.waitForEvent("download");
+  await page.getByTestId("audit-export-csv").click();
+  const { readFileSync } = await import("node:fs");
+  const csv = parseCsv(readFileSync(await (await exported).path(), "utf8"));
+  expect(csv[0].slice(0, 3)).toEqual(["id", "occurred_at", "action"]);
+  const rows = csv.slice(1);
+  expect(rows.length).toBeGreaterThan(0);
+  expect(rows.every((r) => r[2].startsWith("billing."))).toBe(true);
+  expect(rows.map((r) => r[2])).toContain("billing.checkout_started");
+  expect(rows.map((r) => r[2])).toContain("billing.state_changed");
 
   // A Viewer has no billing link, and the page refuses them.
   const viewer = await (await browser.newContext()).newPage();

@@ -57,23 +57,54 @@ CREATE FUNCTION audit_chain_text(r audit_log) RETURNS text
 -- before the commit, so the wait is short); other organizations don't wait. A record that
 -- arrives with its hash (a move copying the chain verbatim) is kept as it is: only the owner
 -- can write these columns, the app role may not.
+--
+-- Within a transaction the head is read once: the link is carried in a transaction-local
+-- setting, and the head row is written once, at commit (`audit_chain_save`). Updating it per
+-- record would leave a dead row version per record for the next lookup to step over, so a
+-- transaction writing many records would slow down quadratically. A setting forged by the
+-- app role can only make links that `audit verify` reports as breaks.
 CREATE FUNCTION audit_chain_link() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 DECLARE
-    head audit_chain%ROWTYPE;
+    setting text := 'tessera.audit_head_' || replace(NEW.tenant_id::text, '-', '');
+    carried text := current_setting(setting, true);
+    last_seq bigint;
+    last_hash bytea;
 BEGIN
     IF NEW.hash IS NOT NULL THEN
         RETURN NEW;
     END IF;
-    INSERT INTO audit_chain (tenant_id, last_seq, last_hash) VALUES (NEW.tenant_id, 0, decode(repeat('00', 32), 'hex'))
-        ON CONFLICT (tenant_id) DO NOTHING;
-    SELECT * INTO head FROM audit_chain WHERE tenant_id = NEW.tenant_id FOR UPDATE;
-    NEW.seq := head.last_seq + 1;
-    NEW.prev_hash := head.last_hash;
+    IF carried IS NULL OR carried = '' THEN
+        INSERT INTO audit_chain (tenant_id, last_seq, last_hash) VALUES (NEW.tenant_id, 0, decode(repeat('00', 32), 'hex'))
+            ON CONFLICT (tenant_id) DO NOTHING;
+        SELECT h.last_seq, h.last_hash INTO last_seq, last_hash FROM audit_chain h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
+    ELSE
+        last_seq := split_part(carried, ':', 1)::bigint;
+        last_hash := decode(split_part(carried, ':', 2), 'hex');
+    END IF;
+    NEW.seq := last_seq + 1;
+    NEW.prev_hash := last_hash;
     NEW.hash := sha256(convert_to(audit_chain_text(NEW), 'UTF8'));
-    UPDATE audit_chain SET last_seq = NEW.seq, last_hash = NEW.hash WHERE tenant_id = NEW.tenant_id;
+    PERFORM set_config(setting, NEW.seq::text || ':' || encode(NEW.hash, 'hex'), true);
     RETURN NEW;
+END $$;
+
+-- At commit: moves the head to the transaction's last record (once; later calls find it done).
+CREATE FUNCTION audit_chain_save() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    AS $$
+DECLARE
+    setting text := 'tessera.audit_head_' || replace(NEW.tenant_id::text, '-', '');
+    carried text := current_setting(setting, true);
+BEGIN
+    IF carried IS NULL OR carried = '' OR carried = current_setting(setting || '_saved', true) THEN
+        RETURN NULL;
+    END IF;
+    UPDATE audit_chain SET last_seq = split_part(carried, ':', 1)::bigint, last_hash = decode(split_part(carried, ':', 2), 'hex')
+     WHERE tenant_id = NEW.tenant_id;
+    PERFORM set_config(setting || '_saved', carried, true);
+    RETURN NULL;
 END $$;
 
 -- Removes the organization's records older than `keep_days` (never fewer than 90 days: the app
@@ -114,6 +145,7 @@ END $$;
 DO $$
 BEGIN
     EXECUTE format('ALTER FUNCTION audit_chain_link() SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION audit_chain_save() SET search_path = %I, pg_temp', current_schema());
     EXECUTE format('ALTER FUNCTION audit_prune(integer) SET search_path = %I, pg_temp', current_schema());
 END $$;
 
@@ -160,6 +192,8 @@ CREATE INDEX audit_log_timeline ON audit_log (tenant_id, occurred_at DESC, id DE
 DROP INDEX audit_log_recent;
 
 CREATE TRIGGER audit_chain_link BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_chain_link();
+CREATE CONSTRAINT TRIGGER audit_chain_save AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_save();
 
 -- The app writes what happened; the chain's columns are the trigger's alone.
 REVOKE INSERT ON audit_log FROM tessera_app;
@@ -167,4 +201,5 @@ GRANT INSERT (tenant_id, actor_id, actor_api_key_id, action, target_type, target
 GRANT SELECT ON audit_chain TO tessera_app;
 GRANT EXECUTE ON FUNCTION audit_prune(integer) TO tessera_app;
 REVOKE EXECUTE ON FUNCTION audit_chain_link() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION audit_chain_save() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION audit_prune(integer) FROM PUBLIC;

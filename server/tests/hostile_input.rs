@@ -52,6 +52,7 @@ fn optional_fields(function: &str) -> &'static [&'static str] {
         "set_org_sign_in_policy" => &["require_mfa", "sso_satisfies_mfa"],
         "save_sso_mapping" => &["jit_provisioning", "allow_idp_initiated", "require_sso"],
         "accept_invitation" | "decline_invitation" => &["token", "id"],
+        "audit_log" => &["actor", "action", "target_type", "target", "from", "to", "ip", "cursor"],
         _ => &[],
     }
 }

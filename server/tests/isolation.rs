@@ -308,6 +308,7 @@ fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -
         ("scopes[]", "projects:write".into()),
         ("scopes[]", "members:read".into()),
         ("expires_in_days", "never".into()),
+        ("days", "365".into()),
         ("require_mfa", "on".into()),
         ("sso_satisfies_mfa", "on".into()),
         ("require_sso", "on".into()),

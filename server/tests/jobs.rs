@@ -239,6 +239,7 @@ async fn recurring_work_is_enqueued_once_per_tick_however_many_servers_run() {
     assert_eq!(
         names,
         [
+            "audit.prune",
             "billing.reconcile",
             "billing.report_usage",
             "housekeeping.prune",

@@ -78,6 +78,9 @@ async fn an_organization_moves_pooled_to_dedicated_to_another_region_and_back_wi
             }
             _ => unreachable!(),
         }
+        // The audit chains came verbatim: they still verify, and new records extend them.
+        let checked = tessera_backend::audit::verify(tenancy, Some("acme")).await.unwrap();
+        assert!(checked[0].1.verified(), "after moving to {model} in {region}: {:?}", checked[0].1.breaks);
         // And the app follows it at once.
         let listed = owner.call("list_projects", &[("slug", "acme")]).await;
         assert_eq!(listed.status, StatusCode::OK);
@@ -96,6 +99,10 @@ async fn an_organization_moves_pooled_to_dedicated_to_another_region_and_back_wi
     // Writable again, and the neighbour in the shared tables never noticed.
     owner.add_project("acme", "After the moves").await;
     assert_eq!(snapshot(&app, "neighbour").await[1].1, 1);
+    for slug in ["acme", "neighbour"] {
+        let checked = tessera_backend::audit::verify(tenancy, Some(slug)).await.unwrap();
+        assert!(checked[0].1.verified(), "{slug}: {:?}", checked[0].1.breaks);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -647,6 +647,11 @@ impl Browser {
         read(self.client.get(format!("{}{path}", self.base)).send().await.unwrap()).await
     }
 
+    /// A GET whose body the test reads itself (a download, streamed).
+    pub async fn raw_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
     /// A Server-Sent Events stream this browser opens, read event by event.
     pub async fn stream(&self, path: &str) -> EventStream {
         let response = self.client.get(format!("{}{path}", self.base)).header("accept", "text/event-stream").send().await.unwrap();
