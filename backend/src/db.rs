@@ -172,20 +172,41 @@ pub(crate) fn literal(value: &str) -> String {
 /// carries another request's tenant.) The `BEGIN` itself can't be cut short ([`open`]).
 pub fn begin(
     pool: &PgPool,
-    read_only: bool,
+    mode: impl Into<TxMode>,
     settings: &[(Setting, &str)],
 ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>>> + Send + 'static {
     // (A plain function returning an owned future, not an `async fn`: a future that borrows
     // the settings trips the compiler's `Send` check inside server functions.)
     let pool = pool.clone();
     let sql = set_local_sql(settings);
+    let mode = mode.into();
     async move {
         let sql = sql?;
-        let mut tx = open(&pool, read_only).await?;
+        let mut tx = open(&pool, mode).await?;
         if !sql.is_empty() {
             sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
         }
         Ok(tx)
+    }
+}
+
+/// How a transaction reads: `true`/`false` (read-only or not) convert, as most callers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxMode {
+    ReadWrite,
+    ReadOnly,
+    /// Read-only, every statement seeing the same moment (`REPEATABLE READ`): for a check that
+    /// reads in several statements and must not see a commit land between them.
+    Snapshot,
+}
+
+impl From<bool> for TxMode {
+    fn from(read_only: bool) -> Self {
+        if read_only {
+            TxMode::ReadOnly
+        } else {
+            TxMode::ReadWrite
+        }
     }
 }
 
@@ -200,10 +221,16 @@ pub fn begin(
 /// asked to be. Finished in its task, the transaction is either handed over or, if nobody
 /// waits for it any more, dropped, which makes sqlx roll it back before the connection is
 /// lent again.
-pub async fn open(pool: &PgPool, read_only: bool) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+pub async fn open(pool: &PgPool, mode: impl Into<TxMode>) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     use tracing::Instrument;
+    let mode = mode.into();
     let connection = pool.acquire().await?;
-    let statement = if read_only { "BEGIN READ ONLY" } else { "BEGIN" };
+    let statement = match mode {
+        TxMode::ReadWrite => "BEGIN",
+        TxMode::ReadOnly => "BEGIN READ ONLY",
+        TxMode::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    };
+    let read_only = mode != TxMode::ReadWrite;
     // `Pool::begin_with` is this same call after its own `acquire`.
     let begin = tokio::spawn(sqlx::Transaction::begin(connection, Some(statement.into())).instrument(tracing::Span::current()));
     tracing::debug!(target: "tessera::db", read_only, "transaction");

@@ -1,8 +1,8 @@
 //! The audit log as tenant admins and their tools read it: the event shape (modelled on the
 //! well-known audit-log APIs: an action, when, an actor, targets, the request's context and
-//! metadata), and the filters the viewer, the export and the REST API share. The browser and
-//! the server parse filters with the same code, so a filter the page accepts is one the
-//! server runs.
+//! metadata), and the filters the viewer, the export and the REST API share: all three read
+//! them into [`AuditFilterInput`] and check them with its one `parse`, so a filter means the
+//! same everywhere.
 
 use crate::input::FieldError;
 use serde::{Deserialize, Serialize};
@@ -54,10 +54,11 @@ impl AuditLogName {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditActor {
     /// `user` (a person, possibly through an API key they made) or `system` (a job, an operator
-    /// command, an identity provider's sign-in before there was an account).
+    /// command, an identity provider's sign-in before there was an account; which one is in
+    /// `context.request_id`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The user's id; for `system`, what acted (the job's or command's name), if recorded.
+    /// The user's id; none for `system`.
     pub id: Option<String>,
     /// The person's name (or email) as it is now, or a description of the system actor.
     pub name: String,
@@ -126,7 +127,8 @@ pub struct AuditBreak {
     /// The record's place in its log.
     pub seq: i64,
     pub id: Option<Uuid>,
-    /// `changed`, `missing`, `out_of_order` or `truncated`.
+    /// `changed`, `missing`, `out_of_order`, `truncated` or `unlinked` (see
+    /// `backend::audit::chain`), or `more` (further breaks, counted in its message).
     pub kind: String,
     pub message: String,
 }
@@ -135,9 +137,8 @@ pub struct AuditBreak {
 pub const AUDIT_PAGE_MAX: u32 = 200;
 pub const AUDIT_PAGE_DEFAULT: u32 = 50;
 
-/// How long an organization keeps its audit records, in days: the default, and the bounds an
-/// Owner may choose between (the database refuses less than the minimum, too).
-pub const AUDIT_RETENTION_DEFAULT_DAYS: i32 = 365;
+/// How long an organization may keep its audit records, in days (365 unless an Owner chooses;
+/// the database refuses less than the minimum, too: migration `audit_chain`).
 pub const AUDIT_RETENTION_MIN_DAYS: i32 = 90;
 pub const AUDIT_RETENTION_MAX_DAYS: i32 = 3650;
 
@@ -290,19 +291,6 @@ impl AuditFilterInput {
     }
 }
 
-impl AuditFilter {
-    /// Whether any filter is set (the cursor and page size aside).
-    pub fn narrows(&self) -> bool {
-        self.actor.is_some()
-            || self.action.is_some()
-            || self.target_type.is_some()
-            || self.target.is_some()
-            || self.from.is_some()
-            || self.to.is_some()
-            || self.ip.is_some()
-    }
-}
-
 fn moment(raw: &str, field: &str) -> Result<AuditMoment, FieldError> {
     let wrong = || FieldError::new(field, "Write a date as YYYY-MM-DD (or an RFC 3339 time such as 2026-12-01T09:30:00Z).");
     if raw.len() == 10 {
@@ -401,8 +389,7 @@ mod tests {
     #[test]
     fn no_filters_mean_the_newest_fifty() {
         let filter = AuditFilterInput::default().parse().unwrap();
-        assert_eq!(filter.limit, 50);
-        assert!(!filter.narrows());
+        assert_eq!(filter, AuditFilter { limit: 50, ..AuditFilter::default() });
     }
 
     #[test]
@@ -448,7 +435,6 @@ mod tests {
         assert_eq!(filter.to, Some(AuditMoment::Instant("2026-12-01T09:30:00Z".into())));
         assert_eq!(filter.ip.as_deref(), Some("2001:db8::1/64"));
         assert_eq!(filter.limit, 200);
-        assert!(filter.narrows());
     }
 
     #[test]

@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn api_key_scopes_come_from_the_permission_table_and_nothing_else() {
         let names: Vec<String> = Scope::all().into_iter().map(Scope::as_str).collect();
-        assert_eq!(names, ["projects:read", "projects:write", "documents:read", "documents:write", "members:read"]);
+        assert_eq!(names, ["projects:read", "projects:write", "documents:read", "documents:write", "members:read", "audit_log:read"]);
         assert_eq!(Permission::ManageMembers.key_scope(), None);
         assert_eq!(Permission::ManageApiKeys.key_scope(), None);
         assert_eq!(Scope::parse("members:read").map(Scope::as_str).as_deref(), Some("members:read"));

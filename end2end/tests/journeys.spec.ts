@@ -251,6 +251,7 @@ test("an admin manages the team from the members page", async ({ page }) => {
   // in the URL. Exporting needs a plan this trial isn't on, and the page says so.
   await page.getByRole("link", { name: "Audit log" }).click();
   await expect(page).toHaveURL(/\/t\/acme\/settings\/audit$/);
+  await page.getByRole("link", { name: "Check integrity" }).click();
   await expect(page.getByTestId("audit-integrity")).toContainText("Integrity: verified");
   await page.getByLabel("Who").selectOption({ label: "Demo Admin" });
   await page.getByLabel("Action").fill("membership.role_changed");
@@ -926,6 +927,7 @@ test("an owner upgrades with a test card, gets the invoice as a PDF, fixes a fai
 
   // Business includes audit log export: the Owner downloads their billing history as CSV.
   await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("link", { name: "Check integrity" }).click();
   await expect(page.getByTestId("audit-integrity")).toContainText("Integrity: verified");
   await page.getByLabel("Action").fill("billing");
   await page.getByRole("button", { name: "Filter" }).click();

@@ -1,7 +1,8 @@
 -- Tamper evidence for the audit log: each organization's records form a hash chain. A record
 -- stores its place in the chain (`seq`), the hash of the record before it and the hash of its
--- own content with that link, so editing, deleting or reordering records (even as the database
--- owner) leaves a break that `tessera-server audit verify` finds and names.
+-- own content with that link, so editing, deleting or reordering records, even as the database
+-- owner, leaves a break that `tessera-server audit verify` finds and names, unless whoever
+-- edits also recomputes every later hash and the head (the chain has no key; see the README).
 --
 -- The control plane's audit_log gets the same chain in its own migration; keep the two alike
 -- (`backend/src/audit/chain.rs` recomputes the hashes from the columns, in Rust, to check).
@@ -58,52 +59,49 @@ CREATE FUNCTION audit_chain_text(r audit_log) RETURNS text
 -- arrives with its hash (a move copying the chain verbatim) is kept as it is: only the owner
 -- can write these columns, the app role may not.
 --
--- Within a transaction the head is read once: the link is carried in a transaction-local
--- setting, and the head row is written once, at commit (`audit_chain_save`). Updating it per
--- record would leave a dead row version per record for the next lookup to step over, so a
--- transaction writing many records would slow down quadratically. A setting forged by the
--- app role can only make links that `audit verify` reports as breaks.
+-- The head row is written once per transaction, at commit (`audit_chain_save`): updating it
+-- per record would leave a dead row version per record for the next lookup to step over, and a
+-- transaction writing many records would slow down quadratically. Until then the link comes
+-- from the newest record itself (the transaction sees its own), unless the head is further on:
+-- then the newest records were deleted, and the next one keeps the gap visible.
 CREATE FUNCTION audit_chain_link() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 DECLARE
-    setting text := 'tessera.audit_head_' || replace(NEW.tenant_id::text, '-', '');
-    carried text := current_setting(setting, true);
-    last_seq bigint;
-    last_hash bytea;
+    head audit_chain%ROWTYPE;
+    newest record;
 BEGIN
     IF NEW.hash IS NOT NULL THEN
         RETURN NEW;
     END IF;
-    IF carried IS NULL OR carried = '' THEN
-        INSERT INTO audit_chain (tenant_id, last_seq, last_hash) VALUES (NEW.tenant_id, 0, decode(repeat('00', 32), 'hex'))
-            ON CONFLICT (tenant_id) DO NOTHING;
-        SELECT h.last_seq, h.last_hash INTO last_seq, last_hash FROM audit_chain h WHERE h.tenant_id = NEW.tenant_id FOR UPDATE;
+    INSERT INTO audit_chain (tenant_id, last_seq, last_hash) VALUES (NEW.tenant_id, 0, decode(repeat('00', 32), 'hex'))
+        ON CONFLICT (tenant_id) DO NOTHING;
+    SELECT * INTO head FROM audit_chain WHERE tenant_id = NEW.tenant_id FOR UPDATE;
+    SELECT seq, hash INTO newest FROM audit_log WHERE tenant_id = NEW.tenant_id ORDER BY seq DESC LIMIT 1;
+    IF FOUND AND newest.seq >= head.last_seq THEN
+        NEW.seq := newest.seq + 1;
+        NEW.prev_hash := newest.hash;
     ELSE
-        last_seq := split_part(carried, ':', 1)::bigint;
-        last_hash := decode(split_part(carried, ':', 2), 'hex');
+        NEW.seq := head.last_seq + 1;
+        NEW.prev_hash := head.last_hash;
     END IF;
-    NEW.seq := last_seq + 1;
-    NEW.prev_hash := last_hash;
     NEW.hash := sha256(convert_to(audit_chain_text(NEW), 'UTF8'));
-    PERFORM set_config(setting, NEW.seq::text || ':' || encode(NEW.hash, 'hex'), true);
     RETURN NEW;
 END $$;
 
--- At commit: moves the head to the transaction's last record (once; later calls find it done).
+-- At commit, for each record the transaction wrote: moves the head to the newest record, if
+-- it isn't there yet (the first call does it; the others find it done).
 CREATE FUNCTION audit_chain_save() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     AS $$
 DECLARE
-    setting text := 'tessera.audit_head_' || replace(NEW.tenant_id::text, '-', '');
-    carried text := current_setting(setting, true);
+    newest record;
 BEGIN
-    IF carried IS NULL OR carried = '' OR carried = current_setting(setting || '_saved', true) THEN
-        RETURN NULL;
+    SELECT seq, hash INTO newest FROM audit_log WHERE tenant_id = NEW.tenant_id ORDER BY seq DESC LIMIT 1;
+    IF FOUND THEN
+        UPDATE audit_chain SET last_seq = newest.seq, last_hash = newest.hash
+         WHERE tenant_id = NEW.tenant_id AND last_seq < newest.seq;
     END IF;
-    UPDATE audit_chain SET last_seq = split_part(carried, ':', 1)::bigint, last_hash = decode(split_part(carried, ':', 2), 'hex')
-     WHERE tenant_id = NEW.tenant_id;
-    PERFORM set_config(setting || '_saved', carried, true);
     RETURN NULL;
 END $$;
 
@@ -144,9 +142,9 @@ END $$;
 -- searched first unless listed): pin the schema these were made in, pg_temp last.
 DO $$
 BEGIN
-    EXECUTE format('ALTER FUNCTION audit_chain_link() SET search_path = %I, pg_temp', current_schema());
-    EXECUTE format('ALTER FUNCTION audit_chain_save() SET search_path = %I, pg_temp', current_schema());
-    EXECUTE format('ALTER FUNCTION audit_prune(integer) SET search_path = %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION audit_chain_link() SET search_path = pg_catalog, %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION audit_chain_save() SET search_path = pg_catalog, %I, pg_temp', current_schema());
+    EXECUTE format('ALTER FUNCTION audit_prune(integer) SET search_path = pg_catalog, %I, pg_temp', current_schema());
 END $$;
 
 -- Chain the records written so far, per organization, oldest first. The owner is bound by the
@@ -190,6 +188,9 @@ CREATE UNIQUE INDEX audit_log_chain ON audit_log (tenant_id, seq);
 -- The viewer's order (newest first, ties by id) and its cursor.
 CREATE INDEX audit_log_timeline ON audit_log (tenant_id, occurred_at DESC, id DESC);
 DROP INDEX audit_log_recent;
+-- The viewer's filters by person and by target.
+CREATE INDEX audit_log_by_actor ON audit_log (tenant_id, actor_id, occurred_at DESC);
+CREATE INDEX audit_log_by_target ON audit_log (tenant_id, target_type, target_id, occurred_at DESC);
 
 CREATE TRIGGER audit_chain_link BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_chain_link();
 CREATE CONSTRAINT TRIGGER audit_chain_save AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED

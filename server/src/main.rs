@@ -180,19 +180,27 @@ async fn audit_verify(config: &Config, slug: Option<String>) -> Result<(), Strin
         other => other.to_string(),
     })?;
     let mut broken = 0;
-    for (slug, integrity) in &checked {
-        if integrity.verified() {
-            println!("{slug}: verified, {} records", integrity.records);
-        } else {
-            broken += 1;
-            println!("{slug}: NOT VERIFIED, {} records, {} problem(s):", integrity.records, integrity.breaks.len());
-            for problem in &integrity.breaks {
-                println!("  [{}] {}", problem.kind, problem.message);
+    for (slug, answer) in &checked {
+        match answer {
+            Ok(integrity) if integrity.verified() => println!("{slug}: verified, {} records", integrity.records),
+            Ok(integrity) => {
+                broken += 1;
+                println!("{slug}: NOT VERIFIED, {} records, {} problem(s):", integrity.records, integrity.breaks.len());
+                for problem in &integrity.breaks {
+                    println!("  [{}] {}", problem.kind, problem.message);
+                }
+            }
+            Err(e) => {
+                broken += 1;
+                println!("{slug}: COULD NOT BE CHECKED: {e}");
             }
         }
     }
     if broken > 0 {
-        return Err(format!("{broken} of {} organization(s) have audit records that were changed, removed or reordered", checked.len()));
+        return Err(format!(
+            "{broken} of {} organization(s) have audit records that were changed, removed or reordered, or couldn't be checked",
+            checked.len()
+        ));
     }
     Ok(())
 }

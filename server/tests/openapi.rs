@@ -37,10 +37,22 @@ async fn the_api_publishes_an_openapi_document_of_every_route_it_serves() {
             }
         }
     }
-    assert_eq!(operations, 15, "sign in, refresh, sign out, me; list, get, create, change and delete projects and documents; members");
+    assert_eq!(operations, 16, "sign in, refresh, sign out, me; list, get, create, change and delete projects and documents; members; audit events");
     // The types a program reads are described field by field.
     let schemas = &document["components"]["schemas"];
-    for name in ["ProjectSummary", "Member", "Role", "TokenPair", "CurrentUser", "ErrorBody", "SignIn", "NewProject", "ProjectChange"] {
+    for name in [
+        "ProjectSummary",
+        "Member",
+        "Role",
+        "TokenPair",
+        "CurrentUser",
+        "ErrorBody",
+        "SignIn",
+        "NewProject",
+        "ProjectChange",
+        "AuditPage",
+        "AuditEvent",
+    ] {
         assert!(schemas[name].is_object(), "{name} is described");
     }
     assert_eq!(schemas["Role"]["enum"], serde_json::json!(["owner", "admin", "member", "viewer"]));

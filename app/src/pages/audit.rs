@@ -2,7 +2,7 @@
 //! organization, newest first, filtered by who, what, which target, when and from where. The
 //! filters live in the URL, so a filtered view can be bookmarked and shared; each event opens
 //! to its detail (who, through which key, from where, and the fields it changed); the filtered
-//! set downloads as CSV or JSON Lines; and the hash chains are checked on every visit.
+//! set downloads as CSV or JSON Lines; and the hash chains are checked on request.
 
 use crate::api::{audit_log, check_audit_integrity, AuditLogView, SetAuditRetention};
 use crate::components::form::{last_error, Field, FormAlert, Submit};
@@ -11,7 +11,7 @@ use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use tessera_domain::audit::{AuditEvent, AuditFilterInput, AuditIntegrity};
+use tessera_domain::audit::{AuditEvent, AuditFilterInput, AuditIntegrity, AUDIT_RETENTION_MAX_DAYS, AUDIT_RETENTION_MIN_DAYS};
 use tessera_domain::{AppError, Permission};
 
 /// The filters the URL names (the viewer's state).
@@ -40,7 +40,18 @@ pub fn AuditLogPage() -> impl IntoView {
         move || (slug.get(), filters.get(), set_retention.version().get()),
         |(slug, f, _)| audit_log(slug, f.actor, f.action, f.target_type, f.target, f.from, f.to, f.ip, f.cursor),
     );
-    let integrity = Resource::new(move || (slug.get(), set_retention.version().get()), |(slug, _)| check_audit_integrity(slug));
+    // Checking walks both chains in full: on request (a link, so it works without JavaScript),
+    // not on every visit.
+    let check = Memo::new(move |_| query.read().get("integrity").as_deref() == Some("check"));
+    let integrity = Resource::new(
+        move || (slug.get(), check.get()),
+        |(slug, check)| async move {
+            match check {
+                true => check_audit_integrity(slug).await.map(Some),
+                false => Ok(None),
+            }
+        },
+    );
     view! {
         <PageTitle text="Audit log" />
         <header class="page-header">
@@ -52,7 +63,18 @@ pub fn AuditLogPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Checking integrity…"</p> }>
             {move || Suspend::new(async move {
                 match integrity.await {
-                    Ok(integrity) => view! { <IntegrityLine integrity /> }.into_any(),
+                    Ok(Some(integrity)) => view! { <IntegrityLine integrity /> }.into_any(),
+                    Ok(None) => {
+                        let query = filters.get_untracked().query_string();
+                        let href = format!("/t/{}/settings/audit?{query}{}integrity=check", slug.get_untracked(), if query.is_empty() { "" } else { "&" });
+                        view! {
+                            <p class="muted" data-testid="audit-integrity">
+                                "Each record is chained to the one before it, so changes made behind the app's back show. "
+                                <a href=href>"Check integrity"</a>
+                            </p>
+                        }
+                        .into_any()
+                    }
                     Err(error) => view! { <p class="alert alert-error">{error.to_string()}</p> }.into_any(),
                 }
             })}
@@ -267,6 +289,10 @@ fn shown(value: &serde_json::Value) -> String {
     }
 }
 
+const RETENTION_HINT: &str = "At least 90 days, at most 3650 (ten years).";
+// The hint's numbers are the bounds the server enforces; this stops the build if they part.
+const _: () = assert!(AUDIT_RETENTION_MIN_DAYS == 90 && AUDIT_RETENTION_MAX_DAYS == 3650);
+
 #[component]
 fn Retention(slug: String, days: i32, may_configure: bool, action: ServerAction<SetAuditRetention>) -> impl IntoView {
     let error = last_error(action);
@@ -288,7 +314,7 @@ fn Retention(slug: String, days: i32, may_configure: bool, action: ServerAction<
                         kind="number"
                         error
                         value=RwSignal::new(days.to_string())
-                        hint="At least 90 days, at most 3650 (ten years)."
+                        hint=RETENTION_HINT
                     />
                     <Submit label="Save" busy_label="Saving…" pending=action.pending() />
                     {move || saved().then(|| view! { <p class="muted" role="status">"Saved."</p> })}

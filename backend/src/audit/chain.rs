@@ -1,7 +1,8 @@
 //! Checking an organization's audit hash chain (written by the trigger of migration
 //! `audit_chain`). The hashes are recomputed here, in Rust, from the stored columns, so the
-//! check doesn't trust the database's own functions: someone who can edit rows and replace the
-//! trigger still can't make an edited record pass.
+//! check doesn't depend on the database's own functions being intact. The chain has no key:
+//! someone with the owner's rights who edits a record *and* recomputes every later hash and the
+//! head leaves nothing to find (the README says what would close that).
 //!
 //! What a break means: `changed` (a record's content no longer matches its hash), `missing`
 //! (numbers skipped: records deleted), `out_of_order` (a record doesn't link to the one before
@@ -10,7 +11,6 @@
 //! trigger).
 
 use crate::error::Result;
-use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use tessera_domain::audit::{AuditBreak, AuditLogName};
@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 /// At most this many breaks are listed per log (the first ones matter; the count says the rest).
 const MAX_LISTED: usize = 50;
+
+/// Records read per statement.
+const PAGE: i64 = 5000;
 
 /// What checking one log's chain found.
 #[derive(Debug, Default)]
@@ -94,7 +97,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Walks `tenant_id`'s chain in the `audit_log` that `conn` sees (the control plane's or the
-/// organization's data place), oldest first, streaming: memory stays flat however long it is.
+/// organization's data place), oldest first, a page at a time: memory stays flat however long
+/// it is. `conn` should be in a snapshot transaction (`TxMode::Snapshot`), or a record committed
+/// between the head's read and the rows' would read as a break.
 pub async fn check(conn: &mut PgConnection, tenant_id: Uuid, log: AuditLogName) -> Result<LogCheck> {
     let head: Option<Head> = sqlx::query_as("SELECT last_seq, last_hash, anchor_seq, anchor_hash, pruned_at FROM audit_chain WHERE tenant_id = $1")
         .bind(tenant_id)
@@ -113,17 +118,38 @@ pub async fn check(conn: &mut PgConnection, tenant_id: Uuid, log: AuditLogName) 
             hidden += 1;
         }
     };
-    {
-        let mut links = sqlx::query_as::<_, Link>(
+    // In pages of the chain's order, each a short statement (a long chain must not run into the
+    // statement timeout); the caller's snapshot makes them one consistent read.
+    let mut after = i64::MIN;
+    loop {
+        let links: Vec<Link> = sqlx::query_as(
             "SELECT seq, id, tenant_id, occurred_at, actor_id, actor_api_key_id, action, target_type, target_id,
                     changes::text AS changes, host(ip) AS ip, user_agent, request_id, prev_hash, hash
-               FROM audit_log WHERE tenant_id = $1 ORDER BY seq",
+               FROM audit_log WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(tenant_id)
-        .fetch(&mut *conn);
-        while let Some(link) = links.try_next().await? {
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = links.last() else { break };
+        after = last.seq;
+        for link in links {
             report.records += 1;
             let what = format!("record #{} ({}, {})", link.seq, link.action, crate::members::rfc3339(link.occurred_at));
+            if link.seq < expected_seq {
+                note(
+                    &mut report,
+                    link.seq,
+                    Some(link.id),
+                    "out_of_order",
+                    format!(
+                        "The {} log has {what} before where its chain starts (#{expected_seq}): it was renumbered or written around the chain.",
+                        log.as_str()
+                    ),
+                );
+                continue;
+            }
             if link.seq > expected_seq {
                 let gap = if link.seq - 1 == expected_seq {
                     format!("Record #{expected_seq} is")
@@ -139,16 +165,8 @@ pub async fn check(conn: &mut PgConnection, tenant_id: Uuid, log: AuditLogName) 
                 );
                 // Nothing to compare its link with: check it from here on.
                 previous = link.prev_hash.clone();
-            } else if link.seq < expected_seq {
-                note(
-                    &mut report,
-                    link.seq,
-                    Some(link.id),
-                    "out_of_order",
-                    format!("The {} log has {what} where the chain had already passed #{}: it was renumbered.", log.as_str(), link.seq),
-                );
             }
-            if link.prev_hash != previous && link.seq <= expected_seq {
+            if link.prev_hash != previous {
                 note(
                     &mut report,
                     link.seq,
@@ -169,7 +187,7 @@ pub async fn check(conn: &mut PgConnection, tenant_id: Uuid, log: AuditLogName) 
                 );
             }
             previous = link.hash.clone();
-            expected_seq = expected_seq.max(link.seq + 1);
+            expected_seq = link.seq + 1;
         }
     }
     let last_seen = expected_seq - 1;

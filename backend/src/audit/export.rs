@@ -97,15 +97,16 @@ pub async fn start(org: Org, filter: AuditFilter, format: ExportFormat) -> Resul
             },
         };
         let mut out = std::mem::take(&mut state.head);
+        let (events, next) = page;
         let written = match state.format {
-            ExportFormat::Csv => csv_rows(&page.events, false),
-            ExportFormat::JsonLines => json_lines(&page.events),
+            ExportFormat::Csv => csv_rows(&events, false),
+            ExportFormat::JsonLines => json_lines(&events),
         };
         match written {
             Ok(bytes) => out.extend(bytes),
             Err(e) => return Some((Err(e), None)),
         }
-        let next = page.next_cursor.as_deref().and_then(AuditCursor::parse).map(|cursor| {
+        let next = next.map(|cursor| {
             state.filter.cursor = Some(cursor);
             state
         });
@@ -118,7 +119,7 @@ struct Pending {
     filter: AuditFilter,
     format: ExportFormat,
     /// The first page, read before the answer started.
-    page: Option<tessera_domain::audit::AuditPage>,
+    page: Option<(Vec<AuditEvent>, Option<AuditCursor>)>,
     /// The CSV header, sent with the first page.
     head: Vec<u8>,
 }

@@ -102,7 +102,7 @@ pub(crate) async fn insert_system(conn: &mut PgConnection, tenant_id: uuid::Uuid
 /// Checks both of the organization's hash chains (see [`chain`]) for the viewer's "Integrity"
 /// line.
 pub async fn integrity(org: &Org) -> Result<AuditIntegrity> {
-    let (mut control, mut data) = tokio::try_join!(org.control_read(Permission::ViewAudit), org.read(Permission::ViewAudit))?;
+    let (mut control, mut data) = org.read_snapshots(Permission::ViewAudit).await?;
     let (control, data) = tokio::try_join!(
         chain::check(control.conn(), org.tenant.id, AuditLogName::Organization),
         chain::check(data.conn(), org.tenant.id, AuditLogName::Data)
@@ -119,7 +119,8 @@ pub(crate) fn combine(control: chain::LogCheck, data: chain::LogCheck) -> AuditI
 /// An operator's check of the hash chains (`tessera-server audit verify [--org SLUG]`): one
 /// organization by its URL name, or every organization that still keeps data, by URL name.
 /// Suspended organizations are left out: the door doesn't open them, even to read.
-pub async fn verify(tenancy: &crate::tenancy::Tenancy, slug: Option<&str>) -> Result<Vec<(String, AuditIntegrity)>> {
+/// Each organization's answer is its own: one that couldn't be checked says why.
+pub async fn verify(tenancy: &crate::tenancy::Tenancy, slug: Option<&str>) -> Result<Vec<(String, Result<AuditIntegrity>)>> {
     let organizations: Vec<(uuid::Uuid, String)> = {
         let mut tx = tenancy.maintenance("audit").await?;
         let rows = sqlx::query_as(
@@ -136,8 +137,11 @@ pub async fn verify(tenancy: &crate::tenancy::Tenancy, slug: Option<&str>) -> Re
     }
     let mut checked = Vec::new();
     for (id, slug) in organizations {
-        if let Some(integrity) = tenancy.audit_chains(id).await? {
-            checked.push((slug, integrity));
+        // One organization that can't be read (its database down) doesn't stop the others.
+        match tenancy.audit_chains(id).await {
+            Ok(Some(integrity)) => checked.push((slug, Ok(integrity))),
+            Ok(None) => {}
+            Err(e) => checked.push((slug, Err(e))),
         }
     }
     Ok(checked)

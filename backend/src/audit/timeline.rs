@@ -51,8 +51,10 @@ impl Bounds {
             .cursor
             .map(|c| {
                 OffsetDateTime::from_unix_timestamp_nanos(i128::from(c.micros) * 1000)
+                    .ok()
+                    .filter(storable)
                     .map(|at| (at, c.id))
-                    .map_err(|_| AppError::Invalid(FieldError::new("cursor", "This page link is damaged. Start again from the first page.")))
+                    .ok_or_else(|| AppError::Invalid(FieldError::new("cursor", "This page link is damaged. Start again from the first page.")))
             })
             .transpose()?;
         let action_prefix = filter.action.as_ref().map(|a| format!("{}.%", a.replace('\\', "\\\\").replace('_', "\\_").replace('%', "\\%")));
@@ -79,10 +81,20 @@ fn instant(moment: &AuditMoment, field: &str, end: bool) -> Result<OffsetDateTim
             let month = Month::try_from(*month).map_err(|_| wrong())?;
             let date = Date::from_calendar_date(*year, month, *day).map_err(|_| wrong())?;
             let date = if end { date.next_day().ok_or_else(wrong)? } else { date };
-            Ok(date.with_time(Time::MIDNIGHT).assume_utc())
+            Ok(Some(date.with_time(Time::MIDNIGHT).assume_utc()).filter(storable).ok_or_else(wrong)?)
         }
-        AuditMoment::Instant(raw) => Ok(OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| wrong())?),
+        AuditMoment::Instant(raw) => {
+            // Kept in UTC, as the database compares it; an offset that carries it past year
+            // 9999 (or before 1970) is as wrong as a malformed one.
+            let at = OffsetDateTime::parse(raw, &Rfc3339).ok().and_then(|at| at.checked_to_offset(time::UtcOffset::UTC));
+            Ok(at.filter(storable).ok_or_else(wrong)?)
+        }
     }
+}
+
+/// Whether a moment is one the audit log could hold: from 1970 to the end of year 9999, in UTC.
+fn storable(at: &OffsetDateTime) -> bool {
+    at.offset().is_utc() && (1970..=9999).contains(&at.year())
 }
 
 /// The page's query, with only the conditions that filter something: a plan can then use the
@@ -124,24 +136,27 @@ async fn rows(tx: &mut ReadTx, bounds: &Bounds, limit: i64) -> Result<Vec<Row>> 
 
 /// One page of the organization's timeline under `filter`, newest first.
 pub async fn page(org: &Org, filter: &AuditFilter) -> Result<AuditPage> {
-    page_of(org, filter, filter.limit).await
+    let (events, next) = page_of(org, filter, filter.limit).await?;
+    Ok(AuditPage { events, next_cursor: next.map(AuditCursor::encode) })
 }
 
-/// As [`page`], `limit` events (the export reads in larger pages than a person does).
-pub(super) async fn page_of(org: &Org, filter: &AuditFilter, limit: u32) -> Result<AuditPage> {
+/// As [`page`], `limit` events (the export reads in larger pages than a person does), and where
+/// the next page starts, if there is one.
+pub(super) async fn page_of(org: &Org, filter: &AuditFilter, limit: u32) -> Result<(Vec<AuditEvent>, Option<AuditCursor>)> {
     let bounds = Bounds::of(filter)?;
     let want = i64::from(limit) + 1;
     let (mut control, mut data) = tokio::try_join!(org.control_read(Permission::ViewAudit), org.read(Permission::ViewAudit))?;
     let (control_rows, data_rows) = tokio::try_join!(rows(&mut control, &bounds, want), rows(&mut data, &bounds, want))?;
+    drop(data);
     let mut merged: Vec<(AuditLogName, Row)> =
         control_rows.into_iter().map(|r| (AuditLogName::Organization, r)).chain(data_rows.into_iter().map(|r| (AuditLogName::Data, r))).collect();
     // The order each query used, across both: time, then id (uuids compare bytewise in both).
-    merged.sort_by(|a, b| (b.1.occurred_at, b.1.id).cmp(&(a.1.occurred_at, a.1.id)));
+    merged.sort_by_key(|(_, row)| std::cmp::Reverse((row.occurred_at, row.id)));
     let more = merged.len() > limit as usize;
     merged.truncate(limit as usize);
-    let next_cursor = more.then(|| merged.last().map(|(_, r)| cursor_of(r).encode())).flatten();
-    let events = describe(&mut control, org, merged).await?;
-    Ok(AuditPage { events, next_cursor })
+    let next = if more { merged.last().map(|(_, r)| cursor_of(r)) } else { None };
+    let events = describe(&mut control, merged).await?;
+    Ok((events, next))
 }
 
 fn cursor_of(row: &Row) -> AuditCursor {
@@ -150,11 +165,19 @@ fn cursor_of(row: &Row) -> AuditCursor {
 
 /// Rows as events: people's names and API keys' names looked up (both live in the control
 /// plane), secrets redacted.
-async fn describe(control: &mut ReadTx, org: &Org, rows: Vec<(AuditLogName, Row)>) -> Result<Vec<AuditEvent>> {
+async fn describe(control: &mut ReadTx, rows: Vec<(AuditLogName, Row)>) -> Result<Vec<AuditEvent>> {
     let mut people: Vec<Uuid> = rows.iter().filter_map(|(_, r)| r.actor_id).collect();
     people.sort();
     people.dedup();
-    let names = org.display_names(&people).await?;
+    // In the control-plane transaction already held (people are global, as `display_names`
+    // reads them): one connection per page, not two.
+    let names: HashMap<Uuid, String> = if people.is_empty() {
+        HashMap::new()
+    } else {
+        let found: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, COALESCE(display_name, email) FROM users WHERE id = ANY($1)").bind(&people).fetch_all(control.conn()).await?;
+        found.into_iter().collect()
+    };
     let mut keys: Vec<Uuid> = rows.iter().filter_map(|(_, r)| r.actor_api_key_id).collect();
     keys.sort();
     keys.dedup();
@@ -257,6 +280,17 @@ mod tests {
                 "nested": { "password_hash": "(redacted)", "role": "admin" },
             })
         );
+    }
+
+    #[test]
+    fn moments_outside_what_the_log_can_hold_are_refused_not_crashed_on() {
+        // Past year 9999 once in UTC: sqlx would panic converting it.
+        assert!(instant(&AuditMoment::Instant("9999-12-31T23:59:59-01:00".into()), "to", true).is_err());
+        assert!(instant(&AuditMoment::Day { year: 9999, month: 12, day: 31 }, "to", true).is_err());
+        let far = AuditFilter { cursor: Some(AuditCursor { micros: -300_000_000_000_000_000, id: Uuid::nil() }), ..AuditFilter::default() };
+        assert!(Bounds::of(&far).is_err());
+        let ok = AuditFilter { cursor: Some(AuditCursor { micros: 1_764_000_000_000_000, id: Uuid::nil() }), ..AuditFilter::default() };
+        assert!(Bounds::of(&ok).is_ok());
     }
 
     #[test]

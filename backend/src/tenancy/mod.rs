@@ -203,11 +203,12 @@ impl Tenancy {
         Ok(options)
     }
 
-    async fn begin_data(&self, tenant: &TenantRef, read_only: bool) -> Result<Transaction<'static, Postgres>> {
+    async fn begin_data(&self, tenant: &TenantRef, mode: impl Into<crate::db::TxMode>) -> Result<Transaction<'static, Postgres>> {
         let pool = self.topology.pool_for(&tenant.placement)?;
+        let mode = mode.into();
         let open = async {
             // Any failure to open is about reaching that database, not about the request.
-            let mut tx = crate::db::open(&pool, read_only).await.map_err(|e| unreachable(tenant, e, true))?;
+            let mut tx = crate::db::open(&pool, mode).await.map_err(|e| unreachable(tenant, e, true))?;
             let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
             let settings = [
                 (Setting::SearchPath(SEAL), tenant.placement.schema.as_str()),
@@ -229,8 +230,21 @@ impl Tenancy {
         }
     }
 
-    async fn begin_control(&self, tenant_id: Uuid, read_only: bool) -> Result<Transaction<'static, Postgres>> {
-        crate::db::begin(&self.control, read_only, &[(Setting::TenantId(SEAL), &tenant_id.to_string())]).await
+    async fn begin_control(&self, tenant_id: Uuid, mode: impl Into<crate::db::TxMode>) -> Result<Transaction<'static, Postgres>> {
+        crate::db::begin(&self.control, mode, &[(Setting::TenantId(SEAL), &tenant_id.to_string())]).await
+    }
+
+    /// Read-only transactions on the organization's data and its control-plane rows that each
+    /// see one moment throughout (see `db::TxMode::Snapshot`), if its role has `permission`.
+    pub(crate) async fn read_snapshots(&self, ctx: &Ctx, permission: Permission) -> Result<(ReadTx, ReadTx)> {
+        ctx.require(permission)?;
+        self.snapshots(&ctx.tenant).await
+    }
+
+    async fn snapshots(&self, tenant: &TenantRef) -> Result<(ReadTx, ReadTx)> {
+        let (control, data) =
+            tokio::try_join!(self.begin_control(tenant.id, crate::db::TxMode::Snapshot), self.begin_data(tenant, crate::db::TxMode::Snapshot))?;
+        Ok((ReadTx { tx: control }, ReadTx { tx: data }))
     }
 
     /// Opens a read-only transaction on the tenant's data, if its role has `permission`.
@@ -272,7 +286,11 @@ impl Tenancy {
     /// A control-plane write in the tenant, committed with its audit record.
     async fn control_write(&self, ctx: &Ctx, permission: Permission, change: Change) -> Result<WriteTx> {
         ctx.require(permission)?;
-        writable(&ctx.tenant)?;
+        // Recording a read changes nothing, so it is allowed while moving or being deleted
+        // (when an Owner most wants the export).
+        if change != Change::Record {
+            writable(&ctx.tenant)?;
+        }
         self.billing_allows(ctx, change).await?;
         Ok(WriteTx { tx: self.begin_control(ctx.tenant.id, false).await?, ctx: ctx.clone(), outbox: None })
     }

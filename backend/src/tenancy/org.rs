@@ -44,6 +44,12 @@ impl Org {
         self.tenancy.control_read(&self.ctx, permission).await
     }
 
+    /// Read-only transactions on the organization's data and on its control-plane rows, each
+    /// seeing one moment throughout: for a check that reads in several statements.
+    pub(crate) async fn read_snapshots(&self, permission: Permission) -> Result<(ReadTx, ReadTx)> {
+        self.tenancy.read_snapshots(&self.ctx, permission).await
+    }
+
     /// A control-plane write in the organization, committed with its audit record.
     pub async fn control_write(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.control_write(&self.ctx, permission, Change::Any).await

@@ -238,11 +238,10 @@ impl Tenancy {
     pub async fn audit_chains(&self, tenant_id: Uuid) -> Result<Option<tessera_domain::audit::AuditIntegrity>> {
         use tessera_domain::audit::AuditLogName;
         let Some(tenant) = self.tenant_by_id(tenant_id).await? else { return Ok(None) };
-        let mut control = self.begin_control(tenant_id, true).await?;
-        let mut data = self.begin_data(&tenant, true).await?;
+        let (mut control, mut data) = self.snapshots(&tenant).await?;
         let (control, data) = tokio::try_join!(
-            crate::audit::chain::check(&mut control, tenant_id, AuditLogName::Organization),
-            crate::audit::chain::check(&mut data, tenant_id, AuditLogName::Data)
+            crate::audit::chain::check(control.conn(), tenant_id, AuditLogName::Organization),
+            crate::audit::chain::check(data.conn(), tenant_id, AuditLogName::Data)
         )?;
         Ok(Some(crate::audit::combine(control, data)))
     }
