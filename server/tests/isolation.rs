@@ -4,7 +4,7 @@
 //! pooled tenants sharing tables and tenants on different clusters.
 
 mod common;
-use common::TestApp;
+use common::{every_field, TestApp};
 use reqwest::StatusCode;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -268,59 +268,6 @@ async fn the_server_refuses_to_start_when_a_regions_role_could_bypass_security()
     let Err(err) = tessera_server::build(&config).await else { panic!("it must refuse to start") };
     let err = err.to_string();
     assert!(err.contains("region us") && err.contains("superuser"), "{err}");
-}
-
-/// Every field any server function takes: `slug`, the ids, and a `tag` that keeps names and
-/// addresses apart between calls. A function ignores the fields it doesn't take, so one form
-/// reaches them all; one missing here shows as a malformed form, which the test refuses.
-fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a str) -> Vec<(&'a str, String)> {
-    vec![
-        ("slug", slug.into()),
-        ("id", id.into()),
-        ("user_id", user_id.into()),
-        ("handle", id.into()),
-        ("token", id.into()),
-        ("role", "owner".into()),
-        ("name", format!("Planted {tag}")),
-        ("description", "Planted".into()),
-        ("project", id.into()),
-        ("title", format!("Planted {tag}")),
-        ("body", "Planted".into()),
-        ("email", format!("probe-{tag}@example.test")),
-        ("password", "not-anyones-password".into()),
-        ("code", "000000".into()),
-        ("confirm", "bravo".into()),
-        ("model", "pooled".into()),
-        ("plan", "business".into()),
-        ("interval", "month".into()),
-        ("region", "eu".into()),
-        ("domain", format!("probe-{tag}.example.test")),
-        ("provider", "github".into()),
-        ("purpose", "magic_link".into()),
-        ("metadata_xml", "<x/>".into()),
-        ("metadata_url", "http://127.0.0.1:9/metadata".into()),
-        ("email_attribute", "email".into()),
-        ("name_attribute", "name".into()),
-        ("groups_attribute", "groups".into()),
-        ("group_roles", "".into()),
-        ("default_role", "owner".into()),
-        ("scopes[]", "projects:read".into()),
-        ("scopes[]", "projects:write".into()),
-        ("scopes[]", "members:read".into()),
-        ("expires_in_days", "never".into()),
-        ("days", "365".into()),
-        ("require_mfa", "on".into()),
-        ("sso_satisfies_mfa", "on".into()),
-        ("require_sso", "on".into()),
-        ("kind", "role_changed".into()),
-        ("url", "http://127.0.0.1:9/planted".into()),
-        ("event_types[]", "project.created".into()),
-        ("enabled", "on".into()),
-        ("delivery", id.into()),
-        ("since", "2026-01-01T00:00:00Z".into()),
-        ("status", "".into()),
-        ("before", "".into()),
-    ]
 }
 
 /// A digest of everything Bravo has: every control-plane row that names its tenant id, its
