@@ -111,6 +111,8 @@ pub struct AuditIntegrity {
     pub breaks: Vec<AuditBreak>,
     /// RFC 3339: when older records were last removed under the retention period, if ever.
     pub pruned_at: Option<String>,
+    /// RFC 3339: when the check ran.
+    pub checked_at: String,
 }
 
 impl AuditIntegrity {

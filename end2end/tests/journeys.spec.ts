@@ -557,8 +557,11 @@ test("an organization that requires two-factor sends a member to set it up, then
   await page.goto(`/t/${slug}/settings`);
   await hydrated(page);
   await page.getByLabel("Require two-factor authentication for every member").check();
-  await page.getByRole("button", { name: "Save" }).click();
-  await page.waitForLoadState("networkidle");
+  // Reload only once the server has answered ("network idle" can come before the request).
+  await Promise.all([
+    page.waitForResponse((r) => r.url().includes("set_org_sign_in_policy") && r.ok()),
+    page.getByRole("button", { name: "Save" }).click(),
+  ]);
   await page.reload();
   await expect(page.getByLabel("Require two-factor authentication for every member")).toBeChecked();
   await expect(page.getByTestId("members-without-mfa")).toContainText("1 member hasn't set up two-factor");

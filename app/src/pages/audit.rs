@@ -159,7 +159,8 @@ fn IntegrityLine(integrity: AuditIntegrity) -> impl IntoView {
         view! {
             <p class="alert alert-success" data-testid="audit-integrity">
                 <strong>"Integrity: verified. "</strong>
-                {format!("All {records} records are as they were written, in order, with none missing.")}
+                {format!("All {records} records are as they were written, in order, with none missing")}
+                " (checked " <time datetime=integrity.checked_at.clone()>{crate::date_time_of(&integrity.checked_at)}</time> ")."
                 {pruned}
             </p>
         }

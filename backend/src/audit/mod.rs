@@ -99,21 +99,44 @@ pub(crate) async fn insert_system(conn: &mut PgConnection, tenant_id: uuid::Uuid
     Ok(())
 }
 
+/// How long a check's answer is reused: a full check rehashes both logs in one snapshot each,
+/// so a page of Admins clicking "Check integrity" shouldn't start one per click.
+const CHECK_REUSED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Recent checks by organization (this server's), with when they ran.
+static RECENT_CHECKS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, (std::time::Instant, AuditIntegrity)>>> =
+    std::sync::LazyLock::new(Default::default);
+
 /// Checks both of the organization's hash chains (see [`chain`]) for the viewer's "Integrity"
-/// line.
+/// line; an answer less than a minute old is given again (its `checked_at` says when).
 pub async fn integrity(org: &Org) -> Result<AuditIntegrity> {
+    org.require(Permission::ViewAudit)?;
+    let recent = RECENT_CHECKS.lock().ok().and_then(|checks| checks.get(&org.tenant.id).filter(|(at, _)| at.elapsed() < CHECK_REUSED_FOR).cloned());
+    if let Some((_, answer)) = recent {
+        return Ok(answer);
+    }
     let (mut control, mut data) = org.read_snapshots(Permission::ViewAudit).await?;
     let (control, data) = tokio::try_join!(
         chain::check(control.conn(), org.tenant.id, AuditLogName::Organization),
         chain::check(data.conn(), org.tenant.id, AuditLogName::Data)
     )?;
-    Ok(combine(control, data))
+    let answer = combine(control, data);
+    if let Ok(mut checks) = RECENT_CHECKS.lock() {
+        checks.retain(|_, (at, _)| at.elapsed() < CHECK_REUSED_FOR);
+        checks.insert(org.tenant.id, (std::time::Instant::now(), answer.clone()));
+    }
+    Ok(answer)
 }
 
 /// The two logs' checks as one answer.
 pub(crate) fn combine(control: chain::LogCheck, data: chain::LogCheck) -> AuditIntegrity {
     let pruned_at = control.pruned_at.into_iter().chain(data.pruned_at).max().map(crate::members::rfc3339);
-    AuditIntegrity { records: control.records + data.records, breaks: control.breaks.into_iter().chain(data.breaks).collect(), pruned_at }
+    AuditIntegrity {
+        records: control.records + data.records,
+        breaks: control.breaks.into_iter().chain(data.breaks).collect(),
+        pruned_at,
+        checked_at: crate::members::rfc3339(time::OffsetDateTime::now_utc()),
+    }
 }
 
 /// An operator's check of the hash chains (`tessera-server audit verify [--org SLUG]`): one
