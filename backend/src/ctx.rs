@@ -1,5 +1,6 @@
 use crate::tenancy::placement::Placement;
 use std::net::IpAddr;
+use tessera_domain::access::{self, Actor, Target};
 use tessera_domain::{AppError, Permission, Role, Scope};
 use uuid::Uuid;
 
@@ -99,49 +100,30 @@ impl Ctx {
         Self { tenant, user_id: created_by, role: creator_role, meta, api_key: Some(key), _sealed: () }
     }
 
-    /// Whether the actor may change or delete something `owner` made: with `write`, their own;
-    /// with `manage`, anyone's.
-    pub fn may_change(&self, owner: Uuid, write: Permission, manage: Permission) -> bool {
-        self.require(write).is_ok() && (owner == self.user_id || self.require(manage).is_ok())
+    /// The actor as [`tessera_domain::access::can`] takes it.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor { user_id: self.user_id, role: self.role, key: self.api_key.as_ref().map(|key| key.scopes.as_slice()) }
     }
 
-    /// As [`Ctx::may_change`], refusing with why: for an API key in its own terms (its scope, or
-    /// its creator's role now), for a person what they may change instead (`what`: "projects").
-    pub fn require_change(&self, owner: Uuid, write: Permission, manage: Permission, what: &str) -> Result<(), AppError> {
-        self.require(write)?;
-        if owner == self.user_id || self.require(manage).is_ok() {
-            return Ok(());
-        }
-        if self.api_key.is_some() {
-            self.require(manage)?;
-        }
-        Err(AppError::Forbidden(format!("You can change and delete the {what} you created; an admin can change this one.")))
+    /// Whether the actor sees every project, restricted ones too (the door tells row-level
+    /// security so).
+    pub fn sees_every_project(&self) -> bool {
+        self.actor().sees_every_project()
     }
 
+    /// Whether the actor may do `permission` to `target`.
+    pub fn can(&self, permission: Permission, target: Target) -> bool {
+        access::can(&self.actor(), permission, target).is_ok()
+    }
+
+    /// As [`Ctx::can`], refusing with why; `hidden` is the not-found answer for the target's
+    /// kind, given when the actor can't see it at all.
+    pub fn require_on(&self, permission: Permission, target: Target, hidden: impl FnOnce() -> AppError) -> Result<(), AppError> {
+        access::can(&self.actor(), permission, target).map_err(|denied| denied.into_error(hidden))
+    }
+
+    /// Refuses what the actor's role (or key) doesn't allow in the organization as a whole.
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
-        if let Some(key) = &self.api_key {
-            let Some(scope) = permission.key_scope() else {
-                return Err(AppError::Forbidden("API keys can't do that; sign in as a person instead.".into()));
-            };
-            if !key.scopes.iter().any(|held| held.covers(scope)) {
-                return Err(AppError::Forbidden(format!(
-                    "This API key doesn't have the {} scope. An admin can create a key that has it.",
-                    scope.as_str()
-                )));
-            }
-            if !self.role.can(permission) {
-                let article = if matches!(self.role, Role::Admin | Role::Owner) { "an" } else { "a" };
-                return Err(AppError::Forbidden(format!(
-                    "This API key acts with the rights of the person who made it, who is {article} {} and can't do that. An admin can make a key that may.",
-                    self.role.label()
-                )));
-            }
-            return Ok(());
-        }
-        if self.role.can(permission) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden())
-        }
+        self.require_on(permission, Target::Organization, AppError::not_found)
     }
 }

@@ -82,8 +82,12 @@ pub enum Setting {
     /// The organization acted in; tenant policies show only its rows. Only the door can make
     /// this setting: its [`DoorSeal`](crate::tenancy::DoorSeal) can't be built anywhere else.
     TenantId(crate::tenancy::DoorSeal),
-    /// The signed-in user; the memberships policy shows their own rows.
+    /// The signed-in user; the memberships policy shows their own rows, and in tenant data the
+    /// projects policy shows the restricted projects granted to them (or their groups).
     UserId,
+    /// `on`: this transaction sees every project, restricted ones too (an Owner or Admin,
+    /// system work). Only the door decides it, as it does `TenantId`.
+    SeesAll(crate::tenancy::DoorSeal),
     /// The account whose credentials (sessions, tokens, second factors, password) this
     /// transaction handles: one the request proved (its session, link or token), or the one
     /// whose password it is checking. Chosen by the code; SQL can't choose it.
@@ -117,6 +121,7 @@ impl Setting {
         match self {
             Setting::TenantId(_) => "app.tenant_id",
             Setting::UserId => "app.user_id",
+            Setting::SeesAll(_) => "app.sees_all",
             Setting::AccountId => "app.account_id",
             Setting::SessionId => "app.session_id",
             Setting::RefreshTokenHash => "app.refresh_token_hash",

@@ -1,12 +1,16 @@
 //! Documents: pages of text inside a project. Viewers read them; Members write them and change
-//! or delete their own; Admins and Owners any. Every change is audited with what it changed.
+//! or delete their own; Admins and Owners any; a grant on the project can give more there (see
+//! `access`). A document is seen only where its project is. Every change is audited with what
+//! it changed.
 
+use crate::access::Lock;
 use crate::audit::{self, AuditEntry};
 use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
-use crate::tenancy::WriteTx;
+use crate::tenancy::{Change, WriteTx};
 use crate::Org;
-use tessera_domain::dto::{Document, DocumentSummary};
+use tessera_domain::access::{ProjectStanding, Target};
+use tessera_domain::dto::{Document, DocumentList, DocumentSummary};
 use tessera_domain::input::{DocumentBody, DocumentTitle, FieldError};
 use tessera_domain::{AppError, Permission};
 use time::OffsetDateTime;
@@ -64,10 +68,10 @@ impl DocumentChange {
     }
 }
 
-/// The project's documents, most recently changed first, each with the start of its text.
-pub async fn list(org: &Org, project: Uuid) -> Result<Vec<DocumentSummary>> {
-    let mut tx = org.read(Permission::ViewDocuments).await?;
-    require_project(tx.conn(), project, "").await?;
+/// The project's documents, most recently changed first, each with the start of its text, and
+/// whether the asker may write there.
+pub async fn list(org: &Org, project: Uuid) -> Result<DocumentList> {
+    let (mut tx, standing) = org.project_read(project, Permission::ViewDocuments).await?;
     let rows: Vec<DocumentRow> = sqlx::query_as(&format!(
         "SELECT id, project_id, title, left(body, {EXCERPT}) AS body, length(body) > {EXCERPT} AS body_truncated,
                 created_by, created_at, updated_by, updated_at
@@ -78,10 +82,10 @@ pub async fn list(org: &Org, project: Uuid) -> Result<Vec<DocumentSummary>> {
     .await?;
     drop(tx);
     let names = author_names(org, &rows).await?;
-    Ok(rows
+    let documents = rows
         .into_iter()
         .map(|row| DocumentSummary {
-            can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
+            can_change: may_change(org, &standing, row.created_by),
             created_by: names(&row.created_by),
             updated_by: names(&row.updated_by),
             id: row.id,
@@ -92,24 +96,24 @@ pub async fn list(org: &Org, project: Uuid) -> Result<Vec<DocumentSummary>> {
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
         })
-        .collect())
+        .collect();
+    Ok(DocumentList { documents, can_write: org.can(Permission::WriteDocuments, Target::Project(&standing)) })
 }
 
 pub async fn get(org: &Org, project: Uuid, id: Uuid) -> Result<Document> {
-    let mut tx = org.read(Permission::ViewDocuments).await?;
+    let (mut tx, standing) = org.project_read(project, Permission::ViewDocuments).await?;
     let row: Option<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2"))
         .bind(project)
         .bind(id)
         .fetch_optional(tx.conn())
         .await?;
     drop(tx);
-    one(org, row.ok_or_else(no_such_document)?).await
+    one(org, &standing, row.ok_or_else(no_such_document)?).await
 }
 
 pub async fn create(org: &Org, project: Uuid, draft: DocumentDraft) -> Result<Document> {
-    let mut tx = org.write(Permission::WriteDocuments).await?;
-    // Held until commit, so the project can't be deleted under the new document.
-    require_project(tx.conn(), project, "FOR KEY SHARE").await?;
+    // The project is held until commit, so it can't be deleted under the new document.
+    let (mut tx, standing) = org.project_write(project, Permission::WriteDocuments, Lock::Share, Change::Any).await?;
     let id = Uuid::new_v4();
     let row: DocumentRow = sqlx::query_as(&format!(
         "INSERT INTO documents (id, project_id, title, body, created_by, updated_by) VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
@@ -123,21 +127,21 @@ pub async fn create(org: &Org, project: Uuid, draft: DocumentDraft) -> Result<Do
     .await?;
     let changes = audit::created(&[("title", draft.title.as_str()), ("body", draft.body.as_str()), ("project_id", &project.to_string())]);
     tx.commit(AuditEntry::new("document.created", "document", id, changes)).await?;
-    one(org, row).await
+    one(org, &standing, row).await
 }
 
 /// Changes a document's title or text; returns it as it is now. Saving it unchanged writes
 /// and records nothing.
 pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) -> Result<Document> {
-    let mut tx = org.write(Permission::WriteDocuments).await?;
-    let before = lock_for_change(tx.conn(), org, project, id).await?;
+    let (mut tx, standing) = org.project_write(project, Permission::ViewDocuments, Lock::Share, Change::Any).await?;
+    let before = lock_for_change(tx.conn(), org, &standing, project, id).await?;
     crate::edits::ensure_current(change.seen_version, before.updated_at, "document")?;
     let title = change.title.as_ref().map_or(before.title.as_str(), DocumentTitle::as_str);
     let body = change.body.as_ref().map_or(before.body.as_str(), DocumentBody::as_str);
     let changes = audit::changed(&[("title", &before.title, title), ("body", &before.body, body)]);
     if changes.as_object().is_some_and(|c| c.is_empty()) {
         drop(tx);
-        return one(org, before).await;
+        return one(org, &standing, before).await;
     }
     let row: DocumentRow = sqlx::query_as(&format!(
         "UPDATE documents SET title = $2, body = $3, updated_by = $4, updated_at = clock_timestamp() WHERE id = $1 RETURNING {COLUMNS}"
@@ -149,13 +153,13 @@ pub async fn update(org: &Org, project: Uuid, id: Uuid, change: DocumentChange) 
     .fetch_one(tx.conn())
     .await?;
     tx.commit(AuditEntry::new("document.updated", "document", id, changes)).await?;
-    one(org, row).await
+    one(org, &standing, row).await
 }
 
 /// Deletes a document; the audit record keeps what it said.
 pub async fn delete(org: &Org, project: Uuid, id: Uuid) -> Result<()> {
-    let mut tx = org.write_removal(Permission::WriteDocuments).await?;
-    let before = lock_for_change(tx.conn(), org, project, id).await?;
+    let (mut tx, standing) = org.project_write(project, Permission::ViewDocuments, Lock::Share, Change::Removal).await?;
+    let before = lock_for_change(tx.conn(), org, &standing, project, id).await?;
     sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let changes = audit::removed(&[("title", &before.title), ("body", &before.body), ("project_id", &project.to_string())]);
     tx.commit(AuditEntry::new("document.deleted", "document", id, changes)).await
@@ -167,7 +171,7 @@ const MAX_DELETED_WITH_PROJECT: i64 = 1_000;
 /// Deletes the documents of a project being deleted (in its transaction, the project already
 /// locked), each only if the actor could delete it on its own, each with its own audit record
 /// (the title; a document's text stays in its own history). Returns how many.
-pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uuid) -> Result<usize> {
+pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uuid, standing: &ProjectStanding) -> Result<usize> {
     let (total, others): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE created_by <> $2) FROM documents WHERE project_id = $1")
             .bind(project)
@@ -177,8 +181,10 @@ pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uu
     if total == 0 {
         return Ok(0);
     }
-    org.require(Permission::WriteDocuments)?;
-    if others > 0 && org.require(Permission::ManageDocuments).is_err() {
+    org.require_on(Permission::WriteDocuments, Target::Document { project: standing, author: org.user_id }, no_such_document)?;
+    // Anyone but the actor (ids are never nil): may they delete what others wrote?
+    let someone_else = Uuid::nil();
+    if others > 0 && !org.can(Permission::WriteDocuments, Target::Document { project: standing, author: someone_else }) {
         return Err(AppError::Forbidden("This project holds documents other people wrote, so only an admin can delete it.".into()).into());
     }
     if total > MAX_DELETED_WITH_PROJECT {
@@ -204,28 +210,27 @@ pub(crate) async fn delete_with_project(tx: &mut WriteTx, org: &Org, project: Uu
 
 /// Locks the document (a second editor waits, then sees the first one's result or that it is
 /// gone) and checks the actor may change it.
-async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, project: Uuid, id: Uuid) -> Result<DocumentRow> {
+async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, standing: &ProjectStanding, project: Uuid, id: Uuid) -> Result<DocumentRow> {
     let row: Option<DocumentRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM documents WHERE project_id = $1 AND id = $2 FOR UPDATE"))
         .bind(project)
         .bind(id)
         .fetch_optional(conn)
         .await?;
     let row = row.ok_or_else(no_such_document)?;
-    org.require_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments, "documents")?;
+    org.require_on(Permission::WriteDocuments, Target::Document { project: standing, author: row.created_by }, no_such_document)?;
     Ok(row)
 }
 
-/// The project must be this organization's (row-level security hides any other).
-async fn require_project(conn: &mut sqlx::PgConnection, project: Uuid, lock: &str) -> Result<()> {
-    let found: Option<i32> = sqlx::query_scalar(&format!("SELECT 1 FROM projects WHERE id = $1 {lock}")).bind(project).fetch_optional(conn).await?;
-    found.map(|_| ()).ok_or_else(|| crate::projects::no_such_project().into())
+/// Whether the actor may change or delete a document `author` wrote in this project.
+fn may_change(org: &Org, standing: &ProjectStanding, author: Uuid) -> bool {
+    org.can(Permission::WriteDocuments, Target::Document { project: standing, author })
 }
 
 /// A row as people see it: authors by name (tenant data keeps only ids).
-async fn one(org: &Org, row: DocumentRow) -> Result<Document> {
+async fn one(org: &Org, standing: &ProjectStanding, row: DocumentRow) -> Result<Document> {
     let names = author_names(org, std::slice::from_ref(&row)).await?;
     Ok(Document {
-        can_change: org.may_change(row.created_by, Permission::WriteDocuments, Permission::ManageDocuments),
+        can_change: may_change(org, standing, row.created_by),
         created_by: names(&row.created_by),
         updated_by: names(&row.updated_by),
         id: row.id,

@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod catalogue;
+pub mod access;
 pub mod api_keys;
 pub mod audit;
 pub mod billing;

@@ -1,12 +1,17 @@
 //! Projects: the first tenant-scoped resource. Members create them and change or delete their
-//! own; Admins and Owners any; deleting one takes its documents (see `documents.rs`).
+//! own; Admins and Owners any; deleting one takes its documents (see `documents.rs`). A project
+//! open to the organization is seen by everyone in it; a restricted one only by the people
+//! given access (see `access`), which row-level security enforces.
 
+use crate::access::{self, Lock};
 use crate::audit::{self, AuditEntry};
 use crate::error::{Constraint, Result};
 use crate::members::rfc3339;
+use crate::tenancy::Change;
 use crate::webhooks::events;
 use crate::Org;
 use serde_json::json;
+use tessera_domain::access::{Target, Visibility};
 use tessera_domain::dto::ProjectSummary;
 use tessera_domain::input::{FieldError, ProjectDescription, ProjectName};
 use tessera_domain::webhooks::EventType;
@@ -22,6 +27,9 @@ struct ProjectRow {
     created_by: Uuid,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    visibility: String,
+    /// The strongest grant the asker holds on it (`access::YOUR_GRANT`).
+    your_grant: Option<String>,
 }
 
 impl ProjectRow {
@@ -35,81 +43,105 @@ inventory::submit! {
     Constraint { name: "projects_name_unique", table: "projects", field: "name", message: "A project with this name already exists here. Choose another name." }
 }
 
-/// The columns of [`ProjectRow`].
-macro_rules! project_columns {
-    () => {
-        "id, name, description, created_by, created_at, updated_at"
-    };
+/// The columns of [`ProjectRow`], the project aliased `p`.
+fn project_columns() -> String {
+    format!("p.id, p.name, p.description, p.created_by, p.created_at, p.updated_at, p.visibility, {} AS your_grant", access::YOUR_GRANT)
 }
-const PROJECT_COLUMNS: &str = project_columns!();
-const SELECT_PROJECT: &str = concat!("SELECT ", project_columns!(), " FROM projects");
+
+fn select_project() -> String {
+    format!("SELECT {} FROM projects p", project_columns())
+}
 
 /// Tenant data keeps only user ids (users live in the control plane, maybe another cluster);
 /// their names are looked up in one batch.
 async fn summaries(org: &Org, rows: Vec<ProjectRow>) -> Result<Vec<ProjectSummary>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.created_by).collect();
     let names = org.display_names(&ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| ProjectSummary {
-            id: row.id,
-            name: row.name,
-            description: row.description,
-            created_by: names.get(&row.created_by).cloned().unwrap_or_else(|| "a former member".into()),
-            created_at: rfc3339(row.created_at),
-            updated_at: rfc3339(row.updated_at),
-            can_change: org.may_change(row.created_by, Permission::WriteProjects, Permission::ManageProjects),
+    rows.into_iter()
+        .map(|row| {
+            let standing = access::parse_standing(&row.visibility, row.created_by, row.your_grant.as_deref())?;
+            Ok(ProjectSummary {
+                id: row.id,
+                name: row.name,
+                description: row.description,
+                created_by: names.get(&row.created_by).cloned().unwrap_or_else(|| "a former member".into()),
+                created_at: rfc3339(row.created_at),
+                updated_at: rfc3339(row.updated_at),
+                can_change: org.can(Permission::WriteProjects, Target::Project(&standing)),
+                can_write_documents: org.can(Permission::WriteDocuments, Target::Project(&standing)),
+                visibility: standing.visibility,
+                your_grant: standing.grant,
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub async fn list(org: &Org) -> Result<Vec<ProjectSummary>> {
     let mut tx = org.read(Permission::ViewProjects).await?;
     // No tenant filter here on purpose: row-level security supplies it.
-    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} ORDER BY created_at DESC, id LIMIT 500")).fetch_all(tx.conn()).await?;
+    let rows: Vec<ProjectRow> =
+        sqlx::query_as(&format!("{} ORDER BY p.created_at DESC, p.id LIMIT 500", select_project())).fetch_all(tx.conn()).await?;
     drop(tx);
     summaries(org, rows).await
 }
 
 pub async fn get(org: &Org, id: Uuid) -> Result<ProjectSummary> {
-    let mut tx = org.read(Permission::ViewProjects).await?;
-    let row: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1")).bind(id).fetch_optional(tx.conn()).await?;
+    let (mut tx, _) = org.project_read(id, Permission::ViewProjects).await?;
+    let row: ProjectRow = sqlx::query_as(&format!("{} WHERE p.id = $1", select_project())).bind(id).fetch_one(tx.conn()).await?;
     drop(tx);
-    one(org, row.ok_or_else(no_such_project)?).await
+    one(org, row).await
 }
 
 /// A new project, parsed at the edge.
 pub struct ProjectDraft {
     pub name: ProjectName,
     pub description: ProjectDescription,
+    pub visibility: Visibility,
 }
 
 impl ProjectDraft {
     pub fn parse(name: &str, description: &str) -> Result<Self, FieldError> {
-        Ok(Self { name: ProjectName::parse(name)?, description: ProjectDescription::parse(description)? })
+        Ok(Self { name: ProjectName::parse(name)?, description: ProjectDescription::parse(description)?, visibility: Visibility::Organization })
+    }
+
+    /// Who will see it (blank: the whole organization).
+    pub fn visible_to(mut self, visibility: Option<&str>) -> Result<Self, FieldError> {
+        if let Some(raw) = visibility.filter(|v| !v.trim().is_empty()) {
+            self.visibility = raw.parse()?;
+        }
+        Ok(self)
     }
 }
 
 /// Creates a project; returns it as written.
 pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
-    let mut tx = org.write(Permission::WriteProjects).await?;
-    // The plan's project limit (counted in this transaction; two creations racing for the last
-    // place may both get it, which costs the operator one project, not the customer a refusal).
+    org.require(Permission::WriteProjects)?;
+    // The plan's project limit, restricted projects included, seen or not (counted just before;
+    // two creations racing for the last place may both get it, which costs the operator one
+    // project, not the customer a refusal).
     let limits = org.billing().entitlements;
     if limits.projects.is_some() {
-        let used: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(tx.conn()).await?;
+        let used = org.tenancy().project_count(&org.tenant).await?;
         limits.room_for_project(u32::try_from(used).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
     }
+    let mut tx = org.write(Permission::WriteProjects).await?;
     let id = Uuid::new_v4();
-    let created: ProjectRow =
-        sqlx::query_as(&format!("INSERT INTO projects (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {PROJECT_COLUMNS}"))
-            .bind(id)
-            .bind(draft.name.as_str())
-            .bind(draft.description.as_str())
-            .bind(org.user_id)
-            .fetch_one(tx.conn())
-            .await?;
-    let changes = audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str())]);
+    // Not read back by RETURNING: a restricted project is visible to a creator who doesn't see
+    // every project only once their grant (which references it) is in.
+    sqlx::query("INSERT INTO projects (id, name, description, created_by, visibility) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(draft.name.as_str())
+        .bind(draft.description.as_str())
+        .bind(org.user_id)
+        .bind(draft.visibility.as_str())
+        .execute(tx.conn())
+        .await?;
+    if draft.visibility == Visibility::Restricted && !org.sees_every_project() {
+        access::keep_as_admin(&mut tx, org, id).await?;
+    }
+    let created: ProjectRow = sqlx::query_as(&format!("{} WHERE p.id = $1", select_project())).bind(id).fetch_one(tx.conn()).await?;
+    let changes =
+        audit::created(&[("name", draft.name.as_str()), ("description", draft.description.as_str()), ("visibility", draft.visibility.as_str())]);
     let data = json!({ "project": created.event_data() });
     events::emit(&mut tx, events::Event::new(EventType::ProjectCreated, id, data)).await?;
     tx.commit(AuditEntry::new("project.created", "project", id, changes)).await?;
@@ -141,8 +173,8 @@ impl ProjectChange {
 /// Admins and Owners any. The audit entry has the fields that changed, before and after.
 /// Returns the project as it is now.
 pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<ProjectSummary> {
-    let mut tx = org.write(Permission::WriteProjects).await?;
-    let before = lock_for_change(tx.conn(), org, id).await?;
+    let (mut tx, _) = org.project_write(id, Permission::WriteProjects, Lock::Update, Change::Any).await?;
+    let before = read(tx.conn(), id).await?;
     crate::edits::ensure_current(change.seen_version, before.updated_at, "project")?;
     // Unchanged fields as they are now, under the lock (not as a caller last saw them).
     let name = change.name.as_ref().map_or(before.name.as_str(), ProjectName::as_str);
@@ -154,7 +186,8 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
         return one(org, before).await;
     }
     let updated: ProjectRow = sqlx::query_as(&format!(
-        "UPDATE projects SET name = $2, description = $3, updated_at = clock_timestamp() WHERE id = $1 RETURNING {PROJECT_COLUMNS}"
+        "UPDATE projects AS p SET name = $2, description = $3, updated_at = clock_timestamp() WHERE p.id = $1 RETURNING {}",
+        project_columns()
     ))
     .bind(id)
     .bind(name)
@@ -174,11 +207,11 @@ pub async fn update(org: &Org, id: Uuid, change: ProjectChange) -> Result<Projec
 /// they could delete every document in it); Admins and Owners any. The audit entries keep what
 /// each was.
 pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
-    let mut tx = org.write_removal(Permission::WriteProjects).await?;
-    let before = lock_for_change(tx.conn(), org, id).await?;
+    let (mut tx, standing) = org.project_write(id, Permission::WriteProjects, Lock::Update, Change::Removal).await?;
+    let before = read(tx.conn(), id).await?;
     // Its documents go with it, checked and recorded one by one (the database refuses to drop
-    // them on its own).
-    let documents = crate::documents::delete_with_project(&mut tx, org, id).await?;
+    // them on its own). Its grants go by the foreign key's cascade.
+    let documents = crate::documents::delete_with_project(&mut tx, org, id, &standing).await?;
     sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(tx.conn()).await?;
     let data = json!({ "project": before.event_data() });
     events::emit(&mut tx, events::Event::new(EventType::ProjectDeleted, id, data)).await?;
@@ -189,13 +222,11 @@ pub async fn delete(org: &Org, id: Uuid) -> Result<()> {
     tx.commit(AuditEntry::new("project.deleted", "project", id, changes)).await
 }
 
-/// Locks the project against concurrent changes (a second editor waits, then sees the first
-/// one's result, or that it is gone) and checks the caller may change it.
-async fn lock_for_change(conn: &mut sqlx::PgConnection, org: &Org, id: Uuid) -> Result<ProjectRow> {
-    let before: Option<ProjectRow> = sqlx::query_as(&format!("{SELECT_PROJECT} WHERE id = $1 FOR UPDATE")).bind(id).fetch_optional(conn).await?;
-    let before = before.ok_or_else(no_such_project)?;
-    org.require_change(before.created_by, Permission::WriteProjects, Permission::ManageProjects, "projects")?;
-    Ok(before)
+/// The project as it is, in a transaction that the door already locked it in (a second editor
+/// waits, then sees the first one's result, or that it is gone).
+async fn read(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<ProjectRow> {
+    let row: Option<ProjectRow> = sqlx::query_as(&format!("{} WHERE p.id = $1", select_project())).bind(id).fetch_optional(conn).await?;
+    Ok(row.ok_or_else(no_such_project)?)
 }
 
 async fn one(org: &Org, row: ProjectRow) -> Result<ProjectSummary> {

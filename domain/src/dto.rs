@@ -98,9 +98,89 @@ pub struct ProjectSummary {
     /// When it last changed (RFC 3339); an edit made from this version sends it back, and is
     /// refused if someone changed the project in between.
     pub updated_at: String,
-    /// Whether whoever asked may change and delete it (their own project, or an Admin's or
-    /// Owner's right; for an API key, also its `projects:write` scope).
+    /// Whether whoever asked may change, share and delete it (their own project, a project
+    /// admin's grant, or an Admin's or Owner's right; for an API key, also its `projects:write`
+    /// scope).
     pub can_change: bool,
+    /// Who can see it: the whole organization, or only people given access.
+    pub visibility: crate::access::Visibility,
+    /// The strongest grant whoever asked holds on it (their own or a group's), if any.
+    pub your_grant: Option<crate::access::ProjectRole>,
+    /// Whether whoever asked may write documents in it.
+    pub can_write_documents: bool,
+}
+
+/// Who has access to a project, as its sharing panel shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectAccess {
+    pub project_id: Uuid,
+    pub visibility: crate::access::Visibility,
+    /// Grants to people and groups, people first, each by name.
+    pub grants: Vec<ProjectGrant>,
+    /// Whether whoever asked may change who has access.
+    pub can_share: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProjectGrant {
+    pub id: Uuid,
+    pub grantee: Grantee,
+    pub role: crate::access::ProjectRole,
+    /// Who gave it (a name), if they still exist.
+    pub granted_by: Option<String>,
+    pub granted_at: String,
+}
+
+/// Whom a grant is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Grantee {
+    Member { user_id: Uuid, name: String, email: String },
+    Group { group_id: Uuid, name: String, members: i64 },
+}
+
+impl Grantee {
+    pub fn name(&self) -> &str {
+        match self {
+            Grantee::Member { name, .. } | Grantee::Group { name, .. } => name,
+        }
+    }
+
+    /// As forms send it back: `user:<id>` or `group:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Grantee::Member { user_id, .. } => format!("user:{user_id}"),
+            Grantee::Group { group_id, .. } => format!("group:{group_id}"),
+        }
+    }
+}
+
+/// A group of members, which projects can be shared with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// The identity provider's group it mirrors: its members are then set at each single
+    /// sign-on, not by hand.
+    pub idp_group: Option<String>,
+    pub members: Vec<GroupMember>,
+    /// How many projects it has access to.
+    pub projects: i64,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupMember {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub added_at: String,
 }
 
 /// A document inside a project, all of it.

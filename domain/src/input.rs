@@ -203,6 +203,48 @@ impl ProjectName {
     }
 }
 
+/// A group's name: one line, up to 100 characters, unique in the organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_title(raw, "name", "group", 100).map(GroupName)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a group is for: up to 500 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDescription(String);
+
+impl GroupDescription {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_text(raw, "description", "the description", 500).map(GroupDescription)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The identity provider's group a group mirrors, exactly as the IdP sends it (case counts),
+/// up to 256 characters; blank: none.
+pub fn parse_idp_group(raw: &str) -> Result<Option<String>, FieldError> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new("idp_group", "The identity provider's group name can't contain control characters."));
+    }
+    if char_count(value) > 256 {
+        return Err(FieldError::new("idp_group", "Keep the identity provider's group name to 256 characters or fewer."));
+    }
+    Ok(Some(value.to_string()))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectDescription(String);
 

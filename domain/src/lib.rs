@@ -1,6 +1,7 @@
 //! Tessera's pure domain: everything here compiles for both the browser (WASM) and the server,
 //! so the UI and the server make the same decisions from the same code.
 
+pub mod access;
 pub mod audit;
 pub mod billing;
 pub mod dto;

@@ -63,6 +63,8 @@ permissions! {
     ManageMembers: Admin, no key;
     /// Grant or take away the Owner role, and hand ownership over.
     ManageOwners: Owner, no key;
+    /// Create, change and delete groups, and choose their members.
+    ManageGroups: Admin, no key;
     /// Leave the organization (its last Owner can't: someone must stay in charge).
     LeaveOrganization: Viewer, no key;
     /// Read, filter and export the audit log (export and the API also need a plan with audit

@@ -19,8 +19,7 @@ use tessera_domain::input::parse_id;
 pub async fn list_documents(slug: String, project: String) -> Result<DocumentList, AppError> {
     ssr::once_per_request((slug.clone(), project.clone()), async move {
         let (_, org) = enter(&slug).await?;
-        let documents = documents::list(&org, parse_id(&project, projects::no_such_project)?).await?;
-        Ok(DocumentList { documents, can_write: org.require(tessera_domain::Permission::WriteDocuments).is_ok() })
+        Ok(documents::list(&org, parse_id(&project, projects::no_such_project)?).await?)
     })
     .await
 }

@@ -2,9 +2,11 @@
 //! calls during server rendering) and by the integration tests. Each one is thin: it resolves
 //! who is asking and where, then calls a backend service, which enforces the rules.
 
+mod access;
 mod audit;
 mod billing;
 mod documents;
+mod groups;
 mod invitations;
 mod members;
 mod notifications;
@@ -14,9 +16,11 @@ mod sso;
 #[cfg(feature = "ssr")]
 pub mod ssr;
 mod webhooks;
+pub use access::*;
 pub use audit::*;
 pub use billing::*;
 pub use documents::*;
+pub use groups::*;
 pub use invitations::*;
 pub use members::*;
 pub use notifications::*;

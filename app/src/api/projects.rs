@@ -27,10 +27,12 @@ pub async fn get_project(slug: String, id: String) -> Result<ProjectSummary, App
     .await
 }
 
+/// `visibility`: `organization` (the default) or `restricted` (only people given access).
 #[server(endpoint = "create_project")]
-pub async fn create_project(slug: String, name: String, description: String) -> Result<(), AppError> {
+pub async fn create_project(slug: String, name: String, description: String, visibility: Option<String>) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
-    let id = projects::create(&org, ProjectDraft::parse(&name, &description)?).await?.id;
+    let draft = ProjectDraft::parse(&name, &description)?.visible_to(visibility.as_deref())?;
+    let id = projects::create(&org, draft).await?.id;
     leptos_axum::redirect(&format!("/t/{}/projects/{id}", org.tenant.slug));
     Ok(())
 }

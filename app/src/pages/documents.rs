@@ -1,22 +1,16 @@
 //! The documents slice's pages: a project's documents (on the project's page), and a document
 //! to read, write, edit and delete.
 
-use crate::api::{get_document, CreateDocument, DeleteDocument, UpdateDocument};
+use crate::api::{get_document, get_project, CreateDocument, DeleteDocument, UpdateDocument};
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit, TextAreaField};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
-use crate::pages::org::{use_slug, CurrentOrg};
+use crate::pages::org::use_slug;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 use tessera_domain::dto::{DocumentList, DocumentSummary};
 use tessera_domain::input::DocumentTitle;
 use tessera_domain::AppError;
-use tessera_domain::Permission;
-
-fn can_write() -> Signal<bool> {
-    let CurrentOrg(org) = expect_context::<CurrentOrg>();
-    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::WriteDocuments)))
-}
 
 fn check_title(s: &str) -> Option<String> {
     DocumentTitle::parse(s).err().map(|e| e.message)
@@ -88,25 +82,47 @@ pub fn NewDocumentPage() -> impl IntoView {
     let ids = ids();
     let action = ServerAction::<CreateDocument>::new();
     let error = last_error(action);
-    let can_write = can_write();
+    // Whether they may write here depends on the project (a grant can give more than the role).
+    let project = Resource::new(
+        move || {
+            let (slug, project, _) = ids.get();
+            (slug, project)
+        },
+        |(slug, project)| get_project(slug, project),
+    );
     view! {
         <PageTitle text="New document" />
         <section class="card form-card">
             <h1>"New document"</h1>
-            <Show
-                when=move || can_write.get()
-                fallback=|| view! { <p class="alert alert-info">"Your role can read documents but not write them. Ask an admin if you need to."</p> }
-            >
-                <ActionForm action attr:class="form" attr:novalidate=true>
-                    <FormAlert error fields=&["title", "body"] />
-                    <input type="hidden" name="slug" value=move || ids.get().0 />
-                    <input type="hidden" name="project" value=move || ids.get().1 />
-                    <Field label="Title" name="title" required=true error check=check_title />
-                    <TextAreaField label="Text" name="body" error rows=12 />
-                    <Submit label="Save document" busy_label="Saving…" pending=action.pending() />
-                </ActionForm>
-                <a href=move || project_href(&ids.get().1, "")>"Cancel"</a>
-            </Show>
+            <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
+                {move || Suspend::new(async move {
+                    match project.await {
+                        Err(error) => view! { <ErrorPage error /> }.into_any(),
+                        Ok(p) if !p.can_write_documents => {
+                            view! {
+                                <p class="alert alert-info">
+                                    "You can read this project's documents but not write them. Its project admin, or an admin of the organization, can make you an editor."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Ok(_) => {
+                            view! {
+                                <ActionForm action attr:class="form" attr:novalidate=true>
+                                    <FormAlert error fields=&["title", "body"] />
+                                    <input type="hidden" name="slug" value=move || ids.get().0 />
+                                    <input type="hidden" name="project" value=move || ids.get().1 />
+                                    <Field label="Title" name="title" required=true error check=check_title />
+                                    <TextAreaField label="Text" name="body" error rows=12 />
+                                    <Submit label="Save document" busy_label="Saving…" pending=action.pending() />
+                                </ActionForm>
+                                <a href=move || project_href(&ids.get().1, "")>"Cancel"</a>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }
@@ -203,7 +219,7 @@ pub fn EditDocumentPage() -> impl IntoView {
                             .into_any()
                     }
                     Ok(_) => view! {
-                        <p class="alert alert-info">"Your role can't change this document. Members change the documents they wrote; admins change any."</p>
+                        <p class="alert alert-info">"You can't change this document. Members change the documents they wrote; the project's editors and admins, and the organization's admins, change any."</p>
                     }
                         .into_any(),
                     Err(error) => view! { <ErrorPage error /> }.into_any(),

@@ -37,6 +37,7 @@ pub fn OrgLayout() -> impl IntoView {
                                     <A href=base.clone() exact=true>"Overview"</A>
                                     <A href=format!("{base}/projects")>"Projects"</A>
                                     <A href=format!("{base}/members")>"Members"</A>
+                                    <A href=format!("{base}/groups")>"Groups"</A>
                                     {org.role.can(Permission::ManageSecurity).then(|| view! {
                                         <A href=format!("{base}/sso")>"Single sign-on"</A>
                                     })}

@@ -1,10 +1,14 @@
-use crate::api::{get_project, list_documents, list_projects, CreateProject, DeleteProject, UpdateProject};
+use crate::api::{
+    get_project, get_project_access, list_documents, list_groups, list_members, list_projects, CreateProject, DeleteProject, UpdateProject,
+};
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit, TextAreaField};
 use crate::components::raw_text::PageTitle;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
+use crate::pages::sharing::{ProjectSharing, SharingActions};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
+use tessera_domain::access::Visibility;
 use tessera_domain::input::{ProjectDescription, ProjectName};
 use tessera_domain::Permission;
 
@@ -88,6 +92,9 @@ pub fn ProjectsPage() -> impl IntoView {
                                         <tr data-testid="project-row">
                                             <td>
                                                 <a href=format!("/t/{}/projects/{}", slug.get_untracked(), project.id)>{project.name.clone()}</a>
+                                                {(project.visibility == Visibility::Restricted).then(|| view! {
+                                                    " " <span class="badge" data-testid="restricted-badge">"Restricted"</span>
+                                                })}
                                             </td>
                                             <td class="muted">{project.description.clone()}</td>
                                             <td>{project.created_by.clone()}</td>
@@ -131,6 +138,14 @@ pub fn NewProjectPage() -> impl IntoView {
                     <input type="hidden" name="slug" value=move || slug.get() />
                     <Field label="Project name" name="name" required=true error check=check_name />
                     <Field label="Description" name="description" error check=check_description hint="Optional. What is this project for?" />
+                    <div class="field">
+                        <label for="field-visibility">"Who can see it"</label>
+                        <select name="visibility" id="field-visibility" class="input" aria-describedby="field-visibility-hint">
+                            <option value=Visibility::Organization.as_str() selected=true>"Everyone in the organization"</option>
+                            <option value=Visibility::Restricted.as_str()>"Only people and groups I give access to"</option>
+                        </select>
+                        <p class="field-hint" id="field-visibility-hint">"Owners and Admins always see every project. You can change this later."</p>
+                    </div>
                     <Submit label="Create project" busy_label="Creating…" pending=action.pending() />
                 </ActionForm>
             </Show>
@@ -142,16 +157,36 @@ pub fn NewProjectPage() -> impl IntoView {
 pub fn ProjectPage() -> impl IntoView {
     let slug = use_slug();
     let params = use_params_map();
-    let project = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| get_project(slug, id));
+    let sharing = SharingActions::new();
+    let project =
+        Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default(), sharing.version()), |(slug, id, _)| get_project(slug, id));
     // Made with the page, not inside the project's view: a resource created there isn't carried
     // to the browser with the page, so hydrating would find other markup.
     let documents = Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default()), |(slug, id)| list_documents(slug, id));
+    let access = Resource::new(
+        move || (slug.get(), params.read().get("id").unwrap_or_default(), sharing.version()),
+        |(slug, id, _)| get_project_access(slug, id),
+    );
+    let members = Resource::new(move || slug.get(), list_members);
+    let groups = Resource::new(move || slug.get(), list_groups);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading project…"</p> }>
             {move || Suspend::new(async move {
                 match project.await {
                     Ok(p) => {
                         let documents = documents.await;
+                        // Who may share also chooses from the team; a failure there leaves the list short, not the page.
+                        let sharing_panel = match access.await {
+                            Ok(access) => {
+                                let (members, groups) = if access.can_share {
+                                    (members.await.unwrap_or_default(), groups.await.unwrap_or_default())
+                                } else {
+                                    (Vec::new(), Vec::new())
+                                };
+                                Some(view! { <ProjectSharing access members groups actions=sharing /> })
+                            }
+                            Err(_) => None,
+                        };
                         view! {
                             <PageTitle text=p.name.clone() />
                             <nav class="breadcrumbs" aria-label="Breadcrumb">
@@ -171,6 +206,7 @@ pub fn ProjectPage() -> impl IntoView {
                                 </dl>
                                 {p.can_change.then(|| view! { <ProjectActions id=p.id.to_string() name=p.name.clone() /> })}
                             </article>
+                            {sharing_panel}
                             <crate::pages::documents::ProjectDocuments project=p.id.to_string() documents />
                         }
                             .into_any()
@@ -238,7 +274,7 @@ pub fn EditProjectPage() -> impl IntoView {
                     }
                     Ok(_) => {
                         view! {
-                            <p class="alert alert-info">"Your role can't change this project. Members change the projects they created; admins change any."</p>
+                            <p class="alert alert-info">"You can't change this project. Members change the projects they created; its project admins and the organization's admins change any."</p>
                         }
                             .into_any()
                     }

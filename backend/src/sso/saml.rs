@@ -750,6 +750,12 @@ async fn accept(
             }
             Some(_) => {}
         }
+        // Groups that mirror the IdP's follow what this assertion says (in the organization's
+        // data, so by a job).
+        if conn.groups_attribute.is_some() {
+            let sync = crate::access::groups::SyncIdpGroups { tenant_id: conn.tenant_id, user_id, groups: groups.clone() };
+            crate::jobs::enqueue(tx.conn(), crate::jobs::Lane::Organization(conn.tenant_id), &sync).await?;
+        }
         let entry = AuditEntry::new(
             "sso.login",
             "user",

@@ -78,6 +78,24 @@ pub struct Tenancy {
     billing: crate::billing::Billing,
 }
 
+/// Whose eyes a transaction on tenant data has: which restricted projects row-level security
+/// shows it (see migration `project_access`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Sight {
+    /// A member (or their API key): restricted projects granted to them, or all of them when
+    /// their role sees every project.
+    Member { user_id: Uuid, sees_all: bool },
+    /// Work nobody does as a member (jobs, billing's counts, moves): everything in the
+    /// organization.
+    Everything,
+}
+
+impl Sight {
+    fn of(ctx: &Ctx) -> Self {
+        Sight::Member { user_id: ctx.user_id, sees_all: ctx.sees_every_project() }
+    }
+}
+
 /// A read-only transaction inside one tenant.
 pub struct ReadTx {
     tx: Transaction<'static, Postgres>,
@@ -203,16 +221,22 @@ impl Tenancy {
         Ok(options)
     }
 
-    async fn begin_data(&self, tenant: &TenantRef, mode: impl Into<crate::db::TxMode>) -> Result<Transaction<'static, Postgres>> {
+    async fn begin_data(&self, tenant: &TenantRef, sight: Sight, mode: impl Into<crate::db::TxMode>) -> Result<Transaction<'static, Postgres>> {
         let pool = self.topology.pool_for(&tenant.placement)?;
         let mode = mode.into();
         let open = async {
             // Any failure to open is about reaching that database, not about the request.
             let mut tx = crate::db::open(&pool, mode).await.map_err(|e| unreachable(tenant, e, true))?;
             let (id, timeout) = (tenant.id.to_string(), format!("{}ms", self.topology.statement_timeout().as_millis()));
+            let (user, sees_all) = match sight {
+                Sight::Member { user_id, sees_all } => (user_id.to_string(), if sees_all { "on" } else { "off" }),
+                Sight::Everything => (String::new(), "on"),
+            };
             let settings = [
                 (Setting::SearchPath(SEAL), tenant.placement.schema.as_str()),
                 (Setting::TenantId(SEAL), &id),
+                (Setting::UserId, &user),
+                (Setting::SeesAll(SEAL), sees_all),
                 (Setting::StatementTimeout, &timeout),
             ];
             crate::db::set_local(&mut tx, &settings).await.map_err(|e| match e {
@@ -238,34 +262,48 @@ impl Tenancy {
     /// see one moment throughout (see `db::TxMode::Snapshot`), if its role has `permission`.
     pub(crate) async fn read_snapshots(&self, ctx: &Ctx, permission: Permission) -> Result<(ReadTx, ReadTx)> {
         ctx.require(permission)?;
-        self.snapshots(&ctx.tenant).await
+        self.snapshots(&ctx.tenant, Sight::of(ctx)).await
     }
 
-    async fn snapshots(&self, tenant: &TenantRef) -> Result<(ReadTx, ReadTx)> {
-        let (control, data) =
-            tokio::try_join!(self.begin_control(tenant.id, crate::db::TxMode::Snapshot), self.begin_data(tenant, crate::db::TxMode::Snapshot))?;
+    async fn snapshots(&self, tenant: &TenantRef, sight: Sight) -> Result<(ReadTx, ReadTx)> {
+        let (control, data) = tokio::try_join!(
+            self.begin_control(tenant.id, crate::db::TxMode::Snapshot),
+            self.begin_data(tenant, sight, crate::db::TxMode::Snapshot)
+        )?;
         Ok((ReadTx { tx: control }, ReadTx { tx: data }))
     }
 
     /// Opens a read-only transaction on the tenant's data, if its role has `permission`.
     async fn read(&self, ctx: &Ctx, permission: Permission) -> Result<ReadTx> {
         ctx.require(permission)?;
-        Ok(ReadTx { tx: self.begin_data(&ctx.tenant, true).await? })
+        self.open_read(ctx).await
+    }
+
+    /// A read-only transaction on the tenant's data with the actor's sight, checked by the
+    /// caller (`Org::project_read` asks about one project in it).
+    async fn open_read(&self, ctx: &Ctx) -> Result<ReadTx> {
+        Ok(ReadTx { tx: self.begin_data(&ctx.tenant, Sight::of(ctx), true).await? })
     }
 
     /// Opens a write transaction on the tenant's data, if its role has `permission` and the
     /// tenant is writable.
     async fn write(&self, ctx: &Ctx, permission: Permission, change: Change) -> Result<WriteTx> {
         ctx.require(permission)?;
+        self.open_write(ctx, change).await
+    }
+
+    /// A write transaction on the tenant's data with the actor's sight, if the tenant is
+    /// writable; the permission is checked by the caller (`Org::project_write`).
+    async fn open_write(&self, ctx: &Ctx, change: Change) -> Result<WriteTx> {
         writable(&ctx.tenant)?;
         self.billing_allows(ctx, change).await?;
-        let tx = self.begin_data_write(&ctx.tenant).await?;
+        let tx = self.begin_data_write(&ctx.tenant, Sight::of(ctx)).await?;
         Ok(WriteTx { tx, ctx: ctx.clone(), outbox: Some((self.clone(), Vec::new())) })
     }
 
     /// A write transaction on the tenant's data that a move can't overtake.
-    async fn begin_data_write(&self, tenant: &TenantRef) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.begin_data(tenant, false).await?;
+    async fn begin_data_write(&self, tenant: &TenantRef, sight: Sight) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.begin_data(tenant, sight, false).await?;
         // A move seals the old place (under the exclusive form of this lock) before copying;
         // taking the shared lock first means this write either finishes before the seal or
         // sees it, so no write can land in a place that has already been copied.
@@ -321,12 +359,16 @@ impl Tenancy {
             let mut tx = self.begin_control(tenant.id, true).await?;
             crate::billing::account::seats_used(&mut tx, tenant.id).await?
         };
-        let projects: i64 = {
-            let mut tx = self.begin_data(tenant, true).await?;
-            sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await?
-        };
+        let projects = self.project_count(tenant).await?;
         view.entitlements.fits(seats, u32::try_from(projects).unwrap_or(u32::MAX)).map_err(|refusal| AppError::PaymentRequired(refusal.0))?;
         Ok(())
+    }
+
+    /// How many projects the organization has, restricted ones too, whoever asks (a plan's
+    /// limit counts them all).
+    pub(crate) async fn project_count(&self, tenant: &TenantRef) -> Result<i64> {
+        let mut tx = self.begin_data(tenant, Sight::Everything, true).await?;
+        Ok(sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await?)
     }
 
     /// A control-plane write about billing (its audit records): allowed while the organization
@@ -489,6 +531,18 @@ impl Tenancy {
             sqlx::query_as("SELECT id, COALESCE(display_name, email) FROM users WHERE id = ANY($1)").bind(ids).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// People's names (their display name, else their address) and addresses by id.
+    pub async fn people(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, (String, String)>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut tx = crate::db::open(&self.control, true).await?;
+        let rows: Vec<(Uuid, String, String)> =
+            sqlx::query_as("SELECT id, COALESCE(display_name, email), email FROM users WHERE id = ANY($1)").bind(ids).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id, name, email)| (id, (name, email))).collect())
     }
 
     /// Creates an organization with `user_id` as its first Owner, its data placed in `region`
@@ -808,7 +862,8 @@ mod tests {
                     stack.push(path);
                 } else if path.extension().is_some_and(|e| e == "rs") && !door {
                     let code = std::fs::read_to_string(&path).unwrap().to_ascii_lowercase();
-                    for needle in ["app.tenant_id", "search_path", "set_config", "local role", "reset role", "session authorization"] {
+                    for needle in ["app.tenant_id", "app.sees_all", "search_path", "set_config", "local role", "reset role", "session authorization"]
+                    {
                         if code.contains(needle) {
                             offenders.push(format!("{} names {needle}", path.display()));
                         }

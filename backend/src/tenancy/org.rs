@@ -4,10 +4,12 @@
 //! and has no way to reach tenant data but through `read` and `write`.
 
 use super::{Change, ReadTx, Tenancy, WriteTx};
+use crate::access::Lock;
 use crate::ctx::Ctx;
 use crate::error::Result;
 use std::collections::HashMap;
 use std::ops::Deref;
+use tessera_domain::access::{ProjectStanding, Target};
 use tessera_domain::Permission;
 use uuid::Uuid;
 
@@ -37,6 +39,33 @@ impl Org {
     /// endpoint): allowed even while billing makes the organization read-only.
     pub(crate) async fn write_removal(&self, permission: Permission) -> Result<WriteTx> {
         self.tenancy.write(&self.ctx, permission, Change::Removal).await
+    }
+
+    /// A read-only transaction on the organization's data about one project, if the actor may
+    /// do `permission` there: the project as they stand towards it is read in the transaction
+    /// (row-level security hides it when they can't see it: then not found) and judged by
+    /// [`tessera_domain::access::can`]. Their role alone doesn't decide: a grant can give an
+    /// organization Viewer more on one project.
+    pub async fn project_read(&self, project: Uuid, permission: Permission) -> Result<(ReadTx, ProjectStanding)> {
+        let mut tx = self.tenancy.open_read(&self.ctx).await?;
+        let standing = crate::access::standing(tx.conn(), project, Lock::None).await?;
+        self.ctx.require_on(permission, Target::Project(&standing), crate::projects::no_such_project)?;
+        Ok((tx, standing))
+    }
+
+    /// A write on the organization's data about one project, judged as [`Org::project_read`]
+    /// judges a read, holding `lock` on the project until it commits (with its audit record).
+    pub(crate) async fn project_write(
+        &self,
+        project: Uuid,
+        permission: Permission,
+        lock: Lock,
+        change: Change,
+    ) -> Result<(WriteTx, ProjectStanding)> {
+        let mut tx = self.tenancy.open_write(&self.ctx, change).await?;
+        let standing = crate::access::standing(tx.conn(), project, lock).await?;
+        self.ctx.require_on(permission, Target::Project(&standing), crate::projects::no_such_project)?;
+        Ok((tx, standing))
     }
 
     /// A read-only control-plane transaction in the organization (its team, its lifecycle).

@@ -99,7 +99,7 @@ impl Tenancy {
         control.commit().await?;
         crate::jobs::wake();
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
-        let mut data = self.begin_data(tenant, false).await?;
+        let mut data = self.begin_data(tenant, super::Sight::Everything, false).await?;
         sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&ids).execute(&mut *data).await?;
         data.commit().await?;
         Ok(())

@@ -154,7 +154,12 @@ pub(crate) async fn enter_as_owner(conn: &mut PgConnection, schema: &str, tenant
     check_identifier(schema)?;
     crate::db::set_local(
         conn,
-        &[(crate::db::Setting::SearchPath(super::SEAL), schema), (crate::db::Setting::TenantId(super::SEAL), &tenant_id.to_string())],
+        &[
+            (crate::db::Setting::SearchPath(super::SEAL), schema),
+            (crate::db::Setting::TenantId(super::SEAL), &tenant_id.to_string()),
+            // Restricted projects too: maintenance moves and removes everything.
+            (crate::db::Setting::SeesAll(super::SEAL), "on"),
+        ],
     )
     .await
 }

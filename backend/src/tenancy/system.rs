@@ -228,7 +228,7 @@ impl Tenancy {
             crate::ctx::TenantStatus::Moving => return Err(super::moving_error().into()),
             crate::ctx::TenantStatus::Active => {}
         }
-        let tx = self.begin_data_write(&tenant).await?;
+        let tx = self.begin_data_write(&tenant, super::Sight::Everything).await?;
         Ok(Some(DataJob { tx, tenancy: self.clone(), tenant, job, queued: Vec::new() }))
     }
 
@@ -238,7 +238,7 @@ impl Tenancy {
     pub async fn audit_chains(&self, tenant_id: Uuid) -> Result<Option<tessera_domain::audit::AuditIntegrity>> {
         use tessera_domain::audit::AuditLogName;
         let Some(tenant) = self.tenant_by_id(tenant_id).await? else { return Ok(None) };
-        let (mut control, mut data) = self.snapshots(&tenant).await?;
+        let (mut control, mut data) = self.snapshots(&tenant, super::Sight::Everything).await?;
         let (control, data) = tokio::try_join!(
             crate::audit::chain::check(control.conn(), tenant_id, AuditLogName::Organization),
             crate::audit::chain::check(data.conn(), tenant_id, AuditLogName::Data)

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Signing in for an access token, refreshing it, signing out"),
         (name = "projects", description = "An organization's projects"),
         (name = "documents", description = "The documents inside a project"),
+        (name = "access", description = "Who may see and change a project: restricting it, sharing it with members and groups"),
         (name = "members", description = "An organization's team"),
         (name = "audit", description = "An organization's audit log, for security tools (SIEM) to pull"),
     )

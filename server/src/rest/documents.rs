@@ -27,7 +27,7 @@ fn ids(project: &str, id: &str) -> ApiResult<(Uuid, Uuid)> {
     params(("slug" = String, Path, description = "The organization's URL name"), ("project" = String, Path, description = "The project's id")),
     security(("bearer" = [])), responses((status = 200, description = "The documents", body = Vec<DocumentSummary>), OrgRouteErrors))]
 pub async fn list(InOrg(org): InOrg, TextPath((_, project)): TextPath<(String, String)>) -> ApiResult<Json<Vec<DocumentSummary>>> {
-    Ok(Json(documents::list(&org, path_id(&project, projects::no_such_project)?).await?))
+    Ok(Json(documents::list(&org, path_id(&project, projects::no_such_project)?).await?.documents))
 }
 
 /// One document, all of its text.

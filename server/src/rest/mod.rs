@@ -8,6 +8,7 @@
 //! handler, `routes!` here), so the OpenAPI document at `/api/v1/openapi.json` (read at
 //! `/api/v1/docs`) lists exactly what the router serves.
 
+mod access;
 mod audit;
 mod auth;
 mod docs;
@@ -35,6 +36,7 @@ pub fn router(backend: Backend) -> Router {
         .routes(routes!(auth::me))
         // One router per resource slice.
         .merge(projects::router())
+        .merge(access::router())
         .merge(documents::router())
         .merge(members::router())
         .merge(audit::router())

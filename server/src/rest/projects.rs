@@ -8,6 +8,7 @@ use axum::Json;
 use serde::Deserialize;
 use tessera_backend::projects::{self, ProjectDraft};
 use tessera_backend::Backend;
+use tessera_domain::access::Visibility;
 use tessera_domain::dto::ProjectSummary;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -59,6 +60,10 @@ pub struct NewProject {
     #[serde(default)]
     #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     description: String,
+    /// Who sees it: the whole organization (the default), or only the people given access.
+    /// A restricted project's creator becomes its project admin.
+    #[serde(default)]
+    visibility: Visibility,
 }
 
 /// Creates a project (needs a role or key scope that may write projects).
@@ -78,7 +83,8 @@ pub struct NewProject {
     )
 )]
 pub async fn create(InOrg(org): InOrg, Body(body): Body<NewProject>) -> ApiResult<(StatusCode, Json<ProjectSummary>)> {
-    Ok((StatusCode::CREATED, Json(projects::create(&org, ProjectDraft::parse(&body.name, &body.description)?).await?)))
+    let draft = ProjectDraft { visibility: body.visibility, ..ProjectDraft::parse(&body.name, &body.description)? };
+    Ok((StatusCode::CREATED, Json(projects::create(&org, draft).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

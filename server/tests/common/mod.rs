@@ -864,5 +864,11 @@ pub fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a st
         ("since", "2026-01-01T00:00:00Z".into()),
         ("status", "".into()),
         ("before", "".into()),
+        ("grantee", format!("user:{user_id}")),
+        ("project_role", "editor".into()),
+        ("visibility", "restricted".into()),
+        ("group", id.into()),
+        ("grant", id.into()),
+        ("idp_group", "".into()),
     ]
 }
