@@ -960,3 +960,120 @@ test("an owner upgrades with a test card, gets the invoice as a PDF, fixes a fai
   const refused = await viewer.goto("/t/acme/settings/billing");
   expect([403, 404]).toContain(refused!.status());
 });
+
+/** `page` (an Owner or Admin of `slug`, on its members page) invites `email` as `role`; they
+ *  create their account from the emailed link in a browser of their own and join. Returns
+ *  their page, signed in, in the organization. */
+async function inviteAndJoin(page: Page, browser: import("@playwright/test").Browser, slug: string, email: string, role: string): Promise<Page> {
+  await page.goto(`/t/${slug}/members`);
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Role", { exact: true }).selectOption(role);
+  const sent = new Date(Date.now() - 1000);
+  await page.getByRole("button", { name: "Send invitation" }).click();
+  await expect(page.getByTestId("invitation-sent")).toContainText(`Invitation sent to ${email}`);
+  const invitee = await (await browser.newContext()).newPage();
+  await invitee.goto(await emailedLink(invitee, email, "/invite?token=", sent));
+  await hydrated(invitee);
+  await invitee.getByRole("link", { name: "Create an account" }).click();
+  await hydrated(invitee);
+  await invitee.getByLabel("Password").fill(PASSWORD);
+  await invitee.getByRole("button", { name: "Create account" }).click();
+  await expect(invitee).toHaveURL(/\/invite\?token=/);
+  await hydrated(invitee);
+  await invitee.getByRole("button", { name: "Accept and join" }).click();
+  await expect(invitee).toHaveURL(new RegExp(`/t/${slug}$`));
+  return invitee;
+}
+
+/** The project names `page` sees in the organization's list, freshly loaded. */
+async function projectNames(page: Page, slug: string): Promise<string[]> {
+  await page.goto(`/t/${slug}/projects`);
+  return page.getByTestId("project-row").locator("a").allTextContents();
+}
+
+test("an admin restricts a project to one member, another member loses it at once, and the audit log shows who did what", async ({ page, browser }) => {
+  const id = unique();
+  const slug = `access-${id}`;
+  // A founder on Business (audit log export), with an Admin and two Members.
+  await signUpConfirmed(page, `founder-${id}@example.com`, "Fran Founder");
+  await page.getByRole("link", { name: "Create an organization" }).click();
+  await hydrated(page);
+  await page.getByLabel("Organization name").fill(`Access ${id}`);
+  await page.getByLabel("URL name").fill(slug);
+  await page.getByRole("button", { name: "Create organization" }).click();
+  await expect(page).toHaveURL(new RegExp(`/t/${slug}$`));
+  await page.goto(`/t/${slug}/settings/billing`);
+  await hydrated(page);
+  await page.getByRole("button", { name: "Choose Business monthly" }).click();
+  await payOnStripe(page, "4242 4242 4242 4242", "Save card");
+  await eventually(page, async () => {
+    await expect(page.getByTestId("billing-status").getByRole("heading", { name: /Business/ })).toBeVisible();
+  });
+  const [adaEmail, beaEmail, calEmail] = [`ada-${id}@example.com`, `bea-${id}@example.com`, `cal-${id}@example.com`];
+  const ada = await inviteAndJoin(page, browser, slug, adaEmail, "admin");
+  const bea = await inviteAndJoin(page, browser, slug, beaEmail, "member");
+  const cal = await inviteAndJoin(page, browser, slug, calEmail, "member");
+
+  // Ada makes a project for the whole organization: both Members see it.
+  await ada.goto(`/t/${slug}/projects/new`);
+  await hydrated(ada);
+  await ada.getByLabel("Project name").fill("Roadmap");
+  await ada.getByRole("button", { name: "Create project" }).click();
+  await expect(ada.getByTestId("project-name")).toHaveText("Roadmap");
+  expect(await projectNames(cal, slug)).toContain("Roadmap");
+
+  // She restricts it and gives Bea access as an editor.
+  await hydrated(ada);
+  const access = ada.getByTestId("project-access");
+  await expect(access.getByTestId("visibility")).toContainText("Everyone in the organization");
+  await access.getByLabel("Who can see it").selectOption("restricted");
+  await Promise.all([ada.waitForResponse((r) => r.url().includes("set_project_visibility")), access.getByRole("button", { name: "Save" }).click()]);
+  await expect(access.getByTestId("visibility")).toContainText("Restricted");
+  await access.getByLabel("Member or group").selectOption({ label: `${beaEmail} (${beaEmail})` });
+  await access.getByLabel("Project role").selectOption("editor");
+  await Promise.all([ada.waitForResponse((r) => r.url().includes("share_project")), access.getByRole("button", { name: "Give access" }).click()]);
+  await expect(access.getByTestId("grant-row").filter({ hasText: beaEmail })).toBeVisible();
+
+  // Cal loses it from his list at once; Bea has it, marked restricted, and writes in it.
+  expect(await projectNames(cal, slug)).not.toContain("Roadmap");
+  expect(await projectNames(bea, slug)).toContain("Roadmap");
+  const row = bea.getByTestId("project-row").filter({ hasText: "Roadmap" });
+  await expect(row.getByTestId("restricted-badge")).toBeVisible();
+  await row.getByRole("link", { name: "Roadmap" }).click();
+  await expect(bea.getByTestId("project-name")).toHaveText("Roadmap");
+  await hydrated(bea);
+  await bea.getByRole("link", { name: "New document" }).click();
+  await hydrated(bea);
+  await bea.getByLabel("Title").fill("Q3 themes");
+  await bea.getByRole("button", { name: "Save document" }).click();
+  await expect(bea.getByRole("heading", { name: "Q3 themes" })).toBeVisible();
+  // Cal can't reach it by its address either.
+  const refused = await cal.goto(bea.url().replace(/\/documents\/.*$/, ""));
+  expect(refused?.status()).toBe(404);
+
+  // Ada filters the audit log to what Bea did and downloads it.
+  await ada.goto(`/t/${slug}/settings/audit`);
+  await hydrated(ada);
+  await expect(async () => {
+    await ada.getByLabel("Who").selectOption({ label: beaEmail });
+    await ada.getByRole("button", { name: "Filter" }).click();
+    await expect(ada).toHaveURL(/actor=/, { timeout: 2_000 });
+  }).toPass({ timeout: 15_000 });
+  await expect(ada.getByTestId("audit-event").filter({ hasText: "document.created" })).toHaveCount(1);
+  const exported = ada.waitForEvent("download");
+  await ada.getByTestId("audit-export-csv").click();
+  const { readFileSync } = await import("node:fs");
+  const csv = parseCsv(readFileSync(await (await exported).path(), "utf8"));
+  const header = csv[0];
+  const rows = csv.slice(1);
+  const column = (name: string) => header.indexOf(name);
+  expect(rows.length).toBeGreaterThan(0);
+  expect(rows.every((r) => r[column("actor_name")] === beaEmail)).toBe(true);
+  expect(rows.map((r) => r[column("action")])).toContain("document.created");
+
+  // Her own sharing is on the record too.
+  await ada.goto(`/t/${slug}/settings/audit?action=project`);
+  await expect(ada.getByTestId("audit-event").filter({ hasText: "project.access_granted" })).toHaveCount(1);
+  await expect(ada.getByTestId("audit-event").filter({ hasText: "project.visibility_changed" })).toHaveCount(1);
+});

@@ -729,3 +729,63 @@ async fn a_new_person_from_the_idp_takes_a_seat_and_is_turned_away_when_the_plan
     assert_eq!(reasons, vec!["no_room".to_string()]);
     let _ = std::fs::remove_file(plans);
 }
+
+/// Waits (up to ten seconds) until `sql` counts `wanted`: the job that follows a sign-in is on
+/// its way.
+async fn until_count(app: &TestApp, sql: &str, wanted: i64) {
+    for _ in 0..100 {
+        if app.count(sql).await == wanted {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.count(sql).await, wanted, "{sql}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_mirrors_an_idp_group_gets_its_members_from_each_sign_in() {
+    let app = TestApp::spawn().await;
+    let org = sso_org(&app, "acme").await;
+    let email = format!("ada@{}", org.domain);
+    let r = org.owner.call("create_group", &[("slug", "acme"), ("name", "Readers"), ("description", ""), ("idp_group", "readers")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let group = r.json()["id"].as_str().unwrap().to_string();
+    let r = org.owner.call("create_project", &[("slug", "acme"), ("name", "Reading list"), ("description", ""), ("visibility", "restricted")]).await;
+    assert!(r.status.is_success() || r.status.is_redirection(), "{}", r.body);
+    let project = app.project_id("Reading list").await;
+    let r = org
+        .owner
+        .call("share_project", &[("slug", "acme"), ("id", &project), ("grantee", &format!("group:{group}")), ("project_role", "viewer")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let in_group = format!("SELECT count(*) FROM shared.group_members WHERE group_id = '{group}'");
+
+    // The IdP says Ada is in "readers": she joins as a Viewer and lands in the group.
+    let browser = app.browser();
+    let request = start(&browser, &org, "/").await;
+    let attrs = [("displayName", "Ada Lovelace"), ("groups", "readers")];
+    let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
+    post_acs(&browser, "acme", &org.idp.response(&mint)).await;
+    until_count(&app, &in_group, 1).await;
+    let names = |list: Value| list.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(browser.call("list_projects", &[("slug", "acme")]).await.json()), ["Reading list"], "the group's project is hers");
+
+    // Its members are the IdP's to choose, not an admin's.
+    let ada = app.user_id(&email).await;
+    let r = org.owner.call("remove_group_member", &[("slug", "acme"), ("group", &group), ("user_id", &ada)]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error_message().contains("identity provider"), "{}", r.body);
+
+    // Next time the IdP doesn't list "readers": she is out of the group, and the project is gone.
+    let again = app.browser();
+    let request = start(&again, &org, "/").await;
+    let attrs = [("displayName", "Ada Lovelace"), ("groups", "staff")];
+    let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
+    post_acs(&again, "acme", &org.idp.response(&mint)).await;
+    until_count(&app, &in_group, 0).await;
+    assert_eq!(names(again.call("list_projects", &[("slug", "acme")]).await.json()), Vec::<String>::new());
+    let trail: Vec<(String, Value)> = app.trail(&group).await;
+    let actions: Vec<&str> = trail.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["group.created", "group.member_added", "group.member_removed"]);
+    assert_eq!(trail[1].1["via"]["new"], "sso groups");
+}

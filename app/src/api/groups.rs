@@ -54,5 +54,5 @@ pub async fn remove_group_member(slug: String, group: String, user_id: String) -
 
 #[cfg(feature = "ssr")]
 fn group_id(raw: &str) -> Result<uuid::Uuid, AppError> {
-    tessera_domain::input::parse_id(raw, || groups::no_such_group())
+    tessera_domain::input::parse_id(raw, groups::no_such_group)
 }

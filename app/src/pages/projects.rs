@@ -157,7 +157,7 @@ pub fn NewProjectPage() -> impl IntoView {
 pub fn ProjectPage() -> impl IntoView {
     let slug = use_slug();
     let params = use_params_map();
-    let sharing = SharingActions::new();
+    let sharing = SharingActions::default();
     let project =
         Resource::new(move || (slug.get(), params.read().get("id").unwrap_or_default(), sharing.version()), |(slug, id, _)| get_project(slug, id));
     // Made with the page, not inside the project's view: a resource created there isn't carried

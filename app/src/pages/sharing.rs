@@ -17,11 +17,13 @@ pub struct SharingActions {
     pub visibility: ServerAction<SetProjectVisibility>,
 }
 
-impl SharingActions {
-    pub fn new() -> Self {
+impl Default for SharingActions {
+    fn default() -> Self {
         Self { share: ServerAction::new(), unshare: ServerAction::new(), visibility: ServerAction::new() }
     }
+}
 
+impl SharingActions {
     /// Changes whenever one of them was answered.
     pub fn version(&self) -> (usize, usize, usize) {
         (self.share.version().get(), self.unshare.version().get(), self.visibility.version().get())

@@ -273,7 +273,7 @@ pub(crate) async fn sync_idp_groups(tenancy: &Tenancy, sync: SyncIdpGroups) -> R
     .await?;
     let mut changed = false;
     for (group, idp, is_in) in mirrors {
-        let wanted = sync.groups.iter().any(|g| *g == idp);
+        let wanted = sync.groups.contains(&idp);
         if wanted && !is_in {
             sqlx::query("INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(group)
