@@ -91,6 +91,12 @@ impl Error {
                     "Someone (or another tab) changed the same thing at the same moment. Nothing was saved; please try again.",
                 ))
             }
+            // A row-level security check refused a write: what it was about went out of the
+            // actor's sight while the request ran (access taken away meanwhile).
+            Error::Db(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") && db.message().contains("row-level security") => {
+                tracing::warn!(error = %db, "a write was refused by row-level security");
+                AppError::NotFound("That isn't there any more, or you no longer have access to it.".into())
+            }
             // Text PostgreSQL can't store (a NUL character). The input types refuse control
             // characters at the edge; this keeps a field they don't cover a 400, not a 500.
             Error::Db(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {

@@ -137,7 +137,7 @@ pub async fn create(org: &Org, draft: ProjectDraft) -> Result<ProjectSummary> {
         .execute(tx.conn())
         .await?;
     if draft.visibility == Visibility::Restricted && !org.sees_every_project() {
-        access::keep_as_admin(&mut tx, org, id).await?;
+        access::creator_as_admin(&mut tx, org, id).await?;
     }
     let created: ProjectRow = sqlx::query_as(&format!("{} WHERE p.id = $1", select_project())).bind(id).fetch_one(tx.conn()).await?;
     let changes =

@@ -220,9 +220,15 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
     let holds = |p: Permission| (role_applies && actor.role.can(p)) || project.grant.is_some_and(|g| g.includes(p));
     let allowed = match (permission, target) {
         (Permission::ViewProjects | Permission::ViewDocuments, _) => holds(permission),
-        (Permission::WriteProjects | Permission::ManageProjects, Target::Project(p)) => {
+        // Changing or deleting a project: its admins, or its creator by their role's right.
+        (Permission::WriteProjects, Target::Project(p)) => {
             holds(Permission::ManageProjects) || (holds(Permission::WriteProjects) && p.created_by == actor.user_id)
         }
+        // Deciding who has access (restricting, sharing): its admins only. Not its creator by
+        // that alone: a project admin may change every document in it, so a Member who could
+        // restrict their open project (or share it with themselves) would gain rights over
+        // what others wrote there.
+        (Permission::ManageProjects, Target::Project(_)) => holds(Permission::ManageProjects),
         (Permission::WriteDocuments | Permission::ManageDocuments, Target::Project(_)) => holds(Permission::WriteDocuments),
         (Permission::WriteDocuments | Permission::ManageDocuments, Target::Document { author, .. }) => {
             holds(Permission::ManageDocuments) || (holds(Permission::WriteDocuments) && author == actor.user_id)
@@ -233,14 +239,17 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
         return Ok(());
     }
     Err(refuse(match permission {
-        Permission::WriteProjects | Permission::ManageProjects => {
-            "You can change, share and delete the projects you created, and those you are a project admin of; an admin can change this one."
+        Permission::ManageProjects => {
+            "Only the project's admins, and the organization's Owners and Admins, decide who has access to it. Ask one of them."
+        }
+        Permission::WriteProjects => {
+            "You can change and delete the projects you created, and those you are a project admin of; an admin can change this one."
         }
         Permission::WriteDocuments | Permission::ManageDocuments if matches!(target, Target::Project(_)) => {
             "You can read this project but not write in it. A project admin can make you an editor."
         }
         Permission::WriteDocuments | Permission::ManageDocuments => {
-            "You can change and delete the documents you wrote; an editor or admin of the project can change this one."
+            "You can change and delete the documents you created; the project's editors and admins, and the organization's admins, can change this one."
         }
         _ => ROLE_REFUSAL,
     }))
@@ -287,6 +296,7 @@ mod tests {
         assert!(can(&viewer, Permission::WriteDocuments, Target::Document { project: &editor_grant, author: SOMEONE }).is_ok());
         assert!(can(&viewer, Permission::WriteProjects, Target::Project(&editor_grant)).is_err());
         assert!(can(&viewer, Permission::WriteProjects, Target::Project(&admin_grant)).is_ok());
+        assert!(can(&viewer, Permission::ManageProjects, Target::Project(&admin_grant)).is_ok());
         assert!(can(&viewer, Permission::WriteDocuments, Target::Project(&project(Visibility::Organization, SOMEONE, None))).is_err());
     }
 
@@ -297,6 +307,8 @@ mod tests {
         let member = person(Role::Member);
         assert!(can(&member, Permission::WriteDocuments, Target::Project(&theirs)).is_ok());
         assert!(can(&member, Permission::WriteProjects, Target::Project(&mine)).is_ok());
+        // Changing their own project is theirs; who has access to it is for its admins.
+        assert!(can(&member, Permission::ManageProjects, Target::Project(&mine)).is_err());
         assert!(can(&member, Permission::WriteProjects, Target::Project(&theirs)).is_err());
         assert!(can(&member, Permission::WriteDocuments, Target::Document { project: &theirs, author: ME }).is_ok());
         assert!(can(&member, Permission::WriteDocuments, Target::Document { project: &theirs, author: SOMEONE }).is_err());

@@ -40,9 +40,11 @@ CREATE TABLE group_members (
     group_id   uuid NOT NULL,
     user_id    uuid NOT NULL,
     added_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, group_id, user_id),
-    CONSTRAINT group_members_group_fk FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+    PRIMARY KEY (tenant_id, group_id, user_id)
 );
+-- A membership goes with its group.
+ALTER TABLE group_members ADD CONSTRAINT group_members_group_fk
+    FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE;
 CREATE INDEX group_members_of_user ON group_members (tenant_id, user_id);
 
 CREATE TABLE project_grants (
@@ -54,16 +56,34 @@ CREATE TABLE project_grants (
     role        text NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
     granted_by  uuid NOT NULL,
     granted_at  timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT project_grants_one_grantee CHECK (num_nonnulls(user_id, group_id) = 1),
-    -- A grant goes with its project, and with its group.
-    CONSTRAINT project_grants_project_fk FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE,
-    CONSTRAINT project_grants_group_fk FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+    CONSTRAINT project_grants_one_grantee CHECK (num_nonnulls(user_id, group_id) = 1)
 );
+-- A grant goes with its project, and with its group. (Foreign-key checks don't see row-level
+-- security: the service checks the actor can see both before it writes.)
+ALTER TABLE project_grants ADD CONSTRAINT project_grants_project_fk
+    FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE;
+ALTER TABLE project_grants ADD CONSTRAINT project_grants_group_fk
+    FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE;
 -- One grant per person or group on a project (NULLs are distinct, so each index binds one kind).
 CREATE UNIQUE INDEX project_grants_user_unique ON project_grants (tenant_id, project_id, user_id);
 CREATE UNIQUE INDEX project_grants_group_unique ON project_grants (tenant_id, project_id, group_id);
 CREATE INDEX project_grants_of_user ON project_grants (tenant_id, user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX project_grants_of_group ON project_grants (tenant_id, group_id) WHERE group_id IS NOT NULL;
+
+-- When each person's groups were last set from their IdP's word (a sign-in): an older sign-in's
+-- sync that runs late is skipped.
+CREATE TABLE idp_group_syncs (
+    tenant_id     uuid NOT NULL DEFAULT app_tenant_id(),
+    user_id       uuid NOT NULL,
+    signed_in_at  timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+ALTER TABLE idp_group_syncs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE idp_group_syncs FORCE ROW LEVEL SECURITY;
+CREATE POLICY idp_group_syncs_in_tenant ON idp_group_syncs
+    USING (tenant_id = app_tenant_id())
+    WITH CHECK (tenant_id = app_tenant_id());
+GRANT SELECT, INSERT, UPDATE ON idp_group_syncs TO tessera_app;
 
 -- Who has access to which project, and who is in which group, are visible to the whole
 -- organization by id (as a team's membership is): a policy on projects must read them, and a

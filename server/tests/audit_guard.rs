@@ -20,6 +20,7 @@ use uuid::Uuid;
 /// replaying (which only add to them) are audited and checked in `webhooks.rs` instead.
 const BOOKKEEPING: &[&str] = &[
     "audit_log",
+    "idp_group_syncs",
     "audit_chain",
     "outbox",
     "job_schedules",

@@ -191,9 +191,22 @@ async fn without_tenant_context_the_app_role_sees_no_tenant_rows_in(t: TwoTenant
     assert!(planted.is_err(), "{}: row-level security refuses rows for another tenant", t.label);
     tx.rollback().await.unwrap();
     // A document of Alice's can't name Bob's project: the foreign key includes the tenant (a
-    // key check doesn't see row-level security, so a plain project_id would find Bob's).
+    // key check doesn't see row-level security, so a plain project_id would find Bob's). The
+    // documents policy refuses it first (its project isn't visible); seeing every project, the
+    // key still does.
     let mut tx = conn.begin().await.unwrap();
     tx.execute(format!("SET LOCAL app.tenant_id = '{alpha}'").as_str()).await.unwrap();
+    let planted = sqlx::query(
+        "INSERT INTO documents (id, project_id, title, created_by, updated_by) VALUES (gen_random_uuid(), $1, 'Planted', gen_random_uuid(), gen_random_uuid())",
+    )
+    .bind(uuid::Uuid::parse_str(&t.bob_project).unwrap())
+    .execute(&mut *tx)
+    .await;
+    let code = planted.as_ref().err().and_then(|e| e.as_database_error()).and_then(|e| e.code()).map(|c| c.to_string());
+    assert_eq!(code.as_deref(), Some("42501"), "{}: row-level security refuses a document in a project it can't see: {planted:?}", t.label);
+    tx.rollback().await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute(format!("SET LOCAL app.tenant_id = '{alpha}'; SET LOCAL app.sees_all = 'on'").as_str()).await.unwrap();
     let planted = sqlx::query(
         "INSERT INTO documents (id, project_id, title, created_by, updated_by) VALUES (gen_random_uuid(), $1, 'Planted', gen_random_uuid(), gen_random_uuid())",
     )

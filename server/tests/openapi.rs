@@ -37,7 +37,10 @@ async fn the_api_publishes_an_openapi_document_of_every_route_it_serves() {
             }
         }
     }
-    assert_eq!(operations, 16, "sign in, refresh, sign out, me; list, get, create, change and delete projects and documents; members; audit events");
+    assert_eq!(
+        operations, 22,
+        "sign in, refresh, sign out, me; list, get, create, change and delete projects and documents; members; audit events; a project's access (read, grant, revoke, visibility); groups (list, get)"
+    );
     // The types a program reads are described field by field.
     let schemas = &document["components"]["schemas"];
     for name in [
@@ -52,10 +55,18 @@ async fn the_api_publishes_an_openapi_document_of_every_route_it_serves() {
         "ProjectChange",
         "AuditPage",
         "AuditEvent",
+        "ProjectAccess",
+        "ProjectGrant",
+        "Grantee",
+        "NewGrant",
+        "Group",
+        "ProjectRole",
+        "Visibility",
     ] {
         assert!(schemas[name].is_object(), "{name} is described");
     }
     assert_eq!(schemas["Role"]["enum"], serde_json::json!(["owner", "admin", "member", "viewer"]));
+    assert_eq!(schemas["ProjectRole"]["enum"], serde_json::json!(["admin", "editor", "viewer"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

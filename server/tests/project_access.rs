@@ -133,7 +133,7 @@ async fn a_restricted_project_is_invisible_to_a_member_without_a_grant_until_sha
     let grant = share(&owner, &secret, &format!("user:{bea_id}"), "editor").await.json()["grants"][0]["id"].as_str().unwrap().to_string();
     let r = owner.call("unshare_project", &[("slug", "acme"), ("id", &secret), ("grant", &grant)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.json()["grants"], json!([]));
+    assert_eq!(owner.call("get_project_access", &[("slug", "acme"), ("id", &secret)]).await.json()["grants"], json!([]));
     assert_eq!(names(&bea).await, ["Open"]);
     assert_eq!(raw_counts(&app, &bea_id, false, &secret).await, (0, 0));
     let r = owner.call("unshare_project", &[("slug", "acme"), ("id", &secret), ("grant", &grant)]).await;
@@ -198,43 +198,56 @@ async fn a_group_grant_gives_its_members_access_and_goes_with_the_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_who_restricts_their_project_keeps_it_and_chooses_who_else_sees_it() {
+async fn a_member_who_creates_a_restricted_project_is_its_admin_but_cannot_restrict_an_open_one() {
     let app = TestApp::spawn().await;
     let (owner, bea, cal) = acme(&app).await;
-    let plan = project(&app, &bea, "Bea's plan", "").await;
-    let cal_id = app.user_id("cal@example.test").await;
+    let (bea_id, cal_id) = (app.user_id("bea@example.test").await, app.user_id("cal@example.test").await);
+
+    // Her open project holds Cal's work: restricting it (or making herself its admin) would give
+    // her rights over what he wrote, so only an admin may.
+    let open = project(&app, &bea, "Bea's plan", "").await;
+    assert!(done(&write_document(&cal, &open, "Cal's notes").await));
+    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &open), ("visibility", "restricted")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.error_message().contains("project's admins"), "{}", r.body);
+    assert_eq!(
+        share(&bea, &open, &format!("user:{bea_id}"), "admin").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nobody changes their own access"
+    );
+    assert_eq!(share(&bea, &open, &format!("user:{cal_id}"), "viewer").await.status, StatusCode::FORBIDDEN);
     assert_eq!(names(&cal).await, ["Bea's plan"]);
 
-    // Cal can't restrict what isn't his.
-    let r = cal.call("set_project_visibility", &[("slug", "acme"), ("id", &plan), ("visibility", "restricted")]).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &plan), ("visibility", "secret")]).await;
+    // A project she creates restricted is hers to open up: she is its admin from the start.
+    let private = project(&app, &bea, "Bea's draft", "restricted").await;
+    let access = bea.call("get_project_access", &[("slug", "acme"), ("id", &private)]).await.json();
+    assert_eq!((access["grants"][0]["grantee"]["email"].as_str(), access["grants"][0]["role"].as_str()), (Some("bea@example.test"), Some("admin")));
+    assert_eq!(access["can_share"], true);
+    assert_eq!(names(&cal).await, ["Bea's plan"], "not Cal's to see");
+    assert_eq!(names(&owner).await, ["Bea's draft", "Bea's plan"], "Owners see every project");
+    let r = cal.call("set_project_visibility", &[("slug", "acme"), ("id", &private), ("visibility", "organization")]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "what Cal can't see, he can't open either");
+
+    assert_eq!(share(&bea, &private, &format!("user:{cal_id}"), "viewer").await.status, StatusCode::OK);
+    assert_eq!(names(&cal).await, ["Bea's draft", "Bea's plan"]);
+    let r = share(&bea, &private, "user:00000000-0000-0000-0000-000000000001", "viewer").await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("grantee")), "{}", r.body);
+    let r = share(&bea, &private, &format!("user:{cal_id}"), "owner").await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("role")), "{}", r.body);
+    let r = share(&bea, &private, "everyone", "viewer").await;
+    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("grantee")), "{}", r.body);
+    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &private), ("visibility", "secret")]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("visibility")));
 
-    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &plan), ("visibility", "restricted")]).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(r.json()["grants"][0]["grantee"]["email"], "bea@example.test", "she stays in, as its project admin");
-    assert_eq!(r.json()["grants"][0]["role"], "admin");
-    assert_eq!(names(&bea).await, ["Bea's plan"]);
-    assert_eq!(names(&cal).await, Vec::<String>::new(), "gone from Cal's list at once");
-    assert_eq!(names(&owner).await, ["Bea's plan"]);
-
-    assert_eq!(share(&bea, &plan, &format!("user:{cal_id}"), "viewer").await.status, StatusCode::OK);
-    assert_eq!(names(&cal).await, ["Bea's plan"]);
-    let r = share(&bea, &plan, "user:00000000-0000-0000-0000-000000000001", "viewer").await;
-    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("grantee")), "{}", r.body);
-    let r = share(&bea, &plan, &format!("user:{cal_id}"), "owner").await;
-    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("role")), "{}", r.body);
-    let r = share(&bea, &plan, "everyone", "viewer").await;
-    assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("grantee")), "{}", r.body);
-
-    // Opened again, everyone sees it; the grants stay for when it is restricted again.
-    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &plan), ("visibility", "organization")]).await;
+    // Opened, everyone sees it; the grants stay for when it is restricted again.
+    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &private), ("visibility", "organization")]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["grants"].as_array().map(Vec::len), Some(2));
-    let changes: Vec<Value> = app.trail(&plan).await.into_iter().filter(|(a, _)| a == "project.visibility_changed").map(|(_, c)| c).collect();
-    assert_eq!(changes[0]["visibility"], json!({ "old": "organization", "new": "restricted" }));
-    assert_eq!(changes[1]["visibility"], json!({ "old": "restricted", "new": "organization" }));
+    let r = bea.call("set_project_visibility", &[("slug", "acme"), ("id", &private), ("visibility", "restricted")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let changes: Vec<Value> = app.trail(&private).await.into_iter().filter(|(a, _)| a == "project.visibility_changed").map(|(_, c)| c).collect();
+    assert_eq!(changes[0]["visibility"], json!({ "old": "restricted", "new": "organization" }));
+    assert_eq!(changes[1]["visibility"], json!({ "old": "organization", "new": "restricted" }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

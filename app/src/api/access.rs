@@ -30,8 +30,9 @@ pub async fn share_project(slug: String, id: String, grantee: String, project_ro
     Ok(access::grant(&org, id, grantee, role).await?)
 }
 
+/// Takes a grant away (which may be the caller's own way in: so it answers nothing).
 #[server(endpoint = "unshare_project")]
-pub async fn unshare_project(slug: String, id: String, grant: String) -> Result<ProjectAccess, AppError> {
+pub async fn unshare_project(slug: String, id: String, grant: String) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
     let id = ssr::parse_id(&id, "project")?;
     let grant = tessera_domain::input::parse_id(&grant, || AppError::NotFound("That access was already removed.".into()))?;

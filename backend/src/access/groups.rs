@@ -24,7 +24,7 @@ inventory::submit! {
     Constraint { name: "groups_idp_group_unique", table: "groups", field: "idp_group", message: "Another group already mirrors this identity provider group." }
 }
 inventory::submit! {
-    Constraint { name: "group_members_group_fk", table: "group_members", field: "group", message: "That group doesn't exist (any more)." }
+    Constraint { name: "group_members_group_fk", table: "group_members", field: "group", message: NO_SUCH_GROUP }
 }
 
 #[derive(sqlx::FromRow)]
@@ -133,7 +133,7 @@ pub async fn create(org: &Org, draft: GroupDraft) -> Result<Group> {
 }
 
 /// Renames a group, or changes what it says or which IdP group it mirrors. Starting to mirror
-/// one leaves its members as they are until each signs in through the IdP.
+/// one empties it: its members come back as each signs in through the IdP.
 pub async fn update(org: &Org, id: Uuid, draft: GroupDraft) -> Result<Group> {
     let mut tx = org.write(Permission::ManageGroups).await?;
     let before: Option<(String, String, Option<String>)> =
@@ -155,6 +155,15 @@ pub async fn update(org: &Org, id: Uuid, draft: GroupDraft) -> Result<Group> {
         .bind(draft.idp_group.as_deref())
         .execute(tx.conn())
         .await?;
+    let mut changes = changes;
+    if draft.idp_group.is_some() && draft.idp_group != idp_group {
+        // Mirroring an IdP group from now on: who is in it is the IdP's to say, at each
+        // person's next sign-in, not what was chosen here by hand or mirrored before.
+        let cleared = sqlx::query("DELETE FROM group_members WHERE group_id = $1").bind(id).execute(tx.conn()).await?.rows_affected();
+        if cleared > 0 {
+            changes["members"] = json!({ "old": cleared, "new": 0 });
+        }
+    }
     tx.commit(AuditEntry::new("group.updated", "group", id, changes)).await?;
     get(org, id).await
 }
@@ -228,8 +237,11 @@ fn refuse_if_mirrored(idp_group: Option<String>) -> Result<()> {
     }
 }
 
+/// What a group that isn't there is called, wherever it is asked for.
+pub(crate) const NO_SUCH_GROUP: &str = "That group doesn't exist in this organization (any more).";
+
 pub fn no_such_group() -> AppError {
-    AppError::NotFound("That group doesn't exist in this organization.".into())
+    AppError::NotFound(NO_SUCH_GROUP.into())
 }
 
 /// Whether `user_id` is a member of the organization now (memberships live in the control
@@ -248,6 +260,9 @@ pub struct SyncIdpGroups {
     pub user_id: Uuid,
     /// The IdP's group names, as the assertion carried them.
     pub groups: Vec<String>,
+    /// When they signed in: a sync from an older sign-in that runs late (retried) is skipped,
+    /// so it can't put back a group the IdP has taken them out of since.
+    pub signed_in_at: OffsetDateTime,
 }
 
 impl crate::jobs::Job for SyncIdpGroups {
@@ -264,6 +279,20 @@ pub(crate) async fn sync_idp_groups(tenancy: &Tenancy, sync: SyncIdpGroups) -> R
         return Ok(());
     }
     let Some(mut data) = tenancy.data_job(<SyncIdpGroups as crate::jobs::Job>::KIND, sync.tenant_id).await? else { return Ok(()) };
+    // One sync per person at a time, newest sign-in wins.
+    let newer = sqlx::query(
+        "INSERT INTO idp_group_syncs (user_id, signed_in_at) VALUES ($1, $2)
+         ON CONFLICT (tenant_id, user_id) DO UPDATE SET signed_in_at = excluded.signed_in_at
+         WHERE idp_group_syncs.signed_in_at < excluded.signed_in_at",
+    )
+    .bind(sync.user_id)
+    .bind(sync.signed_in_at)
+    .execute(data.conn())
+    .await?
+    .rows_affected();
+    if newer == 0 {
+        return Ok(());
+    }
     let mirrors: Vec<(Uuid, String, bool)> = sqlx::query_as(
         "SELECT g.id, g.idp_group, EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.user_id = $1)
            FROM groups g WHERE g.idp_group IS NOT NULL FOR KEY SHARE OF g",
@@ -271,7 +300,6 @@ pub(crate) async fn sync_idp_groups(tenancy: &Tenancy, sync: SyncIdpGroups) -> R
     .bind(sync.user_id)
     .fetch_all(data.conn())
     .await?;
-    let mut changed = false;
     for (group, idp, is_in) in mirrors {
         let wanted = sync.groups.contains(&idp);
         if wanted && !is_in {
@@ -282,16 +310,13 @@ pub(crate) async fn sync_idp_groups(tenancy: &Tenancy, sync: SyncIdpGroups) -> R
                 .await?;
             let changes = json!({ "member": { "new": format!("user:{}", sync.user_id) }, "via": { "new": "sso groups" } });
             data.record(AuditEntry::new("group.member_added", "group", group, changes)).await?;
-            changed = true;
         } else if !wanted && is_in {
             sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2").bind(group).bind(sync.user_id).execute(data.conn()).await?;
             let changes = json!({ "member": { "old": format!("user:{}", sync.user_id) }, "via": { "new": "sso groups" } });
             data.record(AuditEntry::new("group.member_removed", "group", group, changes)).await?;
-            changed = true;
         }
     }
-    if changed {
-        data.commit().await?;
-    }
+    // Committed even when no group changed: the sign-in it follows is the newest now.
+    data.commit().await?;
     Ok(())
 }

@@ -47,15 +47,22 @@ inventory::submit! {
 }
 
 /// The project as the asker stands towards it, read in the door's transaction; not found when
-/// row-level security hides it from them.
+/// row-level security hides it from them. With a lock, the project is locked first and read
+/// after, so a change to its grants that the lock waited for is seen (one statement would read
+/// the grants as they were before the wait).
 pub(crate) async fn standing(conn: &mut sqlx::PgConnection, project: Uuid, lock: Lock) -> Result<ProjectStanding> {
     let lock = match lock {
-        Lock::None => "",
-        Lock::Share => "FOR KEY SHARE OF p",
-        Lock::Update => "FOR UPDATE OF p",
+        Lock::None => None,
+        Lock::Share => Some("FOR KEY SHARE"),
+        Lock::Update => Some("FOR UPDATE"),
     };
+    if let Some(lock) = lock {
+        let found: Option<i32> =
+            sqlx::query_scalar(&format!("SELECT 1 FROM projects WHERE id = $1 {lock}")).bind(project).fetch_optional(&mut *conn).await?;
+        found.ok_or_else(crate::projects::no_such_project)?;
+    }
     let row: Option<(String, Uuid, Option<String>)> =
-        sqlx::query_as(&format!("SELECT p.visibility, p.created_by, {YOUR_GRANT} FROM projects p WHERE p.id = $1 {lock}"))
+        sqlx::query_as(&format!("SELECT p.visibility, p.created_by, {YOUR_GRANT} FROM projects p WHERE p.id = $1"))
             .bind(project)
             .fetch_optional(conn)
             .await?;
@@ -106,7 +113,8 @@ struct GrantRow {
     granted_at: OffsetDateTime,
 }
 
-/// Who has access to a project: anyone who can see it may look.
+/// Who has access to a project: anyone who can see it may look (people's addresses only with
+/// the right to see the team, which an API key has only with `members:read`).
 pub async fn project_access(org: &Org, project: Uuid) -> Result<ProjectAccess> {
     let (mut tx, standing) = org.project_read(project, Permission::ViewProjects).await?;
     let rows: Vec<GrantRow> = sqlx::query_as(
@@ -128,12 +136,13 @@ pub async fn project_access(org: &Org, project: Uuid) -> Result<ProjectAccess> {
     drop(tx);
     let ids: Vec<Uuid> = rows.iter().flat_map(|r| r.user_id.into_iter().chain([r.granted_by])).collect();
     let people = org.tenancy().people(&ids).await?;
+    let addresses = org.require(Permission::ViewMembers).is_ok();
     let mut grants = Vec::with_capacity(rows.len());
     for row in rows {
         let grantee = match (row.user_id, row.group_id) {
             (Some(user_id), _) => {
                 let (name, email) = people.get(&user_id).cloned().unwrap_or_else(|| ("a former member".into(), String::new()));
-                Grantee::Member { user_id, name, email }
+                Grantee::Member { user_id, name, email: if addresses { email } else { String::new() } }
             }
             (None, Some(group_id)) => {
                 let (name, members) = groups.get(&group_id).cloned().unwrap_or_else(|| ("a deleted group".into(), 0));
@@ -155,30 +164,34 @@ pub async fn project_access(org: &Org, project: Uuid) -> Result<ProjectAccess> {
         project_id: project,
         visibility: standing.visibility,
         grants,
-        can_share: org.can(Permission::WriteProjects, Target::Project(&standing)),
+        can_share: org.can(Permission::ManageProjects, Target::Project(&standing)),
     })
 }
 
-/// Gives `grantee` `role` on the project, or changes the role they have there. Whoever may
-/// change the project may share it. Only members of the organization (and its groups) can be
-/// given access.
+/// Gives `grantee` `role` on the project, or changes the role they have there. The project's
+/// admins (and the organization's Owners and Admins) share it; nobody changes their own access
+/// (a project admin who wants less asks another). Only members of the organization, and its
+/// groups, can be given access.
 pub async fn grant(org: &Org, project: Uuid, grantee: GranteeRef, role: ProjectRole) -> Result<ProjectAccess> {
-    let grantee_name = match grantee {
+    if grantee == GranteeRef::Member(org.user_id) {
+        return Err(AppError::Invalid(FieldError::new(
+            "grantee",
+            "You can't change your own access to a project. Another project admin, or an admin of the organization, can.",
+        ))
+        .into());
+    }
+    let member_name = match grantee {
         GranteeRef::Member(user_id) => Some(require_member(org, user_id).await?),
         GranteeRef::Group(_) => None,
     };
-    let (mut tx, _) = org.project_write(project, Permission::WriteProjects, Lock::Update, Change::Any).await?;
-    let grantee_name = match (grantee, grantee_name) {
-        (GranteeRef::Group(group_id), _) => {
-            let name: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE id = $1").bind(group_id).fetch_optional(tx.conn()).await?;
-            name.ok_or_else(|| AppError::Invalid(FieldError::new("grantee", "That group doesn't exist (any more).")))?
+    let (mut tx, _) = org.project_write(project, Permission::ManageProjects, Lock::Update, Change::Any).await?;
+    let (column, id, grantee_name) = match (grantee, member_name) {
+        (GranteeRef::Member(id), Some(name)) => ("user_id", id, name),
+        (GranteeRef::Group(id), _) => {
+            let name: Option<String> = sqlx::query_scalar("SELECT name FROM groups WHERE id = $1").bind(id).fetch_optional(tx.conn()).await?;
+            ("group_id", id, name.ok_or_else(|| AppError::Invalid(FieldError::new("grantee", groups::NO_SUCH_GROUP)))?)
         }
-        (_, Some(name)) => name,
-        (GranteeRef::Member(_), None) => unreachable!("looked up above"),
-    };
-    let (column, id) = match grantee {
-        GranteeRef::Member(id) => ("user_id", id),
-        GranteeRef::Group(id) => ("group_id", id),
+        (GranteeRef::Member(_), None) => return Err(Error::Internal("a member's name wasn't looked up".into())),
     };
     // The project's lock (above) orders every change to its grants, so this read stays true.
     let existing: Option<(Uuid, String)> = sqlx::query_as(&format!("SELECT id, role FROM project_grants WHERE project_id = $1 AND {column} = $2"))
@@ -186,10 +199,9 @@ pub async fn grant(org: &Org, project: Uuid, grantee: GranteeRef, role: ProjectR
         .bind(id)
         .fetch_optional(tx.conn())
         .await?;
+    let mut changes = json!({ "grantee": { "new": grantee.key() }, "grantee_name": { "new": grantee_name }, "role": { "new": role.as_str() } });
     match existing {
-        Some((_, old)) if old == role.as_str() => {
-            drop(tx);
-        }
+        Some((_, old)) if old == role.as_str() => drop(tx),
         Some((grant_id, old)) => {
             sqlx::query("UPDATE project_grants SET role = $2, granted_by = $3, granted_at = now() WHERE id = $1")
                 .bind(grant_id)
@@ -197,8 +209,7 @@ pub async fn grant(org: &Org, project: Uuid, grantee: GranteeRef, role: ProjectR
                 .bind(org.user_id)
                 .execute(tx.conn())
                 .await?;
-            let changes =
-                json!({ "grantee": { "new": grantee.key() }, "grantee_name": { "new": grantee_name }, "role": { "old": old, "new": role.as_str() } });
+            changes["role"]["old"] = json!(old);
             tx.commit(AuditEntry::new("project.access_changed", "project", project, changes)).await?;
         }
         None => {
@@ -210,16 +221,18 @@ pub async fn grant(org: &Org, project: Uuid, grantee: GranteeRef, role: ProjectR
                 .bind(org.user_id)
                 .execute(tx.conn())
                 .await?;
-            let changes = json!({ "grantee": { "new": grantee.key() }, "grantee_name": { "new": grantee_name }, "role": { "new": role.as_str() } });
             tx.commit(AuditEntry::new("project.access_granted", "project", project, changes)).await?;
         }
     }
+    // They still see it: they may share it, so they hold more than any grant they just gave.
     project_access(org, project).await
 }
 
 /// Takes a grant away. Allowed while billing makes the organization read-only: it only removes.
-pub async fn revoke(org: &Org, project: Uuid, grant_id: Uuid) -> Result<ProjectAccess> {
-    let (mut tx, _) = org.project_write(project, Permission::WriteProjects, Lock::Update, Change::Removal).await?;
+/// (It may be the caller's own way in, through a group: then they can't look at the project
+/// afterwards, so nothing is answered.)
+pub async fn revoke(org: &Org, project: Uuid, grant_id: Uuid) -> Result<()> {
+    let (mut tx, _) = org.project_write(project, Permission::ManageProjects, Lock::Update, Change::Removal).await?;
     let removed: Option<(Option<Uuid>, Option<Uuid>, String)> =
         sqlx::query_as("DELETE FROM project_grants WHERE id = $1 AND project_id = $2 RETURNING user_id, group_id, role")
             .bind(grant_id)
@@ -235,41 +248,32 @@ pub async fn revoke(org: &Org, project: Uuid, grant_id: Uuid) -> Result<ProjectA
         (None, None) => return Err(Error::Internal("a grant without a grantee".into())),
     };
     let changes = json!({ "grantee": { "old": grantee.key() }, "role": { "old": role } });
-    tx.commit(AuditEntry::new("project.access_revoked", "project", project, changes)).await?;
-    project_access(org, project).await
+    tx.commit(AuditEntry::new("project.access_revoked", "project", project, changes)).await
 }
 
-/// Opens a project to the whole organization, or restricts it to the people given access.
-/// Whoever restricts it keeps it: without a role that sees every project, they are made its
-/// project admin in the same change.
+/// Opens a project to the whole organization, or restricts it to the people given access: for
+/// its admins (who keep seeing it either way). Restricting only takes access away, so it is
+/// allowed while billing makes the organization read-only.
 pub async fn set_visibility(org: &Org, project: Uuid, visibility: Visibility) -> Result<ProjectAccess> {
-    let (mut tx, standing) = org.project_write(project, Permission::WriteProjects, Lock::Update, Change::Any).await?;
-    if standing.visibility == visibility {
-        drop(tx);
-        return project_access(org, project).await;
+    let change = if visibility == Visibility::Restricted { Change::Removal } else { Change::Any };
+    let (mut tx, standing) = org.project_write(project, Permission::ManageProjects, Lock::Update, change).await?;
+    if standing.visibility != visibility {
+        sqlx::query("UPDATE projects SET visibility = $2 WHERE id = $1").bind(project).bind(visibility.as_str()).execute(tx.conn()).await?;
+        let changes = json!({ "visibility": { "old": standing.visibility.as_str(), "new": visibility.as_str() } });
+        tx.commit(AuditEntry::new("project.visibility_changed", "project", project, changes)).await?;
     }
-    let mut changes = json!({ "visibility": { "old": standing.visibility.as_str(), "new": visibility.as_str() } });
-    if visibility == Visibility::Restricted && !org.sees_every_project() && standing.grant != Some(ProjectRole::Admin) {
-        // Their own grant first: the row must stay visible to them once restricted.
-        keep_as_admin(&mut tx, org, project).await?;
-        changes["kept_by"] = json!({ "new": format!("user:{}", org.user_id) });
-    }
-    sqlx::query("UPDATE projects SET visibility = $2 WHERE id = $1").bind(project).bind(visibility.as_str()).execute(tx.conn()).await?;
-    tx.commit(AuditEntry::new("project.visibility_changed", "project", project, changes)).await?;
     project_access(org, project).await
 }
 
-/// Makes the actor an admin of `project` (their own grant, raised if they had a lesser one).
-pub(crate) async fn keep_as_admin(tx: &mut crate::tenancy::WriteTx, org: &Org, project: Uuid) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO project_grants (id, project_id, user_id, role, granted_by) VALUES ($1, $2, $3, 'admin', $3)
-         ON CONFLICT (tenant_id, project_id, user_id) DO UPDATE SET role = 'admin'",
-    )
-    .bind(Uuid::new_v4())
-    .bind(project)
-    .bind(org.user_id)
-    .execute(tx.conn())
-    .await?;
+/// Makes the actor the admin of a project they are creating restricted (nobody else's work is
+/// in it yet, so they may decide who comes in).
+pub(crate) async fn creator_as_admin(tx: &mut crate::tenancy::WriteTx, org: &Org, project: Uuid) -> Result<()> {
+    sqlx::query("INSERT INTO project_grants (id, project_id, user_id, role, granted_by) VALUES ($1, $2, $3, 'admin', $3)")
+        .bind(Uuid::new_v4())
+        .bind(project)
+        .bind(org.user_id)
+        .execute(tx.conn())
+        .await?;
     Ok(())
 }
 
@@ -286,35 +290,43 @@ async fn require_member(org: &Org, user_id: Uuid) -> Result<String> {
     Ok(people.get(&user_id).map(|(name, _)| name.clone()).unwrap_or_default())
 }
 
-/// When someone leaves the organization (or is removed), their grants and group memberships in
-/// its data go too, so that coming back later doesn't bring old access back with them. A job,
-/// because the data may live in another database than the membership that ended.
+/// When someone leaves the organization (or is removed), the grants and group memberships they
+/// had in its data until then go too, so that coming back later doesn't bring old access back.
+/// A job, because the data may live in another database than the membership that ended; it
+/// removes only what is from before `left_at`, so what they are given after coming back stays.
 #[derive(Serialize, Deserialize)]
 pub struct ForgetMember {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
+    pub left_at: OffsetDateTime,
 }
 
 impl crate::jobs::Job for ForgetMember {
     const KIND: &'static str = "access.forget_member";
 
     async fn run(self, job: &crate::jobs::RunningJob) -> Result<()> {
-        forget_member(&job.backend.tenancy, self.tenant_id, self.user_id).await
+        forget_member(&job.backend.tenancy, self).await
     }
 }
 crate::register_job!(ForgetMember);
 
-pub(crate) async fn forget_member(tenancy: &crate::tenancy::Tenancy, tenant_id: Uuid, user_id: Uuid) -> Result<()> {
-    if groups::is_member(tenancy, tenant_id, user_id).await? {
-        // Back already (invited again before this ran): what they have now is theirs.
-        return Ok(());
-    }
-    let Some(mut data) = tenancy.data_job(<ForgetMember as crate::jobs::Job>::KIND, tenant_id).await? else { return Ok(()) };
-    let grants = sqlx::query("DELETE FROM project_grants WHERE user_id = $1").bind(user_id).execute(data.conn()).await?.rows_affected();
-    let groups = sqlx::query("DELETE FROM group_members WHERE user_id = $1").bind(user_id).execute(data.conn()).await?.rows_affected();
+pub(crate) async fn forget_member(tenancy: &crate::tenancy::Tenancy, forget: ForgetMember) -> Result<()> {
+    let Some(mut data) = tenancy.data_job(<ForgetMember as crate::jobs::Job>::KIND, forget.tenant_id).await? else { return Ok(()) };
+    let grants = sqlx::query("DELETE FROM project_grants WHERE user_id = $1 AND granted_at <= $2")
+        .bind(forget.user_id)
+        .bind(forget.left_at)
+        .execute(data.conn())
+        .await?
+        .rows_affected();
+    let groups = sqlx::query("DELETE FROM group_members WHERE user_id = $1 AND added_at <= $2")
+        .bind(forget.user_id)
+        .bind(forget.left_at)
+        .execute(data.conn())
+        .await?
+        .rows_affected();
     if grants + groups > 0 {
         let changes = json!({ "project_grants": { "old": grants, "new": 0 }, "groups": { "old": groups, "new": 0 } });
-        data.record(AuditEntry::new("member.access_removed", "user", user_id, changes)).await?;
+        data.record(AuditEntry::new("member.access_removed", "user", forget.user_id, changes)).await?;
         data.commit().await?;
     }
     Ok(())

@@ -58,11 +58,8 @@ pub async fn overview(org: &Org) -> Result<Overview> {
     .fetch_one(tx.conn())
     .await?;
     drop(tx);
-    let projects_used = {
-        let mut tx = org.read(Permission::ViewProjects).await?;
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(tx.conn()).await?;
-        u32::try_from(count).unwrap_or(u32::MAX)
-    };
+    // Restricted projects count against the plan too, seen or not.
+    let projects_used = u32::try_from(org.tenancy().project_count(&org.tenant).await?).unwrap_or(u32::MAX);
     let record = org.tenant.billing.clone().unwrap_or_default();
     Ok(Overview {
         enabled: view.enabled,

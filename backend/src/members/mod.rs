@@ -144,7 +144,7 @@ async fn take_leave(tx: &mut crate::tenancy::WriteTx, org: &Org, user_id: Uuid, 
     let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::Removed, user_id, role, None);
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     crate::billing::account::seats_changed(tx.conn(), org.tenant.id).await?;
-    tx.enqueue(&crate::access::ForgetMember { tenant_id: org.tenant.id, user_id }).await?;
+    tx.enqueue(&crate::access::ForgetMember { tenant_id: org.tenant.id, user_id, left_at: time::OffsetDateTime::now_utc() }).await?;
     Ok(changes)
 }
 

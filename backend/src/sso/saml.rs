@@ -753,7 +753,7 @@ async fn accept(
         // Groups that mirror the IdP's follow what this assertion says (in the organization's
         // data, so by a job).
         if conn.groups_attribute.is_some() {
-            let sync = crate::access::groups::SyncIdpGroups { tenant_id: conn.tenant_id, user_id, groups: groups.clone() };
+            let sync = crate::access::groups::SyncIdpGroups { tenant_id: conn.tenant_id, user_id, groups: groups.clone(), signed_in_at: time::OffsetDateTime::now_utc() };
             crate::jobs::enqueue(tx.conn(), crate::jobs::Lane::Organization(conn.tenant_id), &sync).await?;
         }
         let entry = AuditEntry::new(
