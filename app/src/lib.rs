@@ -117,6 +117,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/projects/:id/documents/:doc/edit") view=routes::EditDocument::route() ssr=SsrMode::Async />
                         <Route path=path!("/members") view=routes::Members::route() ssr=SsrMode::Async />
                         <Route path=path!("/groups") view=routes::Groups::route() ssr=SsrMode::Async />
+                        <Route path=path!("/settings/roles") view=routes::Roles::route() ssr=SsrMode::Async />
                         <Route path=path!("/settings") view=routes::Settings::route() ssr=SsrMode::Async />
                         <Route path=path!("/api-keys") view=routes::ApiKeys::route() ssr=SsrMode::Async />
                         <Route path=path!("/sso") view=routes::Sso::route() ssr=SsrMode::Async />

@@ -12,8 +12,8 @@
 //! writes them.
 
 use crate::pages::{
-    account, api_keys, audit, auth, billing, documents, email_links, groups, home, invitations, members, notifications, org, projects, security,
-    settings, sso, webhooks,
+    account, api_keys, audit, auth, billing, documents, email_links, groups, home, invitations, members, notifications, org, projects, roles,
+    security, settings, sso, webhooks,
 };
 use leptos::prelude::*;
 #[cfg(not(feature = "ssr"))]
@@ -80,6 +80,7 @@ pages! {
     EditDocument => documents::EditDocumentPage,
     Members => members::MembersPage,
     Groups => groups::GroupsPage,
+    Roles => roles::RolesPage,
     Settings => settings::SettingsPage,
     ApiKeys => api_keys::ApiKeysPage,
     Sso => sso::SsoPage,

@@ -1,7 +1,7 @@
 use crate::tenancy::placement::Placement;
 use std::net::IpAddr;
 use tessera_domain::access::{self, Actor, Target};
-use tessera_domain::{AppError, Permission, Role, Scope};
+use tessera_domain::{AppError, Permission, Rights, Role, Scope};
 use uuid::Uuid;
 
 /// The address a request came from, as worked out by the server's client-IP layer (the
@@ -76,7 +76,9 @@ pub struct Ctx {
     pub tenant: TenantRef,
     /// The person acting; for an API key, the person who made the key.
     pub user_id: Uuid,
-    pub role: Role,
+    /// What their role (built-in or the organization's own) lets them do; for an API key, its
+    /// creator's now.
+    pub rights: Rights,
     pub meta: RequestMeta,
     /// Set when an organization API key is acting: then its scopes, not a role, decide.
     pub api_key: Option<ApiKeyActor>,
@@ -90,19 +92,19 @@ pub struct ApiKeyActor {
 }
 
 impl Ctx {
-    pub(crate) fn new(tenant: TenantRef, user_id: Uuid, role: Role, meta: RequestMeta) -> Self {
-        Self { tenant, user_id, role, meta, api_key: None, _sealed: () }
+    pub(crate) fn new(tenant: TenantRef, user_id: Uuid, rights: Rights, meta: RequestMeta) -> Self {
+        Self { tenant, user_id, rights, meta, api_key: None, _sealed: () }
     }
 
     /// `creator_role`: the role its creator has now. A key never does more than its creator
     /// still may: demoting the creator narrows the key too (see `require`).
-    pub(crate) fn for_api_key(tenant: TenantRef, created_by: Uuid, creator_role: Role, key: ApiKeyActor, meta: RequestMeta) -> Self {
-        Self { tenant, user_id: created_by, role: creator_role, meta, api_key: Some(key), _sealed: () }
+    pub(crate) fn for_api_key(tenant: TenantRef, created_by: Uuid, creator_rights: Rights, key: ApiKeyActor, meta: RequestMeta) -> Self {
+        Self { tenant, user_id: created_by, rights: creator_rights, meta, api_key: Some(key), _sealed: () }
     }
 
     /// The actor as [`tessera_domain::access::can`] takes it.
     pub fn actor(&self) -> Actor<'_> {
-        Actor { user_id: self.user_id, role: self.role, key: self.api_key.as_ref().map(|key| key.scopes.as_slice()) }
+        Actor { user_id: self.user_id, rights: &self.rights, key: self.api_key.as_ref().map(|key| key.scopes.as_slice()) }
     }
 
     /// Whether the actor sees every project, restricted ones too (the door tells row-level
@@ -120,6 +122,11 @@ impl Ctx {
     /// kind, given when the actor can't see it at all.
     pub fn require_on(&self, permission: Permission, target: Target, hidden: impl FnOnce() -> AppError) -> Result<(), AppError> {
         access::can(&self.actor(), permission, target).map_err(|denied| denied.into_error(hidden))
+    }
+
+    /// Whether the actor may give `role` to someone, or take it from them.
+    pub fn may_assign(&self, role: Role) -> bool {
+        self.rights.may_assign(&Rights::BuiltIn(role))
     }
 
     /// Refuses what the actor's role (or key) doesn't allow in the organization as a whole.

@@ -84,7 +84,8 @@ pub enum Event {
     /// `email` was invited to the organization (told if the address has an account).
     Invited { tenant_id: Uuid, email: String, role: Role, by: Uuid },
     /// `user_id`'s role changed to `role`.
-    RoleChanged { tenant_id: Uuid, user_id: Uuid, role: Role, by: Option<Uuid> },
+    /// `custom_role`: the organization's own role they now hold (then `role` is its base).
+    RoleChanged { tenant_id: Uuid, user_id: Uuid, role: Role, custom_role: Option<String>, by: Option<Uuid> },
     /// `user_id` joined (its Owners and Admins are told).
     MemberJoined { tenant_id: Uuid, user_id: Uuid, role: Role },
     /// An API key named `name` was created by `by` (the other Owners and Admins are told).
@@ -212,14 +213,17 @@ impl Job for Notify {
                 }
                 Kind::Invited
             }
-            Event::RoleChanged { user_id, role, by, .. } => {
+            Event::RoleChanged { user_id, role, custom_role, by, .. } => {
                 let by = match by {
                     Some(by) => name_of(&mut *conn, *by).await?,
                     None => "Single sign-on".into(),
                 };
                 told.push((
                     *user_id,
-                    format!("You are now {} {} in {organization}", article(*role), role.label()),
+                    match custom_role {
+                        Some(name) => format!("You are now {} in {organization}", name),
+                        None => format!("You are now {} {} in {organization}", article(*role), role.label()),
+                    },
                     format!("Changed by {by}."),
                     format!("/t/{slug}"),
                 ));

@@ -292,6 +292,8 @@ struct OrgJson {
     slug: String,
     name: String,
     role: String,
+    #[serde(default)]
+    custom_role: Option<String>,
 }
 
 /// The session with digest `digest` and its context, in one simple-protocol statement: no
@@ -319,7 +321,7 @@ async fn read_session_context(pool: &PgPool, digest: &str, slug: Option<&str>) -
         .into_iter()
         .map(|o| {
             let role = o.role.parse().map_err(|e: tessera_domain::role::UnknownRole| crate::Error::Internal(e.to_string()))?;
-            Ok(tessera_domain::dto::OrgSummary { slug: o.slug, name: o.name, role })
+            Ok(tessera_domain::dto::OrgSummary { slug: o.slug, name: o.name, role, custom_role: o.custom_role })
         })
         .collect::<crate::Result<Vec<_>>>()?;
     Ok(Some(FoundSession {

@@ -10,7 +10,7 @@
 //! Row-level security enforces the same visibility in the database (migration
 //! `project_access`), so a query that forgot to ask still can't read a restricted project.
 
-use crate::role::{Permission, Role, Scope};
+use crate::role::{Permission, Rights, Scope};
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
 use uuid::Uuid;
@@ -132,7 +132,7 @@ pub struct ProjectStanding {
 #[derive(Clone, Copy, Debug)]
 pub struct Actor<'a> {
     pub user_id: Uuid,
-    pub role: Role,
+    pub rights: &'a Rights,
     /// `Some`: an API key with these scopes.
     pub key: Option<&'a [Scope]>,
 }
@@ -140,7 +140,7 @@ pub struct Actor<'a> {
 impl Actor<'_> {
     /// Whether the role sees every project, restricted ones included.
     pub fn sees_every_project(&self) -> bool {
-        self.role.can(Permission::ManageProjects)
+        self.rights.can(Permission::ManageProjects)
     }
 }
 
@@ -164,8 +164,8 @@ pub enum Denied {
     KeyNever,
     /// The API key lacks this scope.
     KeyScope(Scope),
-    /// The API key's creator may not do it (any more).
-    KeyCreator(Role),
+    /// The API key's creator may not do it (any more); their role's name.
+    KeyCreator(String),
     /// A person who may not; the words say what they may do instead.
     NotAllowed(&'static str),
 }
@@ -181,10 +181,9 @@ impl Denied {
                 Forbidden(format!("This API key doesn't have the {} scope. An admin can create a key that has it.", scope.as_str()))
             }
             Denied::KeyCreator(role) => {
-                let article = if matches!(role, Role::Admin | Role::Owner) { "an" } else { "a" };
+                let article = if role.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
                 Forbidden(format!(
-                    "This API key acts with the rights of the person who made it, who is {article} {} and can't do that. An admin can make a key that may.",
-                    role.label()
+                    "This API key acts with the rights of the person who made it, who is {article} {role} and can't do that. An admin can make a key that may."
                 ))
             }
             Denied::NotAllowed(why) => Forbidden(why.into()),
@@ -204,10 +203,10 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
             return Err(Denied::KeyScope(needed));
         }
     }
-    let refuse = |why: &'static str| if actor.key.is_some() { Denied::KeyCreator(actor.role) } else { Denied::NotAllowed(why) };
+    let refuse = |why: &'static str| if actor.key.is_some() { Denied::KeyCreator(actor.rights.label().to_string()) } else { Denied::NotAllowed(why) };
     let project = match target {
         Target::Organization => {
-            return if actor.role.can(permission) { Ok(()) } else { Err(refuse(ROLE_REFUSAL)) };
+            return if actor.rights.can(permission) { Ok(()) } else { Err(refuse(ROLE_REFUSAL)) };
         }
         Target::Project(project) | Target::Document { project, .. } => project,
     };
@@ -217,7 +216,7 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
     if !role_applies && project.grant.is_none() {
         return Err(Denied::Hidden);
     }
-    let holds = |p: Permission| (role_applies && actor.role.can(p)) || project.grant.is_some_and(|g| g.includes(p));
+    let holds = |p: Permission| (role_applies && actor.rights.can(p)) || project.grant.is_some_and(|g| g.includes(p));
     let allowed = match (permission, target) {
         (Permission::ViewProjects | Permission::ViewDocuments, _) => holds(permission),
         // Changing or deleting a project: its admins, or its creator by their role's right.
@@ -245,8 +244,8 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
         Permission::WriteProjects => {
             "You can change and delete the projects you created, and those you are a project admin of; an admin can change this one."
         }
-        Permission::WriteDocuments | Permission::ManageDocuments if matches!(target, Target::Project(_)) => {
-            "You can read this project but not write in it. A project admin can make you an editor."
+        Permission::WriteDocuments | Permission::ManageDocuments if !holds(Permission::WriteDocuments) => {
+            "Your role lets you read this project's documents, not write or change them. A project admin can make you an editor."
         }
         Permission::WriteDocuments | Permission::ManageDocuments => {
             "You can change and delete the documents you created; the project's editors and admins, and the organization's admins, can change this one."
@@ -258,12 +257,13 @@ pub fn can(actor: &Actor, permission: Permission, target: Target) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::role::Role;
 
     const ME: Uuid = Uuid::from_u128(1);
     const SOMEONE: Uuid = Uuid::from_u128(2);
 
     fn person(role: Role) -> Actor<'static> {
-        Actor { user_id: ME, role, key: None }
+        Actor { user_id: ME, rights: Box::leak(Box::new(Rights::BuiltIn(role))), key: None }
     }
 
     fn project(visibility: Visibility, created_by: Uuid, grant: Option<ProjectRole>) -> ProjectStanding {
@@ -328,12 +328,13 @@ mod tests {
         let write = [Scope::parse("documents:write").unwrap()];
         let granted = project(Visibility::Restricted, SOMEONE, Some(ProjectRole::Viewer));
         let hidden = project(Visibility::Restricted, SOMEONE, None);
-        let key = |scopes: &'static [Scope]| Actor { user_id: ME, role: Role::Member, key: Some(scopes) };
+        let member: &'static Rights = Box::leak(Box::new(Rights::BuiltIn(Role::Member)));
+        let key = |scopes: &'static [Scope]| Actor { user_id: ME, rights: member, key: Some(scopes) };
         let read: &'static [Scope] = Box::leak(Box::new(read));
         let write: &'static [Scope] = Box::leak(Box::new(write));
         assert!(can(&key(read), Permission::ViewDocuments, Target::Project(&granted)).is_ok());
         assert_eq!(can(&key(read), Permission::WriteDocuments, Target::Project(&granted)), Err(Denied::KeyScope(write[0])));
-        assert_eq!(can(&key(write), Permission::WriteDocuments, Target::Project(&granted)), Err(Denied::KeyCreator(Role::Member)));
+        assert_eq!(can(&key(write), Permission::WriteDocuments, Target::Project(&granted)), Err(Denied::KeyCreator("Member".into())));
         assert_eq!(can(&key(write), Permission::ViewDocuments, Target::Project(&hidden)), Err(Denied::Hidden));
         assert_eq!(can(&key(write), Permission::ManageMembers, Target::Organization), Err(Denied::KeyNever));
     }

@@ -65,7 +65,18 @@ pub struct NotificationPreference {
 pub struct OrgSummary {
     pub slug: String,
     pub name: String,
+    /// Their built-in role (`viewer` under a custom role).
     pub role: Role,
+    /// The name of the organization's own role they hold, if any.
+    #[serde(default)]
+    pub custom_role: Option<String>,
+}
+
+impl OrgSummary {
+    /// Their role's name, as people see it.
+    pub fn role_label(&self) -> &str {
+        self.custom_role.as_deref().unwrap_or(self.role.label())
+    }
 }
 
 /// What every page inside `/t/{slug}` knows about where it is.
@@ -73,7 +84,8 @@ pub struct OrgSummary {
 pub struct OrgContext {
     pub slug: String,
     pub name: String,
-    pub role: Role,
+    /// What they may do here: the pages ask it what to show (`rights.can(..)`).
+    pub rights: crate::Rights,
     /// A payment problem everyone in the organization should see (a banner; Owners and
     /// Admins get a "Fix payment" button with it).
     pub billing_alert: Option<String>,
@@ -238,8 +250,56 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub display_name: Option<String>,
+    /// Their built-in role (`viewer` under a custom role, which then decides).
     pub role: Role,
+    /// The organization's own role they hold, if any.
+    pub custom_role: Option<RoleRef>,
     pub joined_at: String,
+}
+
+impl Member {
+    /// Their role's name, as people see it.
+    pub fn role_label(&self) -> &str {
+        self.custom_role.as_ref().map_or(self.role.label(), |r| r.name.as_str())
+    }
+
+    /// As the role picker names it: `admin`, or `custom:<id>`.
+    pub fn role_key(&self) -> String {
+        self.custom_role.as_ref().map_or(self.role.as_str().to_string(), |r| format!("custom:{}", r.id))
+    }
+}
+
+/// A custom role, by id and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// One of the organization's own roles, as the roles page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomRoleInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<crate::Permission>,
+    /// How many members hold it.
+    pub holders: i64,
+    /// Whether whoever asked may change or delete it (they have every right it gives).
+    pub can_edit: bool,
+}
+
+/// The roles page: the built-in roles (fixed), the organization's own, and what a role can
+/// be made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolesOverview {
+    pub built_in: Vec<(Role, Vec<crate::Permission>)>,
+    pub custom: Vec<CustomRoleInfo>,
+    /// The permissions a custom role is chosen from.
+    pub catalogue: Vec<crate::Permission>,
+    /// Whether whoever asked may define roles.
+    pub can_manage: bool,
 }
 
 /// An invitation still waiting for its answer, as the organization's admins see it.

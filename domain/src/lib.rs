@@ -12,4 +12,4 @@ pub mod role;
 pub mod webhooks;
 
 pub use error::AppError;
-pub use role::{Access, Permission, Resource, Role, Scope};
+pub use role::{Access, CustomRole, Permission, Resource, Rights, Role, Scope};

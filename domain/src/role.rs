@@ -41,6 +41,13 @@ macro_rules! permissions {
                     $(Permission::$name => permissions!(@key $($key)+),)*
                 }
             }
+
+            /// Its name in stored custom roles and on the wire (`ViewProjects`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Permission::$name => stringify!($name),)*
+                }
+            }
         }
     };
     (@key no key) => { None };
@@ -86,6 +93,150 @@ permissions! {
     ManageWebhooks: Admin, no key;
     /// See the plan, invoices and payment method; subscribe, change plan, cancel, resume.
     ManageBilling: Admin, no key;
+    /// Define the organization's own roles (never with rights one doesn't have).
+    ManageRoles: Owner, no key;
+}
+
+impl Permission {
+    pub fn parse(name: &str) -> Option<Permission> {
+        Permission::ALL.iter().copied().find(|p| p.name() == name.trim())
+    }
+
+    /// What every member may do, whatever their role: see what the organization shows everyone,
+    /// and leave. Every custom role includes these.
+    pub fn is_baseline(self) -> bool {
+        self.least_role() == Role::Viewer
+    }
+
+    /// Only Owners ever may: handing out ownership, the sign-in rules (whoever controls them
+    /// can sign in as anyone), deleting the organization. No custom role can include these.
+    pub fn owner_only(self) -> bool {
+        matches!(self, Permission::ManageOwners | Permission::ManageSecurity | Permission::DeleteOrganization)
+    }
+
+    /// The permissions a custom role is chosen from: neither baseline nor Owner-only.
+    pub fn catalogue() -> impl Iterator<Item = Permission> {
+        Permission::ALL.iter().copied().filter(|p| !p.is_baseline() && !p.owner_only())
+    }
+
+    /// What it lets someone do, for the roles checklist.
+    pub fn describe(self) -> &'static str {
+        use Permission::*;
+        match self {
+            ViewProjects => "See the projects open to the organization",
+            WriteProjects => "Create projects, and change or delete their own",
+            ManageProjects => "See every project, restricted ones too; change, share and delete any",
+            ViewDocuments => "Read the documents of the projects they see",
+            WriteDocuments => "Write documents, and change or delete their own",
+            ManageDocuments => "Change or delete anyone's documents",
+            ViewMembers => "See the team and its groups",
+            ManageMembers => "Invite people, change roles (up to their own rights), remove members",
+            ManageOwners => "Make Owners and hand ownership over",
+            ManageGroups => "Create groups and choose their members",
+            LeaveOrganization => "Leave the organization",
+            ViewAudit => "Read, filter and export the audit log",
+            ConfigureAuditLog => "Choose how long the audit log is kept",
+            ViewSettings => "See where the organization's data lives and its settings",
+            DeleteOrganization => "Delete the organization",
+            ManageSecurity => "Set sign-in rules: two-factor, single sign-on",
+            ManageApiKeys => "Create and revoke API keys",
+            ManageWebhooks => "Manage webhook endpoints and their deliveries",
+            ManageBilling => "Manage the plan, payment method and invoices",
+            ManageRoles => "Define custom roles (never with rights they don't have)",
+        }
+    }
+
+    /// What it is about, to group the checklist.
+    pub fn area(self) -> &'static str {
+        use Permission::*;
+        match self {
+            ViewProjects | WriteProjects | ManageProjects => "Projects",
+            ViewDocuments | WriteDocuments | ManageDocuments => "Documents",
+            ViewMembers | ManageMembers | ManageOwners | ManageGroups | LeaveOrganization | ManageRoles => "Team",
+            ViewAudit | ConfigureAuditLog => "Audit log",
+            ViewSettings | DeleteOrganization | ManageSecurity => "Organization",
+            ManageApiKeys | ManageWebhooks => "Integrations",
+            ManageBilling => "Billing",
+        }
+    }
+}
+
+impl Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Permission {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Permission::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown permission \"{name}\"")))
+    }
+}
+
+/// An organization's own role: a name and the permissions chosen for it (the baseline every
+/// member has comes with it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomRole {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// What a member may do in an organization: a built-in role's rights, or a custom role's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rights {
+    BuiltIn(Role),
+    Custom(CustomRole),
+}
+
+impl Rights {
+    pub fn can(&self, permission: Permission) -> bool {
+        match self {
+            Rights::BuiltIn(role) => role.can(permission),
+            Rights::Custom(role) => permission.is_baseline() || (!permission.owner_only() && role.permissions.contains(&permission)),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        match self {
+            Rights::BuiltIn(role) => role.label(),
+            Rights::Custom(role) => &role.name,
+        }
+    }
+
+    pub fn is_owner(&self) -> bool {
+        *self == Rights::BuiltIn(Role::Owner)
+    }
+
+    /// The built-in role, if it is one.
+    pub fn built_in(&self) -> Option<Role> {
+        match self {
+            Rights::BuiltIn(role) => Some(*role),
+            Rights::Custom(_) => None,
+        }
+    }
+
+    /// Whether these rights include every right of `other`.
+    pub fn covers(&self, other: &Rights) -> bool {
+        Permission::ALL.iter().all(|p| !other.can(*p) || self.can(*p))
+    }
+
+    /// Whether someone with these rights may give `target` to someone (or take it away): the
+    /// Owner role only with the right to manage Owners; any other only with the right to manage
+    /// members, and only if it is no more than their own.
+    pub fn may_assign(&self, target: &Rights) -> bool {
+        if target.is_owner() {
+            self.can(Permission::ManageOwners)
+        } else {
+            self.can(Permission::ManageMembers) && self.covers(target)
+        }
+    }
+
+    /// The permissions of `wanted` these rights lack (a role they may not define).
+    pub fn lacking<'a>(&'a self, wanted: &'a [Permission]) -> impl Iterator<Item = Permission> + 'a {
+        wanted.iter().copied().filter(move |p| !self.can(*p))
+    }
 }
 
 impl Role {
@@ -98,11 +249,7 @@ impl Role {
 
     /// Whether a member with this role may give `target` to someone (or take it away).
     pub fn may_assign(self, target: Role) -> bool {
-        if target == Role::Owner {
-            self.can(Permission::ManageOwners)
-        } else {
-            self.can(Permission::ManageMembers)
-        }
+        Rights::BuiltIn(self).may_assign(&Rights::BuiltIn(target))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -304,6 +451,25 @@ mod tests {
         assert!(Role::Member.can(Permission::WriteDocuments));
         assert!(!Role::Member.can(Permission::ManageDocuments));
         assert!(Role::Viewer.can(Permission::ViewDocuments));
+    }
+
+    #[test]
+    fn a_custom_role_has_the_baseline_and_what_was_chosen_but_never_an_owners_rights() {
+        let auditor = Rights::Custom(CustomRole {
+            id: uuid::Uuid::nil(),
+            name: "Auditor".into(),
+            permissions: vec![Permission::ViewAudit, Permission::ManageSecurity],
+        });
+        assert!(auditor.can(Permission::ViewAudit) && auditor.can(Permission::ViewProjects) && auditor.can(Permission::LeaveOrganization));
+        assert!(!auditor.can(Permission::WriteProjects));
+        assert!(!auditor.can(Permission::ManageSecurity), "Owner-only, even if stored");
+        assert!(Rights::BuiltIn(Role::Admin).covers(&auditor));
+        assert!(!Rights::BuiltIn(Role::Member).covers(&auditor));
+        assert!(Rights::BuiltIn(Role::Admin).may_assign(&auditor));
+        assert!(!auditor.may_assign(&Rights::BuiltIn(Role::Viewer)), "assigning needs the right to manage members");
+        assert!(Permission::catalogue().all(|p| !p.is_baseline() && !p.owner_only()));
+        assert_eq!(Permission::parse("ViewAudit"), Some(Permission::ViewAudit));
+        assert_eq!(serde_json::to_string(&Permission::ManageRoles).unwrap(), "\"ManageRoles\"");
     }
 
     #[test]

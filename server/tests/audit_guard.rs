@@ -289,6 +289,7 @@ async fn every_change_through_any_endpoint_is_on_the_audit_record() {
         "create_group",
         "update_group",
         "delete_group",
+        "create_role",
     ] {
         assert!(changing.iter().any(|f| f == expected), "{expected} changed the organization in this run: {changing:?}");
     }

@@ -111,7 +111,7 @@ async fn a_restricted_project_is_invisible_to_a_member_without_a_grant_until_sha
     assert_eq!(bea.call("list_documents", &[("slug", "acme"), ("project", &secret)]).await.json()["documents"].as_array().map(Vec::len), Some(1));
     let r = write_document(&bea, &secret, "Mine").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    assert!(r.error_message().contains("project admin can make you an editor"), "{}", r.body);
+    assert!(r.error_message().contains("A project admin can make you an editor"), "{}", r.body);
     assert_eq!(raw_counts(&app, &bea_id, false, &secret).await, (1, 1));
     assert_eq!(raw_counts(&app, &cal_id, false, &secret).await, (0, 0), "only Bea was given access");
     assert_eq!(names(&cal).await, ["Open"]);

@@ -160,7 +160,7 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     assert_eq!(r.location(), "/t/acme/projects", "{} {}", r.status, r.body);
     let me = browser.call("my_session", &[]).await.json();
     assert_eq!((me["user"]["email"].as_str(), me["user"]["display_name"].as_str()), (Some(email.as_str()), Some("Ada Lovelace")));
-    assert_eq!(browser.call("load_org", &[("slug", "acme")]).await.json()["role"], "admin", "the admins group maps to Admin");
+    assert_eq!(browser.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "admin", "the admins group maps to Admin");
 
     // Next time the IdP says she's only in "readers": the role follows (and is audited).
     let again = app.browser();
@@ -169,7 +169,7 @@ async fn a_person_signs_in_through_their_organizations_idp_and_lands_with_their_
     let mint = Mint { attributes: &attrs, ..Mint::new(&email, &org.entity_id, &org.acs, Some(&request)) };
     let r = post_acs(&again, "acme", &org.idp.response(&mint)).await;
     assert_eq!(r.location(), "/t/acme", "a bare sign-in lands in the organization");
-    assert_eq!(again.call("load_org", &[("slug", "acme")]).await.json()["role"], "viewer");
+    assert_eq!(again.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "viewer");
     assert_eq!(app.count("SELECT count(*) FROM users").await, 2, "the same account both times (plus the owner)");
 
     // Only the assertion signed (as some IdPs do) is fine too.
@@ -198,7 +198,7 @@ async fn a_sign_in_started_at_the_idp_works_only_where_the_organization_allows_i
     let r = post_acs(&browser, "tiles", &org.idp.response(&Mint::new(&email, &org.entity_id, &org.acs, None))).await;
     let r = confirm_on_our_page(&browser, &r, &email).await;
     assert_eq!(r.location(), "/t/tiles", "{}", r.body);
-    assert_eq!(browser.call("load_org", &[("slug", "tiles")]).await.json()["role"], "member", "no group: the default role");
+    assert_eq!(browser.call("load_org", &[("slug", "tiles")]).await.json()["rights"]["BuiltIn"], "member", "no group: the default role");
 
     let r = org
         .owner

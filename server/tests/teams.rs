@@ -308,8 +308,8 @@ async fn members_leave_on_their_own_and_an_owner_hands_ownership_over_after_conf
     assert_eq!(owner.call("reauthenticate", &[("password", common::PASSWORD)]).await.status, StatusCode::OK);
     let r = owner.call("transfer_ownership", &[("slug", "acme"), ("user_id", &admin_id)]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(admin.call("load_org", &[("slug", "acme")]).await.json()["role"], "owner");
-    assert_eq!(owner.call("load_org", &[("slug", "acme")]).await.json()["role"], "admin", "the one who handed over stays as an Admin");
+    assert_eq!(admin.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "owner");
+    assert_eq!(owner.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "admin", "the one who handed over stays as an Admin");
     let trail: Vec<Value> =
         sqlx::query_scalar("SELECT changes FROM audit_log WHERE action = 'membership.ownership_transferred'").fetch_all(&app.inspect).await.unwrap();
     assert_eq!(trail.len(), 1);

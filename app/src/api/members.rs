@@ -16,11 +16,12 @@ pub async fn list_members(slug: String) -> Result<Vec<Member>, AppError> {
     .await
 }
 
+/// `role`: a built-in role (`admin`), or one of the organization's own (`custom:<id>`).
 #[server(endpoint = "change_role")]
 pub async fn change_role(slug: String, user_id: String, role: String) -> Result<(), AppError> {
     let (_, org) = enter(&slug).await?;
     let user_id = ssr::parse_id(&user_id, "member")?;
-    let role = ssr::parse_role(&role)?;
+    let role = tessera_backend::members::RoleChoice::parse(&role)?;
     Ok(tessera_backend::members::change_role(&org, user_id, role).await?)
 }
 

@@ -11,6 +11,7 @@ mod invitations;
 mod members;
 mod notifications;
 mod projects;
+mod roles;
 mod security;
 mod sso;
 #[cfg(feature = "ssr")]
@@ -25,6 +26,7 @@ pub use invitations::*;
 pub use members::*;
 pub use notifications::*;
 pub use projects::*;
+pub use roles::*;
 pub use security::*;
 pub use sso::*;
 pub use webhooks::*;
@@ -319,7 +321,7 @@ pub async fn load_org(slug: String) -> Result<OrgContext, AppError> {
             }
             _ => None,
         };
-        Ok(OrgContext { slug: org.tenant.slug.clone(), name: org.tenant.name.clone(), role: org.role, billing_alert })
+        Ok(OrgContext { slug: org.tenant.slug.clone(), name: org.tenant.name.clone(), rights: org.rights.clone(), billing_alert })
     })
     .await
 }

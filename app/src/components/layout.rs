@@ -123,11 +123,12 @@ fn OrgSwitcher(orgs: Vec<OrgSummary>, current: Option<String>) -> impl IntoView 
                     .map(|org| {
                         let href = format!("/t/{}", org.slug);
                         let is_current = current.as_deref() == Some(org.slug.as_str());
+                        let role = org.role_label().to_string();
                         view! {
                             <li>
                                 <a href=href aria-current=is_current.then_some("page")>
                                     <span>{org.name}</span>
-                                    <span class="badge">{org.role.label()}</span>
+                                    <span class="badge">{role}</span>
                                 </a>
                             </li>
                         }

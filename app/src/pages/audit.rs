@@ -81,7 +81,7 @@ pub fn AuditLogPage() -> impl IntoView {
         </Suspense>
         <Suspense fallback=|| view! { <p class="loading">"Loading events…"</p> }>
             {move || Suspend::new(async move {
-                let role = org.await.map(|o| o.role).ok();
+                let role = org.await.map(|o| o.rights).ok();
                 let slug_now = slug.get_untracked();
                 let current = filters.get_untracked();
                 match events.await {

@@ -59,7 +59,7 @@ pub fn GroupsPage() -> impl IntoView {
         </p>
         <Suspense fallback=|| view! { <p class="loading">"Loading groups…"</p> }>
             {move || Suspend::new(async move {
-                let can_manage = org.await.map(|o| o.role.can(Permission::ManageGroups)).unwrap_or(false);
+                let can_manage = org.await.map(|o| o.rights.can(Permission::ManageGroups)).unwrap_or(false);
                 let people = members.await.unwrap_or_default();
                 match groups.await {
                     Err(error) => view! { <ErrorPage error /> }.into_any(),

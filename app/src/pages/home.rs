@@ -45,13 +45,14 @@ pub fn HomePage() -> impl IntoView {
                                             {orgs
                                                 .into_iter()
                                                 .map(|org| {
+                                                    let role = org.role_label().to_string();
                                                     view! {
                                                         <li class="card card-link">
                                                             <a href=format!("/t/{}", org.slug)>
                                                                 <strong>{org.name}</strong>
                                                                 <span class="muted">{format!("/t/{}", org.slug)}</span>
                                                             </a>
-                                                            <span class="badge">{org.role.label()}</span>
+                                                            <span class="badge">{role}</span>
                                                         </li>
                                                     }
                                                 })

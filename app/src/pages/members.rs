@@ -1,6 +1,6 @@
 use crate::api::{
-    list_members, org_invitations, ChangeRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation, SignOutMember, TransferOwnership,
-    WithdrawInvitation,
+    list_members, list_roles, org_invitations, ChangeRole, InviteMember, LeaveOrganization, RemoveMember, ResendInvitation, SignOutMember,
+    TransferOwnership, WithdrawInvitation,
 };
 use crate::components::form::{last_error, ConfirmDelete, Field, FormAlert, Submit};
 use crate::components::raw_text::PageTitle;
@@ -8,15 +8,26 @@ use crate::components::reauth::ReauthWhenAsked;
 use crate::pages::not_found::ErrorPage;
 use crate::pages::org::{use_slug, CurrentOrg};
 use leptos::prelude::*;
-use tessera_domain::{AppError, Permission, Role};
+use tessera_domain::{AppError, CustomRole, Permission, Rights, Role};
 
 #[component]
 fn RoleSelect(name: &'static str, selected: Role, allowed: Vec<Role>, #[prop(optional)] id: Option<String>) -> impl IntoView {
+    let options = allowed.into_iter().map(|role| (role.as_str().to_string(), role.label().to_string())).collect();
+    view! { <RoleChoiceSelect name selected=selected.as_str().to_string() options id=id.unwrap_or_default() /> }
+}
+
+/// A role picker over `options` (`(value, label)`: `admin`, or `custom:<id>` for the
+/// organization's own roles).
+#[component]
+fn RoleChoiceSelect(name: &'static str, selected: String, options: Vec<(String, String)>, id: String) -> impl IntoView {
     view! {
         <select name=name id=id class="input">
-            {allowed
+            {options
                 .into_iter()
-                .map(|role| view! { <option value=role.as_str() selected=role == selected>{role.label()}</option> })
+                .map(|(value, label)| {
+                    let chosen = value == selected;
+                    view! { <option value=value selected=chosen>{label}</option> }
+                })
                 .collect_view()}
         </select>
     }
@@ -43,6 +54,7 @@ pub fn MembersPage() -> impl IntoView {
         move || (slug.get(), invite.version().get(), resend.version().get(), withdraw.version().get()),
         |(slug, ..)| org_invitations(slug),
     );
+    let roles = Resource::new(move || slug.get(), list_roles);
     let invite_error = last_error(invite);
     let row_error = Signal::derive(move || {
         let change_err = last_error(change).get();
@@ -55,9 +67,31 @@ pub fn MembersPage() -> impl IntoView {
         </header>
         <Suspense fallback=|| view! { <p class="loading">"Loading members…"</p> }>
             {move || Suspend::new(async move {
-                let my_role = org.await.map(|o| o.role).unwrap_or(Role::Viewer);
-                let can_manage = my_role.can(Permission::ManageMembers);
-                let assignable: Vec<Role> = Role::ALL.into_iter().filter(|r| my_role.may_assign(*r)).collect();
+                let my_rights = org.await.map(|o| o.rights).unwrap_or(Rights::BuiltIn(Role::Viewer));
+                let my_role = my_rights.built_in().unwrap_or(Role::Viewer);
+                let can_manage = my_rights.can(Permission::ManageMembers);
+                let assignable: Vec<Role> = Role::ALL.into_iter().filter(|r| my_rights.may_assign(&Rights::BuiltIn(*r))).collect();
+                // The organization's own roles, as rights, to offer those within the viewer's own.
+                let custom: Vec<Rights> = roles
+                    .await
+                    .map(|overview| {
+                        overview
+                            .custom
+                            .into_iter()
+                            .map(|r| Rights::Custom(CustomRole { id: r.id, name: r.name, permissions: r.permissions }))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut options: Vec<(String, String)> = assignable.iter().map(|r| (r.as_str().to_string(), r.label().to_string())).collect();
+                for rights in custom.iter().filter(|r| my_rights.may_assign(r)) {
+                    if let Rights::Custom(role) = rights {
+                        options.push((format!("custom:{}", role.id), role.name.clone()));
+                    }
+                }
+                let rights_of = |m: &tessera_domain::dto::Member| match &m.custom_role {
+                    None => Some(Rights::BuiltIn(m.role)),
+                    Some(held) => custom.iter().find(|r| matches!(r, Rights::Custom(c) if c.id == held.id)).cloned(),
+                };
                 let list = match members.await {
                     Ok(list) => list,
                     Err(error) => return view! { <ErrorPage error /> }.into_any(),
@@ -79,8 +113,8 @@ pub fn MembersPage() -> impl IntoView {
                             {list
                                 .into_iter()
                                 .map(|m| {
-                                    let allowed = assignable.clone();
-                                    let editable = can_manage && my_role.may_assign(m.role);
+                                    let options = options.clone();
+                                    let editable = can_manage && rights_of(&m).is_some_and(|r| my_rights.may_assign(&r));
                                     let user_id = m.user_id.to_string();
                                     let select_id = format!("role-{user_id}");
                                     view! {
@@ -98,13 +132,13 @@ pub fn MembersPage() -> impl IntoView {
                                                             <input type="hidden" name="slug" value=slug_value />
                                                             <input type="hidden" name="user_id" value=uid />
                                                             <label class="sr-only" for=select_id.clone()>{format!("Role of {}", m.email)}</label>
-                                                            <RoleSelect name="role" selected=m.role allowed=allowed id=select_id.clone() />
+                                                            <RoleChoiceSelect name="role" selected=m.role_key() options id=select_id.clone() />
                                                             <button type="submit" class="btn btn-ghost btn-sm">"Save"</button>
                                                         </ActionForm>
                                                     }
                                                         .into_any()
                                                 } else {
-                                                    view! { <span class="badge">{m.role.label()}</span> }.into_any()
+                                                    view! { <span class="badge">{m.role_label().to_string()}</span> }.into_any()
                                                 }}
                                             </td>
                                             {can_manage.then(|| {
@@ -281,7 +315,7 @@ fn YourMembership(
                                 .into_iter()
                                 .map(|m| {
                                     let name = m.display_name.clone().unwrap_or_else(|| m.email.clone());
-                                    view! { <option value=m.user_id.to_string()>{format!("{name} ({})", m.role.label())}</option> }
+                                    view! { <option value=m.user_id.to_string()>{format!("{name} ({})", m.role_label())}</option> }
                                 })
                                 .collect_view()}
                         </select>

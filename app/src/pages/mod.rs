@@ -13,6 +13,7 @@ pub mod not_found;
 pub mod notifications;
 pub mod org;
 pub mod projects;
+pub mod roles;
 pub mod security;
 pub mod settings;
 pub mod sharing;

@@ -38,22 +38,25 @@ pub fn OrgLayout() -> impl IntoView {
                                     <A href=format!("{base}/projects")>"Projects"</A>
                                     <A href=format!("{base}/members")>"Members"</A>
                                     <A href=format!("{base}/groups")>"Groups"</A>
-                                    {org.role.can(Permission::ManageSecurity).then(|| view! {
+                                    {(org.rights.can(Permission::ManageMembers) || org.rights.can(Permission::ManageRoles)).then(|| view! {
+                                        <A href=format!("{base}/settings/roles")>"Roles"</A>
+                                    })}
+                                    {org.rights.can(Permission::ManageSecurity).then(|| view! {
                                         <A href=format!("{base}/sso")>"Single sign-on"</A>
                                     })}
-                                    {org.role.can(Permission::ManageApiKeys).then(|| view! {
+                                    {org.rights.can(Permission::ManageApiKeys).then(|| view! {
                                         <A href=format!("{base}/api-keys")>"API keys"</A>
                                     })}
-                                    {org.role.can(Permission::ManageWebhooks).then(|| view! {
+                                    {org.rights.can(Permission::ManageWebhooks).then(|| view! {
                                         <A href=format!("{base}/settings/webhooks")>"Webhooks"</A>
                                     })}
-                                    {org.role.can(Permission::ManageBilling).then(|| view! {
+                                    {org.rights.can(Permission::ManageBilling).then(|| view! {
                                         <A href=format!("{base}/settings/billing")>"Billing"</A>
                                     })}
-                                    {org.role.can(Permission::ViewAudit).then(|| view! {
+                                    {org.rights.can(Permission::ViewAudit).then(|| view! {
                                         <A href=format!("{base}/settings/audit")>"Audit log"</A>
                                     })}
-                                    {org.role.can(Permission::ViewSettings).then(|| view! {
+                                    {org.rights.can(Permission::ViewSettings).then(|| view! {
                                         <A href=format!("{base}/settings")>"Settings"</A>
                                     })}
                                 </nav>
@@ -61,7 +64,7 @@ pub fn OrgLayout() -> impl IntoView {
                                     {org.billing_alert.clone().map(|alert| view! {
                                         <div class="alert alert-warning billing-banner" role="alert" data-testid="billing-banner">
                                             <span>{alert}</span>
-                                            {org.role.can(Permission::ManageBilling).then(|| view! {
+                                            {org.rights.can(Permission::ManageBilling).then(|| view! {
                                                 " " <a class="btn btn-primary" href=format!("{base}/settings/billing")>"Fix payment"</a>
                                             })}
                                         </div>
@@ -97,9 +100,9 @@ pub fn Dashboard() -> impl IntoView {
                             <header class="page-header">
                                 <div>
                                     <h1>{org.name.clone()}</h1>
-                                    <p class="muted">"You are " <span class="badge" data-testid="my-role">{org.role.label()}</span></p>
+                                    <p class="muted">"You are " <span class="badge" data-testid="my-role">{org.rights.label()}</span></p>
                                 </div>
-                                {org.role.can(Permission::WriteProjects).then(|| view! {
+                                {org.rights.can(Permission::WriteProjects).then(|| view! {
                                     <a class="btn btn-primary" href=format!("{base}/projects/new")>"New project"</a>
                                 })}
                             </header>

@@ -14,7 +14,7 @@ use tessera_domain::Permission;
 
 fn can_create() -> Signal<bool> {
     let CurrentOrg(org) = expect_context::<CurrentOrg>();
-    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.role.can(Permission::WriteProjects)))
+    Signal::derive(move || org.get().and_then(|o| o.ok()).is_some_and(|o| o.rights.can(Permission::WriteProjects)))
 }
 
 #[component]

@@ -30,7 +30,7 @@ pub fn SettingsPage() -> impl IntoView {
         <SignInPolicyCard slug />
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let role = org.await.map(|o| o.role).ok();
+                let role = org.await.map(|o| o.rights).ok();
                 match settings.await {
                     Err(error) => view! { <ErrorPage error /> }.into_any(),
                     Ok(info) => {

@@ -45,7 +45,7 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
     // Checked before validating, so a role that may not invite learns that first.
     org.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
-    if !org.role.may_assign(role) {
+    if !org.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can invite someone as an Owner.".into()).into());
     }
     let mut tx = org.control_write(Permission::ManageMembers).await?;
@@ -74,7 +74,7 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
     let (id, entry) = match previous {
         Some((id, old_role)) => {
             // Inviting again replaces the open invitation, so it takes the right to withdraw it.
-            if !org.role.may_assign(super::parse_role(&old_role)?) {
+            if !org.may_assign(super::parse_role(&old_role)?) {
                 return Err(AppError::Forbidden("That person has an open invitation to become an Owner; only an Owner can change it.".into()).into());
             }
             sqlx::query("UPDATE invitations SET role = $2, token_hash = $3, sent_at = now(), expires_at = $4, invited_by = $5 WHERE id = $1")
@@ -178,7 +178,7 @@ pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
     let mut tx = org.control_write(Permission::ManageMembers).await?;
     ensure_confirmed_inviter(tx.conn(), org.user_id).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
-    if !org.role.may_assign(role) {
+    if !org.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can resend an invitation to become an Owner.".into()).into());
     }
     let to: String = sqlx::query_scalar("SELECT email FROM invitations WHERE id = $1").bind(id).fetch_one(tx.conn()).await?;
@@ -202,7 +202,7 @@ pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
 pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
     let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
-    if !org.role.may_assign(role) {
+    if !org.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
     }
     let email: String =

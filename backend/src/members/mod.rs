@@ -5,6 +5,7 @@
 //! People join by accepting an invitation (`invitations`).
 
 pub mod invitations;
+pub mod roles;
 
 use crate::audit::AuditEntry;
 use crate::error::Result;
@@ -15,23 +16,42 @@ use serde_json::json;
 use sqlx::PgConnection;
 use tessera_domain::dto::Member;
 use tessera_domain::input::{Email, FieldError};
-use tessera_domain::{AppError, Permission, Role};
+use tessera_domain::{AppError, Permission, Rights, Role};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    user_id: Uuid,
+    email: String,
+    display_name: Option<String>,
+    role: String,
+    joined: OffsetDateTime,
+    custom_role_id: Option<Uuid>,
+    custom_role_name: Option<String>,
+}
+
 pub async fn list(org: &Org) -> Result<Vec<Member>> {
     let mut tx = org.control_read(Permission::ViewMembers).await?;
-    let rows: Vec<(Uuid, String, Option<String>, String, OffsetDateTime)> = sqlx::query_as(
-        "SELECT u.id, u.email, u.display_name, m.role, m.created_at
-           FROM memberships m JOIN users u ON u.id = m.user_id
-          ORDER BY array_position(ARRAY['owner','admin','member','viewer'], m.role), lower(u.email)",
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT u.id AS user_id, u.email, u.display_name, m.role, m.created_at AS joined, r.id AS custom_role_id, r.name AS custom_role_name
+           FROM memberships m JOIN users u ON u.id = m.user_id LEFT JOIN roles r ON r.id = m.custom_role_id
+          ORDER BY array_position(ARRAY['owner','admin','member','viewer'], m.role), r.name NULLS FIRST, lower(u.email)",
     )
     .fetch_all(tx.conn())
     .await?;
     rows.into_iter()
-        .map(|(user_id, email, display_name, role, joined)| {
-            Ok(Member { user_id, email, display_name, role: parse_role(&role)?, joined_at: rfc3339(joined) })
+        .map(|row| {
+            let custom_role = row.custom_role_id.zip(row.custom_role_name).map(|(id, name)| tessera_domain::dto::RoleRef { id, name });
+            Ok(Member {
+                user_id: row.user_id,
+                email: row.email,
+                display_name: row.display_name,
+                role: parse_role(&row.role)?,
+                custom_role,
+                joined_at: rfc3339(row.joined),
+            })
         })
         .collect()
 }
@@ -42,7 +62,7 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
     // Checked before validating, so a role that may not add members learns that first.
     org.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
-    if !org.role.may_assign(role) {
+    if !org.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can make someone an Owner.".into()).into());
     }
     let Some((user_id, confirmed)) = identity.find_by_email(&email).await? else {
@@ -80,42 +100,93 @@ pub(crate) async fn add(org: &Org, identity: &Identity, email: &str, role: Role)
     tx.commit(AuditEntry::new("membership.added", "user", user_id, json!({ "email": { "new": email.as_str() }, "role": { "new": role.as_str() } })))
         .await?;
     crate::jobs::wake();
-    Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, joined_at: rfc3339(joined) })
+    Ok(Member { user_id, email: email.as_str().to_string(), display_name: None, role, custom_role: None, joined_at: rfc3339(joined) })
 }
 
-pub async fn change_role(org: &Org, user_id: Uuid, new_role: Role) -> Result<()> {
+/// The role to give someone: a built-in one, or one of the organization's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleChoice {
+    BuiltIn(Role),
+    Custom(Uuid),
+}
+
+impl RoleChoice {
+    /// `owner`, `admin`, `member`, `viewer`, or `custom:<id>` (as the role picker sends it).
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw.trim().strip_prefix("custom:") {
+            Some(id) => {
+                Uuid::parse_str(id).map(RoleChoice::Custom).map_err(|_| FieldError::new("role", "That role doesn't exist in this organization."))
+            }
+            None => raw.parse::<Role>().map(RoleChoice::BuiltIn).map_err(|e| FieldError::new("role", e.to_string())),
+        }
+    }
+}
+
+pub async fn change_role(org: &Org, user_id: Uuid, choice: RoleChoice) -> Result<()> {
     let mut tx = org.control_write(Permission::ManageMembers).await?;
-    let current = current_role(tx.conn(), user_id).await?;
-    if current == new_role {
+    let current = current_rights(tx.conn(), user_id).await?;
+    let new = match choice {
+        RoleChoice::BuiltIn(role) => Rights::BuiltIn(role),
+        RoleChoice::Custom(id) => roles::load(tx.conn(), id, true).await?,
+    };
+    if current == new {
         return Ok(());
     }
-    if !org.role.may_assign(current) || !org.role.may_assign(new_role) {
-        return Err(AppError::Forbidden("Only an Owner can change an Owner's role or make someone an Owner.".into()).into());
+    if current.is_owner() || new.is_owner() {
+        if !org.rights.may_assign(&current) || !org.rights.may_assign(&new) {
+            return Err(AppError::Forbidden("Only an Owner can change an Owner's role or make someone an Owner.".into()).into());
+        }
+    } else if !org.rights.may_assign(&current) || !org.rights.may_assign(&new) {
+        return Err(AppError::Forbidden("You can't give or take away a role with rights you don't have yourself. An Owner can.".into()).into());
     }
-    if current == Role::Owner {
+    if current.is_owner() {
         ensure_another_owner(tx.conn(), user_id).await?;
     }
-    sqlx::query("UPDATE memberships SET role = $2 WHERE user_id = $1").bind(user_id).bind(new_role.as_str()).execute(tx.conn()).await?;
-    let mut changes = json!({ "role": { "old": current.as_str(), "new": new_role.as_str() } });
-    let still_theirs: Vec<&str> = Role::ALL.into_iter().filter(|r| new_role.may_assign(*r)).map(Role::as_str).collect();
+    let (base, custom_id, custom_name) = match &new {
+        Rights::BuiltIn(role) => (*role, None, None),
+        Rights::Custom(role) => (Role::Viewer, Some(role.id), Some(role.name.clone())),
+    };
+    sqlx::query("UPDATE memberships SET role = $2, custom_role_id = $3 WHERE user_id = $1")
+        .bind(user_id)
+        .bind(base.as_str())
+        .bind(custom_id)
+        .execute(tx.conn())
+        .await?;
+    let mut changes = json!({ "role": { "old": role_word(&current), "new": role_word(&new) } });
+    let still_theirs: Vec<&str> = Role::ALL.into_iter().filter(|r| new.may_assign(&Rights::BuiltIn(*r))).map(Role::as_str).collect();
     let voided = withdraw_invitations_of(tx.conn(), user_id, &still_theirs).await?;
     if voided > 0 {
         changes["open_invitations"] = json!({ "old": voided, "new": 0 });
     }
-    let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role: new_role, by: Some(org.user_id) };
+    let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role: base, custom_role: custom_name, by: Some(org.user_id) };
     crate::notifications::notify(tx.conn(), event).await?;
-    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, new_role, Some(current));
+    let previous = current.built_in().unwrap_or(Role::Viewer);
+    let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, base, Some(previous));
     crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
     tx.commit(AuditEntry::new("membership.role_changed", "user", user_id, changes)).await?;
     crate::jobs::wake();
     Ok(())
 }
 
+/// A role as the audit log says it: `admin`, or `custom:<id> (Name)`.
+fn role_word(rights: &Rights) -> String {
+    match rights {
+        Rights::BuiltIn(role) => role.as_str().to_string(),
+        Rights::Custom(role) => format!("custom:{} ({})", role.id, role.name),
+    }
+}
+
 pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
     let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
+    let rights = current_rights(tx.conn(), user_id).await?;
     let current = current_role(tx.conn(), user_id).await?;
-    if !org.role.may_assign(current) {
-        return Err(AppError::Forbidden("Only an Owner can remove an Owner.".into()).into());
+    if !org.rights.may_assign(&rights) {
+        let why = if rights.is_owner() {
+            "Only an Owner can remove an Owner."
+        } else {
+            "Their role has rights you don't have, so only an Owner can remove them."
+        };
+        return Err(AppError::Forbidden(why.into()).into());
     }
     if current == Role::Owner {
         ensure_another_owner(tx.conn(), user_id).await?;
@@ -197,7 +268,7 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
         if role == previous {
             continue;
         }
-        let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role, by: Some(org.user_id) };
+        let event = Event::RoleChanged { tenant_id: org.tenant.id, user_id, role, custom_role: None, by: Some(org.user_id) };
         crate::notifications::notify(tx.conn(), event).await?;
         let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, Some(previous));
         crate::webhooks::events::member_changed(tx.conn(), org.tenant.id, change).await?;
@@ -222,7 +293,7 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
 pub async fn revoke_sessions(org: &Org, user_id: Uuid) -> Result<u64> {
     let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let role = current_role(tx.conn(), user_id).await?;
-    if !org.role.may_assign(role) {
+    if !org.may_assign(role) {
         return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());
     }
     let ended = crate::sessions::sign_out_elsewhere(tx.conn(), user_id, None, "user").await?;
@@ -242,6 +313,18 @@ async fn withdraw_invitations_of(conn: &mut PgConnection, user_id: Uuid, keep: &
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// What the member may do now (their custom role's rights, if they hold one), their membership
+/// locked as `current_role` locks it.
+async fn current_rights(conn: &mut PgConnection, user_id: Uuid) -> Result<Rights> {
+    let row: Option<(String, Option<Uuid>)> =
+        sqlx::query_as("SELECT role, custom_role_id FROM memberships WHERE user_id = $1 FOR UPDATE").bind(user_id).fetch_optional(&mut *conn).await?;
+    let (role, custom) = row.ok_or_else(|| AppError::NotFound("That person is not a member of this organization.".into()))?;
+    match custom {
+        Some(id) => roles::load(conn, id, false).await,
+        None => Ok(Rights::BuiltIn(parse_role(&role)?)),
+    }
 }
 
 async fn current_role(conn: &mut PgConnection, user_id: Uuid) -> Result<Role> {

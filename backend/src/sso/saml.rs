@@ -730,7 +730,8 @@ async fn accept(
             // Groups keep roles in step with the IdP, but never touch an Owner.
             Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {
                 let role = mapped_role.expect("checked");
-                sqlx::query("UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2")
+                // The IdP's word replaces a custom role too.
+                sqlx::query("UPDATE memberships SET role = $3, custom_role_id = NULL WHERE tenant_id = $1 AND user_id = $2")
                     .bind(conn.tenant_id)
                     .bind(user_id)
                     .bind(role.as_str())
@@ -743,7 +744,7 @@ async fn accept(
                     serde_json::json!({ "role": { "old": old.as_str(), "new": role.as_str() }, "via": { "new": "sso groups" } }),
                 );
                 tx.record(entry).await?;
-                let event = crate::notifications::Event::RoleChanged { tenant_id: conn.tenant_id, user_id, role, by: None };
+                let event = crate::notifications::Event::RoleChanged { tenant_id: conn.tenant_id, user_id, role, custom_role: None, by: None };
                 crate::notifications::notify(tx.conn(), event).await?;
                 let change = crate::webhooks::events::MemberChange::now(crate::webhooks::events::MemberEventKind::RoleChanged, user_id, role, Some(old));
                 crate::webhooks::events::member_changed(tx.conn(), conn.tenant_id, change).await?;

@@ -144,6 +144,28 @@ pub(crate) struct Entrance {
     #[serde(flatten)]
     tenant: TenantRow,
     role: Option<String>,
+    /// The organization's own role the member holds, if any (then `role` is `viewer`).
+    #[serde(default)]
+    custom_role: Option<sqlx::types::Json<StoredRole>>,
+}
+
+/// A custom role as stored: permissions by name (one a newer build dropped is ignored).
+#[derive(serde::Deserialize, Clone, Debug)]
+pub(crate) struct StoredRole {
+    id: Uuid,
+    name: String,
+    permissions: Vec<String>,
+}
+
+/// What a member may do, from their membership's role and the custom role they hold.
+fn rights(role: &str, custom: Option<StoredRole>) -> Result<tessera_domain::Rights> {
+    use tessera_domain::{CustomRole, Permission, Rights};
+    Ok(match custom {
+        Some(StoredRole { id, name, permissions }) => {
+            Rights::Custom(CustomRole { id, name, permissions: permissions.iter().filter_map(|p| Permission::parse(p)).collect() })
+        }
+        None => Rights::BuiltIn(role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?),
+    })
 }
 
 /// What `api_key_entrance` answers: the key, its organization, and its creator's role there.
@@ -159,6 +181,8 @@ struct ApiKeyRow {
     expired: Option<bool>,
     expired_on: Option<String>,
     creator_role: Option<String>,
+    #[serde(default)]
+    creator_custom_role: Option<StoredRole>,
 }
 
 /// A tenant as the door found it, if it can be served now: suspended organizations are
@@ -409,7 +433,7 @@ impl Tenancy {
             Some(entrance) => Some(entrance.clone()),
             None => self.entrance(user_id, &slug).await?,
         };
-        let Some(Entrance { tenant, role: Some(role) }) = row else {
+        let Some(Entrance { tenant, role: Some(role), custom_role }) = row else {
             return Err(AppError::not_found().into());
         };
         let tenant = servable(tenant)?;
@@ -421,8 +445,8 @@ impl Tenancy {
             ))
             .into());
         }
-        let role = role.parse::<Role>().map_err(|e| Error::Internal(e.to_string()))?;
-        if tenant.require_sso && authn.sso_tenant != Some(tenant.id) && role != Role::Owner {
+        let rights = rights(&role, custom_role.map(|json| json.0))?;
+        if tenant.require_sso && authn.sso_tenant != Some(tenant.id) && !rights.is_owner() {
             return Err(AppError::SsoRequired(format!(
                 "{} requires signing in through its single sign-on provider. Continue with SSO to get in.",
                 tenant.name
@@ -431,7 +455,7 @@ impl Tenancy {
         }
         // Spent once the caller is known to be a member, so nobody else can spend it.
         self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
-        Ok(Org::new(self.clone(), Ctx::new(tenant, user_id, role, meta)))
+        Ok(Org::new(self.clone(), Ctx::new(tenant, user_id, rights, meta)))
     }
 
     /// The organization `slug` and `user_id`'s role in it.
@@ -440,7 +464,9 @@ impl Tenancy {
         // query finds the tenant, where it lives, and the caller's role in it.
         let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
         let row: Option<Entrance> = sqlx::query_as(&format!(
-            "SELECT {TENANT_COLUMNS}, m.role
+            "SELECT {TENANT_COLUMNS}, m.role,
+                    (SELECT json_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
+                       FROM roles r WHERE r.id = m.custom_role_id AND r.tenant_id = t.id) AS custom_role
                FROM tenants t
                LEFT JOIN pooled_schemas p ON p.region = t.region
                LEFT JOIN memberships m ON m.tenant_id = t.id AND m.user_id = $2
@@ -467,7 +493,7 @@ impl Tenancy {
         let json: Option<String> = sqlx::Row::try_get(&sqlx::raw_sql(&sql).fetch_one(&self.control).await?, 0)?;
         let row: Option<ApiKeyRow> =
             json.map(|json| serde_json::from_str(&json)).transpose().map_err(|e| Error::Internal(format!("API key entrance: {e}")))?;
-        let Some(ApiKeyRow { tenant, key_id, scopes, created_by, revoked, expired, expired_on, creator_role }) = row else {
+        let Some(ApiKeyRow { tenant, key_id, scopes, created_by, revoked, expired, expired_on, creator_role, creator_custom_role }) = row else {
             return Err(AppError::BadCredentials("This API key isn't valid. Check it was copied whole, or ask an admin for a new one.".into()).into());
         };
         if revoked {
@@ -484,7 +510,7 @@ impl Tenancy {
             return Err(AppError::not_found().into());
         }
         // The creator's role now: a key never does more than its creator still may.
-        let Some(creator_role) = creator_role.and_then(|r| r.parse::<Role>().ok()) else {
+        let Some(creator_rights) = creator_role.and_then(|role| rights(&role, creator_custom_role).ok()) else {
             return Err(AppError::BadCredentials(
                 "The person who made this API key is no longer in the organization, so the key no longer works. Ask an admin for a new one.".into(),
             )
@@ -496,7 +522,7 @@ impl Tenancy {
         self.limiter.admit(Scope::ApiKey(key_id), meta.spent.as_ref()).await?;
         self.limiter.admit(Scope::Organization(tenant.id), meta.spent.as_ref()).await?;
         let scopes = scopes.iter().filter_map(|s| tessera_domain::Scope::parse(s)).collect();
-        Ok(Org::new(self.clone(), Ctx::for_api_key(tenant, created_by, creator_role, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta)))
+        Ok(Org::new(self.clone(), Ctx::for_api_key(tenant, created_by, creator_rights, crate::ctx::ApiKeyActor { id: key_id, scopes }, meta)))
     }
 
     /// The organizations a user belongs to (the tenant switcher). Runs with only `app.user_id`
@@ -504,8 +530,9 @@ impl Tenancy {
     /// A page request reads the same list with its session (`session_context`, keep in step).
     pub async fn organizations_of(&self, user_id: Uuid) -> Result<Vec<OrgSummary>> {
         let mut tx = crate::db::begin(&self.control, true, &[(Setting::UserId, &user_id.to_string())]).await?;
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT t.slug, t.name, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT t.slug, t.name, m.role, (SELECT r.name FROM roles r WHERE r.id = m.custom_role_id)
+               FROM memberships m JOIN tenants t ON t.id = m.tenant_id
              WHERE m.user_id = $1 AND t.status IN ('active', 'moving', 'deleting') ORDER BY lower(t.name), t.slug",
         )
         .bind(user_id)
@@ -513,9 +540,9 @@ impl Tenancy {
         .await?;
         tx.commit().await?;
         rows.into_iter()
-            .map(|(slug, name, role)| {
+            .map(|(slug, name, role, custom_role)| {
                 let role = role.parse().map_err(|e: tessera_domain::role::UnknownRole| Error::Internal(e.to_string()))?;
-                Ok(OrgSummary { slug, name, role })
+                Ok(OrgSummary { slug, name, role, custom_role })
             })
             .collect()
     }
@@ -686,7 +713,7 @@ impl Tenancy {
             require_sso: false,
             billing: billing.clone(),
         };
-        let ctx = Ctx::new(tenant, user_id, Role::Owner, meta);
+        let ctx = Ctx::new(tenant, user_id, tessera_domain::Rights::BuiltIn(Role::Owner), meta);
         let mut write = WriteTx { tx, ctx: ctx.clone(), outbox: None };
         write.record(AuditEntry::new("membership.added", "user", user_id, serde_json::json!({ "role": { "new": "owner" } }))).await?;
         if self.billing.enabled() {

@@ -870,5 +870,6 @@ pub fn every_field<'a>(slug: &'a str, id: &'a str, user_id: &'a str, tag: &'a st
         ("group", id.into()),
         ("grant", id.into()),
         ("idp_group", "".into()),
+        ("permissions[]", "ViewAudit".into()),
     ]
 }
