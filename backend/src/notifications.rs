@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::sync::OnceLock;
 use tessera_domain::dto::{Notification, NotificationInbox, NotificationPreference};
-use tessera_domain::{AppError, Role};
+use tessera_domain::{AppError, Permission, Role};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -231,7 +231,7 @@ impl Job for Notify {
             }
             Event::MemberJoined { user_id, role, tenant_id } => {
                 let joiner = name_of(&mut *conn, *user_id).await?;
-                for admin in administrators(conn, *tenant_id).await?.into_iter().filter(|a| a != user_id) {
+                for admin in administrators(conn, *tenant_id, Permission::ManageMembers).await?.into_iter().filter(|a| a != user_id) {
                     told.push((
                         admin,
                         format!("{joiner} joined {organization}"),
@@ -243,7 +243,7 @@ impl Job for Notify {
             }
             Event::ApiKeyCreated { name, by, tenant_id } => {
                 let creator = name_of(&mut *conn, *by).await?;
-                for admin in administrators(conn, *tenant_id).await?.into_iter().filter(|a| a != by) {
+                for admin in administrators(conn, *tenant_id, Permission::ManageApiKeys).await?.into_iter().filter(|a| a != by) {
                     told.push((
                         admin,
                         format!("{creator} created the API key \"{name}\" in {organization}"),
@@ -296,7 +296,7 @@ impl Job for Notify {
                 Kind::WebhookDisabled
             }
             Event::Billing { tenant_id, title, body, .. } => {
-                for admin in administrators(conn, *tenant_id).await? {
+                for admin in administrators(conn, *tenant_id, Permission::ManageBilling).await? {
                     told.push((admin, title.clone(), body.clone(), format!("/t/{slug}/settings/billing")));
                 }
                 Kind::Billing
@@ -361,11 +361,21 @@ fn article(role: Role) -> &'static str {
     }
 }
 
-async fn administrators(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM memberships WHERE tenant_id = $1 AND role IN ('owner', 'admin')")
-        .bind(tenant_id)
-        .fetch_all(conn)
-        .await?)
+/// The members who may do `permission` in the organization: the built-in roles that include it,
+/// and whoever holds a custom role that does.
+async fn administrators(conn: &mut PgConnection, tenant_id: Uuid, permission: Permission) -> Result<Vec<Uuid>> {
+    let roles: Vec<&str> = Role::ALL.into_iter().filter(|r| r.can(permission)).map(Role::as_str).collect();
+    Ok(sqlx::query_scalar(
+        "SELECT m.user_id FROM memberships m
+          WHERE m.tenant_id = $1
+            AND ((m.custom_role_id IS NULL AND m.role = ANY($2))
+                 OR m.custom_role_id IN (SELECT r.id FROM roles r WHERE r.tenant_id = $1 AND $3 = ANY(r.permissions)))",
+    )
+    .bind(tenant_id)
+    .bind(&roles)
+    .bind(permission.name())
+    .fetch_all(conn)
+    .await?)
 }
 
 async fn wants_email(conn: &mut PgConnection, user_id: Uuid, kind: Kind) -> Result<bool> {

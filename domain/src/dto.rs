@@ -283,6 +283,7 @@ pub struct CustomRoleInfo {
     pub id: Uuid,
     pub name: String,
     pub description: String,
+    #[serde(deserialize_with = "crate::role::known_permissions")]
     pub permissions: Vec<crate::Permission>,
     /// How many members hold it.
     pub holders: i64,
@@ -297,6 +298,7 @@ pub struct RolesOverview {
     pub built_in: Vec<(Role, Vec<crate::Permission>)>,
     pub custom: Vec<CustomRoleInfo>,
     /// The permissions a custom role is chosen from.
+    #[serde(deserialize_with = "crate::role::known_permissions")]
     pub catalogue: Vec<crate::Permission>,
     /// Whether whoever asked may define roles.
     pub can_manage: bool,

@@ -1,5 +1,7 @@
-//! Roles and the permission matrix. The UI asks `role.can(..)` to decide what to show; the
-//! server asks the very same question before every mutation, so the two can never disagree.
+//! Roles and the permission matrix: the built-in roles, the organization's own (`Rights`), and
+//! the permissions both are made of. The UI asks `rights.can(..)` to decide what to show; the
+//! server asks the very same question (through `access::can`) before every change, so the two
+//! can never disagree.
 
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
@@ -42,7 +44,8 @@ macro_rules! permissions {
                 }
             }
 
-            /// Its name in stored custom roles and on the wire (`ViewProjects`).
+            /// Its name in stored custom roles and on the wire (`ViewProjects`): the variant's
+            /// name, so renaming a variant is a migration (stored roles would lose that right).
             pub const fn name(self) -> &'static str {
                 match self {
                     $(Permission::$name => stringify!($name),)*
@@ -103,7 +106,8 @@ impl Permission {
     }
 
     /// What every member may do, whatever their role: see what the organization shows everyone,
-    /// and leave. Every custom role includes these.
+    /// and leave. Every custom role includes these: they are the permissions whose least role is
+    /// Viewer, so a new Viewer-level permission is part of every custom role at once.
     pub fn is_baseline(self) -> bool {
         self.least_role() == Role::Viewer
     }
@@ -174,12 +178,21 @@ impl<'de> Deserialize<'de> for Permission {
     }
 }
 
+/// Permissions by name, skipping any this build doesn't know (a page built before a deploy
+/// reading a newer server's answer, or the other way round): one unknown name mustn't break
+/// every page of the organization.
+pub fn known_permissions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Permission>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    Ok(names.iter().filter_map(|name| Permission::parse(name)).collect())
+}
+
 /// An organization's own role: a name and the permissions chosen for it (the baseline every
 /// member has comes with it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomRole {
     pub id: uuid::Uuid,
     pub name: String,
+    #[serde(deserialize_with = "known_permissions")]
     pub permissions: Vec<Permission>,
 }
 

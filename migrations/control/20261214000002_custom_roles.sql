@@ -15,14 +15,6 @@ CREATE TABLE roles (
 CREATE UNIQUE INDEX roles_name_unique ON roles (tenant_id, lower(name));
 CREATE UNIQUE INDEX roles_tenant_and_id ON roles (tenant_id, id);
 
-ALTER TABLE roles ENABLE ROW LEVEL SECURITY;
-ALTER TABLE roles FORCE ROW LEVEL SECURITY;
-CREATE POLICY roles_in_tenant ON roles
-    USING (tenant_id = app_tenant_id())
-    WITH CHECK (tenant_id = app_tenant_id());
--- Outside any tenant, a user reads the custom roles they hold (the organization switcher).
-CREATE POLICY roles_of_user ON roles FOR SELECT
-    USING (EXISTS (SELECT 1 FROM memberships m WHERE m.custom_role_id = roles.id AND m.user_id = app_user_id()));
 
 ALTER TABLE memberships ADD COLUMN custom_role_id uuid;
 -- A role in use can't be deleted (the service says by whom first; this catches a race).
@@ -31,6 +23,17 @@ ALTER TABLE memberships ADD CONSTRAINT memberships_custom_role_fk
 ALTER TABLE memberships ADD CONSTRAINT memberships_custom_role_base
     CHECK (custom_role_id IS NULL OR role = 'viewer');
 CREATE INDEX memberships_by_custom_role ON memberships (tenant_id, custom_role_id) WHERE custom_role_id IS NOT NULL;
+
+ALTER TABLE roles ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roles FORCE ROW LEVEL SECURITY;
+CREATE POLICY roles_in_tenant ON roles
+    USING (tenant_id = app_tenant_id())
+    WITH CHECK (tenant_id = app_tenant_id());
+-- Outside any organization, a user reads the custom roles they hold (the organization switcher,
+-- the entrances).
+CREATE POLICY roles_of_user ON roles FOR SELECT
+    USING (app_tenant_id() IS NULL
+           AND EXISTS (SELECT 1 FROM memberships m WHERE m.custom_role_id = roles.id AND m.user_id = app_user_id()));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON roles TO tessera_app;
 

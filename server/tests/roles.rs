@@ -124,10 +124,8 @@ async fn nobody_defines_or_hands_out_a_role_with_rights_they_do_not_have() {
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::UNPROCESSABLE_ENTITY, Some("permissions")), "{}", r.body);
     let r = define(&owner, "reader", &[]).await;
     assert_eq!((r.status, r.error_field().as_deref()), (StatusCode::CONFLICT, Some("name")), "names are unique whatever their case");
-    // A Member may define nothing.
-    assert_eq!(define(&owner.clone(), "Fine", &[]).await.status, StatusCode::OK);
-    let stranger_role = define(&bea, "Mine", &[]).await;
-    assert_eq!(stranger_role.status, StatusCode::FORBIDDEN);
+    // Bea (holding Reader, without the right to define roles) may define nothing.
+    assert_eq!(define(&bea, "Mine", &[]).await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,4 +175,36 @@ async fn changing_a_role_changes_what_its_holders_and_their_keys_may_do_at_once(
     assert!(body["error"]["message"].as_str().unwrap().contains("who is an Integrator"), "{body}");
     let r = bea.call("create_project", &[("slug", "acme"), ("name", "By hand"), ("description", "")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "nor in the app: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_role_holders_invite_are_protected_and_can_be_handed_ownership() {
+    let app = TestApp::spawn().await;
+    let (owner, bea, cal) = acme(&app).await;
+    let ada = app.signed_up("ada@example.test").await;
+    owner.invite_and_accept("acme", "ada@example.test", "admin", &ada).await;
+
+    // A team lead (a custom role that manages members) invites someone, who gets in.
+    assert_eq!(define(&owner, "Team lead", &["ManageMembers"]).await.status, StatusCode::OK);
+    give(&owner, &app, "bea@example.test", &role_key(&owner, "Team lead").await).await;
+    let dan = app.signed_up("dan@example.test").await;
+    bea.invite_and_accept("acme", "dan@example.test", "member", &dan).await;
+    assert_eq!(dan.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "member");
+
+    // A role with a right Admins don't have (the audit log's retention is an Owner's): an Admin
+    // can neither sign its holder out everywhere nor remove them.
+    assert_eq!(define(&owner, "Records keeper", &["ViewAudit", "ConfigureAuditLog"]).await.status, StatusCode::OK);
+    give(&owner, &app, "cal@example.test", &role_key(&owner, "Records keeper").await).await;
+    let cal_id = app.user_id("cal@example.test").await;
+    let r = ada.call("sign_out_member", &[("slug", "acme"), ("user_id", &cal_id)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(ada.call("remove_member", &[("slug", "acme"), ("user_id", &cal_id)]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(cal.call("audit_log", &[("slug", "acme")]).await.status, StatusCode::OK, "still in");
+
+    // Handed ownership, Cal is an Owner and holds no custom role any more.
+    assert_eq!(owner.call("reauthenticate", &[("password", PASSWORD)]).await.status, StatusCode::OK);
+    let r = owner.call("transfer_ownership", &[("slug", "acme"), ("user_id", &cal_id)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(cal.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "owner");
+    assert_eq!(app.count("SELECT count(*) FROM memberships WHERE custom_role_id IS NOT NULL").await, 1, "only Bea's is left");
 }

@@ -138,7 +138,8 @@ pub fn MembersPage() -> impl IntoView {
                                                     }
                                                         .into_any()
                                                 } else {
-                                                    view! { <span class="badge">{m.role_label().to_string()}</span> }.into_any()
+                                                    let custom = m.custom_role.is_some().then_some(" (custom role)");
+                                                    view! { <span class="badge">{m.role_label().to_string()}{custom}</span> }.into_any()
                                                 }}
                                             </td>
                                             {can_manage.then(|| {

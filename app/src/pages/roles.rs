@@ -28,7 +28,7 @@ pub fn RolesPage() -> impl IntoView {
             <h1>"Roles"</h1>
         </header>
         <p class="muted">
-            "Everyone in the organization can see the projects open to it, the team and its groups, and can leave. A role adds to that. The four built-in roles are fixed; Owners define the organization's own."
+            "Everyone in the organization can see the projects open to it, the team and its groups, and can leave. A role adds to that. The four built-in roles are fixed; Owners (and whoever they let) define the organization's own, never with rights they don't have themselves. Invitations offer the built-in roles: give a custom role once someone has joined."
         </p>
         <Suspense fallback=|| view! { <p class="loading">"Loading roles…"</p> }>
             {move || Suspend::new(async move {

@@ -273,9 +273,17 @@ pub async fn accept(tenancy: &Tenancy, user: &CurrentUser, key: &InvitationKey, 
     }
     // The invitation speaks for whoever sent it: if they have since left, or may no longer
     // give this role, it is void (so nobody can invite themselves back in on the way out).
-    let inviter = invitation.inviter_role.as_deref().and_then(|r| r.parse::<Role>().ok());
+    let inviter = match (&invitation.inviter_role, &invitation.inviter_custom) {
+        (None, _) => None,
+        (Some(_), Some(permissions)) => Some(tessera_domain::Rights::Custom(tessera_domain::CustomRole {
+            id: Uuid::nil(),
+            name: String::new(),
+            permissions: permissions.iter().filter_map(|p| tessera_domain::Permission::parse(p)).collect(),
+        })),
+        (Some(role), None) => role.parse::<Role>().ok().map(tessera_domain::Rights::BuiltIn),
+    };
     let invited_as = invitation.role().ok_or_else(|| crate::Error::Internal(format!("invitation {id} has role {:?}", invitation.role)))?;
-    if !inviter.is_some_and(|r| r.may_assign(invited_as)) {
+    if !inviter.is_some_and(|r| r.may_assign(&tessera_domain::Rights::BuiltIn(invited_as))) {
         return Err(AppError::Conflict(FieldError::new(
             "invitation",
             format!(
@@ -440,6 +448,8 @@ struct Answerable {
     role: String,
     /// The inviter's role in the organization now (None if they left or were deleted).
     inviter_role: Option<String>,
+    /// The permissions of the custom role the inviter holds, if any.
+    inviter_custom: Option<Vec<String>>,
     slug: String,
     organization: String,
     tenant_status: String,
@@ -488,6 +498,7 @@ async fn open_for_answer(conn: &mut PgConnection, id: Uuid, key: &InvitationKey)
         email: String,
         role: String,
         inviter_role: Option<String>,
+        inviter_custom: Option<Vec<String>>,
         slug: String,
         name: String,
         status: String,
@@ -502,7 +513,9 @@ async fn open_for_answer(conn: &mut PgConnection, id: Uuid, key: &InvitationKey)
         InvitationKey::Id(_) => None,
     };
     let row: Option<Row> = sqlx::query_as(
-        "SELECT i.email, i.role, m.role AS inviter_role, t.slug, t.name, t.status, i.expires_at, i.accepted_by,
+        "SELECT i.email, i.role, m.role AS inviter_role,
+                (SELECT r.permissions FROM roles r WHERE r.id = m.custom_role_id AND r.tenant_id = m.tenant_id) AS inviter_custom,
+                t.slug, t.name, t.status, i.expires_at, i.accepted_by,
                 i.accepted_at IS NOT NULL AS accepted, i.declined_at IS NOT NULL AS declined, i.revoked_at IS NOT NULL AS revoked
            FROM invitations i
            JOIN tenants t ON t.id = i.tenant_id
@@ -519,6 +532,7 @@ async fn open_for_answer(conn: &mut PgConnection, id: Uuid, key: &InvitationKey)
         email: row.email,
         role: row.role,
         inviter_role: row.inviter_role,
+        inviter_custom: row.inviter_custom,
         slug: row.slug,
         organization: row.name,
         tenant_status: row.status,

@@ -198,13 +198,14 @@ pub async fn remove(org: &Org, user_id: Uuid) -> Result<()> {
 /// What leaving takes with it, whether someone is removed or leaves: the membership, the API
 /// keys they made (they act in their name), their open invitations. Returns the audit changes.
 async fn take_leave(tx: &mut crate::tenancy::WriteTx, org: &Org, user_id: Uuid, role: Role) -> Result<serde_json::Value> {
+    let held = current_rights(tx.conn(), user_id).await?;
     sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user_id).execute(tx.conn()).await?;
     let keys = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL")
         .bind(user_id)
         .execute(tx.conn())
         .await?
         .rows_affected();
-    let mut changes = json!({ "role": { "old": role.as_str() } });
+    let mut changes = json!({ "role": { "old": role_word(&held) } });
     if keys > 0 {
         changes["api_keys"] = json!({ "old": keys, "new": 0 });
     }
@@ -262,7 +263,8 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
     if theirs == Role::Owner {
         return Err(AppError::Conflict(FieldError::new("user_id", "They're an Owner already. To step down, change your own role.")).into());
     }
-    sqlx::query("UPDATE memberships SET role = 'owner' WHERE user_id = $1").bind(to).execute(tx.conn()).await?;
+    // An Owner holds no custom role (whatever they held goes).
+    sqlx::query("UPDATE memberships SET role = 'owner', custom_role_id = NULL WHERE user_id = $1").bind(to).execute(tx.conn()).await?;
     sqlx::query("UPDATE memberships SET role = 'admin' WHERE user_id = $1").bind(org.user_id).execute(tx.conn()).await?;
     for (user_id, role, previous) in [(to, Role::Owner, theirs), (org.user_id, Role::Admin, mine)] {
         if role == previous {
@@ -292,9 +294,14 @@ pub async fn transfer_ownership(org: &Org, to: Uuid) -> Result<()> {
 /// do it for the people whose role they may change; audited like any team change.
 pub async fn revoke_sessions(org: &Org, user_id: Uuid) -> Result<u64> {
     let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
-    let role = current_role(tx.conn(), user_id).await?;
-    if !org.may_assign(role) {
-        return Err(AppError::Forbidden("Only an Owner can sign an Owner out.".into()).into());
+    let rights = current_rights(tx.conn(), user_id).await?;
+    if !org.rights.may_assign(&rights) {
+        let why = if rights.is_owner() {
+            "Only an Owner can sign an Owner out."
+        } else {
+            "Their role has rights you don't have, so only an Owner can sign them out."
+        };
+        return Err(AppError::Forbidden(why.into()).into());
     }
     let ended = crate::sessions::sign_out_elsewhere(tx.conn(), user_id, None, "user").await?;
     tx.commit(AuditEntry::new("member.sessions_revoked", "user", user_id, json!({ "sessions": { "old": ended, "new": 0 } }))).await?;

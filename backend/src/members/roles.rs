@@ -133,9 +133,20 @@ pub async fn update(org: &Org, id: Uuid, draft: RoleDraft) -> Result<()> {
     let old: Vec<Permission> = permissions.iter().filter_map(|p| Permission::parse(p)).collect();
     // Nor a role stronger than oneself, even to weaken it.
     within_own_rights(org, &old)?;
+    // Changing a role people hold changes what they may do, as giving them another role would:
+    // that takes the right to manage members too.
+    let holders: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE custom_role_id = $1").bind(id).fetch_one(tx.conn()).await?;
+    if holders > 0 && org.require(Permission::ManageMembers).is_err() {
+        return Err(AppError::Forbidden(format!(
+            "Members hold the {name} role, so changing it changes what they may do: that also takes the right to manage members."
+        ))
+        .into());
+    }
     let names: Vec<&str> = draft.permissions.iter().map(|p| p.name()).collect();
     let mut changes = crate::audit::changed(&[("name", &name, &draft.name), ("description", &description, &draft.description)]);
-    if old != draft.permissions {
+    // As sets: the order they were ticked in is no change.
+    let same = old.len() == draft.permissions.len() && old.iter().all(|p| draft.permissions.contains(p));
+    if !same {
         changes["permissions"] = json!({ "old": permissions, "new": names });
     }
     if changes.as_object().is_some_and(|c| c.is_empty()) {

@@ -692,13 +692,17 @@ async fn accept(
                 user_id
             }
         };
-        let current: Option<String> = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE")
-            .bind(conn.tenant_id)
-            .bind(user_id)
-            .fetch_optional(tx.conn())
-            .await?;
+        let current: Option<(String, Option<Uuid>)> =
+            sqlx::query_as("SELECT role, custom_role_id FROM memberships WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE")
+                .bind(conn.tenant_id)
+                .bind(user_id)
+                .fetch_optional(tx.conn())
+                .await?;
         tx.acting_as(user_id);
-        match current.map(|r| r.parse::<Role>().unwrap_or(Role::Viewer)) {
+        // Under a custom role the stored role is its base (`viewer`): a mapping to Viewer still
+        // replaces the custom role.
+        let custom_role = current.as_ref().and_then(|(_, custom)| *custom);
+        match current.map(|(r, _)| r.parse::<Role>().unwrap_or(Role::Viewer)) {
             None if !conn.jit_provisioning => {
                 return Ok(Err(refuse_saying(RefusalReason::NotInvited, format!("{} isn't a member and this organization adds people by invitation only", email.as_str()))));
             }
@@ -728,7 +732,7 @@ async fn accept(
                 crate::billing::account::seats_changed(tx.conn(), conn.tenant_id).await?;
             }
             // Groups keep roles in step with the IdP, but never touch an Owner.
-            Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old) => {
+            Some(old) if old != Role::Owner && mapped_role.is_some_and(|r| r != old || custom_role.is_some()) => {
                 let role = mapped_role.expect("checked");
                 // The IdP's word replaces a custom role too.
                 sqlx::query("UPDATE memberships SET role = $3, custom_role_id = NULL WHERE tenant_id = $1 AND user_id = $2")
@@ -741,7 +745,10 @@ async fn accept(
                     "membership.role_changed",
                     "user",
                     user_id,
-                    serde_json::json!({ "role": { "old": old.as_str(), "new": role.as_str() }, "via": { "new": "sso groups" } }),
+                    serde_json::json!({
+                        "role": { "old": custom_role.map_or(old.as_str().to_string(), |id| format!("custom:{id}")), "new": role.as_str() },
+                        "via": { "new": "sso groups" }
+                    }),
                 );
                 tx.record(entry).await?;
                 let event = crate::notifications::Event::RoleChanged { tenant_id: conn.tenant_id, user_id, role, custom_role: None, by: None };
