@@ -112,7 +112,10 @@ async fn nobody_defines_or_hands_out_a_role_with_rights_they_do_not_have() {
     assert_eq!(give(&cal, &app, "bea@example.test", &key_master).await.status, StatusCode::FORBIDDEN);
     assert_eq!(give(&cal, &app, "bea@example.test", "admin").await.status, StatusCode::FORBIDDEN);
     let reader = role_key(&owner, "Reader").await;
-    assert_eq!(give(&cal, &app, "bea@example.test", &reader).await.status, StatusCode::OK);
+    let r = give(&cal, &app, "bea@example.test", &reader).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "nor take one away: Bea's Member role can write, Cal can't: {}", r.body);
+    assert_eq!(give(&owner, &app, "bea@example.test", "viewer").await.status, StatusCode::OK);
+    assert_eq!(give(&cal, &app, "bea@example.test", &reader).await.status, StatusCode::OK, "a Viewer's rights are everyone's");
     assert_eq!(bea.call("audit_log", &[("slug", "acme")]).await.status, StatusCode::OK);
 
     // The built-in roles are fixed: their names are taken, and Owners' rights are no choice.
@@ -188,8 +191,11 @@ async fn custom_role_holders_invite_are_protected_and_can_be_handed_ownership() 
     assert_eq!(define(&owner, "Team lead", &["ManageMembers"]).await.status, StatusCode::OK);
     give(&owner, &app, "bea@example.test", &role_key(&owner, "Team lead").await).await;
     let dan = app.signed_up("dan@example.test").await;
-    bea.invite_and_accept("acme", "dan@example.test", "member", &dan).await;
-    assert_eq!(dan.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "member");
+    let r = bea.call("invite_member", &[("slug", "acme"), ("email", "dan@example.test"), ("role", "member")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a Member can write; the team lead can't: {}", r.body);
+    assert!(r.error_message().contains("rights you don't have yourself"), "{}", r.body);
+    bea.invite_and_accept("acme", "dan@example.test", "viewer", &dan).await;
+    assert_eq!(dan.call("load_org", &[("slug", "acme")]).await.json()["rights"]["BuiltIn"], "viewer");
 
     // A role with a right Admins don't have (the audit log's retention is an Owner's): an Admin
     // can neither sign its holder out everywhere nor remove them.

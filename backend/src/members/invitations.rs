@@ -46,7 +46,7 @@ pub async fn invite(org: &Org, identity: &Identity, email: &str, role: Role) -> 
     org.require(Permission::ManageMembers)?;
     let email = Email::parse(email)?;
     if !org.may_assign(role) {
-        return Err(AppError::Forbidden("Only an Owner can invite someone as an Owner.".into()).into());
+        return Err(AppError::Forbidden(refusal(role, "invite someone as")).into());
     }
     let mut tx = org.control_write(Permission::ManageMembers).await?;
     ensure_confirmed_inviter(tx.conn(), org.user_id).await?;
@@ -179,7 +179,7 @@ pub async fn resend(org: &Org, identity: &Identity, id: Uuid) -> Result<()> {
     ensure_confirmed_inviter(tx.conn(), org.user_id).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
     if !org.may_assign(role) {
-        return Err(AppError::Forbidden("Only an Owner can resend an invitation to become an Owner.".into()).into());
+        return Err(AppError::Forbidden(refusal(role, "resend an invitation as")).into());
     }
     let to: String = sqlx::query_scalar("SELECT email FROM invitations WHERE id = $1").bind(id).fetch_one(tx.conn()).await?;
     count_sending(tx.conn(), org.tenant.id, &to).await?;
@@ -203,7 +203,7 @@ pub async fn revoke(org: &Org, id: Uuid) -> Result<()> {
     let mut tx = org.control_write_removal(Permission::ManageMembers).await?;
     let role = open_invitation_role(tx.conn(), id).await?;
     if !org.may_assign(role) {
-        return Err(AppError::Forbidden("Only an Owner can withdraw an invitation to become an Owner.".into()).into());
+        return Err(AppError::Forbidden(refusal(role, "withdraw an invitation as")).into());
     }
     let email: String =
         sqlx::query_scalar("UPDATE invitations SET revoked_at = now() WHERE id = $1 RETURNING email").bind(id).fetch_one(tx.conn()).await?;
@@ -346,6 +346,16 @@ fn invalid_link() -> crate::Error {
 }
 
 /// Only someone whose own address is confirmed may send mail in the organization's name.
+/// Why the actor may not give `role` through an invitation: an Owner's is an Owner's to give;
+/// any other needs its every right.
+fn refusal(role: Role, what: &str) -> String {
+    if role == Role::Owner {
+        format!("Only an Owner can {what} an Owner.")
+    } else {
+        format!("You can't {what} {} {}: that role has rights you don't have yourself.", if role == Role::Admin { "an" } else { "a" }, role.label())
+    }
+}
+
 async fn ensure_confirmed_inviter(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
     let confirmed: bool = sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1").bind(user_id).fetch_one(conn).await?;
     if !confirmed {
