@@ -171,6 +171,9 @@ async fn a_group_grant_gives_its_members_access_and_goes_with_the_group() {
     let r = share(&owner, &secret, &format!("group:{group}"), "editor").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["grants"][0]["grantee"]["members"], 1);
+    // The group's project count is of the projects the asker sees: Cal, outside it, sees none.
+    assert_eq!(owner.call("list_groups", &[("slug", "acme")]).await.json()[0]["projects"], 1);
+    assert_eq!(cal.call("list_groups", &[("slug", "acme")]).await.json()[0]["projects"], 0);
     assert_eq!(names(&bea).await, ["Secret"]);
     assert!(done(&write_document(&bea, &secret, "From Design").await), "the group's role is hers");
     assert_eq!(names(&cal).await, Vec::<String>::new());

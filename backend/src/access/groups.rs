@@ -37,8 +37,10 @@ struct GroupRow {
     projects: i64,
 }
 
+/// A group, and how many of the projects the asker can see it has access to (counting through
+/// `projects`, whose policy hides restricted ones: the count says nothing of those).
 const SELECT_GROUP: &str = "SELECT g.id, g.name, g.description, g.idp_group, g.created_at,
-        (SELECT count(*) FROM project_grants pg WHERE pg.group_id = g.id) AS projects
+        (SELECT count(*) FROM project_grants pg JOIN projects p ON p.id = pg.project_id WHERE pg.group_id = g.id) AS projects
    FROM groups g";
 
 /// A group as written, parsed at the edge.
